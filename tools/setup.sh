@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tilestage needs, when any is missing.
+#   tools/setup.sh          build, test and demo dependencies
+#   tools/setup.sh --bench  also the Python peers the benchmarks run (torch, xarray, h5py, ...)
+# As root it runs apt-get; otherwise it prints the exact apt-get line and stops.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgdal-dev gdal-bin python3-gdal
+  libhdf5-dev hdf5-tools bitshuffle hdf5-filter-plugin hdf5-filter-plugin-blosc-serial
+  libnetcdf-dev netcdf-bin
+  libopenmpi-dev openmpi-bin
+  libtiff-dev libtbb-dev libeigen3-dev
+  libzstd-dev liblz4-dev libxxhash-dev nlohmann-json3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-numpy python3-xxhash python3-zstandard python3-lz4
+)
+if [[ ${1:-} == --bench ]]; then
+  packages+=(python3-torch python3-xarray python3-netcdf4 python3-h5py python3-matplotlib)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) != 0 ]]; then
+  echo "tilestage needs these Debian packages; run as root:" >&2
+  echo "  apt-get update && $line" >&2
+  exit 1
+fi
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
