@@ -1,0 +1,40 @@
+// Per-block compression for shard records: none, lz4 or zstd, each optionally after a byte shuffle
+// (element bytes grouped by significance, as blosc does, so float and 16-bit fields compress well).
+// Stateless functions: thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tiling/status.h"
+
+namespace tilestage {
+
+enum class Codec : uint8_t { kNone = 0, kLz4 = 1, kZstd = 2 };
+
+struct CodecSpec {
+  Codec codec = Codec::kNone;
+  int level = 3;         // zstd level (1..19); lz4 acceleration ignored
+  bool shuffle = false;  // byte shuffle by element size before compressing
+
+  // "none", "lz4", "zstd", "zstd:9", "lz4+shuffle", "zstd:5+shuffle"
+  std::string ToString() const;
+};
+
+Result<CodecSpec> ParseCodec(std::string_view text);
+const char* CodecName(Codec codec);
+
+// Appends the encoded form of raw to *out. elem_size drives the shuffle (1 disables it).
+Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t elem_size,
+                   std::vector<uint8_t>* out);
+// Decodes stored into raw_out, whose size is the exact raw size; anything else is DataLoss.
+Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, size_t elem_size,
+                   std::span<uint8_t> raw_out);
+
+void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out);
+void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out);
+
+}  // namespace tilestage

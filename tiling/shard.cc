@@ -1,0 +1,378 @@
+#include "tiling/shard.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "tiling/checksum.h"
+
+namespace tilestage {
+
+static_assert(std::endian::native == std::endian::little,
+              "the shard format is little-endian; big-endian hosts need byte swapping");
+
+namespace {
+
+template <typename T>
+void Put(std::vector<uint8_t>& out, T value) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&value);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+template <typename T>
+T Get(const uint8_t* p) {
+  T value;
+  std::memcpy(&value, p, sizeof(T));
+  return value;
+}
+
+// Bounds-checked cursor over untrusted bytes.
+class Cursor {
+ public:
+  explicit Cursor(std::span<const uint8_t> bytes) : bytes_(bytes) {}
+  template <typename T>
+  bool Read(T* value) {
+    if (pos_ + sizeof(T) > bytes_.size()) return false;
+    *value = Get<T>(bytes_.data() + pos_);
+    pos_ += sizeof(T);
+    return true;
+  }
+  bool ReadBytes(size_t n, std::span<const uint8_t>* out) {
+    if (n > bytes_.size() - pos_) return false;
+    *out = bytes_.subspan(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  size_t pos() const { return pos_; }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  size_t pos_ = 0;
+};
+
+constexpr uint64_t kMaxDims = 8;
+
+std::vector<uint8_t> EncodeSuperblock(uint32_t alignment) {
+  std::vector<uint8_t> sb(kShardMagic.begin(), kShardMagic.end());
+  Put<uint32_t>(sb, kShardFormatVersion);
+  Put<uint32_t>(sb, kFlagLittleEndian);
+  Put<uint32_t>(sb, alignment);
+  sb.resize(kSuperblockBytes - 8, 0);
+  Put<uint64_t>(sb, Hash64(sb));
+  return sb;
+}
+
+void EncodeIndexEntry(const IndexEntry& e, std::vector<uint8_t>& out) {
+  const size_t start = out.size();
+  Put<uint64_t>(out, e.offset);
+  Put<uint64_t>(out, e.stored_size);
+  Put<uint64_t>(out, e.raw_size);
+  Put<uint64_t>(out, e.checksum);
+  Put<uint8_t>(out, static_cast<uint8_t>(e.codec));
+  Put<uint8_t>(out, e.shuffled ? 1 : 0);
+  out.resize(start + kIndexEntryBytes, 0);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------ records
+
+Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec) {
+  if (sample.fields.empty()) return InvalidArgument("a record needs at least one field");
+  if (sample.fields.size() > UINT16_MAX) return InvalidArgument("too many fields in a record");
+  const std::string meta = sample.meta.dump();
+
+  std::vector<std::vector<uint8_t>> payloads(sample.fields.size());
+  uint64_t raw_data_bytes = 0;
+  for (size_t i = 0; i < sample.fields.size(); ++i) {
+    const Array& a = sample.fields[i].array;
+    if (a.ByteSize() != static_cast<size_t>(a.NumElements()) * DTypeSize(a.dtype))
+      return InvalidArgument("field '", sample.fields[i].name, "': ", a.ByteSize(),
+                             " bytes do not match ", a.Describe());
+    if (a.shape.size() > kMaxDims)
+      return InvalidArgument("field '", sample.fields[i].name, "': more than ", kMaxDims, " dims");
+    TS_RETURN_IF_ERROR(EncodeBlock(codec, a.data, DTypeSize(a.dtype), &payloads[i]));
+    raw_data_bytes += a.ByteSize();
+  }
+
+  EncodedRecord rec;
+  rec.codec = codec;
+  std::vector<uint8_t>& out = rec.stored;
+  out.insert(out.end(), kRecordMagic.begin(), kRecordMagic.end());
+  Put<uint16_t>(out, static_cast<uint16_t>(sample.fields.size()));
+  Put<uint16_t>(out, 0);
+  Put<uint32_t>(out, static_cast<uint32_t>(meta.size()));
+  Put<uint32_t>(out, 0);  // header_bytes, patched below
+  for (size_t i = 0; i < sample.fields.size(); ++i) {
+    const Field& f = sample.fields[i];
+    if (f.name.empty() || f.name.size() > 255)
+      return InvalidArgument("field name '", f.name, "' must have 1..255 bytes");
+    Put<uint16_t>(out, static_cast<uint16_t>(f.name.size()));
+    out.insert(out.end(), f.name.begin(), f.name.end());
+    Put<uint8_t>(out, static_cast<uint8_t>(f.array.dtype));
+    Put<uint8_t>(out, static_cast<uint8_t>(f.array.shape.size()));
+    for (int64_t d : f.array.shape) Put<int64_t>(out, d);
+    Put<uint64_t>(out, f.array.ByteSize());
+    Put<uint64_t>(out, payloads[i].size());
+  }
+  out.insert(out.end(), meta.begin(), meta.end());
+  const uint32_t header_bytes = static_cast<uint32_t>(out.size());
+  std::memcpy(out.data() + 12, &header_bytes, sizeof header_bytes);
+  for (const auto& p : payloads) out.insert(out.end(), p.begin(), p.end());
+  rec.raw_size = header_bytes + raw_data_bytes;
+  rec.checksum = Hash64(out);
+  return rec;
+}
+
+Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,
+                            const std::string& where) {
+  Cursor c(stored);
+  std::span<const uint8_t> magic;
+  uint16_t nfields = 0, reserved = 0;
+  uint32_t meta_bytes = 0, header_bytes = 0;
+  if (!c.ReadBytes(4, &magic) || !std::equal(magic.begin(), magic.end(), kRecordMagic.begin()))
+    return DataLoss(where, ": bad record magic");
+  if (!c.Read(&nfields) || !c.Read(&reserved) || !c.Read(&meta_bytes) || !c.Read(&header_bytes))
+    return DataLoss(where, ": record header truncated");
+
+  struct Desc {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    uint64_t raw = 0, stored = 0;
+  };
+  std::vector<Desc> descs(nfields);
+  for (auto& d : descs) {
+    uint16_t name_len = 0;
+    uint8_t dtype_code = 0, ndim = 0;
+    std::span<const uint8_t> name;
+    if (!c.Read(&name_len) || !c.ReadBytes(name_len, &name) || !c.Read(&dtype_code) ||
+        !c.Read(&ndim))
+      return DataLoss(where, ": field table truncated");
+    d.name.assign(name.begin(), name.end());
+    auto dtype = DTypeFromCode(dtype_code);
+    if (!dtype.ok()) return DataLoss(where, ": field '", d.name, "': ", dtype.status().message());
+    d.dtype = *dtype;
+    if (ndim > kMaxDims) return DataLoss(where, ": field '", d.name, "': ", int(ndim), " dims");
+    uint64_t elements = 1;
+    for (int k = 0; k < ndim; ++k) {
+      int64_t dim = 0;
+      if (!c.Read(&dim)) return DataLoss(where, ": field table truncated");
+      if (dim < 0 || (dim > 0 && elements > (UINT64_MAX >> 4) / static_cast<uint64_t>(dim)))
+        return DataLoss(where, ": field '", d.name, "': bad dimension ", dim);
+      elements *= static_cast<uint64_t>(dim);
+      d.shape.push_back(dim);
+    }
+    if (!c.Read(&d.raw) || !c.Read(&d.stored)) return DataLoss(where, ": field table truncated");
+    if (d.raw != elements * DTypeSize(d.dtype))
+      return DataLoss(where, ": field '", d.name, "': ", d.raw, " raw bytes for ", elements,
+                      " elements of ", DTypeName(d.dtype));
+  }
+  std::span<const uint8_t> meta;
+  if (!c.ReadBytes(meta_bytes, &meta) || c.pos() != header_bytes)
+    return DataLoss(where, ": record header size mismatch");
+
+  Sample sample;
+  sample.meta = nlohmann::json::parse(meta.begin(), meta.end(), nullptr, /*allow_exceptions=*/false);
+  if (sample.meta.is_discarded()) return DataLoss(where, ": metadata is not valid JSON");
+
+  uint64_t raw_total = header_bytes;
+  for (auto& d : descs) {
+    std::span<const uint8_t> payload;
+    if (!c.ReadBytes(d.stored, &payload)) return DataLoss(where, ": field '", d.name,
+                                                          "' payload truncated");
+    if (d.raw > entry.raw_size) return DataLoss(where, ": field '", d.name, "' larger than record");
+    Array a;
+    a.dtype = d.dtype;
+    a.shape = std::move(d.shape);
+    a.data.resize(d.raw);
+    Status s = DecodeBlock(entry.codec, entry.shuffled, payload, DTypeSize(a.dtype), a.data);
+    if (!s.ok()) return DataLoss(where, ": field '", d.name, "': ", s.message());
+    raw_total += d.raw;
+    sample.fields.push_back({std::move(d.name), std::move(a)});
+  }
+  if (raw_total != entry.raw_size)
+    return DataLoss(where, ": decoded ", raw_total, " bytes, index says ", entry.raw_size);
+  return sample;
+}
+
+// ------------------------------------------------------------------------------ writer
+
+ShardWriter::ShardWriter(std::unique_ptr<WritableFile> file, ShardWriterOptions options)
+    : file_(std::move(file)), options_(options), hasher_(std::make_unique<Hasher>()) {}
+
+Result<std::unique_ptr<ShardWriter>> ShardWriter::Create(Storage& storage, const std::string& path,
+                                                         ShardWriterOptions options) {
+  if (options.alignment == 0 || !std::has_single_bit(options.alignment))
+    return InvalidArgument("shard alignment ", options.alignment, " is not a power of two");
+  TS_ASSIGN_OR_RETURN(auto file, storage.CreateAtomic(path));
+  std::unique_ptr<ShardWriter> writer(new ShardWriter(std::move(file), options));
+  TS_RETURN_IF_ERROR(writer->Write(EncodeSuperblock(options.alignment)));
+  return writer;
+}
+
+Status ShardWriter::Write(std::span<const uint8_t> bytes) {
+  hasher_->Update(bytes);
+  offset_ += bytes.size();
+  return file_->Append(bytes);
+}
+
+Status ShardWriter::PadTo(uint64_t boundary) {
+  static const std::vector<uint8_t> kZeros(kDefaultAlignment * 16, 0);
+  uint64_t pad = (boundary - offset_ % boundary) % boundary;
+  while (pad > 0) {
+    uint64_t n = std::min<uint64_t>(pad, kZeros.size());
+    TS_RETURN_IF_ERROR(Write({kZeros.data(), n}));
+    pad -= n;
+  }
+  return Status::Ok();
+}
+
+Status ShardWriter::Append(const EncodedRecord& record) {
+  if (finished_) return FailedPrecondition(file_->path(), ": append after Finish");
+  TS_RETURN_IF_ERROR(PadTo(options_.alignment));
+  IndexEntry e;
+  e.offset = offset_;
+  e.stored_size = record.stored.size();
+  e.raw_size = record.raw_size;
+  e.checksum = record.checksum;
+  e.codec = record.codec.codec;
+  e.shuffled = record.codec.shuffle;
+  TS_RETURN_IF_ERROR(Write(record.stored));
+  index_.push_back(e);
+  return Status::Ok();
+}
+
+Result<ShardInfo> ShardWriter::Finish() {
+  if (finished_) return FailedPrecondition(file_->path(), ": Finish called twice");
+  finished_ = true;
+  TS_RETURN_IF_ERROR(PadTo(options_.alignment));
+  const uint64_t index_offset = offset_;
+  std::vector<uint8_t> index;
+  index.reserve(index_.size() * kIndexEntryBytes);
+  for (const auto& e : index_) EncodeIndexEntry(e, index);
+  TS_RETURN_IF_ERROR(Write(index));
+
+  std::vector<uint8_t> footer(kFooterMagic.begin(), kFooterMagic.end());
+  Put<uint32_t>(footer, kShardFormatVersion);
+  Put<uint32_t>(footer, static_cast<uint32_t>(kIndexEntryBytes));
+  Put<uint64_t>(footer, index_offset);
+  Put<uint64_t>(footer, index_.size());
+  Put<uint64_t>(footer, Hash64(index));
+  footer.resize(kFooterBytes - 8, 0);
+  Put<uint64_t>(footer, Hash64(footer));
+  TS_RETURN_IF_ERROR(Write(footer));
+  TS_RETURN_IF_ERROR(file_->Commit());
+  return ShardInfo{BaseName(file_->path()), index_.size(), offset_, hasher_->Digest()};
+}
+
+// ------------------------------------------------------------------------------ reader
+
+Result<std::unique_ptr<ShardReader>> ShardReader::Open(Storage& storage, const std::string& path) {
+  TS_ASSIGN_OR_RETURN(auto file, storage.OpenRead(path));
+  const uint64_t size = file->size();
+  if (size < kSuperblockBytes + kFooterBytes)
+    return DataLoss("shard ", path, ": truncated: ", size, " bytes is smaller than superblock "
+                    "plus footer");
+
+  std::vector<uint8_t> sb(kSuperblockBytes);
+  TS_RETURN_IF_ERROR(file->ReadAt(0, sb));
+  if (!std::equal(kShardMagic.begin(), kShardMagic.end(), sb.begin()))
+    return DataLoss("shard ", path, ": bad magic '",
+                    std::string(sb.begin(), sb.begin() + 7), "' (not a tilestage shard)");
+  const uint32_t version = Get<uint32_t>(sb.data() + 8);
+  if (version != kShardFormatVersion)
+    return DataLoss("shard ", path, ": unknown format version ", version, " (this build reads ",
+                    kShardFormatVersion, ")");
+  if (Get<uint64_t>(sb.data() + kSuperblockBytes - 8) !=
+      Hash64({sb.data(), kSuperblockBytes - 8}))
+    return DataLoss("shard ", path, ": superblock checksum mismatch");
+  const uint32_t flags = Get<uint32_t>(sb.data() + 12);
+  if (!(flags & kFlagLittleEndian))
+    return DataLoss("shard ", path, ": flags ", flags, " do not say little-endian");
+  const uint32_t alignment = Get<uint32_t>(sb.data() + 16);
+  if (alignment == 0 || !std::has_single_bit(alignment))
+    return DataLoss("shard ", path, ": bad alignment ", alignment);
+
+  std::vector<uint8_t> footer(kFooterBytes);
+  TS_RETURN_IF_ERROR(file->ReadAt(size - kFooterBytes, footer));
+  if (!std::equal(kFooterMagic.begin(), kFooterMagic.end(), footer.begin()))
+    return DataLoss("shard ", path, ": truncated or damaged: no footer magic at the end of the ",
+                    size, "-byte file");
+  if (Get<uint64_t>(footer.data() + kFooterBytes - 8) != Hash64({footer.data(), kFooterBytes - 8}))
+    return DataLoss("shard ", path, ": footer checksum mismatch");
+  const uint32_t entry_bytes = Get<uint32_t>(footer.data() + 12);
+  const uint64_t index_offset = Get<uint64_t>(footer.data() + 16);
+  const uint64_t count = Get<uint64_t>(footer.data() + 24);
+  const uint64_t index_hash = Get<uint64_t>(footer.data() + 32);
+  if (entry_bytes != kIndexEntryBytes)
+    return DataLoss("shard ", path, ": index entry size ", entry_bytes, ", expected ",
+                    kIndexEntryBytes);
+  if (index_offset > size - kFooterBytes ||
+      count > (size - kFooterBytes - index_offset) / kIndexEntryBytes ||
+      index_offset + count * kIndexEntryBytes != size - kFooterBytes)
+    return DataLoss("shard ", path, ": index of ", count, " records at offset ", index_offset,
+                    " does not fit the ", size, "-byte file");
+
+  std::vector<uint8_t> index(count * kIndexEntryBytes);
+  TS_RETURN_IF_ERROR(file->ReadAt(index_offset, index));
+  if (Hash64(index) != index_hash)
+    return DataLoss("shard ", path, ": index checksum mismatch (damaged index)");
+
+  std::unique_ptr<ShardReader> reader(new ShardReader());
+  reader->index_.resize(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint8_t* p = index.data() + i * kIndexEntryBytes;
+    IndexEntry& e = reader->index_[i];
+    e.offset = Get<uint64_t>(p);
+    e.stored_size = Get<uint64_t>(p + 8);
+    e.raw_size = Get<uint64_t>(p + 16);
+    e.checksum = Get<uint64_t>(p + 24);
+    const uint8_t codec = p[32];
+    if (codec > static_cast<uint8_t>(Codec::kZstd))
+      return DataLoss("shard ", path, ": record ", i, ": unknown codec id ", int(codec));
+    e.codec = static_cast<Codec>(codec);
+    e.shuffled = p[33] & 1;
+    if (e.offset < kSuperblockBytes || e.offset > index_offset ||
+        e.stored_size > index_offset - e.offset)
+      return DataLoss("shard ", path, ": record ", i, ": extent [", e.offset, ", +",
+                      e.stored_size, ") lies outside the record area");
+  }
+  reader->file_ = std::move(file);
+  reader->alignment_ = alignment;
+  return reader;
+}
+
+Status ShardReader::ReadStored(uint64_t i, std::vector<uint8_t>* stored) const {
+  if (i >= index_.size())
+    return InvalidArgument("shard ", path(), ": record ", i, " out of range (", index_.size(),
+                           " records)");
+  const IndexEntry& e = index_[i];
+  stored->resize(e.stored_size);
+  TS_RETURN_IF_ERROR(file_->ReadAt(e.offset, *stored));
+  const uint64_t actual = Hash64(*stored);
+  if (actual != e.checksum)
+    return DataLoss("shard ", path(), ": record ", i, ": checksum mismatch (stored ",
+                    HashToHex(e.checksum), ", computed ", HashToHex(actual), ")");
+  return Status::Ok();
+}
+
+Result<Sample> ShardReader::Read(uint64_t i) const {
+  std::vector<uint8_t> stored;
+  TS_RETURN_IF_ERROR(ReadStored(i, &stored));
+  return DecodeRecord(stored, index_[i], StrCat("shard ", path(), ": record ", i));
+}
+
+Result<uint64_t> ShardReader::HashFile() const {
+  constexpr uint64_t kBlock = 8 << 20;
+  std::vector<uint8_t> buf(std::min<uint64_t>(kBlock, file_->size()));
+  Hasher hasher;
+  for (uint64_t off = 0; off < file_->size(); off += kBlock) {
+    const uint64_t n = std::min<uint64_t>(kBlock, file_->size() - off);
+    TS_RETURN_IF_ERROR(file_->ReadAt(off, {buf.data(), n}));
+    hasher.Update({buf.data(), n});
+  }
+  return hasher.Digest();
+}
+
+}  // namespace tilestage

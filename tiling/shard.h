@@ -1,0 +1,116 @@
+// Shard files: one file of records (samples) with a superblock, 4 KiB-aligned records and a
+// fixed-size index at the end. The byte layout is specified in tiling/FORMAT.md.
+//
+// ShardWriter streams records to a temporary file and publishes it atomically in Finish(); one
+// thread at a time. ShardReader validates superblock, footer and index on Open() and then serves
+// random reads by record number; its const methods are safe from many threads at once.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tiling/codec.h"
+#include "tiling/sample.h"
+#include "tiling/status.h"
+#include "tiling/storage.h"
+
+namespace tilestage {
+
+inline constexpr uint32_t kShardFormatVersion = 1;
+inline constexpr std::array<uint8_t, 8> kShardMagic = {'T', 'S', 'S', 'H', 'A', 'R', 'D', 0};
+inline constexpr std::array<uint8_t, 8> kFooterMagic = {'T', 'S', 'F', 'O', 'O', 'T', 'E', 'R'};
+inline constexpr std::array<uint8_t, 4> kRecordMagic = {'T', 'R', 'E', 'C'};
+inline constexpr size_t kSuperblockBytes = 64;
+inline constexpr size_t kIndexEntryBytes = 48;
+inline constexpr size_t kFooterBytes = 64;
+inline constexpr uint32_t kDefaultAlignment = 4096;
+inline constexpr uint32_t kFlagLittleEndian = 1;
+
+struct IndexEntry {
+  uint64_t offset = 0;       // of the record's stored bytes in the file
+  uint64_t stored_size = 0;  // bytes on disk
+  uint64_t raw_size = 0;     // bytes once decoded (header + raw field data)
+  uint64_t checksum = 0;     // XXH3-64 of the stored bytes
+  Codec codec = Codec::kNone;
+  bool shuffled = false;
+};
+
+// A record ready to be written: encoded (compressed) stored bytes and their checksum. Encoding is
+// the expensive part, so callers do it on their own thread and hand the result to a writer.
+struct EncodedRecord {
+  std::vector<uint8_t> stored;
+  uint64_t raw_size = 0;
+  uint64_t checksum = 0;
+  CodecSpec codec;
+};
+
+Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec);
+// Decodes stored bytes (already checksum-verified) into a Sample. `where` names the shard and
+// record in error messages.
+Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,
+                            const std::string& where);
+
+struct ShardInfo {
+  std::string file;  // name within the store directory
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  uint64_t hash = 0;  // XXH3-64 of the whole file
+};
+
+struct ShardWriterOptions {
+  uint32_t alignment = kDefaultAlignment;  // power of two; 1 disables padding
+};
+
+class ShardWriter {
+ public:
+  static Result<std::unique_ptr<ShardWriter>> Create(Storage& storage, const std::string& path,
+                                                     ShardWriterOptions options = {});
+  Status Append(const EncodedRecord& record);
+  uint64_t records() const { return index_.size(); }
+  // Bytes written so far (superblock, records and padding).
+  uint64_t bytes() const { return offset_; }
+  // Writes index and footer, syncs, and publishes the file under its final name.
+  Result<ShardInfo> Finish();
+
+ private:
+  ShardWriter(std::unique_ptr<WritableFile> file, ShardWriterOptions options);
+  Status Write(std::span<const uint8_t> bytes);
+  Status PadTo(uint64_t boundary);
+
+  std::unique_ptr<WritableFile> file_;
+  ShardWriterOptions options_;
+  std::vector<IndexEntry> index_;
+  uint64_t offset_ = 0;
+  std::unique_ptr<class Hasher> hasher_;
+  bool finished_ = false;
+};
+
+class ShardReader {
+ public:
+  // Reads and validates superblock, footer and index. Errors name the path and the bad field.
+  static Result<std::unique_ptr<ShardReader>> Open(Storage& storage, const std::string& path);
+
+  const std::string& path() const { return file_->path(); }
+  uint64_t num_records() const { return index_.size(); }
+  uint64_t file_size() const { return file_->size(); }
+  uint32_t alignment() const { return alignment_; }
+  const IndexEntry& entry(uint64_t i) const { return index_[i]; }
+
+  // Stored bytes of record i, checksum verified (DataLoss naming shard and record on mismatch).
+  Status ReadStored(uint64_t i, std::vector<uint8_t>* stored) const;
+  Result<Sample> Read(uint64_t i) const;
+  // XXH3-64 of the whole file, read in large blocks.
+  Result<uint64_t> HashFile() const;
+
+ private:
+  ShardReader() = default;
+  std::unique_ptr<ReadableFile> file_;
+  uint32_t alignment_ = 1;
+  std::vector<IndexEntry> index_;
+};
+
+}  // namespace tilestage

@@ -1,0 +1,79 @@
+#include "tiling/stats.h"
+
+#include <cmath>
+
+namespace tilestage {
+
+void ChannelStats::Merge(const ChannelStats& o) {
+  total += o.total;
+  if (o.count == 0) return;
+  if (count == 0) {
+    const uint64_t t = total;
+    *this = o;
+    total = t;
+    return;
+  }
+  const double n_a = static_cast<double>(count), n_b = static_cast<double>(o.count);
+  const double n = n_a + n_b;
+  const double delta = o.mean - mean;
+  mean += delta * n_b / n;
+  m2 += o.m2 + delta * delta * n_a * n_b / n;
+  count += o.count;
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
+}
+
+double ChannelStats::std() const { return std::sqrt(variance()); }
+
+nlohmann::json ChannelStats::ToJson() const {
+  nlohmann::json j = {{"count", count}, {"total", total}, {"mean", mean}, {"std", std()},
+                      {"m2", m2}, {"valid_fraction", valid_fraction()}};
+  // JSON has no infinity: an empty channel has null min/max.
+  j["min"] = count ? nlohmann::json(min) : nlohmann::json(nullptr);
+  j["max"] = count ? nlohmann::json(max) : nlohmann::json(nullptr);
+  return j;
+}
+
+Result<ChannelStats> ChannelStats::FromJson(const nlohmann::json& j) {
+  ChannelStats s;
+  if (!j.is_object() || !j.contains("count") || !j.contains("mean") || !j.contains("m2"))
+    return InvalidArgument("statistics entry needs count, mean and m2: ", j.dump());
+  s.count = j.at("count").get<uint64_t>();
+  s.total = j.value("total", s.count);
+  s.mean = j.at("mean").get<double>();
+  s.m2 = j.at("m2").get<double>();
+  if (s.count) {
+    s.min = j.at("min").get<double>();
+    s.max = j.at("max").get<double>();
+  }
+  return s;
+}
+
+int64_t NumChannels(const Array& array) { return array.shape.size() >= 3 ? array.shape[0] : 1; }
+
+std::vector<ChannelStats> ComputeChannelStats(const Array& array, std::optional<double> nodata) {
+  const int64_t channels = NumChannels(array);
+  const int64_t per_channel = channels ? array.NumElements() / channels : 0;
+  std::vector<ChannelStats> stats(channels);
+  VisitDType(array.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* values = reinterpret_cast<const T*>(array.data.data());
+    for (int64_t c = 0; c < channels; ++c) {
+      ChannelStats& s = stats[c];
+      const T* v = values + c * per_channel;
+      for (int64_t i = 0; i < per_channel; ++i) {
+        const double x = static_cast<double>(v[i]);
+        if (std::isnan(x) || (nodata && x == *nodata)) s.AddInvalid();
+        else s.Add(x);
+      }
+    }
+  });
+  return stats;
+}
+
+void MergeChannelStats(std::vector<ChannelStats>& into, const std::vector<ChannelStats>& from) {
+  if (into.empty()) into.resize(from.size());
+  for (size_t c = 0; c < from.size() && c < into.size(); ++c) into[c].Merge(from[c]);
+}
+
+}  // namespace tilestage

@@ -1,0 +1,430 @@
+#include "tiling/storage.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+
+namespace tilestage {
+
+std::string JoinPath(const std::string& a, const std::string& b) {
+  if (a.empty() || (!b.empty() && b.front() == '/')) return b;
+  if (a.back() == '/') return a + b;
+  return a + "/" + b;
+}
+
+std::string BaseName(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+Result<std::vector<uint8_t>> Storage::ReadAll(const std::string& path) {
+  TS_ASSIGN_OR_RETURN(auto file, OpenRead(path));
+  std::vector<uint8_t> bytes(file->size());
+  TS_RETURN_IF_ERROR(file->ReadAt(0, bytes));
+  return bytes;
+}
+
+Status Storage::WriteAtomic(const std::string& path, std::span<const uint8_t> bytes) {
+  TS_ASSIGN_OR_RETURN(auto file, CreateAtomic(path));
+  TS_RETURN_IF_ERROR(file->Append(bytes));
+  return file->Commit();
+}
+
+namespace {
+
+Status TruncatedRead(const std::string& path, uint64_t offset, size_t n, uint64_t size) {
+  return DataLoss(path, ": truncated: cannot read ", n, " bytes at offset ", offset,
+                  " of a ", size, "-byte file");
+}
+
+// ---------------------------------------------------------------- local file system
+
+class LocalReadableFile final : public ReadableFile {
+ public:
+  LocalReadableFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~LocalReadableFile() override { ::close(fd_); }
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return size_; }
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
+    if (offset + out.size() > size_) return TruncatedRead(path_, offset, out.size(), size_);
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, offset + done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("read", path_, errno);
+      }
+      if (n == 0) return TruncatedRead(path_, offset, out.size(), size_);
+      done += n;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
+Status FsyncDirectoryOf(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return ErrnoStatus("open directory", dir, errno);
+  ::fsync(fd);
+  ::close(fd);
+  return Status::Ok();
+}
+
+class LocalWritableFile final : public WritableFile {
+ public:
+  static constexpr size_t kBufferBytes = 1 << 20;
+
+  LocalWritableFile(std::string path, std::string tmp_path, int fd)
+      : path_(std::move(path)), tmp_path_(std::move(tmp_path)), fd_(fd) {
+    buffer_.reserve(kBufferBytes);
+  }
+  ~LocalWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_path_.c_str());
+  }
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return size_; }
+
+  Status Append(std::span<const uint8_t> bytes) override {
+    if (fd_ < 0) return FailedPrecondition(path_, ": append after commit or failure");
+    size_ += bytes.size();
+    if (buffer_.size() + bytes.size() <= kBufferBytes) {
+      buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+      return Status::Ok();
+    }
+    TS_RETURN_IF_ERROR(Flush());
+    if (bytes.size() >= kBufferBytes) return WriteFully(bytes);
+    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+    return Status::Ok();
+  }
+
+  Status Commit() override {
+    if (fd_ < 0) return FailedPrecondition(path_, ": commit after commit or failure");
+    TS_RETURN_IF_ERROR(Flush());
+    if (::fsync(fd_) != 0) return ErrnoStatus("fsync", tmp_path_, errno);
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0)
+      return ErrnoStatus("rename to", path_, errno);
+    committed_ = true;
+    return FsyncDirectoryOf(path_);
+  }
+
+ private:
+  Status Flush() {
+    Status s = WriteFully(buffer_);
+    buffer_.clear();
+    return s;
+  }
+  Status WriteFully(std::span<const uint8_t> bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", tmp_path_, errno);
+      }
+      done += n;
+    }
+    return Status::Ok();
+  }
+
+  std::string path_, tmp_path_;
+  int fd_;
+  uint64_t size_ = 0;
+  bool committed_ = false;
+  std::vector<uint8_t> buffer_;
+};
+
+class LocalFileSystem final : public Storage {
+ public:
+  Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("open", path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoStatus("stat", path, err);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return InvalidArgument(path, ": is a directory, expected a file");
+    }
+    return std::unique_ptr<ReadableFile>(new LocalReadableFile(path, fd, st.st_size));
+  }
+
+  Result<std::unique_ptr<WritableFile>> CreateAtomic(const std::string& path) override {
+    static std::atomic<uint64_t> counter{0};
+    std::string tmp = StrCat(path, ".tmp-", ::getpid(), "-", counter++);
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus("create", tmp, errno);
+    return std::unique_ptr<WritableFile>(new LocalWritableFile(path, tmp, fd));
+  }
+
+  Status CreateDirs(const std::string& dir) override {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return IOError("create directory ", dir, ": ", ec.message());
+    return Status::Ok();
+  }
+
+  Result<bool> Exists(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+  }
+
+  Result<bool> IsDirectory(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+
+  Result<std::vector<std::string>> List(const std::string& dir) override {
+    std::error_code ec;
+    std::vector<std::string> names;
+    for (auto it = std::filesystem::directory_iterator(dir, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      names.push_back(it->path().filename().string());
+    }
+    if (ec) {
+      if (ec == std::errc::no_such_file_or_directory)
+        return NotFound("directory ", dir, " does not exist");
+      return IOError("list ", dir, ": ", ec.message());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("remove", path, errno);
+    return Status::Ok();
+  }
+
+  Result<uint64_t> FreeBytes(const std::string& dir) override {
+    struct statvfs vfs;
+    if (::statvfs(dir.c_str(), &vfs) != 0) return ErrnoStatus("statvfs", dir, errno);
+    return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  }
+};
+
+// ---------------------------------------------------------------- in memory
+
+struct MemoryState {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<const std::vector<uint8_t>>> files;
+  std::set<std::string> dirs;
+};
+
+std::string Normalize(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+class MemoryReadableFile final : public ReadableFile {
+ public:
+  MemoryReadableFile(std::string path, std::shared_ptr<const std::vector<uint8_t>> bytes)
+      : path_(std::move(path)), bytes_(std::move(bytes)) {}
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return bytes_->size(); }
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
+    if (offset + out.size() > bytes_->size())
+      return TruncatedRead(path_, offset, out.size(), bytes_->size());
+    std::memcpy(out.data(), bytes_->data() + offset, out.size());
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_;
+  std::shared_ptr<const std::vector<uint8_t>> bytes_;
+};
+
+class MemoryWritableFile final : public WritableFile {
+ public:
+  MemoryWritableFile(std::string path, std::shared_ptr<MemoryState> state)
+      : path_(std::move(path)), state_(std::move(state)) {}
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return bytes_.size(); }
+  Status Append(std::span<const uint8_t> bytes) override {
+    if (committed_) return FailedPrecondition(path_, ": append after commit");
+    bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());
+    return Status::Ok();
+  }
+  Status Commit() override {
+    if (committed_) return FailedPrecondition(path_, ": commit after commit");
+    std::lock_guard lock(state_->mu);
+    state_->files[path_] = std::make_shared<const std::vector<uint8_t>>(std::move(bytes_));
+    committed_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_;
+  std::shared_ptr<MemoryState> state_;
+  std::vector<uint8_t> bytes_;
+  bool committed_ = false;
+};
+
+class MemoryStorage final : public Storage {
+ public:
+  Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override {
+    std::lock_guard lock(state_->mu);
+    auto it = state_->files.find(Normalize(path));
+    if (it == state_->files.end()) return NotFound("open ", path, ": No such file");
+    return std::unique_ptr<ReadableFile>(new MemoryReadableFile(path, it->second));
+  }
+  Result<std::unique_ptr<WritableFile>> CreateAtomic(const std::string& path) override {
+    return std::unique_ptr<WritableFile>(new MemoryWritableFile(Normalize(path), state_));
+  }
+  Status CreateDirs(const std::string& dir) override {
+    std::lock_guard lock(state_->mu);
+    std::string d = Normalize(dir);
+    while (!d.empty() && d != "/" && d != ".") {
+      state_->dirs.insert(d);
+      auto slash = d.find_last_of('/');
+      if (slash == std::string::npos) break;
+      d = d.substr(0, slash);
+    }
+    return Status::Ok();
+  }
+  Result<bool> Exists(const std::string& path) override {
+    std::lock_guard lock(state_->mu);
+    std::string p = Normalize(path);
+    return state_->files.count(p) > 0 || state_->dirs.count(p) > 0;
+  }
+  Result<bool> IsDirectory(const std::string& path) override {
+    std::lock_guard lock(state_->mu);
+    return state_->dirs.count(Normalize(path)) > 0;
+  }
+  Result<std::vector<std::string>> List(const std::string& dir) override {
+    std::lock_guard lock(state_->mu);
+    std::string d = Normalize(dir);
+    if (!state_->dirs.count(d)) return NotFound("directory ", dir, " does not exist");
+    std::set<std::string> names;
+    const std::string prefix = d + "/";
+    auto collect = [&](const std::string& p) {
+      if (p.rfind(prefix, 0) != 0) return;
+      std::string rest = p.substr(prefix.size());
+      names.insert(rest.substr(0, rest.find('/')));
+    };
+    for (const auto& [p, _] : state_->files) collect(p);
+    for (const auto& p : state_->dirs) collect(p);
+    return std::vector<std::string>(names.begin(), names.end());
+  }
+  Status Remove(const std::string& path) override {
+    std::lock_guard lock(state_->mu);
+    state_->files.erase(Normalize(path));
+    return Status::Ok();
+  }
+  Result<uint64_t> FreeBytes(const std::string& dir) override { return UINT64_MAX; }
+
+ private:
+  std::shared_ptr<MemoryState> state_ = std::make_shared<MemoryState>();
+};
+
+// ---------------------------------------------------------------- fault injection
+
+struct FaultState {
+  FaultOptions options;
+  std::atomic<uint64_t> written{0};
+};
+
+class FaultReadableFile final : public ReadableFile {
+ public:
+  explicit FaultReadableFile(std::unique_ptr<ReadableFile> base) : base_(std::move(base)) {}
+  const std::string& path() const override { return base_->path(); }
+  uint64_t size() const override { return base_->size(); }
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
+    return IOError("read ", path(), " at offset ", offset, ": Input/output error (injected)");
+  }
+
+ private:
+  std::unique_ptr<ReadableFile> base_;
+};
+
+class FaultWritableFile final : public WritableFile {
+ public:
+  FaultWritableFile(std::unique_ptr<WritableFile> base, std::shared_ptr<FaultState> state)
+      : base_(std::move(base)), state_(std::move(state)) {}
+  const std::string& path() const override { return base_->path(); }
+  uint64_t size() const override { return base_->size(); }
+  Status Append(std::span<const uint8_t> bytes) override {
+    uint64_t before = state_->written.fetch_add(bytes.size());
+    if (before + bytes.size() > state_->options.write_budget_bytes)
+      return ResourceExhausted("write ", path(), ": No space left on device (injected after ",
+                               state_->options.write_budget_bytes, " bytes)");
+    return base_->Append(bytes);
+  }
+  Status Commit() override { return base_->Commit(); }
+
+ private:
+  std::unique_ptr<WritableFile> base_;
+  std::shared_ptr<FaultState> state_;
+};
+
+class FaultInjectingStorage final : public Storage {
+ public:
+  FaultInjectingStorage(std::shared_ptr<Storage> base, FaultOptions options)
+      : base_(std::move(base)), state_(std::make_shared<FaultState>()) {
+    state_->options = std::move(options);
+  }
+  Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) override {
+    TS_ASSIGN_OR_RETURN(auto file, base_->OpenRead(path));
+    const auto& needle = state_->options.fail_reads_containing;
+    if (!needle.empty() && path.find(needle) != std::string::npos)
+      return std::unique_ptr<ReadableFile>(new FaultReadableFile(std::move(file)));
+    return file;
+  }
+  Result<std::unique_ptr<WritableFile>> CreateAtomic(const std::string& path) override {
+    TS_ASSIGN_OR_RETURN(auto file, base_->CreateAtomic(path));
+    return std::unique_ptr<WritableFile>(new FaultWritableFile(std::move(file), state_));
+  }
+  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
+  Result<bool> Exists(const std::string& path) override { return base_->Exists(path); }
+  Result<bool> IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
+  Result<std::vector<std::string>> List(const std::string& dir) override {
+    return base_->List(dir);
+  }
+  Status Remove(const std::string& path) override { return base_->Remove(path); }
+  Result<uint64_t> FreeBytes(const std::string& dir) override {
+    TS_ASSIGN_OR_RETURN(uint64_t base_free, base_->FreeBytes(dir));
+    const uint64_t budget = state_->options.write_budget_bytes;
+    const uint64_t used = state_->written.load();
+    return std::min(base_free, used >= budget ? 0 : budget - used);
+  }
+
+ private:
+  std::shared_ptr<Storage> base_;
+  std::shared_ptr<FaultState> state_;
+};
+
+}  // namespace
+
+std::shared_ptr<Storage> LocalStorage() {
+  static auto local = std::make_shared<LocalFileSystem>();
+  return local;
+}
+std::shared_ptr<Storage> NewMemoryStorage() { return std::make_shared<MemoryStorage>(); }
+std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
+                                                  FaultOptions options) {
+  return std::make_shared<FaultInjectingStorage>(std::move(base), std::move(options));
+}
+
+}  // namespace tilestage

@@ -1,0 +1,79 @@
+// Storage: the seam between the tile store and where its bytes live.
+//
+// Implementations: the local file system (atomic writes by temporary name + fsync + rename), an
+// in-memory store (tests, fuzzing), and a fault-injecting wrapper (full disk, failing reads) for
+// tests. All satisfy tests/tiling/storage_conformance_test.cc.
+//
+// Thread-safety: Storage methods and ReadableFile::ReadAt may be called from many threads at
+// once. A WritableFile belongs to one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tiling/status.h"
+
+namespace tilestage {
+
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  virtual const std::string& path() const = 0;
+  virtual uint64_t size() const = 0;
+  // Reads exactly out.size() bytes at offset. Reading past the end is DataLoss naming the path
+  // and the range ("truncated").
+  virtual Status ReadAt(uint64_t offset, std::span<uint8_t> out) const = 0;
+};
+
+// A file that becomes visible at its path only when Commit() succeeds. Destroying it without a
+// successful Commit() removes the partial data, so no half-written file ever looks whole.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual const std::string& path() const = 0;
+  virtual Status Append(std::span<const uint8_t> bytes) = 0;
+  virtual uint64_t size() const = 0;
+  // Flushes, syncs and publishes the file under its final path (replacing any old one).
+  virtual Status Commit() = 0;
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+  virtual Result<std::unique_ptr<ReadableFile>> OpenRead(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<WritableFile>> CreateAtomic(const std::string& path) = 0;
+  virtual Status CreateDirs(const std::string& dir) = 0;
+  virtual Result<bool> Exists(const std::string& path) = 0;
+  virtual Result<bool> IsDirectory(const std::string& path) = 0;
+  // Names (not paths) of the entries directly in dir, sorted.
+  virtual Result<std::vector<std::string>> List(const std::string& dir) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  virtual Result<uint64_t> FreeBytes(const std::string& dir) = 0;
+  // Reads a whole file; convenience over OpenRead + ReadAt.
+  Result<std::vector<uint8_t>> ReadAll(const std::string& path);
+  Status WriteAtomic(const std::string& path, std::span<const uint8_t> bytes);
+};
+
+// The process-wide local file system. Paths are ordinary file-system paths.
+std::shared_ptr<Storage> LocalStorage();
+// A fresh, empty in-memory storage.
+std::shared_ptr<Storage> NewMemoryStorage();
+
+struct FaultOptions {
+  // Total bytes the wrapper accepts across all writes before answering ResourceExhausted
+  // ("No space left on device"), as a full disk would; FreeBytes reports what is left.
+  uint64_t write_budget_bytes = UINT64_MAX;
+  // Reads from any path containing this substring fail with IOError (empty: never).
+  std::string fail_reads_containing;
+};
+std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
+                                                  FaultOptions options);
+
+// "a/b" from ("a", "b"); keeps b when it is absolute.
+std::string JoinPath(const std::string& a, const std::string& b);
+std::string BaseName(const std::string& path);
+
+}  // namespace tilestage

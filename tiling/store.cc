@@ -1,0 +1,156 @@
+#include "tiling/store.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "tiling/checksum.h"
+
+namespace tilestage {
+
+// ------------------------------------------------------------------------------ writer
+
+StoreWriter::StoreWriter(std::shared_ptr<Storage> storage, std::string dir,
+                         StoreWriterOptions options)
+    : storage_(std::move(storage)), dir_(std::move(dir)), options_(std::move(options)) {}
+
+StoreWriter::~StoreWriter() = default;
+
+Result<std::unique_ptr<StoreWriter>> StoreWriter::Create(std::shared_ptr<Storage> storage,
+                                                         const std::string& dir,
+                                                         StoreWriterOptions options) {
+  if (options.shard_target_bytes == 0) return InvalidArgument("shard size must be positive");
+  TS_RETURN_IF_ERROR(storage->CreateDirs(dir));
+  TS_RETURN_IF_ERROR(storage->Remove(JoinPath(dir, kManifestName)));
+  TS_ASSIGN_OR_RETURN(auto names, storage->List(dir));
+  const std::string prefix = options.shard_prefix + "shard-";
+  for (const auto& name : names) {
+    if (name.rfind(prefix, 0) == 0 && name.find(kShardSuffix) != std::string::npos)
+      TS_RETURN_IF_ERROR(storage->Remove(JoinPath(dir, name)));
+  }
+  return std::unique_ptr<StoreWriter>(new StoreWriter(std::move(storage), dir, std::move(options)));
+}
+
+Status StoreWriter::Append(const Sample& sample) {
+  TS_ASSIGN_OR_RETURN(auto record, EncodeRecord(sample, options_.codec));
+  return AppendEncoded(record);
+}
+
+Status StoreWriter::AppendEncoded(const EncodedRecord& record) {
+  std::lock_guard lock(mu_);
+  if (!failed_.ok()) return failed_;
+  if (closed_) return FailedPrecondition("store ", dir_, ": append after Close");
+  if (!open_) {
+    char name[64];
+    std::snprintf(name, sizeof name, "shard-%05zu", shards_.size());
+    auto writer = ShardWriter::Create(
+        *storage_, JoinPath(dir_, options_.shard_prefix + name + kShardSuffix),
+        {options_.alignment});
+    if (!writer.ok()) return failed_ = writer.status();
+    open_ = std::move(writer).value();
+  }
+  if (Status s = open_->Append(record); !s.ok()) return failed_ = s;
+  if (open_->bytes() >= options_.shard_target_bytes) {
+    if (Status s = FinishOpenShard(); !s.ok()) return failed_ = s;
+  }
+  return Status::Ok();
+}
+
+Status StoreWriter::FinishOpenShard() {
+  TS_ASSIGN_OR_RETURN(ShardInfo info, open_->Finish());
+  open_.reset();
+  shards_.push_back({info.file, info.records, info.bytes, HashToHex(info.hash)});
+  return Status::Ok();
+}
+
+Result<std::vector<ShardEntry>> StoreWriter::Close() {
+  std::lock_guard lock(mu_);
+  if (!failed_.ok()) return failed_;
+  closed_ = true;
+  if (open_) TS_RETURN_IF_ERROR(FinishOpenShard());
+  return shards_;
+}
+
+// ------------------------------------------------------------------------------ reader
+
+Result<std::unique_ptr<Store>> Store::Open(std::shared_ptr<Storage> storage,
+                                           const std::string& dir) {
+  std::unique_ptr<Store> store(new Store());
+  store->dir_ = dir;
+  TS_ASSIGN_OR_RETURN(store->manifest_, ReadManifest(*storage, dir));
+  for (const auto& entry : store->manifest_.shards) {
+    const std::string path = JoinPath(dir, entry.file);
+    TS_ASSIGN_OR_RETURN(bool exists, storage->Exists(path));
+    if (!exists) return NotFound("store ", dir, ": shard file ", path,
+                                 " listed in the manifest is missing");
+    TS_ASSIGN_OR_RETURN(auto reader, ShardReader::Open(*storage, path));
+    if (reader->file_size() != entry.bytes)
+      return DataLoss("shard ", path, ": ", reader->file_size(), " bytes, manifest says ",
+                      entry.bytes);
+    if (reader->num_records() != entry.records)
+      return DataLoss("shard ", path, ": ", reader->num_records(), " records, manifest says ",
+                      entry.records);
+    store->offsets_.push_back(store->offsets_.back() + reader->num_records());
+    store->shards_.push_back(std::move(reader));
+  }
+  return store;
+}
+
+Result<Store::Location> Store::Locate(uint64_t index) const {
+  if (index >= size())
+    return InvalidArgument("store ", dir_, ": record ", index, " out of range (", size(),
+                           " records)");
+  auto it = std::upper_bound(offsets_.begin(), offsets_.end(), index);
+  const size_t shard = static_cast<size_t>(it - offsets_.begin()) - 1;
+  return Location{shard, index - offsets_[shard]};
+}
+
+Result<Sample> Store::Read(uint64_t index) const {
+  TS_ASSIGN_OR_RETURN(Location loc, Locate(index));
+  return shards_[loc.shard]->Read(loc.record);
+}
+
+// ------------------------------------------------------------------------------ verify
+
+Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report) {
+  TS_ASSIGN_OR_RETURN(Manifest manifest, ReadManifest(storage, dir));
+  Status first;
+  auto problem = [&](Status s) {
+    report->problems.push_back(s.ToString());
+    if (first.ok()) first = s;
+  };
+  for (const auto& entry : manifest.shards) {
+    const std::string path = JoinPath(dir, entry.file);
+    ++report->shards_checked;
+    auto exists = storage.Exists(path);
+    if (!exists.ok() || !*exists) {
+      problem(NotFound("shard ", path, " listed in the manifest is missing"));
+      continue;
+    }
+    auto reader = ShardReader::Open(storage, path);
+    if (!reader.ok()) {
+      problem(reader.status());
+      continue;
+    }
+    const ShardReader& shard = **reader;
+    report->bytes_checked += shard.file_size();
+    if (shard.file_size() != entry.bytes)
+      problem(DataLoss("shard ", path, ": ", shard.file_size(), " bytes, manifest says ",
+                       entry.bytes));
+    if (shard.num_records() != entry.records)
+      problem(DataLoss("shard ", path, ": ", shard.num_records(), " records, manifest says ",
+                       entry.records));
+    auto hash = shard.HashFile();
+    if (!hash.ok()) problem(hash.status());
+    else if (HashToHex(*hash) != entry.hash)
+      problem(DataLoss("shard ", path, ": file hash ", HashToHex(*hash), " != manifest hash ",
+                       entry.hash));
+    for (uint64_t i = 0; i < shard.num_records(); ++i) {
+      ++report->records_checked;
+      auto sample = shard.Read(i);
+      if (!sample.ok()) problem(sample.status());
+    }
+  }
+  return first;
+}
+
+}  // namespace tilestage

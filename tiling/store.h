@@ -1,0 +1,101 @@
+// A tile store: a directory holding manifest.json and shard files (FORMAT.md).
+//
+// StoreWriter appends samples to shards that roll over at a target size; Append is thread-safe
+// (encoding runs on the caller's thread, only the file write is serialized). Store opens a
+// finished store and reads any record by global index; its const methods are thread-safe.
+// VerifyStore checks every shard hash and record checksum against the manifest.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tiling/manifest.h"
+#include "tiling/shard.h"
+#include "tiling/storage.h"
+
+namespace tilestage {
+
+inline constexpr char kShardSuffix[] = ".tss";
+
+struct StoreWriterOptions {
+  CodecSpec codec;
+  uint64_t shard_target_bytes = 256ull << 20;
+  uint32_t alignment = kDefaultAlignment;
+  // Shard files are named <prefix>shard-NNNNN.tss; MPI ranks use distinct prefixes ("r0001-").
+  std::string shard_prefix;
+};
+
+class StoreWriter {
+ public:
+  // Creates dir if needed. A manifest already there is removed first, so a store being rewritten
+  // never looks complete; old shard files with this writer's prefix are removed too.
+  static Result<std::unique_ptr<StoreWriter>> Create(std::shared_ptr<Storage> storage,
+                                                     const std::string& dir,
+                                                     StoreWriterOptions options);
+  ~StoreWriter();
+
+  Status Append(const Sample& sample);
+  Status AppendEncoded(const EncodedRecord& record);
+  const CodecSpec& codec() const { return options_.codec; }
+  // Finishes the open shard and returns every shard this writer published, in order.
+  Result<std::vector<ShardEntry>> Close();
+
+ private:
+  StoreWriter(std::shared_ptr<Storage> storage, std::string dir, StoreWriterOptions options);
+  Status FinishOpenShard();
+
+  std::shared_ptr<Storage> storage_;
+  std::string dir_;
+  StoreWriterOptions options_;
+  std::mutex mu_;
+  std::unique_ptr<ShardWriter> open_;
+  std::vector<ShardEntry> shards_;
+  Status failed_;  // first error: later appends fail fast with it
+  bool closed_ = false;
+};
+
+class Store {
+ public:
+  // Reads the manifest and opens every shard, checking that each exists and holds the number of
+  // records and bytes the manifest says (DataLoss naming the shard otherwise).
+  static Result<std::unique_ptr<Store>> Open(std::shared_ptr<Storage> storage,
+                                             const std::string& dir);
+
+  struct Location {
+    size_t shard = 0;
+    uint64_t record = 0;
+  };
+
+  const std::string& dir() const { return dir_; }
+  const Manifest& manifest() const { return manifest_; }
+  uint64_t size() const { return offsets_.back(); }
+  size_t num_shards() const { return shards_.size(); }
+  const ShardReader& shard(size_t i) const { return *shards_[i]; }
+  // First global index of shard i; shard_offset(num_shards()) == size().
+  uint64_t shard_offset(size_t i) const { return offsets_[i]; }
+  Result<Location> Locate(uint64_t index) const;
+  Result<Sample> Read(uint64_t index) const;
+
+ private:
+  Store() = default;
+  std::string dir_;
+  Manifest manifest_;
+  std::vector<std::unique_ptr<ShardReader>> shards_;
+  std::vector<uint64_t> offsets_{0};
+};
+
+struct VerifyReport {
+  uint64_t shards_checked = 0;
+  uint64_t records_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<std::string> problems;  // one line each, naming the file and record
+};
+
+// Checks the manifest, every shard's whole-file hash, record count and size, and every record's
+// checksum and decoding. Returns the first problem as DataLoss/NotFound (all are in *report).
+Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report);
+
+}  // namespace tilestage
