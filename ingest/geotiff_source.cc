@@ -339,6 +339,8 @@ class GeoTiffSource : public Source {
     return std::unique_ptr<ItemReader>(new GeoTiffReader(this));
   }
 
+  bool PrefersWindowReads() const override { return true; }
+
   void AddTileMeta(int64_t item, const Region& w, nlohmann::json* meta) const override {
     const Grid& g = scenes_[item].grid;
     if (!g.has_gt) return;

@@ -5,6 +5,8 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -102,6 +104,11 @@ bool LaunchedUnderMpi() {
 
 int RunIngestCommand(const IngestArgs& args, const std::string& label,
                      const std::function<Result<std::unique_ptr<ingest::Source>>()>& make_source) {
+  // Tiles and records are a few hundred KiB each: above glibc's mmap threshold and trim
+  // threshold, so every one would be mapped, page-faulted and returned to the kernel again.
+  // Keeping them on the heap removed ~20% of the ingest's CPU time in bench/ingest_geotiff.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   bool mpi_started = false;
   if (LaunchedUnderMpi()) {
     int initialized = 0;
