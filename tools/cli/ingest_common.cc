@@ -34,6 +34,8 @@ void AddIngestOptions(CLI::App* cmd, IngestArgs* args, const std::string& defaul
                   "Store x as this dtype (u8 i8 u16 i16 u32 i32 f32 f64); default: native. "
                   "Float output turns invalid values into NaN; integer output rounds and "
                   "saturates");
+  cmd->add_option("--y-dtype", args->y_dtype,
+                  "Store the target/label field y as this dtype; default: native");
   cmd->add_option("--codec", args->codec, "none, lz4, zstd[:LEVEL], each optionally +shuffle")
       ->capture_default_str();
   cmd->add_option("--shard-size", args->shard_size, "Target shard size (e.g. 64MiB)")
