@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ingest/driver.h"
@@ -61,7 +62,8 @@ struct Ingested {
 };
 
 Ingested Ingest(const GeoTiffOptions& gopts, const std::string& out, TileSpec tile,
-                double min_valid = 0.0, int threads = 2) {
+                double min_valid = 0.0, int threads = 2,
+                std::optional<DType> x_dtype = std::nullopt) {
   auto source = OpenGeoTiffSource(gopts);
   EXPECT_TRUE(source.ok()) << source.status().ToString();
   if (!source.ok()) return {};
@@ -71,6 +73,7 @@ Ingested Ingest(const GeoTiffOptions& gopts, const std::string& out, TileSpec ti
   o.min_valid = min_valid;
   o.codec = *ParseCodec("lz4");
   o.threads = threads;
+  o.x_dtype = x_dtype;
   auto summary = RunIngest(**source, o);
   EXPECT_TRUE(summary.ok()) << summary.status().ToString();
   if (!summary.ok()) return {};
@@ -483,6 +486,40 @@ TEST(GeoTiffIngest, SameStoreForOneAndManyThreads) {
   EXPECT_EQ(xa.mean, xb.mean);
   EXPECT_EQ(xa.m2, xb.m2);
   EXPECT_EQ(xa.count, xb.count);
+}
+
+TEST(GeoTiffIngest, OverlappingStrideAndFloatOutputTurnNodataIntoNaN) {
+  const std::string path = SharedData("geotiff/RGB.byte.tif");
+  TempDir dir;
+  GeoTiffOptions g;
+  g.files = {path};
+  TileSpec tile{false, 256, 256, 128, 128, EdgePolicy::kDrop};
+  auto r = Ingest(g, dir.path(), tile, 0.0, 2, DType::kF32);
+  ASSERT_TRUE(r.store);
+  // drop: rows 0,128,256,384 (384+256=640 <= 718) x cols 0..512 step 128 (512+256 <= 791).
+  EXPECT_EQ(r.summary.tiles_considered, 4u * 5u);
+  GDALDatasetH ds = GDALOpen(path.c_str(), GA_ReadOnly);
+  uint64_t nan_seen = 0;
+  for (uint64_t i = 0; i < r.store->size(); ++i) {
+    auto s = r.store->Read(i);
+    const auto w = s->meta.at("window");
+    EXPECT_EQ(w[0].get<int64_t>() % 128, 0);
+    const Array* x = s->Find("x");
+    ASSERT_EQ(x->dtype, DType::kF32);
+    auto truth = GdalRead(ds, {1, 2, 3}, w[0], w[1], 256, 256, DType::kU8);
+    auto v = x->As<float>();
+    for (size_t k = 0; k < truth.size(); ++k) {
+      if (truth[k] == 0) {
+        ASSERT_TRUE(std::isnan(v[k])) << k;
+        ++nan_seen;
+      } else {
+        ASSERT_EQ(v[k], static_cast<float>(truth[k])) << k;
+      }
+    }
+  }
+  GDALClose(ds);
+  EXPECT_GT(nan_seen, 0u);
+  EXPECT_EQ(r.store->manifest().attrs.at("ingest").at("invalid_to_nan"), true);
 }
 
 }  // namespace
