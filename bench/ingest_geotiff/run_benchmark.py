@@ -9,8 +9,9 @@ the same run and on the same input, times:
   - the raw in-process GDAL read of the whole raster in 256-row bands (the limit), with as many
     threads as the ingest uses.
 For context it also times `cp` of the input file: writing the same bytes once, which every
-ingest that stores its tiles pays on top of the read. Prints a table with tiles/s, MB/s and the ratios (goal: >= 5x gdal_retile.py, >= 70% of the raw
-read rate with --codec none) and writes the figures as JSON. Measures; asserts nothing.
+ingest that stores its tiles pays on top of the read. Prints a table with tiles/s, MB/s and the
+ratios (goal: >= 5x gdal_retile.py, >= 70% of the raw read rate with --codec none) and writes the
+figures as JSON. Measures; asserts nothing.
 
   /usr/bin/python3 bench/ingest_geotiff/run_benchmark.py --build build/rel [--work DIR]
 """
@@ -197,7 +198,8 @@ def main():
               f'{"% raw":>6s} | {"CPU s":>6s} {"x retile":>8s} {"% raw":>6s}')
         for r in rows:
             print(f'{r["tool"]:38s} {r["seconds"]:7.2f} {r["tiles_per_s"]:8.0f} '
-                  f'{r["mb_per_s"]:7.1f} {r["vs_gdal_retile"]:8.2f} {100 * r["vs_raw_read"]:5.0f}% | '
+                  f'{r["mb_per_s"]:7.1f} {r["vs_gdal_retile"]:8.2f} '
+                  f'{100 * r["vs_raw_read"]:5.0f}% | '
                   f'{r["cpu_s"]:6.2f} {r["cpu_vs_gdal_retile"]:8.2f} '
                   f'{100 * r["cpu_vs_raw_read"]:5.0f}%')
     print('\nwall: elapsed time (best of --repeat); CPU: user+system seconds of that run. On a '
