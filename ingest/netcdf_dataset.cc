@@ -163,10 +163,9 @@ struct NetcdfDataset::ChannelRead {
   NcVarInfo var;
   CfPacking packing;
   std::vector<size_t> start, count;
-  int t_pos = -1;
+  int t_pos = -1, y_pos = -1, x_pos = -1;
   bool x_major = false;  // the slab is [X][Y] (latitude varies fastest)
-  size_t raw_offset = 0;
-  size_t raw_bytes = 0;
+  size_t type_size = 0;
 };
 
 struct NetcdfDataset::FilePlan {
@@ -267,6 +266,9 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         read.var = v.info;
         read.packing = v.packing;
         read.t_pos = v.t_pos;
+        read.y_pos = v.y_pos;
+        read.x_pos = v.x_pos;
+        read.type_size = type_size;
         read.x_major = v.x_pos < v.y_pos;
         read.start.assign(v.info.dim_lens.size(), 0);
         read.count.assign(v.info.dim_lens.size(), 1);
@@ -279,9 +281,7 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         } else {
           ch.name = name;
         }
-        read.raw_offset = plan->raw_step_bytes;
-        read.raw_bytes = plane * type_size;
-        plan->raw_step_bytes += read.raw_bytes;
+        plan->raw_step_bytes += plane * type_size;
         plan->reads.push_back(std::move(read));
         channels.push_back(std::move(ch));
       }
@@ -432,50 +432,73 @@ uint64_t NetcdfDataset::decoded_step_bytes() const {
   return static_cast<uint64_t>(channels_.size()) * height() * width() * DTypeSize(dtype());
 }
 
-Status NetcdfDataset::ReadRaw(size_t step, RawStep* raw) const {
+const std::string& NetcdfDataset::file_format(size_t f) const {
+  return plans_.at(f)->file->format();
+}
+
+Status NetcdfDataset::ReadRaw(size_t step, Window window, RawStep* raw) const {
   if (step >= steps_.size()) {
     return InvalidArgument("step ", step, " out of range (", steps_.size(), " steps)");
+  }
+  if (window.height == 0 && window.width == 0) window = {0, 0, height(), width()};
+  if (window.row < 0 || window.col < 0 || window.height <= 0 || window.width <= 0 ||
+      window.row + window.height > height() || window.col + window.width > width()) {
+    return InvalidArgument("window rows ", window.row, "+", window.height, " cols ", window.col,
+                           "+", window.width, " is outside the ", height(), "x", width(),
+                           " grid");
   }
   const NetcdfStep& s = steps_[step];
   const FilePlan& plan = *plans_[s.file];
   raw->step = step;
-  raw->bytes.resize(plan.raw_step_bytes);
-  std::vector<size_t> start;
+  raw->window = window;
+  const size_t plane = static_cast<size_t>(window.height * window.width);
+  size_t total = 0;
+  for (const ChannelRead& read : plan.reads) total += plane * read.type_size;
+  raw->bytes.resize(total);
+  std::vector<size_t> start, count;
+  size_t offset = 0;
   for (const ChannelRead& read : plan.reads) {
     start = read.start;
+    count = read.count;
     if (read.t_pos >= 0) start[read.t_pos] = s.index;
-    TS_RETURN_IF_ERROR(
-        plan.file->ReadRaw(read.var, start, read.count, raw->bytes.data() + read.raw_offset));
+    start[read.y_pos] = static_cast<size_t>(window.row);
+    count[read.y_pos] = static_cast<size_t>(window.height);
+    start[read.x_pos] = static_cast<size_t>(window.col);
+    count[read.x_pos] = static_cast<size_t>(window.width);
+    TS_RETURN_IF_ERROR(plan.file->ReadRaw(read.var, start, count, raw->bytes.data() + offset));
+    offset += plane * read.type_size;
   }
   return Status::Ok();
 }
 
 Status NetcdfDataset::Decode(const RawStep& raw, Array* out, std::vector<uint64_t>* valid) const {
   const FilePlan& plan = *plans_[steps_.at(raw.step).file];
-  if (raw.bytes.size() != plan.raw_step_bytes) {
-    return Internal("raw step ", raw.step, " has ", raw.bytes.size(), " bytes, expected ",
-                    plan.raw_step_bytes);
+  const int64_t h = raw.window.height, w = raw.window.width;
+  const size_t plane = static_cast<size_t>(h * w);
+  size_t total = 0;
+  for (const ChannelRead& read : plan.reads) total += plane * read.type_size;
+  if (raw.bytes.size() != total) {
+    return Internal("raw step ", raw.step, " has ", raw.bytes.size(), " bytes, expected ", total);
   }
-  const int64_t h = height(), w = width();
   const std::vector<int64_t> shape = {static_cast<int64_t>(channels_.size()), h, w};
   out->dtype = dtype();
   out->shape = shape;
-  out->data.resize(static_cast<size_t>(shape[0] * h * w) * DTypeSize(out->dtype));
+  out->data.resize(plane * channels_.size() * DTypeSize(out->dtype));
   valid->assign(channels_.size(), 0);
-  const size_t plane = static_cast<size_t>(h * w);
   const auto decode = [&](auto* base) {
+    size_t offset = 0;
     for (size_t c = 0; c < plan.reads.size(); ++c) {
       const ChannelRead& read = plan.reads[c];
-      const uint8_t* src = raw.bytes.data() + read.raw_offset;
+      const uint8_t* src = raw.bytes.data() + offset;
+      offset += plane * read.type_size;
       auto* dst = base + c * plane;
       if (!read.x_major) {
         (*valid)[c] = UnpackToFloat(read.packing, src, plane, dst, 1);
       } else {
-        const size_t elem = NcTypeSize(read.packing.stored_type);
         uint64_t n = 0;
         for (int64_t x = 0; x < w; ++x) {
-          n += UnpackToFloat(read.packing, src + x * h * elem, static_cast<size_t>(h), dst + x,
-                             w);
+          n += UnpackToFloat(read.packing, src + x * h * read.type_size, static_cast<size_t>(h),
+                             dst + x, w);
         }
         (*valid)[c] = n;
       }
@@ -491,7 +514,7 @@ Status NetcdfDataset::Decode(const RawStep& raw, Array* out, std::vector<uint64_
 
 Status NetcdfDataset::ReadStep(size_t step, Array* out, std::vector<uint64_t>* valid) const {
   RawStep raw;
-  TS_RETURN_IF_ERROR(ReadRaw(step, &raw));
+  TS_RETURN_IF_ERROR(ReadRaw(step, Window{}, &raw));
   return Decode(raw, out, valid);
 }
 

@@ -76,17 +76,28 @@ class NetcdfDataset {
   DType dtype() const { return float64_ ? DType::kF64 : DType::kF32; }
   // Bytes of raw (stored-type) data one step reads; and of its decoded [C,H,W] array.
   uint64_t raw_step_bytes() const { return raw_step_bytes_; }
+  // The format of file f ("classic", "netcdf4", ...).
+  const std::string& file_format(size_t f) const;
   uint64_t decoded_step_bytes() const;
 
-  // Raw stored values of one step, channel after channel, each in its variable's dimension order.
+  // A rectangle of grid rows [row, row + height) and columns [col, col + width).
+  struct Window {
+    int64_t row = 0, col = 0, height = 0, width = 0;
+  };
+  // Raw stored values of one window of one step, channel after channel, each in its variable's
+  // dimension order.
   struct RawStep {
     size_t step = 0;
+    Window window;
     std::vector<uint8_t> bytes;
   };
-  Status ReadRaw(size_t step, RawStep* raw) const;
-  // Unpacks into *out ([C,H,W], dtype()) and sets valid[c] to the number of valid values of
+  // Reads the window (the whole grid when window.height == 0) of `step`. InvalidArgument for a
+  // step or window outside the dataset; netCDF errors name the file, variable and hyperslab.
+  Status ReadRaw(size_t step, Window window, RawStep* raw) const;
+  // Unpacks into *out ([C, h, w], dtype()) and sets valid[c] to the number of valid values of
   // channel c. out is reshaped as needed (its buffer reused when large enough).
   Status Decode(const RawStep& raw, Array* out, std::vector<uint64_t>* valid) const;
+  // ReadRaw + Decode of the whole grid.
   Status ReadStep(size_t step, Array* out, std::vector<uint64_t>* valid) const;
 
   // Coordinates, units, calendar, levels, channels, files and per-variable packing for the
