@@ -199,39 +199,48 @@ Status CheckClassicSize(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
-  std::lock_guard<std::mutex> lock(NetcdfMutex());
-  int ncid = -1;
-  int rc = nc_open(path.c_str(), NC_NOWRITE, &ncid);
-  if (rc != NC_NOERR) {
-    if (rc == ENOENT) return NotFound(path, ": no such file");
-    Status s = NcStatus(rc, path, "cannot open as netCDF (damaged or truncated header?)");
-    if (s.code() != StatusCode::kResourceExhausted) s = Status(StatusCode::kDataLoss, s.message());
-    return s;
-  }
-  std::unique_ptr<NcFile> file(new NcFile(path, ncid));
+  std::unique_ptr<NcFile> file;
   int format = 0;
-  rc = nc_inq_format(ncid, &format);
-  if (rc != NC_NOERR) return NcStatus(rc, path, "inquiring the format");
-  switch (format) {
-    case NC_FORMAT_CLASSIC: file->format_ = "classic"; break;
-    case NC_FORMAT_64BIT_OFFSET: file->format_ = "64bit_offset"; break;
-    case NC_FORMAT_CDF5: file->format_ = "cdf5"; break;
-    case NC_FORMAT_NETCDF4: file->format_ = "netcdf4"; break;
-    case NC_FORMAT_NETCDF4_CLASSIC: file->format_ = "netcdf4_classic"; break;
-    default: file->format_ = "unknown"; break;
-  }
+  // Every netCDF call under the lock; `file` (whose destructor takes the lock to close) is only
+  // destroyed after the lock is released.
+  const Status opened = [&]() -> Status {
+    std::lock_guard<std::mutex> lock(NetcdfMutex());
+    int ncid = -1;
+    int rc = nc_open(path.c_str(), NC_NOWRITE, &ncid);
+    if (rc != NC_NOERR) {
+      if (rc == ENOENT) return NotFound(path, ": no such file");
+      Status s = NcStatus(rc, path, "cannot open as netCDF (damaged or truncated header?)");
+      if (s.code() != StatusCode::kResourceExhausted) {
+        s = Status(StatusCode::kDataLoss, s.message());
+      }
+      return s;
+    }
+    file.reset(new NcFile(path, ncid));
+    rc = nc_inq_format(ncid, &format);
+    if (rc != NC_NOERR) return NcStatus(rc, path, "inquiring the format");
+    switch (format) {
+      case NC_FORMAT_CLASSIC: file->format_ = "classic"; break;
+      case NC_FORMAT_64BIT_OFFSET: file->format_ = "64bit_offset"; break;
+      case NC_FORMAT_CDF5: file->format_ = "cdf5"; break;
+      case NC_FORMAT_NETCDF4: file->format_ = "netcdf4"; break;
+      case NC_FORMAT_NETCDF4_CLASSIC: file->format_ = "netcdf4_classic"; break;
+      default: file->format_ = "unknown"; break;
+    }
+    int nvars = 0;
+    rc = nc_inq_nvars(ncid, &nvars);
+    if (rc != NC_NOERR) return NcStatus(rc, path, "listing variables");
+    for (int v = 0; v < nvars; ++v) {
+      char name[NC_MAX_NAME + 1] = {0};
+      rc = nc_inq_varname(ncid, v, name);
+      if (rc != NC_NOERR) return NcStatus(rc, path, StrCat("reading the name of variable ", v));
+      file->variable_names_.emplace_back(name);
+    }
+    return Status::Ok();
+  }();
+  TS_RETURN_IF_ERROR(opened);
   if (format == NC_FORMAT_CLASSIC || format == NC_FORMAT_64BIT_OFFSET ||
       format == NC_FORMAT_CDF5) {
     TS_RETURN_IF_ERROR(CheckClassicSize(path));
-  }
-  int nvars = 0;
-  rc = nc_inq_nvars(ncid, &nvars);
-  if (rc != NC_NOERR) return NcStatus(rc, path, "listing variables");
-  for (int v = 0; v < nvars; ++v) {
-    char name[NC_MAX_NAME + 1] = {0};
-    rc = nc_inq_varname(ncid, v, name);
-    if (rc != NC_NOERR) return NcStatus(rc, path, StrCat("reading the name of variable ", v));
-    file->variable_names_.emplace_back(name);
   }
   return file;
 }

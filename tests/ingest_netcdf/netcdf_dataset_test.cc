@@ -165,6 +165,37 @@ TEST(NetcdfDataset, FilesAreConcatenatedInTimeOrder) {
   }
 }
 
+TEST(NetcdfDataset, WindowReadEqualsTheSameBlockOfAFullRead) {
+  TempDir tmp;
+  for (const char* order : {"tzyx", "xtzy"}) {
+    FixtureSpec spec;
+    spec.order = order;
+    spec.ny = 9;
+    spec.nx = 11;
+    const std::string path = tmp.Sub(std::string(order) + ".nc");
+    ASSERT_TRUE(testing::WriteFixture(path, spec));
+    auto ds = NetcdfDataset::Open({{path}, {"t2m", "t"}, {}, false});
+    ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+    Array full, part;
+    std::vector<uint64_t> valid_full, valid_part;
+    ASSERT_TRUE((*ds)->ReadStep(1, &full, &valid_full).ok());
+    NetcdfDataset::RawStep raw;
+    ASSERT_TRUE((*ds)->ReadRaw(1, {2, 3, 5, 4}, &raw).ok());
+    ASSERT_TRUE((*ds)->Decode(raw, &part, &valid_part).ok());
+    ASSERT_EQ(part.shape, (std::vector<int64_t>{3, 5, 4}));
+    for (int64_t c = 0; c < 3; ++c) {
+      for (int64_t y = 0; y < 5; ++y) {
+        for (int64_t x = 0; x < 4; ++x) {
+          const float a = full.As<float>()[(c * 9 + 2 + y) * 11 + 3 + x];
+          const float b = part.As<float>()[(c * 5 + y) * 4 + x];
+          EXPECT_TRUE(a == b || (std::isnan(a) && std::isnan(b))) << order << c << y << x;
+        }
+      }
+    }
+    EXPECT_FALSE((*ds)->ReadRaw(1, {6, 0, 5, 4}, &raw).ok());  // rows 6..11 of 9
+  }
+}
+
 TEST(NetcdfDataset, NoLeapAnd360DayCalendarsDecode) {
   TempDir tmp;
   FixtureSpec spec;
