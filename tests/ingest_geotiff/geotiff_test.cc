@@ -2,16 +2,17 @@
 // read (GDALRasterIO) of that window, statistics with a direct computation over those reads, and a
 // warped store with GDAL's own warp (GDALWarp into a MEM dataset). Real files from
 // ../shared/data/geotiff plus small GeoTIFFs written here with GDAL.
-#include <gdal.h>
 #include <cpl_conv.h>
+#include <gdal.h>
 #include <gdal_utils.h>
-#include <ogr_srs_api.h>
 #include <gtest/gtest.h>
+#include <ogr_srs_api.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "ingest/driver.h"
@@ -32,13 +33,20 @@ const GdalInit gdal_init;
 
 GDALDataType GdalType(DType d) {
   switch (d) {
-    case DType::kU8: return GDT_Byte;
-    case DType::kU16: return GDT_UInt16;
-    case DType::kI16: return GDT_Int16;
-    case DType::kU32: return GDT_UInt32;
-    case DType::kI32: return GDT_Int32;
-    case DType::kF32: return GDT_Float32;
-    default: return GDT_Float64;
+    case DType::kU8:
+      return GDT_Byte;
+    case DType::kU16:
+      return GDT_UInt16;
+    case DType::kI16:
+      return GDT_Int16;
+    case DType::kU32:
+      return GDT_UInt32;
+    case DType::kI32:
+      return GDT_Int32;
+    case DType::kF32:
+      return GDT_Float32;
+    default:
+      return GDT_Float64;
   }
 }
 
@@ -48,9 +56,9 @@ std::vector<uint8_t> GdalRead(GDALDatasetH ds, const std::vector<int>& bands, in
   const size_t elem = DTypeSize(dtype);
   std::vector<uint8_t> out(bands.size() * h * w * elem);
   std::vector<int> map = bands;
-  EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, (int)col, (int)row, (int)w, (int)h, out.data(),
-                                (int)w, (int)h, GdalType(dtype), (int)map.size(), map.data(),
-                                (int)elem, (GSpacing)(elem * w), (GSpacing)(elem * w * h)),
+  EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, (int)col, (int)row, (int)w, (int)h, out.data(), (int)w,
+                                (int)h, GdalType(dtype), (int)map.size(), map.data(), (int)elem,
+                                (GSpacing)(elem * w), (GSpacing)(elem * w * h)),
             CE_None);
   return out;
 }
@@ -61,7 +69,8 @@ struct Ingested {
 };
 
 Ingested Ingest(const GeoTiffOptions& gopts, const std::string& out, TileSpec tile,
-                double min_valid = 0.0, int threads = 2) {
+                double min_valid = 0.0, int threads = 2,
+                std::optional<DType> x_dtype = std::nullopt) {
   auto source = OpenGeoTiffSource(gopts);
   EXPECT_TRUE(source.ok()) << source.status().ToString();
   if (!source.ok()) return {};
@@ -71,6 +80,7 @@ Ingested Ingest(const GeoTiffOptions& gopts, const std::string& out, TileSpec ti
   o.min_valid = min_valid;
   o.codec = *ParseCodec("lz4");
   o.threads = threads;
+  o.x_dtype = x_dtype;
   auto summary = RunIngest(**source, o);
   EXPECT_TRUE(summary.ok()) << summary.status().ToString();
   if (!summary.ok()) return {};
@@ -111,11 +121,11 @@ TEST(GeoTiffIngest, EveryTileEqualsGdalWindowedReadOnRealFiles) {
     int64_t tile;
   };
   const std::vector<Case> cases = {
-      {"geotiff/RGB.byte.tif", {1, 2, 3}, 200},    // striped, nodata 0
-      {"geotiff/shade.tif", {1}, 256},             // tiled, nodata 255
-      {"geotiff/world.byte.tif", {1}, 512},        // tiled LZW, geographic
-      {"geotiff/goes.tif", {1, 2, 3}, 256},        // JPEG, no EPSG code
-      {"geotiff/RGBA.uint16.tif", {1, 2, 3}, 128}, // deflate striped, alpha band left out
+      {"geotiff/RGB.byte.tif", {1, 2, 3}, 200},     // striped, nodata 0
+      {"geotiff/shade.tif", {1}, 256},              // tiled, nodata 255
+      {"geotiff/world.byte.tif", {1}, 512},         // tiled LZW, geographic
+      {"geotiff/goes.tif", {1, 2, 3}, 256},         // JPEG, no EPSG code
+      {"geotiff/RGBA.uint16.tif", {1, 2, 3}, 128},  // deflate striped, alpha band left out
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
@@ -145,8 +155,8 @@ TEST(GeoTiffIngest, StackedLandsatBandsAreChannelsInFileOrder) {
   TempDir dir;
   GeoTiffOptions g;
   for (int b = 1; b <= 7; ++b)
-    g.files.push_back(SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B" +
-                                 std::to_string(b) + ".TIF"));
+    g.files.push_back(
+        SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B" + std::to_string(b) + ".TIF"));
   g.stack_bands = true;
   g.bands = {4, 3, 2};  // a true-colour composite
   auto r = Ingest(g, dir.path(), Tiles(100, 100));
@@ -307,8 +317,8 @@ TEST(GeoTiffIngest, FloatNodataIsInvalidAndPaddedEdgeIsFilledWithNodata) {
 
 // Writes a small GeoTIFF with GDAL: values a function of (band, row, col) in any dtype.
 std::string WriteTestTiff(const std::string& path, GDALDataType type, int w, int h, int bands,
-                          std::vector<std::string> creation, int epsg = 32618,
-                          double x0 = 500000, double y0 = 4000000, double res = 30) {
+                          std::vector<std::string> creation, int epsg = 32618, double x0 = 500000,
+                          double y0 = 4000000, double res = 30) {
   GDALDriverH drv = GDALGetDriverByName("GTiff");
   std::vector<char*> opts;
   for (auto& s : creation) opts.push_back(s.data());
@@ -328,7 +338,8 @@ std::string WriteTestTiff(const std::string& path, GDALDataType type, int w, int
   for (int b = 1; b <= bands; ++b) {
     for (int r = 0; r < h; ++r)
       for (int c = 0; c < w; ++c)
-        buf[r * w + c] = ((b * 37 + r * 11 + c * 7) % 251) - (GDALDataTypeIsSigned(type) ? 100 : 0) +
+        buf[r * w + c] = ((b * 37 + r * 11 + c * 7) % 251) -
+                         (GDALDataTypeIsSigned(type) ? 100 : 0) +
                          (GDALDataTypeIsFloating(type) ? 0.25 : 0);
     EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 0, 0, w, h, buf.data(), w, h,
                            GDT_Float64, 0, 0),
@@ -483,6 +494,40 @@ TEST(GeoTiffIngest, SameStoreForOneAndManyThreads) {
   EXPECT_EQ(xa.mean, xb.mean);
   EXPECT_EQ(xa.m2, xb.m2);
   EXPECT_EQ(xa.count, xb.count);
+}
+
+TEST(GeoTiffIngest, OverlappingStrideAndFloatOutputTurnNodataIntoNaN) {
+  const std::string path = SharedData("geotiff/RGB.byte.tif");
+  TempDir dir;
+  GeoTiffOptions g;
+  g.files = {path};
+  TileSpec tile{false, 256, 256, 128, 128, EdgePolicy::kDrop};
+  auto r = Ingest(g, dir.path(), tile, 0.0, 2, DType::kF32);
+  ASSERT_TRUE(r.store);
+  // drop: rows 0,128,256,384 (384+256=640 <= 718) x cols 0..512 step 128 (512+256 <= 791).
+  EXPECT_EQ(r.summary.tiles_considered, 4u * 5u);
+  GDALDatasetH ds = GDALOpen(path.c_str(), GA_ReadOnly);
+  uint64_t nan_seen = 0;
+  for (uint64_t i = 0; i < r.store->size(); ++i) {
+    auto s = r.store->Read(i);
+    const auto w = s->meta.at("window");
+    EXPECT_EQ(w[0].get<int64_t>() % 128, 0);
+    const Array* x = s->Find("x");
+    ASSERT_EQ(x->dtype, DType::kF32);
+    auto truth = GdalRead(ds, {1, 2, 3}, w[0], w[1], 256, 256, DType::kU8);
+    auto v = x->As<float>();
+    for (size_t k = 0; k < truth.size(); ++k) {
+      if (truth[k] == 0) {
+        ASSERT_TRUE(std::isnan(v[k])) << k;
+        ++nan_seen;
+      } else {
+        ASSERT_EQ(v[k], static_cast<float>(truth[k])) << k;
+      }
+    }
+  }
+  GDALClose(ds);
+  EXPECT_GT(nan_seen, 0u);
+  EXPECT_EQ(r.store->manifest().attrs.at("ingest").at("invalid_to_nan"), true);
 }
 
 }  // namespace
