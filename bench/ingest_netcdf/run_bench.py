@@ -171,7 +171,8 @@ def main():
     results["python"] = {"wall_s": wall, "cpu_s": cpu, "output": json.loads(out)}
     shutil.rmtree(py_out, ignore_errors=True)
 
-    print(f"data: {len(files)} netCDF-4 files, {data_bytes / 1e9:.3f} GB, {results['steps']} steps, "
+    print(f"data: {len(files)} netCDF-4 files, {data_bytes / 1e9:.3f} GB, "
+          f"{results['steps']} steps, "
           f"{results['channels']} channels, grid {ny}x{nx} (generated in {gen_s:.1f} s); "
           f"outputs in {args.out_dir}; load average {results['load_average'][0]:.1f}")
     raw_bytes = results["raw"]["output"]["bytes"]
@@ -182,7 +183,8 @@ def main():
     py = results["python"]
     for name, key in names:
         r = results[key]
-        print(f"{name:<20}{r['wall_s']:>9.2f}{r['cpu_s']:>9.2f}{raw_bytes / r['wall_s'] / 1e6:>11.1f}"
+        print(f"{name:<20}{r['wall_s']:>9.2f}{r['cpu_s']:>9.2f}"
+              f"{raw_bytes / r['wall_s'] / 1e6:>11.1f}"
               f"{results['raw']['wall_s'] / r['wall_s']:>13.3f}{py['wall_s'] / r['wall_s']:>12.2f}"
               f"{py['cpu_s'] / max(r['cpu_s'], 1e-9):>11.2f}")
     results["ratios"] = {}
