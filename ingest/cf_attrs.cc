@@ -149,7 +149,7 @@ Result<CfPacking> ReadCfPacking(const NcFile& file, const NcVarInfo& var) {
   };
   auto num = [&](const char* attr) -> Result<std::optional<std::vector<double>>> {
     auto r = file.NumAttr(var.varid, attr);
-    if (!r.ok()) return r.status().WithContext(where(attr) + ": ");
+    if (!r.ok()) return r.status().WithContext(where(attr));
     if (r->has_value() && (*r)->empty()) {
       return InvalidArgument(file.path(), ": ", where(attr), " is empty");
     }
@@ -298,7 +298,7 @@ Result<AxisAttrs> ReadAxisAttrs(const NcFile& file, const NcVarInfo& var) {
   AxisAttrs a;
   const auto text = [&](const char* name, std::string* out) -> Status {
     auto r = file.TextAttr(var.varid, name);
-    if (!r.ok()) return r.status().WithContext(StrCat("coordinate ", var.name, ": "));
+    if (!r.ok()) return r.status().WithContext(StrCat("coordinate ", var.name));
     if (r->has_value()) *out = **r;
     return Status::Ok();
   };

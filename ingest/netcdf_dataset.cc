@@ -295,11 +295,11 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
       const std::string coord = time_source->time_coordinate->name;
       auto calendar = ParseCalendar(attrs.calendar);
       if (!calendar.ok()) {
-        return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord, ": "));
+        return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord));
       }
       auto units = ParseTimeUnits(attrs.units, *calendar);
       if (!units.ok()) {
-        return units.status().WithContext(StrCat(path, ": time coordinate ", coord, ": "));
+        return units.status().WithContext(StrCat(path, ": time coordinate ", coord));
       }
       TS_ASSIGN_OR_RETURN(auto values, file.ReadAllDouble(*time_source->time_coordinate));
       if (time_source->t_pos >= 0 &&
@@ -310,7 +310,7 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         auto instant = DecodeTime(*units, values[i]);
         if (!instant.ok()) {
           return instant.status().WithContext(
-              StrCat(path, ": time coordinate ", coord, " [", i, "]: "));
+              StrCat(path, ": time coordinate ", coord, " [", i, "]"));
         }
         if (!plan->instants.empty() && *instant <= plan->instants.back()) {
           return InvalidArgument(path, ": time coordinate ", coord,

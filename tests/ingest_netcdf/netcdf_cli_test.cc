@@ -280,6 +280,37 @@ TEST(NetcdfCli, DamagedHeaderNamesTheFile) {
   EXPECT_FALSE(HasManifest(out));
 }
 
+TEST(NetcdfCli, UnknownCalendarNamesFileAndCalendarAndWritesNoManifest) {
+  TempDir tmp;
+  FixtureSpec spec;
+  spec.calendar = "martian";
+  const std::string path = tmp.Sub("mars.nc");
+  ASSERT_TRUE(testing::WriteFixture(path, spec));
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--out " + out + " --vars t2m " + path);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.output.find(path + ": time coordinate time: unknown calendar \"martian\""),
+            std::string::npos)
+      << run.output;
+  EXPECT_FALSE(HasManifest(out));
+}
+
+TEST(NetcdfCli, FilesOnDifferentGridsAreAnError) {
+  TempDir tmp;
+  FixtureSpec spec;
+  const std::string a = tmp.Sub("coarse.nc"), b = tmp.Sub("fine.nc");
+  ASSERT_TRUE(testing::WriteFixture(a, spec));
+  spec.t_first = 3;
+  spec.nx = 9;
+  ASSERT_TRUE(testing::WriteFixture(b, spec));
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--out " + out + " --vars t2m " + a + " " + b);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.output.find(b + ": grid (lat=4, lon=9) differs from " + a), std::string::npos)
+      << run.output;
+  EXPECT_FALSE(HasManifest(out));
+}
+
 TEST(NetcdfCli, SharedEra5FileIngestsWithTimeStamp) {
   TempDir tmp;
   const std::string out = tmp.Sub("store");
