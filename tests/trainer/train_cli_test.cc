@@ -131,5 +131,23 @@ TEST(TrainCliTest, TruncatedCheckpointFailsResume) {
   EXPECT_NE(r.output.find(weights), std::string::npos) << r.output;
 }
 
+TEST(TrainCliTest, TwoRanksUnderMpirunShareTheGlobalBatch) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 4);
+  auto r = RunCommand(std::string(TILESTAGE_MPIRUN_CMD) + " -np 2 " + CliPath() +
+                      " train --store " + store + " --model vit-classify" + kTiny +
+                      " --batch 8 --epochs 1 --eval-fraction 0.25 --checksum-every 2 --json " +
+                      dir.Sub("log.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 72 training records, global batch 8 (4 per rank): 9 steps, each with a gradient allreduce.
+  const auto steps = ReadJsonl(dir.Sub("log.jsonl"), "step");
+  ASSERT_EQ(steps.size(), 9u);
+  EXPECT_GT(steps[0]["allreduce_ms"].get<double>(), 0.0);
+  EXPECT_NE(r.output.find("2 rank(s) x batch 4"), std::string::npos) << r.output;
+  const auto epochs = ReadJsonl(dir.Sub("log.jsonl"), "epoch");
+  ASSERT_EQ(epochs.size(), 1u);
+  EXPECT_TRUE(epochs[0].contains("eval_loss"));
+}
+
 }  // namespace
 }  // namespace tilestage
