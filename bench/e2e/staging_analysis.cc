@@ -245,7 +245,10 @@ Status AnalyzeInstance(const std::vector<const MlLogRecord*>& records, const std
       run.epochs = static_cast<int>(epochs.closed().size());
       if (run.epochs > 0) {
         int64_t ms = 0;
-        for (const Interval& iv : epochs.closed()) ms += iv.stop_ms - iv.start_ms;
+        for (const Interval& iv : epochs.closed()) {
+          ms += iv.stop_ms - iv.start_ms;
+          run.epoch_s.push_back(static_cast<double>(iv.stop_ms - iv.start_ms) / 1000.0);
+        }
         run.mean_epoch_s = static_cast<double>(ms) / 1000.0 / run.epochs;
       }
       if (run.staging_s) {
@@ -465,6 +468,7 @@ Json StagingAnalysisToJson(const StagingAnalysis& analysis) {
     j["staging_within_run"] = r.staging_within_run;
     j["epochs"] = r.epochs;
     j["mean_epoch_s"] = Opt(r.mean_epoch_s);
+    j["epoch_s"] = r.epoch_s;
     j["staging_per_run"] = Opt(r.staging_per_run);
     j["staging_per_epoch"] = Opt(r.staging_per_epoch);
     j["time_to_train_split_s"] = {{"staging", r.split_staging_s},

@@ -49,6 +49,7 @@ struct RunAnalysis {
   bool staging_within_run = true;  // false when a staging interval lies outside the run
 
   int epochs = 0;
+  std::vector<double> epoch_s;  // each closed epoch's duration, in log order
   std::optional<double> mean_epoch_s;
   std::optional<double> staging_per_run;
   std::optional<double> staging_per_epoch;
