@@ -40,7 +40,8 @@ Result<double> PositiveNumber(const Json& obj, const char* key, const std::strin
   return v;
 }
 
-Result<Measure> ParseMeasure(const Json& j, const std::string& path, const std::string& default_name) {
+Result<Measure> ParseMeasure(const Json& j, const std::string& path,
+                             const std::string& default_name) {
   if (!j.is_object()) return InvalidArgument(path, " must be an object");
   Measure m;
   m.name = default_name;
@@ -113,7 +114,8 @@ std::string Text(double x, double y, const std::string& text, const char* anchor
   return os.str();
 }
 
-std::string Legend(double x, double y, const std::vector<std::pair<const char*, std::string>>& items) {
+std::string Legend(double x, double y,
+                   const std::vector<std::pair<const char*, std::string>>& items) {
   std::string out;
   for (const auto& [color, label] : items) {
     out += Rect(x, y - 10, 12, 12, color, label);

@@ -127,7 +127,8 @@ TEST(E2eReport, WritesEveryFieldAndConsistentRatios) {
   EXPECT_DOUBLE_EQ(dd["cold_samples_per_s"].get<double>(), 4096.0 / 15.0);
 
   const std::string md = ReadFile(out + "/report.md");
-  for (const char* s : {"| staging | GB/s | 2 | cp | 0.8 | 2.50x | raw read bandwidth | 3 | 66.7% |",
+  for (const char* s : {"| staging | GB/s | 2 | cp | 0.8 | 2.50x | raw read bandwidth | 3 | "
+                        "66.7% |",
                         "staging/run: 10.0%", "AU 66.7%", "fetch stall 3.000 s (20.0%)",
                         "![stage rates](stages.svg)", "## System", "## Provenance"})
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
