@@ -451,7 +451,7 @@ std::string TimeToTrainSvg(const TimeToTrain& t) {
         std::string(name) + " " + Fmt(s, "%.2f") + " s (" + Fmt(100 * s / t.run_s, "%.1f") + "%)";
     out += Rect(x, 40, w, 36, color, label);
     x += w;
-    legend.push_back({color, label});
+    legend.push_back({color, std::string(name) + " " + Fmt(s, "%.1f") + " s"});
   }
   out += Legend(kX, 100, legend);
   if (t.staging_per_epoch)
