@@ -1,6 +1,7 @@
 #include "bench/e2e/staging_analysis.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -317,6 +318,66 @@ std::string Pad(const std::string& s, size_t width, bool left = false) {
 }
 
 }  // namespace
+
+namespace {
+
+// "result_10.txt" after "result_9.txt": digit runs compare by value.
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      std::string_view da(a.data() + i, i2 - i), db(b.data() + j, j2 - j);
+      while (da.size() > 1 && da[0] == '0') da.remove_prefix(1);
+      while (db.size() > 1 && db[0] == '0') db.remove_prefix(1);
+      if (da.size() != db.size()) return da.size() < db.size();
+      if (da != db) return da < db;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+bool LooksLikeMlLog(const std::filesystem::path& p) {
+  const std::string name = p.filename().string();
+  const std::string ext = p.extension().string();
+  return (name.rfind("result_", 0) == 0 && ext == ".txt") || ext == ".log" || ext == ".mllog";
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ExpandMlLogPaths(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status)) return NotFound("mllog path ", path, " not found");
+    if (!std::filesystem::is_directory(status)) {
+      out.push_back(path);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_regular_file(ec) && LooksLikeMlLog(it->path())) found.push_back(it->path());
+    }
+    if (ec) return IOError("cannot list ", path, ": ", ec.message());
+    if (found.empty())
+      return InvalidArgument("directory ", path,
+                             " holds no MLPerf log files (result_*.txt, *.log, *.mllog)");
+    std::sort(found.begin(), found.end(), NaturalLess);
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  return out;
+}
 
 Result<GroupBy> ParseGroupBy(const std::string& name) {
   if (name == "dir" || name == "directory") return GroupBy::kDirectory;

@@ -89,6 +89,12 @@ Result<GroupBy> ParseGroupBy(const std::string& name);  // "dir", "file", "platf
 Result<std::vector<RunAnalysis>> AnalyzeMlLog(const std::vector<MlLogRecord>& records,
                                               const std::string& path);
 
+// Expands directories (recursively) into the MLPerf log files they hold: "result_*.txt" as in
+// the MLPerf result trees, and "*.log" / "*.mllog" files. Files given directly are kept as they
+// are. Paths come out in natural order (result_2 before result_10). NotFound for a path that does
+// not exist; InvalidArgument for a directory without log files.
+Result<std::vector<std::string>> ExpandMlLogPaths(const std::vector<std::string>& paths);
+
 // Reads, analyzes and groups several logs; the first bad file stops the analysis.
 Result<StagingAnalysis> AnalyzeMlLogFiles(const std::vector<std::string>& paths, GroupBy group_by);
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "tests/common/test_util.h"
+
 namespace tilestage::bench {
 namespace {
 
@@ -218,6 +222,25 @@ TEST(StagingAnalysis, FileWithoutMllogLinesIsAnError) {
   auto runs = AnalyzeText("just\nsome output\n");
   ASSERT_FALSE(runs.ok());
   EXPECT_NE(runs.status().message().find("t.log: no :::MLLOG lines"), std::string::npos);
+}
+
+TEST(StagingAnalysis, DirectoriesExpandToLogFilesInNaturalOrder) {
+  auto paths = ExpandMlLogPaths({kData});
+  ASSERT_TRUE(paths.ok()) << paths.status().ToString();
+  ASSERT_EQ(paths->size(), 5u);
+  EXPECT_EQ((*paths)[0], kData + "/cosmoflow_style/result_1.txt");
+  EXPECT_EQ((*paths)[2], kData + "/cosmoflow_style/result_3.txt");
+  EXPECT_EQ((*paths)[4], kData + "/weak/result_1.txt");
+  ::tilestage::testing::TempDir dir;
+  for (const char* name : {"result_10.txt", "result_9.txt", "notes.md", "result_2.txt"})
+    std::ofstream(dir.Sub(name)) << "x\n";
+  paths = ExpandMlLogPaths({dir.path()});
+  ASSERT_TRUE(paths.ok());
+  EXPECT_EQ(*paths, (std::vector<std::string>{dir.Sub("result_2.txt"), dir.Sub("result_9.txt"),
+                                              dir.Sub("result_10.txt")}));
+  EXPECT_EQ(ExpandMlLogPaths({dir.Sub("missing")}).status().code(), StatusCode::kNotFound);
+  ::tilestage::testing::TempDir empty;
+  EXPECT_EQ(ExpandMlLogPaths({empty.path()}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(StagingAnalysis, MedianOfEvenAndOddCounts) {
