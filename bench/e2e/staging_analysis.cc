@@ -82,6 +82,8 @@ class IntervalPairer {
   Status Stop(const MlLogRecord& r, const std::string& where) {
     const std::string id = IdOf(r.event);
     auto it = open_.find(id);
+    // Loggers do not always repeat epoch_num on the stop event; one open interval is unambiguous.
+    if (it == open_.end() && open_.size() == 1) it = open_.begin();
     if (it == open_.end())
       return InvalidArgument(where, ":", r.line, ": ", kind_, "_stop", Describe(id),
                              " without a matching ", kind_, "_start");

@@ -147,6 +147,19 @@ TEST(StagingAnalysis, SequentialRunsInOneFileAreSeparate) {
   EXPECT_DOUBLE_EQ(*(*runs)[1].staging_per_run, 5.0 / 30.0);
 }
 
+TEST(StagingAnalysis, StopWithoutEpochNumClosesTheOnlyOpenInterval) {
+  auto runs = AnalyzeText(Ev(0, "INTERVAL_START", "run_start") +
+                          Ev(0, "INTERVAL_START", "epoch_start", "\"epoch_num\": 1") +
+                          Ev(7000, "INTERVAL_START", "eval_start", "\"epoch_num\": 1") +
+                          Ev(9000, "INTERVAL_END", "eval_stop") +
+                          Ev(10000, "INTERVAL_END", "epoch_stop") +
+                          Ev(10000, "INTERVAL_END", "run_stop"));
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  EXPECT_EQ((*runs)[0].epochs, 1);
+  EXPECT_DOUBLE_EQ((*runs)[0].split_eval_s, 2.0);
+  EXPECT_DOUBLE_EQ((*runs)[0].split_training_s, 8.0);
+}
+
 TEST(StagingAnalysis, EpochLeftOpenAtRunStopIsAWarningNotAnError) {
   auto runs = AnalyzeText(Ev(0, "INTERVAL_START", "run_start") +
                           Ev(0, "INTERVAL_START", "epoch_start", "\"epoch_num\": 1") +
