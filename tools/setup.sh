@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tilestage needs, when any is missing.
 #   tools/setup.sh          build, test and demo dependencies
-#   tools/setup.sh --bench  also the Python peers the benchmarks run (torch, xarray, h5py, ...)
+#   tools/setup.sh --bench  also the Python peers the benchmarks run (xarray, h5py, ...)
 # As root it runs apt-get; otherwise it prints the exact apt-get line and stops.
 set -euo pipefail
 
@@ -15,9 +15,11 @@ packages=(
   libzstd-dev liblz4-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-xxhash python3-zstandard python3-lz4
+  # Independent truth for tests: PyTorch checks the trainer's gradients, cftime its calendars.
+  python3-torch python3-cftime
 )
 if [[ ${1:-} == --bench ]]; then
-  packages+=(python3-torch python3-xarray python3-netcdf4 python3-dask python3-h5py python3-matplotlib)
+  packages+=(python3-xarray python3-netcdf4 python3-dask python3-h5py python3-matplotlib)
 fi
 
 missing=()
