@@ -4,10 +4,15 @@
 #include <hdf5_hl.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdlib>
 #include <filesystem>
 #include <cstring>
 #include <functional>
 #include <optional>
+
+#include <libdeflate.h>
+#include <tbb/parallel_for.h>
 
 #include "ingest/hdf5_util.h"
 
@@ -17,6 +22,14 @@ namespace fs = std::filesystem;
 struct Hdf5FrameReader::Handles {
   Hid file;
   Hid dataset;
+  // Direct chunk reads: stacks chunked as whole frames, filtered only by shuffle and deflate,
+  // are read as raw chunks under the HDF5 lock and decoded in parallel outside it (HDF5 itself
+  // would decode them one at a time inside its global lock).
+  bool direct = false;
+  std::vector<H5Z_filter_t> filter_ids;  // pipeline order
+  size_t element_bytes = 0;
+  size_t chunk_bytes = 0;
+  bool swap_bytes = false;  // the file's byte order differs from this machine's
 };
 
 Hdf5FrameReader::Hdf5FrameReader() : handles_(std::make_unique<Handles>()) {}
@@ -433,6 +446,27 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
     TS_RETURN_IF_ERROR(CheckVirtualSources(f, dcpl.get(), file, info.dataset));
   }
   TS_RETURN_IF_ERROR(CheckFilters(dcpl.get(), file, info.dataset, &info.filters));
+  if (layout == H5D_CHUNKED && info.scan_shape.size() == 1) {
+    std::vector<hsize_t> chunk(3);
+    H5Pget_chunk(dcpl.get(), 3, chunk.data());
+    bool simple_filters = true;
+    for (int i = 0; i < H5Pget_nfilters(dcpl.get()); ++i) {
+      const H5Z_filter_t id =
+          H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), nullptr, nullptr, nullptr, 0,
+                         nullptr, nullptr);
+      simple_filters &= id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE;
+      h.filter_ids.push_back(id);
+    }
+    h.element_bytes = H5Tget_size(type.get());
+    h.chunk_bytes = static_cast<size_t>(chunk[0] * chunk[1] * chunk[2]) * h.element_bytes;
+    const H5T_order_t order = H5Tget_order(type.get());
+    h.swap_bytes = h.element_bytes > 1 &&
+                   (order == H5T_ORDER_BE) != (std::endian::native == std::endian::big);
+    h.direct = simple_filters && static_cast<int64_t>(chunk[1]) == info.height &&
+               static_cast<int64_t>(chunk[2]) == info.width && !info.is_virtual &&
+               std::getenv("TILESTAGE_HDF5_NO_DIRECT_CHUNKS") == nullptr;
+    info.direct_chunks = h.direct;
+  }
   if (layout == H5D_CHUNKED && !info.scan_shape.empty()) {
     std::vector<hsize_t> chunk(dims.size());
     H5Pget_chunk(dcpl.get(), static_cast<int>(dims.size()), chunk.data());
@@ -473,12 +507,118 @@ Result<Array> Hdf5FrameReader::ReadFrames(int64_t first, int64_t count) const {
   Array out(info_.dtype, {count, info_.height, info_.width});
   const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) *
                              DTypeSize(info_.dtype);
+  if (handles_->direct) {
+    TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, out.data.data()));
+    if (done) return out;
+  }
   Hdf5Lock lock;
   std::vector<hsize_t> dims(info_.shape.begin(), info_.shape.end());
   TS_RETURN_IF_ERROR(ReadRows(handles_->dataset.get(), dims,
                               static_cast<int>(info_.scan_shape.size()), first, count,
                               NativeHdf5Type(info_.dtype), frame_bytes, out.data.data(), where));
   return out;
+}
+
+namespace {
+
+struct DecompressorDeleter {
+  void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+};
+
+libdeflate_decompressor* ThreadDecompressor() {
+  thread_local std::unique_ptr<libdeflate_decompressor, DecompressorDeleter> d(
+      libdeflate_alloc_decompressor());
+  return d.get();
+}
+
+void Unshuffle(const uint8_t* in, size_t bytes, size_t element_bytes, uint8_t* out) {
+  const size_t n = bytes / element_bytes;
+  for (size_t b = 0; b < element_bytes; ++b) {
+    const uint8_t* plane = in + b * n;
+    for (size_t i = 0; i < n; ++i) out[i * element_bytes + b] = plane[i];
+  }
+  // HDF5 leaves a tail that is not a whole element unshuffled.
+  std::memcpy(out + n * element_bytes, in + n * element_bytes, bytes - n * element_bytes);
+}
+
+void SwapBytes(uint8_t* data, size_t bytes, size_t element_bytes) {
+  for (size_t i = 0; i + element_bytes <= bytes; i += element_bytes)
+    std::reverse(data + i, data + i + element_bytes);
+}
+
+}  // namespace
+
+Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* out) const {
+  const Handles& h = *handles_;
+  const int64_t cf = info_.frames_per_chunk;
+  const int64_t c0 = first / cf;
+  const int64_t c1 = (first + count - 1) / cf;
+  const size_t n = static_cast<size_t>(c1 - c0 + 1);
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
+  std::vector<std::vector<uint8_t>> raw(n);
+  std::vector<uint32_t> masks(n, 0);
+  {
+    Hdf5Lock lock;
+    for (size_t i = 0; i < n; ++i) {
+      const hsize_t offset[3] = {static_cast<hsize_t>((c0 + static_cast<int64_t>(i)) * cf), 0, 0};
+      hsize_t stored = 0;
+      if (H5Dget_chunk_storage_size(h.dataset.get(), offset, &stored) < 0 || stored == 0) {
+        // Never-written chunks read as fill values: let H5Dread produce them.
+        H5Eclear2(H5E_DEFAULT);
+        return false;
+      }
+      raw[i].resize(static_cast<size_t>(stored));
+      if (H5Dread_chunk(h.dataset.get(), H5P_DEFAULT, offset, &masks[i], raw[i].data()) < 0)
+        return Hdf5Error(StatusCode::kIOError,
+                         StrCat(where, ": reading chunk at frame ", offset[0]));
+    }
+  }
+  const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) * h.element_bytes;
+  std::vector<Status> errors(n);
+  tbb::parallel_for(size_t{0}, n, [&](size_t i) {
+    const int64_t chunk_first = (c0 + static_cast<int64_t>(i)) * cf;
+    std::vector<uint8_t> a, b;
+    const uint8_t* cur = raw[i].data();
+    size_t cur_bytes = raw[i].size();
+    for (size_t k = h.filter_ids.size(); k-- > 0;) {
+      if (masks[i] & (1u << k)) continue;  // this filter was skipped when the chunk was written
+      std::vector<uint8_t>& dst = cur == a.data() ? b : a;
+      dst.resize(h.chunk_bytes);
+      if (h.filter_ids[k] == H5Z_FILTER_DEFLATE) {
+        size_t actual = 0;
+        const libdeflate_result r = libdeflate_zlib_decompress(
+            ThreadDecompressor(), cur, cur_bytes, dst.data(), h.chunk_bytes, &actual);
+        if (r != LIBDEFLATE_SUCCESS || actual != h.chunk_bytes) {
+          errors[i] = DataLoss(where, ": chunk at frame ", chunk_first,
+                               " does not inflate to ", h.chunk_bytes, " bytes (libdeflate ",
+                               static_cast<int>(r), ", ", actual, " bytes)");
+          return;
+        }
+      } else {
+        if (cur_bytes != h.chunk_bytes) {
+          errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
+                               " bytes before unshuffling, expected ", h.chunk_bytes);
+          return;
+        }
+        Unshuffle(cur, cur_bytes, h.element_bytes, dst.data());
+      }
+      cur = dst.data();
+      cur_bytes = h.chunk_bytes;
+    }
+    if (cur_bytes != h.chunk_bytes) {
+      errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
+                           " bytes, expected ", h.chunk_bytes);
+      return;
+    }
+    const int64_t lo = std::max(first, chunk_first);
+    const int64_t hi = std::min(first + count, chunk_first + cf);
+    uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
+    const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
+    std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
+    if (h.swap_bytes) SwapBytes(dst, bytes, h.element_bytes);
+  });
+  for (auto& e : errors) TS_RETURN_IF_ERROR(e);
+  return true;
 }
 
 Result<Hdf5AuxInfo> Hdf5FrameReader::OpenAux(const std::string& path, int item_rank) const {

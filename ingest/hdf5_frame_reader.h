@@ -35,6 +35,8 @@ struct Hdf5FrameInfo {
   int64_t frames_per_chunk = 1;
   std::vector<std::string> filters;  // filter names in pipeline order ("shuffle", "deflate")
   bool is_virtual = false;
+  // Whole-frame chunks filtered only by shuffle/deflate: read raw, decoded in parallel.
+  bool direct_chunks = false;
 };
 
 // A per-frame auxiliary dataset of the same file (positions, targets): its leading dimensions
@@ -79,6 +81,8 @@ class Hdf5FrameReader {
  private:
   struct Handles;
   Hdf5FrameReader();
+  // Direct chunk read + parallel decode; false when a chunk is not stored (use H5Dread).
+  Result<bool> ReadDirect(int64_t first, int64_t count, uint8_t* out) const;
 
   Hdf5FrameInfo info_;
   std::unique_ptr<Handles> handles_;

@@ -255,6 +255,7 @@ TEST_F(Hdf5Fixture, ChunkedDeflateShuffleReadsInChunkAlignedBatches) {
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   EXPECT_EQ((*reader)->info().frames_per_chunk, 4);
   EXPECT_EQ((*reader)->info().filters, (std::vector<std::string>{"shuffle", "deflate"}));
+  EXPECT_TRUE((*reader)->info().direct_chunks);
   const int64_t batch = (*reader)->BatchFrames(3 * 16 * 12 * 2);  // 3 frames' worth
   EXPECT_EQ(batch, 4);  // rounded to whole chunks
   std::vector<uint16_t> got;
@@ -403,6 +404,48 @@ TEST_F(Hdf5Fixture, PositionsOrTargetsOfOtherLengthAreInvalid) {
   auto nope = (*reader)->OpenAux("/phase", 2);
   ASSERT_FALSE(nope.ok());
   EXPECT_EQ(nope.status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace tilestage::ingest
+
+namespace tilestage::ingest {
+namespace {
+
+TEST(Hdf5FrameReaderDirect, UnwrittenChunksReadAsFillValues) {
+  testing::TempDir dir;
+  const std::string file = dir.Sub("partial.h5");
+  auto frames = testing::MakeFrames<uint16_t>(2, 4, 4);
+  {
+    Hdf5Lock lock;
+    hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[3] = {6, 4, 4}, chunk[3] = {2, 4, 4};
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 1);
+    const uint16_t fill = 7;
+    H5Pset_fill_value(dcpl, H5T_NATIVE_UINT16, &fill);
+    hid_t space = H5Screate_simple(3, dims, nullptr);
+    hid_t ds = H5Dcreate2(f, "/d", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hsize_t start[3] = {0, 0, 0}, count[3] = {2, 4, 4};
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr);
+    hid_t mem = H5Screate_simple(3, count, nullptr);
+    H5Dwrite(ds, H5T_NATIVE_UINT16, mem, space, H5P_DEFAULT, frames.data());
+    H5Sclose(mem);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Fclose(f);
+  }
+  auto reader = Hdf5FrameReader::Open(file, "/d");
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE((*reader)->info().direct_chunks);
+  auto got = (*reader)->ReadFrames(1, 4);  // crosses a stored and an unwritten chunk
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  auto v = got->As<uint16_t>();
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(v[i], frames[16 + i]);
+  for (int i = 16; i < 64; ++i) EXPECT_EQ(v[i], 7);
 }
 
 }  // namespace
