@@ -248,6 +248,38 @@ TEST(IngestHdf5Cli, MissingDatasetListsDatasets) {
   EXPECT_NE(r.output.find("/entry/data/data u16[2,3,16,16]"), std::string::npos) << r.output;
 }
 
+TEST(IngestHdf5Cli, VirtualDatasetWithMissingSourceFailsWithoutManifest) {
+  TempDir dir;
+  {
+    hsize_t dims[3] = {4, 6, 6};
+    hid_t vspace = H5Screate_simple(3, dims, nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_virtual(dcpl, vspace, "gone.h5", "/frames", vspace);
+    hid_t f = H5Fcreate(dir.Sub("vds.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(H5Dcreate2(f, "/data", H5T_STD_U16LE, vspace, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5Fclose(f);
+    H5Pclose(dcpl);
+    H5Sclose(vspace);
+  }
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --dataset /data " +
+                     dir.Sub("vds.h5"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("source gone.h5:/frames"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestHdf5Cli, TruncatedFileFailsWithoutManifest) {
+  TempDir dir;
+  ScanFile s = WriteScanFile(dir.Sub("scan.h5"));
+  TruncateFile(s.path, FileSize(s.path) - 1000);
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " " + s.path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(s.path), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
 TEST(IngestTiffStackCli, TiledU16StackWithCropMatchesLibtiff) {
   TempDir dir;
   const std::string file = dir.Sub("stack.tif");
