@@ -235,9 +235,10 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
   }
   const std::string channel = BaseName(files_[0].reader->info().dataset);
   schema_.x.dtype = options.transform.OutputDType(dtype);
-  schema_.x.channel_names = {options.transform.scale == FrameScale::kLog1p  ? "log1p(" + channel + ")"
-                             : options.transform.scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
-                                                                            : channel};
+  const FrameScale scale = options.transform.scale;
+  schema_.x.channel_names = {scale == FrameScale::kLog1p  ? "log1p(" + channel + ")"
+                             : scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
+                                                          : channel};
   if (!options.targets.empty()) {
     FieldInfo y;
     y.dtype = DType::kF32;
