@@ -382,7 +382,8 @@ class NodeStager {
   std::atomic<uint64_t> shards_written_{0};
   std::atomic<bool> any_direct_read_{false}, any_direct_write_{false};
   tbb::task_group commits_;
-  std::mutex commit_mu_;
+  std::mutex commit_mu_;  // guards commit_status_
+  std::mutex run_mu_;     // serializes commits_.run
   Status commit_status_;
 };
 
@@ -488,6 +489,7 @@ Status NodeStager::Land(const TransferChunk& chunk, const uint8_t* bytes) {
   if (landing.file) {
     // fsync and rename in the background, so the next shard's bytes keep flowing meanwhile.
     DestFile* file = landing.file.release();
+    std::lock_guard lock(run_mu_);  // Land runs on several threads at once
     commits_.run([this, file, bytes = e.bytes] {
       std::unique_ptr<DestFile> owned(file);
       Status s = owned->Commit();
