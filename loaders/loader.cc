@@ -75,6 +75,17 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
       float* o = out + c * per_channel;
       if constexpr (std::is_floating_point_v<T>) {
         uint8_t* m = mask ? mask + c * per_channel : nullptr;
+        if (!m) {
+          // The common case, kept branch-free so the compiler vectorizes it.
+          for (int64_t i = 0; i < per_channel; ++i) {
+            T raw;
+            std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
+            const float v = static_cast<float>(raw);
+            const float r = (v - mean) * inv_std;
+            o[i] = v == v ? r : 0.0f;  // v != v exactly for NaN
+          }
+          continue;
+        }
         for (int64_t i = 0; i < per_channel; ++i) {
           T raw;
           std::memcpy(&raw, s + i * sizeof(T), sizeof(T));

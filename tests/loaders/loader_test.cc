@@ -378,6 +378,16 @@ TEST(Loader, NanBecomesZeroWithValidityMask) {
       for (int64_t i = 0; i < 192; ++i) ASSERT_TRUE(std::isfinite(b.x[s * 192 + i]));
     }
   }
+  // Without the mask (the vectorized path) NaN still becomes 0 and nothing else changes.
+  o.validity_mask = false;
+  auto plain = OpenOrDie(f.dir, o);
+  for (const Batch& b : Epoch(*plain)) {
+    EXPECT_TRUE(b.x_valid.empty());
+    for (int64_t s = 0; s < b.size; ++s) {
+      const auto want = ExpectedX(f, b.indices[s]);
+      for (int64_t i = 0; i < 192; ++i) ASSERT_NEAR(b.x[s * 192 + i], want[i], 1e-4);
+    }
+  }
 }
 
 TEST(Loader, LabelsAndCompressedRecordsDecode) {
