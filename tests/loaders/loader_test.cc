@@ -390,6 +390,26 @@ TEST(Loader, NanBecomesZeroWithValidityMask) {
   }
 }
 
+TEST(Loader, PreadPathOnOtherStoragesMatchesTheMappedLocalPath) {
+  // Local stores are read through mmap; any other Storage through pread. Same batches either way.
+  Fixture f;
+  auto memory = NewMemoryStorage();
+  testing::WriteSynthStore(memory, "/mem/store", f.spec);
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.seed = 2;
+  auto local = OpenOrDie(f.dir, o);
+  auto in_memory = Loader::Open(memory, "/mem/store", o);
+  ASSERT_TRUE(in_memory.ok()) << in_memory.status().ToString();
+  const auto a = Epoch(*local);
+  const auto b = Epoch(**in_memory);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].indices, b[i].indices);
+    EXPECT_EQ(a[i].x, b[i].x);
+  }
+}
+
 TEST(Loader, LabelsAndCompressedRecordsDecode) {
   SynthStoreSpec spec;
   spec.classes = 4;
