@@ -312,6 +312,18 @@ TEST(Loader, ZeroSamplesIsInvalidArgument) {
       << loader.status().ToString();
 }
 
+TEST(Loader, EmptyStoreIsInvalidArgument) {
+  SynthStoreSpec spec;
+  spec.samples = 0;
+  Fixture f(spec);
+  auto loader = Loader::Open(LocalStorage(), f.dir, LoaderOptions{});
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(loader.status().message().find("zero samples"), std::string::npos)
+      << loader.status().ToString();
+  EXPECT_NE(loader.status().message().find(f.dir), std::string::npos);
+}
+
 TEST(Loader, MemoryBudgetTooSmallForTheBatchesIsResourceExhausted) {
   Fixture f;
   LoaderOptions o;
@@ -365,6 +377,36 @@ TEST(Loader, NanBecomesZeroWithValidityMask) {
                 has_nan ? 1 : 0);
       for (int64_t i = 0; i < 192; ++i) ASSERT_TRUE(std::isfinite(b.x[s * 192 + i]));
     }
+  }
+  // Without the mask (the vectorized path) NaN still becomes 0 and nothing else changes.
+  o.validity_mask = false;
+  auto plain = OpenOrDie(f.dir, o);
+  for (const Batch& b : Epoch(*plain)) {
+    EXPECT_TRUE(b.x_valid.empty());
+    for (int64_t s = 0; s < b.size; ++s) {
+      const auto want = ExpectedX(f, b.indices[s]);
+      for (int64_t i = 0; i < 192; ++i) ASSERT_NEAR(b.x[s * 192 + i], want[i], 1e-4);
+    }
+  }
+}
+
+TEST(Loader, PreadPathOnOtherStoragesMatchesTheMappedLocalPath) {
+  // Local stores are read through mmap; any other Storage through pread. Same batches either way.
+  Fixture f;
+  auto memory = NewMemoryStorage();
+  testing::WriteSynthStore(memory, "/mem/store", f.spec);
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.seed = 2;
+  auto local = OpenOrDie(f.dir, o);
+  auto in_memory = Loader::Open(memory, "/mem/store", o);
+  ASSERT_TRUE(in_memory.ok()) << in_memory.status().ToString();
+  const auto a = Epoch(*local);
+  const auto b = Epoch(**in_memory);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].indices, b[i].indices);
+    EXPECT_EQ(a[i].x, b[i].x);
   }
 }
 
