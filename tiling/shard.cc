@@ -201,6 +201,8 @@ Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& e
 ShardWriter::ShardWriter(std::unique_ptr<WritableFile> file, ShardWriterOptions options)
     : file_(std::move(file)), options_(options), hasher_(std::make_unique<Hasher>()) {}
 
+ShardWriter::~ShardWriter() = default;
+
 Result<std::unique_ptr<ShardWriter>> ShardWriter::Create(Storage& storage, const std::string& path,
                                                          ShardWriterOptions options) {
   if (options.alignment == 0 || !std::has_single_bit(options.alignment))
