@@ -3,7 +3,9 @@
 #include <lz4.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 namespace tilestage {
@@ -109,6 +111,17 @@ Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t e
   return InvalidArgument("unknown codec ", int(spec.codec));
 }
 
+uint64_t MaxDecodedBytes(Codec codec, uint64_t stored_bytes) {
+  constexpr uint64_t kCap = UINT64_MAX >> 16;  // keeps the products below from overflowing
+  stored_bytes = std::min(stored_bytes, kCap);
+  switch (codec) {
+    case Codec::kNone: return stored_bytes;
+    case Codec::kLz4: return stored_bytes * 255 + 64;
+    case Codec::kZstd: return stored_bytes * 32768 + 64;
+  }
+  return 0;
+}
+
 Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, size_t elem_size,
                    std::span<uint8_t> raw_out) {
   const bool unshuffle = shuffled && elem_size > 1;
@@ -125,6 +138,10 @@ Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, 
       std::memcpy(target.data(), stored.data(), stored.size());
       break;
     case Codec::kLz4: {
+      if (stored.size() > static_cast<size_t>(INT32_MAX) ||
+          target.size() > static_cast<size_t>(INT32_MAX))
+        return DataLoss("lz4 block of ", stored.size(), " -> ", target.size(),
+                        " bytes exceeds the LZ4 limit");
       const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(stored.data()),
                                         reinterpret_cast<char*>(target.data()),
                                         static_cast<int>(stored.size()),
@@ -134,6 +151,11 @@ Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, 
       break;
     }
     case Codec::kZstd: {
+      // Writers always record the content size; a frame that declares another is damaged.
+      const unsigned long long declared = ZSTD_getFrameContentSize(stored.data(), stored.size());
+      if (declared == ZSTD_CONTENTSIZE_ERROR) return DataLoss("zstd block: not a zstd frame");
+      if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != target.size())
+        return DataLoss("zstd block declares ", declared, " bytes, expected ", target.size());
       const size_t n = ZSTD_decompress(target.data(), target.size(), stored.data(), stored.size());
       if (ZSTD_isError(n)) return DataLoss("zstd block: ", ZSTD_getErrorName(n));
       if (n != target.size()) return DataLoss("zstd block decodes to ", n, " bytes, expected ",

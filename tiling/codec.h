@@ -34,6 +34,11 @@ Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t e
 Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, size_t elem_size,
                    std::span<uint8_t> raw_out);
 
+// An upper bound on the bytes a valid block of stored_bytes can decode to (none: equal; lz4:
+// 255:1; zstd: 32768:1, one RLE block of 128 KiB per 4 bytes). Readers check a record's declared
+// raw sizes against it before allocating, so damaged or hostile sizes cannot exhaust memory.
+uint64_t MaxDecodedBytes(Codec codec, uint64_t stored_bytes);
+
 void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out);
 void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out);
 

@@ -182,6 +182,9 @@ Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& e
     if (!c.ReadBytes(d.stored, &payload)) return DataLoss(where, ": field '", d.name,
                                                           "' payload truncated");
     if (d.raw > entry.raw_size) return DataLoss(where, ": field '", d.name, "' larger than record");
+    if (d.raw > MaxDecodedBytes(entry.codec, d.stored))
+      return DataLoss(where, ": field '", d.name, "': ", d.raw, " raw bytes cannot come from ",
+                      d.stored, " ", CodecName(entry.codec), " bytes");
     Array a;
     a.dtype = d.dtype;
     a.shape = std::move(d.shape);
@@ -200,6 +203,8 @@ Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& e
 
 ShardWriter::ShardWriter(std::unique_ptr<WritableFile> file, ShardWriterOptions options)
     : file_(std::move(file)), options_(options), hasher_(std::make_unique<Hasher>()) {}
+
+ShardWriter::~ShardWriter() = default;
 
 Result<std::unique_ptr<ShardWriter>> ShardWriter::Create(Storage& storage, const std::string& path,
                                                          ShardWriterOptions options) {

@@ -69,6 +69,8 @@ class ShardWriter {
  public:
   static Result<std::unique_ptr<ShardWriter>> Create(Storage& storage, const std::string& path,
                                                      ShardWriterOptions options = {});
+  // Without Finish(), removes the partial file (nothing half-written is published).
+  ~ShardWriter();
   Status Append(const EncodedRecord& record);
   uint64_t records() const { return index_.size(); }
   // Bytes written so far (superblock, records and padding).

@@ -1,0 +1,258 @@
+// Channel statistics against a direct two-pass computation (with NaN and nodata), exact merging
+// of partial statistics, and the synthetic generator's determinism and compressibility.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "tiling/codec.h"
+#include "tiling/shard.h"
+#include "tiling/stats.h"
+#include "tiling/synth.h"
+
+namespace tilestage {
+namespace {
+
+struct TwoPass {
+  uint64_t count = 0, total = 0;
+  double mean = 0, var = 0, min = INFINITY, max = -INFINITY;
+};
+
+// The textbook definition: mean first, then squared deviations; no streaming.
+TwoPass DirectStats(const std::vector<double>& values, std::optional<double> nodata) {
+  TwoPass t;
+  double sum = 0;
+  for (double v : values) {
+    ++t.total;
+    if (std::isnan(v) || (nodata && v == *nodata)) continue;
+    ++t.count;
+    sum += v;
+    t.min = std::min(t.min, v);
+    t.max = std::max(t.max, v);
+  }
+  t.mean = t.count ? sum / static_cast<double>(t.count) : 0;
+  double ss = 0;
+  for (double v : values)
+    if (!std::isnan(v) && !(nodata && v == *nodata)) ss += (v - t.mean) * (v - t.mean);
+  t.var = t.count ? ss / static_cast<double>(t.count) : 0;
+  return t;
+}
+
+void ExpectMatches(const ChannelStats& s, const TwoPass& t) {
+  EXPECT_EQ(s.count, t.count);
+  EXPECT_EQ(s.total, t.total);
+  EXPECT_NEAR(s.mean, t.mean, 1e-12 * (1 + std::abs(t.mean)));
+  EXPECT_NEAR(s.variance(), t.var, 1e-10 * (1 + t.var));
+  EXPECT_NEAR(s.std(), std::sqrt(t.var), 1e-10 * (1 + std::sqrt(t.var)));
+  if (t.count) {
+    EXPECT_EQ(s.min, t.min);
+    EXPECT_EQ(s.max, t.max);
+  }
+  EXPECT_DOUBLE_EQ(s.valid_fraction(),
+                   t.total ? static_cast<double>(t.count) / static_cast<double>(t.total) : 0.0);
+}
+
+// [C, H, W] f32 with a large offset (stresses naive sum-of-squares), NaNs and nodata values.
+Array FloatArrayWithGaps(int64_t c, int64_t h, int64_t w, uint64_t seed) {
+  Array a(DType::kF32, {c, h, w});
+  auto v = a.As<float>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    const double u = CounterUniform(seed, 1, i);
+    v[i] = static_cast<float>(1000.0 + 10.0 * u + static_cast<double>(i / (h * w)));
+    if (i % 17 == 3) v[i] = NAN;
+    if (i % 23 == 5) v[i] = -9999.0f;
+  }
+  return a;
+}
+
+std::vector<double> Channel(const Array& a, int64_t c) {
+  const int64_t per = a.NumElements() / NumChannels(a);
+  std::vector<double> out;
+  for (int64_t i = 0; i < per; ++i) out.push_back(ElementAsDouble(a, c * per + i));
+  return out;
+}
+
+TEST(ChannelStats, MatchesTwoPassWithNanAndNodata) {
+  const Array a = FloatArrayWithGaps(3, 20, 30, 1);
+  const auto stats = ComputeChannelStats(a, -9999.0);
+  ASSERT_EQ(stats.size(), 3u);
+  for (int64_t c = 0; c < 3; ++c) {
+    SCOPED_TRACE(c);
+    const TwoPass t = DirectStats(Channel(a, c), -9999.0);
+    EXPECT_LT(t.count, t.total);
+    ExpectMatches(stats[c], t);
+  }
+}
+
+TEST(ChannelStats, WithoutNodataOnlyNanIsInvalid) {
+  const Array a = FloatArrayWithGaps(2, 10, 10, 2);
+  const auto stats = ComputeChannelStats(a);
+  for (int64_t c = 0; c < 2; ++c) ExpectMatches(stats[c], DirectStats(Channel(a, c), std::nullopt));
+  EXPECT_EQ(stats[0].min, -9999.0);
+}
+
+TEST(ChannelStats, IntegerArrayWithNodataZero) {
+  Array a = MakeSynthSample({{2, 16, 16}, DType::kU16, 4, 0}, 0).fields[0].array;
+  for (size_t i = 0; i < a.As<uint16_t>().size(); i += 5) a.As<uint16_t>()[i] = 0;
+  const auto stats = ComputeChannelStats(a, 0.0);
+  for (int64_t c = 0; c < 2; ++c) ExpectMatches(stats[c], DirectStats(Channel(a, c), 0.0));
+}
+
+TEST(ChannelStats, LowRankArrayIsOneChannel) {
+  const Array a = Array::FromVector<double>({4}, {1, 2, 3, NAN});
+  const auto stats = ComputeChannelStats(a);
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].count, 3u);
+  EXPECT_EQ(stats[0].total, 4u);
+  EXPECT_DOUBLE_EQ(stats[0].mean, 2.0);
+  EXPECT_DOUBLE_EQ(stats[0].variance(), 2.0 / 3.0);
+}
+
+TEST(ChannelStats, MergeOfPartialsEqualsStatsOfTheUnion) {
+  // Three tiles of one [2, H, W] field, merged in order, against the two-pass of all values.
+  std::vector<Array> parts = {FloatArrayWithGaps(2, 5, 7, 10), FloatArrayWithGaps(2, 11, 3, 11),
+                              FloatArrayWithGaps(2, 1, 40, 12)};
+  std::vector<ChannelStats> merged;
+  std::vector<std::vector<double>> union_values(2);
+  for (const Array& part : parts) {
+    MergeChannelStats(merged, ComputeChannelStats(part, -9999.0));
+    for (int64_t c = 0; c < 2; ++c) {
+      auto v = Channel(part, c);
+      union_values[c].insert(union_values[c].end(), v.begin(), v.end());
+    }
+  }
+  for (int64_t c = 0; c < 2; ++c) ExpectMatches(merged[c], DirectStats(union_values[c], -9999.0));
+}
+
+TEST(ChannelStats, MergeWithEmptyKeepsTotalsAndValues) {
+  ChannelStats empty;
+  empty.AddInvalid(5);
+  ChannelStats some;
+  for (double v : {1.0, 2.0, 6.0}) some.Add(v);
+  ChannelStats a = empty;
+  a.Merge(some);
+  ChannelStats b = some;
+  b.Merge(empty);
+  for (const ChannelStats* s : {&a, &b}) {
+    EXPECT_EQ(s->count, 3u);
+    EXPECT_EQ(s->total, 8u);
+    EXPECT_DOUBLE_EQ(s->mean, 3.0);
+    EXPECT_DOUBLE_EQ(s->min, 1.0);
+    EXPECT_DOUBLE_EQ(s->max, 6.0);
+    EXPECT_DOUBLE_EQ(s->variance(), 14.0 / 3.0);
+  }
+}
+
+TEST(ChannelStats, JsonRoundTripKeepsMergeableState) {
+  ChannelStats s;
+  for (double v : {3.0, -1.0, 7.5}) s.Add(v);
+  s.AddInvalid(2);
+  auto back = ChannelStats::FromJson(s.ToJson());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->count, 3u);
+  EXPECT_EQ(back->total, 5u);
+  EXPECT_DOUBLE_EQ(back->mean, s.mean);
+  EXPECT_DOUBLE_EQ(back->m2, s.m2);
+  EXPECT_DOUBLE_EQ(back->min, -1.0);
+  EXPECT_DOUBLE_EQ(back->max, 7.5);
+  EXPECT_DOUBLE_EQ(s.ToJson()["valid_fraction"].get<double>(), 0.6);
+}
+
+TEST(ChannelStats, EmptyChannelHasNullMinMaxInJson) {
+  ChannelStats s;
+  s.AddInvalid(4);
+  const auto j = s.ToJson();
+  EXPECT_TRUE(j["min"].is_null());
+  EXPECT_TRUE(j["max"].is_null());
+  auto back = ChannelStats::FromJson(j);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->count, 0u);
+  EXPECT_EQ(back->total, 4u);
+}
+
+TEST(ChannelStats, FromJsonRejectsEntriesWithoutMoments) {
+  EXPECT_EQ(ChannelStats::FromJson({{"mean", 1.0}}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+// ------------------------------------------------------------------------------ synth
+
+TEST(Synth, SameSeedAndIndexGiveSameBytes) {
+  for (DType dtype : {DType::kF32, DType::kU16, DType::kI8, DType::kF64}) {
+    const SynthSpec spec{{3, 32, 32}, dtype, 42, 5};
+    const Sample a = MakeSynthSample(spec, 17), b = MakeSynthSample(spec, 17);
+    EXPECT_EQ(a.fields[0].array.data, b.fields[0].array.data);
+    EXPECT_EQ(a.fields[1].array.data, b.fields[1].array.data);
+    EXPECT_EQ(a.meta, b.meta);
+  }
+}
+
+TEST(Synth, DifferentSamplesSeedsAndChannelsDiffer) {
+  const SynthSpec spec{{2, 32, 32}, DType::kF32, 1, 0};
+  const Array a = MakeSynthSample(spec, 0).fields[0].array;
+  EXPECT_NE(a.data, MakeSynthSample(spec, 1).fields[0].array.data);
+  SynthSpec other_seed = spec;
+  other_seed.seed = 2;
+  EXPECT_NE(a.data, MakeSynthSample(other_seed, 0).fields[0].array.data);
+  const auto half = a.data.size() / 2;
+  EXPECT_FALSE(std::equal(a.data.begin(), a.data.begin() + half, a.data.begin() + half));
+}
+
+TEST(Synth, ValuesAreNotConstantAndVaryAcrossTheRange) {
+  const Array a = MakeSynthSample({{1, 64, 64}, DType::kU16, 3, 0}, 5).fields[0].array;
+  std::set<uint16_t> distinct(a.As<uint16_t>().begin(), a.As<uint16_t>().end());
+  EXPECT_GT(distinct.size(), 1000u);
+  const auto stats = ComputeChannelStats(a);
+  EXPECT_GT(stats[0].std(), 1000.0);
+}
+
+class SynthCompressionTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(SynthCompressionTest, ZstdWithShuffleCompresses) {
+  const SynthSpec spec{{3, 64, 64}, GetParam(), 9, 0};
+  uint64_t raw = 0, stored = 0;
+  for (uint64_t i = 0; i < 8; ++i) {
+    auto rec = EncodeRecord(MakeSynthSample(spec, i), {Codec::kZstd, 3, true});
+    ASSERT_TRUE(rec.ok());
+    raw += rec->raw_size;
+    stored += rec->stored.size();
+  }
+  const double ratio = static_cast<double>(raw) / static_cast<double>(stored);
+  EXPECT_GT(ratio, 1.0) << DTypeName(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(FloatAndIntegerTiles, SynthCompressionTest,
+                         ::testing::Values(DType::kF32, DType::kU16, DType::kU8, DType::kF64),
+                         [](const auto& info) { return std::string(DTypeName(info.param)); });
+
+TEST(Synth, LabelsAreInRangeAndMatchMetadata) {
+  const SynthSpec spec{{1, 16, 16}, DType::kF32, 3, 4};
+  std::set<int> labels;
+  for (uint64_t i = 0; i < 64; ++i) {
+    const Sample s = MakeSynthSample(spec, i);
+    ASSERT_EQ(s.fields.size(), 2u);
+    const int y = s.fields[1].array.As<int32_t>()[0];
+    EXPECT_GE(y, 0);
+    EXPECT_LT(y, 4);
+    EXPECT_EQ(s.meta["label"].get<int>(), y);
+    labels.insert(y);
+  }
+  EXPECT_EQ(labels.size(), 4u);
+}
+
+TEST(Synth, CounterUniformIsInUnitInterval) {
+  double sum = 0;
+  for (uint64_t k = 0; k < 10000; ++k) {
+    const double u = CounterUniform(5, 6, k);
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+  }
+  EXPECT_NEAR(sum / 10000, 0.5, 0.02);
+  EXPECT_EQ(CounterHash(1, 2, 3), CounterHash(1, 2, 3));
+  EXPECT_NE(CounterHash(1, 2, 3), CounterHash(1, 2, 4));
+}
+
+}  // namespace
+}  // namespace tilestage
