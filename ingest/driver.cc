@@ -1,0 +1,789 @@
+#include "ingest/driver.h"
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "ingest/mpi_split.h"
+#include "ingest/progress.h"
+#include "tiling/checksum.h"
+#include "tiling/manifest.h"
+#include "tiling/shard.h"
+#include "tiling/store.h"
+
+namespace tilestage::ingest {
+namespace {
+
+// ------------------------------------------------------------------ per-tile statistics
+
+// Integer types up to 16 bits: exact integer sums (vectorizable, no per-value division), turned
+// into Welford's (mean, m2) once per tile. Others: two passes in double.
+template <typename T>
+ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  if constexpr (std::is_integral_v<T> && sizeof(T) <= 2) {
+    using Sum = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
+    Sum sum = 0;
+    uint64_t sumsq = 0, count = 0;
+    T lo = std::numeric_limits<T>::max(), hi = std::numeric_limits<T>::lowest();
+    // Chunks keep sumsq within 64 bits: 2^16 values of at most 2^32 each.
+    unsigned __int128 sumsq_total = 0;
+    for (int64_t start = 0; start < n; start += 65536) {
+      const int64_t end = std::min<int64_t>(n, start + 65536);
+      sumsq = 0;
+      if (valid) {
+        for (int64_t i = start; i < end; ++i) {
+          const bool ok = valid[i] != 0;
+          const int64_t x = ok ? static_cast<int64_t>(v[i]) : 0;
+          sum += static_cast<Sum>(x);
+          sumsq += static_cast<uint64_t>(x * x);
+          count += ok;
+          if (ok) {
+            lo = std::min(lo, v[i]);
+            hi = std::max(hi, v[i]);
+          }
+        }
+      } else {
+        for (int64_t i = start; i < end; ++i) {
+          const int64_t x = v[i];
+          sum += static_cast<Sum>(x);
+          sumsq += static_cast<uint64_t>(x * x);
+          lo = std::min(lo, v[i]);
+          hi = std::max(hi, v[i]);
+        }
+        count += end - start;
+      }
+      sumsq_total += sumsq;
+    }
+    s.count = count;
+    if (count) {
+      const __int128 n128 = count;
+      const __int128 sum128 = sum;
+      const __int128 numerator = n128 * static_cast<__int128>(sumsq_total) - sum128 * sum128;
+      s.mean = static_cast<double>(sum) / static_cast<double>(count);
+      s.m2 = static_cast<double>(numerator) / static_cast<double>(count);
+      s.min = lo;
+      s.max = hi;
+    }
+    return s;
+  } else {
+    double sum = 0;
+    uint64_t count = 0;
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = static_cast<double>(v[i]);
+      if ((valid && !valid[i]) || std::isnan(x)) continue;
+      sum += x;
+      ++count;
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+    }
+    s.count = count;
+    if (count) {
+      s.mean = sum / static_cast<double>(count);
+      double m2 = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double x = static_cast<double>(v[i]);
+        if ((valid && !valid[i]) || std::isnan(x)) continue;
+        m2 += (x - s.mean) * (x - s.mean);
+      }
+      s.m2 = m2;
+      s.min = lo;
+      s.max = hi;
+    }
+    return s;
+  }
+}
+
+// ------------------------------------------------------------------ cutting and conversion
+
+template <typename D, typename S>
+D ConvertValue(S v) {
+  if constexpr (std::is_same_v<D, S>) {
+    return v;
+  } else if constexpr (std::is_floating_point_v<D>) {
+    return static_cast<D>(v);
+  } else {
+    // Round to nearest and saturate: a float field stored as u8 keeps its visible range.
+    double x = static_cast<double>(v);
+    if (std::isnan(x)) return D{0};
+    x = std::nearbyint(x);
+    if (x <= static_cast<double>(std::numeric_limits<D>::lowest()))
+      return std::numeric_limits<D>::lowest();
+    if (x >= static_cast<double>(std::numeric_limits<D>::max())) return std::numeric_limits<D>::max();
+    return static_cast<D>(x);
+  }
+}
+
+struct CutContext {
+  const Array* src = nullptr;   // [C, box.height, box.width]
+  const Array* mask = nullptr;  // [C or 1, box.height, box.width] or empty
+  const FieldInfo* info = nullptr;
+  Region box;     // region the source data covers (clipped to the item)
+  Region window;  // the tile, possibly extending past the item (pad)
+  int64_t item_height = 0;
+  int64_t item_width = 0;
+};
+
+// Cuts ctx.window out of ctx.src into *tile (dtype out), and fills *valid ([C, th*tw], 1 = valid)
+// unless every value is known to be valid, in which case valid is left empty.
+void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t>* valid) {
+  const Array& src = *ctx.src;
+  const int64_t channels = src.shape[0];
+  const int64_t th = ctx.window.height, tw = ctx.window.width;
+  const Region inside = ClipToItem(ctx.window, ctx.item_height, ctx.item_width);
+  const int64_t vr = inside.height, vc = inside.width;
+  const int64_t r0 = ctx.window.row - ctx.box.row, c0 = ctx.window.col - ctx.box.col;
+  const int64_t box_w = ctx.box.width, box_plane = ctx.box.height * ctx.box.width;
+  const bool padded = vr < th || vc < tw;
+  const bool has_mask = ctx.mask && !ctx.mask->data.empty();
+  const int64_t mask_channels = has_mask ? ctx.mask->shape[0] : 0;
+  bool has_nodata = false;
+  for (const auto& nd : ctx.info->nodata) has_nodata |= nd.has_value();
+  const bool may_be_invalid = padded || has_mask || has_nodata || IsFloat(src.dtype);
+  const bool nan_invalid = IsFloat(out) && out != src.dtype;
+
+  *tile = Array(out, {channels, th, tw});
+  if (may_be_invalid) valid->assign(static_cast<size_t>(channels * th * tw), 1);
+  else valid->clear();
+
+  VisitDType(src.dtype, [&](auto s_zero) {
+    using S = decltype(s_zero);
+    VisitDType(out, [&](auto d_zero) {
+      using D = decltype(d_zero);
+      const S* s_all = reinterpret_cast<const S*>(src.data.data());
+      D* d_all = reinterpret_cast<D*>(tile->data.data());
+      for (int64_t c = 0; c < channels; ++c) {
+        const std::optional<double> nd =
+            c < static_cast<int64_t>(ctx.info->nodata.size()) ? ctx.info->nodata[c] : std::nullopt;
+        const double nd_value = nd.value_or(0.0);
+        const D fill = ConvertValue<D>(nd_value);
+        // GDAL compares float pixels with the nodata value cast to the band type; integer
+        // bands only match a nodata value they can represent exactly.
+        bool has_nd_s = false;
+        S nd_s{};
+        if (nd.has_value() && nd_value >= static_cast<double>(std::numeric_limits<S>::lowest()) &&
+            nd_value <= static_cast<double>(std::numeric_limits<S>::max())) {
+          nd_s = static_cast<S>(nd_value);
+          has_nd_s = std::is_floating_point_v<S> || static_cast<double>(nd_s) == nd_value;
+        }
+        const S* s_plane = s_all + c * box_plane;
+        D* d_plane = d_all + c * th * tw;
+        const uint8_t* m_plane =
+            has_mask ? ctx.mask->data.data() + (mask_channels > 1 ? c : 0) * box_plane : nullptr;
+        uint8_t* v_plane = may_be_invalid ? valid->data() + c * th * tw : nullptr;
+        for (int64_t r = 0; r < th; ++r) {
+          D* d = d_plane + r * tw;
+          if (r >= vr) {
+            std::fill(d, d + tw, fill);
+            if (v_plane) std::fill(v_plane + r * tw, v_plane + (r + 1) * tw, uint8_t{0});
+            continue;
+          }
+          const S* s = s_plane + (r0 + r) * box_w + c0;
+          if constexpr (std::is_same_v<S, D>) std::memcpy(d, s, vc * sizeof(S));
+          else for (int64_t i = 0; i < vc; ++i) d[i] = ConvertValue<D>(s[i]);
+          std::fill(d + vc, d + tw, fill);
+          if (!v_plane) continue;
+          uint8_t* v = v_plane + r * tw;
+          const uint8_t* m = m_plane ? m_plane + (r0 + r) * box_w + c0 : nullptr;
+          const bool nd_exact = has_nd_s;
+          for (int64_t i = 0; i < vc; ++i) {
+            bool ok = !(m && m[i] == 0);
+            if constexpr (std::is_floating_point_v<S>) ok = ok && !std::isnan(s[i]);
+            if (nd_exact) ok = ok && s[i] != nd_s;
+            v[i] = ok;
+            if (!ok && nan_invalid) d[i] = std::numeric_limits<D>::quiet_NaN();
+          }
+          std::fill(v + vc, v + tw, uint8_t{0});
+        }
+      }
+    });
+  });
+}
+
+// Fraction of pixel positions valid in every channel.
+double ValidFraction(const std::vector<uint8_t>& valid, int64_t channels, int64_t plane) {
+  if (valid.empty() || plane == 0) return 1.0;
+  int64_t ok = 0;
+  for (int64_t i = 0; i < plane; ++i) {
+    uint8_t all = 1;
+    for (int64_t c = 0; c < channels; ++c) all &= valid[c * plane + i];
+    ok += all;
+  }
+  return static_cast<double>(ok) / static_cast<double>(plane);
+}
+
+// ------------------------------------------------------------------ serialization of results
+
+nlohmann::json StatsToBits(const std::vector<ChannelStats>& stats) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : stats)
+    out.push_back({s.count, s.total, std::bit_cast<uint64_t>(s.mean), std::bit_cast<uint64_t>(s.m2),
+                   std::bit_cast<uint64_t>(s.min), std::bit_cast<uint64_t>(s.max)});
+  return out;
+}
+
+std::vector<ChannelStats> StatsFromBits(const nlohmann::json& j) {
+  std::vector<ChannelStats> out;
+  for (const auto& e : j) {
+    ChannelStats s;
+    s.count = e[0].get<uint64_t>();
+    s.total = e[1].get<uint64_t>();
+    s.mean = std::bit_cast<double>(e[2].get<uint64_t>());
+    s.m2 = std::bit_cast<double>(e[3].get<uint64_t>());
+    s.min = std::bit_cast<double>(e[4].get<uint64_t>());
+    s.max = std::bit_cast<double>(e[5].get<uint64_t>());
+    out.push_back(s);
+  }
+  return out;
+}
+
+nlohmann::json StatusToJson(const Status& s) {
+  return {{"code", static_cast<int>(s.code())}, {"message", s.message()}};
+}
+Status StatusFromJson(const nlohmann::json& j) {
+  const int code = j.at("code").get<int>();
+  if (code == 0) return Status::Ok();
+  return Status(static_cast<StatusCode>(code), j.at("message").get<std::string>());
+}
+
+Result<nlohmann::json> HashFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("cannot open source file ", path, " to hash it");
+  Hasher hasher;
+  std::vector<uint8_t> buf(8 << 20);
+  uint64_t bytes = 0;
+  while (in) {
+    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    hasher.Update({buf.data(), static_cast<size_t>(n)});
+    bytes += static_cast<uint64_t>(n);
+  }
+  if (in.bad()) return IOError("read error while hashing source file ", path);
+  return nlohmann::json{{"path", path}, {"bytes", bytes}, {"xxh3", HashToHex(hasher.Digest())}};
+}
+
+std::string ShardPrefix(const RankInfo& world) {
+  if (world.size <= 1) return "";
+  char prefix[32];
+  std::snprintf(prefix, sizeof prefix, "r%04d-", world.rank);
+  return prefix;
+}
+
+// Removes this writer's shard files after a failure so no partial data lingers.
+void RemoveOwnShards(Storage& storage, const std::string& dir, const std::string& prefix) {
+  auto names = storage.List(dir);
+  if (!names.ok()) return;
+  const std::string start = prefix + "shard-";
+  for (const auto& name : *names)
+    if (name.rfind(start, 0) == 0 && name.find(kShardSuffix) != std::string::npos)
+      (void)storage.Remove(JoinPath(dir, name));
+}
+
+// ------------------------------------------------------------------ the local (per-rank) run
+
+struct Unit {
+  int64_t item = 0;
+  size_t group = 0;  // row of windows
+};
+
+struct UnitResult {
+  Status status;
+  int64_t item = 0;
+  std::vector<EncodedRecord> records;
+  std::vector<std::vector<ChannelStats>> x_stats;  // per kept tile
+  std::vector<std::vector<ChannelStats>> y_stats;
+  uint64_t considered = 0;
+  uint64_t dropped = 0;
+  uint64_t raw_bytes = 0;
+};
+
+struct LocalResult {
+  Status status;
+  std::vector<ShardEntry> shards;
+  std::map<int64_t, std::vector<ChannelStats>> x_stats;  // per item of this rank
+  std::map<int64_t, std::vector<ChannelStats>> y_stats;
+  std::map<int64_t, uint64_t> tiles_per_item;
+  uint64_t considered = 0, written = 0, dropped = 0, raw_bytes = 0;
+  nlohmann::json sources = nlohmann::json::array();
+};
+
+struct ThreadState {
+  std::unique_ptr<ItemReader> reader;
+  Status open_status;
+  RegionData data;
+  std::vector<uint8_t> x_valid, y_valid;
+};
+
+class LocalRun {
+ public:
+  LocalRun(const Source& source, const DriverOptions& options,
+           const std::vector<std::vector<std::vector<Region>>>& plans, ItemRange range)
+      : source_(source), options_(options), plans_(plans), range_(range) {}
+
+  void ProcessUnit(const Unit& unit, ThreadState& ts, UnitResult* out) {
+    out->item = unit.item;
+    if (!ts.reader && ts.open_status.ok()) {
+      auto reader = source_.OpenReader();
+      if (reader.ok()) ts.reader = std::move(reader).value();
+      else ts.open_status = reader.status();
+    }
+    if (!ts.reader) {
+      out->status = ts.open_status;
+      return;
+    }
+    const ItemInfo& info = source_.item(unit.item);
+    const std::vector<Region>& windows = plans_[unit.item][unit.group];
+    Region box{windows.front().row, windows.front().col, windows.front().height,
+               windows.back().col + windows.back().width - windows.front().col};
+    box = ClipToItem(box, info.height, info.width);
+    const SourceSchema& schema = source_.schema();
+    if (Status s = ts.reader->Read(unit.item, box, &ts.data); !s.ok()) {
+      out->status = s;
+      return;
+    }
+    const std::vector<int64_t> want{schema.x.channels(), box.height, box.width};
+    if (ts.data.x.shape != want || ts.data.x.dtype != schema.x.dtype) {
+      out->status = Internal(source_.kind(), " source, ", info.name, ": reader returned ",
+                             ts.data.x.Describe(), " for a region of ", box.height, "x",
+                             box.width, " pixels, expected ", DTypeName(schema.x.dtype), "[",
+                             want[0], ",", want[1], ",", want[2], "]");
+      return;
+    }
+    if (schema.y && (ts.data.y.shape != std::vector<int64_t>{schema.y->channels(), box.height,
+                                                             box.width} ||
+                     ts.data.y.dtype != schema.y->dtype)) {
+      out->status = Internal(source_.kind(), " source, ", info.name, ": reader returned y ",
+                             ts.data.y.Describe(), " for a region of ", box.height, "x",
+                             box.width, " pixels");
+      return;
+    }
+    const DType x_out = options_.x_dtype.value_or(schema.x.dtype);
+    for (const Region& window : windows) {
+      ++out->considered;
+      Sample sample;
+      CutContext ctx{&ts.data.x, &ts.data.x_mask, &schema.x, box, window, info.height, info.width};
+      Array x_tile;
+      CutField(ctx, x_out, &x_tile, &ts.x_valid);
+      const int64_t plane = window.height * window.width;
+      const double valid_fraction = ValidFraction(ts.x_valid, schema.x.channels(), plane);
+      if (valid_fraction <= 0.0 || valid_fraction < options_.min_valid) {
+        ++out->dropped;
+        continue;
+      }
+      out->x_stats.push_back(
+          TileChannelStats(x_tile, ts.x_valid.empty() ? nullptr : ts.x_valid.data()));
+      out->raw_bytes += x_tile.ByteSize();
+      sample.Add("x", std::move(x_tile));
+      if (schema.y) {
+        CutContext yctx{&ts.data.y, &ts.data.y_mask, &*schema.y, box, window, info.height,
+                        info.width};
+        Array y_tile;
+        CutField(yctx, options_.y_dtype.value_or(schema.y->dtype), &y_tile, &ts.y_valid);
+        out->y_stats.push_back(
+            TileChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
+        out->raw_bytes += y_tile.ByteSize();
+        sample.Add("y", std::move(y_tile));
+      }
+      nlohmann::json& meta = sample.meta;
+      meta = info.meta.is_object() ? info.meta : nlohmann::json::object();
+      meta["item"] = unit.item;
+      meta["name"] = info.name;
+      meta["window"] = {window.row, window.col, window.height, window.width};
+      meta["valid_fraction"] = valid_fraction;
+      if (window.row + window.height > info.height || window.col + window.width > info.width)
+        meta["padded"] = true;
+      source_.AddTileMeta(unit.item, window, &meta);
+      auto encoded = EncodeRecord(sample, options_.codec);
+      if (!encoded.ok()) {
+        out->status = encoded.status().WithContext(StrCat(info.name, " window ", window.row, ",",
+                                                          window.col, ": "));
+        return;
+      }
+      out->records.push_back(std::move(encoded).value());
+    }
+  }
+
+  LocalResult Run(StoreWriter& writer, Progress& progress, int threads) {
+    LocalResult result;
+    std::vector<Unit> units;
+    for (int64_t item = range_.begin; item < range_.end; ++item)
+      for (size_t g = 0; g < plans_[item].size(); ++g) units.push_back({item, g});
+    for (int64_t item = range_.begin; item < range_.end; ++item) {
+      result.tiles_per_item[item] = 0;
+      result.x_stats[item] = std::vector<ChannelStats>(source_.schema().x.channels());
+      if (source_.schema().y)
+        result.y_stats[item] = std::vector<ChannelStats>(source_.schema().y->channels());
+    }
+    tbb::enumerable_thread_specific<ThreadState> states;
+    size_t next = 0;
+    bool failed = false;
+    tbb::task_arena arena(threads);
+    arena.execute([&] {
+      tbb::parallel_pipeline(
+          static_cast<size_t>(std::max(2, 2 * threads)),
+          tbb::make_filter<void, Unit>(tbb::filter_mode::serial_in_order,
+                                       [&](tbb::flow_control& fc) -> Unit {
+                                         if (next >= units.size() || failed) {
+                                           fc.stop();
+                                           return {};
+                                         }
+                                         return units[next++];
+                                       }) &
+              tbb::make_filter<Unit, std::shared_ptr<UnitResult>>(
+                  tbb::filter_mode::parallel,
+                  [&](const Unit& unit) {
+                    auto out = std::make_shared<UnitResult>();
+                    ProcessUnit(unit, states.local(), out.get());
+                    return out;
+                  }) &
+              tbb::make_filter<std::shared_ptr<UnitResult>, void>(
+                  tbb::filter_mode::serial_in_order, [&](std::shared_ptr<UnitResult> r) {
+                    if (failed) return;
+                    if (!r->status.ok()) {
+                      result.status = r->status;
+                      failed = true;
+                      return;
+                    }
+                    uint64_t stored = 0;
+                    for (const auto& rec : r->records) {
+                      if (Status s = writer.AppendEncoded(rec); !s.ok()) {
+                        result.status = s;
+                        failed = true;
+                        return;
+                      }
+                      stored += rec.stored.size();
+                    }
+                    // Tile order within the item: units arrive in order, tiles within a unit
+                    // are in window order.
+                    auto& xs = result.x_stats[r->item];
+                    for (const auto& t : r->x_stats) MergeChannelStats(xs, t);
+                    if (source_.schema().y) {
+                      auto& ys = result.y_stats[r->item];
+                      for (const auto& t : r->y_stats) MergeChannelStats(ys, t);
+                    }
+                    result.tiles_per_item[r->item] += r->records.size();
+                    result.considered += r->considered;
+                    result.dropped += r->dropped;
+                    result.written += r->records.size();
+                    result.raw_bytes += r->raw_bytes;
+                    progress.Add(r->considered, r->raw_bytes);
+                  }));
+    });
+    return result;
+  }
+
+ private:
+  const Source& source_;
+  const DriverOptions& options_;
+  const std::vector<std::vector<std::vector<Region>>>& plans_;
+  ItemRange range_;
+};
+
+// Files of items [range) that this rank hashes: those whose first use (over all items) is here.
+std::vector<std::string> FilesToHash(const Source& source, ItemRange range) {
+  std::set<std::string> seen;
+  std::vector<std::string> mine;
+  for (int64_t i = 0; i < range.end; ++i) {
+    for (const auto& f : source.item(i).files) {
+      if (!seen.insert(f).second) continue;
+      if (i >= range.begin) mine.push_back(f);
+    }
+  }
+  return mine;
+}
+
+FieldSchema MakeFieldSchema(const std::string& name, const FieldInfo& info, DType dtype,
+                            std::vector<int64_t> shape, std::vector<ChannelStats> stats) {
+  FieldSchema f;
+  f.name = name;
+  f.dtype = dtype;
+  f.shape = std::move(shape);
+  f.channel_names = info.channel_names;
+  f.units = info.units;
+  f.stats = std::move(stats);
+  return f;
+}
+
+nlohmann::json NodataJson(const FieldInfo& info) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& nd : info.nodata) out.push_back(nd ? nlohmann::json(*nd) : nlohmann::json());
+  return out;
+}
+
+}  // namespace
+
+std::vector<ChannelStats> TileChannelStats(const Array& tile, const uint8_t* valid) {
+  const int64_t channels = NumChannels(tile);
+  const int64_t plane = channels ? tile.NumElements() / channels : 0;
+  std::vector<ChannelStats> stats(channels);
+  VisitDType(tile.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* v = reinterpret_cast<const T*>(tile.data.data());
+    for (int64_t c = 0; c < channels; ++c)
+      stats[c] = ChannelStatsOf<T>(v + c * plane, valid ? valid + c * plane : nullptr, plane);
+  });
+  return stats;
+}
+
+nlohmann::json IngestSummary::ToJson() const {
+  return {{"out", out},
+          {"kind", kind},
+          {"items", items},
+          {"tiles_considered", tiles_considered},
+          {"tiles_written", tiles_written},
+          {"tiles_dropped", tiles_dropped},
+          {"raw_bytes", raw_bytes},
+          {"stored_bytes", stored_bytes},
+          {"shards", shards},
+          {"elapsed_s", elapsed_s},
+          {"tiles_per_s", elapsed_s > 0 ? tiles_written / elapsed_s : 0.0},
+          {"mb_per_s", elapsed_s > 0 ? raw_bytes / elapsed_s / 1e6 : 0.0},
+          {"ranks", ranks},
+          {"threads", threads},
+          {"items_without_tiles", items_without_tiles}};
+}
+
+std::string IngestSummary::ToText() const {
+  std::ostringstream os;
+  os << "ingest " << kind << ": " << items << " item(s), " << tiles_written << " tiles written, "
+     << tiles_dropped << " dropped (below --min-valid) of " << tiles_considered << " cut\n";
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "  %.2f s, %.0f tiles/s, %.1f MB/s raw; %llu shard(s), %.1f MB stored "
+                "(%.2fx); %d rank(s) x %d thread(s)\n",
+                elapsed_s, elapsed_s > 0 ? tiles_written / elapsed_s : 0.0,
+                elapsed_s > 0 ? raw_bytes / elapsed_s / 1e6 : 0.0, (unsigned long long)shards,
+                stored_bytes / 1e6, stored_bytes ? double(raw_bytes) / stored_bytes : 0.0, ranks,
+                threads);
+  os << line;
+  for (const auto& name : items_without_tiles) os << "  no tile kept from " << name << "\n";
+  os << "  store: " << out << "\n";
+  return os.str();
+}
+
+Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& options) {
+  const RankInfo world = World();
+  Progress progress(options.progress && world.rank == 0, options.progress_label, 0);
+  const SourceSchema& schema = source.schema();
+
+  // Everything that can be checked without reading pixels is checked before touching the output,
+  // identically on every rank (so all ranks fail together, before any collective).
+  if (options.out.empty()) return InvalidArgument("--out: an output store directory is required");
+  if (!(options.min_valid >= 0.0 && options.min_valid <= 1.0))
+    return InvalidArgument("--min-valid ", options.min_valid, ": must be between 0 and 1");
+  if (schema.x.channels() <= 0) return InvalidArgument(source.kind(), " source: no channels");
+  if (!schema.x.nodata.empty() && schema.x.channels() != (int64_t)schema.x.nodata.size())
+    return Internal(source.kind(), " source: nodata list does not match the channels");
+  if (options.y_dtype && !schema.y)
+    return InvalidArgument("a y dtype was given but the source has no y field");
+  if (source.num_items() <= 0) return InvalidArgument(source.kind(), " source: no input items");
+  std::vector<std::vector<std::vector<Region>>> plans(source.num_items());
+  uint64_t planned_tiles = 0;
+  for (int64_t i = 0; i < source.num_items(); ++i) {
+    const ItemInfo& info = source.item(i);
+    TS_ASSIGN_OR_RETURN(plans[i], PlanWindows(options.tile, info.height, info.width, info.name));
+    for (const auto& row : plans[i]) planned_tiles += row.size();
+  }
+
+  const int threads =
+      options.threads > 0 ? options.threads : tbb::info::default_concurrency();
+  const ItemRange range = ItemBlock(source.num_items(), world.rank, world.size);
+  const std::string prefix = ShardPrefix(world);
+  uint64_t my_tiles = 0;
+  for (int64_t i = range.begin; i < range.end; ++i)
+    for (const auto& row : plans[i]) my_tiles += row.size();
+  Progress local_progress(options.progress && world.rank == 0, options.progress_label, my_tiles);
+
+  StoreWriterOptions writer_options;
+  writer_options.codec = options.codec;
+  writer_options.shard_target_bytes = options.shard_target_bytes;
+  writer_options.shard_prefix = prefix;
+  LocalResult local;
+  auto writer = StoreWriter::Create(options.storage, options.out, writer_options);
+  if (!writer.ok()) {
+    local.status = writer.status();
+  } else {
+    LocalRun run(source, options, plans, range);
+    local = run.Run(**writer, local_progress, threads);
+    if (local.status.ok()) {
+      auto shards = (*writer)->Close();
+      if (shards.ok()) local.shards = std::move(shards).value();
+      else local.status = shards.status();
+    }
+  }
+  local_progress.Finish();
+  if (local.status.ok() && options.hash_sources) {
+    const auto files = FilesToHash(source, range);
+    std::vector<Result<nlohmann::json>> hashes(files.size(), Internal("not hashed"));
+    tbb::task_arena arena(threads);
+    arena.execute([&] {
+      tbb::parallel_for(size_t{0}, files.size(), [&](size_t i) { hashes[i] = HashFile(files[i]); });
+    });
+    for (auto& h : hashes) {
+      if (!h.ok()) {
+        local.status = h.status();
+        break;
+      }
+      local.sources.push_back(*h);
+    }
+  }
+
+  // One gather of everything rank 0 needs; every rank reaches it, failed or not.
+  nlohmann::json payload = {{"status", StatusToJson(local.status)}};
+  if (local.status.ok()) {
+    nlohmann::json shards = nlohmann::json::array();
+    for (const auto& s : local.shards)
+      shards.push_back({{"file", s.file}, {"records", s.records}, {"bytes", s.bytes},
+                        {"hash", s.hash}});
+    nlohmann::json items = nlohmann::json::array();
+    for (int64_t i = range.begin; i < range.end; ++i) {
+      nlohmann::json e = {{"item", i}, {"tiles", local.tiles_per_item[i]},
+                          {"x", StatsToBits(local.x_stats[i])}};
+      if (schema.y) e["y"] = StatsToBits(local.y_stats[i]);
+      items.push_back(e);
+    }
+    payload["shards"] = shards;
+    payload["items"] = items;
+    payload["sources"] = local.sources;
+    payload["counts"] = {local.considered, local.written, local.dropped, local.raw_bytes};
+  }
+  auto gathered = GatherToRoot(world, payload.dump());
+  if (!gathered.ok()) {
+    RemoveOwnShards(*options.storage, options.out, prefix);
+    return gathered.status();
+  }
+
+  // Rank 0 merges in rank order (= item order) and writes the manifest.
+  Status final_status;
+  IngestSummary summary;
+  summary.out = options.out;
+  summary.kind = source.kind();
+  summary.items = source.num_items();
+  summary.ranks = world.size;
+  summary.threads = threads;
+  if (world.rank == 0) {
+    Manifest manifest;
+    std::vector<ChannelStats> x_stats(schema.x.channels());
+    std::vector<ChannelStats> y_stats(schema.y ? schema.y->channels() : 0);
+    nlohmann::json sources = nlohmann::json::array();
+    for (const std::string& text : *gathered) {
+      const nlohmann::json part = nlohmann::json::parse(text);
+      if (Status s = StatusFromJson(part.at("status")); !s.ok()) {
+        if (final_status.ok()) final_status = s;
+        continue;
+      }
+      for (const auto& s : part.at("shards"))
+        manifest.shards.push_back({s.at("file"), s.at("records"), s.at("bytes"), s.at("hash")});
+      for (const auto& e : part.at("items")) {
+        MergeChannelStats(x_stats, StatsFromBits(e.at("x")));
+        if (schema.y) MergeChannelStats(y_stats, StatsFromBits(e.at("y")));
+        if (e.at("tiles").get<uint64_t>() == 0)
+          summary.items_without_tiles.push_back(source.item(e.at("item").get<int64_t>()).name);
+      }
+      for (const auto& s : part.at("sources")) sources.push_back(s);
+      const auto& counts = part.at("counts");
+      summary.tiles_considered += counts[0].get<uint64_t>();
+      summary.tiles_written += counts[1].get<uint64_t>();
+      summary.tiles_dropped += counts[2].get<uint64_t>();
+      summary.raw_bytes += counts[3].get<uint64_t>();
+    }
+    if (final_status.ok() && summary.tiles_written == 0) {
+      final_status = FailedPrecondition(
+          "no tiles written to ", options.out, ": all ", summary.tiles_considered,
+          " tile(s) cut from ", summary.items, " item(s) were dropped (no valid pixel, or valid "
+          "fraction below --min-valid ", options.min_valid, "); first item: ", source.item(0).name,
+          "; no manifest written");
+    }
+    if (final_status.ok()) {
+      manifest.kind = source.kind();
+      manifest.codec = options.codec;
+      const DType x_out = options.x_dtype.value_or(schema.x.dtype);
+      std::vector<int64_t> shape{schema.x.channels(), options.tile.height, options.tile.width};
+      if (options.tile.whole_item) {
+        shape = {schema.x.channels(), source.item(0).height, source.item(0).width};
+        for (int64_t i = 1; i < source.num_items(); ++i)
+          if (source.item(i).height != shape[1] || source.item(i).width != shape[2]) shape.clear();
+      }
+      manifest.fields.push_back(MakeFieldSchema("x", schema.x, x_out, shape, x_stats));
+      if (schema.y) {
+        std::vector<int64_t> y_shape = shape;
+        if (!y_shape.empty()) y_shape[0] = schema.y->channels();
+        manifest.fields.push_back(MakeFieldSchema(
+            "y", *schema.y, options.y_dtype.value_or(schema.y->dtype), y_shape, y_stats));
+      }
+      manifest.provenance = MakeProvenance(options.command_line);
+      manifest.provenance["sources"] = sources;
+      manifest.attrs = source.ManifestAttrs();
+      nlohmann::json ingest = {
+          {"tile", options.tile.whole_item
+                       ? nlohmann::json("full")
+                       : nlohmann::json({options.tile.height, options.tile.width})},
+          {"edge", EdgePolicyName(options.tile.edge)},
+          {"min_valid", options.min_valid},
+          {"items", summary.items},
+          {"tiles_considered", summary.tiles_considered},
+          {"tiles_dropped", summary.tiles_dropped},
+          {"ranks", world.size},
+          {"nodata", {{"x", NodataJson(schema.x)}}},
+          {"pad_fill", "the channel's nodata value, 0 when it has none; padded pixels are "
+                       "invalid"},
+          {"invalid_to_nan", IsFloat(x_out) && x_out != schema.x.dtype}};
+      if (!options.tile.whole_item)
+        ingest["stride"] = {options.tile.stride_rows, options.tile.stride_cols};
+      if (schema.y) ingest["nodata"]["y"] = NodataJson(*schema.y);
+      manifest.attrs["ingest"] = ingest;
+      // Shards of earlier runs into this directory (another rank count) are not part of it.
+      std::set<std::string> listed;
+      for (const auto& s : manifest.shards) listed.insert(s.file);
+      if (auto names = options.storage->List(options.out); names.ok()) {
+        for (const auto& name : *names)
+          if (name.size() > 4 && name.ends_with(kShardSuffix) && !listed.count(name) &&
+              name.find("shard-") != std::string::npos)
+            (void)options.storage->Remove(JoinPath(options.out, name));
+      }
+      final_status = WriteManifest(*options.storage, options.out, manifest);
+      summary.shards = manifest.shards.size();
+      summary.stored_bytes = manifest.TotalBytes();
+    }
+  }
+  summary.elapsed_s = progress.elapsed_s();
+  // Every rank learns the outcome, so all return the same status and summary.
+  nlohmann::json outcome = {{"status", StatusToJson(final_status)},
+                            {"summary", summary.ToJson()}};
+  auto shared = BroadcastFromRoot(world, outcome.dump());
+  if (!shared.ok()) return shared.status();
+  const nlohmann::json result = nlohmann::json::parse(*shared);
+  final_status = StatusFromJson(result.at("status"));
+  if (!final_status.ok()) {
+    RemoveOwnShards(*options.storage, options.out, prefix);
+    return final_status;
+  }
+  const auto& js = result.at("summary");
+  summary.tiles_considered = js.at("tiles_considered");
+  summary.tiles_written = js.at("tiles_written");
+  summary.tiles_dropped = js.at("tiles_dropped");
+  summary.raw_bytes = js.at("raw_bytes");
+  summary.stored_bytes = js.at("stored_bytes");
+  summary.shards = js.at("shards");
+  summary.items_without_tiles = js.at("items_without_tiles").get<std::vector<std::string>>();
+  return summary;
+}
+
+}  // namespace tilestage::ingest

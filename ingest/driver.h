@@ -1,0 +1,96 @@
+// The shared ingest driver: turns any Source (ingest/source.h) into a tile store.
+//
+// For every item it cuts windows (ingest/ingest_windows.h: tile size, stride, edge policy, or the
+// whole item), applies the validity filter (--min-valid), converts the dtype if asked, computes
+// per-channel statistics over valid values only, encodes records and writes shards.
+//
+// Parallelism: a TBB pipeline per process. Work units are one row of windows of one item (or one
+// whole item); readers are opened one per worker thread (Source::OpenReader), reading, cutting,
+// statistics and encoding run in parallel, and records are appended in unit order. Under MPI
+// (MPI initialized by the caller) ranks take contiguous blocks of items (ingest/mpi_split.h), each
+// writes its own shards ("rNNNN-shard-*.tss"), and rank 0 gathers shard lists, statistics and
+// source hashes and writes the one manifest. Statistics are merged in a fixed order (tiles of an
+// item in tile order, then items in item order), and records are stored in item order for any
+// rank count, so the same input gives the same tiles, the same record order and bit-identical
+// statistics for any thread count and rank count; only shard boundaries depend on the rank count.
+//
+// Failure: when any rank fails (a read error, a full disk...) no manifest is written, every rank
+// removes the shards it wrote, and all ranks return the first error (lowest rank). Because a store
+// is complete exactly when manifest.json exists (and StoreWriter removes an old manifest before
+// the first shard is written), an interrupted or failed ingest never leaves a store that looks
+// complete: `tilestage verify` answers NotFound (no manifest) for it. Options and the window plan
+// are checked before the output directory is touched, so bad arguments (tile larger than the
+// raster...) leave an existing store as it was.
+//
+// A run where every tile falls below --min-valid (e.g. an all-nodata raster) is an error
+// (FailedPrecondition, "no tiles...") and writes no manifest: an empty store is never what a
+// training job wants. Tiles without a single valid pixel are always dropped.
+//
+// Thread-safety: RunIngest is called from one thread (the MPI main thread) per process; under MPI
+// it is collective (every rank calls it with the same Source item list and options).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ingest/ingest_windows.h"
+#include "ingest/source.h"
+#include "tiling/codec.h"
+#include "tiling/stats.h"
+#include "tiling/storage.h"
+
+namespace tilestage::ingest {
+
+struct DriverOptions {
+  std::shared_ptr<Storage> storage = LocalStorage();
+  std::string out;  // store directory
+  TileSpec tile;
+  // Tiles whose fraction of pixels valid in every channel of x is below this are dropped.
+  double min_valid = 0.0;
+  // Output dtypes of x and y; nullopt keeps the source's. Converting to a float type turns
+  // invalid values into NaN; converting to an integer type rounds to nearest and saturates.
+  std::optional<DType> x_dtype;
+  std::optional<DType> y_dtype;
+  CodecSpec codec;
+  uint64_t shard_target_bytes = 256ull << 20;
+  int threads = 0;  // 0: all cores
+  bool progress = false;
+  std::string progress_label = "ingest";
+  std::vector<std::string> command_line;  // provenance
+  bool hash_sources = true;  // XXH3 of each input file in the provenance
+};
+
+struct IngestSummary {
+  std::string out;
+  std::string kind;
+  int64_t items = 0;
+  uint64_t tiles_considered = 0;  // windows cut
+  uint64_t tiles_written = 0;
+  uint64_t tiles_dropped = 0;  // below --min-valid (or no valid pixel)
+  uint64_t raw_bytes = 0;      // decoded bytes of the written records' fields
+  uint64_t stored_bytes = 0;   // shard bytes on disk
+  uint64_t shards = 0;
+  double elapsed_s = 0.0;
+  int ranks = 1;
+  int threads = 1;
+  std::vector<std::string> items_without_tiles;  // names of items that gave no tile
+
+  nlohmann::json ToJson() const;
+  // A few human-readable lines.
+  std::string ToText() const;
+};
+
+// Runs the whole ingest of `source` into options.out (collective under MPI). Returns the same
+// summary (or the same error) on every rank.
+Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& options);
+
+// Per-channel statistics of the valid values of a channel-first tile: `valid` (may be null) is a
+// [C, H*W] byte mask (0 = invalid), NaN is always invalid. Exposed for tests; used per tile.
+std::vector<ChannelStats> TileChannelStats(const Array& tile, const uint8_t* valid);
+
+}  // namespace tilestage::ingest

@@ -1,0 +1,55 @@
+// The GeoTIFF source: any raster GDAL reads (GeoTIFF striped/tiled/COG/BigTIFF, any compression,
+// u8..f64), one scene per file, or several single-band files stacked into one scene. Optional
+// reprojection/resampling with GDAL's warper to one target CRS and resolution, and an aligned
+// label raster (warped onto each scene's grid with nearest neighbour) as field y.
+//
+// Warping is lazy: GDALWarp writes a warped VRT to /vsimem (one per scene), and every reader
+// thread opens its own GDAL dataset handle on it (GDAL is safe with one handle per thread), so
+// pixels are reprojected once, in parallel, at ingest.
+//
+// Validity: a band's nodata value is passed to the driver (FieldInfo::nodata) when every scene
+// agrees on it; otherwise, and for mask bands and alpha bands (GDALGetMaskFlags), readers return
+// GDAL's mask band as RegionData masks. An alpha band is a mask, not a channel: it is left out
+// unless --bands names it. When warping data without nodata, an alpha band is added (-dstalpha) so
+// pixels outside the source footprint are invalid rather than 0.
+//
+// Thread-safety: as for every Source (ingest/source.h). Building the source (OpenGeoTiffSource)
+// is single-threaded.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ingest/source.h"
+#include "tiling/status.h"
+
+namespace tilestage::ingest {
+
+struct GeoTiffOptions {
+  std::vector<std::string> files;  // each one scene, or all stacked into one with stack_bands
+  std::vector<int> bands;          // 1-based; empty: every band but an alpha band
+  // Each file contributes its (single) band as one channel of a single scene, in file order;
+  // --bands then selects among the stacked channels. Grids must match exactly.
+  bool stack_bands = false;
+  std::string dst_crs;  // "EPSG:32618", a WKT or PROJ string; empty: keep each scene's CRS
+  std::optional<std::pair<double, double>> res;  // target pixel size (x, y), target CRS units
+  // GDAL resampling name (near, bilinear, cubic, average, mode...); empty: near for integer data,
+  // bilinear for floating-point data.
+  std::string resampling;
+  // Label rasters for field y: none, one for every scene, or one per scene (in scene order).
+  std::vector<std::string> labels;
+};
+
+// Opens every input, checks bands, grids and types, and prepares warped VRTs. Errors name the
+// file and the problem: NotFound (missing file), InvalidArgument (not a raster, bad --bands,
+// stacked grids differ...), Unimplemented (complex data).
+Result<std::unique_ptr<Source>> OpenGeoTiffSource(const GeoTiffOptions& options);
+
+// Expands shell-style wildcards (*, ?, [...]) in arguments, sorted; arguments without wildcards
+// are kept as given. A pattern that matches nothing is NotFound naming it.
+Result<std::vector<std::string>> ExpandGlobs(const std::vector<std::string>& args);
+
+}  // namespace tilestage::ingest

@@ -1,0 +1,141 @@
+#include "tools/cli/ingest_common.h"
+
+// The C API only: Open MPI's deprecated C++ bindings need a library we do not link.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "ingest/mpi_split.h"
+
+namespace tilestage::cli {
+
+void AddIngestOptions(CLI::App* cmd, IngestArgs* args, const std::string& default_tile) {
+  args->tile = default_tile;
+  cmd->add_option("--out", args->out, "Store directory to write")->required();
+  cmd->add_option("--tile", args->tile,
+                  "Tile size H,W in pixels, or 'full' for whole items")
+      ->capture_default_str();
+  cmd->add_option("--stride", args->stride,
+                  "Step between tiles R,C (default: the tile size, no overlap)");
+  cmd->add_option("--edge", args->edge,
+                  "Windows crossing the edge: drop; pad (fill with nodata, or 0 without nodata; "
+                  "padded pixels are invalid); shift (last window moved inward, the default)")
+      ->capture_default_str();
+  cmd->add_option("--min-valid", args->min_valid,
+                  "Drop tiles whose fraction of valid pixels (valid in every band) is below F; "
+                  "tiles without any valid pixel are always dropped")
+      ->capture_default_str();
+  cmd->add_option("--dtype", args->dtype,
+                  "Store x as this dtype (u8 i8 u16 i16 u32 i32 f32 f64); default: native. "
+                  "Float output turns invalid values into NaN; integer output rounds and "
+                  "saturates");
+  cmd->add_option("--codec", args->codec, "none, lz4, zstd[:LEVEL], each optionally +shuffle")
+      ->capture_default_str();
+  cmd->add_option("--shard-size", args->shard_size, "Target shard size (e.g. 64MiB)")
+      ->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Worker threads per process (0: all cores)")
+      ->capture_default_str();
+  cmd->add_flag("--json", args->json, "Print a machine-readable JSON summary on stdout");
+  cmd->add_flag("--no-progress", args->no_progress, "No progress line, even on a terminal");
+}
+
+Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args) {
+  ingest::DriverOptions options;
+  options.out = args.out;
+  if (args.tile == "full") {
+    options.tile.whole_item = true;
+  } else {
+    auto tile = ParseShape(args.tile);
+    if (!tile.ok() || tile->size() != 2)
+      return InvalidArgument("--tile '", args.tile, "': expected H,W (e.g. 256,256) or full");
+    options.tile.height = (*tile)[0];
+    options.tile.width = (*tile)[1];
+    options.tile.stride_rows = options.tile.height;
+    options.tile.stride_cols = options.tile.width;
+  }
+  if (!args.stride.empty()) {
+    auto stride = ParseShape(args.stride);
+    if (!stride.ok() || stride->size() != 2)
+      return InvalidArgument("--stride '", args.stride, "': expected R,C (e.g. 128,128)");
+    if (options.tile.whole_item)
+      return InvalidArgument("--stride ", args.stride, " has no meaning with --tile full");
+    options.tile.stride_rows = (*stride)[0];
+    options.tile.stride_cols = (*stride)[1];
+  }
+  TS_ASSIGN_OR_RETURN(options.tile.edge, ingest::ParseEdgePolicy(args.edge));
+  if (!(args.min_valid >= 0.0 && args.min_valid <= 1.0))
+    return InvalidArgument("--min-valid ", args.min_valid, ": must be between 0 and 1");
+  options.min_valid = args.min_valid;
+  if (!args.dtype.empty()) {
+    auto dtype = ParseDType(args.dtype);
+    if (!dtype.ok()) return dtype.status().WithContext("--dtype: ");
+    options.x_dtype = *dtype;
+  }
+  if (!args.y_dtype.empty()) {
+    auto dtype = ParseDType(args.y_dtype);
+    if (!dtype.ok()) return dtype.status().WithContext("--y-dtype: ");
+    options.y_dtype = *dtype;
+  }
+  auto codec = ParseCodec(args.codec);
+  if (!codec.ok()) return codec.status().WithContext("--codec: ");
+  options.codec = *codec;
+  auto shard = ParseByteSize(args.shard_size);
+  if (!shard.ok()) return shard.status().WithContext("--shard-size: ");
+  options.shard_target_bytes = *shard;
+  if (args.threads < 0) return InvalidArgument("--threads ", args.threads, ": must be >= 0");
+  options.threads = args.threads;
+  options.progress = !args.no_progress && !args.json && StderrIsTerminal();
+  options.command_line = CommandLine();
+  return options;
+}
+
+bool LaunchedUnderMpi() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                           "MPI_LOCALNRANKS", "SLURM_PROCID"}) {
+    if (std::getenv(name)) return true;
+  }
+  return false;
+}
+
+int RunIngestCommand(const IngestArgs& args, const std::string& label,
+                     const std::function<Result<std::unique_ptr<ingest::Source>>()>& make_source) {
+  bool mpi_started = false;
+  if (LaunchedUnderMpi()) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return Report(IOError("MPI_Init_thread failed"));
+      mpi_started = true;
+    }
+  }
+  const ingest::RankInfo world = ingest::World();
+  auto run = [&]() -> Result<ingest::IngestSummary> {
+    TS_ASSIGN_OR_RETURN(ingest::DriverOptions options, MakeDriverOptions(args));
+    options.progress = options.progress && world.rank == 0;
+    options.progress_label = "ingest " + label;
+    TS_ASSIGN_OR_RETURN(std::unique_ptr<ingest::Source> source, make_source());
+    return ingest::RunIngest(*source, options);
+  };
+  Result<ingest::IngestSummary> summary = run();
+  int code = 0;
+  if (world.rank == 0) {
+    if (summary.ok()) {
+      if (args.json) std::cout << summary->ToJson().dump(2) << "\n";
+      else std::cout << summary->ToText();
+      std::cout.flush();
+    } else {
+      code = Report(summary.status());
+    }
+  } else if (!summary.ok()) {
+    code = summary.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  if (mpi_started) MPI_Finalize();
+  return code;
+}
+
+}  // namespace tilestage::cli

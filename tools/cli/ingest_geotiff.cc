@@ -1,0 +1,86 @@
+// tilestage ingest geotiff: satellite scenes (any GDAL raster) to a tile store.
+#include <cstdlib>
+
+#include "ingest/geotiff_source.h"
+#include "tools/cli/ingest_common.h"
+
+namespace tilestage::cli {
+namespace {
+
+struct GeoTiffArgs {
+  IngestArgs common;
+  std::vector<std::string> files;
+  std::string bands;
+  bool stack_bands = false;
+  std::string dst_crs;
+  std::string res;
+  std::string resampling;
+  std::vector<std::string> labels;
+};
+
+Result<std::vector<int>> ParseBands(const std::string& text) {
+  std::vector<int> bands;
+  if (text.empty()) return bands;
+  auto shape = ParseShape(text);
+  if (!shape.ok()) return InvalidArgument("--bands '", text, "': expected 1-based numbers like 1,2,3");
+  for (int64_t b : *shape) bands.push_back(static_cast<int>(b));
+  return bands;
+}
+
+Result<std::pair<double, double>> ParseRes(const std::string& text) {
+  char* end = nullptr;
+  const double x = std::strtod(text.c_str(), &end);
+  double y = x;
+  if (end && *end == ',') y = std::strtod(end + 1, &end);
+  if (end == text.c_str() || !end || *end != '\0' || !(x > 0) || !(y > 0))
+    return InvalidArgument("--res '", text, "': expected a positive pixel size X or X,Y");
+  return std::make_pair(x, y);
+}
+
+Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args) {
+  ingest::GeoTiffOptions options;
+  TS_ASSIGN_OR_RETURN(options.files, ingest::ExpandGlobs(args.files));
+  TS_ASSIGN_OR_RETURN(options.bands, ParseBands(args.bands));
+  options.stack_bands = args.stack_bands;
+  options.dst_crs = args.dst_crs;
+  if (!args.res.empty()) {
+    TS_ASSIGN_OR_RETURN(auto res, ParseRes(args.res));
+    options.res = res;
+  }
+  options.resampling = args.resampling;
+  TS_ASSIGN_OR_RETURN(options.labels, ingest::ExpandGlobs(args.labels));
+  return ingest::OpenGeoTiffSource(options);
+}
+
+TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
+  CLI::App* ingest = GetOrAddGroup(root, "ingest", "Turn raw inputs into tile stores");
+  auto args = std::make_shared<GeoTiffArgs>();
+  CLI::App* cmd = ingest->add_subcommand(
+      "geotiff",
+      "Satellite scenes (any GDAL raster: GeoTIFF, COG, BigTIFF...) to tiles; each file is a "
+      "scene. Under mpirun, ranks split the scenes and write one store.");
+  AddIngestOptions(cmd, &args->common);
+  cmd->add_option("files", args->files, "Input rasters (a list, or quoted globs like 'dir/*.tif')")
+      ->required();
+  cmd->add_option("--bands", args->bands,
+                  "Bands to keep, 1-based (e.g. 4,3,2); default: all but an alpha band");
+  cmd->add_flag("--stack-bands", args->stack_bands,
+                "Stack the single-band input files into the channels of one scene (Landsat); "
+                "their grids must match");
+  cmd->add_option("--dst-crs", args->dst_crs,
+                  "Warp every scene to this CRS (EPSG:N, WKT or PROJ) with GDAL's warper");
+  cmd->add_option("--res", args->res,
+                  "Target pixel size X[,Y] in target CRS units (pixel grid aligned to it)");
+  cmd->add_option("--resampling", args->resampling,
+                  "GDAL resampling for warping: near, bilinear, cubic, average, mode...; default "
+                  "near for integer data, bilinear for floating-point data (labels: near)");
+  cmd->add_option("--label", args->labels,
+                  "Label raster stored as field y, warped onto each scene's grid (nearest); one "
+                  "for all scenes or one per scene");
+  cmd->callback([args, exit_code] {
+    *exit_code = RunIngestCommand(args->common, "geotiff", [args] { return MakeSource(*args); });
+  });
+});
+
+}  // namespace
+}  // namespace tilestage::cli
