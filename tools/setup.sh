@@ -11,7 +11,7 @@ packages=(
   libhdf5-dev hdf5-tools bitshuffle hdf5-filter-plugin hdf5-filter-plugin-blosc-serial
   libnetcdf-dev netcdf-bin
   libopenmpi-dev openmpi-bin
-  libtiff-dev libtbb-dev libeigen3-dev
+  libtiff-dev libdeflate-dev libtbb-dev libeigen3-dev
   libzstd-dev liblz4-dev libxxhash-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-xxhash python3-zstandard python3-lz4

@@ -1,0 +1,695 @@
+#include "ingest/hdf5_frame_reader.h"
+
+#include <hdf5.h>
+#include <hdf5_hl.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <filesystem>
+#include <cstring>
+#include <functional>
+#include <optional>
+
+#include <libdeflate.h>
+#include <tbb/parallel_for.h>
+
+#include "ingest/hdf5_util.h"
+
+namespace tilestage::ingest {
+namespace fs = std::filesystem;
+
+struct Hdf5FrameReader::Handles {
+  Hid file;
+  Hid dataset;
+  // Direct chunk reads: stacks chunked as whole frames, filtered only by shuffle and deflate,
+  // are read as raw chunks under the HDF5 lock and decoded in parallel outside it (HDF5 itself
+  // would decode them one at a time inside its global lock).
+  bool direct = false;
+  std::vector<H5Z_filter_t> filter_ids;  // pipeline order
+  size_t element_bytes = 0;
+  size_t chunk_bytes = 0;
+  bool swap_bytes = false;  // the file's byte order differs from this machine's
+};
+
+Hdf5FrameReader::Hdf5FrameReader() : handles_(std::make_unique<Handles>()) {}
+
+Hdf5FrameReader::~Hdf5FrameReader() {
+  Hdf5Lock lock;
+  handles_.reset();
+}
+
+namespace {
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string JoinPath(const std::string& parent, const std::string& child) {
+  if (!child.empty() && child[0] == '/') return child;
+  if (parent.empty() || parent == "/") return "/" + child;
+  return parent + "/" + child;
+}
+
+// Reads a string attribute (fixed or variable length, scalar or the first element).
+std::optional<std::string> ReadStringAttr(hid_t loc, const std::string& obj, const char* name) {
+  if (H5Aexists_by_name(loc, obj.c_str(), name, H5P_DEFAULT) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return std::nullopt;
+  }
+  Hid attr(H5Aopen_by_name(loc, obj.c_str(), name, H5P_DEFAULT, H5P_DEFAULT));
+  if (!attr.valid()) return std::nullopt;
+  Hid type(H5Aget_type(attr.get()));
+  if (H5Tget_class(type.get()) != H5T_STRING) return std::nullopt;
+  Hid space(H5Aget_space(attr.get()));
+  const hssize_t n = std::max<hssize_t>(1, H5Sget_simple_extent_npoints(space.get()));
+  std::string out;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    Hid mem(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+    std::vector<char*> values(static_cast<size_t>(n), nullptr);
+    if (H5Aread(attr.get(), mem.get(), values.data()) < 0) return std::nullopt;
+    if (values[0]) out = values[0];
+    H5Dvlen_reclaim(mem.get(), space.get(), H5P_DEFAULT, values.data());
+  } else {
+    const size_t size = H5Tget_size(type.get());
+    std::vector<char> buf(size * static_cast<size_t>(n) + 1, '\0');
+    if (H5Aread(attr.get(), type.get(), buf.data()) < 0) return std::nullopt;
+    out.assign(buf.data(), strnlen(buf.data(), size));
+  }
+  return out;
+}
+
+// The type of the object a path resolves to (following soft and external links), or
+// H5I_BADID when it does not resolve.
+H5I_type_t ObjectType(hid_t file, const std::string& path) {
+  if (path == "/") return H5I_GROUP;
+  if (H5LTpath_valid(file, path.c_str(), 1) <= 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return H5I_BADID;
+  }
+  Hid obj(H5Oopen(file, path.c_str(), H5P_DEFAULT));
+  if (!obj.valid()) {
+    H5Eclear2(H5E_DEFAULT);
+    return H5I_BADID;
+  }
+  return H5Iget_type(obj.get());
+}
+
+std::vector<std::string> ChildNames(hid_t file, const std::string& group) {
+  std::vector<std::string> names;
+  Hid g(H5Gopen2(file, group.c_str(), H5P_DEFAULT));
+  if (!g.valid()) return names;
+  auto op = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    static_cast<std::vector<std::string>*>(data)->push_back(name);
+    return 0;
+  };
+  H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, op, &names);
+  H5Eclear2(H5E_DEFAULT);
+  return names;
+}
+
+// In an NXdata group: its `signal` attribute, an old-style dataset with attribute signal=1, or a
+// dataset named "data".
+std::optional<std::string> NxDataSignal(hid_t file, const std::string& group) {
+  if (auto signal = ReadStringAttr(file, group, "signal")) {
+    const std::string path = JoinPath(group, *signal);
+    if (ObjectType(file, path) == H5I_DATASET) return path;
+  }
+  const std::string data = JoinPath(group, "data");
+  if (ObjectType(file, data) == H5I_DATASET) return data;
+  return std::nullopt;
+}
+
+std::optional<std::string> DiscoverNexusDefault(hid_t file) {
+  // NeXus: /@default names the NXentry, NXentry@default the NXdata, NXdata@signal the dataset.
+  std::string path = "/";
+  for (int depth = 0; depth < 8; ++depth) {
+    auto next = ReadStringAttr(file, path, "default");
+    if (!next) break;
+    const std::string child = JoinPath(path, *next);
+    const H5I_type_t type = ObjectType(file, child);
+    if (type == H5I_DATASET) return child;
+    if (type != H5I_GROUP) break;
+    path = child;
+  }
+  if (path == "/") return std::nullopt;
+  return NxDataSignal(file, path);
+}
+
+std::optional<std::string> DiscoverNexusClasses(hid_t file) {
+  for (const auto& entry_name : ChildNames(file, "/")) {
+    const std::string entry = JoinPath("/", entry_name);
+    if (ObjectType(file, entry) != H5I_GROUP) continue;
+    if (ReadStringAttr(file, entry, "NX_class").value_or("") != "NXentry") continue;
+    for (const auto& child_name : ChildNames(file, entry)) {
+      const std::string child = JoinPath(entry, child_name);
+      if (ObjectType(file, child) != H5I_GROUP) continue;
+      if (ReadStringAttr(file, child, "NX_class").value_or("") != "NXdata") continue;
+      if (auto signal = NxDataSignal(file, child)) return signal;
+    }
+  }
+  return std::nullopt;
+}
+
+struct DatasetEntry {
+  std::string path;
+  std::string type;
+  std::vector<int64_t> shape;
+};
+
+std::vector<DatasetEntry> AllDatasets(hid_t file, size_t limit) {
+  struct Visit {
+    hid_t file;
+    size_t limit;
+    std::vector<DatasetEntry> out;
+  } visit{file, limit, {}};
+  auto op = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+    auto* v = static_cast<Visit*>(data);
+    const std::string path = std::string("/") + name;
+    if (ObjectType(v->file, path) != H5I_DATASET) return 0;
+    Hid ds(H5Dopen2(v->file, path.c_str(), H5P_DEFAULT));
+    if (!ds.valid()) return 0;
+    DatasetEntry e{path, "?", {}};
+    Hid type(H5Dget_type(ds.get()));
+    auto dtype = DTypeFromHdf5(type.get(), path);
+    if (dtype.ok()) e.type = DTypeName(*dtype);
+    Hid space(H5Dget_space(ds.get()));
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank > 0) {
+      std::vector<hsize_t> dims(static_cast<size_t>(rank));
+      H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+      for (hsize_t d : dims) e.shape.push_back(static_cast<int64_t>(d));
+    }
+    v->out.push_back(std::move(e));
+    return v->out.size() >= v->limit ? 1 : 0;
+  };
+  H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, op, &visit);
+  H5Eclear2(H5E_DEFAULT);
+  return std::move(visit.out);
+}
+
+std::string DatasetListText(hid_t file) {
+  std::string text;
+  for (const auto& e : AllDatasets(file, 50)) {
+    if (!text.empty()) text += ", ";
+    text += e.path + " " + e.type + ShapeText(e.shape);
+  }
+  return text.empty() ? "(none)" : text;
+}
+
+std::optional<std::string> DiscoverFrames(hid_t file) {
+  if (auto p = DiscoverNexusDefault(file)) return p;
+  for (const char* cxi : {"/entry_1/data_1/data", "/entry_1/instrument_1/detector_1/data"}) {
+    if (ObjectType(file, cxi) == H5I_DATASET) return std::string(cxi);
+  }
+  if (auto p = DiscoverNexusClasses(file)) return p;
+  // A file with exactly one image-like dataset needs no layout to be found.
+  std::vector<std::string> images;
+  for (const auto& e : AllDatasets(file, 1000)) {
+    if (e.shape.size() >= 2 && e.shape.size() <= 4 && e.type != "?") images.push_back(e.path);
+  }
+  if (images.size() == 1) return images[0];
+  return std::nullopt;
+}
+
+// Explains why a path does not resolve: the first component that is missing, or a link that
+// exists but dangles (a soft link to nothing, an external link whose file is missing).
+Status MissingPath(hid_t file, const std::string& filename, const std::string& path) {
+  std::string prefix;
+  size_t pos = 1;
+  while (pos <= path.size()) {
+    const size_t next = std::min(path.find('/', pos), path.size());
+    prefix = path.substr(0, next);
+    pos = next + 1;
+    if (prefix.empty() || prefix == "/") continue;
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) break;
+    H5L_info_t link{};
+    if (H5Lget_info(file, prefix.c_str(), &link, H5P_DEFAULT) < 0) break;
+    if (ObjectType(file, prefix) != H5I_BADID) continue;
+    if (link.type == H5L_TYPE_EXTERNAL) {
+      std::vector<char> buf(link.u.val_size + 1, '\0');
+      const char* ext_file = nullptr;
+      const char* ext_path = nullptr;
+      unsigned flags = 0;
+      if (H5Lget_val(file, prefix.c_str(), buf.data(), buf.size(), H5P_DEFAULT) >= 0 &&
+          H5Lunpack_elink_val(buf.data(), buf.size(), &flags, &ext_file, &ext_path) >= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return NotFound("HDF5 file ", filename, ": ", prefix, " is an external link to ",
+                        ext_file, ":", ext_path, " which cannot be opened (missing file or path)");
+      }
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return NotFound("HDF5 file ", filename, ": ", prefix, " is a link that does not resolve",
+                    link.type == H5L_TYPE_SOFT ? " (dangling soft link)" : "");
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return NotFound("HDF5 file ", filename, ": dataset ", path, " does not exist; datasets: ",
+                  DatasetListText(file));
+}
+
+Status CheckVirtualSources(hid_t file, hid_t dcpl, const std::string& filename,
+                           const std::string& dataset) {
+  size_t count = 0;
+  if (H5Pget_virtual_count(dcpl, &count) < 0)
+    return Hdf5Error(StatusCode::kIOError, filename + ": " + dataset + ": virtual mappings");
+  const fs::path dir = fs::path(filename).parent_path();
+  for (size_t i = 0; i < count; ++i) {
+    const ssize_t fn = H5Pget_virtual_filename(dcpl, i, nullptr, 0);
+    const ssize_t dn = H5Pget_virtual_dsetname(dcpl, i, nullptr, 0);
+    if (fn < 0 || dn < 0)
+      return Hdf5Error(StatusCode::kIOError, filename + ": " + dataset + ": virtual mapping");
+    std::string src_file(static_cast<size_t>(fn) + 1, '\0');
+    std::string src_dset(static_cast<size_t>(dn) + 1, '\0');
+    H5Pget_virtual_filename(dcpl, i, src_file.data(), src_file.size());
+    H5Pget_virtual_dsetname(dcpl, i, src_dset.data(), src_dset.size());
+    src_file.resize(static_cast<size_t>(fn));
+    src_dset.resize(static_cast<size_t>(dn));
+    // printf-style patterns (%b) name many files for unlimited mappings; HDF5 stops at the first
+    // missing one by design, so there is nothing to check here.
+    if (src_file.find('%') != std::string::npos || src_dset.find('%') != std::string::npos)
+      continue;
+    const std::string where = StrCat("virtual dataset ", filename, ":", dataset, " mapping ", i,
+                                     " (source ", src_file, ":", src_dset, ")");
+    if (src_file == ".") {
+      if (ObjectType(file, src_dset) != H5I_DATASET)
+        return NotFound(where, ": the source dataset does not exist in the same file");
+      continue;
+    }
+    // HDF5 looks relative to the virtual file's directory, then the working directory.
+    std::string found;
+    for (const fs::path& candidate :
+         {fs::path(src_file).is_absolute() ? fs::path(src_file) : dir / src_file,
+          fs::path(src_file)}) {
+      std::error_code ec;
+      if (fs::exists(candidate, ec)) {
+        found = candidate.string();
+        break;
+      }
+    }
+    if (found.empty())
+      return NotFound(where, ": the source file does not exist (HDF5 would silently read fill "
+                             "values in its place)");
+    Hid src(H5Fopen(found.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!src.valid()) return Hdf5Error(StatusCode::kIOError, where + ": cannot open " + found);
+    if (ObjectType(src.get(), src_dset) != H5I_DATASET)
+      return NotFound(where, ": ", found, " has no dataset ", src_dset);
+  }
+  return Status::Ok();
+}
+
+Status CheckFilters(hid_t dcpl, const std::string& filename, const std::string& dataset,
+                    std::vector<std::string>* names) {
+  const int n = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0;
+    size_t nelmts = 0;
+    unsigned config = 0;
+    char name[256] = {0};
+    const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts,
+                                           nullptr, sizeof(name), name, &config);
+    if (id < 0) return Hdf5Error(StatusCode::kIOError, filename + ": " + dataset + ": filters");
+    names->push_back(FilterName(id));
+    // H5Zfilter_avail also tries to load a plugin from HDF5_PLUGIN_PATH (or the default
+    // directory), so false here means the read would fail.
+    const htri_t avail = H5Zfilter_avail(id);
+    H5Eclear2(H5E_DEFAULT);
+    if (avail > 0) continue;
+    const std::string package = FilterPackage(id);
+    return FailedPrecondition(
+        "HDF5 file ", filename, ": dataset ", dataset, " uses filter ", id, " (", FilterName(id),
+        name[0] ? std::string(", \"") + name + "\"" : std::string(), ") but no plugin for it is "
+        "available",
+        package.empty() ? std::string("; install an HDF5 plugin that provides it")
+                        : "; install the Debian package " + package,
+        " (plugins are searched in HDF5_PLUGIN_PATH, default "
+        "/usr/lib/x86_64-linux-gnu/hdf5/serial/plugins)");
+  }
+  return Status::Ok();
+}
+
+// Reads rows [first, first + count) of a dataset whose first `lead_rank` dimensions flatten to
+// rows, into `out` (count * row_elements of memtype). Raster scans ([Ny,Nx,...]) are read as one
+// hyperslab per scan line the range touches.
+Status ReadRows(hid_t ds, const std::vector<hsize_t>& dims, int lead_rank, int64_t first,
+                int64_t count, hid_t memtype, size_t row_bytes, uint8_t* out,
+                const std::string& where) {
+  Hid filespace(H5Dget_space(ds));
+  const size_t rank = dims.size();
+  auto read_box = [&](const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
+                      uint8_t* dst) -> Status {
+    if (H5Sselect_hyperslab(filespace.get(), H5S_SELECT_SET, start.data(), nullptr,
+                            extent.data(), nullptr) < 0)
+      return Hdf5Error(StatusCode::kInternal, where + ": selecting a hyperslab");
+    Hid memspace(H5Screate_simple(static_cast<int>(rank), extent.data(), nullptr));
+    if (H5Dread(ds, memtype, memspace.get(), filespace.get(), H5P_DEFAULT, dst) < 0)
+      return Hdf5Error(StatusCode::kIOError, where + ": reading rows " + std::to_string(first) +
+                                                 ".." + std::to_string(first + count - 1));
+    return Status::Ok();
+  };
+  std::vector<hsize_t> start(rank, 0);
+  std::vector<hsize_t> extent(dims);
+  if (lead_rank == 0) return read_box(start, extent, out);
+  if (lead_rank == 1) {
+    start[0] = static_cast<hsize_t>(first);
+    extent[0] = static_cast<hsize_t>(count);
+    return read_box(start, extent, out);
+  }
+  if (lead_rank != 2) return Internal(where, ": lead rank ", lead_rank);
+  const int64_t nx = static_cast<int64_t>(dims[1]);
+  int64_t row = first;
+  while (row < first + count) {
+    const int64_t iy = row / nx;
+    const int64_t ix = row % nx;
+    const int64_t n = std::min(nx - ix, first + count - row);
+    start[0] = static_cast<hsize_t>(iy);
+    start[1] = static_cast<hsize_t>(ix);
+    extent[0] = 1;
+    extent[1] = static_cast<hsize_t>(n);
+    TS_RETURN_IF_ERROR(read_box(start, extent, out + static_cast<size_t>(row - first) * row_bytes));
+    row += n;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<hsize_t>> Dims(hid_t ds, const std::string& where) {
+  Hid space(H5Dget_space(ds));
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) return Hdf5Error(StatusCode::kIOError, where + ": dataspace");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string& file,
+                                                               const std::string& dataset) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return NotFound("HDF5 file ", file, " does not exist");
+  std::unique_ptr<Hdf5FrameReader> reader(new Hdf5FrameReader());
+  Hdf5FrameInfo& info = reader->info_;
+  info.file = file;
+  Hdf5Lock lock;
+  Handles& h = *reader->handles_;
+  h.file = Hid(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!h.file.valid())
+    return Hdf5Error(StatusCode::kIOError, "cannot open HDF5 file " + file);
+  const hid_t f = h.file.get();
+
+  if (!dataset.empty()) {
+    info.dataset = dataset[0] == '/' ? dataset : "/" + dataset;
+    const H5I_type_t type = ObjectType(f, info.dataset);
+    if (type == H5I_BADID) return MissingPath(f, file, info.dataset);
+    if (type != H5I_DATASET)
+      return InvalidArgument("HDF5 file ", file, ": ", info.dataset,
+                             " is a group, not a dataset; datasets: ", DatasetListText(f));
+  } else {
+    auto found = DiscoverFrames(f);
+    if (!found)
+      return NotFound("HDF5 file ", file, ": no frame dataset found (no NeXus default/NXdata "
+                      "signal, no CXI /entry_1/data_1/data); pass --dataset, one of: ",
+                      DatasetListText(f));
+    info.dataset = *found;
+  }
+  const std::string where = "HDF5 file " + file + ": dataset " + info.dataset;
+
+  Hid dapl(H5Pcreate(H5P_DATASET_ACCESS));
+  // A cache of a few chunks covers batches that do not fall on chunk boundaries.
+  H5Pset_chunk_cache(dapl.get(), 10007, 256u << 20, 1.0);
+  h.dataset = Hid(H5Dopen2(f, info.dataset.c_str(), dapl.get()));
+  if (!h.dataset.valid()) return Hdf5Error(StatusCode::kIOError, "cannot open " + where);
+  const hid_t ds = h.dataset.get();
+
+  Hid type(H5Dget_type(ds));
+  TS_ASSIGN_OR_RETURN(info.dtype, DTypeFromHdf5(type.get(), where));
+  TS_ASSIGN_OR_RETURN(auto dims, Dims(ds, where));
+  for (hsize_t d : dims) info.shape.push_back(static_cast<int64_t>(d));
+  if (dims.size() < 2 || dims.size() > 4)
+    return InvalidArgument(where, ": shape ", ShapeText(info.shape),
+                           " is not a frame [H,W], a stack [N,H,W] or a scan [Ny,Nx,H,W]");
+  info.scan_shape.assign(info.shape.begin(), info.shape.end() - 2);
+  info.height = info.shape[dims.size() - 2];
+  info.width = info.shape[dims.size() - 1];
+  info.num_frames = 1;
+  for (int64_t d : info.scan_shape) info.num_frames *= d;
+  if (info.height == 0 || info.width == 0)
+    return InvalidArgument(where, ": empty frames ", ShapeText(info.shape));
+
+  Hid dcpl(H5Dget_create_plist(ds));
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  if (layout == H5D_VIRTUAL) {
+    info.is_virtual = true;
+    TS_RETURN_IF_ERROR(CheckVirtualSources(f, dcpl.get(), file, info.dataset));
+  }
+  TS_RETURN_IF_ERROR(CheckFilters(dcpl.get(), file, info.dataset, &info.filters));
+  if (layout == H5D_CHUNKED && info.scan_shape.size() == 1) {
+    std::vector<hsize_t> chunk(3);
+    H5Pget_chunk(dcpl.get(), 3, chunk.data());
+    bool simple_filters = true;
+    for (int i = 0; i < H5Pget_nfilters(dcpl.get()); ++i) {
+      const H5Z_filter_t id =
+          H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), nullptr, nullptr, nullptr, 0,
+                         nullptr, nullptr);
+      simple_filters &= id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE;
+      h.filter_ids.push_back(id);
+    }
+    h.element_bytes = H5Tget_size(type.get());
+    h.chunk_bytes = static_cast<size_t>(chunk[0] * chunk[1] * chunk[2]) * h.element_bytes;
+    const H5T_order_t order = H5Tget_order(type.get());
+    h.swap_bytes = h.element_bytes > 1 &&
+                   (order == H5T_ORDER_BE) != (std::endian::native == std::endian::big);
+    h.direct = simple_filters && static_cast<int64_t>(chunk[1]) == info.height &&
+               static_cast<int64_t>(chunk[2]) == info.width && !info.is_virtual &&
+               std::getenv("TILESTAGE_HDF5_NO_DIRECT_CHUNKS") == nullptr;
+    info.direct_chunks = h.direct;
+  }
+  if (layout == H5D_CHUNKED && !info.scan_shape.empty()) {
+    std::vector<hsize_t> chunk(dims.size());
+    H5Pget_chunk(dcpl.get(), static_cast<int>(dims.size()), chunk.data());
+    if (info.scan_shape.size() == 1) {
+      info.frames_per_chunk = static_cast<int64_t>(chunk[0]);
+    } else {
+      // Whole scan lines per chunk flatten to contiguous frames; otherwise align on columns.
+      info.frames_per_chunk = static_cast<int64_t>(chunk[1]) == info.scan_shape[1]
+                                  ? static_cast<int64_t>(chunk[0] * chunk[1])
+                                  : static_cast<int64_t>(chunk[1]);
+    }
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return reader;
+}
+
+int64_t Hdf5FrameReader::BatchFrames(uint64_t target_bytes) const {
+  const uint64_t frame_bytes =
+      static_cast<uint64_t>(info_.height * info_.width) * DTypeSize(info_.dtype);
+  const int64_t chunks = std::max<int64_t>(
+      1, static_cast<int64_t>(target_bytes / std::max<uint64_t>(
+                                                 1, frame_bytes * info_.frames_per_chunk)));
+  return std::min(info_.num_frames, chunks * info_.frames_per_chunk);
+}
+
+std::vector<int64_t> Hdf5FrameReader::ScanIndex(int64_t frame) const {
+  if (info_.scan_shape.size() == 2)
+    return {frame / info_.scan_shape[1], frame % info_.scan_shape[1]};
+  if (info_.scan_shape.size() == 1) return {frame};
+  return {};
+}
+
+Result<Array> Hdf5FrameReader::ReadFrames(int64_t first, int64_t count) const {
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
+  if (first < 0 || count < 1 || first + count > info_.num_frames)
+    return InvalidArgument(where, ": frames ", first, "+", count, " outside 0..",
+                           info_.num_frames);
+  Array out(info_.dtype, {count, info_.height, info_.width});
+  const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) *
+                             DTypeSize(info_.dtype);
+  if (handles_->direct) {
+    TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, out.data.data()));
+    if (done) return out;
+  }
+  Hdf5Lock lock;
+  std::vector<hsize_t> dims(info_.shape.begin(), info_.shape.end());
+  TS_RETURN_IF_ERROR(ReadRows(handles_->dataset.get(), dims,
+                              static_cast<int>(info_.scan_shape.size()), first, count,
+                              NativeHdf5Type(info_.dtype), frame_bytes, out.data.data(), where));
+  return out;
+}
+
+namespace {
+
+struct DecompressorDeleter {
+  void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+};
+
+libdeflate_decompressor* ThreadDecompressor() {
+  thread_local std::unique_ptr<libdeflate_decompressor, DecompressorDeleter> d(
+      libdeflate_alloc_decompressor());
+  return d.get();
+}
+
+void Unshuffle(const uint8_t* in, size_t bytes, size_t element_bytes, uint8_t* out) {
+  const size_t n = bytes / element_bytes;
+  for (size_t b = 0; b < element_bytes; ++b) {
+    const uint8_t* plane = in + b * n;
+    for (size_t i = 0; i < n; ++i) out[i * element_bytes + b] = plane[i];
+  }
+  // HDF5 leaves a tail that is not a whole element unshuffled.
+  std::memcpy(out + n * element_bytes, in + n * element_bytes, bytes - n * element_bytes);
+}
+
+void SwapBytes(uint8_t* data, size_t bytes, size_t element_bytes) {
+  for (size_t i = 0; i + element_bytes <= bytes; i += element_bytes)
+    std::reverse(data + i, data + i + element_bytes);
+}
+
+}  // namespace
+
+Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* out) const {
+  const Handles& h = *handles_;
+  const int64_t cf = info_.frames_per_chunk;
+  const int64_t c0 = first / cf;
+  const int64_t c1 = (first + count - 1) / cf;
+  const size_t n = static_cast<size_t>(c1 - c0 + 1);
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
+  std::vector<std::vector<uint8_t>> raw(n);
+  std::vector<uint32_t> masks(n, 0);
+  {
+    Hdf5Lock lock;
+    for (size_t i = 0; i < n; ++i) {
+      const hsize_t offset[3] = {static_cast<hsize_t>((c0 + static_cast<int64_t>(i)) * cf), 0, 0};
+      hsize_t stored = 0;
+      if (H5Dget_chunk_storage_size(h.dataset.get(), offset, &stored) < 0 || stored == 0) {
+        // Never-written chunks read as fill values: let H5Dread produce them.
+        H5Eclear2(H5E_DEFAULT);
+        return false;
+      }
+      raw[i].resize(static_cast<size_t>(stored));
+      if (H5Dread_chunk(h.dataset.get(), H5P_DEFAULT, offset, &masks[i], raw[i].data()) < 0)
+        return Hdf5Error(StatusCode::kIOError,
+                         StrCat(where, ": reading chunk at frame ", offset[0]));
+    }
+  }
+  const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) * h.element_bytes;
+  std::vector<Status> errors(n);
+  tbb::parallel_for(size_t{0}, n, [&](size_t i) {
+    const int64_t chunk_first = (c0 + static_cast<int64_t>(i)) * cf;
+    std::vector<uint8_t> a, b;
+    const uint8_t* cur = raw[i].data();
+    size_t cur_bytes = raw[i].size();
+    for (size_t k = h.filter_ids.size(); k-- > 0;) {
+      if (masks[i] & (1u << k)) continue;  // this filter was skipped when the chunk was written
+      std::vector<uint8_t>& dst = cur == a.data() ? b : a;
+      dst.resize(h.chunk_bytes);
+      if (h.filter_ids[k] == H5Z_FILTER_DEFLATE) {
+        size_t actual = 0;
+        const libdeflate_result r = libdeflate_zlib_decompress(
+            ThreadDecompressor(), cur, cur_bytes, dst.data(), h.chunk_bytes, &actual);
+        if (r != LIBDEFLATE_SUCCESS || actual != h.chunk_bytes) {
+          errors[i] = DataLoss(where, ": chunk at frame ", chunk_first,
+                               " does not inflate to ", h.chunk_bytes, " bytes (libdeflate ",
+                               static_cast<int>(r), ", ", actual, " bytes)");
+          return;
+        }
+      } else {
+        if (cur_bytes != h.chunk_bytes) {
+          errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
+                               " bytes before unshuffling, expected ", h.chunk_bytes);
+          return;
+        }
+        Unshuffle(cur, cur_bytes, h.element_bytes, dst.data());
+      }
+      cur = dst.data();
+      cur_bytes = h.chunk_bytes;
+    }
+    if (cur_bytes != h.chunk_bytes) {
+      errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
+                           " bytes, expected ", h.chunk_bytes);
+      return;
+    }
+    const int64_t lo = std::max(first, chunk_first);
+    const int64_t hi = std::min(first + count, chunk_first + cf);
+    uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
+    const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
+    std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
+    if (h.swap_bytes) SwapBytes(dst, bytes, h.element_bytes);
+  });
+  for (auto& e : errors) TS_RETURN_IF_ERROR(e);
+  return true;
+}
+
+Result<Hdf5AuxInfo> Hdf5FrameReader::OpenAux(const std::string& path, int item_rank) const {
+  Hdf5AuxInfo aux;
+  aux.path = path.empty() || path[0] == '/' ? path : "/" + path;
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + aux.path;
+  Hdf5Lock lock;
+  const hid_t f = handles_->file.get();
+  const H5I_type_t type = ObjectType(f, aux.path);
+  if (type == H5I_BADID) return MissingPath(f, info_.file, aux.path);
+  if (type != H5I_DATASET)
+    return InvalidArgument(where, " is a group, not a dataset; datasets: ", DatasetListText(f));
+  Hid ds(H5Dopen2(f, aux.path.c_str(), H5P_DEFAULT));
+  if (!ds.valid()) return Hdf5Error(StatusCode::kIOError, "cannot open " + where);
+  Hid ftype(H5Dget_type(ds.get()));
+  TS_ASSIGN_OR_RETURN(aux.dtype, DTypeFromHdf5(ftype.get(), where));
+  TS_ASSIGN_OR_RETURN(auto dims, Dims(ds.get(), where));
+  for (hsize_t d : dims) aux.shape.push_back(static_cast<int64_t>(d));
+  Hid dcpl(H5Dget_create_plist(ds.get()));
+  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL)
+    TS_RETURN_IF_ERROR(CheckVirtualSources(f, dcpl.get(), info_.file, aux.path));
+  std::vector<std::string> filters;
+  TS_RETURN_IF_ERROR(CheckFilters(dcpl.get(), info_.file, aux.path, &filters));
+  const int lead_rank = static_cast<int>(dims.size()) - item_rank;
+  if (lead_rank < 0 || lead_rank > 2)
+    return InvalidArgument(where, ": shape ", ShapeText(aux.shape), " is not ",
+                           item_rank == 1 ? "[N,D] or [Ny,Nx,D]" : "[N,h,w] or [Ny,Nx,h,w]");
+  aux.item_shape.assign(aux.shape.begin() + lead_rank, aux.shape.end());
+  aux.rows = 1;
+  for (int i = 0; i < lead_rank; ++i) aux.rows *= aux.shape[static_cast<size_t>(i)];
+  if (aux.rows != info_.num_frames)
+    return InvalidArgument(where, ": ", aux.rows, " rows (shape ", ShapeText(aux.shape),
+                           ") but ", info_.dataset, " has ", info_.num_frames, " frames (shape ",
+                           ShapeText(info_.shape), ")");
+  return aux;
+}
+
+Result<Array> Hdf5FrameReader::ReadAux(const Hdf5AuxInfo& aux, int64_t first, int64_t count,
+                                       DType as) const {
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + aux.path;
+  if (first < 0 || count < 1 || first + count > aux.rows)
+    return InvalidArgument(where, ": rows ", first, "+", count, " outside 0..", aux.rows);
+  std::vector<int64_t> shape{count};
+  int64_t item_elements = 1;
+  for (int64_t d : aux.item_shape) {
+    shape.push_back(d);
+    item_elements *= d;
+  }
+  Array out(as, shape);
+  Hdf5Lock lock;
+  Hid ds(H5Dopen2(handles_->file.get(), aux.path.c_str(), H5P_DEFAULT));
+  if (!ds.valid()) return Hdf5Error(StatusCode::kIOError, "cannot open " + where);
+  std::vector<hsize_t> dims(aux.shape.begin(), aux.shape.end());
+  const int lead_rank = static_cast<int>(aux.shape.size() - aux.item_shape.size());
+  TS_RETURN_IF_ERROR(ReadRows(ds.get(), dims, lead_rank, first, count, NativeHdf5Type(as),
+                              static_cast<size_t>(item_elements) * DTypeSize(as),
+                              out.data.data(), where));
+  return out;
+}
+
+std::vector<std::string> ListHdf5Datasets(const std::string& file, size_t limit) {
+  std::vector<std::string> out;
+  Hdf5Lock lock;
+  Hid f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!f.valid()) {
+    H5Eclear2(H5E_DEFAULT);
+    return out;
+  }
+  for (const auto& e : AllDatasets(f.get(), limit)) out.push_back(e.path + " " + e.type +
+                                                                  ShapeText(e.shape));
+  return out;
+}
+
+}  // namespace tilestage::ingest

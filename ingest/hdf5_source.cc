@@ -1,0 +1,315 @@
+#include "ingest/hdf5_source.h"
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+
+#include "ingest/hdf5_frame_reader.h"
+
+namespace tilestage::ingest {
+namespace {
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Frames of one batch after the transforms: x [n, h, w], y [n, T, h, w] (f32) when targets.
+struct Batch {
+  Array x;
+  Array y;
+};
+using BatchPtr = std::shared_ptr<const Batch>;
+
+struct FileState {
+  std::unique_ptr<Hdf5FrameReader> reader;
+  std::optional<Hdf5AuxInfo> positions;
+  std::vector<Hdf5AuxInfo> targets;
+  int64_t first_item = 0;
+  int64_t batch_frames = 1;
+};
+
+class Hdf5Source final : public Source {
+ public:
+  std::string kind() const override { return "hdf5"; }
+  const SourceSchema& schema() const override { return schema_; }
+  int64_t num_items() const override { return static_cast<int64_t>(items_.size()); }
+  const ItemInfo& item(int64_t index) const override {
+    return items_[static_cast<size_t>(index)];
+  }
+  Result<std::unique_ptr<ItemReader>> OpenReader() const override;
+  nlohmann::json ManifestAttrs() const override { return attrs_; }
+
+  Status Init(const Hdf5SourceOptions& options);
+  // The batch holding item `item`, read and transformed once however many threads ask.
+  Result<BatchPtr> GetBatch(size_t file, int64_t batch) const;
+  // (file, frame within the file) of an item.
+  std::pair<size_t, int64_t> Locate(int64_t item) const {
+    auto it = std::upper_bound(files_.begin(), files_.end(), item,
+                               [](int64_t i, const FileState& s) { return i < s.first_item; });
+    const size_t f = static_cast<size_t>(it - files_.begin()) - 1;
+    return {f, item - files_[f].first_item};
+  }
+  const FileState& file(size_t f) const { return files_[f]; }
+  const FrameTransform::Box& box() const { return box_; }
+  size_t num_targets() const { return target_names_.size(); }
+
+ private:
+  Result<BatchPtr> LoadBatch(size_t file, int64_t batch) const;
+
+  Hdf5SourceOptions options_;
+  std::vector<FileState> files_;
+  std::vector<ItemInfo> items_;
+  SourceSchema schema_;
+  FrameTransform::Box box_{};
+  std::vector<std::string> target_names_;
+  nlohmann::json attrs_;
+
+  using Key = std::pair<size_t, int64_t>;
+  mutable std::mutex cache_mu_;
+  mutable std::map<Key, std::shared_future<Result<BatchPtr>>> cache_;
+  mutable std::deque<Key> cache_order_;
+  size_t cache_capacity_ = 4;
+};
+
+class Hdf5ItemReader final : public ItemReader {
+ public:
+  explicit Hdf5ItemReader(const Hdf5Source* source) : source_(source) {}
+
+  Status Read(int64_t item, const Region& region, RegionData* out) override {
+    auto [f, frame] = source_->Locate(item);
+    const FileState& state = source_->file(f);
+    const int64_t batch = frame / state.batch_frames;
+    if (!current_ || current_file_ != f || current_batch_ != batch) {
+      TS_ASSIGN_OR_RETURN(current_, source_->GetBatch(f, batch));
+      current_file_ = f;
+      current_batch_ = batch;
+    }
+    const int64_t index = frame - batch * state.batch_frames;
+    const auto& box = source_->box();
+    CopyRegion(current_->x, index, 1, box.out_height, box.out_width, region, &out->x);
+    if (source_->num_targets() > 0) {
+      CopyRegion(current_->y, index, static_cast<int64_t>(source_->num_targets()),
+                 box.out_height, box.out_width, region, &out->y);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Copies `region` of frame `index` of a [n, C, h, w] batch into *dst [C, rh, rw].
+  static void CopyRegion(const Array& batch, int64_t index, int64_t channels, int64_t height,
+                         int64_t width, const Region& region, Array* dst) {
+    const size_t elem = DTypeSize(batch.dtype);
+    if (dst->dtype != batch.dtype || dst->shape != std::vector<int64_t>{channels, region.height,
+                                                                        region.width}) {
+      *dst = Array(batch.dtype, {channels, region.height, region.width});
+    }
+    const uint8_t* src = batch.data.data() +
+                         static_cast<size_t>(index * channels * height * width) * elem;
+    uint8_t* out = dst->data.data();
+    const size_t row_bytes = static_cast<size_t>(region.width) * elem;
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t r = 0; r < region.height; ++r) {
+        std::memcpy(out + static_cast<size_t>((c * region.height + r)) * row_bytes,
+                    src + static_cast<size_t>(((c * height) + region.row + r) * width +
+                                              region.col) * elem,
+                    row_bytes);
+      }
+    }
+  }
+
+  const Hdf5Source* source_;
+  BatchPtr current_;
+  size_t current_file_ = 0;
+  int64_t current_batch_ = -1;
+};
+
+Result<std::unique_ptr<ItemReader>> Hdf5Source::OpenReader() const {
+  return std::unique_ptr<ItemReader>(new Hdf5ItemReader(this));
+}
+
+Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
+  options_ = options;
+  if (options.files.empty()) return InvalidArgument("no HDF5 input files given");
+  nlohmann::json file_attrs = nlohmann::json::array();
+  int64_t next_item = 0;
+  DType dtype = DType::kU8;
+  for (size_t f = 0; f < options.files.size(); ++f) {
+    const std::string& path = options.files[f];
+    FileState state;
+    TS_ASSIGN_OR_RETURN(state.reader, Hdf5FrameReader::Open(path, options.dataset));
+    const Hdf5FrameInfo& info = state.reader->info();
+    const std::string where = "HDF5 file " + path + ": dataset " + info.dataset;
+    if (f == 0) {
+      dtype = info.dtype;
+      TS_ASSIGN_OR_RETURN(box_, options.transform.Plan(info.height, info.width, where));
+    } else {
+      const Hdf5FrameInfo& first = files_[0].reader->info();
+      if (info.height != first.height || info.width != first.width)
+        return InvalidArgument(where, ": frames are ", info.height, "x", info.width, " but ",
+                               first.file, " has ", first.height, "x", first.width,
+                               " frames: all files must have the same frame size");
+      if (info.dtype != first.dtype)
+        return InvalidArgument(where, ": frames are ", DTypeName(info.dtype), " but ",
+                               first.file, " has ", DTypeName(first.dtype));
+    }
+    if (!options.positions.empty()) {
+      TS_ASSIGN_OR_RETURN(auto aux, state.reader->OpenAux(options.positions, 1));
+      if (aux.item_shape[0] != 2 && aux.item_shape[0] != 3)
+        return InvalidArgument("HDF5 file ", path, ": positions ", aux.path, " have ",
+                               aux.item_shape[0], " values per frame, expected 2 or 3");
+      state.positions = aux;
+    }
+    for (const std::string& target : options.targets) {
+      TS_ASSIGN_OR_RETURN(auto aux, state.reader->OpenAux(target, 2));
+      if (aux.item_shape[0] != box_.out_height || aux.item_shape[1] != box_.out_width)
+        return InvalidArgument("HDF5 file ", path, ": target ", aux.path, " is ",
+                               aux.item_shape[0], "x", aux.item_shape[1],
+                               " per frame but the (transformed) frames are ", box_.out_height,
+                               "x", box_.out_width, ": y must be on the frame's grid");
+      state.targets.push_back(aux);
+    }
+    state.first_item = next_item;
+    state.batch_frames = state.reader->BatchFrames(options.batch_bytes);
+
+    // Item metadata: positions are small, read them once here.
+    Array positions;
+    if (state.positions) {
+      auto read = state.reader->ReadAux(*state.positions, 0, info.num_frames, DType::kF64);
+      if (!read.ok()) return read.status();
+      positions = std::move(read).value();
+    }
+    for (int64_t i = 0; i < info.num_frames; ++i) {
+      ItemInfo item;
+      item.name = path + "#" + std::to_string(i);
+      item.height = box_.out_height;
+      item.width = box_.out_width;
+      item.files = {path};
+      item.meta = {{"file", path}, {"dataset", info.dataset}, {"frame", i}};
+      if (!info.scan_shape.empty()) item.meta["scan_index"] = state.reader->ScanIndex(i);
+      if (state.positions) {
+        const int64_t d = state.positions->item_shape[0];
+        auto p = positions.As<double>();
+        item.meta["position"] = std::vector<double>(p.begin() + i * d, p.begin() + (i + 1) * d);
+      }
+      items_.push_back(std::move(item));
+    }
+    next_item += info.num_frames;
+    file_attrs.push_back({{"file", path},
+                          {"dataset", info.dataset},
+                          {"shape", info.shape},
+                          {"dtype", DTypeName(info.dtype)},
+                          {"scan_shape", info.scan_shape},
+                          {"filters", info.filters},
+                          {"virtual", info.is_virtual}});
+    files_.push_back(std::move(state));
+  }
+  const std::string channel = BaseName(files_[0].reader->info().dataset);
+  schema_.x.dtype = options.transform.OutputDType(dtype);
+  schema_.x.channel_names = {options.transform.scale == FrameScale::kLog1p  ? "log1p(" + channel + ")"
+                             : options.transform.scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
+                                                                            : channel};
+  if (!options.targets.empty()) {
+    FieldInfo y;
+    y.dtype = DType::kF32;
+    for (const auto& t : options.targets) y.channel_names.push_back(BaseName(t));
+    target_names_ = y.channel_names;
+    schema_.y = y;
+  }
+  attrs_ = {{"hdf5",
+             {{"files", file_attrs},
+              {"frame_shape", {box_.out_height, box_.out_width}},
+              {"transform", options.transform.Describe()},
+              {"positions", options.positions},
+              {"targets", options.targets}}}};
+  cache_capacity_ = static_cast<size_t>(2 * tbb::this_task_arena::max_concurrency() + 2);
+  return Status::Ok();
+}
+
+Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
+  const FileState& state = files_[f];
+  const Hdf5FrameInfo& info = state.reader->info();
+  const int64_t first = batch * state.batch_frames;
+  const int64_t count = std::min(state.batch_frames, info.num_frames - first);
+  TS_ASSIGN_OR_RETURN(Array raw, state.reader->ReadFrames(first, count));
+  auto out = std::make_shared<Batch>();
+  const FrameTransform& t = options_.transform;
+  if (t.IsIdentity()) {
+    out->x = std::move(raw);
+  } else {
+    out->x = Array(t.OutputDType(info.dtype), {count, box_.out_height, box_.out_width});
+    const size_t in_frame = static_cast<size_t>(info.height * info.width) * DTypeSize(info.dtype);
+    const size_t out_frame = static_cast<size_t>(box_.out_height * box_.out_width) *
+                             DTypeSize(out->x.dtype);
+    tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
+      t.Apply(info.dtype, raw.data.data() + static_cast<size_t>(i) * in_frame, info.width, box_,
+              out->x.data.data() + static_cast<size_t>(i) * out_frame);
+    });
+  }
+  if (!state.targets.empty()) {
+    const int64_t nt = static_cast<int64_t>(state.targets.size());
+    const int64_t plane = box_.out_height * box_.out_width;
+    out->y = Array(DType::kF32, {count, nt, box_.out_height, box_.out_width});
+    for (int64_t t_index = 0; t_index < nt; ++t_index) {
+      const Hdf5AuxInfo& aux = state.targets[static_cast<size_t>(t_index)];
+      TS_ASSIGN_OR_RETURN(Array target, state.reader->ReadAux(aux, first, count, DType::kF32));
+      auto src = target.As<float>();
+      auto dst = out->y.As<float>();
+      for (int64_t i = 0; i < count; ++i)
+        std::copy(src.begin() + i * plane, src.begin() + (i + 1) * plane,
+                  dst.begin() + (i * nt + t_index) * plane);
+    }
+  }
+  return BatchPtr(std::move(out));
+}
+
+Result<BatchPtr> Hdf5Source::GetBatch(size_t f, int64_t batch) const {
+  const Key key{f, batch};
+  std::shared_future<Result<BatchPtr>> future;
+  std::promise<Result<BatchPtr>> promise;
+  bool load = false;
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      future = it->second;
+    } else {
+      future = promise.get_future().share();
+      cache_.emplace(key, future);
+      cache_order_.push_back(key);
+      // Items are processed roughly in order: the oldest batches are done with. A reader still
+      // holding one keeps it alive through its shared_ptr.
+      while (cache_order_.size() > cache_capacity_) {
+        cache_.erase(cache_order_.front());
+        cache_order_.pop_front();
+      }
+      load = true;
+    }
+  }
+  if (load) {
+    // No exception may leave the promise unset: the other readers wait on it.
+    try {
+      promise.set_value(LoadBatch(f, batch));
+    } catch (const std::exception& e) {
+      promise.set_value(Internal("HDF5 file ", files_[f].reader->info().file, ": batch ", batch,
+                                 ": ", e.what()));
+    }
+  }
+  return future.get();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Source>> OpenHdf5Source(const Hdf5SourceOptions& options) {
+  auto source = std::make_unique<Hdf5Source>();
+  TS_RETURN_IF_ERROR(source->Init(options));
+  return std::unique_ptr<Source>(std::move(source));
+}
+
+}  // namespace tilestage::ingest

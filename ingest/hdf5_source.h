@@ -1,0 +1,39 @@
+// Hdf5Source: diffraction frames from HDF5 files as a Source (ingest/source.h) for the shared
+// ingest driver: every frame of every file is one item x [1, h, w] after the per-frame
+// transforms, with its scan index and probe position in the item metadata and optional target
+// datasets (amplitude, phase...) stacked as the channels of y.
+//
+// Reading: frames are read in chunk-aligned batches of many frames (Hdf5FrameReader), transformed
+// in parallel (TBB) right after the read and kept in a small shared cache, so the driver's worker
+// threads, which ask for one frame at a time, share each batch read: HDF5 runs once per batch under
+// the process-wide HDF5 lock while the other threads transform, tile and compress.
+//
+// Thread-safety: as Source requires (const methods from many threads; one ItemReader per thread).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ingest/frame_transforms.h"
+#include "ingest/source.h"
+
+namespace tilestage::ingest {
+
+struct Hdf5SourceOptions {
+  std::vector<std::string> files;
+  std::string dataset;    // empty: discover it in each file (NeXus, CXI)
+  std::string positions;  // probe positions [N,2|3] in each file; empty: none
+  // Per-frame targets [N,h,w] in each file, stacked as the channels of y (named by the last path
+  // component); their h x w must equal the transformed frame size.
+  std::vector<std::string> targets;
+  FrameTransform transform;
+  uint64_t batch_bytes = 8ull << 20;  // decoded bytes per HDF5 read (rounded to whole chunks)
+};
+
+// Opens every file and checks everything that can be checked before reading frames: datasets,
+// filters (plugins), virtual sources, frame sizes equal across files, crop/bin fit, positions and
+// targets of the right length and size. Errors name the file and dataset.
+Result<std::unique_ptr<Source>> OpenHdf5Source(const Hdf5SourceOptions& options);
+
+}  // namespace tilestage::ingest

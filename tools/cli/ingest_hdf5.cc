@@ -1,0 +1,62 @@
+// tilestage ingest hdf5: diffraction frames (NeXus/NXmx, CXI, any dataset) into a tile store.
+#include "ingest/hdf5_source.h"
+#include "tools/cli/ingest_common.h"
+
+namespace tilestage::cli {
+namespace {
+
+struct Hdf5Args {
+  IngestArgs ingest;
+  std::vector<std::string> files;
+  std::string dataset;
+  std::string positions;
+  std::vector<std::string> targets;
+  std::string crop;
+  int64_t bin = 1;
+  bool log1p = false;
+  bool sqrt = false;
+  std::optional<double> clip_min;
+  std::string batch_size = "8MiB";
+};
+
+Result<std::unique_ptr<ingest::Source>> MakeSource(const Hdf5Args& args) {
+  ingest::Hdf5SourceOptions options;
+  options.files = args.files;
+  options.dataset = args.dataset;
+  options.positions = args.positions;
+  options.targets = args.targets;
+  auto transform =
+      ingest::FrameTransform::Parse(args.crop, args.bin, args.log1p, args.sqrt, args.clip_min);
+  TS_ASSIGN_OR_RETURN(options.transform, std::move(transform));
+  TS_ASSIGN_OR_RETURN(options.batch_bytes, ParseByteSize(args.batch_size));
+  return ingest::OpenHdf5Source(options);
+}
+
+TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
+  CLI::App* group = GetOrAddGroup(root, "ingest", "Turn source files into a tile store");
+  auto args = std::make_shared<Hdf5Args>();
+  CLI::App* cmd = group->add_subcommand(
+      "hdf5", "Diffraction frames from HDF5 (NeXus/NXmx, CXI; [N,H,W], [Ny,Nx,H,W] or [H,W])");
+  AddIngestOptions(cmd, &args->ingest, "full");
+  cmd->add_option("--dataset", args->dataset,
+                  "Frame dataset path; default: discover (NeXus default/signal, CXI)");
+  cmd->add_option("--positions", args->positions, "Probe positions [N,2|3], kept per sample");
+  cmd->add_option("--target", args->targets,
+                  "Target datasets [N,h,w] (e.g. amplitude,phase) stacked as channels of y")
+      ->delimiter(',');
+  cmd->add_option("--crop", args->crop, "Crop H,W (centred) or Y0,X0,H,W (a box)");
+  cmd->add_option("--bin", args->bin, "Sum K x K pixel blocks")->capture_default_str();
+  cmd->add_flag("--log1p", args->log1p, "log(1 + x) after crop/bin/clip");
+  cmd->add_flag("--sqrt", args->sqrt, "sqrt(x) after crop/bin/clip");
+  cmd->add_option("--clip-min", args->clip_min, "Raise values below V to V (before log1p/sqrt)");
+  cmd->add_option("--read-batch", args->batch_size,
+                  "Decoded bytes per HDF5 read, rounded to whole chunks")
+      ->capture_default_str();
+  cmd->add_option("files", args->files, "HDF5 files")->required();
+  cmd->callback([args, exit_code] {
+    *exit_code = RunIngestCommand(args->ingest, "hdf5", [&]() { return MakeSource(*args); });
+  });
+});
+
+}  // namespace
+}  // namespace tilestage::cli
