@@ -1,0 +1,43 @@
+// Batch: one collated batch as the loader hands it to the trainer. Channel-first float32,
+// normalized per channel with the manifest statistics, samples laid out one after another.
+//
+// The loader recycles the buffers: Loader::Next swaps a filled batch into the caller's Batch and
+// takes the caller's previous buffers back for reuse, so steady-state loading allocates nothing.
+// Value type: not synchronized; one thread owns a Batch at a time.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace tilestage {
+
+struct Batch {
+  uint64_t epoch = 0;
+  uint64_t index_in_epoch = 0;    // batch number within this rank's epoch
+  int64_t size = 0;               // B samples (fewer in the last batch, or after skipped records)
+  std::vector<int64_t> x_shape;   // per-sample shape of field x, e.g. {C, H, W}
+  std::vector<float> x;           // size * prod(x_shape)
+  std::vector<int64_t> y_shape;   // per-sample shape of y; empty when the store has no y
+  std::vector<float> y;           // size * prod(y_shape) (integer labels converted to float)
+  std::vector<uint64_t> indices;  // global record index of each sample
+  // Added members (not in the first contract):
+  // 1 where x held a finite value, 0 where it held NaN (x is 0 there); filled only when
+  // LoaderOptions::validity_mask is set, else empty.
+  std::vector<uint8_t> x_valid;
+  // Samples of this batch dropped as corrupt (LoaderOptions::skip_corrupt).
+  int64_t skipped = 0;
+
+  int64_t x_elements_per_sample() const {
+    int64_t n = 1;
+    for (int64_t d : x_shape) n *= d;
+    return n;
+  }
+  int64_t y_elements_per_sample() const {
+    if (y_shape.empty()) return 0;
+    int64_t n = 1;
+    for (int64_t d : y_shape) n *= d;
+    return n;
+  }
+};
+
+}  // namespace tilestage

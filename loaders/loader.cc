@@ -1,0 +1,749 @@
+#include "loaders/loader.h"
+
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "tiling/checksum.h"
+#include "tiling/shard.h"
+#include "tiling/store.h"
+#include "tiling/synth.h"
+
+namespace tilestage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum Stage { kRead, kVerify, kDecode, kNormalize, kAugment, kCollate, kNumStages };
+constexpr const char* kStageNames[kNumStages] = {"read",      "verify",  "decode",
+                                                 "normalize", "augment", "collate"};
+constexpr uint64_t kAugmentStream = 0x4155474d454e54ull;  // "AUGMENT"
+constexpr size_t kMaxCorruptExamples = 8;
+
+int64_t Product(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+// Per-channel affine normalization; identity where statistics are missing or disabled.
+struct ChannelNorm {
+  std::vector<float> mean;
+  std::vector<float> inv_std;
+};
+
+ChannelNorm MakeNorm(const FieldSchema& field, int64_t channels, bool enabled) {
+  ChannelNorm norm;
+  norm.mean.assign(static_cast<size_t>(channels), 0.0f);
+  norm.inv_std.assign(static_cast<size_t>(channels), 1.0f);
+  if (!enabled || static_cast<int64_t>(field.stats.size()) != channels) return norm;
+  for (int64_t c = 0; c < channels; ++c) {
+    const ChannelStats& s = field.stats[static_cast<size_t>(c)];
+    if (s.count == 0) continue;
+    norm.mean[c] = static_cast<float>(s.mean);
+    const double sd = s.std();
+    // A constant channel would divide by zero; centring it is all normalization can do.
+    norm.inv_std[c] = (sd > 0 && std::isfinite(sd)) ? static_cast<float>(1.0 / sd) : 1.0f;
+  }
+  return norm;
+}
+
+// Converts a channel-first array to float32, normalizes each channel and maps NaN to 0; writes
+// 1/0 validity into mask when given.
+void NormalizeInto(const Array& array, const ChannelNorm& norm, float* out, uint8_t* mask) {
+  const int64_t channels = static_cast<int64_t>(norm.mean.size());
+  const int64_t per_channel = array.NumElements() / std::max<int64_t>(channels, 1);
+  VisitDType(array.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* src = reinterpret_cast<const T*>(array.data.data());
+    for (int64_t c = 0; c < channels; ++c) {
+      const float mean = norm.mean[c], inv_std = norm.inv_std[c];
+      const T* s = src + c * per_channel;
+      float* o = out + c * per_channel;
+      if constexpr (std::is_floating_point_v<T>) {
+        uint8_t* m = mask ? mask + c * per_channel : nullptr;
+        for (int64_t i = 0; i < per_channel; ++i) {
+          const float v = static_cast<float>(s[i]);
+          const bool valid = !std::isnan(v);
+          o[i] = valid ? (v - mean) * inv_std : 0.0f;
+          if (m) m[i] = valid ? 1 : 0;
+        }
+      } else {
+        for (int64_t i = 0; i < per_channel; ++i) o[i] = (static_cast<float>(s[i]) - mean) * inv_std;
+        if (mask) std::fill(mask + c * per_channel, mask + (c + 1) * per_channel, uint8_t{1});
+      }
+    }
+  });
+}
+
+// One sample's spatial augmentation: crop offset, flips, quarter turns. Output pixel (i, j) of
+// an oh x ow tile reads input pixel Source(i, j) of the in_h x in_w tile.
+struct Transform {
+  int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t y0 = 0, x0 = 0;
+  bool flip_v = false, flip_h = false;
+  int quarter_turns = 0;  // only when out_h == out_w
+
+  bool identity() const {
+    return in_h == out_h && in_w == out_w && !flip_v && !flip_h && quarter_turns == 0;
+  }
+  // np.rot90(flip(crop(in)), k)[i, j]: undo the turns, then the flips, then the crop.
+  std::pair<int64_t, int64_t> Source(int64_t i, int64_t j) const {
+    for (int k = 0; k < quarter_turns; ++k) {
+      // np.rot90(m)[i, j] == m[j, n - 1 - i] for a square n x n tile.
+      const int64_t a = j, b = out_w - 1 - i;
+      i = a;
+      j = b;
+    }
+    if (flip_v) i = out_h - 1 - i;
+    if (flip_h) j = out_w - 1 - j;
+    return {i + y0, j + x0};
+  }
+  template <typename T>
+  void Apply(const T* in, int64_t channels, T* out) const {
+    for (int64_t i = 0; i < out_h; ++i)
+      for (int64_t j = 0; j < out_w; ++j) {
+        const auto [si, sj] = Source(i, j);
+        for (int64_t c = 0; c < channels; ++c)
+          out[(c * out_h + i) * out_w + j] = in[(c * in_h + si) * in_w + sj];
+      }
+  }
+};
+
+struct BatchBuffer {
+  Batch batch;
+  std::vector<uint8_t> slot_ok;  // per slot: 1 filled, 0 skipped as corrupt
+  uint64_t first_position = 0;   // in the rank's epoch share
+  uint64_t positions = 0;        // samples of the share this batch covers (skipped included)
+};
+
+// One sample travelling through the pipeline. Items are pooled: their byte buffers are reused.
+struct Item {
+  BatchBuffer* buffer = nullptr;
+  int64_t slot = 0;
+  bool last_in_batch = false;
+  uint64_t index = 0;  // global record index
+  size_t shard = 0;
+  uint64_t record = 0;
+  std::vector<uint8_t> stored;
+  Sample sample;
+  std::vector<float> scratch;
+  std::vector<uint8_t> scratch_mask;
+  Status status;
+};
+
+}  // namespace
+
+class Loader::Impl {
+ public:
+  Impl(std::shared_ptr<Storage> storage, LoaderOptions options)
+      : storage_(std::move(storage)), options_(std::move(options)) {}
+  ~Impl() { StopProducer(); }
+
+  Status Init(const std::string& dir);
+  Result<bool> Next(Batch* batch);
+  LoaderPosition position() const {
+    std::lock_guard lock(position_mu_);
+    return position_;
+  }
+  LoaderStats stats() const;
+
+  std::shared_ptr<Storage> storage_;
+  LoaderOptions options_;
+  std::unique_ptr<Store> store_;
+  std::vector<std::unique_ptr<ReadableFile>> files_;
+  std::optional<SampleOrder> order_;
+  uint64_t share_ = 0;  // positions per epoch actually delivered (drop_last applied)
+  uint64_t batches_per_epoch_ = 0;
+
+  // Fields.
+  std::vector<int64_t> x_in_shape_, x_out_shape_, y_in_shape_, y_out_shape_;
+  bool has_y_ = false, y_spatial_ = false;
+  ChannelNorm x_norm_, y_norm_;
+  bool needs_transform_ = false;
+  uint64_t tokens_ = 0;
+  uint64_t memory_bound_ = 0;
+  int threads_ = 0;
+  std::unique_ptr<tbb::task_arena> arena_;
+
+ private:
+  void StartProducer(uint64_t epoch, uint64_t from);
+  void StopProducer();
+  void ProducerMain(uint64_t epoch, std::vector<uint64_t> order);
+  Status RunPipeline(uint64_t epoch, const std::vector<uint64_t>& order, size_t* next);
+  void Process(Item* item, uint64_t epoch);
+  Status DecodeInto(Item* item, uint64_t epoch);
+  void Collate(Item* item);
+  void Timed(Stage stage, Clock::time_point since) {
+    busy_ns_[stage].fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count(),
+        std::memory_order_relaxed);
+    items_[stage].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  mutable std::mutex position_mu_;
+  LoaderPosition position_;
+
+  // Producer/consumer hand-off.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<BatchBuffer*> ready_;
+  std::vector<BatchBuffer*> free_;
+  std::vector<std::unique_ptr<BatchBuffer>> buffers_;
+  bool stop_ = false;
+  bool producer_done_ = false;
+  Status producer_error_;
+  std::thread producer_;
+  bool running_ = false;
+  Status sticky_error_;
+
+  // Item pool (touched by the serial input and collate stages, which may run concurrently).
+  std::mutex item_mu_;
+  std::vector<std::unique_ptr<Item>> items_storage_;
+  std::vector<Item*> free_items_;
+
+  // Statistics.
+  std::atomic<uint64_t> busy_ns_[kNumStages] = {};
+  std::atomic<uint64_t> items_[kNumStages] = {};
+  std::atomic<uint64_t> bytes_read_{0};
+  std::atomic<uint64_t> corrupt_skipped_{0};
+  std::vector<std::string> corrupt_examples_;  // under mu_
+  uint64_t batches_ = 0, samples_ = 0, next_calls_ = 0;
+  double wait_s_total_ = 0, wait_s_max_ = 0, occupancy_sum_ = 0;
+};
+
+Status Loader::Impl::Init(const std::string& dir) {
+  const LoaderOptions& o = options_;
+  if (o.batch_size <= 0) return InvalidArgument("batch size must be positive, got ", o.batch_size);
+  if (o.world_size <= 0) return InvalidArgument("world size must be positive, got ", o.world_size);
+  if (o.rank < 0 || o.rank >= o.world_size)
+    return InvalidArgument("rank ", o.rank, " out of range for world size ", o.world_size);
+  if (o.prefetch < 1) return InvalidArgument("prefetch must be at least 1, got ", o.prefetch);
+  if (o.threads < 0) return InvalidArgument("threads must be >= 0, got ", o.threads);
+  if (o.crop_h < 0 || o.crop_w < 0 || (o.crop_h > 0) != (o.crop_w > 0))
+    return InvalidArgument("crop must give both height and width, got ", o.crop_h, "x", o.crop_w);
+
+  TS_ASSIGN_OR_RETURN(store_, Store::Open(storage_, dir));
+  const Manifest& m = store_->manifest();
+  for (size_t s = 0; s < store_->num_shards(); ++s) {
+    TS_ASSIGN_OR_RETURN(auto file, storage_->OpenRead(store_->shard(s).path()));
+    files_.push_back(std::move(file));
+  }
+
+  // Fields and shapes.
+  const FieldSchema* x = m.FindField("x");
+  if (!x) return InvalidArgument("store ", dir, ": no field 'x' in the manifest");
+  if (x->shape.size() != 3)
+    return InvalidArgument("store ", dir, ": field x has shape of rank ", x->shape.size(),
+                           "; the loader needs a fixed channel-first [C,H,W] shape");
+  x_in_shape_ = x->shape;
+  x_out_shape_ = x_in_shape_;
+  if (o.crop_h > 0) {
+    if (o.crop_h > x_in_shape_[1] || o.crop_w > x_in_shape_[2])
+      return InvalidArgument("crop ", o.crop_h, "x", o.crop_w, " is larger than the ",
+                             x_in_shape_[1], "x", x_in_shape_[2], " tiles of ", dir);
+    x_out_shape_[1] = o.crop_h;
+    x_out_shape_[2] = o.crop_w;
+  }
+  x_norm_ = MakeNorm(*x, x_in_shape_[0], o.normalize);
+  if (const FieldSchema* y = m.FindField("y")) {
+    if (y->shape.empty())
+      return InvalidArgument("store ", dir, ": field y has a varying shape; the loader needs a "
+                             "fixed one");
+    has_y_ = true;
+    y_in_shape_ = y->shape;
+    y_out_shape_ = y_in_shape_;
+    y_spatial_ = y->shape.size() == 3 && y->shape[1] == x_in_shape_[1] &&
+                 y->shape[2] == x_in_shape_[2];
+    if (y_spatial_) {
+      y_out_shape_[1] = x_out_shape_[1];
+      y_out_shape_[2] = x_out_shape_[2];
+    }
+    const int64_t y_channels = y_spatial_ ? y->shape[0] : 1;
+    y_norm_ = MakeNorm(*y, y_channels, o.normalize && IsFloat(y->dtype) && y_spatial_);
+  }
+  needs_transform_ = o.augment || o.crop_h > 0;
+
+  // Order.
+  OrderSpec spec;
+  spec.shuffle = o.shuffle;
+  spec.seed = o.seed;
+  spec.world_size = static_cast<uint64_t>(o.world_size);
+  spec.block_shards = o.block_shards;
+  const uint64_t total = store_->size();
+  const uint64_t range_end = std::min(o.range_end, total);
+  if (o.range_begin >= range_end)
+    return InvalidArgument("store ", dir, ": zero samples selected (range [", o.range_begin, ", ",
+                           o.range_end == UINT64_MAX ? std::string("end")
+                                                     : std::to_string(o.range_end),
+                           ") of ", total, " records)");
+  spec.first_index = o.range_begin;
+  for (size_t s = 0; s < store_->num_shards(); ++s) {
+    const uint64_t lo = std::max(store_->shard_offset(s), o.range_begin);
+    const uint64_t hi = std::min(store_->shard_offset(s + 1), range_end);
+    if (lo < hi) spec.shard_records.push_back(hi - lo);
+  }
+  TS_ASSIGN_OR_RETURN(SampleOrder order, SampleOrder::Create(std::move(spec)));
+  order_.emplace(std::move(order));
+  const uint64_t share = order_->share_size();
+  const uint64_t batch = static_cast<uint64_t>(o.batch_size);
+  if (batch > share)
+    return InvalidArgument("batch size ", batch, " is larger than rank ", o.rank, "'s share of ",
+                           share, " samples per epoch (", order_->total_records(),
+                           " samples over ", o.world_size, " ranks)");
+  batches_per_epoch_ = o.drop_last ? share / batch : (share + batch - 1) / batch;
+  share_ = o.drop_last ? batches_per_epoch_ * batch : share;
+  if (o.start.samples_consumed > share_)
+    return InvalidArgument("resume position ", o.start.samples_consumed, " is past the ", share_,
+                           " samples of rank ", o.rank, "'s epoch");
+  position_ = o.start;
+
+  // Memory: prefetch queued batches plus the caller's, then as many in-flight samples as fit.
+  const uint64_t x_bytes = static_cast<uint64_t>(Product(x_out_shape_)) *
+                           (sizeof(float) + (o.validity_mask ? 1 : 0));
+  const uint64_t y_bytes = has_y_ ? static_cast<uint64_t>(Product(y_out_shape_)) * sizeof(float)
+                                  : 0;
+  const uint64_t batch_bytes = batch * (x_bytes + y_bytes + sizeof(uint64_t) + 1);
+  uint64_t max_stored = 0, max_raw = 0;
+  for (size_t s = 0; s < store_->num_shards(); ++s)
+    for (uint64_t r = 0; r < store_->shard(s).num_records(); ++r) {
+      max_stored = std::max(max_stored, store_->shard(s).entry(r).stored_size);
+      max_raw = std::max(max_raw, store_->shard(s).entry(r).raw_size);
+    }
+  const uint64_t scratch = needs_transform_ ? static_cast<uint64_t>(Product(x_in_shape_)) * 5 +
+                                                  (has_y_ ? Product(y_in_shape_) * 4 : 0)
+                                            : 0;
+  const uint64_t token_bytes = max_stored + max_raw + scratch + sizeof(Item);
+  const uint64_t fixed = static_cast<uint64_t>(o.prefetch + 1) * batch_bytes;
+  if (o.mem_budget_bytes < fixed + token_bytes)
+    return ResourceExhausted("memory budget of ", o.mem_budget_bytes, " bytes is too small: ",
+                             o.prefetch + 1, " batch buffers of ", batch, " samples take ", fixed,
+                             " bytes and one sample in flight ", token_bytes,
+                             " more; lower --prefetch or --batch, or raise --mem-budget");
+  threads_ = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
+  const uint64_t useful_tokens = static_cast<uint64_t>(std::max(8, 4 * threads_));
+  tokens_ = std::min(useful_tokens, (o.mem_budget_bytes - fixed) / token_bytes);
+  memory_bound_ = fixed + tokens_ * token_bytes;
+  arena_ = std::make_unique<tbb::task_arena>(threads_);
+
+  for (int i = 0; i < o.prefetch; ++i) {
+    buffers_.push_back(std::make_unique<BatchBuffer>());
+    free_.push_back(buffers_.back().get());
+  }
+  for (uint64_t i = 0; i < tokens_; ++i) {
+    items_storage_.push_back(std::make_unique<Item>());
+    free_items_.push_back(items_storage_.back().get());
+  }
+  return Status::Ok();
+}
+
+void Loader::Impl::StartProducer(uint64_t epoch, uint64_t from) {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = false;
+    producer_done_ = false;
+    producer_error_ = Status::Ok();
+  }
+  running_ = true;
+  producer_ = std::thread([this, epoch, from] {
+    auto order = order_->RankOrder(epoch, static_cast<uint64_t>(options_.rank), from);
+    if (!order.ok()) {
+      std::lock_guard lock(mu_);
+      producer_error_ = order.status();
+      producer_done_ = true;
+      cv_.notify_all();
+      return;
+    }
+    std::vector<uint64_t> positions = std::move(order).value();
+    positions.resize(share_ - from);  // drop_last trims the tail
+    ProducerMain(epoch, std::move(positions));
+  });
+}
+
+void Loader::Impl::StopProducer() {
+  if (!running_) return;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  producer_.join();
+  running_ = false;
+  // Batches still queued belong to an abandoned epoch run: recycle them.
+  std::lock_guard lock(mu_);
+  for (BatchBuffer* b : ready_) free_.push_back(b);
+  ready_.clear();
+}
+
+void Loader::Impl::ProducerMain(uint64_t epoch, std::vector<uint64_t> order) {
+  size_t next = 0;
+  Status status;
+  // The pipeline stops whenever no free batch buffer is left (a TBB filter must not block), and
+  // is restarted here once the consumer hands one back.
+  while (next < order.size() && status.ok()) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !free_.empty(); });
+      if (stop_) break;
+    }
+    try {
+      arena_->execute([&] { status = RunPipeline(epoch, order, &next); });
+    } catch (const std::exception& e) {
+      status = Internal("loader pipeline: ", e.what());
+    }
+  }
+  std::lock_guard lock(mu_);
+  producer_error_ = status;
+  producer_done_ = true;
+  cv_.notify_all();
+}
+
+Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& order,
+                                 size_t* next) {
+  const uint64_t batch_size = static_cast<uint64_t>(options_.batch_size);
+  BatchBuffer* current = nullptr;
+  int64_t slot = 0;
+  Status error;
+  std::mutex error_mu;
+  const uint64_t base = share_ - order.size();  // position of order[0] in the share
+
+  auto input = [&](tbb::flow_control& fc) -> Item* {
+    {
+      std::lock_guard lock(error_mu);
+      if (!error.ok()) {
+        fc.stop();
+        return nullptr;
+      }
+    }
+    if (*next >= order.size()) {
+      fc.stop();
+      return nullptr;
+    }
+    if (!current) {
+      std::lock_guard lock(mu_);
+      if (stop_ || free_.empty()) {
+        fc.stop();
+        return nullptr;
+      }
+      current = free_.back();
+      free_.pop_back();
+      const uint64_t first = base + *next;
+      const uint64_t n = std::min<uint64_t>(batch_size, order.size() - *next);
+      current->first_position = first;
+      current->positions = n;
+      Batch& b = current->batch;
+      b.epoch = epoch;
+      b.index_in_epoch = first / batch_size;
+      b.size = static_cast<int64_t>(n);
+      b.skipped = 0;
+      b.x_shape = x_out_shape_;
+      b.x.resize(n * static_cast<uint64_t>(Product(x_out_shape_)));
+      b.x_valid.resize(options_.validity_mask ? b.x.size() : 0);
+      b.y_shape = has_y_ ? y_out_shape_ : std::vector<int64_t>{};
+      b.y.resize(has_y_ ? n * static_cast<uint64_t>(Product(y_out_shape_)) : 0);
+      b.indices.resize(n);
+      current->slot_ok.assign(n, 0);
+      slot = 0;
+    }
+    Item* item;
+    {
+      std::lock_guard lock(item_mu_);
+      item = free_items_.back();
+      free_items_.pop_back();
+    }
+    item->buffer = current;
+    item->slot = slot++;
+    item->index = order[(*next)++];
+    item->last_in_batch = static_cast<uint64_t>(slot) == current->positions;
+    item->status = Status::Ok();
+    if (item->last_in_batch) current = nullptr;
+    return item;
+  };
+
+  auto read = [&](Item* item) -> Item* {
+    const auto t0 = Clock::now();
+    auto loc = store_->Locate(item->index);
+    if (!loc.ok()) {
+      item->status = loc.status();
+      return item;
+    }
+    item->shard = loc->shard;
+    item->record = loc->record;
+    const IndexEntry& e = store_->shard(item->shard).entry(item->record);
+    item->stored.resize(e.stored_size);
+    item->status = files_[item->shard]->ReadAt(e.offset, item->stored);
+    bytes_read_.fetch_add(e.stored_size, std::memory_order_relaxed);
+    Timed(kRead, t0);
+    return item;
+  };
+
+  auto verify = [&](Item* item) -> Item* {
+    if (!item->status.ok()) return item;
+    const auto t0 = Clock::now();
+    const IndexEntry& e = store_->shard(item->shard).entry(item->record);
+    const uint64_t actual = Hash64(item->stored);
+    if (actual != e.checksum)
+      item->status = DataLoss("shard ", files_[item->shard]->path(), ": record ", item->record,
+                              " (global index ", item->index, "): checksum mismatch (stored ",
+                              HashToHex(e.checksum), ", computed ", HashToHex(actual), ")");
+    Timed(kVerify, t0);
+    return item;
+  };
+
+  auto process = [&](Item* item) -> Item* {
+    if (item->status.ok()) item->status = DecodeInto(item, epoch);
+    return item;
+  };
+
+  auto collate = [&](Item* item) {
+    const auto t0 = Clock::now();
+    BatchBuffer* buffer = item->buffer;
+    if (!item->status.ok()) {
+      if (options_.skip_corrupt && item->status.code() == StatusCode::kDataLoss) {
+        corrupt_skipped_.fetch_add(1, std::memory_order_relaxed);
+        std::lock_guard lock(mu_);
+        if (corrupt_examples_.size() < kMaxCorruptExamples)
+          corrupt_examples_.push_back(item->status.message());
+      } else {
+        std::lock_guard lock(error_mu);
+        if (error.ok()) error = item->status;
+      }
+    } else {
+      buffer->slot_ok[item->slot] = 1;
+    }
+    const bool last = item->last_in_batch;
+    {
+      std::lock_guard lock(item_mu_);
+      free_items_.push_back(item);
+    }
+    bool failed;
+    {
+      std::lock_guard lock(error_mu);
+      failed = !error.ok();
+    }
+    if (last && !failed) {
+      // Skipped samples leave holes; close them so the batch is dense.
+      Batch& b = buffer->batch;
+      const int64_t xe = Product(x_out_shape_);
+      const int64_t ye = has_y_ ? Product(y_out_shape_) : 0;
+      int64_t kept = 0;
+      for (int64_t s = 0; s < b.size; ++s) {
+        if (!buffer->slot_ok[s]) continue;
+        if (kept != s) {
+          std::copy_n(b.x.begin() + s * xe, xe, b.x.begin() + kept * xe);
+          if (!b.x_valid.empty())
+            std::copy_n(b.x_valid.begin() + s * xe, xe, b.x_valid.begin() + kept * xe);
+          if (ye) std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
+          b.indices[kept] = b.indices[s];
+        }
+        ++kept;
+      }
+      b.skipped = b.size - kept;
+      if (kept != b.size) {
+        b.size = kept;
+        b.x.resize(kept * xe);
+        if (!b.x_valid.empty()) b.x_valid.resize(kept * xe);
+        b.y.resize(kept * ye);
+        b.indices.resize(kept);
+      }
+      std::lock_guard lock(mu_);
+      ready_.push_back(buffer);
+      cv_.notify_all();
+    } else if (last) {
+      std::lock_guard lock(mu_);
+      free_.push_back(buffer);
+    }
+    Timed(kCollate, t0);
+  };
+
+  tbb::parallel_pipeline(
+      tokens_,
+      tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order, input) &
+          tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, read) &
+          tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, verify) &
+          tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, process) &
+          tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, collate));
+  // A batch whose input was cut short by an error is incomplete; give its buffer back.
+  if (current) {
+    std::lock_guard lock(mu_);
+    free_.push_back(current);
+  }
+  return error;
+}
+
+Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
+  const std::string& path = files_[item->shard]->path();
+  auto where = [&] { return StrCat("shard ", path, ": record ", item->record); };
+  auto t0 = Clock::now();
+  const IndexEntry& e = store_->shard(item->shard).entry(item->record);
+  auto sample = DecodeRecord(item->stored, e, where());
+  if (!sample.ok()) return sample.status();
+  item->sample = std::move(sample).value();
+  Timed(kDecode, t0);
+
+  t0 = Clock::now();
+  const Array* x = item->sample.Find("x");
+  if (!x) return DataLoss(where(), ": no field 'x'");
+  if (x->shape != x_in_shape_)
+    return DataLoss(where(), ": field x is ", x->Describe(), ", the manifest says shape [",
+                    x_in_shape_[0], ",", x_in_shape_[1], ",", x_in_shape_[2], "]");
+  const Array* y = nullptr;
+  if (has_y_) {
+    y = item->sample.Find("y");
+    if (!y) return DataLoss(where(), ": no field 'y'");
+    if (y->shape != y_in_shape_) return DataLoss(where(), ": field y is ", y->Describe(),
+                                                 ", not the manifest's shape");
+  }
+  BatchBuffer* buffer = item->buffer;
+  Batch& b = buffer->batch;
+  const int64_t xe = Product(x_out_shape_);
+  float* x_out = b.x.data() + item->slot * xe;
+  uint8_t* mask_out = options_.validity_mask ? b.x_valid.data() + item->slot * xe : nullptr;
+  const int64_t ye = has_y_ ? Product(y_out_shape_) : 0;
+  float* y_out = has_y_ ? b.y.data() + item->slot * ye : nullptr;
+  b.indices[item->slot] = item->index;
+
+  if (!needs_transform_) {
+    NormalizeInto(*x, x_norm_, x_out, mask_out);
+    if (y) NormalizeInto(*y, y_norm_, y_out, nullptr);
+    Timed(kNormalize, t0);
+    return Status::Ok();
+  }
+  item->scratch.resize(static_cast<size_t>(Product(x_in_shape_)));
+  item->scratch_mask.resize(mask_out ? item->scratch.size() : 0);
+  NormalizeInto(*x, x_norm_, item->scratch.data(),
+                mask_out ? item->scratch_mask.data() : nullptr);
+  Timed(kNormalize, t0);
+
+  t0 = Clock::now();
+  // Draws keyed by (seed, epoch, record): the same sample gets the same augmentation whatever
+  // the thread count, rank count or resume point.
+  const uint64_t key = CounterHash(options_.seed, kAugmentStream, CounterHash(epoch, item->index, 0));
+  Transform t;
+  t.in_h = x_in_shape_[1];
+  t.in_w = x_in_shape_[2];
+  t.out_h = x_out_shape_[1];
+  t.out_w = x_out_shape_[2];
+  if (options_.crop_h > 0) {
+    t.y0 = static_cast<int64_t>(CounterHash(key, 1, 0) % static_cast<uint64_t>(t.in_h - t.out_h + 1));
+    t.x0 = static_cast<int64_t>(CounterHash(key, 2, 0) % static_cast<uint64_t>(t.in_w - t.out_w + 1));
+  }
+  if (options_.augment) {
+    const uint64_t bits = CounterHash(key, 3, 0);
+    t.flip_v = bits & 1;
+    t.flip_h = bits & 2;
+    if (t.out_h == t.out_w) t.quarter_turns = static_cast<int>((bits >> 2) & 3);
+  }
+  t.Apply(item->scratch.data(), x_in_shape_[0], x_out);
+  if (mask_out) t.Apply(item->scratch_mask.data(), x_in_shape_[0], mask_out);
+  if (y) {
+    if (y_spatial_) {
+      std::vector<float> y_scratch(static_cast<size_t>(Product(y_in_shape_)));
+      NormalizeInto(*y, y_norm_, y_scratch.data(), nullptr);
+      t.Apply(y_scratch.data(), y_in_shape_[0], y_out);
+    } else {
+      NormalizeInto(*y, y_norm_, y_out, nullptr);
+    }
+  }
+  Timed(kAugment, t0);
+  return Status::Ok();
+}
+
+Result<bool> Loader::Impl::Next(Batch* batch) {
+  if (!sticky_error_.ok()) return sticky_error_;
+  LoaderPosition pos = position();
+  if (pos.samples_consumed >= share_) {
+    StopProducer();
+    std::lock_guard lock(position_mu_);
+    position_ = {pos.epoch + 1, 0};
+    return false;
+  }
+  if (!running_) StartProducer(pos.epoch, pos.samples_consumed);
+
+  const auto t0 = Clock::now();
+  BatchBuffer* buffer = nullptr;
+  {
+    std::unique_lock lock(mu_);
+    occupancy_sum_ += static_cast<double>(ready_.size());
+    ++next_calls_;
+    cv_.wait(lock, [&] { return !ready_.empty() || producer_done_; });
+    if (ready_.empty()) {
+      sticky_error_ = producer_error_.ok()
+                          ? Internal("loader: the pipeline ended before the epoch did")
+                          : producer_error_;
+      lock.unlock();
+      StopProducer();
+      return sticky_error_;
+    }
+    buffer = ready_.front();
+    ready_.pop_front();
+  }
+  const double wait_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::swap(*batch, buffer->batch);
+  const uint64_t covered = buffer->positions;
+  {
+    std::lock_guard lock(mu_);
+    free_.push_back(buffer);
+    wait_s_total_ += wait_s;
+    wait_s_max_ = std::max(wait_s_max_, wait_s);
+    ++batches_;
+    samples_ += static_cast<uint64_t>(batch->size);
+  }
+  cv_.notify_all();
+  std::lock_guard lock(position_mu_);
+  position_.samples_consumed += covered;
+  return true;
+}
+
+LoaderStats Loader::Impl::stats() const {
+  LoaderStats s;
+  for (int i = 0; i < kNumStages; ++i)
+    s.stages.push_back({kStageNames[i], busy_ns_[i].load() * 1e-9, items_[i].load()});
+  s.bytes_read = bytes_read_.load();
+  s.corrupt_skipped = corrupt_skipped_.load();
+  s.queue_capacity = options_.prefetch;
+  s.tokens_in_flight = tokens_;
+  s.memory_bound_bytes = memory_bound_;
+  s.threads = threads_;
+  std::lock_guard lock(mu_);
+  s.corrupt_examples = corrupt_examples_;
+  s.batches = batches_;
+  s.samples = samples_;
+  s.wait_s_total = wait_s_total_;
+  s.wait_s_max = wait_s_max_;
+  s.queue_occupancy_mean = next_calls_ ? occupancy_sum_ / static_cast<double>(next_calls_) : 0;
+  return s;
+}
+
+// ------------------------------------------------------------------------------ Loader
+
+Loader::Loader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Loader::~Loader() = default;
+
+Result<std::unique_ptr<Loader>> Loader::Open(std::shared_ptr<Storage> storage,
+                                             const std::string& store_dir,
+                                             LoaderOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(storage), std::move(options));
+  TS_RETURN_IF_ERROR(impl->Init(store_dir).WithContext(StrCat("loader for ", store_dir)));
+  return std::unique_ptr<Loader>(new Loader(std::move(impl)));
+}
+
+Result<bool> Loader::Next(Batch* batch) { return impl_->Next(batch); }
+LoaderPosition Loader::position() const { return impl_->position(); }
+uint64_t Loader::batches_per_epoch() const { return impl_->batches_per_epoch_; }
+uint64_t Loader::samples_per_epoch() const { return impl_->share_; }
+uint64_t Loader::total_records() const { return impl_->order_->total_records(); }
+const Manifest& Loader::manifest() const { return impl_->store_->manifest(); }
+const LoaderOptions& Loader::options() const { return impl_->options_; }
+LoaderStats Loader::stats() const { return impl_->stats(); }
+
+}  // namespace tilestage

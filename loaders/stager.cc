@@ -1,0 +1,683 @@
+#include "loaders/stager.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "loaders/mllog.h"
+#include "loaders/stage_plan.h"
+#include "tiling/checksum.h"
+#include "tiling/manifest.h"
+#include "tiling/store.h"
+
+namespace tilestage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kAlign = 4096;            // O_DIRECT alignment of buffers, offsets, lengths
+constexpr uint64_t kReadPieceBytes = 8 << 20;  // parallel read granularity inside a chunk
+constexpr uint64_t kHashBlockBytes = 8 << 20;
+
+uint64_t RoundUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+// ------------------------------------------------------------------ MPI helpers
+
+// Every rank of comm learns the first failing rank's status (code and message), so all ranks
+// leave a collective phase together and report the same error.
+Status AgreeStatus(MPI_Comm comm, const Status& mine) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  int candidate = mine.ok() ? INT_MAX : rank, first = INT_MAX;
+  MPI_Allreduce(&candidate, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == INT_MAX) return Status::Ok();
+  int code = static_cast<int>(mine.code());
+  std::string message = mine.message();
+  int length = static_cast<int>(message.size());
+  MPI_Bcast(&code, 1, MPI_INT, first, comm);
+  MPI_Bcast(&length, 1, MPI_INT, first, comm);
+  message.resize(static_cast<size_t>(length));
+  MPI_Bcast(message.data(), length, MPI_CHAR, first, comm);
+  return Status(static_cast<StatusCode>(code), message);
+}
+
+void BcastString(MPI_Comm comm, int root, std::string* text) {
+  uint64_t length = text->size();
+  MPI_Bcast(&length, 1, MPI_UINT64_T, root, comm);
+  text->resize(length);
+  // Manifests are far below 2 GiB; chunking keeps the int count honest regardless.
+  for (uint64_t off = 0; off < length; off += INT_MAX / 2) {
+    const int n = static_cast<int>(std::min<uint64_t>(INT_MAX / 2, length - off));
+    MPI_Bcast(text->data() + off, n, MPI_CHAR, root, comm);
+  }
+}
+
+std::string ReplaceNode(const std::string& pattern, int node) {
+  std::string out = pattern;
+  const std::string key = "{node}";
+  for (size_t pos; (pos = out.find(key)) != std::string::npos;)
+    out.replace(pos, key.size(), std::to_string(node));
+  return out;
+}
+
+// ------------------------------------------------------------------ aligned buffers and files
+
+struct AlignedBuffer {
+  explicit AlignedBuffer(uint64_t bytes)
+      : size(RoundUp(std::max<uint64_t>(bytes, 1), kAlign)),
+        data(static_cast<uint8_t*>(std::aligned_alloc(kAlign, size))) {}
+  ~AlignedBuffer() { std::free(data); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  uint64_t size;
+  uint8_t* data;
+};
+
+// Source shard reader: the Storage seam, or an O_DIRECT descriptor when asked and allowed.
+class SourceFile {
+ public:
+  static Result<std::unique_ptr<SourceFile>> Open(Storage& storage, const std::string& path,
+                                                  bool direct) {
+    auto f = std::unique_ptr<SourceFile>(new SourceFile());
+    f->path_ = path;
+    if (direct) {
+      f->fd_ = ::open(path.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+      if (f->fd_ >= 0) return f;
+      if (errno != EINVAL) return ErrnoStatus("open", path, errno);
+      // The file system refuses O_DIRECT (tmpfs, some overlays): read through the page cache.
+    }
+    TS_ASSIGN_OR_RETURN(f->file_, storage.OpenRead(path));
+    return f;
+  }
+  ~SourceFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool direct() const { return fd_ >= 0; }
+
+  // Reads [offset, offset + n) into out; out has RoundUp(n, kAlign) bytes of aligned room.
+  Status Read(uint64_t offset, uint64_t n, uint8_t* out) const {
+    if (!direct()) return file_->ReadAt(offset, {out, n});
+    const uint64_t want = RoundUp(n, kAlign);
+    uint64_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::pread(fd_, out + done, want - done, static_cast<off_t>(offset + done));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("read", path_, errno);
+      }
+      if (got == 0)
+        return DataLoss(path_, ": truncated: cannot read ", n, " bytes at offset ", offset);
+      done += static_cast<uint64_t>(got);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  SourceFile() = default;
+  std::string path_;
+  int fd_ = -1;
+  std::unique_ptr<ReadableFile> file_;
+};
+
+// Destination shard: published under its name only by Commit (temporary name, fsync, rename),
+// through the Storage seam or with O_DIRECT writes of the aligned part.
+class DestFile {
+ public:
+  static Result<std::unique_ptr<DestFile>> Create(Storage& storage, const std::string& path,
+                                                  bool direct) {
+    auto f = std::unique_ptr<DestFile>(new DestFile());
+    f->path_ = path;
+    if (direct) {
+      static std::atomic<uint64_t> counter{0};
+      f->tmp_path_ = StrCat(path, ".tmp-", ::getpid(), "-d", counter++);
+      f->fd_ = ::open(f->tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC,
+                      0644);
+      if (f->fd_ >= 0) return f;
+      if (errno != EINVAL) return ErrnoStatus("create", f->tmp_path_, errno);
+    }
+    TS_ASSIGN_OR_RETURN(f->file_, storage.CreateAtomic(path));
+    return f;
+  }
+  ~DestFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!tmp_path_.empty() && !committed_) ::unlink(tmp_path_.c_str());
+  }
+  bool direct() const { return fd_ >= 0; }
+
+  // `bytes` starts at an aligned address; only a shard's last piece may have an unaligned length.
+  Status Append(const uint8_t* bytes, uint64_t n) {
+    if (!direct()) return file_->Append({bytes, n});
+    const uint64_t aligned = n / kAlign * kAlign;
+    TS_RETURN_IF_ERROR(WriteAll(bytes, aligned));
+    if (aligned < n) {
+      // The unaligned tail ends the file; write it through the page cache.
+      const int flags = ::fcntl(fd_, F_GETFL);
+      if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
+        return ErrnoStatus("fcntl", tmp_path_, errno);
+      TS_RETURN_IF_ERROR(WriteAll(bytes + aligned, n - aligned));
+    }
+    return Status::Ok();
+  }
+
+  Status Commit() {
+    if (!direct()) return file_->Commit();
+    if (::fsync(fd_) != 0) return ErrnoStatus("fsync", tmp_path_, errno);
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(tmp_path_.c_str(), path_.c_str()) != 0)
+      return ErrnoStatus("rename to", path_, errno);
+    committed_ = true;
+    const std::string dir = std::filesystem::path(path_).parent_path().string();
+    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  DestFile() = default;
+  Status WriteAll(const uint8_t* p, uint64_t n) {
+    uint64_t done = 0;
+    while (done < n) {
+      const ssize_t w = ::write(fd_, p + done, n - done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", tmp_path_, errno);
+      }
+      done += static_cast<uint64_t>(w);
+    }
+    return Status::Ok();
+  }
+  std::string path_, tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+  std::unique_ptr<WritableFile> file_;
+};
+
+Result<uint64_t> HashWholeFile(Storage& storage, const std::string& path) {
+  TS_ASSIGN_OR_RETURN(auto file, storage.OpenRead(path));
+  std::vector<uint8_t> buf(std::min<uint64_t>(kHashBlockBytes, file->size()));
+  Hasher hasher;
+  for (uint64_t off = 0; off < file->size(); off += kHashBlockBytes) {
+    const uint64_t n = std::min<uint64_t>(kHashBlockBytes, file->size() - off);
+    TS_RETURN_IF_ERROR(file->ReadAt(off, {buf.data(), n}));
+    hasher.Update({buf.data(), n});
+  }
+  return hasher.Digest();
+}
+
+// One shard on its way in: every node of the replica set hashes every transferred shard, even
+// one it already holds, so all of them see a corrupt source shard at the same moment.
+struct Landing {
+  std::unique_ptr<DestFile> file;  // null when this node already holds the shard
+  Hasher hasher;
+  uint64_t received = 0;
+};
+
+// ------------------------------------------------------------------ one node leader
+
+class NodeStager {
+ public:
+  NodeStager(MPI_Comm leaders, int node, int nodes, const StageOptions& options)
+      : leaders_(leaders), node_(node), nodes_(nodes), o_(options) {}
+
+  Status Run(NodeStageReport* report);
+
+ private:
+  Status ReadManifest();
+  Status CheckExisting();
+  Status PrepareDestination();
+  Status Transfer();
+  Status ReadChunk(const TransferChunk& chunk, uint8_t* out);
+  Status Land(const TransferChunk& chunk, const uint8_t* bytes);
+  Status WriteNodeManifest();
+  std::string SourcePath(size_t s) const { return JoinPath(o_.from, manifest_.shards[s].file); }
+  std::string DestPath(size_t s) const { return JoinPath(dest_, manifest_.shards[s].file); }
+
+  MPI_Comm leaders_;
+  int node_, nodes_;
+  const StageOptions& o_;
+  Storage* src_ = nullptr;
+  Storage* dst_ = nullptr;
+  Manifest manifest_;
+  std::vector<uint64_t> shard_bytes_;
+  StagePlan plan_;
+  std::string dest_;
+  std::vector<size_t> mine_;     // shards this node holds, in source order
+  std::vector<uint8_t> intact_;  // per mine_: already present with the right hash
+  std::unique_ptr<tbb::task_arena> arena_;
+  std::map<size_t, std::unique_ptr<SourceFile>> sources_;
+  std::mutex sources_mu_;
+  std::map<size_t, Landing> landing_;
+  NodeStageReport* report_ = nullptr;
+  std::atomic<uint64_t> bytes_written_{0};
+  std::atomic<uint64_t> shards_written_{0};
+  std::atomic<bool> any_direct_read_{false}, any_direct_write_{false};
+};
+
+Status NodeStager::ReadManifest() {
+  std::string text;
+  Status status;
+  if (node_ == 0) {
+    auto m = tilestage::ReadManifest(*src_, o_.from);
+    if (m.ok()) text = m->ToJson().dump();
+    else status = m.status().WithContext(StrCat("source store ", o_.from));
+  }
+  TS_RETURN_IF_ERROR(AgreeStatus(leaders_, status));
+  BcastString(leaders_, 0, &text);
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  TS_ASSIGN_OR_RETURN(manifest_, Manifest::FromJson(j, JoinPath(o_.from, kManifestName)));
+  for (const auto& s : manifest_.shards) shard_bytes_.push_back(s.bytes);
+  return Status::Ok();
+}
+
+Status NodeStager::CheckExisting() {
+  intact_.assign(mine_.size(), 0);
+  arena_->execute([&] {
+    tbb::parallel_for(size_t{0}, mine_.size(), [&](size_t k) {
+      const std::string path = DestPath(mine_[k]);
+      auto exists = dst_->Exists(path);
+      if (!exists.ok() || !*exists) return;
+      auto hash = HashWholeFile(*dst_, path);
+      // A shard that cannot be read or does not match is simply staged again (replaced
+      // atomically); only an intact one is skipped.
+      const ShardEntry& e = manifest_.shards[mine_[k]];
+      if (hash.ok() && HashToHex(*hash) == e.hash) {
+        auto file = dst_->OpenRead(path);
+        if (file.ok() && (*file)->size() == e.bytes) intact_[k] = 1;
+      }
+    });
+  });
+  return Status::Ok();
+}
+
+Status NodeStager::PrepareDestination() {
+  TS_RETURN_IF_ERROR(dst_->CreateDirs(dest_));
+  TS_RETURN_IF_ERROR(CheckExisting());
+  uint64_t needed = manifest_.ToJson().dump(2).size() + kAlign;
+  for (size_t k = 0; k < mine_.size(); ++k)
+    if (!intact_[k]) needed += RoundUp(shard_bytes_[mine_[k]], kAlign);
+  // Stale temporaries of an interrupted run are removed below, so their space counts as free.
+  TS_ASSIGN_OR_RETURN(auto names, dst_->List(dest_));
+  uint64_t stale = 0;
+  for (const auto& name : names)
+    if (name.find(".tmp-") != std::string::npos) {
+      auto f = dst_->OpenRead(JoinPath(dest_, name));
+      if (f.ok()) stale += (*f)->size();
+    }
+  TS_ASSIGN_OR_RETURN(uint64_t free_bytes, dst_->FreeBytes(dest_));
+  if (free_bytes + stale < needed)
+    return ResourceExhausted("destination ", dest_, " (node ", node_, ") has ",
+                             free_bytes + stale, " bytes free but staging needs ", needed,
+                             " bytes for ", mine_.size(), " shards; nothing was written");
+  return Status::Ok();
+}
+
+Status NodeStager::ReadChunk(const TransferChunk& chunk, uint8_t* out) {
+  SourceFile* file = nullptr;
+  {
+    std::lock_guard lock(sources_mu_);
+    auto& slot = sources_[chunk.shard];
+    if (!slot) {
+      TS_ASSIGN_OR_RETURN(slot, SourceFile::Open(*src_, SourcePath(chunk.shard), o_.direct_io));
+      if (slot->direct()) any_direct_read_ = true;
+    }
+    file = slot.get();
+  }
+  const uint64_t pieces = std::max<uint64_t>(1, (chunk.bytes + kReadPieceBytes - 1) /
+                                                    kReadPieceBytes);
+  std::vector<Status> status(pieces);
+  arena_->execute([&] {
+    tbb::parallel_for(uint64_t{0}, pieces, [&](uint64_t p) {
+      const uint64_t off = p * kReadPieceBytes;
+      const uint64_t n = std::min(kReadPieceBytes, chunk.bytes - std::min(off, chunk.bytes));
+      if (n > 0) status[p] = file->Read(chunk.offset + off, n, out + off);
+    });
+  });
+  for (const Status& s : status) TS_RETURN_IF_ERROR(s);
+  report_->bytes_read_from_source += chunk.bytes;
+  return Status::Ok();
+}
+
+Status NodeStager::Land(const TransferChunk& chunk, const uint8_t* bytes) {
+  Landing& landing = landing_.at(chunk.shard);
+  landing.hasher.Update({bytes, chunk.bytes});
+  landing.received += chunk.bytes;
+  if (landing.file) {
+    TS_RETURN_IF_ERROR(landing.file->Append(bytes, chunk.bytes));
+  }
+  if (landing.received < shard_bytes_[chunk.shard]) return Status::Ok();
+  const ShardEntry& e = manifest_.shards[chunk.shard];
+  const std::string hash = HashToHex(landing.hasher.Digest());
+  if (hash != e.hash) {
+    landing.file.reset();  // drops the temporary file: no corrupt copy is left behind
+    return DataLoss("source shard ", SourcePath(chunk.shard), ": hash ", hash,
+                    " does not match the manifest's ", e.hash, " (corrupt source); not staged");
+  }
+  if (landing.file) {
+    TS_RETURN_IF_ERROR(landing.file->Commit());
+    landing.file.reset();
+    bytes_written_ += e.bytes;
+    ++shards_written_;
+  }
+  return Status::Ok();
+}
+
+Status NodeStager::Transfer() {
+  MPI_Comm replicas;
+  MPI_Comm_split(leaders_, plan_.member_of(node_), plan_.group_of(node_), &replicas);
+  int me = 0, count = 1;
+  MPI_Comm_rank(replicas, &me);
+  MPI_Comm_size(replicas, &count);
+  struct Free {
+    MPI_Comm* c;
+    ~Free() { MPI_Comm_free(c); }
+  } free_replicas{&replicas};
+
+  // A shard moves when any node of the replica set lacks it.
+  std::vector<uint8_t> missing(mine_.size()), any_missing(mine_.size());
+  for (size_t k = 0; k < mine_.size(); ++k) missing[k] = intact_[k] ? 0 : 1;
+  MPI_Allreduce(missing.data(), any_missing.data(), static_cast<int>(missing.size()),
+                MPI_UNSIGNED_CHAR, MPI_MAX, replicas);
+  std::vector<size_t> moving;
+  Status status;
+  for (size_t k = 0; k < mine_.size(); ++k) {
+    if (!any_missing[k]) continue;
+    moving.push_back(mine_[k]);
+    Landing& landing = landing_[mine_[k]];
+    if (missing[k] && status.ok()) {
+      auto file = DestFile::Create(*dst_, DestPath(mine_[k]), o_.direct_io);
+      if (file.ok()) {
+        if ((*file)->direct()) any_direct_write_ = true;
+        landing.file = std::move(file).value();
+      } else {
+        status = file.status();
+      }
+    }
+  }
+  TS_RETURN_IF_ERROR(AgreeStatus(replicas, status));
+
+  // Allgatherv displacements are ints: keep count * chunk below 2 GiB.
+  uint64_t chunk = std::min<uint64_t>(o_.chunk_bytes, kMaxStageChunkBytes);
+  chunk = std::min<uint64_t>(chunk, (static_cast<uint64_t>(INT_MAX) / count) / kAlign * kAlign);
+  chunk = std::max<uint64_t>(RoundUp(chunk, kAlign), kAlign);
+  const auto schedule = ScheduleReads(moving, shard_bytes_, count, chunk);
+  size_t rounds = 0;
+  for (const auto& list : schedule) rounds = std::max(rounds, list.size());
+
+  AlignedBuffer buffers[2] = {AlignedBuffer(chunk * count), AlignedBuffer(chunk * count)};
+  std::vector<int> counts(count), displs(count);
+  for (int r = 0; r < count; ++r) displs[r] = static_cast<int>(r * chunk);
+  tbb::task_group writes;
+  Status write_status;
+  auto land_round = [&](size_t round, uint8_t* base) {
+    // Different slots hold different shards: land them in parallel.
+    std::vector<Status> st(count);
+    tbb::parallel_for(0, count, [&](int r) {
+      if (round < schedule[r].size())
+        st[r] = Land(schedule[r][round], base + static_cast<uint64_t>(r) * chunk);
+    });
+    for (const Status& s : st)
+      if (!s.ok()) return s;
+    return Status::Ok();
+  };
+
+  for (size_t round = 0; round < rounds; ++round) {
+    uint8_t* base = buffers[round % 2].data;
+    Status read_status;
+    if (round < schedule[me].size())
+      read_status = ReadChunk(schedule[me][round], base + static_cast<uint64_t>(me) * chunk);
+    writes.wait();  // the previous round's landing used the other buffer
+    Status mine = !write_status.ok() ? write_status : read_status;
+    TS_RETURN_IF_ERROR(AgreeStatus(replicas, mine));
+    for (int r = 0; r < count; ++r)
+      counts[r] = round < schedule[r].size() ? static_cast<int>(schedule[r][round].bytes) : 0;
+    if (count > 1)
+      MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base, counts.data(), displs.data(),
+                     MPI_BYTE, replicas);
+    writes.run([&, round, base] { write_status = land_round(round, base); });
+  }
+  writes.wait();
+  return AgreeStatus(replicas, write_status);
+}
+
+Status NodeStager::WriteNodeManifest() {
+  Manifest m = manifest_;
+  m.shards.clear();
+  for (size_t s : mine_) m.shards.push_back(manifest_.shards[s]);
+  m.attrs["staging"] = {{"source", o_.from},
+                        {"mode", StageModeName(o_.mode)},
+                        {"node", node_},
+                        {"nodes", nodes_},
+                        {"group", plan_.group},
+                        {"source_shards", manifest_.shards.size()},
+                        {"source_records", manifest_.TotalRecords()}};
+  return WriteManifest(*dst_, dest_, m);
+}
+
+Status NodeStager::Run(NodeStageReport* report) {
+  const auto t0 = Clock::now();
+  report_ = report;
+  src_ = o_.source_storage.get();
+  dst_ = o_.dest_storage.get();
+  arena_ = o_.threads > 0 ? std::make_unique<tbb::task_arena>(o_.threads)
+                          : std::make_unique<tbb::task_arena>();
+  TS_RETURN_IF_ERROR(ReadManifest());
+  int group = o_.group;
+  if (o_.mode == StageMode::kReplicate) {
+    if (group > 1)
+      return InvalidArgument("--group ", group, " applies to partition mode; replicate puts "
+                             "every shard on every node");
+    group = 1;
+  } else if (group == 0) {
+    group = nodes_;
+  }
+  TS_ASSIGN_OR_RETURN(plan_, MakeStagePlan(shard_bytes_, nodes_, group));
+  mine_ = plan_.shards_of_node(node_);
+  dest_ = ReplaceNode(o_.to, node_);
+  report->node = node_;
+  report->dest = dest_;
+  report->group = plan_.group;
+  report->store_bytes = manifest_.TotalBytes();
+  report->shards_held = mine_.size();
+  for (size_t s : mine_) report->bytes_held += shard_bytes_[s];
+
+  // Nothing is removed or written until every node knows it has room.
+  TS_RETURN_IF_ERROR(AgreeStatus(leaders_, PrepareDestination()));
+  Status cleanup = dst_->Remove(JoinPath(dest_, kManifestName));
+  if (cleanup.ok()) {
+    auto names = dst_->List(dest_);
+    if (!names.ok()) cleanup = names.status();
+    else
+      for (const auto& name : *names)
+        if (name.find(".tmp-") != std::string::npos && cleanup.ok())
+          cleanup = dst_->Remove(JoinPath(dest_, name));
+  }
+  TS_RETURN_IF_ERROR(AgreeStatus(leaders_, cleanup));
+  // Errors inside one replica set are agreed within it; the caller agrees across the job.
+  TS_RETURN_IF_ERROR(Transfer());
+  TS_RETURN_IF_ERROR(WriteNodeManifest());
+  report->shards_written = shards_written_;
+  report->shards_skipped = std::count(intact_.begin(), intact_.end(), 1);
+  report->bytes_written = bytes_written_;
+  report->direct_io_read = any_direct_read_;
+  report->direct_io_write = any_direct_write_;
+  report->seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ public
+
+Result<StageMode> ParseStageMode(const std::string& text) {
+  if (text == "partition") return StageMode::kPartition;
+  if (text == "replicate") return StageMode::kReplicate;
+  return InvalidArgument("stage mode '", text, "' is not one of partition, replicate");
+}
+
+const char* StageModeName(StageMode mode) {
+  return mode == StageMode::kPartition ? "partition" : "replicate";
+}
+
+nlohmann::json NodeStageReport::ToJson() const {
+  return {{"node", node},
+          {"dest", dest},
+          {"shards_held", shards_held},
+          {"shards_written", shards_written},
+          {"shards_skipped", shards_skipped},
+          {"bytes_held", bytes_held},
+          {"bytes_written", bytes_written},
+          {"bytes_read_from_source", bytes_read_from_source},
+          {"seconds", seconds},
+          {"gb_per_s", gb_per_s()},
+          {"direct_io_read", direct_io_read},
+          {"direct_io_write", direct_io_write},
+          {"group", group},
+          {"store_bytes", store_bytes}};
+}
+
+NodeStageReport NodeStageReport::FromJson(const nlohmann::json& j) {
+  NodeStageReport r;
+  r.node = j.value("node", 0);
+  r.dest = j.value("dest", "");
+  r.shards_held = j.value("shards_held", uint64_t{0});
+  r.shards_written = j.value("shards_written", uint64_t{0});
+  r.shards_skipped = j.value("shards_skipped", uint64_t{0});
+  r.bytes_held = j.value("bytes_held", uint64_t{0});
+  r.bytes_written = j.value("bytes_written", uint64_t{0});
+  r.bytes_read_from_source = j.value("bytes_read_from_source", uint64_t{0});
+  r.seconds = j.value("seconds", 0.0);
+  r.direct_io_read = j.value("direct_io_read", false);
+  r.direct_io_write = j.value("direct_io_write", false);
+  r.group = j.value("group", 0);
+  r.store_bytes = j.value("store_bytes", uint64_t{0});
+  return r;
+}
+
+uint64_t StageReport::bytes_written() const {
+  uint64_t n = 0;
+  for (const auto& r : node_reports) n += r.bytes_written;
+  return n;
+}
+
+uint64_t StageReport::bytes_read_from_source() const {
+  uint64_t n = 0;
+  for (const auto& r : node_reports) n += r.bytes_read_from_source;
+  return n;
+}
+
+nlohmann::json StageReport::ToJson() const {
+  nlohmann::json nodes_json = nlohmann::json::array();
+  for (const auto& r : node_reports) nodes_json.push_back(r.ToJson());
+  return {{"mode", mode},
+          {"ranks", ranks},
+          {"nodes", nodes},
+          {"group", group},
+          {"store_bytes", store_bytes},
+          {"seconds", seconds},
+          {"bytes_written", bytes_written()},
+          {"bytes_read_from_source", bytes_read_from_source()},
+          {"aggregate_gb_per_s", aggregate_gb_per_s()},
+          {"start_ms", start_ms},
+          {"stop_ms", stop_ms},
+          {"per_node", nodes_json}};
+}
+
+Result<StageReport> StageStore(MPI_Comm comm, const StageOptions& options_in) {
+  StageOptions options = options_in;
+  if (!options.source_storage) options.source_storage = LocalStorage();
+  if (!options.dest_storage) options.dest_storage = LocalStorage();
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+
+  MPI_Comm node_comm, leaders = MPI_COMM_NULL;
+  if (options.ranks_per_node > 0)
+    MPI_Comm_split(comm, rank / options.ranks_per_node, rank, &node_comm);
+  else
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node_comm);
+  int node_rank = 0;
+  MPI_Comm_rank(node_comm, &node_rank);
+  const bool leader = node_rank == 0;
+  MPI_Comm_split(comm, leader ? 0 : MPI_UNDEFINED, rank, &leaders);
+  int ids[2] = {0, 1};  // node, nodes
+  if (leader) {
+    MPI_Comm_rank(leaders, &ids[0]);
+    MPI_Comm_size(leaders, &ids[1]);
+  }
+  MPI_Bcast(ids, 2, MPI_INT, 0, node_comm);
+
+  StageReport report;
+  report.mode = StageModeName(options.mode);
+  report.ranks = size;
+  report.nodes = ids[1];
+  Status status;
+  if (options.from.empty() || options.to.empty())
+    status = InvalidArgument("staging needs a source (--from) and a destination (--to)");
+  else if (options.chunk_bytes == 0 || options.chunk_bytes > kMaxStageChunkBytes)
+    status = InvalidArgument("chunk size ", options.chunk_bytes, " must be in (0, 1 GiB]");
+  else if (ids[1] > 1 && options.to.find("{node}") == std::string::npos &&
+           options.ranks_per_node > 0)
+    status = InvalidArgument("destination ", options.to, " must contain {node} when several ",
+                             "simulated nodes share this host");
+  TS_RETURN_IF_ERROR(AgreeStatus(comm, status));
+
+  MPI_Barrier(comm);
+  const auto t0 = Clock::now();
+  report.start_ms = WallClockMs();
+  NodeStageReport mine;
+  if (leader) status = NodeStager(leaders, ids[0], ids[1], options).Run(&mine);
+  status = AgreeStatus(comm, status.ok() ? status
+                                         : status.WithContext(StrCat("rank ", rank, " (node ",
+                                                                     ids[0], ")")));
+  MPI_Barrier(comm);
+  report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  report.stop_ms = WallClockMs();
+  if (leaders != MPI_COMM_NULL) MPI_Comm_free(&leaders);
+  MPI_Comm_free(&node_comm);
+  TS_RETURN_IF_ERROR(status);
+
+  // Per-node reports to rank 0.
+  const std::string text = leader ? mine.ToJson().dump() : std::string();
+  int length = static_cast<int>(text.size());
+  std::vector<int> lengths(size), displs(size);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, comm);
+  int total = 0;
+  for (int r = 0; r < size; ++r) {
+    displs[r] = total;
+    total += lengths[r];
+  }
+  std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR,
+              0, comm);
+  if (rank == 0) {
+    for (int r = 0; r < size; ++r)
+      if (lengths[r] > 0)
+        report.node_reports.push_back(
+            NodeStageReport::FromJson(nlohmann::json::parse(all.substr(displs[r], lengths[r]))));
+  } else if (leader) {
+    report.node_reports.push_back(mine);
+  }
+  if (!report.node_reports.empty()) {
+    report.group = report.node_reports.front().group;
+    report.store_bytes = report.node_reports.front().store_bytes;
+  }
+  return report;
+}
+
+}  // namespace tilestage

@@ -1,0 +1,391 @@
+// The loading pipeline against independent truth: samples regenerated with MakeSynthSample and
+// normalized here from the manifest statistics, orders from SampleOrder, checksums flipped with
+// FlipByte.
+#include "loaders/loader.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <set>
+
+#include "loaders/sample_order.h"
+#include "tests/common/test_util.h"
+#include "tests/loaders/synth_store.h"
+#include "tiling/store.h"
+
+namespace tilestage {
+namespace {
+
+using testing::SynthStoreSpec;
+using testing::TempDir;
+
+struct Fixture {
+  TempDir tmp;
+  std::string dir = tmp.Sub("store");
+  SynthStoreSpec spec;
+  Manifest manifest;
+  explicit Fixture(SynthStoreSpec s = {}) : spec(std::move(s)) {
+    manifest = testing::WriteSynthStore(LocalStorage(), dir, spec);
+  }
+};
+
+std::unique_ptr<Loader> OpenOrDie(const std::string& dir, const LoaderOptions& options) {
+  auto loader = Loader::Open(LocalStorage(), dir, options);
+  EXPECT_TRUE(loader.ok()) << loader.status().ToString();
+  return loader.ok() ? std::move(loader).value() : nullptr;
+}
+
+// All batches of one epoch.
+std::vector<Batch> Epoch(Loader& loader) {
+  std::vector<Batch> batches;
+  Batch batch;
+  while (true) {
+    auto more = loader.Next(&batch);
+    EXPECT_TRUE(more.ok()) << more.status().ToString();
+    if (!more.ok() || !*more) break;
+    batches.push_back(batch);
+  }
+  return batches;
+}
+
+std::vector<uint64_t> Indices(const std::vector<Batch>& batches) {
+  std::vector<uint64_t> out;
+  for (const auto& b : batches) out.insert(out.end(), b.indices.begin(), b.indices.end());
+  return out;
+}
+
+// Independent normalization: (x - mean) / std per channel in double, from the manifest.
+std::vector<float> ExpectedX(const Fixture& f, uint64_t index) {
+  Sample s = testing::SynthStoreSample(f.spec, index);
+  const Array& x = *s.Find("x");
+  const auto& stats = f.manifest.fields[0].stats;
+  const int64_t per_channel = x.NumElements() / x.shape[0];
+  std::vector<float> out(x.NumElements());
+  for (int64_t i = 0; i < x.NumElements(); ++i) {
+    const ChannelStats& c = stats[i / per_channel];
+    const double v = ElementAsDouble(x, i);
+    out[i] = std::isnan(v) ? 0.0f : static_cast<float>((v - c.mean) / c.std());
+  }
+  return out;
+}
+
+TEST(Loader, NoShuffleDeliversStoreOrderNormalizedWithManifestStats) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 7;
+  o.shuffle = ShuffleMode::kNone;
+  o.threads = 2;
+  auto loader = OpenOrDie(f.dir, o);
+  ASSERT_TRUE(loader);
+  EXPECT_EQ(loader->batches_per_epoch(), 10u);  // ceil(64 / 7)
+  const auto batches = Epoch(*loader);
+  ASSERT_EQ(batches.size(), 10u);
+  EXPECT_EQ(batches.back().size, 1);
+  std::vector<uint64_t> expected(64);
+  std::iota(expected.begin(), expected.end(), uint64_t{0});
+  EXPECT_EQ(Indices(batches), expected);
+  for (const Batch& b : batches) {
+    EXPECT_EQ(b.x_shape, (std::vector<int64_t>{3, 8, 8}));
+    const int64_t xe = b.x_elements_per_sample();
+    for (int64_t s = 0; s < b.size; ++s) {
+      const auto want = ExpectedX(f, b.indices[s]);
+      for (int64_t i = 0; i < xe; ++i)
+        ASSERT_NEAR(b.x[s * xe + i], want[i], 1e-4) << "record " << b.indices[s] << " elem " << i;
+    }
+  }
+  // The next call starts epoch 1.
+  Batch b;
+  auto more = loader->Next(&b);
+  ASSERT_TRUE(more.ok());
+  EXPECT_TRUE(*more);
+  EXPECT_EQ(b.epoch, 1u);
+  EXPECT_EQ(b.index_in_epoch, 0u);
+}
+
+TEST(Loader, GlobalShuffleFollowsSampleOrderForEachRank) {
+  Fixture f;
+  for (int world = 1; world <= 3; ++world)
+    for (int rank = 0; rank < world; ++rank) {
+      LoaderOptions o;
+      o.batch_size = 5;
+      o.seed = 3;
+      o.rank = rank;
+      o.world_size = world;
+      auto loader = OpenOrDie(f.dir, o);
+      ASSERT_TRUE(loader);
+      OrderSpec spec;
+      auto store = Store::Open(LocalStorage(), f.dir);
+      ASSERT_TRUE(store.ok());
+      for (size_t s = 0; s < (*store)->num_shards(); ++s)
+        spec.shard_records.push_back((*store)->shard(s).num_records());
+      spec.seed = 3;
+      spec.world_size = world;
+      auto order = SampleOrder::Create(spec);
+      ASSERT_TRUE(order.ok());
+      for (uint64_t epoch = 0; epoch < 2; ++epoch)
+        EXPECT_EQ(Indices(Epoch(*loader)), *order->RankOrder(epoch, rank))
+            << "rank " << rank << "/" << world << " epoch " << epoch;
+    }
+}
+
+TEST(Loader, ThreadCountDoesNotChangeBatches) {
+  Fixture f;
+  auto run = [&](int threads) {
+    LoaderOptions o;
+    o.batch_size = 6;
+    o.seed = 5;
+    o.threads = threads;
+    o.augment = true;
+    o.crop_h = 6;
+    o.crop_w = 6;
+    auto loader = OpenOrDie(f.dir, o);
+    std::vector<float> all;
+    for (int e = 0; e < 2; ++e)
+      for (const Batch& b : Epoch(*loader)) all.insert(all.end(), b.x.begin(), b.x.end());
+    return all;
+  };
+  const auto one = run(1);
+  EXPECT_EQ(one.size(), 2u * 64 * 3 * 6 * 6);
+  EXPECT_EQ(one, run(2));
+  EXPECT_EQ(one, run(4));
+}
+
+TEST(Loader, ResumeContinuesWithExactlyTheRemainingBatches) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.seed = 9;
+  o.augment = true;
+  auto full = OpenOrDie(f.dir, o);
+  std::vector<Batch> reference = Epoch(*full);
+  auto second = Epoch(*full);
+  reference.insert(reference.end(), second.begin(), second.end());
+
+  // Consume 5 batches, checkpoint, reopen from the position.
+  auto first = OpenOrDie(f.dir, o);
+  Batch b;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(*first->Next(&b));
+  LoaderPosition pos = first->position();
+  EXPECT_EQ(pos.epoch, 0u);
+  EXPECT_EQ(pos.samples_consumed, 20u);
+  o.start = pos;
+  auto resumed = OpenOrDie(f.dir, o);
+  std::vector<Batch> rest = Epoch(*resumed);
+  auto next_epoch = Epoch(*resumed);
+  rest.insert(rest.end(), next_epoch.begin(), next_epoch.end());
+  ASSERT_EQ(rest.size() + 5, reference.size());
+  for (size_t i = 0; i < rest.size(); ++i) {
+    EXPECT_EQ(rest[i].indices, reference[i + 5].indices);
+    EXPECT_EQ(rest[i].x, reference[i + 5].x);
+    EXPECT_EQ(rest[i].index_in_epoch, reference[i + 5].index_in_epoch);
+  }
+  // Without replaying: only the remaining 44 records were read.
+  EXPECT_EQ(resumed->stats().stages[0].items, 44u + 64u);
+}
+
+TEST(Loader, AugmentIsADihedralTransformOfTheSample) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.augment = true;
+  o.shuffle = ShuffleMode::kNone;
+  auto loader = OpenOrDie(f.dir, o);
+  int changed = 0;
+  for (const Batch& b : Epoch(*loader))
+    for (int64_t s = 0; s < b.size; ++s) {
+      const auto want = ExpectedX(f, b.indices[s]);
+      const float* got = b.x.data() + s * 192;
+      // One of the 8 transforms (turns k of a flipped or plain tile) must match exactly.
+      bool found = false;
+      for (int flip = 0; flip < 2 && !found; ++flip)
+        for (int k = 0; k < 4 && !found; ++k) {
+          bool all = true;
+          for (int c = 0; c < 3 && all; ++c)
+            for (int i = 0; i < 8 && all; ++i)
+              for (int j = 0; j < 8 && all; ++j) {
+                int a = i, bb = j;
+                for (int t = 0; t < k; ++t) {
+                  const int na = bb, nb = 7 - a;
+                  a = na;
+                  bb = nb;
+                }
+                if (flip) bb = 7 - bb;
+                all = std::abs(got[(c * 8 + i) * 8 + j] - want[(c * 8 + a) * 8 + bb]) < 1e-4;
+              }
+          if (all) {
+            found = true;
+            if (flip || k) ++changed;
+          }
+        }
+      EXPECT_TRUE(found) << "record " << b.indices[s];
+    }
+  EXPECT_GT(changed, 32);  // 7 of 8 transforms change the tile
+}
+
+TEST(Loader, CorruptRecordFailsNamingShardAndRecord) {
+  Fixture f;
+  auto store = Store::Open(LocalStorage(), f.dir);
+  ASSERT_TRUE(store.ok());
+  const ShardReader& shard = (*store)->shard(1);
+  const std::string path = shard.path();
+  const long offset = static_cast<long>(shard.entry(2).offset + 40);
+  store->reset();
+  testing::FlipByte(path, offset);
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = ShuffleMode::kNone;
+  auto loader = OpenOrDie(f.dir, o);
+  Batch b;
+  Status error;
+  while (true) {
+    auto more = loader->Next(&b);
+    if (!more.ok()) {
+      error = more.status();
+      break;
+    }
+    ASSERT_TRUE(*more) << "epoch ended without reporting the corrupt record";
+  }
+  EXPECT_EQ(error.code(), StatusCode::kDataLoss);
+  EXPECT_NE(error.message().find(path), std::string::npos) << error.ToString();
+  EXPECT_NE(error.message().find("record 2"), std::string::npos) << error.ToString();
+  // Sticky: the loader does not pretend to continue.
+  EXPECT_FALSE(loader->Next(&b).ok());
+}
+
+TEST(Loader, CorruptRecordIsSkippedAndCountedWhenAsked) {
+  Fixture f;
+  auto store = Store::Open(LocalStorage(), f.dir);
+  ASSERT_TRUE(store.ok());
+  const uint64_t corrupt_index = (*store)->shard_offset(1) + 2;
+  const std::string path = (*store)->shard(1).path();
+  const long offset = static_cast<long>((*store)->shard(1).entry(2).offset + 40);
+  store->reset();
+  testing::FlipByte(path, offset);
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = ShuffleMode::kNone;
+  o.skip_corrupt = true;
+  auto loader = OpenOrDie(f.dir, o);
+  const auto batches = Epoch(*loader);
+  EXPECT_EQ(batches.size(), 16u);  // the batch count does not change
+  const auto indices = Indices(batches);
+  EXPECT_EQ(indices.size(), 63u);
+  EXPECT_EQ(std::count(indices.begin(), indices.end(), corrupt_index), 0);
+  int64_t skipped = 0;
+  for (const Batch& b : batches) skipped += b.skipped;
+  EXPECT_EQ(skipped, 1);
+  const LoaderStats stats = loader->stats();
+  EXPECT_EQ(stats.corrupt_skipped, 1u);
+  ASSERT_EQ(stats.corrupt_examples.size(), 1u);
+  EXPECT_NE(stats.corrupt_examples[0].find("record 2"), std::string::npos);
+  // The other samples of the batch are intact and in order.
+  for (const Batch& b : batches)
+    for (int64_t s = 0; s < b.size; ++s) {
+      const auto want = ExpectedX(f, b.indices[s]);
+      ASSERT_NEAR(b.x[s * 192 + 17], want[17], 1e-4);
+    }
+}
+
+TEST(Loader, BatchLargerThanRankShareIsInvalidArgument) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 17;
+  o.world_size = 4;  // 16 samples per rank
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(loader.status().message().find("larger than rank 0's share of 16"), std::string::npos)
+      << loader.status().ToString();
+}
+
+TEST(Loader, ZeroSamplesIsInvalidArgument) {
+  Fixture f;
+  LoaderOptions o;
+  o.range_begin = 64;
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(loader.status().message().find("zero samples"), std::string::npos)
+      << loader.status().ToString();
+}
+
+TEST(Loader, MemoryBudgetTooSmallForTheBatchesIsResourceExhausted) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 32;
+  o.prefetch = 4;
+  o.mem_budget_bytes = 64 << 10;  // 5 batches of 32 * 768 bytes do not fit
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(loader.status().message().find("--mem-budget"), std::string::npos);
+}
+
+TEST(Loader, MemoryBoundStaysUnderBudgetWhateverTheStoreSize) {
+  for (uint64_t samples : {64u, 1024u}) {
+    SynthStoreSpec spec;
+    spec.samples = samples;
+    Fixture f(spec);
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.prefetch = 2;
+    o.mem_budget_bytes = 200 << 10;
+    auto loader = OpenOrDie(f.dir, o);
+    ASSERT_TRUE(loader);
+    const LoaderStats stats = loader->stats();
+    EXPECT_LE(stats.memory_bound_bytes, o.mem_budget_bytes);
+    EXPECT_GE(stats.tokens_in_flight, 1u);
+    EXPECT_EQ(Epoch(*loader).size(), samples / 8);
+  }
+}
+
+TEST(Loader, NanBecomesZeroWithValidityMask) {
+  SynthStoreSpec spec;
+  spec.edit = [](uint64_t index, Sample& s) {
+    if (index % 3 == 0) s.Find("x")->As<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  };
+  Fixture f(spec);
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.shuffle = ShuffleMode::kNone;
+  o.validity_mask = true;
+  auto loader = OpenOrDie(f.dir, o);
+  for (const Batch& b : Epoch(*loader)) {
+    ASSERT_EQ(b.x_valid.size(), b.x.size());
+    for (int64_t s = 0; s < b.size; ++s) {
+      const bool has_nan = b.indices[s] % 3 == 0;
+      EXPECT_EQ(b.x_valid[s * 192 + 5], has_nan ? 0 : 1);
+      if (has_nan) {
+        EXPECT_EQ(b.x[s * 192 + 5], 0.0f);
+      }
+      EXPECT_EQ(std::count(b.x_valid.begin() + s * 192, b.x_valid.begin() + (s + 1) * 192, 0),
+                has_nan ? 1 : 0);
+      for (int64_t i = 0; i < 192; ++i) ASSERT_TRUE(std::isfinite(b.x[s * 192 + i]));
+    }
+  }
+}
+
+TEST(Loader, LabelsAndCompressedRecordsDecode) {
+  SynthStoreSpec spec;
+  spec.classes = 4;
+  spec.codec.codec = Codec::kZstd;
+  spec.codec.shuffle = true;
+  Fixture f(spec);
+  LoaderOptions o;
+  o.batch_size = 16;
+  auto loader = OpenOrDie(f.dir, o);
+  for (const Batch& b : Epoch(*loader)) {
+    ASSERT_EQ(b.y_shape, (std::vector<int64_t>{1}));
+    for (int64_t s = 0; s < b.size; ++s) {
+      Sample truth = testing::SynthStoreSample(spec, b.indices[s]);
+      EXPECT_EQ(b.y[s], static_cast<float>(truth.Find("y")->As<int32_t>()[0]));
+      EXPECT_NEAR(b.x[s * 192 + 100], ExpectedX(f, b.indices[s])[100], 1e-4);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tilestage
