@@ -1,0 +1,71 @@
+// BatchSource: the only way data reaches the trainer (it never opens files). The training loop
+// pulls collated float batches; the real implementation adapts the staging loader
+// (trainer/loader_source.h), the in-memory one serves tests and benchmarks.
+//
+// Epoch semantics follow the loader: Next() returns false at the end of an epoch, and the next
+// call starts the following epoch. position() is what a checkpoint records; a source created at
+// that position continues with exactly the batches an uninterrupted run would have seen.
+// Thread-safety: one consumer thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tiling/status.h"
+
+namespace tilestage::trainer {
+
+// One batch, channel-first float32 (the fields of tilestage::Batch the trainer needs).
+struct TrainBatch {
+  uint64_t epoch = 0;
+  uint64_t index_in_epoch = 0;
+  int64_t size = 0;
+  std::vector<int64_t> x_shape;  // per sample, [C, H, W]
+  std::vector<float> x;
+  std::vector<int64_t> y_shape;  // per sample; empty when the data has no y
+  std::vector<float> y;
+  std::vector<uint64_t> indices;  // global record index of each sample
+};
+
+struct SourcePosition {
+  uint64_t epoch = 0;
+  uint64_t samples_consumed = 0;  // by this rank within the epoch
+};
+
+struct SourceInfo {
+  std::string name;              // for messages: the store path, "in-memory", ...
+  std::vector<int64_t> x_shape;  // per sample
+  std::vector<int64_t> y_shape;  // per sample; empty when there is no y
+  int64_t classes = 0;           // label classes when the data declares them, else 0
+  uint64_t batches_per_epoch = 0;
+  int64_t batch_size = 0;        // per rank
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual const SourceInfo& info() const = 0;
+  virtual Result<bool> Next(TrainBatch* batch) = 0;
+  virtual SourcePosition position() const = 0;
+};
+
+// Samples held in memory, partitioned as the loader does: each epoch's order (a permutation keyed
+// by (seed, epoch) when shuffled) is cut into global batches of batch_size * world_size, and rank
+// r takes the r-th slice of each, so 1 rank with batch B*W sees the same global batches as W
+// ranks with batch B. A trailing partial global batch is dropped.
+struct InMemoryData {
+  std::vector<int64_t> x_shape, y_shape;
+  std::vector<float> x;  // N * prod(x_shape)
+  std::vector<float> y;  // N * prod(y_shape), or empty
+  int64_t classes = 0;
+  int64_t count() const;
+};
+
+std::unique_ptr<BatchSource> NewInMemoryBatchSource(std::shared_ptr<const InMemoryData> data,
+                                                    int64_t batch_size, int rank, int world_size,
+                                                    uint64_t seed, bool shuffle,
+                                                    SourcePosition start = {});
+
+}  // namespace tilestage::trainer

@@ -1,0 +1,82 @@
+#include "trainer/grad_sync.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace tilestage::trainer {
+namespace {
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Result<AllreduceMode> ParseAllreduceMode(const std::string& name) {
+  if (name == "overlap") return AllreduceMode::kOverlap;
+  if (name == "blocking") return AllreduceMode::kBlocking;
+  return InvalidArgument("--allreduce ", name, ": expected overlap or blocking");
+}
+
+GradientSync::GradientSync(Communicator* comm, ParamStore* store, AllreduceMode mode,
+                           int64_t bucket_floats)
+    : comm_(comm), store_(store), mode_(mode) {
+  const int64_t total = store->total();
+  for (int64_t end = total; end > 0; end -= bucket_floats) {
+    buckets_.push_back({std::max<int64_t>(0, end - bucket_floats), end});
+  }
+}
+
+void GradientSync::BeginStep() {
+  for (Bucket& b : buckets_) b = {b.begin, b.end, -1, false};
+  next_bucket_ = 0;
+  error_ = Status::Ok();
+  comm_ms_ = exposed_ms_ = 0.0;
+}
+
+Status GradientSync::StartReadyBuckets(int64_t offset) {
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].begin >= offset) {
+    Bucket& b = buckets_[next_bucket_++];
+    TS_ASSIGN_OR_RETURN(b.request, comm_->StartAllreduceSum(
+                                       {store_->grads().data() + b.begin, size_t(b.end - b.begin)}));
+    b.started = true;
+  }
+  for (size_t i = 0; i < next_bucket_; ++i) {
+    if (buckets_[i].request < 0) continue;
+    TS_ASSIGN_OR_RETURN(bool done, comm_->Test(buckets_[i].request));
+    if (done) buckets_[i].request = -1;
+  }
+  return Status::Ok();
+}
+
+void GradientSync::OnGradsReady(int64_t offset) {
+  if (mode_ != AllreduceMode::kOverlap || comm_->size() == 1 || !error_.ok()) return;
+  const double t0 = NowMs();
+  error_ = StartReadyBuckets(offset);
+  comm_ms_ += NowMs() - t0;
+}
+
+Status GradientSync::Finish() {
+  TS_RETURN_IF_ERROR(error_);
+  if (comm_->size() == 1) return Status::Ok();
+  const double t0 = NowMs();
+  if (mode_ == AllreduceMode::kBlocking) {
+    TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<float>(store_->grads())));
+  } else {
+    TS_RETURN_IF_ERROR(StartReadyBuckets(0));
+    for (Bucket& b : buckets_) {
+      if (b.request >= 0) TS_RETURN_IF_ERROR(comm_->Wait(b.request));
+      b.request = -1;
+    }
+  }
+  const double t1 = NowMs();
+  exposed_ms_ = t1 - t0;
+  comm_ms_ += exposed_ms_;
+  const float inv = 1.0f / float(comm_->size());
+  for (float& g : store_->grads()) g *= inv;
+  return Status::Ok();
+}
+
+}  // namespace tilestage::trainer

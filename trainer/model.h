@@ -1,0 +1,140 @@
+// ViT models for the three objectives the trainer offers:
+//  - kMae: masked autoencoder pretraining (random masking at mask_ratio keyed by (seed, epoch,
+//    sample), encoder on the visible patches, a light decoder with a learned mask token, loss on
+//    the masked patches against per-patch normalized pixels);
+//  - kRegress: a dense head that predicts y ([Cy, H, W] with x's H and W: one Cy*p*p row per
+//    patch) or, for any other y shape, a linear head on the mean-pooled tokens;
+//  - kClassify: mean-pooled tokens, linear head, softmax cross-entropy on the label in y.
+// The encoder is a patch embedding over C channels (a Linear over Conv2d-ordered patches),
+// sin-cos or learned position embeddings, pre-LN blocks and a final LayerNorm.
+//
+// Thread-safety: one thread drives a model at a time (it runs TBB tasks inside).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tiling/status.h"
+#include "trainer/layers.h"
+#include "trainer/params.h"
+
+namespace tilestage::trainer {
+
+enum class Objective { kMae, kRegress, kClassify };
+const char* ObjectiveName(Objective objective);  // "vit-mae", "vit-regress", "vit-classify"
+Result<Objective> ParseObjective(const std::string& name);
+
+struct ModelConfig {
+  Objective objective = Objective::kMae;
+  int64_t dim = 192;
+  int64_t depth = 12;
+  int64_t heads = 3;
+  int64_t patch = 8;
+  double mlp_ratio = 4.0;
+  bool learned_pos = false;  // else fixed 2-D sin-cos
+  // Input and target geometry: taken from the data.
+  int64_t in_channels = 3;
+  int64_t height = 64;
+  int64_t width = 64;
+  std::vector<int64_t> y_shape;  // per sample; regress: target shape; classify: [1] or []
+  int64_t classes = 0;           // classify only
+  // MAE only.
+  double mask_ratio = 0.75;
+  int64_t decoder_dim = 128;
+  int64_t decoder_depth = 1;
+  int64_t decoder_heads = 4;
+
+  nlohmann::json ToJson() const;
+  static Result<ModelConfig> FromJson(const nlohmann::json& j);
+  // Checks internal consistency (divisibility, positive sizes) with messages naming the option.
+  Status Validate() const;
+};
+
+// Applies a preset ("tiny": 192/12/3, "small": 384/12/6) to dim, depth and heads.
+Status ApplyPreset(const std::string& preset, ModelConfig* config);
+
+// A view of one batch as the model consumes it.
+struct BatchView {
+  int64_t size = 0;                      // B
+  const float* x = nullptr;              // [B, C, H, W]
+  const float* y = nullptr;              // [B, prod(y_shape)] or nullptr
+  const uint64_t* sample_ids = nullptr;  // global record index of each sample (mask RNG key)
+  uint64_t epoch = 0;
+};
+
+struct LossResult {
+  double loss = 0.0;      // mean over the batch (MAE: over masked patches)
+  int64_t correct = 0;    // classify: samples whose arg-max equals the label
+};
+
+class VitModel {
+ public:
+  // Builds the layers and allocates the parameter buffers (not initialized: see InitParams).
+  static Result<std::unique_ptr<VitModel>> Create(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  ParamStore& params() { return params_; }
+  const ParamStore& params() const { return params_; }
+  void InitParams(uint64_t seed) { params_.Initialize(seed); }
+
+  // Forward pass and loss. The batch must stay alive until Backward. `seed` keys the MAE masks.
+  Result<LossResult> Forward(const BatchView& batch, uint64_t seed);
+  // Adds d(loss)/d(params) into params().grads(). After each layer, on_grads_ready(offset) says
+  // the gradients at [offset, total) are final (offsets only decrease), so an allreduce of that
+  // range may start while the rest of backward runs.
+  void Backward(const std::function<void(int64_t)>& on_grads_ready = {});
+
+  // Multiply-adds of one forward pass for one sample x 2 (GFLOP/s accounting); backward ~2x.
+  double ForwardFlopsPerSample() const;
+
+ private:
+  explicit VitModel(const ModelConfig& config) : config_(config) {}
+  void Build();
+  void SelectTokens(const BatchView& batch, uint64_t seed);
+
+  ModelConfig config_;
+  ParamStore params_;
+  int64_t grid_h_ = 0, grid_w_ = 0, tokens_ = 0, patch_len_ = 0, keep_ = 0;
+  bool dense_regress_ = false;
+  int64_t head_out_ = 0;
+  int64_t norm_offset_ = 0, dec_embed_offset_ = 0, dec_norm_offset_ = 0;
+  int64_t masked_count_ = 0;
+
+  Linear patch_embed_;
+  ParamRef pos_embed_;  // learned only
+  std::vector<float> fixed_pos_, fixed_dec_pos_;
+  std::vector<Block> blocks_;
+  LayerNorm norm_;
+  Linear head_;  // classify / regress
+  // MAE decoder.
+  Linear dec_embed_;
+  ParamRef mask_token_;
+  std::vector<Block> dec_blocks_;
+  LayerNorm dec_norm_;
+  Linear dec_pred_;
+
+  // Activations of the last Forward.
+  BatchView batch_;
+  int64_t batch_size_ = 0;
+  std::vector<int32_t> keep_ids_;      // [B, keep] token index of each encoder row
+  std::vector<uint8_t> masked_;        // [B, T] 1 where a token is masked (MAE)
+  std::vector<float> patches_;         // [B*T, P]
+  std::vector<float> sel_patches_;     // [B*keep, P]
+  std::vector<std::vector<float>> xs_;      // encoder residual stream, depth+1 entries
+  std::vector<float> enc_out_;         // after the final norm
+  std::vector<float> pooled_, logits_, pred_, target_;
+  std::vector<std::vector<float>> dxs_;
+  std::vector<float> d_enc_out_, d_pooled_, d_pred_;
+  std::vector<float> dec_in_, dec_full_;
+  std::vector<std::vector<float>> dec_xs_;
+  std::vector<float> dec_out_;
+  std::vector<std::vector<float>> d_dec_xs_;
+  std::vector<float> d_dec_out_, d_dec_in_;
+};
+
+}  // namespace tilestage::trainer

@@ -1,0 +1,82 @@
+#include "trainer/safetensors.h"
+
+#include <cstring>
+
+namespace tilestage::trainer {
+
+std::vector<uint8_t> EncodeSafetensors(const std::vector<TensorRef>& tensors,
+                                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  int64_t offset = 0;
+  for (const TensorRef& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
+    offset += 4 * n;
+  }
+  std::string text = header.dump();
+  // The data section starts 8-byte aligned: pad the header with spaces, as the reference does.
+  while ((8 + text.size()) % 8 != 0) text.push_back(' ');
+  std::vector<uint8_t> out(8 + text.size() + offset);
+  const uint64_t header_len = text.size();
+  for (int i = 0; i < 8; ++i) out[i] = uint8_t(header_len >> (8 * i));
+  std::memcpy(out.data() + 8, text.data(), text.size());
+  uint8_t* data = out.data() + 8 + text.size();
+  for (const TensorRef& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    std::memcpy(data, t.data, 4 * n);  // x86-64 and aarch64 are little-endian
+    data += 4 * n;
+  }
+  return out;
+}
+
+Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const std::string& where) {
+  if (bytes.size() < 8) {
+    return DataLoss(where, ": ", bytes.size(), " bytes, too short for a safetensors header");
+  }
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= uint64_t(bytes[i]) << (8 * i);
+  if (header_len > bytes.size() - 8) {
+    return DataLoss(where, ": header length ", header_len, " exceeds the file (", bytes.size(),
+                    " bytes): truncated or not safetensors");
+  }
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + header_len);
+  } catch (const std::exception& e) {
+    return DataLoss(where, ": bad safetensors header JSON: ", e.what());
+  }
+  const uint8_t* data = bytes.data() + 8 + header_len;
+  const uint64_t data_len = bytes.size() - 8 - header_len;
+  SafetensorsFile file;
+  try {
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        for (auto m = it->begin(); m != it->end(); ++m) file.metadata[m.key()] = m->get<std::string>();
+        continue;
+      }
+      const std::string dtype = it->at("dtype");
+      if (dtype != "F32") return DataLoss(where, ": tensor ", it.key(), " has dtype ", dtype, ", expected F32");
+      SafetensorsEntry e;
+      e.shape = it->at("shape").get<std::vector<int64_t>>();
+      const auto offsets = it->at("data_offsets").get<std::vector<uint64_t>>();
+      int64_t n = 1;
+      for (int64_t d : e.shape) n *= d;
+      if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] > data_len ||
+          offsets[1] - offsets[0] != uint64_t(4 * n)) {
+        return DataLoss(where, ": tensor ", it.key(), " data_offsets ", it->at("data_offsets").dump(),
+                        " do not fit its shape or the ", data_len, "-byte data section (truncated?)");
+      }
+      e.data = reinterpret_cast<const float*>(data + offsets[0]);
+      e.size = n;
+      file.tensors[it.key()] = e;
+    }
+  } catch (const std::exception& e) {
+    return DataLoss(where, ": bad safetensors header: ", e.what());
+  }
+  return file;
+}
+
+}  // namespace tilestage::trainer

@@ -1,0 +1,320 @@
+#include "trainer/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <span>
+
+#include "tiling/checksum.h"
+#include "trainer/checkpoint.h"
+
+namespace tilestage::trainer {
+namespace {
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+int64_t Product(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+}  // namespace
+
+nlohmann::json TrainerConfig::ToJson() const {
+  return {{"model", model.ToJson()},
+          {"optimizer", adamw.ToJson()},
+          {"data", {{"batch_size", batch_size}, {"seed", seed}}},
+          {"epochs", epochs},
+          {"max_steps", max_steps},
+          {"allreduce", allreduce == AllreduceMode::kOverlap ? "overlap" : "blocking"}};
+}
+
+Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config, Communicator* comm,
+                                                 std::shared_ptr<Storage> storage) {
+  std::unique_ptr<Trainer> t(new Trainer(config, comm, std::move(storage)));
+  TS_ASSIGN_OR_RETURN(t->model_, VitModel::Create(config.model));
+  t->sync_ = std::make_unique<GradientSync>(comm, &t->model_->params(), config.allreduce,
+                                            config.bucket_floats);
+  return t;
+}
+
+Status Trainer::InitializeWeights() {
+  model_->InitParams(config_.seed);
+  return comm_->Broadcast(std::span<float>(model_->params().params()), 0);
+}
+
+Result<SourcePosition> Trainer::Resume(const std::string& checkpoint) {
+  std::string dir = checkpoint;
+  TS_ASSIGN_OR_RETURN(bool has_latest, storage_->Exists(JoinPath(checkpoint, "latest.json")));
+  if (has_latest) {
+    TS_ASSIGN_OR_RETURN(dir, FindLatestCheckpoint(*storage_, checkpoint));
+  }
+  TS_ASSIGN_OR_RETURN(CheckpointState state,
+                      ReadCheckpoint(*storage_, dir, config_.ToJson(), &model_->params()));
+  if (state.seed != config_.seed) {
+    return FailedPrecondition("checkpoint ", dir, " was written with --seed ", state.seed,
+                              ", this run has --seed ", config_.seed);
+  }
+  ParamStore& p = model_->params();
+  TS_RETURN_IF_ERROR(comm_->Broadcast(std::span<float>(p.params()), 0));
+  TS_RETURN_IF_ERROR(comm_->Broadcast(std::span<float>(p.exp_avg()), 0));
+  TS_RETURN_IF_ERROR(comm_->Broadcast(std::span<float>(p.exp_avg_sq()), 0));
+  step_ = state.step;
+  last_checkpoint_ = dir;
+  return state.position;
+}
+
+Status Trainer::CheckSourceFits(const BatchSource& source) const {
+  const SourceInfo& info = source.info();
+  const ModelConfig& m = config_.model;
+  const std::vector<int64_t> want = {m.in_channels, m.height, m.width};
+  if (info.x_shape.size() != 3) {
+    return InvalidArgument("data ", info.name, ": field x has shape ", ShapeString(info.x_shape),
+                           ", the ViT needs channel-first tiles [C,H,W]");
+  }
+  if (info.x_shape[0] != m.in_channels) {
+    return InvalidArgument("data ", info.name, ": field x has ", info.x_shape[0],
+                           " channels, the model was built for ", m.in_channels, " (x ",
+                           ShapeString(info.x_shape), " vs ", ShapeString(want), ")");
+  }
+  if (info.x_shape != want) {
+    return InvalidArgument("data ", info.name, ": field x is ", ShapeString(info.x_shape),
+                           ", the model was built for ", ShapeString(want));
+  }
+  if (m.objective != Objective::kMae) {
+    if (info.y_shape.empty()) {
+      return InvalidArgument("data ", info.name, " has no field y, which ",
+                             ObjectiveName(m.objective), " needs as its ",
+                             m.objective == Objective::kClassify ? "label" : "target");
+    }
+    if (Product(info.y_shape) != Product(m.y_shape) ||
+        (m.objective == Objective::kRegress && info.y_shape != m.y_shape)) {
+      return InvalidArgument("data ", info.name, ": field y is ", ShapeString(info.y_shape),
+                             ", the model was built for ", ShapeString(m.y_shape));
+    }
+  }
+  if (info.batches_per_epoch == 0) {
+    return InvalidArgument("data ", info.name, ": fewer samples than one global batch of ",
+                           info.batch_size * comm_->size());
+  }
+  return Status::Ok();
+}
+
+uint64_t Trainer::ParameterChecksum() const {
+  const std::vector<float>& p = model_->params().params();
+  return Hash64({reinterpret_cast<const uint8_t*>(p.data()), p.size() * sizeof(float)});
+}
+
+Status Trainer::CheckRanksAgree() {
+  const uint64_t mine = ParameterChecksum();
+  TS_ASSIGN_OR_RETURN(std::vector<uint64_t> all, comm_->AllgatherU64(mine));
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (all[r] != all[0]) {
+      return Internal("parameters diverged across ranks at step ", step_, ": rank 0 checksum ",
+                      HashToHex(all[0]), ", rank ", r, " checksum ", HashToHex(all[r]),
+                      " (non-deterministic reduction or a corrupted rank); stopping");
+    }
+  }
+  return Status::Ok();
+}
+
+void Trainer::Emit(const nlohmann::json& record) {
+  if (comm_->rank() == 0 && config_.jsonl != nullptr) {
+    *config_.jsonl << record.dump() << "\n";
+    config_.jsonl->flush();
+  }
+}
+
+Status Trainer::SaveCheckpoint(const SourcePosition& position, uint64_t batches_per_epoch,
+                               int64_t batch_size) {
+  if (config_.checkpoint_dir.empty()) return Status::Ok();
+  SourcePosition pos = position;
+  if (pos.samples_consumed >= batches_per_epoch * uint64_t(batch_size)) {
+    pos = {pos.epoch + 1, 0};  // an epoch boundary: continue with the next epoch
+  }
+  if (comm_->rank() == 0) {
+    CheckpointState state{step_, pos, config_.seed, config_.ToJson()};
+    auto dir = WriteCheckpoint(*storage_, config_.checkpoint_dir, model_->params(), state);
+    if (!dir.ok()) return dir.status().WithContext("writing checkpoint");
+    last_checkpoint_ = *dir;
+  }
+  // Every rank learns the name (same formula), and none runs ahead of a failed write.
+  TS_RETURN_IF_ERROR(comm_->Barrier());
+  if (comm_->rank() != 0) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "step-%08lld", static_cast<long long>(step_));
+    last_checkpoint_ = JoinPath(config_.checkpoint_dir, name);
+  }
+  return Status::Ok();
+}
+
+Result<std::pair<double, double>> Trainer::Evaluate(BatchSource& source) {
+  TrainBatch batch;
+  double sums[3] = {0.0, 0.0, 0.0};  // loss * samples, correct, samples
+  while (true) {
+    TS_ASSIGN_OR_RETURN(bool got, source.Next(&batch));
+    if (!got) break;
+    // Epoch 0 for the masks: every evaluation sees the same masked patches.
+    BatchView view{batch.size, batch.x.data(), batch.y.empty() ? nullptr : batch.y.data(),
+                   batch.indices.data(), 0};
+    TS_ASSIGN_OR_RETURN(LossResult r, model_->Forward(view, config_.seed));
+    sums[0] += r.loss * double(batch.size);
+    sums[1] += double(r.correct);
+    sums[2] += double(batch.size);
+  }
+  TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<double>(sums, 3)));
+  if (sums[2] == 0) return std::pair<double, double>{-1.0, -1.0};
+  const double accuracy =
+      config_.model.objective == Objective::kClassify ? sums[1] / sums[2] : -1.0;
+  return std::pair<double, double>{sums[0] / sums[2], accuracy};
+}
+
+Status Trainer::Run(BatchSource& train, BatchSource* eval) {
+  TS_RETURN_IF_ERROR(CheckSourceFits(train));
+  if (eval != nullptr) TS_RETURN_IF_ERROR(CheckSourceFits(*eval));
+  const SourceInfo& info = train.info();
+  const uint64_t bpe = info.batches_per_epoch;
+  int64_t total_steps = config_.epochs * int64_t(bpe);
+  // With max_steps below the epochs' total, training stops mid-epoch; otherwise the epochs end
+  // it (so the last epoch still gets its evaluation and checkpoint).
+  const bool step_limited = config_.max_steps > 0 && config_.max_steps < total_steps;
+  if (step_limited) total_steps = config_.max_steps;
+  const int world = comm_->size();
+  const int64_t x_len = Product(info.x_shape);
+  ParamStore& params = model_->params();
+  TrainBatch batch;
+  uint64_t epoch = train.position().epoch;
+  bool done = step_limited && step_ >= total_steps;
+  while (!done && epoch < uint64_t(config_.epochs)) {
+    double epoch_loss = 0.0, epoch_stall_ms = 0.0, epoch_wall_ms = 0.0;
+    int64_t epoch_steps = 0, epoch_samples = 0;
+    bool epoch_ended = false;
+    while (true) {
+      if (step_limited && step_ >= total_steps) {
+        done = true;
+        break;
+      }
+      if (config_.interrupt_after_steps >= 0 && step_ >= config_.interrupt_after_steps) {
+        return Status::Ok();
+      }
+      const double t0 = NowMs();
+      TS_ASSIGN_OR_RETURN(bool got, train.Next(&batch));
+      const double t1 = NowMs();
+      if (!got) {
+        epoch_ended = true;
+        break;
+      }
+      if (int64_t(batch.x.size()) != batch.size * x_len) {
+        return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
+                               batch.epoch, " holds ", batch.x.size(), " x values for ",
+                               batch.size, " samples of ", ShapeString(info.x_shape));
+      }
+      params.ZeroGrads();
+      sync_->BeginStep();
+      BatchView view{batch.size, batch.x.data(), batch.y.empty() ? nullptr : batch.y.data(),
+                     batch.indices.data(), batch.epoch};
+      TS_ASSIGN_OR_RETURN(LossResult result, model_->Forward(view, config_.seed));
+      model_->Backward([this](int64_t offset) { sync_->OnGradsReady(offset); });
+      TS_RETURN_IF_ERROR(sync_->Finish());
+      double reduced[2] = {result.loss, std::isfinite(result.loss) ? 0.0 : 1.0};
+      TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<double>(reduced, 2)));
+      const double loss = reduced[0] / world;
+      if (reduced[1] > 0.0 || !std::isfinite(loss)) {
+        return FailedPrecondition(
+            "non-finite loss (", loss, ") at step ", step_ + 1, " (epoch ", batch.epoch,
+            ", batch ", batch.index_in_epoch, "); stopping. Last good checkpoint: ",
+            last_checkpoint_.empty() ? std::string("none written") : last_checkpoint_);
+      }
+      const double grad_norm = ClipGradNorm(params, config_.adamw.clip_norm);
+      const double lr = ScheduledLearningRate(config_.adamw, step_, total_steps);
+      AdamWStep(params, config_.adamw, lr, step_ + 1);
+      ++step_;
+      const double t2 = NowMs();
+
+      StepRecord rec;
+      rec.step = step_;
+      rec.epoch = batch.epoch;
+      rec.loss = loss;
+      rec.lr = lr;
+      rec.grad_norm = grad_norm;
+      rec.stall_ms = t1 - t0;
+      rec.allreduce_ms = sync_->comm_ms();
+      rec.allreduce_exposed_ms = sync_->exposed_ms();
+      rec.step_ms = t2 - t0;
+      rec.compute_ms = (t2 - t1) - rec.allreduce_ms;
+      rec.samples_per_s = double(batch.size * world) / ((t2 - t0) / 1e3);
+      steps_.push_back(rec);
+      epoch_loss += loss;
+      epoch_stall_ms += rec.stall_ms;
+      epoch_wall_ms += rec.step_ms;
+      ++epoch_steps;
+      epoch_samples += batch.size * world;
+      Emit({{"type", "step"}, {"step", rec.step}, {"epoch", rec.epoch}, {"loss", rec.loss},
+            {"lr", rec.lr}, {"grad_norm", rec.grad_norm}, {"samples_per_s", rec.samples_per_s},
+            {"stall_ms", rec.stall_ms}, {"compute_ms", rec.compute_ms},
+            {"allreduce_ms", rec.allreduce_ms}, {"allreduce_exposed_ms", rec.allreduce_exposed_ms},
+            {"step_ms", rec.step_ms}});
+      if (comm_->rank() == 0 && config_.progress != nullptr && config_.log_every > 0 &&
+          (step_ % config_.log_every == 0 || step_ == total_steps)) {
+        char line[256];
+        std::snprintf(line, sizeof(line),
+                      "epoch %llu step %lld/%lld loss %.4f lr %.2e %.1f samples/s stall %.1f ms "
+                      "allreduce %.1f ms (exposed %.1f)\n",
+                      static_cast<unsigned long long>(rec.epoch + 1),
+                      static_cast<long long>(step_), static_cast<long long>(total_steps), loss, lr,
+                      rec.samples_per_s, rec.stall_ms, rec.allreduce_ms, rec.allreduce_exposed_ms);
+        *config_.progress << line << std::flush;
+      }
+      if (config_.checksum_every > 0 && step_ % config_.checksum_every == 0) {
+        TS_RETURN_IF_ERROR(CheckRanksAgree());
+      }
+      if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) {
+        TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.batch_size));
+      }
+    }
+    if (!epoch_ended) break;
+    EpochRecord er;
+    er.epoch = epoch;
+    er.train_loss = epoch_steps > 0 ? epoch_loss / double(epoch_steps) : 0.0;
+    er.samples_per_s = epoch_wall_ms > 0 ? double(epoch_samples) / (epoch_wall_ms / 1e3) : 0.0;
+    er.stall_fraction = epoch_wall_ms > 0 ? epoch_stall_ms / epoch_wall_ms : 0.0;
+    if (eval != nullptr) {
+      TS_ASSIGN_OR_RETURN(auto ev, Evaluate(*eval));
+      er.eval_loss = ev.first;
+      er.eval_accuracy = ev.second;
+    }
+    epochs_.push_back(er);
+    nlohmann::json j = {{"type", "epoch"}, {"epoch", er.epoch}, {"step", step_},
+                        {"train_loss", er.train_loss}, {"samples_per_s", er.samples_per_s},
+                        {"stall_fraction", er.stall_fraction}};
+    if (eval != nullptr) j["eval_loss"] = er.eval_loss;
+    if (er.eval_accuracy >= 0) j["eval_accuracy"] = er.eval_accuracy;
+    Emit(j);
+    if (comm_->rank() == 0 && config_.progress != nullptr) {
+      char line[256];
+      std::snprintf(line, sizeof(line),
+                    "epoch %llu done: train loss %.4f eval loss %s %.1f samples/s stall %.1f%%\n",
+                    static_cast<unsigned long long>(epoch + 1), er.train_loss,
+                    eval ? std::to_string(er.eval_loss).c_str() : "-", er.samples_per_s,
+                    100.0 * er.stall_fraction);
+      *config_.progress << line << std::flush;
+    }
+    TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.batch_size));
+    ++epoch;
+  }
+  if (config_.checksum_every > 0) TS_RETURN_IF_ERROR(CheckRanksAgree());
+  return Status::Ok();
+}
+
+}  // namespace tilestage::trainer

@@ -1,0 +1,124 @@
+// Trainer: the data-parallel training loop.
+//
+// Per step: take a batch from the BatchSource (the time waiting is the stall), forward and
+// backward (compute), gradient averaging across ranks through GradientSync (overlapped with
+// backward or blocking), global-norm clipping of the averaged gradients, AdamW at the scheduled
+// learning rate. Every rank runs the same code on its own slice of each global batch; rank 0
+// broadcasts the initial weights and writes checkpoints and logs. A periodic parameter checksum
+// (XXH3 of the weights, allgathered) stops all ranks with a message when they diverge.
+// Evaluation runs over the held-out source after each epoch.
+//
+// Thread-safety: one thread drives a Trainer; the math inside runs on TBB.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tiling/status.h"
+#include "tiling/storage.h"
+#include "trainer/batch_source.h"
+#include "trainer/communicator.h"
+#include "trainer/grad_sync.h"
+#include "trainer/model.h"
+#include "trainer/optimizer.h"
+
+namespace tilestage::trainer {
+
+struct TrainerConfig {
+  ModelConfig model;
+  AdamWConfig adamw;
+  int64_t epochs = 1;
+  uint64_t seed = 0;
+  AllreduceMode allreduce = AllreduceMode::kOverlap;
+  int64_t bucket_floats = int64_t{1} << 20;
+  int64_t checksum_every = 50;      // steps; 0: never
+  std::string checkpoint_dir;       // empty: no checkpoints
+  int64_t checkpoint_every = 0;     // steps; 0: at the end of each epoch only
+  int64_t max_steps = -1;           // stop after this many total steps (-1: run all epochs)
+  // Stops Run() after this many total steps as if the job were killed (no final checkpoint, the
+  // schedule unchanged): the resume tests' interruption. -1: never.
+  int64_t interrupt_after_steps = -1;
+  int64_t batch_size = 0;           // per rank; recorded so a resume checks it
+  int64_t log_every = 10;           // human progress line every N steps (0: never)
+  std::ostream* jsonl = nullptr;    // rank 0: one JSON object per step and per epoch
+  std::ostream* progress = nullptr; // rank 0: human progress lines
+
+  // The configuration a checkpoint must match, and that it records.
+  nlohmann::json ToJson() const;
+};
+
+struct StepRecord {
+  int64_t step = 0;  // 1-based update count
+  uint64_t epoch = 0;
+  double loss = 0.0;  // averaged over ranks
+  double lr = 0.0;
+  double grad_norm = 0.0;
+  double stall_ms = 0.0, compute_ms = 0.0, allreduce_ms = 0.0, allreduce_exposed_ms = 0.0;
+  double step_ms = 0.0;
+  double samples_per_s = 0.0;  // global
+};
+
+struct EpochRecord {
+  uint64_t epoch = 0;
+  double train_loss = 0.0;
+  double eval_loss = -1.0;       // -1: no eval source
+  double eval_accuracy = -1.0;   // classify only
+  double samples_per_s = 0.0;
+  double stall_fraction = 0.0;   // stall time / wall time of the epoch's steps
+};
+
+class Trainer {
+ public:
+  // Builds the model; `storage` is where checkpoints go. comm must outlive the trainer.
+  static Result<std::unique_ptr<Trainer>> Create(const TrainerConfig& config, Communicator* comm,
+                                                 std::shared_ptr<Storage> storage);
+
+  // Fresh start: rank 0 initializes the weights from the seed and broadcasts them.
+  Status InitializeWeights();
+  // Restores weights, moments and step from a checkpoint directory (or, given the checkpoint
+  // root, its latest checkpoint). Returns where the training source must continue. Every rank
+  // reads the same files; then weights are broadcast from rank 0 so all ranks agree bitwise.
+  Result<SourcePosition> Resume(const std::string& checkpoint);
+
+  // Checks that the source's fields fit the model before any training (shape, channels, y).
+  Status CheckSourceFits(const BatchSource& source) const;
+
+  // Trains until the configured epochs (or max_steps) are done. Non-finite loss stops with
+  // FailedPrecondition naming the step and the last good checkpoint.
+  Status Run(BatchSource& train, BatchSource* eval);
+  // One pass over the source without updates: mean loss and (classify) accuracy over ranks.
+  Result<std::pair<double, double>> Evaluate(BatchSource& source);
+
+  VitModel& model() { return *model_; }
+  int64_t step() const { return step_; }
+  const std::vector<StepRecord>& steps() const { return steps_; }
+  const std::vector<EpochRecord>& epochs() const { return epochs_; }
+  const std::string& last_checkpoint() const { return last_checkpoint_; }
+  // XXH3 of the weights (what the cross-rank check compares).
+  uint64_t ParameterChecksum() const;
+  Status CheckRanksAgree();
+
+ private:
+  Trainer(const TrainerConfig& config, Communicator* comm, std::shared_ptr<Storage> storage)
+      : config_(config), comm_(comm), storage_(std::move(storage)) {}
+  Status SaveCheckpoint(const SourcePosition& position, uint64_t batches_per_epoch,
+                        int64_t batch_size);
+  void Emit(const nlohmann::json& record);
+
+  TrainerConfig config_;
+  Communicator* comm_;
+  std::shared_ptr<Storage> storage_;
+  std::unique_ptr<VitModel> model_;
+  std::unique_ptr<GradientSync> sync_;
+  int64_t step_ = 0;
+  std::string last_checkpoint_;
+  std::vector<StepRecord> steps_;
+  std::vector<EpochRecord> epochs_;
+};
+
+}  // namespace tilestage::trainer
