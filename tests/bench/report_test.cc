@@ -1,0 +1,223 @@
+#include "bench/e2e/report.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tests/common/test_util.h"
+
+namespace tilestage::bench {
+namespace {
+
+using ::tilestage::testing::PythonPath;
+using ::tilestage::testing::RunCommand;
+using ::tilestage::testing::TempDir;
+
+Json SmallResults() {
+  return Json::parse(R"({
+    "schema": "tilestage-e2e-results/1",
+    "system": {"host": "node1", "cores": 2, "cpu": "Example CPU <AVX-512> & more"},
+    "provenance": {"tilestage_version": "0.1.0", "command": "tilestage bench e2e --preset small"},
+    "stages": [
+      {"name": "staging", "unit": "GB/s",
+       "tilestage": {"amount": 4.0, "seconds": 2.0},
+       "peer": {"name": "cp", "amount": 4.0, "seconds": 5.0},
+       "limit": {"name": "raw read bandwidth", "rate": 3.0}},
+      {"name": "loader", "unit": "samples/s",
+       "tilestage": {"amount": 1000, "seconds": 4.0},
+       "peer": {"name": "PyTorch DataLoader", "amount": 1000, "seconds": 10.0}},
+      {"name": "training", "unit": "GFLOP/s", "tilestage": {"rate": 120.0},
+       "limit": {"name": "sgemm", "rate": 150.0}}
+    ],
+    "time_to_train": {"run_s": 100.0, "staging_s": 10.0, "training_s": 70.0,
+                      "evaluation_s": 5.0, "epoch_s": [25.0, 25.0, 20.0]},
+    "data_stalls": {"samples": 4096, "synthetic_s": 10.0, "cached_s": 12.0, "cold_s": 15.0}
+  })");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(E2eReport, DerivedFiguresFollowFromTheRawTimings) {
+  auto r = E2eResultsFromJson(SmallResults(), "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->stages.size(), 3u);
+  const StageResult& staging = r->stages[0];
+  EXPECT_DOUBLE_EQ(staging.tilestage.rate, 2.0);
+  EXPECT_DOUBLE_EQ(staging.peer->rate, 0.8);
+  EXPECT_DOUBLE_EQ(*staging.vs_peer, 2.5);
+  EXPECT_DOUBLE_EQ(*staging.of_limit, 2.0 / 3.0);
+  EXPECT_FALSE(r->stages[1].limit);
+  EXPECT_DOUBLE_EQ(*r->stages[1].vs_peer, 2.5);
+  EXPECT_FALSE(r->stages[2].peer);
+  EXPECT_DOUBLE_EQ(*r->stages[2].of_limit, 0.8);
+  const TimeToTrain& t = *r->time_to_train;
+  EXPECT_DOUBLE_EQ(t.other_s, 15.0);
+  EXPECT_DOUBLE_EQ(t.staging_per_run, 0.1);
+  EXPECT_DOUBLE_EQ(*t.mean_epoch_s, 70.0 / 3);
+  EXPECT_DOUBLE_EQ(*t.staging_per_epoch, 10.0 / (70.0 / 3));
+  const DataStalls& d = *r->data_stalls;
+  EXPECT_DOUBLE_EQ(d.prep_stall_s, 2.0);
+  EXPECT_DOUBLE_EQ(d.fetch_stall_s, 3.0);
+  EXPECT_DOUBLE_EQ(d.au_percent, 100.0 * 10.0 / 15.0);
+  EXPECT_DOUBLE_EQ(d.fetch_stall_share, 0.2);
+}
+
+TEST(E2eReport, WritesEveryFieldAndConsistentRatios) {
+  auto r = E2eResultsFromJson(SmallResults(), "results.json");
+  ASSERT_TRUE(r.ok());
+  TempDir dir;
+  const std::string out = dir.Sub("report");
+  ASSERT_TRUE(WriteE2eReport(*LocalStorage(), out, *r).ok());
+  for (const char* f : {"report.json", "report.md", "stages.svg", "time_to_train.svg",
+                        "data_stalls.svg"})
+    EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
+
+  const Json j = Json::parse(ReadFile(out + "/report.json"));
+  EXPECT_EQ(j["schema"], "tilestage-e2e-report/1");
+  EXPECT_EQ(j["system"]["host"], "node1");
+  EXPECT_EQ(j["provenance"]["command"], "tilestage bench e2e --preset small");
+  // Each stage: raw measurements and derived rates; the ratios recomputed from the raw numbers.
+  for (const Json& s : j["stages"]) {
+    for (const char* k : {"name", "unit", "tilestage", "peer", "limit", "derived"})
+      ASSERT_TRUE(s.contains(k)) << k;
+    const Json& d = s["derived"];
+    for (const char* k : {"rate", "peer_rate", "limit_rate", "vs_peer", "of_limit"})
+      ASSERT_TRUE(d.contains(k)) << k;
+    const Json& ts = s["tilestage"];
+    const double rate = ts["seconds"].is_null()
+                            ? ts["rate"].get<double>()
+                            : ts["amount"].get<double>() / ts["seconds"].get<double>();
+    EXPECT_DOUBLE_EQ(d["rate"].get<double>(), rate);
+    if (!s["peer"].is_null()) {
+      const double peer = s["peer"]["amount"].get<double>() / s["peer"]["seconds"].get<double>();
+      EXPECT_DOUBLE_EQ(d["vs_peer"].get<double>(), rate / peer);
+    } else {
+      EXPECT_TRUE(d["vs_peer"].is_null());
+    }
+    if (!s["limit"].is_null())
+      EXPECT_DOUBLE_EQ(d["of_limit"].get<double>(), rate / s["limit"]["rate"].get<double>());
+  }
+  const Json& t = j["time_to_train"];
+  const Json& td = t["derived"];
+  for (const char* k : {"other_s", "staging_per_run", "training_per_run", "evaluation_per_run",
+                        "other_per_run", "epochs", "mean_epoch_s", "staging_per_epoch"})
+    ASSERT_TRUE(td.contains(k)) << k;
+  EXPECT_DOUBLE_EQ(t["staging_s"].get<double>() + t["training_s"].get<double>() +
+                       t["evaluation_s"].get<double>() + td["other_s"].get<double>(),
+                   t["run_s"].get<double>());
+  EXPECT_DOUBLE_EQ(td["staging_per_run"].get<double>(),
+                   t["staging_s"].get<double>() / t["run_s"].get<double>());
+  EXPECT_EQ(td["epochs"], 3);
+  const Json& d = j["data_stalls"];
+  const Json& dd = d["derived"];
+  for (const char* k : {"compute_s", "prep_stall_s", "fetch_stall_s", "au_percent",
+                        "prep_stall_share", "fetch_stall_share", "cold_samples_per_s"})
+    ASSERT_TRUE(dd.contains(k)) << k;
+  EXPECT_DOUBLE_EQ(dd["compute_s"].get<double>() + dd["prep_stall_s"].get<double>() +
+                       dd["fetch_stall_s"].get<double>(),
+                   d["cold_s"].get<double>());
+  EXPECT_DOUBLE_EQ(dd["cold_samples_per_s"].get<double>(), 4096.0 / 15.0);
+
+  const std::string md = ReadFile(out + "/report.md");
+  for (const char* s : {"| staging | GB/s | 2 | cp | 0.8 | 2.50x | raw read bandwidth | 3 | 66.7% |",
+                        "staging/run: 10.0%", "AU 66.7%", "fetch stall 3.000 s (20.0%)",
+                        "![stage rates](stages.svg)", "## System", "## Provenance"})
+    EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
+}
+
+TEST(E2eReport, SvgChartsAreWellFormedXml) {
+  auto r = E2eResultsFromJson(SmallResults(), "results.json");
+  ASSERT_TRUE(r.ok());
+  TempDir dir;
+  ASSERT_TRUE(WriteE2eReport(*LocalStorage(), dir.path(), *r).ok());
+  // Python's XML parser is the independent judge; it also counts the bars drawn.
+  const std::string script =
+      "import sys, xml.etree.ElementTree as ET\n"
+      "for p in sys.argv[1:]:\n"
+      "    root = ET.parse(p).getroot()\n"
+      "    assert root.tag == '{http://www.w3.org/2000/svg}svg', root.tag\n"
+      "    print(p.rsplit('/', 1)[1], len(root.findall('{http://www.w3.org/2000/svg}rect')))\n";
+  std::ofstream(dir.Sub("check.py")) << script;
+  auto result = RunCommand(PythonPath() + " " + dir.Sub("check.py") + " " +
+                           dir.Sub("stages.svg") + " " + dir.Sub("time_to_train.svg") + " " +
+                           dir.Sub("data_stalls.svg"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  // stages: background + 3 legend + 3 + 2 + 2 bars; time to train: background + 4 segments + 4
+  // legend; stalls: background + 1 + 2 + 3 segments + 3 legend.
+  EXPECT_NE(result.output.find("stages.svg 11"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("time_to_train.svg 9"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("data_stalls.svg 10"), std::string::npos) << result.output;
+  // The "<AVX-512> & more" of the system facts never reaches the SVG unescaped.
+  EXPECT_EQ(XmlEscape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+}
+
+struct BadResults {
+  std::string name;
+  std::string json_patch;  // a JSON object merged over the small results
+  std::string expected;
+};
+void PrintTo(const BadResults& c, std::ostream* os) { *os << c.name; }
+class InvalidResults : public ::testing::TestWithParam<BadResults> {};
+
+TEST_P(InvalidResults, IsInvalidArgumentNamingTheField) {
+  Json j = SmallResults();
+  j.update(Json::parse(GetParam().json_patch));
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find(GetParam().expected), std::string::npos)
+      << r.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, InvalidResults,
+    ::testing::Values(
+        BadResults{"WrongSchema", R"({"schema": "other/2"})", "results.json: \"schema\""},
+        BadResults{"PartsExceedRun",
+                   R"({"time_to_train": {"run_s": 50, "staging_s": 10, "training_s": 70,
+                       "evaluation_s": 5}})",
+                   "time_to_train: staging_s + training_s + evaluation_s = 85 exceeds run_s = 50"},
+        BadResults{"PeerWithoutSeconds",
+                   R"({"stages": [{"name": "s", "unit": "GB/s", "tilestage": {"rate": 1},
+                       "peer": {"name": "cp", "amount": 4}}]})",
+                   "results.json: stages[0].peer.seconds must be a number"},
+        BadResults{"ZeroSeconds",
+                   R"({"stages": [{"name": "s", "unit": "GB/s",
+                       "tilestage": {"amount": 1, "seconds": 0}}]})",
+                   "stages[0].tilestage.seconds must be a positive number, got 0"},
+        BadResults{"RateAndAmount",
+                   R"({"stages": [{"name": "s", "unit": "GB/s",
+                       "tilestage": {"rate": 1, "amount": 1, "seconds": 1}}]})",
+                   "stages[0].tilestage: give either rate or amount and seconds"},
+        BadResults{"NegativeEpoch",
+                   R"({"time_to_train": {"run_s": 50, "staging_s": 1, "training_s": 1,
+                       "evaluation_s": 1, "epoch_s": [1, -2]}})",
+                   "time_to_train.epoch_s[1] must be a positive number"},
+        BadResults{"StallRunMissing", R"({"data_stalls": {"samples": 1, "synthetic_s": 1,
+                       "cached_s": 2}})",
+                   "data_stalls.cold_s must be a number"}),
+    [](const ::testing::TestParamInfo<BadResults>& info) { return info.param.name; });
+
+TEST(E2eReport, FullDiskLeavesNoReportJson) {
+  auto r = E2eResultsFromJson(SmallResults(), "results.json");
+  ASSERT_TRUE(r.ok());
+  TempDir dir;
+  FaultOptions faults;
+  faults.write_budget_bytes = 3000;  // enough for report.md, not for everything
+  auto storage = NewFaultInjectingStorage(LocalStorage(), faults);
+  Status s = WriteE2eReport(*storage, dir.Sub("out"), *r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  // report.json marks a complete report; it must not exist after a failed write.
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("out/report.json")));
+}
+
+}  // namespace
+}  // namespace tilestage::bench
