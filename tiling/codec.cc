@@ -76,7 +76,7 @@ void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) 
 
 Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t elem_size,
                    std::vector<uint8_t>* out) {
-  std::vector<uint8_t> shuffled;
+  thread_local std::vector<uint8_t> shuffled;  // reused: no allocation per block
   if (spec.shuffle && elem_size > 1) {
     shuffled.resize(raw.size());
     ByteShuffle(raw, elem_size, shuffled.data());
@@ -125,7 +125,7 @@ uint64_t MaxDecodedBytes(Codec codec, uint64_t stored_bytes) {
 Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, size_t elem_size,
                    std::span<uint8_t> raw_out) {
   const bool unshuffle = shuffled && elem_size > 1;
-  std::vector<uint8_t> scratch;
+  thread_local std::vector<uint8_t> scratch;  // reused: no allocation per block
   std::span<uint8_t> target = raw_out;
   if (unshuffle) {
     scratch.resize(raw_out.size());

@@ -124,25 +124,43 @@ Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec)
   return rec;
 }
 
-Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,
-                            const std::string& where) {
-  Cursor c(stored);
+namespace {
+
+struct FieldDesc {
+  std::string name;
+  DType dtype = DType::kU8;
+  std::vector<int64_t> shape;
+  uint64_t raw = 0, stored = 0;
+  uint64_t payload_offset = 0;  // from the start of the record
+};
+
+struct RecordLayout {
+  uint32_t header_bytes = 0;
+  std::span<const uint8_t> meta;
+  std::vector<FieldDesc> fields;
+};
+
+// Parses and checks a record's header (fixed part, field table, metadata) from the first bytes of
+// the record. record_bytes is the whole record's stored size: payload extents are checked
+// against it, so a layout that parses is safe to read payloads by.
+Status ParseRecordHeader(std::span<const uint8_t> header, uint64_t record_bytes,
+                         const IndexEntry& entry, const std::string& where,
+                         RecordLayout* layout) {
+  Cursor c(header);
   std::span<const uint8_t> magic;
   uint16_t nfields = 0, reserved = 0;
-  uint32_t meta_bytes = 0, header_bytes = 0;
+  uint32_t meta_bytes = 0;
   if (!c.ReadBytes(4, &magic) || !std::equal(magic.begin(), magic.end(), kRecordMagic.begin()))
     return DataLoss(where, ": bad record magic");
-  if (!c.Read(&nfields) || !c.Read(&reserved) || !c.Read(&meta_bytes) || !c.Read(&header_bytes))
+  if (!c.Read(&nfields) || !c.Read(&reserved) || !c.Read(&meta_bytes) ||
+      !c.Read(&layout->header_bytes))
     return DataLoss(where, ": record header truncated");
+  if (layout->header_bytes > record_bytes)
+    return DataLoss(where, ": record header of ", layout->header_bytes, " bytes exceeds the ",
+                    record_bytes, "-byte record");
 
-  struct Desc {
-    std::string name;
-    DType dtype;
-    std::vector<int64_t> shape;
-    uint64_t raw = 0, stored = 0;
-  };
-  std::vector<Desc> descs(nfields);
-  for (auto& d : descs) {
+  layout->fields.resize(nfields);
+  for (FieldDesc& d : layout->fields) {
     uint16_t name_len = 0;
     uint8_t dtype_code = 0, ndim = 0;
     std::span<const uint8_t> name;
@@ -155,6 +173,7 @@ Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& e
     d.dtype = *dtype;
     if (ndim > kMaxDims) return DataLoss(where, ": field '", d.name, "': ", int(ndim), " dims");
     uint64_t elements = 1;
+    d.shape.clear();
     for (int k = 0; k < ndim; ++k) {
       int64_t dim = 0;
       if (!c.Read(&dim)) return DataLoss(where, ": field table truncated");
@@ -168,34 +187,79 @@ Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& e
       return DataLoss(where, ": field '", d.name, "': ", d.raw, " raw bytes for ", elements,
                       " elements of ", DTypeName(d.dtype));
   }
-  std::span<const uint8_t> meta;
-  if (!c.ReadBytes(meta_bytes, &meta) || c.pos() != header_bytes)
+  if (!c.ReadBytes(meta_bytes, &layout->meta) || c.pos() != layout->header_bytes)
     return DataLoss(where, ": record header size mismatch");
 
-  Sample sample;
-  sample.meta = nlohmann::json::parse(meta.begin(), meta.end(), nullptr, /*allow_exceptions=*/false);
-  if (sample.meta.is_discarded()) return DataLoss(where, ": metadata is not valid JSON");
-
-  uint64_t raw_total = header_bytes;
-  for (auto& d : descs) {
-    std::span<const uint8_t> payload;
-    if (!c.ReadBytes(d.stored, &payload)) return DataLoss(where, ": field '", d.name,
-                                                          "' payload truncated");
-    if (d.raw > entry.raw_size) return DataLoss(where, ": field '", d.name, "' larger than record");
+  uint64_t offset = layout->header_bytes, raw_total = layout->header_bytes;
+  for (FieldDesc& d : layout->fields) {
+    if (d.stored > record_bytes - offset)
+      return DataLoss(where, ": field '", d.name, "' payload truncated");
+    if (d.raw > entry.raw_size)
+      return DataLoss(where, ": field '", d.name, "' larger than record");
+    // Checked before anything is allocated, so damaged sizes cannot exhaust memory.
     if (d.raw > MaxDecodedBytes(entry.codec, d.stored))
       return DataLoss(where, ": field '", d.name, "': ", d.raw, " raw bytes cannot come from ",
                       d.stored, " ", CodecName(entry.codec), " bytes");
-    Array a;
-    a.dtype = d.dtype;
-    a.shape = std::move(d.shape);
-    a.data.resize(d.raw);
-    Status s = DecodeBlock(entry.codec, entry.shuffled, payload, DTypeSize(a.dtype), a.data);
-    if (!s.ok()) return DataLoss(where, ": field '", d.name, "': ", s.message());
+    d.payload_offset = offset;
+    offset += d.stored;
     raw_total += d.raw;
-    sample.fields.push_back({std::move(d.name), std::move(a)});
   }
   if (raw_total != entry.raw_size)
     return DataLoss(where, ": decoded ", raw_total, " bytes, index says ", entry.raw_size);
+  return Status::Ok();
+}
+
+// Sizes sample's fields to the layout, reusing the vectors already there (no reallocation and no
+// zero-filling when a previous record had the same layout, the common case in a loader).
+Status PrepareSample(const RecordLayout& layout, const std::string& where, Sample* sample) {
+  sample->meta = nlohmann::json::parse(layout.meta.begin(), layout.meta.end(), nullptr,
+                                       /*allow_exceptions=*/false);
+  if (sample->meta.is_discarded()) return DataLoss(where, ": metadata is not valid JSON");
+  sample->fields.resize(layout.fields.size());
+  for (size_t k = 0; k < layout.fields.size(); ++k) {
+    const FieldDesc& d = layout.fields[k];
+    Field& f = sample->fields[k];
+    if (f.name != d.name) f.name = d.name;
+    f.array.dtype = d.dtype;
+    f.array.shape = d.shape;
+    f.array.data.resize(d.raw);
+  }
+  return Status::Ok();
+}
+
+Status DecodePayloads(std::span<const uint8_t> stored, const RecordLayout& layout,
+                      const IndexEntry& entry, const std::string& where, Sample* sample) {
+  TS_RETURN_IF_ERROR(PrepareSample(layout, where, sample));
+  for (size_t k = 0; k < layout.fields.size(); ++k) {
+    const FieldDesc& d = layout.fields[k];
+    Array& a = sample->fields[k].array;
+    Status s = DecodeBlock(entry.codec, entry.shuffled, stored.subspan(d.payload_offset, d.stored),
+                           DTypeSize(a.dtype), a.data);
+    if (!s.ok()) return DataLoss(where, ": field '", d.name, "': ", s.message());
+  }
+  return Status::Ok();
+}
+
+Status DecodeRecordInto(std::span<const uint8_t> stored, const IndexEntry& entry,
+                        const std::string& where, Sample* sample) {
+  RecordLayout layout;
+  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &layout));
+  return DecodePayloads(stored, layout, entry, where, sample);
+}
+
+// Per-thread scratch for stored bytes, reused across reads so that the hot path neither
+// allocates nor page-faults. Holds the largest record this thread has read.
+std::vector<uint8_t>& ThreadScratch() {
+  thread_local std::vector<uint8_t> scratch;
+  return scratch;
+}
+
+}  // namespace
+
+Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,
+                            const std::string& where) {
+  Sample sample;
+  TS_RETURN_IF_ERROR(DecodeRecordInto(stored, entry, where, &sample));
   return sample;
 }
 
@@ -363,9 +427,86 @@ Status ShardReader::ReadStored(uint64_t i, std::vector<uint8_t>* stored) const {
 }
 
 Result<Sample> ShardReader::Read(uint64_t i) const {
-  std::vector<uint8_t> stored;
-  TS_RETURN_IF_ERROR(ReadStored(i, &stored));
-  return DecodeRecord(stored, index_[i], StrCat("shard ", path(), ": record ", i));
+  Sample sample;
+  TS_RETURN_IF_ERROR(ReadInto(i, &sample));
+  return sample;
+}
+
+Status ShardReader::ReadInto(uint64_t i, Sample* sample, const ReadOptions& options) const {
+  if (i >= index_.size())
+    return InvalidArgument("shard ", path(), ": record ", i, " out of range (", index_.size(),
+                           " records)");
+  const IndexEntry& e = index_[i];
+  if (e.codec == Codec::kNone) {
+    Status s = ReadUncompressedInto(i, sample, options);
+    if (s.ok() || s.code() != StatusCode::kUnimplemented) return s;
+  }
+  std::vector<uint8_t>& stored = ThreadScratch();
+  if (options.verify_checksum) {
+    TS_RETURN_IF_ERROR(ReadStored(i, &stored));
+  } else {
+    stored.resize(e.stored_size);
+    TS_RETURN_IF_ERROR(file_->ReadAt(e.offset, stored));
+  }
+  return DecodeRecordInto(stored, e, StrCat("shard ", path(), ": record ", i), sample);
+}
+
+// Codec none: the payloads are the array bytes, so they are read straight into the sample's
+// arrays (one copy from the page cache, as a plain read(2) makes) and hashed there, instead of
+// being read into a buffer and copied again. Answers Unimplemented, so that the caller falls
+// back to the general path (which checks the checksum before decoding), whenever the header
+// does not parse or the payloads need unshuffling.
+Status ShardReader::ReadUncompressedInto(uint64_t i, Sample* sample,
+                                         const ReadOptions& options) const {
+  constexpr uint64_t kProbeBytes = 4096;
+  const IndexEntry& e = index_[i];
+  std::vector<uint8_t>& probe = ThreadScratch();
+  const uint64_t probe_bytes = std::min<uint64_t>(kProbeBytes, e.stored_size);
+  probe.resize(probe_bytes);
+  TS_RETURN_IF_ERROR(file_->ReadAt(e.offset, probe));
+  uint32_t header_bytes = 0;
+  if (probe_bytes < 16) return Unimplemented("short record");
+  std::memcpy(&header_bytes, probe.data() + 12, sizeof header_bytes);
+  if (header_bytes > probe_bytes) {
+    if (header_bytes > e.stored_size) return Unimplemented("bad header size");
+    probe.resize(header_bytes);
+    TS_RETURN_IF_ERROR(file_->ReadAt(e.offset, probe));
+  }
+  const std::string where = StrCat("shard ", path(), ": record ", i);
+  RecordLayout layout;
+  if (!ParseRecordHeader(probe, e.stored_size, e, where, &layout).ok())
+    return Unimplemented("header does not parse");
+  for (const FieldDesc& d : layout.fields)
+    if (e.shuffled && DTypeSize(d.dtype) > 1) return Unimplemented("shuffled");
+  // For codec none, ParseRecordHeader has checked stored == raw for every field.
+  if (!PrepareSample(layout, where, sample).ok()) return Unimplemented("bad metadata");
+
+  Hasher hasher;
+  const bool verify = options.verify_checksum;
+  const uint64_t have = probe.size();
+  if (verify) hasher.Update(probe);
+  for (size_t k = 0; k < layout.fields.size(); ++k) {
+    const FieldDesc& d = layout.fields[k];
+    uint8_t* out = sample->fields[k].array.data.data();
+    // The part of the payload that came with the probe, then the rest straight from the file.
+    const uint64_t in_probe =
+        d.payload_offset < have ? std::min<uint64_t>(d.stored, have - d.payload_offset) : 0;
+    if (in_probe) std::memcpy(out, probe.data() + d.payload_offset, in_probe);
+    // In chunks that stay in cache between the read and the hash.
+    constexpr uint64_t kChunkBytes = 256 << 10;
+    for (uint64_t done = in_probe; done < d.stored;) {
+      std::span<uint8_t> chunk(out + done, std::min(kChunkBytes, d.stored - done));
+      TS_RETURN_IF_ERROR(file_->ReadAt(e.offset + d.payload_offset + done, chunk));
+      if (verify) hasher.Update(chunk);
+      done += chunk.size();
+    }
+  }
+  if (!verify) return Status::Ok();
+  const uint64_t actual = hasher.Digest();
+  if (actual != e.checksum)
+    return DataLoss("shard ", path(), ": record ", i, ": checksum mismatch (stored ",
+                    HashToHex(e.checksum), ", computed ", HashToHex(actual), ")");
+  return Status::Ok();
 }
 
 Result<uint64_t> ShardReader::HashFile() const {

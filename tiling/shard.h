@@ -54,6 +54,12 @@ Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec)
 Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,
                             const std::string& where);
 
+struct ReadOptions {
+  // Off only for callers that verify by other means (e.g. a whole-shard hash after staging):
+  // damaged bytes then decode silently or fail later with a less precise error.
+  bool verify_checksum = true;
+};
+
 struct ShardInfo {
   std::string file;  // name within the store directory
   uint64_t records = 0;
@@ -105,11 +111,16 @@ class ShardReader {
   // Stored bytes of record i, checksum verified (DataLoss naming shard and record on mismatch).
   Status ReadStored(uint64_t i, std::vector<uint8_t>* stored) const;
   Result<Sample> Read(uint64_t i) const;
+  // Read() into an existing sample, reusing its field buffers when the layout matches (as in a
+  // loader that reads record after record into the same Sample). On error *sample is
+  // unspecified. Uses a per-thread scratch buffer of the largest record read so far.
+  Status ReadInto(uint64_t i, Sample* sample, const ReadOptions& options = {}) const;
   // XXH3-64 of the whole file, read in large blocks.
   Result<uint64_t> HashFile() const;
 
  private:
   ShardReader() = default;
+  Status ReadUncompressedInto(uint64_t i, Sample* sample, const ReadOptions& options) const;
   std::unique_ptr<ReadableFile> file_;
   uint32_t alignment_ = 1;
   std::vector<IndexEntry> index_;

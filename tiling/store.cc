@@ -109,6 +109,11 @@ Result<Sample> Store::Read(uint64_t index) const {
   return shards_[loc.shard]->Read(loc.record);
 }
 
+Status Store::ReadInto(uint64_t index, Sample* sample, const ReadOptions& options) const {
+  TS_ASSIGN_OR_RETURN(Location loc, Locate(index));
+  return shards_[loc.shard]->ReadInto(loc.record, sample, options);
+}
+
 // ------------------------------------------------------------------------------ verify
 
 Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report) {

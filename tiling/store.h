@@ -78,6 +78,8 @@ class Store {
   uint64_t shard_offset(size_t i) const { return offsets_[i]; }
   Result<Location> Locate(uint64_t index) const;
   Result<Sample> Read(uint64_t index) const;
+  // Read() into an existing sample, reusing its buffers (ShardReader::ReadInto).
+  Status ReadInto(uint64_t index, Sample* sample, const ReadOptions& options = {}) const;
 
  private:
   Store() = default;

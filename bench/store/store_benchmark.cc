@@ -52,9 +52,10 @@ struct Options {
 
 // read(2) of every file in 8 MiB blocks into one reused buffer: the kernel's copy from the page
 // cache, i.e. the ceiling for any reader that returns the bytes in user memory.
-double RawReadMiBps(const std::vector<std::string>& files, uint64_t* bytes_out) {
-  constexpr size_t kBlock = 8 << 20;
-  static std::vector<uint8_t> buf(kBlock);
+double RawReadMiBps(const std::vector<std::string>& files, size_t block_bytes,
+                    uint64_t* bytes_out) {
+  const size_t kBlock = block_bytes;
+  std::vector<uint8_t> buf(kBlock, 0);
   uint64_t bytes = 0;
   const auto t0 = Clock::now();
   for (const auto& f : files) {
@@ -86,6 +87,9 @@ struct Row {
   std::string dtype, codec;
   uint64_t records = 0, raw_bytes = 0, file_bytes = 0;
   double write_mibps = 0, seq_read_mibps = 0, rand_read_mibps = 0, raw_read_mibps = 0;
+  double seq_fresh_mibps = 0;  // Read() returning a new Sample per record
+  double raw8_read_mibps = 0, raw1_read_mibps = 0;  // read(2) in 8 MiB and 1 MiB blocks
+  double seq_noverify_mibps = 0;  // ReadInto without record checksum verification
   double ratio() const { return static_cast<double>(raw_bytes) / file_bytes; }
 };
 
@@ -111,10 +115,14 @@ int Run(const Options& opt) {
               opt.shard_size.c_str());
   const double memcpy_mibps = MemcpyMiBps(256 << 20, opt.repeats);
   std::printf("memcpy 256 MiB: %.0f MiB/s\n\n", memcpy_mibps);
-  std::printf("%-5s %-15s %7s %9s %10s %10s %10s %10s %9s %9s\n", "dtype", "codec", "ratio",
-              "write", "seq read", "rand read", "raw read", "seq/raw", "rand/raw", "seq/mcpy");
-  std::printf("%-5s %-15s %7s %9s %10s %10s %10s %10s %9s %9s\n", "", "", "", "MiB/s", "MiB/s",
-              "MiB/s", "MiB/s", "", "", "");
+  std::printf("%-5s %-15s %6s %7s %9s %9s %9s %9s %8s %8s %8s %8s %9s %9s %9s %9s\n", "dtype",
+              "codec",
+              "ratio",
+              "write", "seq read", "rand read", "seq Read", "raw read", "seq/raw", "rand/raw",
+              "Read/raw", "seq/mcpy", "raw 8MiB", "raw 1MiB", "seq nover", "nover/raw");
+  std::printf("%-5s %-15s %6s %7s %9s %9s %9s %9s %8s %8s %8s %8s %9s %9s %9s %9s\n", "", "",
+              "", "MiB/s", "MiB/s", "MiB/s", "MiB/s", "MiB/s", "", "", "", "", "MiB/s", "MiB/s",
+              "MiB/s", "");
 
   for (const std::string& dtype_name : opt.dtypes) {
     auto dtype = ParseDType(dtype_name);
@@ -168,39 +176,64 @@ int Run(const Options& opt) {
       std::iota(order.begin(), order.end(), 0);
       std::vector<uint64_t> shuffled = order;
       std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(42));
-      auto read_pass = [&](const std::vector<uint64_t>& idx) {
+      // reuse: ReadInto one Sample, as a loader does; otherwise Read() returns a fresh Sample.
+      auto read_pass = [&](const std::vector<uint64_t>& idx, bool reuse, bool verify = true) {
+        ReadOptions read_options;
+        read_options.verify_checksum = verify;
         uint64_t checksum = 0;
+        Sample sample;
         const auto t0 = Clock::now();
         for (uint64_t i : idx) {
-          auto sample = (*store)->Read(i);
-          if (!sample.ok()) { std::cerr << sample.status().ToString() << "\n"; std::exit(1); }
-          checksum += sample->fields[0].array.data[i % sample_bytes];
+          if (reuse) {
+            Status st = (*store)->ReadInto(i, &sample, read_options);
+            if (!st.ok()) { std::cerr << st.ToString() << "\n"; std::exit(1); }
+          } else {
+            auto fresh = (*store)->Read(i);
+            if (!fresh.ok()) { std::cerr << fresh.status().ToString() << "\n"; std::exit(1); }
+            sample = std::move(fresh).value();
+          }
+          checksum += sample.fields[0].array.data[i % sample_bytes];
         }
         const double s = Seconds(t0);
         if (checksum == 0xFFFFFFFFFFFFFFFFull) std::puts("");  // keep the reads observable
         return row.raw_bytes / kMiB / s;
       };
       uint64_t raw_bytes_read = 0;
-      RawReadMiBps(files, &raw_bytes_read);  // warm the page cache
-      read_pass(order);
+      RawReadMiBps(files, 8 << 20, &raw_bytes_read);  // warm the page cache
+      read_pass(order, true);
       for (int r = 0; r < opt.repeats; ++r) {
-        // Interleaved so that both see the same machine state.
-        row.raw_read_mibps = std::max(row.raw_read_mibps, RawReadMiBps(files, &raw_bytes_read));
-        row.seq_read_mibps = std::max(row.seq_read_mibps, read_pass(order));
-        row.rand_read_mibps = std::max(row.rand_read_mibps, read_pass(shuffled));
+        // Interleaved so that all see the same machine state.
+        // 8 MiB blocks as the issue asks, and 1 MiB blocks, whose buffer stays in cache and so
+        // is often faster; the ratios use the faster of the two (the stricter ceiling).
+        row.raw8_read_mibps =
+            std::max(row.raw8_read_mibps, RawReadMiBps(files, 8 << 20, &raw_bytes_read));
+        row.raw1_read_mibps =
+            std::max(row.raw1_read_mibps, RawReadMiBps(files, 1 << 20, &raw_bytes_read));
+        row.raw_read_mibps = std::max(row.raw8_read_mibps, row.raw1_read_mibps);
+        row.seq_read_mibps = std::max(row.seq_read_mibps, read_pass(order, true));
+        row.rand_read_mibps = std::max(row.rand_read_mibps, read_pass(shuffled, true));
+        row.seq_fresh_mibps = std::max(row.seq_fresh_mibps, read_pass(order, false));
+        row.seq_noverify_mibps =
+            std::max(row.seq_noverify_mibps, read_pass(order, true, /*verify=*/false));
       }
-      std::printf("%-5s %-15s %7.2f %9.0f %10.0f %10.0f %10.0f %10.2f %9.2f %9.2f\n",
+      std::printf("%-5s %-15s %6.2f %7.0f %9.0f %9.0f %9.0f %9.0f %8.2f %8.2f %8.2f %8.2f %9.0f "
+                  "%9.0f %9.0f %9.2f\n",
                   dtype_name.c_str(), codec_name.c_str(), row.ratio(), row.write_mibps,
-                  row.seq_read_mibps, row.rand_read_mibps, row.raw_read_mibps,
-                  row.seq_read_mibps / row.raw_read_mibps, row.rand_read_mibps / row.raw_read_mibps,
-                  row.seq_read_mibps / memcpy_mibps);
+                  row.seq_read_mibps, row.rand_read_mibps, row.seq_fresh_mibps,
+                  row.raw_read_mibps, row.seq_read_mibps / row.raw_read_mibps,
+                  row.rand_read_mibps / row.raw_read_mibps,
+                  row.seq_fresh_mibps / row.raw_read_mibps, row.seq_read_mibps / memcpy_mibps,
+                  row.raw8_read_mibps, row.raw1_read_mibps, row.seq_noverify_mibps,
+                  row.seq_noverify_mibps / row.raw_read_mibps);
       std::fflush(stdout);
       rows.push_back(row);
       std::filesystem::remove_all(dir);
     }
   }
-  std::printf("\nread rates are MiB/s of decoded sample data; raw read is MiB/s of shard file "
-              "bytes (read(2), 8 MiB blocks) of the same store.\n");
+  std::printf("\nread rates are MiB/s of decoded sample data, checksums verified; seq/rand read "
+              "use Store::ReadInto into one reused Sample, seq Read uses Store::Read (a new "
+              "Sample per record), seq nover is ReadInto without record checksums; raw read is MiB/s of shard file bytes of the same store with "
+              "read(2), the faster of 8 MiB and 1 MiB blocks (both shown).\n");
 
   nlohmann::json j;
   j["benchmark"] = "store";
@@ -217,9 +250,15 @@ int Run(const Options& opt) {
                             {"compression_ratio", r.ratio()}, {"write_mibps", r.write_mibps},
                             {"seq_read_mibps", r.seq_read_mibps},
                             {"rand_read_mibps", r.rand_read_mibps},
+                            {"seq_read_fresh_sample_mibps", r.seq_fresh_mibps},
                             {"raw_read_mibps", r.raw_read_mibps},
+                            {"raw_read_8mib_blocks_mibps", r.raw8_read_mibps},
+                            {"raw_read_1mib_blocks_mibps", r.raw1_read_mibps},
                             {"seq_over_raw", r.seq_read_mibps / r.raw_read_mibps},
-                            {"rand_over_raw", r.rand_read_mibps / r.raw_read_mibps}});
+                            {"rand_over_raw", r.rand_read_mibps / r.raw_read_mibps},
+                            {"seq_fresh_over_raw", r.seq_fresh_mibps / r.raw_read_mibps},
+                            {"seq_read_no_checksum_mibps", r.seq_noverify_mibps},
+                            {"seq_no_checksum_over_raw", r.seq_noverify_mibps / r.raw_read_mibps}});
   }
   std::ofstream(opt.json_out) << j.dump(2) << "\n";
   std::printf("wrote %s\n", opt.json_out.c_str());

@@ -167,6 +167,97 @@ TEST(Shard, EncodeRecordRejectsBadSamples) {
   EXPECT_EQ(EncodeRecord(no_name, {}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Shard, ReadIntoReusesOneSampleAcrossChangingLayouts) {
+  auto storage = NewMemoryStorage();
+  for (const char* codec : {"none", "zstd:3+shuffle"}) {
+    SCOPED_TRACE(codec);
+    WrittenShard w = WriteShard(*storage, "/r.tss", *ParseCodec(codec), 4096, 6);
+    auto reader = ShardReader::Open(*storage, "/r.tss");
+    ASSERT_TRUE(reader.ok());
+    Sample reused;
+    reused.Add("stale", Array(DType::kF64, {100}));  // replaced by the record's own fields
+    for (uint64_t i : {0, 1, 2, 2, 5, 3, 0}) {  // shapes of x change with i % 3
+      ASSERT_TRUE((*reader)->ReadInto(i, &reused).ok());
+      ExpectSameSample(reused, w.samples[i]);
+    }
+  }
+}
+
+TEST(Shard, UncompressedRecordWithHeaderLargerThanFourKiBReadsBack) {
+  auto storage = NewMemoryStorage();
+  Sample s = MixedSample(1);
+  s.meta["long"] = std::string(10000, 'm');  // header (metadata) > 4 KiB
+  auto writer = ShardWriter::Create(*storage, "/h.tss");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append(*EncodeRecord(s, {})).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto reader = ShardReader::Open(*storage, "/h.tss");
+  ASSERT_TRUE(reader.ok());
+  auto back = (*reader)->Read(0);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSameSample(*back, s);
+}
+
+TEST(Shard, UncompressedRecordLargerThanTheProbeReadsBack) {
+  auto storage = NewMemoryStorage();
+  Sample s = MakeSynthSample({{3, 100, 100}, DType::kU16, 5, 3}, 9);  // x 60 KB, then y
+  auto writer = ShardWriter::Create(*storage, "/big.tss");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append(*EncodeRecord(s, {})).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto reader = ShardReader::Open(*storage, "/big.tss");
+  ASSERT_TRUE(reader.ok());
+  auto back = (*reader)->Read(0);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ExpectSameSample(*back, s);
+}
+
+TEST(Shard, ReadWithoutChecksumVerificationReturnsTheSameSamples) {
+  auto storage = NewMemoryStorage();
+  for (const char* codec : {"none", "lz4+shuffle"}) {
+    WrittenShard w = WriteShard(*storage, "/n.tss", *ParseCodec(codec), 4096, 4);
+    auto reader = ShardReader::Open(*storage, "/n.tss");
+    ASSERT_TRUE(reader.ok());
+    ReadOptions options;
+    options.verify_checksum = false;
+    Sample sample;
+    for (uint64_t i = 0; i < 4; ++i) {
+      ASSERT_TRUE((*reader)->ReadInto(i, &sample, options).ok()) << codec;
+      ExpectSameSample(sample, w.samples[i]);
+    }
+  }
+}
+
+class UncompressedDamageTest : public ::testing::TestWithParam<int> {};
+
+// A flipped byte anywhere in an uncompressed record (header, first payload, far in the last
+// payload) is a checksum mismatch naming the record, whichever read path handles it.
+TEST_P(UncompressedDamageTest, FlippedByteIsChecksumMismatch) {
+  auto storage = NewMemoryStorage();
+  Sample s = MakeSynthSample({{2, 64, 64}, DType::kF32, 5, 3}, 1);
+  auto writer = ShardWriter::Create(*storage, "/d.tss");
+  ASSERT_TRUE(writer.ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*writer)->Append(*EncodeRecord(s, {})).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  std::vector<uint8_t> bytes = *storage->ReadAll("/d.tss");
+  auto reader = ShardReader::Open(*storage, "/d.tss");
+  ASSERT_TRUE(reader.ok());
+  const IndexEntry e = (*reader)->entry(1);
+  const uint64_t at = GetParam() >= 0 ? e.offset + GetParam() : e.offset + e.stored_size - 1;
+  bytes[at] ^= 0x10;
+  ASSERT_TRUE(storage->WriteAtomic("/d.tss", bytes).ok());
+  reader = ShardReader::Open(*storage, "/d.tss");
+  ASSERT_TRUE(reader.ok());
+  auto back = (*reader)->Read(1);
+  EXPECT_EQ(back.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(back.status().message(), HasSubstr("/d.tss: record 1: checksum mismatch"));
+  EXPECT_TRUE((*reader)->Read(0).ok());
+  EXPECT_TRUE((*reader)->Read(2).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Positions, UncompressedDamageTest,
+                         ::testing::Values(0, 5, 13, 20, 200, 5000, -1));
+
 // The byte layout, decoded here by hand from FORMAT.md, with libxxhash's XXH3 as the checksum.
 TEST(ShardFormat, BytesFollowFormatMd) {
   auto storage = NewMemoryStorage();
