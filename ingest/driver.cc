@@ -7,11 +7,15 @@
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
@@ -32,8 +36,47 @@ namespace {
 
 // Integer types up to 16 bits: exact integer sums (vectorizable, no per-value division), turned
 // into Welford's (mean, m2) once per tile. Others: two passes in double.
+// Bytes (the commonest imagery): 32-bit accumulators over chunks that cannot overflow them
+// (16384 * 255^2 < 2^32), which the compiler vectorizes without widening to 64 bits.
+ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  s.count = static_cast<uint64_t>(n);
+  if (n == 0) return s;
+  uint64_t sum = 0;
+  unsigned __int128 sumsq = 0;
+  uint8_t lo = 255, hi = 0;
+  for (int64_t start = 0; start < n; start += 16384) {
+    const int64_t end = std::min<int64_t>(n, start + 16384);
+    uint32_t sum32 = 0, sq32 = 0;
+    uint8_t lo8 = 255, hi8 = 0;
+    for (int64_t i = start; i < end; ++i) {
+      const uint32_t x = v[i];
+      sum32 += x;
+      sq32 += x * x;
+      lo8 = std::min<uint8_t>(lo8, v[i]);
+      hi8 = std::max<uint8_t>(hi8, v[i]);
+    }
+    sum += sum32;
+    sumsq += sq32;
+    lo = std::min(lo, lo8);
+    hi = std::max(hi, hi8);
+  }
+  const __int128 n128 = n;
+  const __int128 numerator = n128 * static_cast<__int128>(sumsq) -
+                             static_cast<__int128>(sum) * static_cast<__int128>(sum);
+  s.mean = static_cast<double>(sum) / static_cast<double>(n);
+  s.m2 = static_cast<double>(numerator) / static_cast<double>(n);
+  s.min = lo;
+  s.max = hi;
+  return s;
+}
+
 template <typename T>
 ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    if (!valid) return ByteStatsAllValid(v, n);
+  }
   ChannelStats s;
   s.total = static_cast<uint64_t>(n);
   if constexpr (std::is_integral_v<T> && sizeof(T) <= 2) {
@@ -158,7 +201,9 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
   const bool may_be_invalid = padded || has_mask || has_nodata || IsFloat(src.dtype);
   const bool nan_invalid = IsFloat(out) && out != src.dtype;
 
-  *tile = Array(out, {channels, th, tw});
+  const bool in_place = tile == ctx.src;  // the data already is the tile (same dtype, no pad)
+  if (!in_place && (tile->dtype != out || tile->shape != std::vector<int64_t>{channels, th, tw}))
+    *tile = Array(out, {channels, th, tw});  // every element is written below
   if (may_be_invalid) valid->assign(static_cast<size_t>(channels * th * tw), 1);
   else valid->clear();
 
@@ -195,9 +240,11 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
             continue;
           }
           const S* s = s_plane + (r0 + r) * box_w + c0;
-          if constexpr (std::is_same_v<S, D>) std::memcpy(d, s, vc * sizeof(S));
-          else for (int64_t i = 0; i < vc; ++i) d[i] = ConvertValue<D>(s[i]);
-          std::fill(d + vc, d + tw, fill);
+          if (!in_place) {
+            if constexpr (std::is_same_v<S, D>) std::memcpy(d, s, vc * sizeof(S));
+            else for (int64_t i = 0; i < vc; ++i) d[i] = ConvertValue<D>(s[i]);
+            std::fill(d + vc, d + tw, fill);
+          }
           if (!v_plane) continue;
           uint8_t* v = v_plane + r * tw;
           const uint8_t* m = m_plane ? m_plane + (r0 + r) * box_w + c0 : nullptr;
@@ -263,19 +310,37 @@ Status StatusFromJson(const nlohmann::json& j) {
 }
 
 Result<nlohmann::json> HashFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot open source file ", path, " to hash it");
-  Hasher hasher;
-  std::vector<uint8_t> buf(8 << 20);
-  uint64_t bytes = 0;
-  while (in) {
-    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize n = in.gcount();
-    if (n <= 0) break;
-    hasher.Update({buf.data(), static_cast<size_t>(n)});
-    bytes += static_cast<uint64_t>(n);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open source file", path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoStatus("stat source file", path, err);
   }
-  if (in.bad()) return IOError("read error while hashing source file ", path);
+  const uint64_t bytes = static_cast<uint64_t>(st.st_size);
+  Hasher hasher;
+  // Mapped rather than read: the file is usually in the page cache from the ingest itself.
+  void* map = bytes ? ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+  if (map != MAP_FAILED) {
+    ::madvise(map, bytes, MADV_SEQUENTIAL);
+    hasher.Update({static_cast<const uint8_t*>(map), bytes});
+    ::munmap(map, bytes);
+  } else {
+    std::vector<uint8_t> buf(8 << 20);
+    for (;;) {
+      const ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int err = errno;
+        ::close(fd);
+        return ErrnoStatus("read source file", path, err);
+      }
+      if (n == 0) break;
+      hasher.Update({buf.data(), static_cast<size_t>(n)});
+    }
+  }
+  ::close(fd);
   return nlohmann::json{{"path", path}, {"bytes", bytes}, {"xxh3", HashToHex(hasher.Digest())}};
 }
 
@@ -328,6 +393,7 @@ struct ThreadState {
   std::unique_ptr<ItemReader> reader;
   Status open_status;
   RegionData data;
+  Sample sample;  // reused: its arrays keep their buffers from tile to tile
   std::vector<uint8_t> x_valid, y_valid;
 };
 
@@ -350,58 +416,64 @@ class LocalRun {
     }
     const ItemInfo& info = source_.item(unit.item);
     const std::vector<Region>& windows = plans_[unit.item][unit.group];
-    Region box{windows.front().row, windows.front().col, windows.front().height,
-               windows.back().col + windows.back().width - windows.front().col};
-    box = ClipToItem(box, info.height, info.width);
     const SourceSchema& schema = source_.schema();
-    if (Status s = ts.reader->Read(unit.item, box, &ts.data); !s.ok()) {
-      out->status = s;
-      return;
-    }
-    const std::vector<int64_t> want{schema.x.channels(), box.height, box.width};
-    if (ts.data.x.shape != want || ts.data.x.dtype != schema.x.dtype) {
-      out->status = Internal(source_.kind(), " source, ", info.name, ": reader returned ",
-                             ts.data.x.Describe(), " for a region of ", box.height, "x",
-                             box.width, " pixels, expected ", DTypeName(schema.x.dtype), "[",
-                             want[0], ",", want[1], ",", want[2], "]");
-      return;
-    }
-    if (schema.y && (ts.data.y.shape != std::vector<int64_t>{schema.y->channels(), box.height,
-                                                             box.width} ||
-                     ts.data.y.dtype != schema.y->dtype)) {
-      out->status = Internal(source_.kind(), " source, ", info.name, ": reader returned y ",
-                             ts.data.y.Describe(), " for a region of ", box.height, "x",
-                             box.width, " pixels");
-      return;
+    const bool per_window = source_.PrefersWindowReads();
+    Region box;
+    if (!per_window) {
+      box = Region{windows.front().row, windows.front().col, windows.front().height,
+                   windows.back().col + windows.back().width - windows.front().col};
+      box = ClipToItem(box, info.height, info.width);
+      if (Status s = ReadChecked(unit.item, info, box, ts); !s.ok()) {
+        out->status = s;
+        return;
+      }
     }
     const DType x_out = options_.x_dtype.value_or(schema.x.dtype);
+    const DType y_out = schema.y ? options_.y_dtype.value_or(schema.y->dtype) : DType::kU8;
+    if (ts.sample.fields.empty()) {
+      ts.sample.Add("x", Array());
+      if (schema.y) ts.sample.Add("y", Array());
+    }
+    Array& x_tile = ts.sample.fields[0].array;
     for (const Region& window : windows) {
       ++out->considered;
-      Sample sample;
-      CutContext ctx{&ts.data.x, &ts.data.x_mask, &schema.x, box, window, info.height, info.width};
-      Array x_tile;
+      if (per_window) {
+        box = ClipToItem(window, info.height, info.width);
+        if (Status s = ReadChecked(unit.item, info, box, ts); !s.ok()) {
+          out->status = s;
+          return;
+        }
+      }
+      // When the read region is exactly the tile in the stored dtype, the read buffer becomes
+      // the tile (no copy); it is handed back to the reader after encoding.
+      const bool x_in_place = box == window && x_out == schema.x.dtype;
+      if (x_in_place) std::swap(x_tile, ts.data.x);
+      CutContext ctx{x_in_place ? &x_tile : &ts.data.x, &ts.data.x_mask, &schema.x, box, window,
+                     info.height, info.width};
       CutField(ctx, x_out, &x_tile, &ts.x_valid);
       const int64_t plane = window.height * window.width;
       const double valid_fraction = ValidFraction(ts.x_valid, schema.x.channels(), plane);
       if (valid_fraction <= 0.0 || valid_fraction < options_.min_valid) {
         ++out->dropped;
+        if (x_in_place) std::swap(x_tile, ts.data.x);
         continue;
       }
       out->x_stats.push_back(
           TileChannelStats(x_tile, ts.x_valid.empty() ? nullptr : ts.x_valid.data()));
       out->raw_bytes += x_tile.ByteSize();
-      sample.Add("x", std::move(x_tile));
+      bool y_in_place = false;
       if (schema.y) {
-        CutContext yctx{&ts.data.y, &ts.data.y_mask, &*schema.y, box, window, info.height,
-                        info.width};
-        Array y_tile;
-        CutField(yctx, options_.y_dtype.value_or(schema.y->dtype), &y_tile, &ts.y_valid);
+        Array& y_tile = ts.sample.fields[1].array;
+        y_in_place = box == window && y_out == schema.y->dtype;
+        if (y_in_place) std::swap(y_tile, ts.data.y);
+        CutContext yctx{y_in_place ? &y_tile : &ts.data.y, &ts.data.y_mask, &*schema.y, box,
+                        window, info.height, info.width};
+        CutField(yctx, y_out, &y_tile, &ts.y_valid);
         out->y_stats.push_back(
             TileChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
         out->raw_bytes += y_tile.ByteSize();
-        sample.Add("y", std::move(y_tile));
       }
-      nlohmann::json& meta = sample.meta;
+      nlohmann::json& meta = ts.sample.meta;
       meta = info.meta.is_object() ? info.meta : nlohmann::json::object();
       meta["item"] = unit.item;
       meta["name"] = info.name;
@@ -410,7 +482,9 @@ class LocalRun {
       if (window.row + window.height > info.height || window.col + window.width > info.width)
         meta["padded"] = true;
       source_.AddTileMeta(unit.item, window, &meta);
-      auto encoded = EncodeRecord(sample, options_.codec);
+      auto encoded = EncodeRecord(ts.sample, options_.codec);
+      if (x_in_place) std::swap(x_tile, ts.data.x);
+      if (y_in_place) std::swap(ts.sample.fields[1].array, ts.data.y);
       if (!encoded.ok()) {
         out->status = encoded.status().WithContext(StrCat(info.name, " window ", window.row, ",",
                                                           window.col, ": "));
@@ -418,6 +492,25 @@ class LocalRun {
       }
       out->records.push_back(std::move(encoded).value());
     }
+  }
+
+  // Reads `box` of item into ts.data and checks that the reader kept the schema's promise.
+  Status ReadChecked(int64_t item, const ItemInfo& info, const Region& box, ThreadState& ts) {
+    TS_RETURN_IF_ERROR(ts.reader->Read(item, box, &ts.data));
+    const SourceSchema& schema = source_.schema();
+    const std::vector<int64_t> want{schema.x.channels(), box.height, box.width};
+    if (ts.data.x.shape != want || ts.data.x.dtype != schema.x.dtype)
+      return Internal(source_.kind(), " source, ", info.name, ": reader returned ",
+                      ts.data.x.Describe(), " for a region of ", box.height, "x", box.width,
+                      " pixels, expected ", DTypeName(schema.x.dtype), "[", want[0], ",",
+                      want[1], ",", want[2], "]");
+    if (schema.y && (ts.data.y.shape != std::vector<int64_t>{schema.y->channels(), box.height,
+                                                             box.width} ||
+                     ts.data.y.dtype != schema.y->dtype))
+      return Internal(source_.kind(), " source, ", info.name, ": reader returned y ",
+                      ts.data.y.Describe(), " for a region of ", box.height, "x", box.width,
+                      " pixels");
+    return Status::Ok();
   }
 
   LocalResult Run(StoreWriter& writer, Progress& progress, int threads) {

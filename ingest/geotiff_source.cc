@@ -339,6 +339,8 @@ class GeoTiffSource : public Source {
     return std::unique_ptr<ItemReader>(new GeoTiffReader(this));
   }
 
+  bool PrefersWindowReads() const override { return true; }
+
   void AddTileMeta(int64_t item, const Region& w, nlohmann::json* meta) const override {
     const Grid& g = scenes_[item].grid;
     if (!g.has_gt) return;
@@ -459,6 +461,10 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
     }
     args.Add("-r");
     args.Add(scene.resampling);
+    // The exact transformer: pixel values do not depend on how the warp is chunked into blocks
+    // (the default 0.125-pixel approximation picks different neighbours per chunk).
+    args.Add("-et");
+    args.Add("0");
     // Without nodata, pixels outside the footprint would read as 0: an alpha band marks them.
     if (!any_nodata) args.Add("-dstalpha");
     const std::string vrt = vsimem_ + "scene" + std::to_string(index) + "-warp.vrt";
@@ -507,6 +513,8 @@ Status GeoTiffSource::AttachLabel(Scene* scene, const std::string& label_file) {
     args.Add(std::to_string(g.height));
     args.Add("-r");
     args.Add("near");  // labels are classes: never interpolate
+    args.Add("-et");
+    args.Add("0");
     const std::string vrt = vsimem_ + "label" + std::to_string(&*scene - scenes_.data()) + ".vrt";
     TS_RETURN_IF_ERROR(WarpToVrt(Get(label), vrt, args, label_file));
     vsimem_files_.push_back(vrt);

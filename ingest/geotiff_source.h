@@ -5,7 +5,9 @@
 //
 // Warping is lazy: GDALWarp writes a warped VRT to /vsimem (one per scene), and every reader
 // thread opens its own GDAL dataset handle on it (GDAL is safe with one handle per thread), so
-// pixels are reprojected once, in parallel, at ingest.
+// pixels are reprojected once, in parallel, at ingest. Warps use the exact transformer (-et 0),
+// so a stored tile equals `gdalwarp -et 0` with the same -t_srs/-tr/-tap/-r, however GDAL chunks
+// the work. With --res the target grid is pixel-aligned (-tap), so all scenes share one grid.
 //
 // Validity: a band's nodata value is passed to the driver (FieldInfo::nodata) when every scene
 // agrees on it; otherwise, and for mask bands and alpha bands (GDALGetMaskFlags), readers return

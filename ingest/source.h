@@ -106,6 +106,11 @@ class Source {
   // geotransform). Called from many threads; must not do I/O. The driver already stores the item
   // index, item name, item meta and the window.
   virtual void AddTileMeta(int64_t item, const Region& window, nlohmann::json* meta) const {}
+  // True when reading each tile's window on its own is as cheap as reading a row of windows at
+  // once (GDAL, with its block cache per dataset handle): the driver then reads every window
+  // straight into the tile buffer. False (the default): one read per row of windows, cut in
+  // memory, which suits libraries where every call decompresses whole chunks again.
+  virtual bool PrefersWindowReads() const { return false; }
   // Modality attributes for the manifest (CRS per scene, coordinates, NeXus paths...). Called on
   // rank 0 only, after all tiles are written.
   virtual nlohmann::json ManifestAttrs() const { return nlohmann::json::object(); }

@@ -273,5 +273,21 @@ TEST(TileChannelStats, IntegerFastPathMatchesWelford) {
   }
 }
 
+TEST(TileChannelStats, ByteFastPathMatchesWelfordOnLargeTiles) {
+  // More values than one 32-bit accumulation chunk, all 255 at the end (the overflow edge).
+  Array a(DType::kU8, {2, 300, 300});
+  auto v = a.As<uint8_t>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i % 90000 > 70000 ? 255 : (i * 131) % 256;
+  auto fast = TileChannelStats(a, nullptr);
+  auto slow = ComputeChannelStats(a);
+  for (int c = 0; c < 2; ++c) {
+    EXPECT_EQ(fast[c].count, slow[c].count);
+    EXPECT_NEAR(fast[c].mean, slow[c].mean, 1e-12 * slow[c].mean);
+    EXPECT_NEAR(fast[c].m2, slow[c].m2, 1e-9 * slow[c].m2);
+    EXPECT_EQ(fast[c].min, slow[c].min);
+    EXPECT_EQ(fast[c].max, slow[c].max);
+  }
+}
+
 }  // namespace
 }  // namespace tilestage::ingest

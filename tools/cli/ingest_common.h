@@ -3,7 +3,7 @@
 // TIFF-stack subcommands register the same flags and behave the same way:
 //
 //   --out DIR  --tile H,W|full  --stride R,C  --edge drop|pad|shift  --min-valid F
-//   --dtype T  --codec C  --shard-size S  --threads N  --json  --no-progress
+//   --dtype T  --y-dtype T  --codec C  --shard-size S  --threads N  --json  --no-progress
 //
 // Use from a subcommand file:
 //   auto args = std::make_shared<IngestArgs>();
