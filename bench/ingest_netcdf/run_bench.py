@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""NetCDF ingest benchmark, three ways over the same generated data in one run:
+
+  raw        netcdf_raw_read: nc_get_vara of every step of the variables, stored type, one thread
+             (the limit: netCDF-C is not thread-safe)
+  tilestage  tilestage ingest netcdf --tile full (whole-grid samples, ClimaX style)
+  python     climax_style.py: xarray.open_mfdataset + numpy savez shards (Debian python3-xarray,
+             python3-netcdf4)
+
+Data: one netCDF-4 file per "year" (daily steps), 3 packed int16 surface variables with fill
+values and 3 float32 variables on 5 pressure levels; about 1 GB with the defaults. Files are read
+once before timing so every contender reads from the page cache.
+
+usage (from the repository root, after building tilestage and netcdf_raw_read):
+  /usr/bin/python3 bench/ingest_netcdf/run_bench.py [--build build/rel] [--work DIR]
+      [--years 5] [--steps 365] [--grid 64,128]
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+LEVELS = [250.0, 500.0, 700.0, 850.0, 1000.0]
+SURFACE = ["t2m", "u10", "v10"]
+UPPER = ["z", "t", "u"]
+
+
+def generate(work, years, steps, ny, nx):
+    import netCDF4
+
+    stamp = os.path.join(work, f"data-{years}-{steps}-{ny}x{nx}.done")
+    data_dir = os.path.join(work, "data")
+    if os.path.exists(stamp):
+        return sorted(glob.glob(os.path.join(data_dir, "*.nc")))
+    shutil.rmtree(data_dir, ignore_errors=True)
+    os.makedirs(data_dir)
+    rng = np.random.default_rng(0)
+    lat = np.linspace(90 - 90 / ny, -90 + 90 / ny, ny)
+    lon = np.arange(nx) * 360.0 / nx
+    paths = []
+    for y in range(years):
+        year = 1979 + y
+        path = os.path.join(data_dir, f"era_{year}.nc")
+        with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+            nc.createDimension("time", steps)
+            nc.createDimension("level", len(LEVELS))
+            nc.createDimension("latitude", ny)
+            nc.createDimension("longitude", nx)
+            t = nc.createVariable("time", "f8", ("time",))
+            t.units = f"hours since {year}-01-01 00:00:00"
+            t.calendar = "standard"
+            t.standard_name = "time"
+            t[:] = np.arange(steps) * 24.0
+            lv = nc.createVariable("level", "f8", ("level",))
+            lv.units = "hPa"
+            lv.positive = "down"
+            lv[:] = LEVELS
+            la = nc.createVariable("latitude", "f8", ("latitude",))
+            la.units = "degrees_north"
+            la[:] = lat
+            lo = nc.createVariable("longitude", "f8", ("longitude",))
+            lo.units = "degrees_east"
+            lo[:] = lon
+            base = np.cos(np.radians(lat))[:, None] * np.ones((1, nx))
+            for i, name in enumerate(SURFACE):
+                v = nc.createVariable(name, "i2", ("time", "latitude", "longitude"),
+                                      fill_value=-32767)
+                v.set_auto_maskandscale(False)
+                v.scale_factor = 0.002
+                v.add_offset = 250.0 + i
+                v.missing_value = np.int16(-32767)
+                for t0 in range(0, steps, 73):
+                    n = min(73, steps - t0)
+                    phys = 250.0 + i + 40 * base + rng.normal(0, 5, (n, ny, nx))
+                    packed = np.round((phys - v.add_offset) / v.scale_factor).astype(np.int16)
+                    packed[:, :2, :3] = -32767  # a few fills per step
+                    v[t0:t0 + n] = packed
+            for i, name in enumerate(UPPER):
+                v = nc.createVariable(name, "f4", ("time", "level", "latitude", "longitude"),
+                                      fill_value=np.float32(1e20))
+                for t0 in range(0, steps, 73):
+                    n = min(73, steps - t0)
+                    v[t0:t0 + n] = (100 * i + 30 * base[None, None] +
+                                    rng.normal(0, 3, (n, len(LEVELS), ny, nx))).astype(np.float32)
+        paths.append(path)
+    open(stamp, "w").close()
+    return paths
+
+
+def timed(cmd):
+    t0 = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if run.returncode != 0:
+        sys.exit(f"failed ({run.returncode}): {' '.join(cmd)}\n{run.stdout}\n{run.stderr}")
+    return seconds, run.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/rel")
+    ap.add_argument("--work", default="/tmp/tilestage-bench-netcdf")
+    ap.add_argument("--years", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=365)
+    ap.add_argument("--grid", default="64,128")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    ny, nx = (int(v) for v in args.grid.split(","))
+    os.makedirs(args.work, exist_ok=True)
+    t0 = time.perf_counter()
+    files = generate(args.work, args.years, args.steps, ny, nx)
+    gen_s = time.perf_counter() - t0
+    data_bytes = sum(os.path.getsize(f) for f in files)
+    for f in files:  # warm the page cache for every contender alike
+        with open(f, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+    variables = SURFACE + UPPER
+    tilestage = os.path.join(args.build, "tools", "tilestage")
+    if not os.path.exists(tilestage):
+        tilestage = shutil.which("tilestage") or tilestage
+    raw_bin = os.path.join(args.build, "bench", "ingest_netcdf", "netcdf_raw_read")
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    results = {"data_bytes": data_bytes, "files": len(files), "grid": [ny, nx],
+               "steps": args.years * args.steps, "channels": len(SURFACE) + len(UPPER) * len(LEVELS),
+               "generate_s": gen_s}
+    raw_s, raw_out = timed([raw_bin, ",".join(variables)] + files)
+    results["raw"] = json.loads(raw_out)
+    results["raw"]["wall_s"] = raw_s
+
+    for codec in ["none", "zstd"]:
+        store = os.path.join(args.work, f"store-{codec}")
+        shutil.rmtree(store, ignore_errors=True)
+        cmd = [tilestage, "ingest", "netcdf", "--out", store, "--vars", ",".join(variables),
+               "--tile", "full", "--codec", codec, "--json", "--threads", str(args.threads)] + files
+        secs, out = timed(cmd)
+        summary = json.loads(out)
+        results[f"tilestage_{codec}"] = {"wall_s": secs, "summary": summary,
+                                         "command": " ".join(cmd[:12]) + " FILES"}
+
+    py_out = os.path.join(args.work, "python-npz")
+    shutil.rmtree(py_out, ignore_errors=True)
+    secs, out = timed(["/usr/bin/python3", os.path.join(here, "climax_style.py"), py_out,
+                       ",".join(variables), ",".join(f"{v:g}" for v in LEVELS), "4"] + files)
+    results["python"] = json.loads(out)
+    results["python"]["wall_s"] = secs
+
+    raw_wall = results["raw"]["wall_s"]
+    print(f"data: {len(files)} files, {data_bytes / 1e9:.3f} GB, {results['steps']} steps, "
+          f"{results['channels']} channels, grid {ny}x{nx} (generated in {gen_s:.1f} s)")
+    print(f"{'contender':<22}{'wall s':>10}{'stored-in MB/s':>16}{'vs raw':>10}{'vs python':>11}")
+    raw_bytes = results["raw"]["bytes"]
+    py_wall = results["python"]["wall_s"]
+    rows = [("raw nc_get_vara", raw_wall), ("tilestage (none)", results["tilestage_none"]["wall_s"]),
+            ("tilestage (zstd)", results["tilestage_zstd"]["wall_s"]), ("python xarray", py_wall)]
+    for name, secs in rows:
+        print(f"{name:<22}{secs:>10.2f}{raw_bytes / secs / 1e6:>16.1f}{raw_wall / secs:>10.2f}"
+              f"{py_wall / secs:>11.2f}")
+    results["ratios"] = {
+        "tilestage_none_vs_python": py_wall / results["tilestage_none"]["wall_s"],
+        "tilestage_zstd_vs_python": py_wall / results["tilestage_zstd"]["wall_s"],
+        "tilestage_none_fraction_of_raw": raw_wall / results["tilestage_none"]["wall_s"],
+        "tilestage_zstd_fraction_of_raw": raw_wall / results["tilestage_zstd"]["wall_s"],
+    }
+    print("goal: >= 5x python, >= 0.70 of raw")
+    print(json.dumps(results["ratios"]))
+    with open(os.path.join(args.work, "results.json"), "w") as fh:
+        json.dump(results, fh, indent=2)
+    print(f"full results: {os.path.join(args.work, 'results.json')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+#include "ingest/netcdf_dataset.h"
+
+#include <netcdf.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+namespace tilestage::ingest {
+
+std::string FormatLevel(double level) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.10g", level);
+  return buf;
+}
+
+namespace {
+
+bool SameValue(double a, double b) {
+  return a == b || std::fabs(a - b) <= 1e-6 * std::max(1.0, std::max(std::fabs(a), std::fabs(b)));
+}
+
+bool SameValues(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!SameValue(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+std::string JoinLevels(const std::vector<double>& values) {
+  std::string out;
+  for (double v : values) out += (out.empty() ? "" : ", ") + FormatLevel(v);
+  return out;
+}
+
+struct DimRole {
+  AxisKind kind = AxisKind::kUnknown;
+  std::optional<NcVarInfo> coordinate;  // the 1-D coordinate variable, when there is one
+  AxisAttrs attrs;
+};
+
+// What one variable looks like in one file, axes resolved.
+struct VarLayout {
+  NcVarInfo info;
+  CfPacking packing;
+  std::string units;
+  std::string long_name;
+  int t_pos = -1, z_pos = -1, y_pos = -1, x_pos = -1;
+  NetcdfAxis lat, lon;
+  std::optional<NetcdfAxis> vertical;
+  std::optional<AxisAttrs> time_attrs;
+  std::optional<NcVarInfo> time_coordinate;  // dimension or scalar coordinate
+};
+
+// A 1-D variable named like the dimension and indexed by it: the CF coordinate variable.
+std::optional<NcVarInfo> CoordinateVariable(const NcFile& file, const std::string& dim_name) {
+  auto var = file.Find(dim_name);
+  if (!var || var->dim_names.size() != 1 || var->dim_names[0] != dim_name) return std::nullopt;
+  return var;
+}
+
+Result<NetcdfAxis> ReadAxis(const NcFile& file, const NcVarInfo& var, const AxisAttrs& attrs) {
+  NetcdfAxis axis;
+  axis.name = var.name;
+  axis.units = attrs.units;
+  TS_ASSIGN_OR_RETURN(axis.values, file.ReadAllDouble(var));
+  return axis;
+}
+
+Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
+  VarLayout v;
+  TS_ASSIGN_OR_RETURN(v.info, file.Inquire(name));
+  TS_ASSIGN_OR_RETURN(v.packing, ReadCfPacking(file, v.info));
+  TS_ASSIGN_OR_RETURN(auto units, file.TextAttr(v.info.varid, "units"));
+  if (units) v.units = *units;
+  TS_ASSIGN_OR_RETURN(auto long_name, file.TextAttr(v.info.varid, "long_name"));
+  if (long_name) v.long_name = *long_name;
+  const std::string where = StrCat(file.path(), ": variable ", name);
+  for (size_t i = 0; i < v.info.dim_names.size(); ++i) {
+    const std::string& dim = v.info.dim_names[i];
+    DimRole role;
+    role.coordinate = CoordinateVariable(file, dim);
+    if (role.coordinate) {
+      TS_ASSIGN_OR_RETURN(role.attrs, ReadAxisAttrs(file, *role.coordinate));
+      role.kind = ClassifyAxis(role.attrs);
+    }
+    if (role.kind == AxisKind::kUnknown) {
+      if (v.info.dim_lens[i] == 1) continue;  // squeezed: read index 0
+      return InvalidArgument(
+          where, ": dimension ", dim, " (length ", v.info.dim_lens[i],
+          ") is not recognised as a CF latitude, longitude, vertical or time axis (its "
+          "coordinate variable needs axis, standard_name, units or positive)");
+    }
+    int* pos = role.kind == AxisKind::kLongitude  ? &v.x_pos
+               : role.kind == AxisKind::kLatitude ? &v.y_pos
+               : role.kind == AxisKind::kVertical ? &v.z_pos
+                                                  : &v.t_pos;
+    if (*pos >= 0) {
+      return InvalidArgument(where, ": two ", AxisKindName(role.kind), " dimensions (",
+                             v.info.dim_names[*pos], " and ", dim, ")");
+    }
+    *pos = static_cast<int>(i);
+    switch (role.kind) {
+      case AxisKind::kLongitude: {
+        TS_ASSIGN_OR_RETURN(v.lon, ReadAxis(file, *role.coordinate, role.attrs));
+        break;
+      }
+      case AxisKind::kLatitude: {
+        TS_ASSIGN_OR_RETURN(v.lat, ReadAxis(file, *role.coordinate, role.attrs));
+        break;
+      }
+      case AxisKind::kVertical: {
+        TS_ASSIGN_OR_RETURN(auto axis, ReadAxis(file, *role.coordinate, role.attrs));
+        v.vertical = std::move(axis);
+        break;
+      }
+      case AxisKind::kTime:
+        v.time_attrs = role.attrs;
+        v.time_coordinate = role.coordinate;
+        break;
+      case AxisKind::kUnknown: break;
+    }
+  }
+  if (v.y_pos < 0 || v.x_pos < 0) {
+    std::string dims;
+    for (size_t i = 0; i < v.info.dim_names.size(); ++i) {
+      dims += StrCat(i ? ", " : "", v.info.dim_names[i], "=", v.info.dim_lens[i]);
+    }
+    return InvalidArgument(where, " (", dims, ") has no ",
+                           v.y_pos < 0 ? "latitude (Y)" : "longitude (X)",
+                           " dimension recognised by CF attributes");
+  }
+  if (v.t_pos < 0) {
+    // A scalar time coordinate (CF §5.7), as ERA5 extracts for one time carry:
+    // u10(latitude, longitude) with coordinates = "time" and a 0-d time variable.
+    TS_ASSIGN_OR_RETURN(auto coordinates, file.TextAttr(v.info.varid, "coordinates"));
+    if (coordinates) {
+      std::string token;
+      std::istringstream words(*coordinates);
+      while (words >> token) {
+        auto scalar = file.Find(token);
+        if (!scalar || !scalar->dim_names.empty()) continue;
+        TS_ASSIGN_OR_RETURN(auto attrs, ReadAxisAttrs(file, *scalar));
+        if (ClassifyAxis(attrs) == AxisKind::kTime) {
+          v.time_attrs = attrs;
+          v.time_coordinate = scalar;
+          break;
+        }
+      }
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+struct NetcdfDataset::ChannelRead {
+  NcVarInfo var;
+  CfPacking packing;
+  std::vector<size_t> start, count;
+  int t_pos = -1, y_pos = -1, x_pos = -1;
+  bool x_major = false;  // the slab is [X][Y] (latitude varies fastest)
+  size_t type_size = 0;
+};
+
+struct NetcdfDataset::FilePlan {
+  std::unique_ptr<NcFile> file;
+  std::vector<ChannelRead> reads;  // parallel to channels_
+  size_t num_steps = 1;
+  bool has_time = false;
+  Calendar calendar = Calendar::kStandard;
+  std::string time_units;
+  std::vector<int64_t> instants;
+  uint64_t raw_step_bytes = 0;
+  std::vector<std::pair<std::string, std::string>> packing;  // variable -> description
+};
+
+NetcdfDataset::~NetcdfDataset() = default;
+
+Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& request) {
+  if (request.files.empty()) return InvalidArgument("no netCDF files given");
+  if (request.variables.empty()) return InvalidArgument("no variables requested (--vars)");
+  {
+    std::set<std::string> seen;
+    for (const auto& v : request.variables) {
+      if (v.empty()) return InvalidArgument("empty variable name in the request");
+      if (!seen.insert(v).second) return InvalidArgument("variable ", v, " requested twice");
+    }
+  }
+  std::unique_ptr<NetcdfDataset> ds(new NetcdfDataset());
+  ds->float64_ = request.float64;
+  std::vector<std::unique_ptr<FilePlan>> plans;
+  std::vector<std::string> vertical_names;  // per variable, "" when 2-D
+
+  for (size_t f = 0; f < request.files.size(); ++f) {
+    const std::string& path = request.files[f];
+    auto plan = std::make_unique<FilePlan>();
+    TS_ASSIGN_OR_RETURN(plan->file, NcFile::Open(path));
+    const NcFile& file = *plan->file;
+    std::vector<NetcdfChannel> channels;
+    std::vector<NetcdfAxis> verticals;
+    std::optional<VarLayout> first;
+    std::optional<VarLayout> time_source;
+    bool time_decided = false;
+    for (const std::string& name : request.variables) {
+      TS_ASSIGN_OR_RETURN(VarLayout v, ResolveVariable(file, name));
+      if (!first) {
+        first = v;
+      } else if (!SameValues(first->lat.values, v.lat.values) ||
+                 !SameValues(first->lon.values, v.lon.values)) {
+        return InvalidArgument(
+            path, ": variables ", first->info.name, " (", first->lat.name, "=",
+            first->lat.values.size(), ", ", first->lon.name, "=", first->lon.values.size(),
+            ") and ", v.info.name, " (", v.lat.name, "=", v.lat.values.size(), ", ", v.lon.name,
+            "=", v.lon.values.size(),
+            ") are on different grids; one store holds one grid (ingest them separately)");
+      }
+      // Every variable must agree on time: all on the same time axis, or all without one.
+      const bool has_time_dim = v.t_pos >= 0;
+      if (!time_decided) {
+        time_source = v;
+        time_decided = true;
+      } else {
+        const bool first_dim = time_source->t_pos >= 0;
+        if (first_dim != has_time_dim ||
+            (has_time_dim &&
+             time_source->info.dim_lens[time_source->t_pos] != v.info.dim_lens[v.t_pos])) {
+          return InvalidArgument(path, ": variables ", time_source->info.name, " and ",
+                                 v.info.name, " do not share one time axis");
+        }
+      }
+      // Levels.
+      std::vector<size_t> level_indices;
+      if (v.vertical) {
+        const auto& values = v.vertical->values;
+        if (request.levels.empty()) {
+          level_indices.resize(values.size());
+          std::iota(level_indices.begin(), level_indices.end(), size_t{0});
+        } else {
+          for (double level : request.levels) {
+            size_t k = 0;
+            while (k < values.size() && !SameValue(values[k], level)) ++k;
+            if (k == values.size()) {
+              return NotFound(path, ": variable ", name, " has no level ", FormatLevel(level),
+                              " on its vertical axis ", v.vertical->name, " (levels: ",
+                              JoinLevels(values), ")");
+            }
+            level_indices.push_back(k);
+          }
+        }
+        verticals.push_back(*v.vertical);
+      }
+      const size_t type_size = NcTypeSize(v.packing.stored_type);
+      const size_t plane = first->lat.values.size() * first->lon.values.size();
+      const size_t num_levels = v.vertical ? level_indices.size() : 1;
+      for (size_t l = 0; l < num_levels; ++l) {
+        NetcdfChannel ch;
+        ch.variable = name;
+        ch.units = v.units;
+        ChannelRead read;
+        read.var = v.info;
+        read.packing = v.packing;
+        read.t_pos = v.t_pos;
+        read.y_pos = v.y_pos;
+        read.x_pos = v.x_pos;
+        read.type_size = type_size;
+        read.x_major = v.x_pos < v.y_pos;
+        read.start.assign(v.info.dim_lens.size(), 0);
+        read.count.assign(v.info.dim_lens.size(), 1);
+        read.count[v.y_pos] = v.info.dim_lens[v.y_pos];
+        read.count[v.x_pos] = v.info.dim_lens[v.x_pos];
+        if (v.vertical) {
+          ch.level = v.vertical->values[level_indices[l]];
+          ch.name = name + "_" + FormatLevel(*ch.level);
+          read.start[v.z_pos] = level_indices[l];
+        } else {
+          ch.name = name;
+        }
+        plan->raw_step_bytes += plane * type_size;
+        plan->reads.push_back(std::move(read));
+        channels.push_back(std::move(ch));
+      }
+      plan->packing.emplace_back(name, v.packing.Describe());
+    }
+
+    // Time axis of this file.
+    if (time_source->time_coordinate) {
+      const AxisAttrs& attrs = *time_source->time_attrs;
+      const std::string coord = time_source->time_coordinate->name;
+      auto calendar = ParseCalendar(attrs.calendar);
+      if (!calendar.ok()) {
+        return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord, ": "));
+      }
+      auto units = ParseTimeUnits(attrs.units, *calendar);
+      if (!units.ok()) {
+        return units.status().WithContext(StrCat(path, ": time coordinate ", coord, ": "));
+      }
+      TS_ASSIGN_OR_RETURN(auto values, file.ReadAllDouble(*time_source->time_coordinate));
+      if (time_source->t_pos >= 0 &&
+          values.size() != time_source->info.dim_lens[time_source->t_pos]) {
+        return Internal(path, ": time coordinate length mismatch");
+      }
+      for (size_t i = 0; i < values.size(); ++i) {
+        auto instant = DecodeTime(*units, values[i]);
+        if (!instant.ok()) {
+          return instant.status().WithContext(
+              StrCat(path, ": time coordinate ", coord, " [", i, "]: "));
+        }
+        if (!plan->instants.empty() && *instant <= plan->instants.back()) {
+          return InvalidArgument(
+              path, ": time coordinate ", coord, " is not strictly increasing: [", i - 1, "] ",
+              InstantToIso(*calendar, plan->instants.back()), ", [", i, "] ",
+              InstantToIso(*calendar, *instant), *instant == plan->instants.back()
+                                                      ? " (duplicate time)"
+                                                      : "");
+        }
+        plan->instants.push_back(*instant);
+      }
+      plan->has_time = true;
+      plan->calendar = *calendar;
+      plan->time_units = attrs.units;
+      plan->num_steps = plan->instants.size();
+    } else if (time_source->t_pos >= 0) {
+      return Internal(path, ": time dimension without coordinate");
+    } else {
+      plan->num_steps = 1;
+    }
+
+    // Consistency with the first file: same channels (levels), same grid.
+    if (f == 0) {
+      ds->channels_ = std::move(channels);
+      ds->lat_ = first->lat;
+      ds->lon_ = first->lon;
+      ds->vertical_ = std::move(verticals);
+      ds->raw_step_bytes_ = plan->raw_step_bytes;
+    } else {
+      const std::string& first_path = request.files[0];
+      if (!SameValues(ds->lat_.values, first->lat.values) ||
+          !SameValues(ds->lon_.values, first->lon.values)) {
+        return InvalidArgument(path, ": grid (", first->lat.name, "=", first->lat.values.size(),
+                               ", ", first->lon.name, "=", first->lon.values.size(),
+                               ") differs from ", first_path, " (", ds->lat_.name, "=",
+                               ds->lat_.values.size(), ", ", ds->lon_.name, "=",
+                               ds->lon_.values.size(), ")");
+      }
+      if (channels.size() != ds->channels_.size()) {
+        return InvalidArgument(path, ": has ", channels.size(), " channels for the request, ",
+                               first_path, " has ", ds->channels_.size(),
+                               " (different vertical levels?)");
+      }
+      for (size_t c = 0; c < channels.size(); ++c) {
+        if (channels[c].name != ds->channels_[c].name) {
+          return InvalidArgument(path, ": channel ", c, " is ", channels[c].name, " but ",
+                                 first_path, " has ", ds->channels_[c].name);
+        }
+      }
+      ds->raw_step_bytes_ = std::max(ds->raw_step_bytes_, plan->raw_step_bytes);
+    }
+    plans.push_back(std::move(plan));
+  }
+
+  // Order the files along time and check that they do not overlap.
+  const size_t timed = static_cast<size_t>(std::count_if(
+      plans.begin(), plans.end(), [](const auto& p) { return p->has_time; }));
+  if (timed != 0 && timed != plans.size()) {
+    for (size_t f = 0; f < plans.size(); ++f) {
+      if (!plans[f]->has_time) {
+        return InvalidArgument(request.files[f],
+                               ": has no time coordinate, but other files in the request do");
+      }
+    }
+  }
+  std::vector<size_t> order(plans.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  if (timed == 0) {
+    if (plans.size() > 1) {
+      return InvalidArgument("none of the ", plans.size(), " files (", request.files[0],
+                             ", ...) has a CF time coordinate, so they cannot be ordered along "
+                             "time; ingest one at a time");
+    }
+  } else {
+    for (size_t f = 1; f < plans.size(); ++f) {
+      if (plans[f]->calendar != plans[0]->calendar) {
+        return InvalidArgument(request.files[f], ": calendar ",
+                               CalendarName(plans[f]->calendar), " differs from ",
+                               request.files[0], " (", CalendarName(plans[0]->calendar), ")");
+      }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return plans[a]->instants.front() < plans[b]->instants.front();
+    });
+    ds->has_time_ = true;
+    ds->calendar_ = plans[0]->calendar;
+    ds->time_units_ = plans[order[0]]->time_units;
+    for (size_t k = 1; k < order.size(); ++k) {
+      const FilePlan& prev = *plans[order[k - 1]];
+      const FilePlan& next = *plans[order[k]];
+      if (next.instants.front() <= prev.instants.back()) {
+        return InvalidArgument(
+            "files overlap in time: ", request.files[order[k - 1]], " covers ",
+            InstantToIso(ds->calendar_, prev.instants.front()), " .. ",
+            InstantToIso(ds->calendar_, prev.instants.back()), " and ", request.files[order[k]],
+            " starts at ", InstantToIso(ds->calendar_, next.instants.front()),
+            next.instants.front() == prev.instants.back() ? " (duplicate time)" : "");
+      }
+    }
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    ds->files_.push_back(request.files[order[k]]);
+    ds->plans_.push_back(std::move(plans[order[k]]));
+    const FilePlan& plan = *ds->plans_.back();
+    for (size_t i = 0; i < plan.num_steps; ++i) {
+      NetcdfStep step;
+      step.file = k;
+      step.index = i;
+      if (plan.has_time) {
+        step.instant_ms = plan.instants[i];
+        step.iso = InstantToIso(ds->calendar_, plan.instants[i]);
+      }
+      ds->steps_.push_back(std::move(step));
+    }
+  }
+  return ds;
+}
+
+uint64_t NetcdfDataset::decoded_step_bytes() const {
+  return static_cast<uint64_t>(channels_.size()) * height() * width() * DTypeSize(dtype());
+}
+
+const std::string& NetcdfDataset::file_format(size_t f) const {
+  return plans_.at(f)->file->format();
+}
+
+Status NetcdfDataset::ReadRaw(size_t step, Window window, RawStep* raw) const {
+  if (step >= steps_.size()) {
+    return InvalidArgument("step ", step, " out of range (", steps_.size(), " steps)");
+  }
+  if (window.height == 0 && window.width == 0) window = {0, 0, height(), width()};
+  if (window.row < 0 || window.col < 0 || window.height <= 0 || window.width <= 0 ||
+      window.row + window.height > height() || window.col + window.width > width()) {
+    return InvalidArgument("window rows ", window.row, "+", window.height, " cols ", window.col,
+                           "+", window.width, " is outside the ", height(), "x", width(),
+                           " grid");
+  }
+  const NetcdfStep& s = steps_[step];
+  const FilePlan& plan = *plans_[s.file];
+  raw->step = step;
+  raw->window = window;
+  const size_t plane = static_cast<size_t>(window.height * window.width);
+  size_t total = 0;
+  for (const ChannelRead& read : plan.reads) total += plane * read.type_size;
+  raw->bytes.resize(total);
+  std::vector<size_t> start, count;
+  size_t offset = 0;
+  for (const ChannelRead& read : plan.reads) {
+    start = read.start;
+    count = read.count;
+    if (read.t_pos >= 0) start[read.t_pos] = s.index;
+    start[read.y_pos] = static_cast<size_t>(window.row);
+    count[read.y_pos] = static_cast<size_t>(window.height);
+    start[read.x_pos] = static_cast<size_t>(window.col);
+    count[read.x_pos] = static_cast<size_t>(window.width);
+    TS_RETURN_IF_ERROR(plan.file->ReadRaw(read.var, start, count, raw->bytes.data() + offset));
+    offset += plane * read.type_size;
+  }
+  return Status::Ok();
+}
+
+Status NetcdfDataset::Decode(const RawStep& raw, Array* out, std::vector<uint64_t>* valid) const {
+  const FilePlan& plan = *plans_[steps_.at(raw.step).file];
+  const int64_t h = raw.window.height, w = raw.window.width;
+  const size_t plane = static_cast<size_t>(h * w);
+  size_t total = 0;
+  for (const ChannelRead& read : plan.reads) total += plane * read.type_size;
+  if (raw.bytes.size() != total) {
+    return Internal("raw step ", raw.step, " has ", raw.bytes.size(), " bytes, expected ", total);
+  }
+  const std::vector<int64_t> shape = {static_cast<int64_t>(channels_.size()), h, w};
+  out->dtype = dtype();
+  out->shape = shape;
+  out->data.resize(plane * channels_.size() * DTypeSize(out->dtype));
+  valid->assign(channels_.size(), 0);
+  const auto decode = [&](auto* base) {
+    size_t offset = 0;
+    for (size_t c = 0; c < plan.reads.size(); ++c) {
+      const ChannelRead& read = plan.reads[c];
+      const uint8_t* src = raw.bytes.data() + offset;
+      offset += plane * read.type_size;
+      auto* dst = base + c * plane;
+      if (!read.x_major) {
+        (*valid)[c] = UnpackToFloat(read.packing, src, plane, dst, 1);
+      } else {
+        uint64_t n = 0;
+        for (int64_t x = 0; x < w; ++x) {
+          n += UnpackToFloat(read.packing, src + x * h * read.type_size, static_cast<size_t>(h),
+                             dst + x, w);
+        }
+        (*valid)[c] = n;
+      }
+    }
+  };
+  if (float64_) {
+    decode(reinterpret_cast<double*>(out->data.data()));
+  } else {
+    decode(reinterpret_cast<float*>(out->data.data()));
+  }
+  return Status::Ok();
+}
+
+Status NetcdfDataset::ReadStep(size_t step, Array* out, std::vector<uint64_t>* valid) const {
+  RawStep raw;
+  TS_RETURN_IF_ERROR(ReadRaw(step, Window{}, &raw));
+  return Decode(raw, out, valid);
+}
+
+nlohmann::json NetcdfDataset::Describe() const {
+  using nlohmann::json;
+  json j;
+  j["latitude"] = {{"name", lat_.name}, {"units", lat_.units}, {"values", lat_.values}};
+  j["longitude"] = {{"name", lon_.name}, {"units", lon_.units}, {"values", lon_.values}};
+  json channels = json::array();
+  for (const auto& c : channels_) {
+    json cj = {{"name", c.name}, {"variable", c.variable}, {"units", c.units}};
+    if (c.level) cj["level"] = *c.level;
+    channels.push_back(cj);
+  }
+  j["channels"] = channels;
+  json vertical = json::array();
+  for (const auto& v : vertical_) {
+    vertical.push_back({{"name", v.name}, {"units", v.units}, {"values", v.values}});
+  }
+  j["vertical"] = vertical;
+  if (has_time_) {
+    j["time"] = {{"calendar", CalendarName(calendar_)},
+                 {"units", time_units_},
+                 {"steps", steps_.size()},
+                 {"first", steps_.front().iso},
+                 {"last", steps_.back().iso}};
+  }
+  json files = json::array();
+  for (size_t f = 0; f < files_.size(); ++f) {
+    const FilePlan& plan = *plans_[f];
+    json fj = {{"path", files_[f]}, {"format", plan.file->format()}, {"steps", plan.num_steps}};
+    json packing = json::object();
+    for (const auto& [var, text] : plan.packing) packing[var] = text;
+    fj["packing"] = packing;
+    if (plan.has_time) {
+      fj["first"] = InstantToIso(calendar_, plan.instants.front());
+      fj["last"] = InstantToIso(calendar_, plan.instants.back());
+      fj["time_units"] = plan.time_units;
+    }
+    files.push_back(fj);
+  }
+  j["files"] = files;
+  return j;
+}
+
+}  // namespace tilestage::ingest

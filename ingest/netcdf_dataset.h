@@ -1,0 +1,128 @@
+// NetcdfDataset: a CF-decoded view of many netCDF files as one time series of [C, H, W] grids.
+//
+// Open() checks a request (files, variables, levels) against the files: every variable exists in
+// every file, dimensions are recognised by their CF attributes (any order; size-1 dimensions that
+// are not recognised are squeezed), all variables share one horizontal grid, the requested levels
+// exist, and the files' time coordinates (decoded with their calendar) concatenate into one
+// strictly increasing series. Channels are `var` for 2-D variables and `var_<level>` (t_850) for
+// variables with a vertical axis, in request order.
+//
+// Reading a step is split in two so callers can parallelize: ReadRaw() does the netCDF-C reads
+// (serialized through NetcdfMutex) into a raw buffer, Decode() unpacks it (scale/offset,
+// missing -> NaN) into a channel-first float32/float64 Array without any lock.
+//
+// Thread-safety: after Open() the dataset is immutable; ReadRaw/Decode/ReadStep may be called from
+// many threads at once (netCDF-C calls serialize inside NcFile).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ingest/cf_attrs.h"
+#include "ingest/cf_time.h"
+#include "ingest/netcdf_file.h"
+#include "tiling/sample.h"
+#include "tiling/status.h"
+
+namespace tilestage::ingest {
+
+struct NetcdfRequest {
+  std::vector<std::string> files;      // any order; sorted by their first time stamp
+  std::vector<std::string> variables;  // at least one
+  std::vector<double> levels;          // empty: every level of each vertical variable
+  bool float64 = false;                // unpack to f64 instead of f32
+};
+
+struct NetcdfChannel {
+  std::string name;      // "t2m" or "t_850"
+  std::string variable;  // "t"
+  std::optional<double> level;
+  std::string units;     // the variable's units attribute
+};
+
+struct NetcdfStep {
+  size_t file = 0;   // index into NetcdfDataset::files()
+  size_t index = 0;  // time index within that file (0 when the file has no time axis)
+  std::optional<int64_t> instant_ms;  // on the dataset's calendar; absent without time axis
+  std::string iso;   // "1995-07-14T12:00:00"; empty without time axis
+};
+
+struct NetcdfAxis {
+  std::string name;   // the coordinate variable
+  std::string units;
+  std::vector<double> values;
+};
+
+class NetcdfDataset {
+ public:
+  static Result<std::unique_ptr<NetcdfDataset>> Open(const NetcdfRequest& request);
+  ~NetcdfDataset();
+
+  const std::vector<std::string>& files() const { return files_; }  // in time order
+  const std::vector<NetcdfChannel>& channels() const { return channels_; }
+  const std::vector<NetcdfStep>& steps() const { return steps_; }
+  int64_t height() const { return static_cast<int64_t>(lat_.values.size()); }
+  int64_t width() const { return static_cast<int64_t>(lon_.values.size()); }
+  const NetcdfAxis& latitude() const { return lat_; }
+  const NetcdfAxis& longitude() const { return lon_; }
+  bool has_time() const { return has_time_; }
+  Calendar calendar() const { return calendar_; }
+  const std::string& time_units() const { return time_units_; }
+  DType dtype() const { return float64_ ? DType::kF64 : DType::kF32; }
+  // Bytes of raw (stored-type) data one step reads; and of its decoded [C,H,W] array.
+  uint64_t raw_step_bytes() const { return raw_step_bytes_; }
+  // The format of file f ("classic", "netcdf4", ...).
+  const std::string& file_format(size_t f) const;
+  uint64_t decoded_step_bytes() const;
+
+  // A rectangle of grid rows [row, row + height) and columns [col, col + width).
+  struct Window {
+    int64_t row = 0, col = 0, height = 0, width = 0;
+  };
+  // Raw stored values of one window of one step, channel after channel, each in its variable's
+  // dimension order.
+  struct RawStep {
+    size_t step = 0;
+    Window window;
+    std::vector<uint8_t> bytes;
+  };
+  // Reads the window (the whole grid when window.height == 0) of `step`. InvalidArgument for a
+  // step or window outside the dataset; netCDF errors name the file, variable and hyperslab.
+  Status ReadRaw(size_t step, Window window, RawStep* raw) const;
+  // Unpacks into *out ([C, h, w], dtype()) and sets valid[c] to the number of valid values of
+  // channel c. out is reshaped as needed (its buffer reused when large enough).
+  Status Decode(const RawStep& raw, Array* out, std::vector<uint64_t>* valid) const;
+  // ReadRaw + Decode of the whole grid.
+  Status ReadStep(size_t step, Array* out, std::vector<uint64_t>* valid) const;
+
+  // Coordinates, units, calendar, levels, channels, files and per-variable packing for the
+  // manifest's attrs.
+  nlohmann::json Describe() const;
+
+ private:
+  struct ChannelRead;  // how one channel is read from one file
+  struct FilePlan;
+  NetcdfDataset() = default;
+
+  std::vector<std::string> files_;
+  std::vector<std::unique_ptr<FilePlan>> plans_;  // parallel to files_
+  std::vector<NetcdfChannel> channels_;
+  std::vector<NetcdfStep> steps_;
+  NetcdfAxis lat_, lon_;
+  std::vector<NetcdfAxis> vertical_;  // per requested variable that has one
+  bool has_time_ = false;
+  Calendar calendar_ = Calendar::kStandard;
+  std::string time_units_;
+  bool float64_ = false;
+  uint64_t raw_step_bytes_ = 0;
+};
+
+// "850", "0.5", "1000" — how a level value appears in a channel name.
+std::string FormatLevel(double level);
+
+}  // namespace tilestage::ingest

@@ -1,0 +1,94 @@
+// tilestage ingest netcdf: CF-convention climate NetCDF (ERA5, CMIP...) to a tile store, whole
+// grids or spatial tiles, optionally as forecasting pairs (x at t, y at t + lead).
+#include <cstdlib>
+#include <sstream>
+
+#include "ingest/geotiff_source.h"  // ExpandGlobs
+#include "ingest/netcdf_source.h"
+#include "tools/cli/ingest_common.h"
+
+namespace tilestage::cli {
+namespace {
+
+struct NetcdfArgs {
+  IngestArgs common;
+  std::vector<std::string> files;
+  std::string vars;
+  std::string levels;
+  int64_t lead = 0;
+  int64_t time_stride = 1;
+  bool float64 = false;
+  bool lat_weights = false;
+};
+
+std::vector<std::string> SplitComma(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Result<std::vector<double>> ParseLevels(const std::string& text) {
+  std::vector<double> levels;
+  for (const std::string& item : SplitComma(text)) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (end == item.c_str() || *end != '\0') {
+      return InvalidArgument("--levels '", text, "': '", item, "' is not a number");
+    }
+    levels.push_back(v);
+  }
+  return levels;
+}
+
+Result<std::unique_ptr<ingest::Source>> MakeSource(const NetcdfArgs& args) {
+  ingest::NetcdfSourceOptions options;
+  TS_ASSIGN_OR_RETURN(options.request.files, ingest::ExpandGlobs(args.files));
+  options.request.variables = SplitComma(args.vars);
+  if (options.request.variables.empty()) {
+    return InvalidArgument("--vars '", args.vars, "': expected variable names like t2m,u10");
+  }
+  TS_ASSIGN_OR_RETURN(options.request.levels, ParseLevels(args.levels));
+  options.request.float64 = args.float64;
+  options.lead = args.lead;
+  options.time_stride = args.time_stride;
+  options.latitude_weights = args.lat_weights;
+  return ingest::OpenNetcdfSource(options);
+}
+
+TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
+  CLI::App* ingest = GetOrAddGroup(root, "ingest", "Turn raw inputs into tile stores");
+  auto args = std::make_shared<NetcdfArgs>();
+  CLI::App* cmd = ingest->add_subcommand(
+      "netcdf",
+      "Climate NetCDF (CF conventions; classic, 64-bit offset, CDF-5, netCDF-4) to tiles: "
+      "variables and levels as channels, files concatenated along time, packed values "
+      "unpacked, fill/missing values as NaN. Under mpirun, ranks split the time steps and write "
+      "one store.");
+  AddIngestOptions(cmd, &args->common, "full");
+  cmd->add_option("files", args->files,
+                  "Input files (a list, or quoted globs like 'era5/*.nc'), any order: they are "
+                  "sorted by time")
+      ->required();
+  cmd->add_option("--vars", args->vars, "Variables, comma-separated (t2m,u10,t)")->required();
+  cmd->add_option("--levels", args->levels,
+                  "Vertical levels to keep, in the vertical coordinate's units (500,850); "
+                  "default: all. Channels are named var_level (t_850)");
+  cmd->add_option("--lead", args->lead,
+                  "Store y = the grid N time steps after x (forecasting pairs; may cross files)")
+      ->capture_default_str();
+  cmd->add_option("--time-stride", args->time_stride, "Keep every K-th time step as a sample")
+      ->capture_default_str();
+  cmd->add_flag("--float64", args->float64, "Unpack to float64 instead of float32");
+  cmd->add_flag("--lat-weights", args->lat_weights,
+                "Store cos(latitude) weights (mean 1) in the manifest");
+  cmd->callback([args, exit_code] {
+    *exit_code = RunIngestCommand(args->common, "netcdf", [args] { return MakeSource(*args); });
+  });
+});
+
+}  // namespace
+}  // namespace tilestage::cli
