@@ -28,12 +28,32 @@ Result<std::vector<int64_t>> ParseInts(const std::string& text, const char* opti
   return values;
 }
 
+// The float pipeline after crop/bin for one value: clip, then log1p or sqrt.
+inline float FinishValue(float v, bool has_clip, float clip, FrameScale scale) {
+  if (has_clip) v = std::max(v, clip);
+  if (scale == FrameScale::kLog1p) return std::log1p(v);
+  if (scale == FrameScale::kSqrt) return std::sqrt(v);
+  return v;
+}
+
 template <typename In, typename Out>
 void ApplyTyped(const FrameTransform& t, const In* src, int64_t width,
                 const FrameTransform::Box& box, Out* dst) {
   const int64_t k = t.bin;
   const bool has_clip = t.clip_min.has_value();
   const Out clip = has_clip ? static_cast<Out>(*t.clip_min) : Out{};
+  if constexpr ((std::is_same_v<In, uint16_t> || std::is_same_v<In, uint8_t>) &&
+                std::is_same_v<Out, float>) {
+    if (k == 1 && t.u16_table) {
+      const float* table = t.u16_table->data();
+      for (int64_t y = 0; y < box.out_height; ++y) {
+        const In* row_in = src + (box.y0 + y) * width + box.x0;
+        Out* row_out = dst + y * box.out_width;
+        for (int64_t x = 0; x < box.out_width; ++x) row_out[x] = table[row_in[x]];
+      }
+      return;
+    }
+  }
   for (int64_t y = 0; y < box.out_height; ++y) {
     Out* row_out = dst + y * box.out_width;
     if (k == 1) {
@@ -95,6 +115,13 @@ Result<FrameTransform> FrameTransform::Parse(const std::string& crop_text, int64
   if (clip_min && !std::isfinite(*clip_min))
     return InvalidArgument("--clip-min ", *clip_min, ": must be a finite number");
   t.clip_min = clip_min;
+  if (t.clip_min || t.scale != FrameScale::kNone) {
+    auto table = std::make_shared<std::vector<float>>(65536);
+    const float clip = t.clip_min ? static_cast<float>(*t.clip_min) : 0.0f;
+    for (size_t v = 0; v < table->size(); ++v)
+      (*table)[v] = FinishValue(static_cast<float>(v), t.clip_min.has_value(), clip, t.scale);
+    t.u16_table = std::move(table);
+  }
   return t;
 }
 

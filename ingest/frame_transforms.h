@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <vector>
 #include <string>
 
 #include "tiling/sample.h"
@@ -31,6 +33,10 @@ struct FrameTransform {
   int64_t bin = 1;
   std::optional<double> clip_min;
   FrameScale scale = FrameScale::kNone;
+  // clip + log1p/sqrt of every u16 value (u8 values are a prefix), computed by Parse with the
+  // same float operations as the per-pixel path, so integer detector frames take a table lookup
+  // instead of a libm call per pixel; identical results. Null when there is no clip or scale.
+  std::shared_ptr<const std::vector<float>> u16_table;
 
   // crop_text: "" (none), "H,W" (centred) or "Y0,X0,H,W" (box). log1p and sqrt exclude each
   // other. InvalidArgument naming the bad option value otherwise.

@@ -13,6 +13,7 @@
 
 #include <libdeflate.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include "ingest/hdf5_util.h"
 
@@ -531,6 +532,21 @@ libdeflate_decompressor* ThreadDecompressor() {
   return d.get();
 }
 
+// Per-thread decode buffers, reused across chunks (no fresh zeroed pages per chunk).
+uint8_t* ScratchBuffer(size_t which, size_t bytes) {
+  struct Scratch {
+    std::unique_ptr<uint8_t[]> data;
+    size_t bytes = 0;
+  };
+  thread_local Scratch scratch[2];
+  Scratch& s = scratch[which];
+  if (s.bytes < bytes) {
+    s.data.reset(new uint8_t[bytes]);  // default-initialized: no memset
+    s.bytes = bytes;
+  }
+  return s.data.get();
+}
+
 void Unshuffle(const uint8_t* in, size_t bytes, size_t element_bytes, uint8_t* out) {
   const size_t n = bytes / element_bytes;
   for (size_t b = 0; b < element_bytes; ++b) {
@@ -575,19 +591,28 @@ Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* 
   }
   const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) * h.element_bytes;
   std::vector<Status> errors(n);
-  tbb::parallel_for(size_t{0}, n, [&](size_t i) {
+  tbb::this_task_arena::isolate([&] { tbb::parallel_for(size_t{0}, n, [&](size_t i) {
     const int64_t chunk_first = (c0 + static_cast<int64_t>(i)) * cf;
-    std::vector<uint8_t> a, b;
+    const int64_t lo = std::max(first, chunk_first);
+    const int64_t hi = std::min(first + count, chunk_first + cf);
+    uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
+    const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
+    // A chunk wholly inside the output is decoded straight into it; others go via scratch.
+    const bool into_out = bytes == h.chunk_bytes;
+    std::vector<size_t> stages;
+    for (size_t k = h.filter_ids.size(); k-- > 0;) {
+      if (!(masks[i] & (1u << k))) stages.push_back(k);  // masked: skipped when written
+    }
     const uint8_t* cur = raw[i].data();
     size_t cur_bytes = raw[i].size();
-    for (size_t k = h.filter_ids.size(); k-- > 0;) {
-      if (masks[i] & (1u << k)) continue;  // this filter was skipped when the chunk was written
-      std::vector<uint8_t>& dst = cur == a.data() ? b : a;
-      dst.resize(h.chunk_bytes);
+    for (size_t s = 0; s < stages.size(); ++s) {
+      const size_t k = stages[s];
+      uint8_t* next =
+          s + 1 == stages.size() && into_out ? dst : ScratchBuffer(s % 2, h.chunk_bytes);
       if (h.filter_ids[k] == H5Z_FILTER_DEFLATE) {
         size_t actual = 0;
         const libdeflate_result r = libdeflate_zlib_decompress(
-            ThreadDecompressor(), cur, cur_bytes, dst.data(), h.chunk_bytes, &actual);
+            ThreadDecompressor(), cur, cur_bytes, next, h.chunk_bytes, &actual);
         if (r != LIBDEFLATE_SUCCESS || actual != h.chunk_bytes) {
           errors[i] = DataLoss(where, ": chunk at frame ", chunk_first,
                                " does not inflate to ", h.chunk_bytes, " bytes (libdeflate ",
@@ -600,9 +625,9 @@ Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* 
                                " bytes before unshuffling, expected ", h.chunk_bytes);
           return;
         }
-        Unshuffle(cur, cur_bytes, h.element_bytes, dst.data());
+        Unshuffle(cur, cur_bytes, h.element_bytes, next);
       }
-      cur = dst.data();
+      cur = next;
       cur_bytes = h.chunk_bytes;
     }
     if (cur_bytes != h.chunk_bytes) {
@@ -610,13 +635,10 @@ Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* 
                            " bytes, expected ", h.chunk_bytes);
       return;
     }
-    const int64_t lo = std::max(first, chunk_first);
-    const int64_t hi = std::min(first + count, chunk_first + cf);
-    uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
-    const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
-    std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
+    if (cur != dst)
+      std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
     if (h.swap_bytes) SwapBytes(dst, bytes, h.element_bytes);
-  });
+  }); });
   for (auto& e : errors) TS_RETURN_IF_ERROR(e);
   return true;
 }

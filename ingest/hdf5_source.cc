@@ -295,7 +295,10 @@ Result<BatchPtr> Hdf5Source::GetBatch(size_t f, int64_t batch) const {
   if (load) {
     // No exception may leave the promise unset: the other readers wait on it.
     try {
-      promise.set_value(LoadBatch(f, batch));
+      // Isolated: while this thread waits for its own parallel_for it must not pick up a driver
+      // task that would wait on this very promise (a self-deadlock under work stealing).
+      promise.set_value(
+          tbb::this_task_arena::isolate([&] { return LoadBatch(f, batch); }));
     } catch (const std::exception& e) {
       promise.set_value(Internal("HDF5 file ", files_[f].reader->info().file, ": batch ", batch,
                                  ": ", e.what()));

@@ -5,7 +5,9 @@
 #include <hdf5.h>
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 

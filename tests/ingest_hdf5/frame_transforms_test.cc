@@ -96,6 +96,25 @@ TEST(FrameTransform, BinSumsBlocksOfDoubles) {
   EXPECT_EQ(AsDoubles(*out), Direct(values, 9, 0, 0, 9, 9, 3, std::nullopt, FrameScale::kNone));
 }
 
+TEST(FrameTransform, U16LookupTableEqualsPerPixelFloatMath) {
+  std::vector<uint16_t> all(65536);
+  for (size_t v = 0; v < all.size(); ++v) all[v] = static_cast<uint16_t>(v);
+  Array frame = Array::FromVector<uint16_t>({256, 256}, all);
+  for (bool log1p : {true, false}) {
+    auto t = FrameTransform::Parse("", 1, log1p, !log1p, 3.0);
+    ASSERT_TRUE(t.ok());
+    ASSERT_TRUE(t->u16_table);
+    auto out = t->ApplyToFrame(frame, "f");
+    ASSERT_TRUE(out.ok());
+    auto got = out->As<float>();
+    for (size_t v = 0; v < all.size(); ++v) {
+      const float x = std::max(static_cast<float>(v), 3.0f);
+      const float want = log1p ? std::log1p(x) : std::sqrt(x);
+      ASSERT_EQ(got[v], want) << "value " << v;  // bit-identical, not just close
+    }
+  }
+}
+
 TEST(FrameTransform, CropLargerThanFrameIsInvalid) {
   auto t = FrameTransform::Parse("20,20", 1, false, false, std::nullopt);
   ASSERT_TRUE(t.ok());

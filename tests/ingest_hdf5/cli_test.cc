@@ -1,0 +1,344 @@
+// `tilestage ingest hdf5` and `tilestage ingest tiff-stack` end to end: the stored samples equal
+// HDF5's / libtiff's own reads with the transforms computed directly in the test; bad inputs fail
+// with a clear message and leave no manifest; 1 rank and 2 MPI ranks store the same content.
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "tests/common/test_util.h"
+#include "tests/ingest_hdf5/fixtures.h"
+#include "tiling/store.h"
+
+namespace tilestage::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+CommandResult Tilestage(const std::string& args) { return RunCommand(CliPath() + " " + args); }
+
+std::unique_ptr<Store> OpenStore(const std::string& dir) {
+  auto store = Store::Open(LocalStorage(), dir);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+std::vector<double> Values(const Array& a) {
+  std::vector<double> v;
+  for (int64_t i = 0; i < a.NumElements(); ++i) v.push_back(ElementAsDouble(a, i));
+  return v;
+}
+
+// Centred crop of frame f of an [N,H,W] buffer, then clip/log1p/sqrt, computed directly.
+template <typename T>
+std::vector<double> DirectTransform(const std::vector<T>& frames, int64_t f, int64_t h, int64_t w,
+                                    int64_t ch, int64_t cw, int64_t k, std::optional<double> clip,
+                                    const std::string& scale) {
+  const int64_t y0 = (h - ch) / 2, x0 = (w - cw) / 2;
+  std::vector<double> out;
+  for (int64_t y = 0; y < ch / k; ++y)
+    for (int64_t x = 0; x < cw / k; ++x) {
+      double v = 0;
+      for (int64_t dy = 0; dy < k; ++dy)
+        for (int64_t dx = 0; dx < k; ++dx)
+          v += static_cast<double>(
+              frames[static_cast<size_t>((f * h + y0 + y * k + dy) * w + x0 + x * k + dx)]);
+      if (clip) v = std::max(v, *clip);
+      if (scale == "log1p") v = std::log1p(v);
+      if (scale == "sqrt") v = std::sqrt(v);
+      out.push_back(v);
+    }
+  return out;
+}
+
+void ExpectNear(const std::vector<double>& got, const std::vector<double>& want,
+                const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-5 * std::max(1.0, std::abs(want[i])))
+        << what << " element " << i;
+}
+
+struct ScanFile {
+  std::string path;
+  std::vector<uint16_t> frames;  // [6, 16, 16] (a 2 x 3 scan)
+  std::vector<double> positions;
+  std::vector<float> amplitude, phase;  // [6, 8, 8]
+};
+
+ScanFile WriteScanFile(const std::string& path) {
+  ScanFile s;
+  s.path = path;
+  s.frames = MakeFrames<uint16_t>(6, 16, 16);
+  for (int i = 0; i < 12; ++i) s.positions.push_back(0.25 * i - 1.0);
+  s.amplitude = MakeFrames<float>(6, 8, 8);
+  s.phase = MakeFrames<float>(6, 8, 8);
+  for (auto& v : s.phase) v = -v / 100.0f;
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  WriteH5Dataset(f, "/entry/data/data", H5T_STD_U16BE, H5T_NATIVE_UINT16, {2, 3, 16, 16},
+                 s.frames.data(), {{1, 3, 16, 16}, 5, true});
+  WriteH5Dataset(f, "/entry/positions", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {6, 2},
+                 s.positions.data());
+  WriteH5Dataset(f, "/entry/amplitude", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {2, 3, 8, 8},
+                 s.amplitude.data());
+  WriteH5Dataset(f, "/entry/phase", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {6, 8, 8},
+                 s.phase.data());
+  WriteStringAttr(f, "/entry", "NX_class", "NXentry");
+  WriteStringAttr(f, "/entry/data", "NX_class", "NXdata");
+  H5Fclose(f);
+  return s;
+}
+
+TEST(IngestHdf5Cli, ScanWithPositionsTargetsAndLog1pMatchesDirectComputation) {
+  TempDir dir;
+  ScanFile s = WriteScanFile(dir.Sub("scan.h5"));
+  const std::string store_dir = dir.Sub("store");
+  auto r = Tilestage("ingest hdf5 --json --out " + store_dir +
+                     " --positions /entry/positions --target /entry/amplitude,/entry/phase"
+                     " --crop 8,8 --log1p " + s.path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(store_dir);
+  ASSERT_TRUE(store);
+  ASSERT_EQ(store->size(), 6u);
+  EXPECT_EQ(store->manifest().kind, "hdf5");
+  double sum = 0;
+  for (int64_t i = 0; i < 6; ++i) {
+    auto sample = store->Read(static_cast<uint64_t>(i));
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    const Array* x = sample->Find("x");
+    const Array* y = sample->Find("y");
+    ASSERT_TRUE(x && y);
+    EXPECT_EQ(x->shape, (std::vector<int64_t>{1, 8, 8}));
+    EXPECT_EQ(x->dtype, DType::kF32);
+    auto want = DirectTransform(s.frames, i, 16, 16, 8, 8, 1, std::nullopt, "log1p");
+    ExpectNear(Values(*x), want, "x of frame " + std::to_string(i));
+    for (double v : want) sum += v;
+    EXPECT_EQ(y->shape, (std::vector<int64_t>{2, 8, 8}));
+    auto yv = Values(*y);
+    for (int64_t k = 0; k < 64; ++k) {
+      ASSERT_EQ(yv[static_cast<size_t>(k)], s.amplitude[static_cast<size_t>(i * 64 + k)]);
+      ASSERT_EQ(yv[static_cast<size_t>(64 + k)], s.phase[static_cast<size_t>(i * 64 + k)]);
+    }
+    EXPECT_EQ(sample->meta["frame"], i);
+    EXPECT_EQ(sample->meta["scan_index"], (std::vector<int64_t>{i / 3, i % 3}));
+    EXPECT_EQ(sample->meta["position"],
+              (std::vector<double>{s.positions[static_cast<size_t>(2 * i)],
+                                   s.positions[static_cast<size_t>(2 * i + 1)]}));
+  }
+  const FieldSchema* x = store->manifest().FindField("x");
+  ASSERT_TRUE(x);
+  ASSERT_EQ(x->stats.size(), 1u);
+  EXPECT_NEAR(x->stats[0].mean, sum / (6 * 64), 1e-6);  // statistics after the transform
+  const FieldSchema* y = store->manifest().FindField("y");
+  ASSERT_TRUE(y);
+  EXPECT_EQ(y->channel_names, (std::vector<std::string>{"amplitude", "phase"}));
+}
+
+TEST(IngestHdf5Cli, BitshuffleEigenFrameCropBinSqrt) {
+  TempDir dir;
+  const std::string file = SharedData("hdf5/bitshuffle.h5");
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") +
+                     " --crop 512,512 --bin 2 --clip-min 0 --sqrt " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(dir.Sub("s"));
+  ASSERT_TRUE(store);
+  ASSERT_EQ(store->size(), 1u);
+  auto sample = store->Read(0);
+  ASSERT_TRUE(sample.ok());
+  auto truth = H5ReadAll<uint32_t>(file, "/entry/data/data", H5T_NATIVE_UINT32);
+  ExpectNear(Values(*sample->Find("x")),
+             DirectTransform(truth, 0, 2167, 2070, 512, 512, 2, 0.0, "sqrt"), "eiger frame");
+}
+
+TEST(IngestHdf5Cli, BloscStackTiledPatchesEqualHdf5Read) {
+  TempDir dir;
+  const std::string file = SharedData("hdf5/blosc.h5");
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --tile 50,50 " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(dir.Sub("s"));
+  ASSERT_TRUE(store);
+  ASSERT_EQ(store->size(), 400u);  // 100 frames x 4 patches
+  auto truth = H5ReadAll<float>(file, "/dset", H5T_NATIVE_FLOAT);
+  for (uint64_t rec : {0ull, 5ull, 399ull}) {
+    auto sample = store->Read(rec);
+    ASSERT_TRUE(sample.ok());
+    const int64_t frame = sample->meta["frame"];
+    const auto window = sample->meta["window"].get<std::vector<int64_t>>();
+    auto x = Values(*sample->Find("x"));
+    for (int64_t yy = 0; yy < 50; ++yy)
+      for (int64_t xx = 0; xx < 50; ++xx)
+        ASSERT_EQ(x[static_cast<size_t>(yy * 50 + xx)],
+                  truth[static_cast<size_t>((frame * 100 + window[0] + yy) * 100 + window[1] +
+                                            xx)]);
+  }
+}
+
+TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
+  TempDir dir;
+  const std::string file = dir.Sub("cxi.h5");
+  auto frames = MakeFrames<float>(10, 12, 12);
+  {
+    hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    WriteH5Dataset(f, "/entry_1/data_1/data", H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, {10, 12, 12},
+                   frames.data(), {{3, 12, 12}, 1, false});
+    H5Fclose(f);
+  }
+  const std::string common = " --crop 8,8 --log1p --clip-min 1 " + file;
+  auto one = Tilestage("ingest hdf5 --out " + dir.Sub("one") + common);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  auto two = RunCommand(std::string(TILESTAGE_MPIRUN_CMD) + " -np 2 " + CliPath() +
+                        " ingest hdf5 --out " + dir.Sub("two") + common);
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  auto a = OpenStore(dir.Sub("one"));
+  auto b = OpenStore(dir.Sub("two"));
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->size(), 10u);
+  ASSERT_EQ(b->size(), 10u);
+  EXPECT_GE(b->num_shards(), 2u);  // each rank wrote its own shards
+  for (uint64_t i = 0; i < 10; ++i) {
+    auto sa = a->Read(i);
+    auto sb = b->Read(i);
+    ASSERT_TRUE(sa.ok() && sb.ok());
+    EXPECT_TRUE(sa->Find("x")->data == sb->Find("x")->data) << "record " << i;
+    EXPECT_EQ(sa->meta["frame"], sb->meta["frame"]);
+    ExpectNear(Values(*sa->Find("x")),
+               DirectTransform(frames, static_cast<int64_t>(i), 12, 12, 8, 8, 1, 1.0, "log1p"),
+               "record " + std::to_string(i));
+  }
+  EXPECT_EQ(a->manifest().fields[0].stats[0].ToJson(), b->manifest().fields[0].stats[0].ToJson());
+}
+
+TEST(IngestHdf5Cli, MissingPluginFailsNamingFilterAndPackageAndWritesNoManifest) {
+  TempDir dir, empty;
+  auto r = RunCommand("HDF5_PLUGIN_PATH=" + empty.path() + " " + CliPath() +
+                      " ingest hdf5 --out " + dir.Sub("s") + " " +
+                      SharedData("hdf5/bitshuffle.h5"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("filter 32008"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Debian package bitshuffle"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestHdf5Cli, PositionsOfOtherLengthFailWithoutManifest) {
+  TempDir dir;
+  ScanFile s = WriteScanFile(dir.Sub("scan.h5"));
+  {
+    hid_t f = H5Fopen(s.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    std::vector<double> short_positions(10, 0.0);
+    WriteH5Dataset(f, "/entry/short_positions", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {5, 2},
+                   short_positions.data());
+    H5Fclose(f);
+  }
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --positions /entry/short_positions " +
+                     s.path);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("/entry/short_positions: 5 rows"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("6 frames"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestHdf5Cli, MissingDatasetListsDatasets) {
+  TempDir dir;
+  ScanFile s = WriteScanFile(dir.Sub("scan.h5"));
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --dataset /entry/nope " + s.path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("/entry/nope does not exist"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/entry/data/data u16[2,3,16,16]"), std::string::npos) << r.output;
+}
+
+TEST(IngestHdf5Cli, VirtualDatasetWithMissingSourceFailsWithoutManifest) {
+  TempDir dir;
+  {
+    hsize_t dims[3] = {4, 6, 6};
+    hid_t vspace = H5Screate_simple(3, dims, nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_virtual(dcpl, vspace, "gone.h5", "/frames", vspace);
+    hid_t f = H5Fcreate(dir.Sub("vds.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(H5Dcreate2(f, "/data", H5T_STD_U16LE, vspace, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5Fclose(f);
+    H5Pclose(dcpl);
+    H5Sclose(vspace);
+  }
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --dataset /data " +
+                     dir.Sub("vds.h5"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("source gone.h5:/frames"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestHdf5Cli, TruncatedFileFailsWithoutManifest) {
+  TempDir dir;
+  ScanFile s = WriteScanFile(dir.Sub("scan.h5"));
+  TruncateFile(s.path, FileSize(s.path) - 1000);
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " " + s.path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(s.path), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestTiffStackCli, TiledU16StackWithCropMatchesLibtiff) {
+  TempDir dir;
+  const std::string file = dir.Sub("stack.tif");
+  std::vector<TiffPage> pages;
+  for (int p = 0; p < 4; ++p)
+    pages.push_back(MakeTiffPage<uint16_t>(p, 40, 36, SAMPLEFORMAT_UINT, COMPRESSION_LZW, 16));
+  WriteTiff(file, pages);
+  auto r = Tilestage("ingest tiff-stack --out " + dir.Sub("s") + " --crop 20,30 --sqrt " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(dir.Sub("s"));
+  ASSERT_TRUE(store);
+  ASSERT_EQ(store->size(), 4u);
+  EXPECT_EQ(store->manifest().kind, "tiff-stack");
+  for (int p = 0; p < 4; ++p) {
+    auto raw = LibtiffReadPage(file, p);
+    std::vector<uint16_t> page(raw.size() / 2);
+    std::memcpy(page.data(), raw.data(), raw.size());
+    auto sample = store->Read(static_cast<uint64_t>(p));
+    ASSERT_TRUE(sample.ok());
+    EXPECT_EQ(sample->meta["page"], p);
+    ExpectNear(Values(*sample->Find("x")),
+               DirectTransform(page, 0, 40, 36, 20, 30, 1, std::nullopt, "sqrt"),
+               "page " + std::to_string(p));
+  }
+}
+
+TEST(IngestTiffStackCli, CorruptPageFailsNamingPageAndWritesNoManifest) {
+  TempDir dir;
+  const std::string file = dir.Sub("stack.tif");
+  std::vector<TiffPage> pages;
+  for (int p = 0; p < 3; ++p)
+    pages.push_back(
+        MakeTiffPage<uint16_t>(p, 24, 24, SAMPLEFORMAT_UINT, COMPRESSION_ADOBE_DEFLATE, 0));
+  WriteTiff(file, pages);
+  {
+    TIFF* tif = TIFFOpen(file.c_str(), "r");
+    TIFFSetDirectory(tif, 2);
+    const uint64_t offset = TIFFGetStrileOffset(tif, 0);
+    TIFFClose(tif);
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write("\xff\xff\xff\xff\xff\xff\xff\xff", 8);
+  }
+  auto r = Tilestage("ingest tiff-stack --out " + dir.Sub("s") + " " + file);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(file + ": page 2: strip 0"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestTiffStackCli, PagesOfDifferentSizesFail) {
+  TempDir dir;
+  const std::string file = dir.Sub("mixed.tif");
+  WriteTiff(file, {MakeTiffPage<float>(0, 8, 8, SAMPLEFORMAT_IEEEFP, COMPRESSION_NONE, 0),
+                   MakeTiffPage<float>(1, 8, 9, SAMPLEFORMAT_IEEEFP, COMPRESSION_NONE, 0)});
+  auto r = Tilestage("ingest tiff-stack --out " + dir.Sub("s") + " " + file);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("page 1 is 9x8"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+}  // namespace
+}  // namespace tilestage::testing
