@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "loaders/record_view.h"
 #include "tiling/checksum.h"
 #include "tiling/shard.h"
 #include "tiling/store.h"
@@ -57,32 +59,56 @@ ChannelNorm MakeNorm(const FieldSchema& field, int64_t channels, bool enabled) {
   return norm;
 }
 
-// Converts a channel-first array to float32, normalizes each channel and maps NaN to 0; writes
-// 1/0 validity into mask when given.
-void NormalizeInto(const Array& array, const ChannelNorm& norm, float* out, uint8_t* mask) {
+// Converts a channel-first field to float32, normalizes each channel and maps NaN to 0; writes
+// 1/0 validity into mask when given. Loads go through memcpy: payloads inside a record need not be
+// aligned for their element type.
+void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, uint8_t* mask) {
   const int64_t channels = static_cast<int64_t>(norm.mean.size());
-  const int64_t per_channel = array.NumElements() / std::max<int64_t>(channels, 1);
-  VisitDType(array.dtype, [&](auto tag) {
+  VisitDType(field.dtype, [&](auto tag) {
     using T = decltype(tag);
-    const T* src = reinterpret_cast<const T*>(array.data.data());
+    const int64_t elements = static_cast<int64_t>(field.data.size() / sizeof(T));
+    const int64_t per_channel = elements / std::max<int64_t>(channels, 1);
+    const uint8_t* src = field.data.data();
     for (int64_t c = 0; c < channels; ++c) {
       const float mean = norm.mean[c], inv_std = norm.inv_std[c];
-      const T* s = src + c * per_channel;
+      const uint8_t* s = src + c * per_channel * static_cast<int64_t>(sizeof(T));
       float* o = out + c * per_channel;
       if constexpr (std::is_floating_point_v<T>) {
         uint8_t* m = mask ? mask + c * per_channel : nullptr;
         for (int64_t i = 0; i < per_channel; ++i) {
-          const float v = static_cast<float>(s[i]);
+          T raw;
+          std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
+          const float v = static_cast<float>(raw);
           const bool valid = !std::isnan(v);
           o[i] = valid ? (v - mean) * inv_std : 0.0f;
           if (m) m[i] = valid ? 1 : 0;
         }
       } else {
-        for (int64_t i = 0; i < per_channel; ++i) o[i] = (static_cast<float>(s[i]) - mean) * inv_std;
+        for (int64_t i = 0; i < per_channel; ++i) {
+          T raw;
+          std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
+          o[i] = (static_cast<float>(raw) - mean) * inv_std;
+        }
         if (mask) std::fill(mask + c * per_channel, mask + (c + 1) * per_channel, uint8_t{1});
       }
     }
   });
+}
+
+const FieldView* FindView(const std::vector<FieldView>& views, std::string_view name) {
+  for (const auto& v : views)
+    if (v.name == name) return &v;
+  return nullptr;
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out.push_back(',');
+    out.append(std::to_string(shape[i]));
+  }
+  out.push_back(']');
+  return out;
 }
 
 // One sample's spatial augmentation: crop offset, flips, quarter turns. Output pixel (i, j) of
@@ -135,7 +161,8 @@ struct Item {
   size_t shard = 0;
   uint64_t record = 0;
   std::vector<uint8_t> stored;
-  Sample sample;
+  std::vector<FieldView> views;
+  std::vector<std::vector<uint8_t>> decoded;  // compressed fields, reused record to record
   std::vector<float> scratch;
   std::vector<uint8_t> scratch_mask;
   Status status;
@@ -585,23 +612,23 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   auto where = [&] { return StrCat("shard ", path, ": record ", item->record); };
   auto t0 = Clock::now();
   const IndexEntry& e = store_->shard(item->shard).entry(item->record);
-  auto sample = DecodeRecord(item->stored, e, where());
-  if (!sample.ok()) return sample.status();
-  item->sample = std::move(sample).value();
+  Status parsed = ParseRecordView(item->stored, e, where(), &item->views, &item->decoded);
+  if (!parsed.ok()) return parsed;
   Timed(kDecode, t0);
 
   t0 = Clock::now();
-  const Array* x = item->sample.Find("x");
+  const FieldView* x = FindView(item->views, "x");
   if (!x) return DataLoss(where(), ": no field 'x'");
   if (x->shape != x_in_shape_)
-    return DataLoss(where(), ": field x is ", x->Describe(), ", the manifest says shape [",
-                    x_in_shape_[0], ",", x_in_shape_[1], ",", x_in_shape_[2], "]");
-  const Array* y = nullptr;
+    return DataLoss(where(), ": field x is ", DTypeName(x->dtype), ShapeString(x->shape),
+                    ", the manifest says shape ", ShapeString(x_in_shape_));
+  const FieldView* y = nullptr;
   if (has_y_) {
-    y = item->sample.Find("y");
+    y = FindView(item->views, "y");
     if (!y) return DataLoss(where(), ": no field 'y'");
-    if (y->shape != y_in_shape_) return DataLoss(where(), ": field y is ", y->Describe(),
-                                                 ", not the manifest's shape");
+    if (y->shape != y_in_shape_)
+      return DataLoss(where(), ": field y is ", DTypeName(y->dtype), ShapeString(y->shape),
+                      ", the manifest says shape ", ShapeString(y_in_shape_));
   }
   BatchBuffer* buffer = item->buffer;
   Batch& b = buffer->batch;

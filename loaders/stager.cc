@@ -1,6 +1,7 @@
 #include "loaders/stager.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <tbb/parallel_for.h>
@@ -135,17 +136,33 @@ class SourceFile {
 // through the Storage seam or with O_DIRECT writes of the aligned part.
 class DestFile {
  public:
+  // Through the Storage seam (always synced), or with raw POSIX calls on the local file system
+  // when O_DIRECT is asked for or syncing is turned off (scratch space).
   static Result<std::unique_ptr<DestFile>> Create(Storage& storage, const std::string& path,
-                                                  bool direct) {
+                                                  bool direct, bool sync) {
     auto f = std::unique_ptr<DestFile>(new DestFile());
     f->path_ = path;
-    if (direct) {
+    f->sync_ = sync;
+    const bool local = &storage == LocalStorage().get();
+    if (local && (direct || !sync)) {
       static std::atomic<uint64_t> counter{0};
       f->tmp_path_ = StrCat(path, ".tmp-", ::getpid(), "-d", counter++);
-      f->fd_ = ::open(f->tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC,
-                      0644);
-      if (f->fd_ >= 0) return f;
-      if (errno != EINVAL) return ErrnoStatus("create", f->tmp_path_, errno);
+      const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+      if (direct) {
+        f->fd_ = ::open(f->tmp_path_.c_str(), flags | O_DIRECT, 0644);
+        if (f->fd_ >= 0) {
+          f->direct_ = true;
+          return f;
+        }
+        // The file system refuses O_DIRECT (tmpfs on older kernels): write through the cache.
+        if (errno != EINVAL) return ErrnoStatus("create", f->tmp_path_, errno);
+      }
+      if (!sync) {
+        f->fd_ = ::open(f->tmp_path_.c_str(), flags, 0644);
+        if (f->fd_ < 0) return ErrnoStatus("create", f->tmp_path_, errno);
+        return f;
+      }
+      f->tmp_path_.clear();
     }
     TS_ASSIGN_OR_RETURN(f->file_, storage.CreateAtomic(path));
     return f;
@@ -154,12 +171,12 @@ class DestFile {
     if (fd_ >= 0) ::close(fd_);
     if (!tmp_path_.empty() && !committed_) ::unlink(tmp_path_.c_str());
   }
-  bool direct() const { return fd_ >= 0; }
+  bool direct() const { return direct_; }
 
   // `bytes` starts at an aligned address; only a shard's last piece may have an unaligned length.
   Status Append(const uint8_t* bytes, uint64_t n) {
-    if (!direct()) return file_->Append({bytes, n});
-    const uint64_t aligned = n / kAlign * kAlign;
+    if (file_) return file_->Append({bytes, n});
+    const uint64_t aligned = direct_ ? n / kAlign * kAlign : n;
     TS_RETURN_IF_ERROR(WriteAll(bytes, aligned));
     if (aligned < n) {
       // The unaligned tail ends the file; write it through the page cache.
@@ -172,13 +189,14 @@ class DestFile {
   }
 
   Status Commit() {
-    if (!direct()) return file_->Commit();
-    if (::fsync(fd_) != 0) return ErrnoStatus("fsync", tmp_path_, errno);
+    if (file_) return file_->Commit();
+    if (sync_ && ::fsync(fd_) != 0) return ErrnoStatus("fsync", tmp_path_, errno);
     ::close(fd_);
     fd_ = -1;
     if (::rename(tmp_path_.c_str(), path_.c_str()) != 0)
       return ErrnoStatus("rename to", path_, errno);
     committed_ = true;
+    if (!sync_) return Status::Ok();
     const std::string dir = std::filesystem::path(path_).parent_path().string();
     const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
@@ -204,6 +222,8 @@ class DestFile {
   }
   std::string path_, tmp_path_;
   int fd_ = -1;
+  bool direct_ = false;
+  bool sync_ = true;
   bool committed_ = false;
   std::unique_ptr<WritableFile> file_;
 };
@@ -228,12 +248,105 @@ struct Landing {
   uint64_t received = 0;
 };
 
+// Copies one shard on the local file system with copy_file_range (the kernel moves the bytes, as
+// cp does, with no trip through user space), then hashes what landed in the temporary file and
+// publishes it only when it matches: the check covers the destination bytes themselves.
+// Falls back to read/write where copy_file_range is not supported.
+Status CopyLocalShard(const std::string& src_path, const std::string& dst_path, uint64_t bytes,
+                      const std::string& expected_hash, bool sync, uint64_t* read_bytes) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = StrCat(dst_path, ".tmp-", ::getpid(), "-c", counter++);
+  const int src = ::open(src_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) return ErrnoStatus("open", src_path, errno);
+  const int dst = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (dst < 0) {
+    const int err = errno;
+    ::close(src);
+    return ErrnoStatus("create", tmp, err);
+  }
+  struct Cleanup {
+    int src, dst;
+    const std::string& tmp;
+    bool keep = false;
+    ~Cleanup() {
+      ::close(src);
+      if (dst >= 0) ::close(dst);
+      if (!keep) ::unlink(tmp.c_str());
+    }
+  } cleanup{src, dst, tmp};
+
+  uint64_t done = 0;
+  bool kernel_copy = true;
+  std::vector<uint8_t> buf;
+  while (done < bytes) {
+    if (kernel_copy) {
+      loff_t in_off = static_cast<loff_t>(done), out_off = static_cast<loff_t>(done);
+      const ssize_t n = ::copy_file_range(src, &in_off, dst, &out_off, bytes - done, 0);
+      if (n > 0) {
+        done += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n == 0) return DataLoss("source shard ", src_path, ": truncated at ", done, " of ",
+                                  bytes, " bytes");
+      if (errno == EINTR) continue;
+      if (errno != EXDEV && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+        return ErrnoStatus("copy to", tmp, errno);
+      kernel_copy = false;
+      buf.resize(1 << 20);
+    }
+    const uint64_t want = std::min<uint64_t>(buf.size(), bytes - done);
+    const ssize_t n = ::pread(src, buf.data(), want, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("read", src_path, errno);
+    if (n == 0) return DataLoss("source shard ", src_path, ": truncated at ", done, " of ",
+                                bytes, " bytes");
+    for (ssize_t w = 0; w < n;) {
+      const ssize_t k = ::pwrite(dst, buf.data() + w, static_cast<size_t>(n - w),
+                                 static_cast<off_t>(done + w));
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) return ErrnoStatus("write", tmp, errno);
+      w += k;
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  *read_bytes += bytes;
+  // Verify what landed. Hashing straight from the mapped page cache reads the bytes once, without
+  // the extra copy a read() into a buffer would cost.
+  Hasher hasher;
+  if (bytes > 0) {
+    void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, dst, 0);
+    if (map == MAP_FAILED) return ErrnoStatus("map for verification", tmp, errno);
+    ::madvise(map, bytes, MADV_SEQUENTIAL);
+    hasher.Update({static_cast<const uint8_t*>(map), static_cast<size_t>(bytes)});
+    ::munmap(map, bytes);
+  }
+  const std::string hash = HashToHex(hasher.Digest());
+  if (hash != expected_hash)
+    return DataLoss("source shard ", src_path, ": hash ", hash, " does not match the manifest's ",
+                    expected_hash, " (corrupt source); not staged");
+  if (sync && ::fsync(dst) != 0) return ErrnoStatus("fsync", tmp, errno);
+  ::close(dst);
+  cleanup.dst = -1;
+  if (::rename(tmp.c_str(), dst_path.c_str()) != 0) return ErrnoStatus("rename to", dst_path, errno);
+  cleanup.keep = true;
+  if (sync) {
+    const std::string dir = std::filesystem::path(dst_path).parent_path().string();
+    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return Status::Ok();
+}
+
 // ------------------------------------------------------------------ one node leader
 
 class NodeStager {
  public:
   NodeStager(MPI_Comm leaders, int node, int nodes, const StageOptions& options)
       : leaders_(leaders), node_(node), nodes_(nodes), o_(options) {}
+  ~NodeStager() { commits_.wait(); }
 
   Status Run(NodeStageReport* report);
 
@@ -242,6 +355,7 @@ class NodeStager {
   Status CheckExisting();
   Status PrepareDestination();
   Status Transfer();
+  Status TransferLocal(const std::vector<size_t>& moving);
   Status ReadChunk(const TransferChunk& chunk, uint8_t* out);
   Status Land(const TransferChunk& chunk, const uint8_t* bytes);
   Status WriteNodeManifest();
@@ -267,6 +381,10 @@ class NodeStager {
   std::atomic<uint64_t> bytes_written_{0};
   std::atomic<uint64_t> shards_written_{0};
   std::atomic<bool> any_direct_read_{false}, any_direct_write_{false};
+  tbb::task_group commits_;
+  std::mutex commit_mu_;  // guards commit_status_
+  std::mutex run_mu_;     // serializes commits_.run
+  Status commit_status_;
 };
 
 Status NodeStager::ReadManifest() {
@@ -369,10 +487,20 @@ Status NodeStager::Land(const TransferChunk& chunk, const uint8_t* bytes) {
                     " does not match the manifest's ", e.hash, " (corrupt source); not staged");
   }
   if (landing.file) {
-    TS_RETURN_IF_ERROR(landing.file->Commit());
-    landing.file.reset();
-    bytes_written_ += e.bytes;
-    ++shards_written_;
+    // fsync and rename in the background, so the next shard's bytes keep flowing meanwhile.
+    DestFile* file = landing.file.release();
+    std::lock_guard lock(run_mu_);  // Land runs on several threads at once
+    commits_.run([this, file, bytes = e.bytes] {
+      std::unique_ptr<DestFile> owned(file);
+      Status s = owned->Commit();
+      if (s.ok()) {
+        bytes_written_ += bytes;
+        ++shards_written_;
+        return;
+      }
+      std::lock_guard lock(commit_mu_);
+      if (commit_status_.ok()) commit_status_ = s;
+    });
   }
   return Status::Ok();
 }
@@ -394,13 +522,19 @@ Status NodeStager::Transfer() {
   MPI_Allreduce(missing.data(), any_missing.data(), static_cast<int>(missing.size()),
                 MPI_UNSIGNED_CHAR, MPI_MAX, replicas);
   std::vector<size_t> moving;
+  for (size_t k = 0; k < mine_.size(); ++k)
+    if (any_missing[k]) moving.push_back(mine_[k]);
+  // A node alone in its replica set, copying between local directories, needs no MPI traffic:
+  // it copies shards in parallel in the kernel.
+  const bool local = src_ == LocalStorage().get() && dst_ == LocalStorage().get();
+  if (count == 1 && local && !o_.direct_io) return TransferLocal(moving);
+
   Status status;
   for (size_t k = 0; k < mine_.size(); ++k) {
     if (!any_missing[k]) continue;
-    moving.push_back(mine_[k]);
     Landing& landing = landing_[mine_[k]];
     if (missing[k] && status.ok()) {
-      auto file = DestFile::Create(*dst_, DestPath(mine_[k]), o_.direct_io);
+      auto file = DestFile::Create(*dst_, DestPath(mine_[k]), o_.direct_io, o_.sync);
       if (file.ok()) {
         if ((*file)->direct()) any_direct_write_ = true;
         landing.file = std::move(file).value();
@@ -452,7 +586,32 @@ Status NodeStager::Transfer() {
     writes.run([&, round, base] { write_status = land_round(round, base); });
   }
   writes.wait();
+  commits_.wait();
+  if (write_status.ok()) write_status = commit_status_;
   return AgreeStatus(replicas, write_status);
+}
+
+Status NodeStager::TransferLocal(const std::vector<size_t>& moving) {
+  std::vector<Status> status(moving.size());
+  std::vector<uint64_t> read(moving.size(), 0);
+  std::atomic<bool> failed{false};
+  arena_->execute([&] {
+    tbb::parallel_for(size_t{0}, moving.size(), [&](size_t k) {
+      if (failed) return;  // stop starting new shards after the first error
+      const size_t s = moving[k];
+      status[k] = CopyLocalShard(SourcePath(s), DestPath(s), shard_bytes_[s],
+                                 manifest_.shards[s].hash, o_.sync, &read[k]);
+      if (!status[k].ok()) {
+        failed = true;
+        return;
+      }
+      bytes_written_ += shard_bytes_[s];
+      ++shards_written_;
+    }, tbb::simple_partitioner());
+  });
+  for (uint64_t r : read) report_->bytes_read_from_source += r;
+  for (const Status& st : status) TS_RETURN_IF_ERROR(st);
+  return Status::Ok();
 }
 
 Status NodeStager::WriteNodeManifest() {

@@ -312,6 +312,18 @@ TEST(Loader, ZeroSamplesIsInvalidArgument) {
       << loader.status().ToString();
 }
 
+TEST(Loader, EmptyStoreIsInvalidArgument) {
+  SynthStoreSpec spec;
+  spec.samples = 0;
+  Fixture f(spec);
+  auto loader = Loader::Open(LocalStorage(), f.dir, LoaderOptions{});
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(loader.status().message().find("zero samples"), std::string::npos)
+      << loader.status().ToString();
+  EXPECT_NE(loader.status().message().find(f.dir), std::string::npos);
+}
+
 TEST(Loader, MemoryBudgetTooSmallForTheBatchesIsResourceExhausted) {
   Fixture f;
   LoaderOptions o;

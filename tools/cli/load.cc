@@ -155,6 +155,9 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
     max_wall = std::max(max_wall, ranks.back()["wall_s"].get<double>());
     total_compute += ranks.back()["compute_s"].get<double>();
   }
+  const double throughput = max_wall > 0 ? total_samples / max_wall : 0.0;
+  const nlohmann::json throughput_value = {{"throughput", throughput}};
+  const nlohmann::json throughput_meta = {{"unit", "samples/s"}};
   nlohmann::json report = {
       {"store", args.store},
       {"batch", args.batch},
@@ -166,9 +169,8 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
       {"samples_per_s", max_wall > 0 ? total_samples / max_wall : 0.0},
       {"au_percent", max_wall > 0 ? 100.0 * total_compute / (size * max_wall) : 0.0},
       {"per_rank", ranks},
-      {"mllog", {TS_MLLOG(MllogEvent::kPointInTime, "tracked_stats",
-                          {{"throughput", max_wall > 0 ? total_samples / max_wall : 0.0}},
-                          start_ms, {{"unit", "samples/s"}})}},
+      {"mllog", {TS_MLLOG(MllogEvent::kPointInTime, "tracked_stats", throughput_value,
+                          start_ms, throughput_meta)}},
   };
   if (args.json) {
     std::cout << report.dump(2) << "\n";

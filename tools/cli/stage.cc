@@ -17,6 +17,7 @@ struct StageArgs {
   std::string mode = "partition";
   int group = 0;
   bool direct_io = false;
+  bool no_sync = false;
   int threads = 0;
   std::string chunk = "64MiB";
   int ranks_per_node = 0;
@@ -30,19 +31,21 @@ Status RunStage(const StageArgs& args, int rank) {
   TS_ASSIGN_OR_RETURN(o.mode, ParseStageMode(args.mode));
   o.group = args.group;
   o.direct_io = args.direct_io;
+  o.sync = !args.no_sync;
   o.threads = args.threads;
   TS_ASSIGN_OR_RETURN(o.chunk_bytes, ParseByteSize(args.chunk));
   o.ranks_per_node = args.ranks_per_node;
   TS_ASSIGN_OR_RETURN(StageReport r, StageStore(MPI_COMM_WORLD, o));
   if (rank != 0) return Status::Ok();
 
-  const nlohmann::json meta = {{"mode", r.mode}, {"nodes", r.nodes}, {"source", args.from}};
+  const nlohmann::json start_meta = {{"mode", r.mode}, {"nodes", r.nodes}, {"source", args.from}};
+  const nlohmann::json stop_meta = {{"staged_bytes", r.bytes_written()}};
+  const nlohmann::json duration_meta = {{"unit", "s"}};
   const std::string mllog[] = {
-      TS_MLLOG(MllogEvent::kIntervalStart, "staging_start", nullptr, r.start_ms, meta),
-      TS_MLLOG(MllogEvent::kIntervalEnd, "staging_stop", nullptr, r.stop_ms,
-               {{"staged_bytes", r.bytes_written()}}),
+      TS_MLLOG(MllogEvent::kIntervalStart, "staging_start", nullptr, r.start_ms, start_meta),
+      TS_MLLOG(MllogEvent::kIntervalEnd, "staging_stop", nullptr, r.stop_ms, stop_meta),
       TS_MLLOG(MllogEvent::kPointInTime, "staging_duration", r.seconds, r.stop_ms,
-               {{"unit", "s"}}),
+               duration_meta),
   };
   if (args.json) {
     nlohmann::json j = r.ToJson();
@@ -85,6 +88,9 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--group", args->group,
                   "partition: nodes per full copy (default: all nodes hold one copy)");
   cmd->add_flag("--direct-io", args->direct_io, "O_DIRECT reads and writes where supported");
+  cmd->add_flag("--no-sync", args->no_sync,
+                "Skip fsync before publishing each shard (scratch space: shards still appear "
+                "only when complete, but a power loss may drop them)");
   cmd->add_option("--threads", args->threads, "TBB threads per node (0 = all cores)");
   cmd->add_option("--chunk", args->chunk, "Bytes per node per MPI round (<= 1GiB)")
       ->capture_default_str();

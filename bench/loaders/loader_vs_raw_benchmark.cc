@@ -1,0 +1,155 @@
+// Loader throughput against the physical limit: the raw read rate of the store's shard bytes.
+//
+//   loaders_loader_vs_raw_benchmark STORE [--threads T] [--batch B] [--repeats R] [--json]
+//
+// In one process, alternating R times: (1) raw: every shard file read whole in 8 MiB pread
+// blocks by T threads (what any reader must at least do; no checksum, no decode); (2) the Loader
+// (global shuffle, T threads, normalization on) over one epoch, counting the stored bytes it read.
+// Reports the best of R for each and loader / raw. Both run warm (after one untimed pass), so the
+// comparison is page cache to page cache on this machine; measures, never asserts.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "loaders/loader.h"
+#include "tiling/store.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using tilestage::Batch;
+using tilestage::Loader;
+using tilestage::LoaderOptions;
+
+double RawRead(const std::vector<std::string>& files, int threads, uint64_t* bytes) {
+  constexpr uint64_t kBlock = 8 << 20;
+  struct Piece {
+    std::string path;
+    uint64_t offset, size;
+  };
+  std::vector<Piece> pieces;
+  for (const auto& f : files) {
+    const int fd = ::open(f.c_str(), O_RDONLY);
+    const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
+    ::close(fd);
+    for (uint64_t off = 0; off < size; off += kBlock)
+      pieces.push_back({f, off, std::min(kBlock, size - off)});
+  }
+  tbb::task_arena arena(threads);
+  std::atomic<uint64_t> total{0};
+  const auto t0 = Clock::now();
+  arena.execute([&] {
+    tbb::parallel_for(size_t{0}, pieces.size(), [&](size_t i) {
+      thread_local std::vector<uint8_t> buf(kBlock);
+      const int fd = ::open(pieces[i].path.c_str(), O_RDONLY);
+      const ssize_t n = ::pread(fd, buf.data(), pieces[i].size, static_cast<off_t>(pieces[i].offset));
+      ::close(fd);
+      if (n > 0) total += static_cast<uint64_t>(n);
+    });
+  });
+  *bytes = total;
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double LoadEpoch(const std::string& store, int threads, int64_t batch, uint64_t* bytes,
+                 uint64_t* samples) {
+  LoaderOptions o;
+  o.batch_size = batch;
+  o.threads = threads;
+  o.seed = 1;
+  auto loader = Loader::Open(tilestage::LocalStorage(), store, o);
+  if (!loader.ok()) {
+    std::cerr << loader.status().ToString() << "\n";
+    std::exit(1);
+  }
+  Batch b;
+  const auto t0 = Clock::now();
+  *samples = 0;
+  while (true) {
+    auto more = (*loader)->Next(&b);
+    if (!more.ok()) {
+      std::cerr << more.status().ToString() << "\n";
+      std::exit(1);
+    }
+    if (!*more) break;
+    *samples += static_cast<uint64_t>(b.size);
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  *bytes = (*loader)->stats().bytes_read;
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: " << argv[0] << " STORE [--threads T] [--batch B] [--repeats R] [--json]\n";
+    return 2;
+  }
+  std::string store = argv[1];
+  int threads = tbb::this_task_arena::max_concurrency(), repeats = 3;
+  int64_t batch = 64;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
+    else if (a == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
+    else if (a == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
+    else if (a == "--json") json = true;
+  }
+  auto opened = tilestage::Store::Open(tilestage::LocalStorage(), store);
+  if (!opened.ok()) {
+    std::cerr << opened.status().ToString() << "\n";
+    return 1;
+  }
+  std::vector<std::string> files;
+  for (size_t s = 0; s < (*opened)->num_shards(); ++s) files.push_back((*opened)->shard(s).path());
+  const std::string codec = (*opened)->manifest().codec.ToString();
+
+  uint64_t raw_bytes = 0, load_bytes = 0, samples = 0;
+  RawRead(files, threads, &raw_bytes);  // warm the page cache
+  double raw_best = 1e30, load_best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    raw_best = std::min(raw_best, RawRead(files, threads, &raw_bytes));
+    load_best = std::min(load_best, LoadEpoch(store, threads, batch, &load_bytes, &samples));
+  }
+  const double raw_gbs = raw_bytes / raw_best / 1e9;
+  const double load_gbs = load_bytes / load_best / 1e9;
+  nlohmann::json j = {{"store", store},
+                      {"codec", codec},
+                      {"threads", threads},
+                      {"batch", batch},
+                      {"repeats", repeats},
+                      {"raw_bytes", raw_bytes},
+                      {"raw_s", raw_best},
+                      {"raw_gb_per_s", raw_gbs},
+                      {"loader_stored_bytes", load_bytes},
+                      {"loader_samples", samples},
+                      {"loader_s", load_best},
+                      {"loader_gb_per_s", load_gbs},
+                      {"loader_samples_per_s", samples / load_best},
+                      {"loader_over_raw", load_gbs / raw_gbs}};
+  if (json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("store %s (codec %s), %d threads, batch %lld, best of %d\n", store.c_str(),
+              codec.c_str(), threads, static_cast<long long>(batch), repeats);
+  std::printf("  raw pread of shard files : %8.3f GB/s (%llu bytes in %.3f s)\n", raw_gbs,
+              static_cast<unsigned long long>(raw_bytes), raw_best);
+  std::printf("  loader (verify+decode+normalize+collate): %8.3f GB/s stored, %.0f samples/s\n",
+              load_gbs, samples / load_best);
+  std::printf("  loader / raw = %.2f (goal >= 0.70)\n", load_gbs / raw_gbs);
+  return 0;
+}

@@ -1,0 +1,180 @@
+// `tilestage load` and `tilestage stage` end to end through the built CLI (and mpirun -np 2):
+// reports, MLLOG lines, exit codes and the error messages a user sees.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/common/test_util.h"
+#include "tiling/store.h"
+
+namespace tilestage {
+namespace {
+
+using testing::CliPath;
+using testing::RunCommand;
+using testing::TempDir;
+
+std::string Mpirun() {
+  return std::string(TILESTAGE_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none";
+}
+
+std::string MakeStore(const TempDir& tmp, int samples = 100) {
+  const std::string dir = tmp.Sub("store");
+  auto r = RunCommand(CliPath() + " synth --out " + dir + " --samples " + std::to_string(samples) +
+                      " --shape 2,16,16 --codec lz4 --shard-size 32KiB");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return dir;
+}
+
+nlohmann::json JsonFrom(const std::string& output) {
+  const auto start = output.find('{');
+  const auto end = output.rfind('}');
+  EXPECT_NE(start, std::string::npos) << output;
+  if (start == std::string::npos) return {};
+  auto j = nlohmann::json::parse(output.substr(start, end - start + 1), nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << output;
+  return j;
+}
+
+// The bytes of record `record` of shard `shard` get one bit flipped.
+std::string CorruptRecord(const std::string& dir, size_t shard, uint64_t record) {
+  auto store = Store::Open(LocalStorage(), dir);
+  EXPECT_TRUE(store.ok());
+  const std::string path = (*store)->shard(shard).path();
+  const long offset = static_cast<long>((*store)->shard(shard).entry(record).offset + 30);
+  store->reset();
+  testing::FlipByte(path, offset);
+  return path;
+}
+
+TEST(LoadCli, ReportsThroughputStagesStallAndAu) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp);
+  auto r = RunCommand(CliPath() + " load " + store +
+                      " --batch 10 --epochs 2 --threads 2 --compute-ms 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = JsonFrom(r.output);
+  EXPECT_EQ(j["samples"], 200);
+  EXPECT_GT(j["au_percent"].get<double>(), 0.0);
+  EXPECT_LE(j["au_percent"].get<double>(), 100.0);
+  const auto& rank = j["per_rank"][0];
+  EXPECT_EQ(rank["batches"], 20);
+  for (const char* stage : {"read", "verify", "decode", "normalize", "collate"})
+    EXPECT_EQ(rank["stages"][stage]["items"], 200) << stage;
+  EXPECT_TRUE(rank.contains("wait_ms_per_batch"));
+  EXPECT_TRUE(rank.contains("queue_occupancy_mean"));
+  EXPECT_GE(rank["compute_s"].get<double>(), 20 * 0.001);
+}
+
+TEST(LoadCli, CorruptRecordFailNamesShardAndRecord) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp);
+  const std::string shard = CorruptRecord(store, 1, 3);
+  auto r = RunCommand(CliPath() + " load " + store + " --batch 10 --on-corrupt fail");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(shard), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("record 3"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("DataLoss"), std::string::npos) << r.output;
+}
+
+TEST(LoadCli, CorruptRecordSkipCountsAndContinues) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp);
+  CorruptRecord(store, 1, 3);
+  auto r = RunCommand(CliPath() + " load " + store + " --batch 10 --on-corrupt skip --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = JsonFrom(r.output);
+  EXPECT_EQ(j["samples"], 99);
+  EXPECT_EQ(j["per_rank"][0]["corrupt_skipped"], 1);
+  EXPECT_EQ(j["per_rank"][0]["batches"], 10);
+}
+
+TEST(LoadCli, BatchLargerThanRankShareIsAClearError) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp, 20);
+  auto r = RunCommand(Mpirun() + " -np 2 " + CliPath() + " load " + store + " --batch 11");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("batch size 11 is larger than rank"), std::string::npos) << r.output;
+}
+
+TEST(LoadCli, TwoRanksUnderMpirunSplitTheEpoch) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp, 101);
+  auto r = RunCommand(Mpirun() + " -np 2 " + CliPath() + " load " + store +
+                      " --batch 8 --shuffle block --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = JsonFrom(r.output);
+  EXPECT_EQ(j["ranks"], 2);
+  EXPECT_EQ(j["samples"], 102);  // 101 records, one repeated so both ranks get 51
+  EXPECT_EQ(j["per_rank"][0]["batches"], j["per_rank"][1]["batches"]);
+}
+
+TEST(StageCli, MpirunPartitionWritesMllogAndStoresThatInspectAndVerify) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp);
+  const std::string dest = tmp.Sub("node{node}");
+  auto r = RunCommand(Mpirun() + " -np 2 " + CliPath() + " stage --from " + store + " --to " +
+                      dest + " --mode partition --ranks-per-node 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::map<std::string, nlohmann::json> events;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(":::MLLOG ", 0) != 0) continue;
+    auto j = nlohmann::json::parse(line.substr(9), nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    for (const char* key : {"namespace", "time_ms", "event_type", "key", "value", "metadata"})
+      EXPECT_TRUE(j.contains(key)) << key << " missing in " << line;
+    EXPECT_TRUE(j["metadata"].contains("file"));
+    EXPECT_TRUE(j["metadata"].contains("lineno"));
+    events[j["key"]] = j;
+  }
+  ASSERT_EQ(events.size(), 3u) << r.output;
+  EXPECT_EQ(events["staging_start"]["event_type"], "INTERVAL_START");
+  EXPECT_EQ(events["staging_stop"]["event_type"], "INTERVAL_END");
+  EXPECT_EQ(events["staging_duration"]["event_type"], "POINT_IN_TIME");
+  EXPECT_LE(events["staging_start"]["time_ms"].get<uint64_t>(),
+            events["staging_stop"]["time_ms"].get<uint64_t>());
+  uint64_t records = 0;
+  for (int node = 0; node < 2; ++node) {
+    const std::string dir = tmp.Sub("node" + std::to_string(node));
+    auto v = RunCommand(CliPath() + " verify " + dir);
+    EXPECT_EQ(v.exit_code, 0) << v.output;
+    auto i = RunCommand(CliPath() + " inspect " + dir + " --json");
+    ASSERT_EQ(i.exit_code, 0) << i.output;
+    const nlohmann::json manifest = JsonFrom(i.output);
+    for (const auto& s : manifest["shards"]) records += s["records"].get<uint64_t>();
+  }
+  EXPECT_EQ(records, 100u);
+}
+
+TEST(StageCli, ReplicateJsonReportsBytesSecondsAndRates) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp);
+  // MLLOG lines go to stderr with --json; keep stdout alone (RunCommand merges the two).
+  auto r = RunCommand("(" + Mpirun() + " -np 2 " + CliPath() + " stage --from " + store +
+                      " --to " + tmp.Sub("n{node}") +
+                      " --mode replicate --ranks-per-node 1 --json 2>/dev/null)");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = JsonFrom(r.output);
+  ASSERT_EQ(j["per_node"].size(), 2u);
+  const uint64_t store_bytes = j["store_bytes"];
+  EXPECT_EQ(j["bytes_written"].get<uint64_t>(), 2 * store_bytes);
+  EXPECT_EQ(j["bytes_read_from_source"].get<uint64_t>(), store_bytes);
+  for (const auto& n : j["per_node"]) {
+    EXPECT_EQ(n["bytes_written"].get<uint64_t>(), store_bytes);
+    EXPECT_GT(n["gb_per_s"].get<double>(), 0.0);
+  }
+}
+
+TEST(StageCli, GroupThatDoesNotDivideTheNodesIsAClearError) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp, 20);
+  auto r = RunCommand(Mpirun() + " -np 2 " + CliPath() + " stage --from " + store + " --to " +
+                      tmp.Sub("n{node}") + " --mode partition --group 3 --ranks-per-node 1");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("group size 3 must divide the 2 nodes"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace tilestage
