@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <Eigen/Core>
+
 #include "trainer/gemm.h"
 
 namespace tilestage::trainer {
@@ -163,23 +165,23 @@ constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluCubic = 0.044715f;
 }  // namespace
 
+// Eigen's array tanh/exp are vectorized (a rational approximation accurate to float rounding),
+// several times faster than calling std::tanh per element.
 void GeluForward(const float* x, int64_t n, float* y) {
   ForChunks(n, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float v = x[i];
-      y[i] = 0.5f * v * (1.0f + std::tanh(kGeluScale * (v + kGeluCubic * v * v * v)));
-    }
+    Eigen::Map<const Eigen::ArrayXf> v(x + i0, i1 - i0);
+    Eigen::Map<Eigen::ArrayXf> out(y + i0, i1 - i0);
+    out = 0.5f * v * (1.0f + (kGeluScale * (v + kGeluCubic * v * v * v)).tanh());
   });
 }
 
 void GeluBackward(const float* x, const float* dy, int64_t n, float* dx) {
   ForChunks(n, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float v = x[i];
-      const float t = std::tanh(kGeluScale * (v + kGeluCubic * v * v * v));
-      const float dt = (1.0f - t * t) * kGeluScale * (1.0f + 3.0f * kGeluCubic * v * v);
-      dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
-    }
+    Eigen::Map<const Eigen::ArrayXf> v(x + i0, i1 - i0), g(dy + i0, i1 - i0);
+    Eigen::Map<Eigen::ArrayXf> out(dx + i0, i1 - i0);
+    const Eigen::ArrayXf t = (kGeluScale * (v + kGeluCubic * v * v * v)).tanh();
+    const Eigen::ArrayXf dt = (1.0f - t * t) * kGeluScale * (1.0f + 3.0f * kGeluCubic * v * v);
+    out += g * (0.5f * (1.0f + t) + 0.5f * v * dt);
   });
 }
 
@@ -212,16 +214,9 @@ void Attention::Forward(const ParamStore& store, const float* x, int64_t batch, 
           // scores = scale * Q K^T, then a row softmax in place.
           GemmSerial(false, true, t, t, hd, scale, q, 3 * d, k, 3 * d, 0.0f, p, t);
           for (int64_t i = 0; i < t; ++i) {
-            float* pr = p + i * t;
-            float mx = pr[0];
-            for (int64_t j = 1; j < t; ++j) mx = std::max(mx, pr[j]);
-            float sum = 0.0f;
-            for (int64_t j = 0; j < t; ++j) {
-              pr[j] = std::exp(pr[j] - mx);
-              sum += pr[j];
-            }
-            const float inv = 1.0f / sum;
-            for (int64_t j = 0; j < t; ++j) pr[j] *= inv;
+            Eigen::Map<Eigen::ArrayXf> pr(p + i * t, t);
+            pr = (pr - pr.maxCoeff()).exp();
+            pr *= 1.0f / pr.sum();
           }
           GemmSerial(false, false, t, hd, t, 1.0f, p, t, v, 3 * d, 0.0f,
                      heads_out_.data() + b * t * d + h * hd, d);

@@ -34,7 +34,7 @@ int64_t Product(const std::vector<int64_t>& shape) {
 nlohmann::json TrainerConfig::ToJson() const {
   return {{"model", model.ToJson()},
           {"optimizer", adamw.ToJson()},
-          {"data", {{"batch_size", batch_size}, {"seed", seed}}},
+          {"data", {{"batch_size", batch_size}, {"seed", seed}, {"world_size", world_size}}},
           {"epochs", epochs},
           {"max_steps", max_steps},
           {"allreduce", allreduce == AllreduceMode::kOverlap ? "overlap" : "blocking"}};
@@ -43,6 +43,7 @@ nlohmann::json TrainerConfig::ToJson() const {
 Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config, Communicator* comm,
                                                  std::shared_ptr<Storage> storage) {
   std::unique_ptr<Trainer> t(new Trainer(config, comm, std::move(storage)));
+  t->config_.world_size = comm->size();
   TS_ASSIGN_OR_RETURN(t->model_, VitModel::Create(config.model));
   t->sync_ = std::make_unique<GradientSync>(comm, &t->model_->params(), config.allreduce,
                                             config.bucket_floats);

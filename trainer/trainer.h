@@ -44,6 +44,7 @@ struct TrainerConfig {
   // schedule unchanged): the resume tests' interruption. -1: never.
   int64_t interrupt_after_steps = -1;
   int64_t batch_size = 0;           // per rank; recorded so a resume checks it
+  int world_size = 1;               // set by Trainer::Create from the communicator
   int64_t log_every = 10;           // human progress line every N steps (0: never)
   std::ostream* jsonl = nullptr;    // rank 0: one JSON object per step and per epoch
   std::ostream* progress = nullptr; // rank 0: human progress lines

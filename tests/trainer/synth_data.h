@@ -36,3 +36,34 @@ inline std::shared_ptr<InMemoryData> MakeSynthData(int64_t count, std::vector<in
 }
 
 }  // namespace tilestage::trainer::testing
+
+namespace tilestage::trainer::testing {
+
+// A small learnable task: one plane wave of period 6 px per tile, its orientation
+// pi * (label + 0.5) / classes the label, random phase and amplitude, plus noise; keyed by
+// (seed, index) like tiling/synth.h.
+inline std::shared_ptr<InMemoryData> MakeOrientationData(int64_t count, int64_t size, int classes,
+                                                         uint64_t seed) {
+  auto data = std::make_shared<InMemoryData>();
+  data->x_shape = {1, size, size};
+  data->y_shape = {1};
+  data->classes = classes;
+  for (int64_t i = 0; i < count; ++i) {
+    const int label = int(CounterHash(seed, uint64_t(i), 0) % uint64_t(classes));
+    const double angle = M_PI * (label + 0.5) / classes;
+    const double k = 2.0 * M_PI / 6.0;
+    const double phase = 2.0 * M_PI * CounterUniform(seed, uint64_t(i), 1);
+    const double amp = 0.5 + CounterUniform(seed, uint64_t(i), 2);
+    for (int64_t py = 0; py < size; ++py) {
+      for (int64_t px = 0; px < size; ++px) {
+        const double noise = 0.2 * (CounterUniform(seed, uint64_t(i), 3 + py * size + px) - 0.5);
+        data->x.push_back(float(
+            amp * std::sin(k * (std::cos(angle) * px + std::sin(angle) * py) + phase) + noise));
+      }
+    }
+    data->y.push_back(float(label));
+  }
+  return data;
+}
+
+}  // namespace tilestage::trainer::testing

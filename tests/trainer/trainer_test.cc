@@ -67,8 +67,11 @@ std::vector<double> Losses(const Trainer& t) {
 TEST(TrainerTest, GoldenClassifierLearnsWaveOrientation) {
   auto comm = NewSingleProcessCommunicator();
   TrainerConfig config = ClassifyConfig();
-  auto train_data = MakeSynthData(320, {1, 32, 32}, 4, 3);
-  auto eval_data = MakeSynthData(64, {1, 32, 32}, 4, 4);
+  config.model.height = config.model.width = 16;
+  config.model.patch = 4;
+  config.epochs = 3;
+  auto train_data = testing::MakeOrientationData(256, 16, 4, 3);
+  auto eval_data = testing::MakeOrientationData(64, 16, 4, 4);
   auto trainer = Trainer::Create(config, comm.get(), LocalStorage());
   ASSERT_TRUE(trainer.ok()) << trainer.status().ToString();
   ASSERT_TRUE((*trainer)->InitializeWeights().ok());
@@ -79,18 +82,19 @@ TEST(TrainerTest, GoldenClassifierLearnsWaveOrientation) {
   Status status = (*trainer)->Run(*train, eval.get());
   ASSERT_TRUE(status.ok()) << status.ToString();
   const auto& epochs = (*trainer)->epochs();
-  ASSERT_EQ(epochs.size(), 6u);
-  EXPECT_EQ((*trainer)->step(), 6 * 20);
-  // Chance is ln(4) = 1.386 and 25% accuracy; the orientation is learnable.
+  ASSERT_EQ(epochs.size(), 3u);
+  EXPECT_EQ((*trainer)->step(), 3 * 16);
+  // Chance is ln(4) = 1.386 and 25% accuracy on held-out tiles.
   EXPECT_GT(before->first, 1.2);
-  EXPECT_LT(epochs.back().eval_loss, 0.6) << "eval loss after 120 steps";
-  EXPECT_GT(epochs.back().eval_accuracy, 0.75);
+  EXPECT_LT(epochs.back().eval_loss, 0.05) << "eval loss after 48 steps";
+  EXPECT_GE(epochs.back().eval_accuracy, 0.95);
 }
 
 TEST(TrainerTest, GoldenMaeReconstructionLossFalls) {
   auto comm = NewSingleProcessCommunicator();
   TrainerConfig config = MaeConfig();
-  config.epochs = 4;
+  config.epochs = 16;  // 256 steps
+  config.adamw.lr = 2e-3;
   auto data = MakeSynthData(128, {1, 16, 16}, 0, 5);
   auto trainer = Trainer::Create(config, comm.get(), LocalStorage());
   ASSERT_TRUE(trainer.ok());
@@ -98,10 +102,11 @@ TEST(TrainerTest, GoldenMaeReconstructionLossFalls) {
   auto train = NewInMemoryBatchSource(data, config.batch_size, 0, 1, config.seed, true);
   ASSERT_TRUE((*trainer)->Run(*train, nullptr).ok());
   const auto& e = (*trainer)->epochs();
-  ASSERT_EQ(e.size(), 4u);
-  // Normalized-pixel targets start near variance 1; smooth waves are predictable from context.
-  EXPECT_GT(e.front().train_loss, 0.8);
-  EXPECT_LT(e.back().train_loss, 0.6 * e.front().train_loss);
+  ASSERT_EQ(e.size(), 16u);
+  // Targets are per-patch normalized, so predicting the mean scores 1.0; smooth fields make the
+  // masked patches predictable from the visible ones.
+  EXPECT_GT(e.front().train_loss, 1.0);
+  EXPECT_LT(e.back().train_loss, 0.6);
 }
 
 // Runs `config` to the end, or interrupts after `interrupt_at` steps and resumes from the

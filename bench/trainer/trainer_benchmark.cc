@@ -1,0 +1,248 @@
+// Trainer benchmark: training throughput of a ViT, its achieved GFLOP/s next to the GEMM rate
+// measured in the same process, the share of the gradient allreduce hidden behind backward
+// (under mpirun -np N: the same steps with --allreduce overlap and blocking), and, with --store,
+// the data stall when the staging loader feeds the trainer. Prints a table and one JSON line.
+// Measures only: no assertions. Run through bench/trainer/run_trainer_bench.sh for the PyTorch
+// comparison.
+#define OMPI_SKIP_MPICXX 1
+#include <mpi.h>
+#include <tbb/global_control.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tiling/synth.h"
+#include "trainer/gemm.h"
+#include "trainer/loader_source.h"
+#include "trainer/trainer.h"
+
+namespace {
+
+using namespace tilestage;
+using namespace tilestage::trainer;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Args {
+  int threads = 2;
+  int64_t batch = 32, steps = 8, warmup = 2;
+  int64_t dim = 192, depth = 12, heads = 3, patch = 8, size = 64, channels = 3, classes = 10;
+  std::string store;
+  std::string modes = "overlap,blocking";
+};
+
+Args Parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--batch") a.batch = std::stoll(v);
+    else if (k == "--steps") a.steps = std::stoll(v);
+    else if (k == "--warmup") a.warmup = std::stoll(v);
+    else if (k == "--dim") a.dim = std::stoll(v);
+    else if (k == "--depth") a.depth = std::stoll(v);
+    else if (k == "--heads") a.heads = std::stoll(v);
+    else if (k == "--patch") a.patch = std::stoll(v);
+    else if (k == "--size") a.size = std::stoll(v);
+    else if (k == "--channels") a.channels = std::stoll(v);
+    else if (k == "--classes") a.classes = std::stoll(v);
+    else if (k == "--store") a.store = v;
+    else if (k == "--modes") a.modes = v;
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+// GFLOP/s of C = A B^T (the Linear forward layout) at a ViT-tiny-like size.
+double MeasureGemm(int64_t m, int64_t n, int64_t k) {
+  std::vector<float> a(m * k), b(n * k), c(m * n);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = float(i % 13) * 0.01f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = float(i % 7) * 0.01f;
+  Gemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
+  int reps = 0;
+  const double t0 = Now();
+  double t1 = t0;
+  while (t1 - t0 < 1.0) {
+    Gemm(false, true, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, c.data(), n);
+    ++reps;
+    t1 = Now();
+  }
+  return 2.0 * double(m) * double(n) * double(k) * reps / (t1 - t0) / 1e9;
+}
+
+std::shared_ptr<InMemoryData> RandomData(const Args& a, int64_t count) {
+  auto d = std::make_shared<InMemoryData>();
+  d->x_shape = {a.channels, a.size, a.size};
+  d->y_shape = {1};
+  d->classes = a.classes;
+  d->x.resize(count * a.channels * a.size * a.size);
+  for (size_t i = 0; i < d->x.size(); ++i) d->x[i] = float(2.0 * CounterUniform(1, 2, i) - 1.0);
+  for (int64_t i = 0; i < count; ++i) d->y.push_back(float(i % a.classes));
+  return d;
+}
+
+TrainerConfig Config(const Args& a, AllreduceMode mode, int64_t local_batch) {
+  TrainerConfig c;
+  c.model.objective = Objective::kClassify;
+  c.model.dim = a.dim;
+  c.model.depth = a.depth;
+  c.model.heads = a.heads;
+  c.model.patch = a.patch;
+  c.model.in_channels = a.channels;
+  c.model.height = c.model.width = a.size;
+  c.model.classes = a.classes;
+  c.model.y_shape = {1};
+  c.adamw.lr = 1e-4;
+  c.epochs = 1;
+  c.allreduce = mode;
+  c.batch_size = local_batch;
+  c.checksum_every = 0;
+  return c;
+}
+
+struct RunResult {
+  double samples_per_s = 0, step_ms = 0, compute_ms = 0, allreduce_ms = 0, exposed_ms = 0,
+         stall_ms = 0;
+};
+
+RunResult RunSteps(const Args& a, Communicator& comm, AllreduceMode mode, BatchSource* source) {
+  const int64_t local = a.batch / comm.size();
+  const int64_t total = a.warmup + a.steps;
+  std::unique_ptr<BatchSource> owned;
+  if (source == nullptr) {
+    owned = NewInMemoryBatchSource(RandomData(a, a.batch * total), local, comm.rank(), comm.size(),
+                                   0, false);
+    source = owned.get();
+  }
+  TrainerConfig config = Config(a, mode, local);
+  config.max_steps = total;
+  auto trainer = Trainer::Create(config, &comm, LocalStorage());
+  if (!trainer.ok() || !(*trainer)->InitializeWeights().ok()) std::exit(1);
+  comm.Barrier().ok();
+  Status s = (*trainer)->Run(*source, nullptr);
+  if (!s.ok()) {
+    std::cerr << s.ToString() << "\n";
+    std::exit(1);
+  }
+  RunResult r;
+  const auto& steps = (*trainer)->steps();
+  double wall_ms = 0;
+  for (size_t i = a.warmup; i < steps.size(); ++i) {
+    wall_ms += steps[i].step_ms;
+    r.compute_ms += steps[i].compute_ms;
+    r.allreduce_ms += steps[i].allreduce_ms;
+    r.exposed_ms += steps[i].allreduce_exposed_ms;
+    r.stall_ms += steps[i].stall_ms;
+  }
+  const double n = double(steps.size() - a.warmup);
+  // The slowest rank sets the pace.
+  double worst[1] = {wall_ms};
+  std::vector<double> all(comm.size(), 0.0);
+  all[comm.rank()] = wall_ms;
+  comm.AllreduceSum(std::span<double>(all)).ok();
+  for (double w : all) worst[0] = std::max(worst[0], w);
+  r.step_ms = worst[0] / n;
+  r.samples_per_s = double(a.batch) / (r.step_ms / 1e3);
+  r.compute_ms /= n;
+  r.allreduce_ms /= n;
+  r.exposed_ms /= n;
+  r.stall_ms /= n;
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  Args a = Parse(argc, argv);
+  tbb::global_control threads(tbb::global_control::max_allowed_parallelism, a.threads);
+  auto comm_or = NewMpiCommunicator();
+  if (!comm_or.ok()) return 1;
+  Communicator& comm = **comm_or;
+  const int rank = comm.rank(), world = comm.size();
+  nlohmann::json out = {{"bench", "trainer"}, {"ranks", world}, {"threads_per_rank", a.threads},
+                        {"global_batch", a.batch}, {"gemm_kernel", GemmKernelName()},
+                        {"model", {{"dim", a.dim}, {"depth", a.depth}, {"heads", a.heads},
+                                   {"patch", a.patch}, {"tile", {a.channels, a.size, a.size}}}}};
+  // GEMM reference rate, one rank at a time so ranks do not share cores while measuring.
+  const int64_t tokens = (a.size / a.patch) * (a.size / a.patch);
+  double gemm = 0, gemm_square = 0;
+  if (rank == 0) {
+    gemm = MeasureGemm(a.batch * tokens, 4 * a.dim, a.dim);
+    gemm_square = MeasureGemm(1024, 1024, 1024);
+  }
+  comm.Barrier().ok();
+  out["sgemm_gflops_mlp_shape"] = gemm;
+  out["sgemm_gflops_1024"] = gemm_square;
+  out["sgemm_shape"] = {a.batch * tokens, 4 * a.dim, a.dim};
+
+  auto model = VitModel::Create(Config(a, AllreduceMode::kOverlap, 1).model);
+  const double train_flops_per_sample = 3.0 * (*model)->ForwardFlopsPerSample();
+  out["train_gflop_per_sample"] = train_flops_per_sample / 1e9;
+
+  std::vector<std::string> modes;
+  if (world == 1) {
+    modes = {"overlap"};
+  } else {
+    std::stringstream ss(a.modes);
+    for (std::string m; std::getline(ss, m, ',');) modes.push_back(m);
+  }
+  for (const std::string& m : modes) {
+    RunResult r = RunSteps(a, comm, *ParseAllreduceMode(m), nullptr);
+    out[m] = {{"samples_per_s", r.samples_per_s}, {"step_ms", r.step_ms},
+              {"compute_ms", r.compute_ms}, {"allreduce_ms", r.allreduce_ms},
+              {"allreduce_exposed_ms", r.exposed_ms},
+              {"achieved_gflops", r.samples_per_s * train_flops_per_sample / 1e9}};
+    if (rank == 0) {
+      std::printf("%-9s ranks %d: %7.2f samples/s  step %8.1f ms  compute %8.1f ms  allreduce "
+                  "%6.1f ms (exposed %6.1f)  %6.1f GFLOP/s\n",
+                  m.c_str(), world, r.samples_per_s, r.step_ms, r.compute_ms, r.allreduce_ms,
+                  r.exposed_ms, r.samples_per_s * train_flops_per_sample / 1e9);
+    }
+  }
+  if (world > 1 && out.contains("overlap") && out.contains("blocking")) {
+    const double blocking = out["blocking"]["allreduce_exposed_ms"];
+    const double overlap = out["overlap"]["allreduce_exposed_ms"];
+    out["allreduce_hidden_fraction"] = blocking > 0 ? 1.0 - overlap / blocking : 0.0;
+  }
+  if (!a.store.empty()) {
+    LoaderOptions o;
+    o.batch_size = a.batch / world;
+    o.rank = rank;
+    o.world_size = world;
+    o.drop_last = true;
+    auto source = LoaderBatchSource::Open(LocalStorage(), a.store, o);
+    if (!source.ok()) {
+      std::cerr << source.status().ToString() << "\n";
+      return 1;
+    }
+    RunResult r = RunSteps(a, comm, AllreduceMode::kOverlap, source->get());
+    out["loader_fed"] = {{"samples_per_s", r.samples_per_s}, {"stall_ms", r.stall_ms},
+                         {"stall_fraction", r.stall_ms / r.step_ms}, {"store", a.store}};
+    if (rank == 0) {
+      std::printf("loader-fed ranks %d: %7.2f samples/s  stall %.2f ms/step (%.2f%% of the step)\n",
+                  world, r.samples_per_s, r.stall_ms, 100.0 * r.stall_ms / r.step_ms);
+    }
+  }
+  if (rank == 0) {
+    std::printf("sgemm (Eigen, %s, %d threads): %.1f GFLOP/s at %lldx%lldx%lld, %.1f at 1024^3\n",
+                GemmKernelName().c_str(), a.threads, gemm,
+                static_cast<long long>(a.batch * tokens), static_cast<long long>(4 * a.dim),
+                static_cast<long long>(a.dim), gemm_square);
+    std::cout << out.dump() << std::endl;
+  }
+  comm_or->reset();
+  MPI_Finalize();
+  return 0;
+}

@@ -1,0 +1,133 @@
+// `tilestage train` end to end on stores written by `tilestage synth`, read through the loader.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/common/test_util.h"
+
+namespace tilestage {
+namespace {
+
+using testing::CliPath;
+using testing::RunCommand;
+using testing::TempDir;
+
+std::string Synth(const TempDir& dir, const std::string& name, const std::string& shape,
+                  int classes, int samples = 96) {
+  const std::string out = dir.Sub(name);
+  auto r = RunCommand(CliPath() + " synth --out " + out + " --samples " + std::to_string(samples) +
+                      " --shape " + shape + " --seed 2" +
+                      (classes > 0 ? " --classes " + std::to_string(classes) : ""));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return out;
+}
+
+const std::string kTiny = " --dim 16 --depth 1 --heads 2 --patch 8 --decoder-dim 16 "
+                          "--decoder-heads 2 --log-every 0 --threads 1";
+
+std::vector<nlohmann::json> ReadJsonl(const std::string& path, const std::string& type) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] == type) out.push_back(j);
+  }
+  return out;
+}
+
+TEST(TrainCliTest, ClassifyTrainsEvaluatesAndCheckpoints) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 4);
+  auto r = RunCommand(CliPath() + " train --store " + store + " --model vit-classify" + kTiny +
+                      " --batch 8 --epochs 2 --eval-fraction 0.25 --checkpoint-dir " +
+                      dir.Sub("ck") + " --json " + dir.Sub("log.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 72 training records / 8 = 9 steps per epoch, 24 held out.
+  EXPECT_EQ(ReadJsonl(dir.Sub("log.jsonl"), "step").size(), 18u);
+  auto epochs = ReadJsonl(dir.Sub("log.jsonl"), "epoch");
+  ASSERT_EQ(epochs.size(), 2u);
+  EXPECT_TRUE(epochs[1].contains("eval_loss"));
+  EXPECT_TRUE(epochs[1].contains("eval_accuracy"));
+  std::ifstream latest(dir.Sub("ck/latest.json"));
+  EXPECT_EQ(nlohmann::json::parse(latest)["checkpoint"], "step-00000018");
+}
+
+TEST(TrainCliTest, ResumeAfterCrashContinuesTheSameLossSequence) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0);
+  const std::string common = CliPath() + " train --store " + store + " --model vit-mae" + kTiny +
+                             " --batch 8 --epochs 2 --seed 5 --checkpoint-every 4 " +
+                             "--checkpoint-dir " + dir.Sub("ck");
+  auto full = RunCommand(common + " --json " + dir.Sub("full.jsonl"));
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const auto whole = ReadJsonl(dir.Sub("full.jsonl"), "step");
+  ASSERT_EQ(whole.size(), 24u);
+  // As if the job died after step 16 (mid epoch 2): only step-00000016 is the latest.
+  std::ofstream(dir.Sub("ck/latest.json")) << R"({"checkpoint": "step-00000016"})";
+  auto resumed = RunCommand(common + " --resume --json " + dir.Sub("resumed.jsonl"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const auto rest = ReadJsonl(dir.Sub("resumed.jsonl"), "step");
+  ASSERT_EQ(rest.size(), 8u);
+  for (size_t i = 0; i < rest.size(); ++i) {
+    EXPECT_EQ(rest[i]["step"], whole[16 + i]["step"]);
+    EXPECT_EQ(rest[i]["loss"].get<double>(), whole[16 + i]["loss"].get<double>()) << "step " << 17 + i;
+  }
+}
+
+TEST(TrainCliTest, RegressOnStoreWithoutYFailsBeforeTraining) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "2,16,16", 0);
+  auto r = RunCommand(CliPath() + " train --store " + store + " --model vit-regress" + kTiny +
+                      " --batch 8 --json " + dir.Sub("log.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("has no field y, which vit-regress needs"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(ReadJsonl(dir.Sub("log.jsonl"), "step").size(), 0u);
+}
+
+TEST(TrainCliTest, EvalStoreWithOtherChannelCountFailsBeforeTraining) {
+  TempDir dir;
+  const std::string train = Synth(dir, "a", "1,16,16", 0);
+  const std::string eval = Synth(dir, "b", "3,16,16", 0, 16);
+  auto r = RunCommand(CliPath() + " train --store " + train + " --eval-store " + eval +
+                      " --model vit-mae" + kTiny + " --batch 8 --json " + dir.Sub("log.jsonl"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("field x has 3 channels, the model was built for 1"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(eval), std::string::npos);
+  EXPECT_EQ(ReadJsonl(dir.Sub("log.jsonl"), "step").size(), 0u);
+}
+
+TEST(TrainCliTest, ResumeWithAnotherModelConfigurationFails) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 32);
+  const std::string base = CliPath() + " train --store " + store + " --model vit-mae" + kTiny +
+                           " --batch 8 --checkpoint-dir " + dir.Sub("ck");
+  ASSERT_EQ(RunCommand(base).exit_code, 0);
+  auto r = RunCommand(base + " --resume --mlp-ratio 2");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("was written for model.mlp_ratio=4.0 but this run has model.mlp_ratio=2.0"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(TrainCliTest, TruncatedCheckpointFailsResume) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 32);
+  const std::string base = CliPath() + " train --store " + store + " --model vit-mae" + kTiny +
+                           " --batch 8 --checkpoint-dir " + dir.Sub("ck");
+  ASSERT_EQ(RunCommand(base).exit_code, 0);
+  const std::string weights = dir.Sub("ck/step-00000004/model.safetensors");
+  testing::TruncateFile(weights, testing::FileSize(weights) / 2);
+  auto r = RunCommand(base + " --resume");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("DataLoss"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(weights), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace tilestage
