@@ -12,7 +12,7 @@ packages=(
   libnetcdf-dev netcdf-bin
   libopenmpi-dev openmpi-bin
   libtiff-dev libdeflate-dev libtbb-dev libeigen3-dev
-  libzstd-dev liblz4-dev libxxhash-dev nlohmann-json3-dev libcli11-dev
+  libzstd-dev liblz4-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-xxhash python3-zstandard python3-lz4
 )

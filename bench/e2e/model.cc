@@ -141,8 +141,8 @@ Status ModelParams::Validate() const {
     TS_RETURN_IF_ERROR(positive(interconnect_bytes_per_s, "interconnect_bytes_per_s"));
   if (gradient_bytes > 0) {
     TS_RETURN_IF_ERROR(positive(batch_per_node, "batch_per_node (needed with gradient_bytes)"));
-    TS_RETURN_IF_ERROR(
-        positive(interconnect_bytes_per_s, "interconnect_bytes_per_s (needed with gradient_bytes)"));
+    TS_RETURN_IF_ERROR(positive(interconnect_bytes_per_s,
+                                "interconnect_bytes_per_s (needed with gradient_bytes)"));
   }
   if (staging_overhead_s < 0)
     return InvalidArgument("model input staging_overhead_s must be >= 0, got ",

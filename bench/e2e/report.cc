@@ -17,6 +17,17 @@ std::string Fmt(double v, const char* format = "%.3g") {
 
 Json Opt(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
 
+// Text for a Markdown table cell: a "|" would end the cell, a newline the row.
+std::string Cell(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n' || c == '\r') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+
 Result<double> PositiveNumber(const Json& obj, const char* key, const std::string& path,
                               bool allow_zero = false) {
   auto it = obj.find(key);
@@ -29,7 +40,8 @@ Result<double> PositiveNumber(const Json& obj, const char* key, const std::strin
   return v;
 }
 
-Result<Measure> ParseMeasure(const Json& j, const std::string& path, const std::string& default_name) {
+Result<Measure> ParseMeasure(const Json& j, const std::string& path,
+                             const std::string& default_name) {
   if (!j.is_object()) return InvalidArgument(path, " must be an object");
   Measure m;
   m.name = default_name;
@@ -102,7 +114,8 @@ std::string Text(double x, double y, const std::string& text, const char* anchor
   return os.str();
 }
 
-std::string Legend(double x, double y, const std::vector<std::pair<const char*, std::string>>& items) {
+std::string Legend(double x, double y,
+                   const std::vector<std::pair<const char*, std::string>>& items) {
   std::string out;
   for (const auto& [color, label] : items) {
     out += Rect(x, y - 10, 12, 12, color, label);
@@ -252,6 +265,14 @@ Result<E2eResults> ReadE2eResults(const std::string& path) {
   return E2eResultsFromJson(j, path);
 }
 
+Json TimeToTrainResultsJson(const RunAnalysis& run) {
+  return {{"run_s", run.run_s},
+          {"staging_s", run.split_staging_s},
+          {"training_s", run.split_training_s},
+          {"evaluation_s", run.split_eval_s},
+          {"epoch_s", run.epoch_s}};
+}
+
 Json E2eReportJson(const E2eResults& r) {
   Json out;
   out["schema"] = "tilestage-e2e-report/1";
@@ -323,11 +344,12 @@ std::string E2eReportMarkdown(const E2eResults& r) {
           " share of limit |\n"
        << "|---|---|---:|---|---:|---:|---|---:|---:|\n";
     for (const StageResult& s : r.stages) {
-      os << "| " << s.name << " | " << s.unit << " | " << Fmt(s.tilestage.rate, "%.4g") << " | "
-         << (s.peer ? s.peer->name : "-") << " | "
+      os << "| " << Cell(s.name) << " | " << Cell(s.unit) << " | "
+         << Fmt(s.tilestage.rate, "%.4g") << " | "
+         << (s.peer ? Cell(s.peer->name) : "-") << " | "
          << (s.peer ? Fmt(s.peer->rate, "%.4g") : "-") << " | "
          << (s.vs_peer ? Fmt(*s.vs_peer, "%.2fx") : "-") << " | "
-         << (s.limit ? s.limit->name : "-") << " | "
+         << (s.limit ? Cell(s.limit->name) : "-") << " | "
          << (s.limit ? Fmt(s.limit->rate, "%.4g") : "-") << " | "
          << (s.of_limit ? Fmt(*s.of_limit * 100, "%.1f%%") : "-") << " |\n";
     }
@@ -370,7 +392,8 @@ std::string E2eReportMarkdown(const E2eResults& r) {
     if (j.empty()) return;
     os << "## " << title << "\n\n| key | value |\n|---|---|\n";
     for (const auto& [k, v] : j.items())
-      os << "| " << k << " | " << (v.is_string() ? v.get<std::string>() : v.dump()) << " |\n";
+      os << "| " << Cell(k) << " | " << Cell(v.is_string() ? v.get<std::string>() : v.dump())
+         << " |\n";
     os << "\n";
   };
   facts("System", r.system);
@@ -428,7 +451,7 @@ std::string TimeToTrainSvg(const TimeToTrain& t) {
         std::string(name) + " " + Fmt(s, "%.2f") + " s (" + Fmt(100 * s / t.run_s, "%.1f") + "%)";
     out += Rect(x, 40, w, 36, color, label);
     x += w;
-    legend.push_back({color, label});
+    legend.push_back({color, std::string(name) + " " + Fmt(s, "%.1f") + " s"});
   }
   out += Legend(kX, 100, legend);
   if (t.staging_per_epoch)

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "bench/e2e/mllog.h"  // Json
+#include "bench/e2e/staging_analysis.h"
 #include "tiling/status.h"
 #include "tiling/storage.h"
 
@@ -83,6 +84,11 @@ struct E2eResults {
 // positive number"); inconsistent timings (staging + training + evaluation > run) are an error.
 Result<E2eResults> E2eResultsFromJson(const Json& j, const std::string& where);
 Result<E2eResults> ReadE2eResults(const std::string& path);
+
+// The "time_to_train" part of a results document from a run analysed in the run's mllog file (so
+// the e2e driver reports exactly what `tilestage bench analyze` measures): the priority split of
+// the run (staging, evaluation, training; other is what remains) and the epoch durations.
+Json TimeToTrainResultsJson(const RunAnalysis& run);
 
 Json E2eReportJson(const E2eResults& results);  // the inputs plus a "derived" section per part
 std::string E2eReportMarkdown(const E2eResults& results);

@@ -1,6 +1,7 @@
 #include "bench/e2e/staging_analysis.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -81,6 +82,8 @@ class IntervalPairer {
   Status Stop(const MlLogRecord& r, const std::string& where) {
     const std::string id = IdOf(r.event);
     auto it = open_.find(id);
+    // Loggers do not always repeat epoch_num on the stop event; one open interval is unambiguous.
+    if (it == open_.end() && open_.size() == 1) it = open_.begin();
     if (it == open_.end())
       return InvalidArgument(where, ":", r.line, ": ", kind_, "_stop", Describe(id),
                              " without a matching ", kind_, "_start");
@@ -245,7 +248,10 @@ Status AnalyzeInstance(const std::vector<const MlLogRecord*>& records, const std
       run.epochs = static_cast<int>(epochs.closed().size());
       if (run.epochs > 0) {
         int64_t ms = 0;
-        for (const Interval& iv : epochs.closed()) ms += iv.stop_ms - iv.start_ms;
+        for (const Interval& iv : epochs.closed()) {
+          ms += iv.stop_ms - iv.start_ms;
+          run.epoch_s.push_back(static_cast<double>(iv.stop_ms - iv.start_ms) / 1000.0);
+        }
         run.mean_epoch_s = static_cast<double>(ms) / 1000.0 / run.epochs;
       }
       if (run.staging_s) {
@@ -314,6 +320,66 @@ std::string Pad(const std::string& s, size_t width, bool left = false) {
 }
 
 }  // namespace
+
+namespace {
+
+// "result_10.txt" after "result_9.txt": digit runs compare by value.
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      std::string_view da(a.data() + i, i2 - i), db(b.data() + j, j2 - j);
+      while (da.size() > 1 && da[0] == '0') da.remove_prefix(1);
+      while (db.size() > 1 && db[0] == '0') db.remove_prefix(1);
+      if (da.size() != db.size()) return da.size() < db.size();
+      if (da != db) return da < db;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+bool LooksLikeMlLog(const std::filesystem::path& p) {
+  const std::string name = p.filename().string();
+  const std::string ext = p.extension().string();
+  return (name.rfind("result_", 0) == 0 && ext == ".txt") || ext == ".log" || ext == ".mllog";
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ExpandMlLogPaths(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const std::string& path : paths) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (ec || !std::filesystem::exists(status)) return NotFound("mllog path ", path, " not found");
+    if (!std::filesystem::is_directory(status)) {
+      out.push_back(path);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_regular_file(ec) && LooksLikeMlLog(it->path())) found.push_back(it->path());
+    }
+    if (ec) return IOError("cannot list ", path, ": ", ec.message());
+    if (found.empty())
+      return InvalidArgument("directory ", path,
+                             " holds no MLPerf log files (result_*.txt, *.log, *.mllog)");
+    std::sort(found.begin(), found.end(), NaturalLess);
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  return out;
+}
 
 Result<GroupBy> ParseGroupBy(const std::string& name) {
   if (name == "dir" || name == "directory") return GroupBy::kDirectory;
@@ -465,6 +531,7 @@ Json StagingAnalysisToJson(const StagingAnalysis& analysis) {
     j["staging_within_run"] = r.staging_within_run;
     j["epochs"] = r.epochs;
     j["mean_epoch_s"] = Opt(r.mean_epoch_s);
+    j["epoch_s"] = r.epoch_s;
     j["staging_per_run"] = Opt(r.staging_per_run);
     j["staging_per_epoch"] = Opt(r.staging_per_epoch);
     j["time_to_train_split_s"] = {{"staging", r.split_staging_s},

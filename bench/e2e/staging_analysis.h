@@ -49,6 +49,7 @@ struct RunAnalysis {
   bool staging_within_run = true;  // false when a staging interval lies outside the run
 
   int epochs = 0;
+  std::vector<double> epoch_s;  // each closed epoch's duration, in log order
   std::optional<double> mean_epoch_s;
   std::optional<double> staging_per_run;
   std::optional<double> staging_per_epoch;
@@ -87,6 +88,12 @@ Result<GroupBy> ParseGroupBy(const std::string& name);  // "dir", "file", "platf
 // log holds no run at all.
 Result<std::vector<RunAnalysis>> AnalyzeMlLog(const std::vector<MlLogRecord>& records,
                                               const std::string& path);
+
+// Expands directories (recursively) into the MLPerf log files they hold: "result_*.txt" as in
+// the MLPerf result trees, and "*.log" / "*.mllog" files. Files given directly are kept as they
+// are. Paths come out in natural order (result_2 before result_10). NotFound for a path that does
+// not exist; InvalidArgument for a directory without log files.
+Result<std::vector<std::string>> ExpandMlLogPaths(const std::vector<std::string>& paths);
 
 // Reads, analyzes and groups several logs; the first bad file stops the analysis.
 Result<StagingAnalysis> AnalyzeMlLogFiles(const std::vector<std::string>& paths, GroupBy group_by);

@@ -27,6 +27,15 @@ TEST(BenchCli, AnalyzePrintsPerRunAndPerSubmissionTables) {
       << r.output;
 }
 
+TEST(BenchCli, AnalyzeWalksAResultTree) {
+  auto r = RunCommand(CliPath() + " bench analyze --json " + kData);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Json j = Json::parse(r.output);
+  EXPECT_EQ(j["runs"].size(), 6u);  // 3 + 1 + 2 instances
+  ASSERT_EQ(j["groups"].size(), 3u);
+  EXPECT_EQ(j["groups"][2]["group"], kData + "/weak");
+}
+
 TEST(BenchCli, AnalyzeJsonGroupsByPlatform) {
   auto r = RunCommand(CliPath() + " bench analyze --json --group-by platform " + kData +
                       "/cosmoflow_style/result_1.txt " + kData + "/weak/result_1.txt");

@@ -101,8 +101,9 @@ TEST(E2eReport, WritesEveryFieldAndConsistentRatios) {
     } else {
       EXPECT_TRUE(d["vs_peer"].is_null());
     }
-    if (!s["limit"].is_null())
+    if (!s["limit"].is_null()) {
       EXPECT_DOUBLE_EQ(d["of_limit"].get<double>(), rate / s["limit"]["rate"].get<double>());
+    }
   }
   const Json& t = j["time_to_train"];
   const Json& td = t["derived"];
@@ -126,7 +127,8 @@ TEST(E2eReport, WritesEveryFieldAndConsistentRatios) {
   EXPECT_DOUBLE_EQ(dd["cold_samples_per_s"].get<double>(), 4096.0 / 15.0);
 
   const std::string md = ReadFile(out + "/report.md");
-  for (const char* s : {"| staging | GB/s | 2 | cp | 0.8 | 2.50x | raw read bandwidth | 3 | 66.7% |",
+  for (const char* s : {"| staging | GB/s | 2 | cp | 0.8 | 2.50x | raw read bandwidth | 3 | "
+                        "66.7% |",
                         "staging/run: 10.0%", "AU 66.7%", "fetch stall 3.000 s (20.0%)",
                         "![stage rates](stages.svg)", "## System", "## Provenance"})
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
@@ -204,6 +206,36 @@ INSTANTIATE_TEST_SUITE_P(
                        "cached_s": 2}})",
                    "data_stalls.cold_s must be a number"}),
     [](const ::testing::TestParamInfo<BadResults>& info) { return info.param.name; });
+
+TEST(E2eReport, TimeToTrainFromAnalyzedLogMatchesTheAnalyzer) {
+  auto records = ReadMlLog(std::string(TILESTAGE_BENCH_TEST_DATA) +
+                           "/cosmoflow_style/result_1.txt");
+  ASSERT_TRUE(records.ok());
+  auto runs = AnalyzeMlLog(*records, "r1");
+  ASSERT_TRUE(runs.ok());
+  const RunAnalysis& run = (*runs)[0];
+  Json j = SmallResults();
+  j["time_to_train"] = TimeToTrainResultsJson(run);
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const TimeToTrain& t = *r->time_to_train;
+  EXPECT_DOUBLE_EQ(t.run_s, 500.002);
+  EXPECT_NEAR(t.other_s, run.split_other_s, 1e-9);
+  EXPECT_NEAR(t.staging_per_run, *run.staging_per_run, 1e-12);
+  EXPECT_NEAR(*t.staging_per_epoch, *run.staging_per_epoch, 1e-12);
+  EXPECT_EQ(t.epoch_s, (std::vector<double>{70.001, 65.0, 65.0}));
+}
+
+TEST(E2eReport, MarkdownCellsEscapePipes) {
+  Json j = SmallResults();
+  j["stages"][0]["peer"]["name"] = "cp | tee";
+  j["system"]["os"] = "line1\nline2";
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok());
+  const std::string md = E2eReportMarkdown(*r);
+  EXPECT_NE(md.find("| cp \\| tee |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| os | line1 line2 |"), std::string::npos) << md;
+}
 
 TEST(E2eReport, FullDiskLeavesNoReportJson) {
   auto r = E2eResultsFromJson(SmallResults(), "results.json");

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "tests/common/test_util.h"
+
 namespace tilestage::bench {
 namespace {
 
@@ -143,6 +147,19 @@ TEST(StagingAnalysis, SequentialRunsInOneFileAreSeparate) {
   EXPECT_DOUBLE_EQ(*(*runs)[1].staging_per_run, 5.0 / 30.0);
 }
 
+TEST(StagingAnalysis, StopWithoutEpochNumClosesTheOnlyOpenInterval) {
+  auto runs = AnalyzeText(Ev(0, "INTERVAL_START", "run_start") +
+                          Ev(0, "INTERVAL_START", "epoch_start", "\"epoch_num\": 1") +
+                          Ev(7000, "INTERVAL_START", "eval_start", "\"epoch_num\": 1") +
+                          Ev(9000, "INTERVAL_END", "eval_stop") +
+                          Ev(10000, "INTERVAL_END", "epoch_stop") +
+                          Ev(10000, "INTERVAL_END", "run_stop"));
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  EXPECT_EQ((*runs)[0].epochs, 1);
+  EXPECT_DOUBLE_EQ((*runs)[0].split_eval_s, 2.0);
+  EXPECT_DOUBLE_EQ((*runs)[0].split_training_s, 8.0);
+}
+
 TEST(StagingAnalysis, EpochLeftOpenAtRunStopIsAWarningNotAnError) {
   auto runs = AnalyzeText(Ev(0, "INTERVAL_START", "run_start") +
                           Ev(0, "INTERVAL_START", "epoch_start", "\"epoch_num\": 1") +
@@ -218,6 +235,25 @@ TEST(StagingAnalysis, FileWithoutMllogLinesIsAnError) {
   auto runs = AnalyzeText("just\nsome output\n");
   ASSERT_FALSE(runs.ok());
   EXPECT_NE(runs.status().message().find("t.log: no :::MLLOG lines"), std::string::npos);
+}
+
+TEST(StagingAnalysis, DirectoriesExpandToLogFilesInNaturalOrder) {
+  auto paths = ExpandMlLogPaths({kData});
+  ASSERT_TRUE(paths.ok()) << paths.status().ToString();
+  ASSERT_EQ(paths->size(), 5u);
+  EXPECT_EQ((*paths)[0], kData + "/cosmoflow_style/result_1.txt");
+  EXPECT_EQ((*paths)[2], kData + "/cosmoflow_style/result_3.txt");
+  EXPECT_EQ((*paths)[4], kData + "/weak/result_1.txt");
+  ::tilestage::testing::TempDir dir;
+  for (const char* name : {"result_10.txt", "result_9.txt", "notes.md", "result_2.txt"})
+    std::ofstream(dir.Sub(name)) << "x\n";
+  paths = ExpandMlLogPaths({dir.path()});
+  ASSERT_TRUE(paths.ok());
+  EXPECT_EQ(*paths, (std::vector<std::string>{dir.Sub("result_2.txt"), dir.Sub("result_9.txt"),
+                                              dir.Sub("result_10.txt")}));
+  EXPECT_EQ(ExpandMlLogPaths({dir.Sub("missing")}).status().code(), StatusCode::kNotFound);
+  ::tilestage::testing::TempDir empty;
+  EXPECT_EQ(ExpandMlLogPaths({empty.path()}).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(StagingAnalysis, MedianOfEvenAndOddCounts) {

@@ -17,8 +17,8 @@ struct AnalyzeArgs {
 
 Status RunAnalyze(const AnalyzeArgs& args) {
   TS_ASSIGN_OR_RETURN(bench::GroupBy group_by, bench::ParseGroupBy(args.group_by));
-  TS_ASSIGN_OR_RETURN(bench::StagingAnalysis analysis,
-                      bench::AnalyzeMlLogFiles(args.logs, group_by));
+  TS_ASSIGN_OR_RETURN(std::vector<std::string> logs, bench::ExpandMlLogPaths(args.logs));
+  TS_ASSIGN_OR_RETURN(bench::StagingAnalysis analysis, bench::AnalyzeMlLogFiles(logs, group_by));
   if (args.json) {
     std::cout << bench::StagingAnalysisToJson(analysis).dump(2) << "\n";
   } else {
@@ -33,7 +33,9 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   CLI::App* cmd = group->add_subcommand(
       "analyze", "Staging analysis of MLPerf logging files (:::MLLOG lines): per run and per "
                  "submission");
-  cmd->add_option("logs", args->logs, "mllog files (other lines in them are ignored)")
+  cmd->add_option("logs", args->logs,
+                  "mllog files, or directories searched for result_*.txt, *.log and *.mllog "
+                  "(other lines in the files are ignored)")
       ->required();
   cmd->add_option("--group-by", args->group_by,
                   "Group runs into submissions by: dir (the log's directory), file, platform "
