@@ -81,7 +81,7 @@ TEST_F(E2eTiny, EveryStageRowIsPresentWithAPositiveRate) {
       {"training", "samples/s"},  {"training", "GFLOP/s"},       {"allreduce", "GB/s"}};
   std::set<std::pair<std::string, std::string>> got;
   for (const auto& s : report_["stages"]) {
-    got.insert({s["name"], s["unit"]});
+    got.insert({s["name"].get<std::string>(), s["unit"].get<std::string>()});
     EXPECT_GT(s["derived"]["rate"].get<double>(), 0) << s.dump();
   }
   EXPECT_EQ(got, want);

@@ -685,7 +685,7 @@ Status E2eRun::Train() {
   // when its first step started (arrival minus the step's own step_ms), its training ends with
   // its last step record, evaluation runs from there to the epoch record (written after eval).
   int64_t current_epoch = -1;
-  int64_t last_step_ms = 0;
+  int64_t last_step_ms = 0, last_epoch_stop_ms = 0;
   double compute_ms_sum = 0, allreduce_ms_sum = 0;
   int64_t steps = 0;
   std::vector<double> epoch_rates;
@@ -706,7 +706,9 @@ Status E2eRun::Train() {
       if (epoch != current_epoch) {
         current_epoch = epoch;
         bench::MlEvent e;
-        e.time_ms = now_ms - int64_t(std::llround(r.value("step_ms", 0.0)));
+        // Never before the previous epoch's end (records may arrive in one burst).
+        e.time_ms = std::max(last_epoch_stop_ms,
+                             now_ms - int64_t(std::llround(r.value("step_ms", 0.0))));
         e.event_type = bench::MlEventType::kIntervalStart;
         e.key = bench::mlkey::kEpochStart;
         e.metadata = Json{{"file", "tools/cli/bench_e2e.cc"}, {"lineno", __LINE__},
@@ -719,7 +721,6 @@ Status E2eRun::Train() {
       ++steps;
     } else if (r["type"] == "epoch") {
       const int64_t epoch = r.value("epoch", int64_t(0));
-      const Json meta = Json{{"epoch_num", epoch + 1}};
       keep(log_->Log(bench::MlEvent{"", last_step_ms, bench::MlEventType::kIntervalStart,
                                     bench::mlkey::kEvalStart, nullptr,
                                     Json{{"file", "tools/cli/bench_e2e.cc"}, {"lineno", __LINE__},
@@ -738,6 +739,7 @@ Status E2eRun::Train() {
                                     bench::mlkey::kEpochStop, nullptr,
                                     Json{{"file", "tools/cli/bench_e2e.cc"}, {"lineno", __LINE__},
                                          {"epoch_num", epoch + 1}}}));
+      last_epoch_stop_ms = now_ms;
       epoch_rates.push_back(r.value("samples_per_s", 0.0));
       char text[200];
       std::snprintf(text, sizeof(text),
@@ -874,7 +876,10 @@ Status E2eRun::AfterRun() {
 // plus preprocessing (shards in the page cache), cold = compute plus preprocessing plus fetch
 // (shards evicted first).
 Status E2eRun::DataStalls() {
-  const double compute_ms = std::max(1.0, train_compute_ms_);
+  // The trainer's compute per step is for its per-rank batch; scale it to the loader's batch.
+  const double per_rank_batch = double(c_.batch) / double(c_.np);
+  const double compute_ms =
+      std::max(1.0, train_compute_ms_ * double(c_.loader_batch) / per_rank_batch);
   const std::vector<std::string> files = FilesUnder(staged_);
   auto load_run = [&](const std::string& step) -> Result<Json> {
     TS_ASSIGN_OR_RETURN(
