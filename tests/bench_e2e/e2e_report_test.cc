@@ -131,6 +131,16 @@ TEST_F(E2eTiny, RatesAndRatiosFollowFromTheRawTimings) {
   const json& lrow = Stage(report_, "loader", "samples/s");
   EXPECT_DOUBLE_EQ(lrow["tilestage"]["amount"].get<double>(), load["samples"].get<double>());
   EXPECT_DOUBLE_EQ(lrow["tilestage"]["seconds"].get<double>(), load["wall_s"].get<double>());
+  // Ingest: GeoTIFF is timed as a whole process (like gdal_retile.py), NetCDF and HDF5 by the
+  // ingest's own elapsed_s (like xarray and h5py, timed after their imports).
+  EXPECT_DOUBLE_EQ(
+      Stage(report_, "ingest geotiff", "MB/s")["tilestage"]["seconds"].get<double>(),
+      results_["steps"]["ingest_geotiff"]["process_wall_s"].get<double>());
+  for (const char* m : {"netcdf", "hdf5"}) {
+    EXPECT_DOUBLE_EQ(
+        Stage(report_, std::string("ingest ") + m, "MB/s")["tilestage"]["seconds"].get<double>(),
+        results_["steps"][std::string("ingest_") + m]["elapsed_s"].get<double>());
+  }
   // Ingest tiles are what each ingest reported writing.
   const json& ig = results_["steps"]["ingest_geotiff"];
   EXPECT_DOUBLE_EQ(Stage(report_, "ingest geotiff", "tiles/s")["tilestage"]["amount"].get<double>(),
