@@ -102,7 +102,8 @@ Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t e
     case Codec::kZstd: {
       const size_t bound = ZSTD_compressBound(raw.size());
       out->resize(start + bound);
-      const size_t n = ZSTD_compress(out->data() + start, bound, raw.data(), raw.size(), spec.level);
+      const size_t n =
+          ZSTD_compress(out->data() + start, bound, raw.data(), raw.size(), spec.level);
       if (ZSTD_isError(n)) return Internal("zstd compression failed: ", ZSTD_getErrorName(n));
       out->resize(start + n);
       return Status::Ok();

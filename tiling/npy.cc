@@ -6,8 +6,11 @@ namespace tilestage {
 
 std::vector<uint8_t> EncodeNpy(const Array& array) {
   std::string shape;
-  for (size_t i = 0; i < array.shape.size(); ++i)
-    shape += std::to_string(array.shape[i]) + (array.shape.size() == 1 || i + 1 < array.shape.size() ? "," : "");
+  for (size_t i = 0; i < array.shape.size(); ++i) {
+    // numpy writes a one-element tuple as "(n,)".
+    const bool comma = array.shape.size() == 1 || i + 1 < array.shape.size();
+    shape += std::to_string(array.shape[i]) + (comma ? "," : "");
+  }
   std::string header = std::string("{'descr': '") + DTypeNumpy(array.dtype) +
                        "', 'fortran_order': False, 'shape': (" + shape + "), }";
   // Magic (6) + version (2) + header length (2) + header + '\n' is padded to a multiple of 64.

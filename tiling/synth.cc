@@ -6,7 +6,8 @@
 namespace tilestage {
 
 uint64_t CounterHash(uint64_t seed, uint64_t stream, uint64_t counter) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (stream + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull ^
+               (stream + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull ^
                counter * 0x94D049BB133111EBull;
   for (int round = 0; round < 2; ++round) {
     z += 0x9E3779B97F4A7C15ull;

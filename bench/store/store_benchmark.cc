@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,14 +18,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "tiling/store.h"
 #include "tiling/synth.h"
@@ -43,8 +42,8 @@ struct Options {
   double raw_mib = 256;
   std::string shape = "4,256,256";
   std::vector<std::string> dtypes = {"f32", "u16"};
-  std::vector<std::string> codecs = {"none", "lz4", "lz4+shuffle", "zstd:1", "zstd:1+shuffle",
-                                     "zstd:3+shuffle"};
+  std::vector<std::string> codecs = {"none",           "lz4",           "lz4+shuffle", "zstd:1",
+                                     "zstd:1+shuffle", "zstd:3+shuffle"};
   std::string shard_size = "256MiB";
   int repeats = 3;  // timed passes per measurement; the best is reported
   std::string json_out = "store_benchmark.json";
@@ -60,7 +59,10 @@ double RawReadMiBps(const std::vector<std::string>& files, size_t block_bytes,
   const auto t0 = Clock::now();
   for (const auto& f : files) {
     int fd = ::open(f.c_str(), O_RDONLY);
-    if (fd < 0) { std::perror(f.c_str()); std::exit(1); }
+    if (fd < 0) {
+      std::perror(f.c_str());
+      std::exit(1);
+    }
     ssize_t n;
     while ((n = ::read(fd, buf.data(), kBlock)) > 0) bytes += n;
     ::close(fd);
@@ -78,7 +80,7 @@ double MemcpyMiBps(size_t bytes, int repeats) {
     std::memcpy(b.data(), a.data(), bytes);
     const double s = Seconds(t0);
     if (r > 0) best = std::max(best, bytes / kMiB / s);  // first pass faults the pages in
-    a[r] = b[bytes - 1 - r];  // keep the copies observable
+    a[r] = b[bytes - 1 - r];                             // keep the copies observable
   }
   return best;
 }
@@ -87,9 +89,9 @@ struct Row {
   std::string dtype, codec;
   uint64_t records = 0, raw_bytes = 0, file_bytes = 0;
   double write_mibps = 0, seq_read_mibps = 0, rand_read_mibps = 0, raw_read_mibps = 0;
-  double seq_fresh_mibps = 0;  // Read() returning a new Sample per record
+  double seq_fresh_mibps = 0;                       // Read() returning a new Sample per record
   double raw8_read_mibps = 0, raw1_read_mibps = 0;  // read(2) in 8 MiB and 1 MiB blocks
-  double seq_noverify_mibps = 0;  // ReadInto without record checksum verification
+  double seq_noverify_mibps = 0;                    // ReadInto without record checksum verification
   double ratio() const { return static_cast<double>(raw_bytes) / file_bytes; }
 };
 
@@ -104,38 +106,49 @@ int Run(const Options& opt) {
   const uint64_t shard_bytes = [&] {
     std::string s = opt.shard_size;
     uint64_t scale = 1;
-    if (s.ends_with("MiB")) { scale = 1 << 20; s.resize(s.size() - 3); }
-    else if (s.ends_with("GiB")) { scale = 1ull << 30; s.resize(s.size() - 3); }
+    if (s.ends_with("MiB")) {
+      scale = 1 << 20;
+      s.resize(s.size() - 3);
+    } else if (s.ends_with("GiB")) {
+      scale = 1ull << 30;
+      s.resize(s.size() - 3);
+    }
     return std::stoull(s) * scale;
   }();
 
   std::vector<Row> rows;
-  std::printf("tilestage store benchmark: %.0f MiB raw per dtype, samples [%s], shards %s, "
-              "1 thread, page cache warm\n", opt.raw_mib, opt.shape.c_str(),
-              opt.shard_size.c_str());
+  std::printf(
+      "tilestage store benchmark: %.0f MiB raw per dtype, samples [%s], shards %s, "
+      "1 thread, page cache warm\n",
+      opt.raw_mib, opt.shape.c_str(), opt.shard_size.c_str());
   const double memcpy_mibps = MemcpyMiBps(256 << 20, opt.repeats);
   std::printf("memcpy 256 MiB: %.0f MiB/s\n\n", memcpy_mibps);
   std::printf("%-5s %-15s %6s %7s %9s %9s %9s %9s %8s %8s %8s %8s %9s %9s %9s %9s\n", "dtype",
-              "codec",
-              "ratio",
-              "write", "seq read", "rand read", "seq Read", "raw read", "seq/raw", "rand/raw",
-              "Read/raw", "seq/mcpy", "raw 8MiB", "raw 1MiB", "seq nover", "nover/raw");
-  std::printf("%-5s %-15s %6s %7s %9s %9s %9s %9s %8s %8s %8s %8s %9s %9s %9s %9s\n", "", "",
-              "", "MiB/s", "MiB/s", "MiB/s", "MiB/s", "MiB/s", "", "", "", "", "MiB/s", "MiB/s",
+              "codec", "ratio", "write", "seq read", "rand read", "seq Read", "raw read", "seq/raw",
+              "rand/raw", "Read/raw", "seq/mcpy", "raw 8MiB", "raw 1MiB", "seq nover", "nover/raw");
+  std::printf("%-5s %-15s %6s %7s %9s %9s %9s %9s %8s %8s %8s %8s %9s %9s %9s %9s\n", "", "", "",
+              "MiB/s", "MiB/s", "MiB/s", "MiB/s", "MiB/s", "", "", "", "", "MiB/s", "MiB/s",
               "MiB/s", "");
 
   for (const std::string& dtype_name : opt.dtypes) {
     auto dtype = ParseDType(dtype_name);
-    if (!dtype.ok()) { std::cerr << dtype.status().ToString() << "\n"; return 2; }
+    if (!dtype.ok()) {
+      std::cerr << dtype.status().ToString() << "\n";
+      return 2;
+    }
     SynthSpec spec{shape, *dtype, 1, 0};
     const uint64_t sample_bytes = Array(*dtype, shape).ByteSize();
-    const uint64_t n = std::max<uint64_t>(1, static_cast<uint64_t>(opt.raw_mib * kMiB) / sample_bytes);
+    const uint64_t n =
+        std::max<uint64_t>(1, static_cast<uint64_t>(opt.raw_mib * kMiB) / sample_bytes);
     std::vector<Sample> samples(n);
     for (uint64_t i = 0; i < n; ++i) samples[i] = MakeSynthSample(spec, i);
 
     for (const std::string& codec_name : opt.codecs) {
       auto codec = ParseCodec(codec_name);
-      if (!codec.ok()) { std::cerr << codec.status().ToString() << "\n"; return 2; }
+      if (!codec.ok()) {
+        std::cerr << codec.status().ToString() << "\n";
+        return 2;
+      }
       const std::string dir = opt.dir + "/" + dtype_name + "-" + codec_name;
       Row row{dtype_name, codec_name};
       row.records = n;
@@ -147,20 +160,32 @@ int Run(const Options& opt) {
         wopt.shard_target_bytes = shard_bytes;
         const auto t0 = Clock::now();
         auto writer = StoreWriter::Create(LocalStorage(), dir, wopt);
-        if (!writer.ok()) { std::cerr << writer.status().ToString() << "\n"; return 1; }
+        if (!writer.ok()) {
+          std::cerr << writer.status().ToString() << "\n";
+          return 1;
+        }
         for (const Sample& s : samples) {
           Status st = (*writer)->Append(s);
-          if (!st.ok()) { std::cerr << st.ToString() << "\n"; return 1; }
+          if (!st.ok()) {
+            std::cerr << st.ToString() << "\n";
+            return 1;
+          }
         }
         auto shards = (*writer)->Close();
-        if (!shards.ok()) { std::cerr << shards.status().ToString() << "\n"; return 1; }
+        if (!shards.ok()) {
+          std::cerr << shards.status().ToString() << "\n";
+          return 1;
+        }
         Manifest m;
         m.kind = "synthetic";
         m.codec = *codec;
         m.shards = *shards;
         m.fields.push_back({"x", *dtype, shape, {}, {}, {}});
         Status st = WriteManifest(*LocalStorage(), dir, m);
-        if (!st.ok()) { std::cerr << st.ToString() << "\n"; return 1; }
+        if (!st.ok()) {
+          std::cerr << st.ToString() << "\n";
+          return 1;
+        }
         const double s = Seconds(t0);
         row.raw_bytes = n * sample_bytes;
         row.file_bytes = m.TotalBytes();
@@ -168,9 +193,13 @@ int Run(const Options& opt) {
       }
 
       auto store = Store::Open(LocalStorage(), dir);
-      if (!store.ok()) { std::cerr << store.status().ToString() << "\n"; return 1; }
+      if (!store.ok()) {
+        std::cerr << store.status().ToString() << "\n";
+        return 1;
+      }
       std::vector<std::string> files;
-      for (size_t s = 0; s < (*store)->num_shards(); ++s) files.push_back((*store)->shard(s).path());
+      for (size_t s = 0; s < (*store)->num_shards(); ++s)
+        files.push_back((*store)->shard(s).path());
 
       std::vector<uint64_t> order(n);
       std::iota(order.begin(), order.end(), 0);
@@ -186,10 +215,16 @@ int Run(const Options& opt) {
         for (uint64_t i : idx) {
           if (reuse) {
             Status st = (*store)->ReadInto(i, &sample, read_options);
-            if (!st.ok()) { std::cerr << st.ToString() << "\n"; std::exit(1); }
+            if (!st.ok()) {
+              std::cerr << st.ToString() << "\n";
+              std::exit(1);
+            }
           } else {
             auto fresh = (*store)->Read(i);
-            if (!fresh.ok()) { std::cerr << fresh.status().ToString() << "\n"; std::exit(1); }
+            if (!fresh.ok()) {
+              std::cerr << fresh.status().ToString() << "\n";
+              std::exit(1);
+            }
             sample = std::move(fresh).value();
           }
           checksum += sample.fields[0].array.data[i % sample_bytes];
@@ -216,24 +251,26 @@ int Run(const Options& opt) {
         row.seq_noverify_mibps =
             std::max(row.seq_noverify_mibps, read_pass(order, true, /*verify=*/false));
       }
-      std::printf("%-5s %-15s %6.2f %7.0f %9.0f %9.0f %9.0f %9.0f %8.2f %8.2f %8.2f %8.2f %9.0f "
-                  "%9.0f %9.0f %9.2f\n",
-                  dtype_name.c_str(), codec_name.c_str(), row.ratio(), row.write_mibps,
-                  row.seq_read_mibps, row.rand_read_mibps, row.seq_fresh_mibps,
-                  row.raw_read_mibps, row.seq_read_mibps / row.raw_read_mibps,
-                  row.rand_read_mibps / row.raw_read_mibps,
-                  row.seq_fresh_mibps / row.raw_read_mibps, row.seq_read_mibps / memcpy_mibps,
-                  row.raw8_read_mibps, row.raw1_read_mibps, row.seq_noverify_mibps,
-                  row.seq_noverify_mibps / row.raw_read_mibps);
+      std::printf(
+          "%-5s %-15s %6.2f %7.0f %9.0f %9.0f %9.0f %9.0f %8.2f %8.2f %8.2f %8.2f %9.0f "
+          "%9.0f %9.0f %9.2f\n",
+          dtype_name.c_str(), codec_name.c_str(), row.ratio(), row.write_mibps, row.seq_read_mibps,
+          row.rand_read_mibps, row.seq_fresh_mibps, row.raw_read_mibps,
+          row.seq_read_mibps / row.raw_read_mibps, row.rand_read_mibps / row.raw_read_mibps,
+          row.seq_fresh_mibps / row.raw_read_mibps, row.seq_read_mibps / memcpy_mibps,
+          row.raw8_read_mibps, row.raw1_read_mibps, row.seq_noverify_mibps,
+          row.seq_noverify_mibps / row.raw_read_mibps);
       std::fflush(stdout);
       rows.push_back(row);
       std::filesystem::remove_all(dir);
     }
   }
-  std::printf("\nread rates are MiB/s of decoded sample data, checksums verified; seq/rand read "
-              "use Store::ReadInto into one reused Sample, seq Read uses Store::Read (a new "
-              "Sample per record), seq nover is ReadInto without record checksums; raw read is MiB/s of shard file bytes of the same store with "
-              "read(2), the faster of 8 MiB and 1 MiB blocks (both shown).\n");
+  std::printf(
+      "\nread rates are MiB/s of decoded sample data, checksums verified; seq/rand read "
+      "use Store::ReadInto into one reused Sample, seq Read uses Store::Read (a new "
+      "Sample per record), seq nover is ReadInto without record checksums; raw read is MiB/s of "
+      "shard file bytes of the same store with "
+      "read(2), the faster of 8 MiB and 1 MiB blocks (both shown).\n");
 
   nlohmann::json j;
   j["benchmark"] = "store";
@@ -245,9 +282,13 @@ int Run(const Options& opt) {
   j["memcpy_mibps"] = memcpy_mibps;
   j["hardware_threads"] = std::thread::hardware_concurrency();
   for (const Row& r : rows) {
-    j["results"].push_back({{"dtype", r.dtype}, {"codec", r.codec}, {"records", r.records},
-                            {"raw_bytes", r.raw_bytes}, {"file_bytes", r.file_bytes},
-                            {"compression_ratio", r.ratio()}, {"write_mibps", r.write_mibps},
+    j["results"].push_back({{"dtype", r.dtype},
+                            {"codec", r.codec},
+                            {"records", r.records},
+                            {"raw_bytes", r.raw_bytes},
+                            {"file_bytes", r.file_bytes},
+                            {"compression_ratio", r.ratio()},
+                            {"write_mibps", r.write_mibps},
                             {"seq_read_mibps", r.seq_read_mibps},
                             {"rand_read_mibps", r.rand_read_mibps},
                             {"seq_read_fresh_sample_mibps", r.seq_fresh_mibps},

@@ -1,5 +1,7 @@
 // Codec round trips for every dtype with and without shuffle, the shuffle permutation itself, and
 // damaged compressed blocks.
+#include "tiling/codec.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +9,6 @@
 #include <limits>
 #include <tuple>
 
-#include "tiling/codec.h"
 #include "tiling/synth.h"
 
 namespace tilestage {
@@ -57,15 +58,16 @@ TEST_P(CodecRoundTripTest, DecodesToTheOriginalBytes) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllDTypesAndCodecs, CodecRoundTripTest,
-    ::testing::Combine(::testing::ValuesIn(kAllDTypes),
-                       ::testing::Values(Codec::kNone, Codec::kLz4, Codec::kZstd),
-                       ::testing::Bool()),
-    [](const ::testing::TestParamInfo<CodecCase>& info) {
-      return StrCat(DTypeName(std::get<0>(info.param)), "_", CodecName(std::get<1>(info.param)),
-                    std::get<2>(info.param) ? "_shuffle" : "");
-    });
+INSTANTIATE_TEST_SUITE_P(AllDTypesAndCodecs, CodecRoundTripTest,
+                         ::testing::Combine(::testing::ValuesIn(kAllDTypes),
+                                            ::testing::Values(Codec::kNone, Codec::kLz4,
+                                                              Codec::kZstd),
+                                            ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<CodecCase>& info) {
+                           return StrCat(DTypeName(std::get<0>(info.param)), "_",
+                                         CodecName(std::get<1>(info.param)),
+                                         std::get<2>(info.param) ? "_shuffle" : "");
+                         });
 
 TEST(ByteShuffle, GroupsBytesBySignificance) {
   // Three 4-byte elements: independent truth written out by hand.

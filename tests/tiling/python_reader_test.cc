@@ -24,9 +24,9 @@ struct WriterCase {
   const char* codec;
   uint32_t alignment;
 };
-constexpr WriterCase kWriters[] = {
-    {"a-", "zstd:3+shuffle", 4096}, {"b-", "lz4", 4096}, {"c-", "none+shuffle", 1},
-    {"d-", "none", 4096},          {"e-", "lz4+shuffle", 1}, {"f-", "zstd:1", 4096}};
+constexpr WriterCase kWriters[] = {{"a-", "zstd:3+shuffle", 4096}, {"b-", "lz4", 4096},
+                                   {"c-", "none+shuffle", 1},      {"d-", "none", 4096},
+                                   {"e-", "lz4+shuffle", 1},       {"f-", "zstd:1", 4096}};
 constexpr int kRecordsPerWriter = 5;
 
 template <typename T>
@@ -48,7 +48,8 @@ Array RandomArray(std::vector<int64_t> shape, uint64_t seed) {
 Sample MixedSample(uint64_t k) {
   Sample s;
   Array x = MakeSynthSample({{2, 5 + static_cast<int64_t>(k % 3), 7}, DType::kF32, 3, 0}, k)
-                .fields[0].array;
+                .fields[0]
+                .array;
   x.As<float>()[0] = std::numeric_limits<float>::quiet_NaN();
   x.As<float>()[1] = -0.0f;
   x.As<float>()[2] = std::numeric_limits<float>::infinity();
@@ -61,15 +62,18 @@ Sample MixedSample(uint64_t k) {
   s.Add("u32", RandomArray<uint32_t>({2, 2}, k + 400));
   s.Add("f64", RandomArray<double>({3, 1}, k + 500));
   s.Add("scalar", Array::FromVector<double>({}, {k * 0.25}));
-  s.meta = {{"index", k}, {"source", "file_" + std::to_string(k) + ".tif"},
-            {"window", {k, k + 1, 7, 7}}, {"nested", {{"t", 1.5}, {"s", "\xc3\xa9"}}}};
+  s.meta = {{"index", k},
+            {"source", "file_" + std::to_string(k) + ".tif"},
+            {"window", {k, k + 1, 7, 7}},
+            {"nested", {{"t", 1.5}, {"s", "\xc3\xa9"}}}};
   return s;
 }
 
 // Plain writes: reference files need no fsync, and hundreds of them would slow the test.
 void WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << path;
 }
 
@@ -90,16 +94,20 @@ class PythonReaderTest : public ::testing::Test {
       options.shard_target_bytes = w.alignment == 1 ? 2500 : 9000;  // 2-3 records per shard
       auto writer = StoreWriter::Create(LocalStorage(), store_, options);
       ASSERT_TRUE(writer.ok()) << writer.status().ToString();
-      for (int r = 0; r < kRecordsPerWriter; ++r) ASSERT_TRUE((*writer)->Append(MixedSample(k++)).ok());
+      for (int r = 0; r < kRecordsPerWriter; ++r)
+        ASSERT_TRUE((*writer)->Append(MixedSample(k++)).ok());
       auto shards = (*writer)->Close();
       ASSERT_TRUE(shards.ok());
       ASSERT_GE(shards->size(), 2u) << w.prefix;
       manifest.shards.insert(manifest.shards.end(), shards->begin(), shards->end());
     }
     for (const Field& f : MixedSample(0).fields)
-      manifest.fields.push_back({f.name, f.array.dtype, f.name == "x" ? std::vector<int64_t>{}
-                                                                       : f.array.shape,
-                                 {}, {}, {}});
+      manifest.fields.push_back({f.name,
+                                 f.array.dtype,
+                                 f.name == "x" ? std::vector<int64_t>{} : f.array.shape,
+                                 {},
+                                 {},
+                                 {}});
     ASSERT_TRUE(WriteManifest(*LocalStorage(), store_, manifest).ok());
 
     // Reference: what the C++ reader returns, as .npy and JSON.
@@ -122,10 +130,9 @@ class PythonReaderTest : public ::testing::Test {
   }
 
   testing::CommandResult RunCheck(const std::string& args) {
-    return testing::RunCommand(StrCat("TILESTAGE_PYTHON_DIR=", testing::SourceDir(),
-                                      "/tools/python ", testing::PythonPath(), " ",
-                                      testing::SourceDir(), "/tests/tiling/python_reader_check.py ",
-                                      args));
+    return testing::RunCommand(StrCat(
+        "TILESTAGE_PYTHON_DIR=", testing::SourceDir(), "/tools/python ", testing::PythonPath(), " ",
+        testing::SourceDir(), "/tests/tiling/python_reader_check.py ", args));
   }
 
   TempDir tmp_;
@@ -155,8 +162,8 @@ TEST_F(PythonReaderTest, FlippedRecordByteRaisesDataLossNamingShardAndRecord) {
   ASSERT_GT(global, 0u);
   auto r = RunCheck(StrCat("expect-error ", store_, " ", global));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr(StrCat("DataLossError: shard ", shard,
-                                         ": record 1: checksum mismatch")));
+  EXPECT_THAT(r.output,
+              HasSubstr(StrCat("DataLossError: shard ", shard, ": record 1: checksum mismatch")));
 }
 
 TEST_F(PythonReaderTest, TruncatedShardRaisesDataLossNamingShard) {
@@ -178,8 +185,8 @@ TEST_F(PythonReaderTest, TorchDatasetReturnsTheSameValues) {
   auto r = RunCheck(StrCat("torch ", store_, " ", ref_));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   if (r.output.find("skipped") != std::string::npos) GTEST_SKIP() << "torch not importable";
-  EXPECT_THAT(r.output, HasSubstr(StrCat("torch compared records=", records_, " fields=",
-                                         expected_fields_)));
+  EXPECT_THAT(r.output,
+              HasSubstr(StrCat("torch compared records=", records_, " fields=", expected_fields_)));
 }
 
 }  // namespace

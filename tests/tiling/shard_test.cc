@@ -176,7 +176,7 @@ TEST(Shard, ReadIntoReusesOneSampleAcrossChangingLayouts) {
     ASSERT_TRUE(reader.ok());
     Sample reused;
     reused.Add("stale", Array(DType::kF64, {100}));  // replaced by the record's own fields
-    for (uint64_t i : {0, 1, 2, 2, 5, 3, 0}) {  // shapes of x change with i % 3
+    for (uint64_t i : {0, 1, 2, 2, 5, 3, 0}) {       // shapes of x change with i % 3
       ASSERT_TRUE((*reader)->ReadInto(i, &reused).ok());
       ExpectSameSample(reused, w.samples[i]);
     }
@@ -313,7 +313,8 @@ TEST(ShardFormat, BytesFollowFormatMd) {
       EXPECT_EQ(dtype, static_cast<uint8_t>(want.dtype));
       ASSERT_EQ(ndim, want.shape.size());
       for (int d = 0; d < ndim; ++d, p += 8) EXPECT_EQ(Load<int64_t>(file, p), want.shape[d]);
-      const uint64_t raw_bytes = Load<uint64_t>(file, p), stored_bytes = Load<uint64_t>(file, p + 8);
+      const uint64_t raw_bytes = Load<uint64_t>(file, p),
+                     stored_bytes = Load<uint64_t>(file, p + 8);
       p += 16;
       EXPECT_EQ(raw_bytes, want.data.size());
       EXPECT_EQ(stored_bytes, raw_bytes);

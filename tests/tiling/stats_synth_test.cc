@@ -172,8 +172,7 @@ TEST(ChannelStats, EmptyChannelHasNullMinMaxInJson) {
 }
 
 TEST(ChannelStats, FromJsonRejectsEntriesWithoutMoments) {
-  EXPECT_EQ(ChannelStats::FromJson({{"mean", 1.0}}).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ChannelStats::FromJson({{"mean", 1.0}}).status().code(), StatusCode::kInvalidArgument);
 }
 
 // ------------------------------------------------------------------------------ synth

@@ -19,7 +19,8 @@ using ::testing::HasSubstr;
 
 std::vector<uint8_t> Pattern(size_t n, uint32_t seed) {
   std::vector<uint8_t> bytes(n);
-  for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>((i * 131 + seed * 7 + i / 251) & 0xff);
+  for (size_t i = 0; i < n; ++i)
+    bytes[i] = static_cast<uint8_t>((i * 131 + seed * 7 + i / 251) & 0xff);
   return bytes;
 }
 
@@ -206,7 +207,8 @@ TYPED_TEST(StorageConformanceTest, ConcurrentReadAtFromManyThreadsSeesCorrectByt
     threads.emplace_back([&, t] {
       std::vector<uint8_t> out(4096);
       for (int k = 0; k < 200; ++k) {
-        const uint64_t offset = (static_cast<uint64_t>(t) * 7919 + k * 104729) % (bytes.size() - 4096);
+        const uint64_t offset =
+            (static_cast<uint64_t>(t) * 7919 + k * 104729) % (bytes.size() - 4096);
         if (!shared.ReadAt(offset, out).ok() ||
             !std::equal(out.begin(), out.end(), bytes.begin() + offset))
           ++mismatches;
@@ -274,8 +276,7 @@ TEST(FaultInjectingStorage, StoreWriterOnFullDiskFailsWithoutPublishingAnything)
       failure = (*writer)->Append(MakeSynthSample(spec, i));
     EXPECT_EQ(failure.code(), StatusCode::kResourceExhausted);
     // Later appends and Close fail fast with the same error.
-    EXPECT_EQ((*writer)->Append(MakeSynthSample(spec, 0)).code(),
-              StatusCode::kResourceExhausted);
+    EXPECT_EQ((*writer)->Append(MakeSynthSample(spec, 0)).code(), StatusCode::kResourceExhausted);
     EXPECT_EQ((*writer)->Close().status().code(), StatusCode::kResourceExhausted);
   }
   EXPECT_THAT(failure.message(), HasSubstr(dir));

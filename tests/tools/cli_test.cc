@@ -15,15 +15,13 @@
 namespace tilestage {
 namespace {
 
+using testing::CommandResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::CommandResult;
 using testing::RunCommand;
 using testing::TempDir;
 
-CommandResult Cli(const std::string& args) {
-  return RunCommand(testing::CliPath() + " " + args);
-}
+CommandResult Cli(const std::string& args) { return RunCommand(testing::CliPath() + " " + args); }
 
 // Only the JSON document of `inspect --json` (stdout), so stray stderr lines cannot break parsing.
 nlohmann::json InspectJson(const std::string& dir) {
@@ -36,13 +34,15 @@ class CliStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = tmp_.Sub("store");
-    CommandResult r = Cli(StrCat("synth --out ", dir_, " --samples 20 --shape 2,16,16 --dtype f32 "
+    CommandResult r = Cli(StrCat("synth --out ", dir_,
+                                 " --samples 20 --shape 2,16,16 --dtype f32 "
                                  "--codec zstd+shuffle --shard-size 16KiB --seed 4"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto store = Store::Open(LocalStorage(), dir_);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     ASSERT_GE((*store)->num_shards(), 3u);
-    for (size_t s = 0; s < (*store)->num_shards(); ++s) shards_.push_back((*store)->shard(s).path());
+    for (size_t s = 0; s < (*store)->num_shards(); ++s)
+      shards_.push_back((*store)->shard(s).path());
     records_in_shard1_ = (*store)->shard(1).num_records();
     record1_of_shard1_ = (*store)->shard(1).entry(1);
   }
@@ -88,7 +88,8 @@ TEST_F(CliStoreTest, SynthInspectVerifyRoundTrip) {
 
   CommandResult verify = Cli("verify " + dir_);
   EXPECT_EQ(verify.exit_code, 0) << verify.output;
-  EXPECT_THAT(verify.output, HasSubstr(StrCat("verify OK: ", shards_.size(), " shards, 20 records")));
+  EXPECT_THAT(verify.output,
+              HasSubstr(StrCat("verify OK: ", shards_.size(), " shards, 20 records")));
 }
 
 TEST_F(CliStoreTest, SynthStatisticsMatchTheRecords) {
@@ -127,17 +128,19 @@ TEST_F(CliStoreTest, ExportWritesNpyThatNumpyReadsEqualToTheRecord) {
   const Array want = MakeSynthSample({{2, 16, 16}, DType::kF32, 4, 0}, 7).fields[0].array;
   const std::string raw = tmp_.Sub("x7.raw");
   ASSERT_TRUE(LocalStorage()->WriteAtomic(raw, want.data).ok());
-  CommandResult py = RunCommand(StrCat(
-      testing::PythonPath(), " -c \"import numpy as np, sys; a = np.load('", npy,
-      "'); b = np.fromfile('", raw, "', dtype='<f4').reshape(2, 16, 16); "
-      "assert a.dtype.str == '<f4', a.dtype; assert a.shape == (2, 16, 16), a.shape; "
-      "assert a.tobytes() == b.tobytes(); print('numpy equal', a.size)\""));
+  CommandResult py = RunCommand(
+      StrCat(testing::PythonPath(), " -c \"import numpy as np, sys; a = np.load('", npy,
+             "'); b = np.fromfile('", raw,
+             "', dtype='<f4').reshape(2, 16, 16); "
+             "assert a.dtype.str == '<f4', a.dtype; assert a.shape == (2, 16, 16), a.shape; "
+             "assert a.tobytes() == b.tobytes(); print('numpy equal', a.size)\""));
   EXPECT_EQ(py.exit_code, 0) << py.output;
   EXPECT_THAT(py.output, HasSubstr("numpy equal 512"));
 }
 
 TEST_F(CliStoreTest, ExportUnknownFieldFailsListingTheFields) {
-  CommandResult r = Cli(StrCat("export ", dir_, " --record 0 --field nope --out ", tmp_.Sub("o.npy")));
+  CommandResult r =
+      Cli(StrCat("export ", dir_, " --record 0 --field nope --out ", tmp_.Sub("o.npy")));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("no field 'nope' (fields: x)"));
   EXPECT_FALSE(std::filesystem::exists(tmp_.Sub("o.npy")));
@@ -248,8 +251,8 @@ TEST(Cli, VerifyMissingStoreDirectoryFailsNamingIt) {
   TempDir tmp;
   CommandResult r = Cli("verify " + tmp.Sub("absent"));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.output, HasSubstr("NotFound: store directory " + tmp.Sub("absent") +
-                                  " does not exist"));
+  EXPECT_THAT(r.output,
+              HasSubstr("NotFound: store directory " + tmp.Sub("absent") + " does not exist"));
   r = Cli("inspect " + tmp.Sub("absent"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr(tmp.Sub("absent")));
