@@ -1,15 +1,14 @@
 #include "ingest/driver.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,8 +62,8 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
     hi = std::max(hi, hi8);
   }
   const __int128 n128 = n;
-  const __int128 numerator = n128 * static_cast<__int128>(sumsq) -
-                             static_cast<__int128>(sum) * static_cast<__int128>(sum);
+  const __int128 numerator =
+      n128 * static_cast<__int128>(sumsq) - static_cast<__int128>(sum) * static_cast<__int128>(sum);
   s.mean = static_cast<double>(sum) / static_cast<double>(n);
   s.m2 = static_cast<double>(numerator) / static_cast<double>(n);
   s.min = lo;
@@ -168,7 +167,8 @@ D ConvertValue(S v) {
     x = std::nearbyint(x);
     if (x <= static_cast<double>(std::numeric_limits<D>::lowest()))
       return std::numeric_limits<D>::lowest();
-    if (x >= static_cast<double>(std::numeric_limits<D>::max())) return std::numeric_limits<D>::max();
+    if (x >= static_cast<double>(std::numeric_limits<D>::max()))
+      return std::numeric_limits<D>::max();
     return static_cast<D>(x);
   }
 }
@@ -204,8 +204,10 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
   const bool in_place = tile == ctx.src;  // the data already is the tile (same dtype, no pad)
   if (!in_place && (tile->dtype != out || tile->shape != std::vector<int64_t>{channels, th, tw}))
     *tile = Array(out, {channels, th, tw});  // every element is written below
-  if (may_be_invalid) valid->assign(static_cast<size_t>(channels * th * tw), 1);
-  else valid->clear();
+  if (may_be_invalid)
+    valid->assign(static_cast<size_t>(channels * th * tw), 1);
+  else
+    valid->clear();
 
   VisitDType(src.dtype, [&](auto s_zero) {
     using S = decltype(s_zero);
@@ -241,8 +243,10 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
           }
           const S* s = s_plane + (r0 + r) * box_w + c0;
           if (!in_place) {
-            if constexpr (std::is_same_v<S, D>) std::memcpy(d, s, vc * sizeof(S));
-            else for (int64_t i = 0; i < vc; ++i) d[i] = ConvertValue<D>(s[i]);
+            if constexpr (std::is_same_v<S, D>)
+              std::memcpy(d, s, vc * sizeof(S));
+            else
+              for (int64_t i = 0; i < vc; ++i) d[i] = ConvertValue<D>(s[i]);
             std::fill(d + vc, d + tw, fill);
           }
           if (!v_plane) continue;
@@ -407,8 +411,10 @@ class LocalRun {
     out->item = unit.item;
     if (!ts.reader && ts.open_status.ok()) {
       auto reader = source_.OpenReader();
-      if (reader.ok()) ts.reader = std::move(reader).value();
-      else ts.open_status = reader.status();
+      if (reader.ok())
+        ts.reader = std::move(reader).value();
+      else
+        ts.open_status = reader.status();
     }
     if (!ts.reader) {
       out->status = ts.open_status;
@@ -448,8 +454,13 @@ class LocalRun {
       // the tile (no copy); it is handed back to the reader after encoding.
       const bool x_in_place = box == window && x_out == schema.x.dtype;
       if (x_in_place) std::swap(x_tile, ts.data.x);
-      CutContext ctx{x_in_place ? &x_tile : &ts.data.x, &ts.data.x_mask, &schema.x, box, window,
-                     info.height, info.width};
+      CutContext ctx{x_in_place ? &x_tile : &ts.data.x,
+                     &ts.data.x_mask,
+                     &schema.x,
+                     box,
+                     window,
+                     info.height,
+                     info.width};
       CutField(ctx, x_out, &x_tile, &ts.x_valid);
       const int64_t plane = window.height * window.width;
       const double valid_fraction = ValidFraction(ts.x_valid, schema.x.channels(), plane);
@@ -466,8 +477,13 @@ class LocalRun {
         Array& y_tile = ts.sample.fields[1].array;
         y_in_place = box == window && y_out == schema.y->dtype;
         if (y_in_place) std::swap(y_tile, ts.data.y);
-        CutContext yctx{y_in_place ? &y_tile : &ts.data.y, &ts.data.y_mask, &*schema.y, box,
-                        window, info.height, info.width};
+        CutContext yctx{y_in_place ? &y_tile : &ts.data.y,
+                        &ts.data.y_mask,
+                        &*schema.y,
+                        box,
+                        window,
+                        info.height,
+                        info.width};
         CutField(yctx, y_out, &y_tile, &ts.y_valid);
         out->y_stats.push_back(
             TileChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
@@ -486,8 +502,8 @@ class LocalRun {
       if (x_in_place) std::swap(x_tile, ts.data.x);
       if (y_in_place) std::swap(ts.sample.fields[1].array, ts.data.y);
       if (!encoded.ok()) {
-        out->status = encoded.status().WithContext(StrCat(info.name, " window ", window.row, ",",
-                                                          window.col, ": "));
+        out->status = encoded.status().WithContext(
+            StrCat(info.name, " window ", window.row, ",", window.col, ": "));
         return;
       }
       out->records.push_back(std::move(encoded).value());
@@ -502,11 +518,11 @@ class LocalRun {
     if (ts.data.x.shape != want || ts.data.x.dtype != schema.x.dtype)
       return Internal(source_.kind(), " source, ", info.name, ": reader returned ",
                       ts.data.x.Describe(), " for a region of ", box.height, "x", box.width,
-                      " pixels, expected ", DTypeName(schema.x.dtype), "[", want[0], ",",
-                      want[1], ",", want[2], "]");
-    if (schema.y && (ts.data.y.shape != std::vector<int64_t>{schema.y->channels(), box.height,
-                                                             box.width} ||
-                     ts.data.y.dtype != schema.y->dtype))
+                      " pixels, expected ", DTypeName(schema.x.dtype), "[", want[0], ",", want[1],
+                      ",", want[2], "]");
+    if (schema.y &&
+        (ts.data.y.shape != std::vector<int64_t>{schema.y->channels(), box.height, box.width} ||
+         ts.data.y.dtype != schema.y->dtype))
       return Internal(source_.kind(), " source, ", info.name, ": reader returned y ",
                       ts.data.y.Describe(), " for a region of ", box.height, "x", box.width,
                       " pixels");
@@ -695,8 +711,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
     for (const auto& row : plans[i]) planned_tiles += row.size();
   }
 
-  const int threads =
-      options.threads > 0 ? options.threads : tbb::info::default_concurrency();
+  const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
   const ItemRange range = ItemBlock(source.num_items(), world.rank, world.size);
   const std::string prefix = ShardPrefix(world);
   uint64_t my_tiles = 0;
@@ -717,8 +732,10 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
     local = run.Run(**writer, local_progress, threads);
     if (local.status.ok()) {
       auto shards = (*writer)->Close();
-      if (shards.ok()) local.shards = std::move(shards).value();
-      else local.status = shards.status();
+      if (shards.ok())
+        local.shards = std::move(shards).value();
+      else
+        local.status = shards.status();
     }
   }
   local_progress.Finish();
@@ -743,12 +760,12 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   if (local.status.ok()) {
     nlohmann::json shards = nlohmann::json::array();
     for (const auto& s : local.shards)
-      shards.push_back({{"file", s.file}, {"records", s.records}, {"bytes", s.bytes},
-                        {"hash", s.hash}});
+      shards.push_back(
+          {{"file", s.file}, {"records", s.records}, {"bytes", s.bytes}, {"hash", s.hash}});
     nlohmann::json items = nlohmann::json::array();
     for (int64_t i = range.begin; i < range.end; ++i) {
-      nlohmann::json e = {{"item", i}, {"tiles", local.tiles_per_item[i]},
-                          {"x", StatsToBits(local.x_stats[i])}};
+      nlohmann::json e = {
+          {"item", i}, {"tiles", local.tiles_per_item[i]}, {"x", StatsToBits(local.x_stats[i])}};
       if (schema.y) e["y"] = StatsToBits(local.y_stats[i]);
       items.push_back(e);
     }
@@ -800,9 +817,10 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
     if (final_status.ok() && summary.tiles_written == 0) {
       final_status = FailedPrecondition(
           "no tiles written to ", options.out, ": all ", summary.tiles_considered,
-          " tile(s) cut from ", summary.items, " item(s) were dropped (no valid pixel, or valid "
-          "fraction below --min-valid ", options.min_valid, "); first item: ", source.item(0).name,
-          "; no manifest written");
+          " tile(s) cut from ", summary.items,
+          " item(s) were dropped (no valid pixel, or valid "
+          "fraction below --min-valid ",
+          options.min_valid, "); first item: ", source.item(0).name, "; no manifest written");
     }
     if (final_status.ok()) {
       manifest.kind = source.kind();
@@ -835,8 +853,9 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
           {"tiles_dropped", summary.tiles_dropped},
           {"ranks", world.size},
           {"nodata", {{"x", NodataJson(schema.x)}}},
-          {"pad_fill", "the channel's nodata value, 0 when it has none; padded pixels are "
-                       "invalid"},
+          {"pad_fill",
+           "the channel's nodata value, 0 when it has none; padded pixels are "
+           "invalid"},
           {"invalid_to_nan", IsFloat(x_out) && x_out != schema.x.dtype}};
       if (!options.tile.whole_item)
         ingest["stride"] = {options.tile.stride_rows, options.tile.stride_cols};
@@ -858,8 +877,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   }
   summary.elapsed_s = progress.elapsed_s();
   // Every rank learns the outcome, so all return the same status and summary.
-  nlohmann::json outcome = {{"status", StatusToJson(final_status)},
-                            {"summary", summary.ToJson()}};
+  nlohmann::json outcome = {{"status", StatusToJson(final_status)}, {"summary", summary.ToJson()}};
   auto shared = BroadcastFromRoot(world, outcome.dump());
   if (!shared.ok()) return shared.status();
   const nlohmann::json result = nlohmann::json::parse(*shared);

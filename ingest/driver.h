@@ -32,11 +32,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ingest/ingest_windows.h"
 #include "ingest/source.h"
@@ -62,7 +61,7 @@ struct DriverOptions {
   bool progress = false;
   std::string progress_label = "ingest";
   std::vector<std::string> command_line;  // provenance
-  bool hash_sources = true;  // XXH3 of each input file in the provenance
+  bool hash_sources = true;               // XXH3 of each input file in the provenance
 };
 
 struct IngestSummary {

@@ -32,14 +32,22 @@ Status GdalErrorScope::Error(StatusCode code, const std::string& context,
 
 Result<DType> DTypeFromGdal(GDALDataType type, const std::string& where) {
   switch (type) {
-    case GDT_Byte: return DType::kU8;
-    case GDT_UInt16: return DType::kU16;
-    case GDT_Int16: return DType::kI16;
-    case GDT_UInt32: return DType::kU32;
-    case GDT_Int32: return DType::kI32;
-    case GDT_Float32: return DType::kF32;
-    case GDT_Float64: return DType::kF64;
-    default: break;
+    case GDT_Byte:
+      return DType::kU8;
+    case GDT_UInt16:
+      return DType::kU16;
+    case GDT_Int16:
+      return DType::kI16;
+    case GDT_UInt32:
+      return DType::kU32;
+    case GDT_Int32:
+      return DType::kI32;
+    case GDT_Float32:
+      return DType::kF32;
+    case GDT_Float64:
+      return DType::kF64;
+    default:
+      break;
   }
   return Unimplemented(where, ": GDAL data type ", GDALGetDataTypeName(type),
                        " is not supported (u8 u16 i16 u32 i32 f32 f64 are)");
@@ -47,14 +55,22 @@ Result<DType> DTypeFromGdal(GDALDataType type, const std::string& where) {
 
 GDALDataType GdalFromDType(DType dtype) {
   switch (dtype) {
-    case DType::kU8: return GDT_Byte;
-    case DType::kI8: return GDT_Int16;  // GDAL 3.6 has no Int8; never used for reads
-    case DType::kU16: return GDT_UInt16;
-    case DType::kI16: return GDT_Int16;
-    case DType::kU32: return GDT_UInt32;
-    case DType::kI32: return GDT_Int32;
-    case DType::kF32: return GDT_Float32;
-    case DType::kF64: break;
+    case DType::kU8:
+      return GDT_Byte;
+    case DType::kI8:
+      return GDT_Int16;  // GDAL 3.6 has no Int8; never used for reads
+    case DType::kU16:
+      return GDT_UInt16;
+    case DType::kI16:
+      return GDT_Int16;
+    case DType::kU32:
+      return GDT_UInt32;
+    case DType::kI32:
+      return GDT_Int32;
+    case DType::kF32:
+      return GDT_Float32;
+    case DType::kF64:
+      break;
   }
   return GDT_Float64;
 }

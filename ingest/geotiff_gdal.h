@@ -6,9 +6,9 @@
 // printed (they come back in the Status instead).
 #pragma once
 
-#include <string>
-
 #include <gdal.h>
+
+#include <string>
 
 #include "tiling/dtype.h"
 #include "tiling/status.h"

@@ -20,10 +20,9 @@
 namespace tilestage::ingest {
 namespace {
 
-const std::set<std::string> kResamplings = {"near",    "bilinear", "cubic", "cubicspline",
-                                            "lanczos", "average",  "rms",   "mode",
-                                            "max",     "min",      "med",   "q1",
-                                            "q3",      "sum"};
+const std::set<std::string> kResamplings = {
+    "near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms",
+    "mode", "max",      "min",   "med",         "q1",      "q3",      "sum"};
 
 // A CSL string list owned by a vector, for GDAL's argv-style option APIs.
 class ArgList {
@@ -61,13 +60,12 @@ Result<DatasetPtr> OpenRaster(const std::string& spec, const std::string& displa
   GdalErrorScope scope;
   if (spec.rfind("/vsimem/", 0) != 0) {
     std::error_code ec;
-    if (!std::filesystem::exists(spec, ec))
-      return NotFound("geotiff ", display, ": no such file");
+    if (!std::filesystem::exists(spec, ec)) return NotFound("geotiff ", display, ": no such file");
     if (std::filesystem::is_directory(spec, ec))
       return InvalidArgument("geotiff ", display, ": is a directory, not a raster file");
   }
-  GDALDatasetH ds = GDALOpenEx(spec.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr,
-                               nullptr);
+  GDALDatasetH ds =
+      GDALOpenEx(spec.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr);
   if (!ds)
     return GdalErrorScope::Error(StatusCode::kInvalidArgument,
                                  StrCat("geotiff ", display, ": not a raster GDAL can read"),
@@ -184,8 +182,7 @@ Result<std::vector<BandInfo>> ReadBands(GDALDatasetH ds, const std::vector<int>&
   std::vector<int> numbers = selection;
   if (numbers.empty()) {
     for (int b = 1; b <= count; ++b) {
-      if (drop_alpha && GDALGetRasterColorInterpretation(GDALGetRasterBand(ds, b)) ==
-                            GCI_AlphaBand)
+      if (drop_alpha && GDALGetRasterColorInterpretation(GDALGetRasterBand(ds, b)) == GCI_AlphaBand)
         continue;
       numbers.push_back(b);
     }
@@ -193,8 +190,9 @@ Result<std::vector<BandInfo>> ReadBands(GDALDatasetH ds, const std::vector<int>&
   std::vector<BandInfo> bands;
   for (int b : numbers) {
     if (b < 1 || b > count)
-      return InvalidArgument("geotiff ", display, ": --bands ", b, " is out of range (the raster has ",
-                             count, " band", count == 1 ? "" : "s", ")");
+      return InvalidArgument("geotiff ", display, ": --bands ", b,
+                             " is out of range (the raster has ", count, " band",
+                             count == 1 ? "" : "s", ")");
     GDALRasterBandH band = GDALGetRasterBand(ds, b);
     BandInfo info;
     info.number = b;
@@ -221,17 +219,17 @@ Status WarpToVrt(GDALDatasetH src, const std::string& vrt_path, ArgList& args,
   GdalErrorScope scope;
   GDALWarpAppOptions* options = GDALWarpAppOptionsNew(args.Get(), nullptr);
   if (!options)
-    return GdalErrorScope::Error(StatusCode::kInvalidArgument,
-                                 StrCat("geotiff ", display, ": bad warp options '", args.Join(),
-                                        "'"));
+    return GdalErrorScope::Error(
+        StatusCode::kInvalidArgument,
+        StrCat("geotiff ", display, ": bad warp options '", args.Join(), "'"));
   int usage_error = 0;
   GDALDatasetH sources[1] = {src};
   GDALDatasetH out = GDALWarp(vrt_path.c_str(), nullptr, 1, sources, options, &usage_error);
   GDALWarpAppOptionsFree(options);
   if (!out)
-    return GdalErrorScope::Error(StatusCode::kInvalidArgument,
-                                 StrCat("geotiff ", display, ": warping (gdalwarp ", args.Join(),
-                                        ") failed"));
+    return GdalErrorScope::Error(
+        StatusCode::kInvalidArgument,
+        StrCat("geotiff ", display, ": warping (gdalwarp ", args.Join(), ") failed"));
   GDALClose(out);  // flushes the VRT to /vsimem
   return Status::Ok();
 }
@@ -244,7 +242,8 @@ void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& sche
     const BandInfo& b = plan->bands[i];
     const int f = b.mask_flags;
     bool needs = false;
-    if (f & GMF_ALL_VALID) needs = false;
+    if (f & GMF_ALL_VALID)
+      needs = false;
     else if (f == GMF_NODATA) {
       // The driver compares with the schema's nodata; a scene whose nodata differs reads masks.
       needs = !(i < schema_nodata.size() && schema_nodata[i] && b.nodata &&
@@ -257,11 +256,13 @@ void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& sche
     any |= needs;
     if (needs && !(f & GMF_PER_DATASET)) all_per_dataset = false;
   }
-  if (!any) plan->mask_mode = FieldPlan::MaskMode::kNone;
+  if (!any)
+    plan->mask_mode = FieldPlan::MaskMode::kNone;
   else if (all_per_dataset && std::all_of(plan->channel_needs_mask.begin(),
                                           plan->channel_needs_mask.end(), [](bool b) { return b; }))
     plan->mask_mode = FieldPlan::MaskMode::kPerDataset;
-  else plan->mask_mode = FieldPlan::MaskMode::kPerChannel;
+  else
+    plan->mask_mode = FieldPlan::MaskMode::kPerChannel;
 }
 
 // Common nodata per channel across scenes: a value when every scene has the same one.
@@ -353,8 +354,9 @@ class GeoTiffSource : public Source {
     nlohmann::json scenes = nlohmann::json::array();
     std::set<std::string> crs_set;
     for (const Scene& s : scenes_) {
-      nlohmann::json j = {{"name", s.name}, {"files", s.files}, {"height", s.grid.height},
-                          {"width", s.grid.width}, {"crs_wkt", s.grid.wkt}, {"warped", s.warped}};
+      nlohmann::json j = {{"name", s.name},          {"files", s.files},
+                          {"height", s.grid.height}, {"width", s.grid.width},
+                          {"crs_wkt", s.grid.wkt},   {"warped", s.warped}};
       if (auto epsg = EpsgOf(s.grid.wkt)) j["epsg"] = *epsg;
       if (s.grid.has_gt) j["geotransform"] = std::vector<double>(s.grid.gt, s.grid.gt + 6);
       nlohmann::json bands = nlohmann::json::array();
@@ -396,8 +398,9 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
     auto abs = std::filesystem::absolute(f, ec);
     scene.files.push_back(ec ? f : abs.lexically_normal().string());
   }
-  scene.name = files.size() == 1 ? files[0] : files[0] + " (+" + std::to_string(files.size() - 1) +
-                                                  " stacked)";
+  scene.name = files.size() == 1
+                   ? files[0]
+                   : files[0] + " (+" + std::to_string(files.size() - 1) + " stacked)";
   std::vector<DatasetPtr> opened;
   for (size_t i = 0; i < files.size(); ++i) {
     TS_ASSIGN_OR_RETURN(DatasetPtr ds, OpenRaster(scene.files[i], files[i]));
@@ -414,7 +417,8 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
       const std::string diff = GridDifference(first, GridOf(Get(opened[i])));
       if (!diff.empty())
         return InvalidArgument("geotiff --stack-bands: ", files[i], " is not on the grid of ",
-                               files[0], " (", diff, "); stacked bands must share size, "
+                               files[0], " (", diff,
+                               "); stacked bands must share size, "
                                "geotransform and CRS (warp them first, or pass --dst-crs/--res)");
     }
     spec = vsimem_ + "scene" + std::to_string(index) + "-stack.vrt";
@@ -430,7 +434,8 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
     GDALBuildVRTOptionsFree(vrt_options);
     if (!vrt)
       return GdalErrorScope::Error(StatusCode::kInvalidArgument,
-                                   StrCat("geotiff --stack-bands ", files[0], "...: building "
+                                   StrCat("geotiff --stack-bands ", files[0],
+                                          "...: building "
                                           "the stacked VRT failed"));
     GDALClose(vrt);
     vsimem_files_.push_back(spec);
@@ -446,8 +451,8 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
       any_nodata |= b.nodata.has_value();
       is_float |= GDALDataTypeIsFloating(b.type) != 0;
     }
-    scene.resampling = !options_.resampling.empty() ? options_.resampling
-                                                     : (is_float ? "bilinear" : "near");
+    scene.resampling =
+        !options_.resampling.empty() ? options_.resampling : (is_float ? "bilinear" : "near");
     ArgList args;
     args.Add("-of");
     args.Add("VRT");
@@ -505,8 +510,8 @@ Status GeoTiffSource::AttachLabel(Scene* scene, const std::string& label_file) {
     args.Add("-te");
     const double xmin = g.gt[0], xmax = g.gt[0] + g.width * g.gt[1];
     const double ymax = g.gt[3], ymin = g.gt[3] + g.height * g.gt[5];
-    for (double v : {std::min(xmin, xmax), std::min(ymin, ymax), std::max(xmin, xmax),
-                     std::max(ymin, ymax)})
+    for (double v :
+         {std::min(xmin, xmax), std::min(ymin, ymax), std::max(xmin, xmax), std::max(ymin, ymax)})
       args.Add(StrCat(std::setprecision(17), v));
     args.Add("-ts");
     args.Add(std::to_string(g.width));
@@ -539,7 +544,8 @@ Status GeoTiffSource::Init(const GeoTiffOptions& options) {
     return InvalidArgument("--res ", options.res->first, ",", options.res->second,
                            ": must be positive");
   std::vector<std::vector<std::string>> groups;
-  if (options.stack_bands) groups.push_back(options.files);
+  if (options.stack_bands)
+    groups.push_back(options.files);
   else
     for (const auto& f : options.files) groups.push_back({f});
   for (size_t i = 0; i < groups.size(); ++i) {
@@ -565,16 +571,19 @@ Status GeoTiffSource::Init(const GeoTiffOptions& options) {
   std::vector<std::string> names;
   for (size_t i = 0; i < scenes_[0].x.bands.size(); ++i) {
     const BandInfo& b = scenes_[0].x.bands[i];
-    if (!b.description.empty()) names.push_back(b.description);
+    if (!b.description.empty())
+      names.push_back(b.description);
     else if (options.stack_bands)
       names.push_back(std::filesystem::path(scenes_[0].files[b.number - 1]).stem().string());
-    else names.push_back("b" + std::to_string(b.number));
+    else
+      names.push_back("b" + std::to_string(b.number));
   }
   TS_ASSIGN_OR_RETURN(schema_.x, MakeFieldInfo(x_plans, names, scene_names));
   if (!y_plans.empty()) {
     std::vector<std::string> y_names;
     for (const auto& b : scenes_[0].y->bands)
-      y_names.push_back(scenes_[0].y->bands.size() == 1 ? "label" : "label" + std::to_string(b.number));
+      y_names.push_back(scenes_[0].y->bands.size() == 1 ? "label"
+                                                        : "label" + std::to_string(b.number));
     TS_ASSIGN_OR_RETURN(FieldInfo y, MakeFieldInfo(y_plans, y_names, scene_names));
     schema_.y = y;
   }
@@ -632,8 +641,7 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
   const CPLErr err = GDALDatasetRasterIO(
       ds, GF_Read, static_cast<int>(region.col), static_cast<int>(region.row), w, h,
       data->data.data(), w, h, GdalFromDType(dtype), channels, band_map.data(),
-      static_cast<int>(elem), static_cast<GSpacing>(elem) * w,
-      static_cast<GSpacing>(elem) * w * h);
+      static_cast<int>(elem), static_cast<GSpacing>(elem) * w, static_cast<GSpacing>(elem) * w * h);
   if (err != CE_None) return Locate(plan, ds, region, dtype);
   if (plan.mask_mode == FieldPlan::MaskMode::kNone) {
     mask->data.clear();
@@ -649,8 +657,8 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
       continue;
     }
     GDALRasterBandH mask_band = GDALGetMaskBand(GDALGetRasterBand(ds, plan.bands[c].number));
-    if (GDALRasterIO(mask_band, GF_Read, static_cast<int>(region.col),
-                     static_cast<int>(region.row), w, h, dst, w, h, GDT_Byte, 0, 0) != CE_None)
+    if (GDALRasterIO(mask_band, GF_Read, static_cast<int>(region.col), static_cast<int>(region.row),
+                     w, h, dst, w, h, GDT_Byte, 0, 0) != CE_None)
       return GdalErrorScope::Error(
           StatusCode::kDataLoss,
           StrCat("geotiff ", plan.display, ": mask of band ", plan.bands[c].number, ", rows ",
@@ -694,8 +702,8 @@ Status GeoTiffReader::Locate(const FieldPlan& plan, GDALDatasetH ds, const Regio
   }
   (void)dtype;
   return Status(StatusCode::kDataLoss,
-                StrCat("geotiff ", plan.display, ": reading ", rows, " failed: ",
-                       first_msg.empty() ? "GDAL reported no detail" : first_msg));
+                StrCat("geotiff ", plan.display, ": reading ", rows,
+                       " failed: ", first_msg.empty() ? "GDAL reported no detail" : first_msg));
 }
 
 }  // namespace

@@ -13,9 +13,12 @@ Result<EdgePolicy> ParseEdgePolicy(std::string_view text) {
 
 const char* EdgePolicyName(EdgePolicy policy) {
   switch (policy) {
-    case EdgePolicy::kDrop: return "drop";
-    case EdgePolicy::kPad: return "pad";
-    case EdgePolicy::kShift: break;
+    case EdgePolicy::kDrop:
+      return "drop";
+    case EdgePolicy::kPad:
+      return "pad";
+    case EdgePolicy::kShift:
+      break;
   }
   return "shift";
 }

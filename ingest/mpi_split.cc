@@ -43,9 +43,9 @@ Result<std::vector<std::string>> GatherToRoot(const RankInfo& world, const std::
   // MPI counts are int: payloads here are manifests' worth of JSON, far below 2 GiB.
   int length = static_cast<int>(bytes.size());
   std::vector<int> lengths(world.rank == 0 ? world.size : 0);
-  TS_RETURN_IF_ERROR(MpiStatus(
-      MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD),
-      "MPI_Gather"));
+  TS_RETURN_IF_ERROR(
+      MpiStatus(MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD),
+                "MPI_Gather"));
   std::vector<int> displs(lengths.size());
   std::string all;
   if (world.rank == 0) {
@@ -56,10 +56,10 @@ Result<std::vector<std::string>> GatherToRoot(const RankInfo& world, const std::
     }
     all.resize(total);
   }
-  TS_RETURN_IF_ERROR(MpiStatus(
-      MPI_Gatherv(bytes.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(),
-                  MPI_CHAR, 0, MPI_COMM_WORLD),
-      "MPI_Gatherv"));
+  TS_RETURN_IF_ERROR(
+      MpiStatus(MPI_Gatherv(bytes.data(), length, MPI_CHAR, all.data(), lengths.data(),
+                            displs.data(), MPI_CHAR, 0, MPI_COMM_WORLD),
+                "MPI_Gatherv"));
   if (world.rank == 0)
     for (int r = 0; r < world.size; ++r) out.push_back(all.substr(displs[r], lengths[r]));
   return out;

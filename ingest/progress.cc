@@ -51,7 +51,8 @@ void Progress::Draw(bool final) {
     std::snprintf(eta, sizeof eta, "  ETA %.0fs", left_s);
   }
   char total[32] = "";
-  if (total_tiles_ > 0) std::snprintf(total, sizeof total, "/%llu", (unsigned long long)total_tiles_);
+  if (total_tiles_ > 0)
+    std::snprintf(total, sizeof total, "/%llu", (unsigned long long)total_tiles_);
   std::fprintf(stderr, "\r%s: %llu%s tiles  %.0f tiles/s  %.1f MB/s%s  %.1fs   ", label_.c_str(),
                (unsigned long long)tiles, total, tiles_per_s, mb_per_s, eta, elapsed);
   std::fflush(stderr);

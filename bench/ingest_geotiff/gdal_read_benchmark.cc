@@ -4,21 +4,19 @@
 //
 //   ingest_geotiff_gdal_read FILE [--threads N] [--tile T] [--repeat R]
 #include <gdal.h>
+#include <sys/resource.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
-
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -28,9 +26,12 @@ int main(int argc, char** argv) {
   const std::string path = argv[1];
   int threads = 0, tile = 256, repeat = 3;
   for (int i = 2; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--tile")) tile = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--repeat")) repeat = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--tile"))
+      tile = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--repeat"))
+      repeat = std::atoi(argv[i + 1]);
   }
   GDALAllRegister();
   GDALDatasetH probe = GDALOpen(path.c_str(), GA_ReadOnly);
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
           failed = true;
       });
     });
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double cpu_s = cpu_now() - cpu_start;
     for (auto& h : handles)
       if (h.ds) GDALClose(h.ds);
@@ -88,10 +90,18 @@ int main(int argc, char** argv) {
   }
   const double tiles = static_cast<double>(width) * height / (static_cast<double>(tile) * tile);
   const double bytes = static_cast<double>(width) * height * bands * elem;
-  nlohmann::json out = {{"file", path},     {"width", width},   {"height", height},
-                        {"bands", bands},   {"bytes", bytes},   {"tile", tile},
-                        {"threads", threads}, {"best_s", best_s}, {"cpu_s", best_cpu_s}, {"repeat", repeat},
-                        {"tiles_per_s", tiles / best_s}, {"mb_per_s", bytes / best_s / 1e6}};
+  nlohmann::json out = {{"file", path},
+                        {"width", width},
+                        {"height", height},
+                        {"bands", bands},
+                        {"bytes", bytes},
+                        {"tile", tile},
+                        {"threads", threads},
+                        {"best_s", best_s},
+                        {"cpu_s", best_cpu_s},
+                        {"repeat", repeat},
+                        {"tiles_per_s", tiles / best_s},
+                        {"mb_per_s", bytes / best_s / 1e6}};
   std::cout << out.dump() << "\n";
   return 0;
 }

@@ -1,12 +1,13 @@
 // The ingest driver against an in-memory Source whose pixels are a known function of position:
 // every stored tile is compared with a direct cut of that function, statistics with a direct
 // computation over the kept tiles, and runs with 1 and 4 threads with each other.
+#include "ingest/driver.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 
-#include "ingest/driver.h"
 #include "tests/common/test_util.h"
 #include "tiling/store.h"
 
@@ -20,7 +21,9 @@ uint16_t PixelValue(int64_t i, int64_t c, int64_t r, int64_t col) {
   if (r < 8 && col < 8) return kNodata;  // top-left corner of every item is nodata
   return static_cast<uint16_t>(1 + (i * 7919 + c * 104729 + r * 131 + col * 17) % 4000);
 }
-int32_t LabelValue(int64_t i, int64_t r, int64_t col) { return static_cast<int32_t>((r + col + i) % 5); }
+int32_t LabelValue(int64_t i, int64_t r, int64_t col) {
+  return static_cast<int32_t>((r + col + i) % 5);
+}
 
 class MemorySource : public Source {
  public:
@@ -120,13 +123,16 @@ TEST(Driver, TilesEqualDirectCutAndStatisticsMatchDirectComputation) {
     for (int64_t c = 0; c < 2; ++c)
       for (int64_t r = 0; r < 8; ++r)
         for (int64_t col = 0; col < 8; ++col) {
-          const uint16_t want = PixelValue(item, c, w[0].get<int64_t>() + r, w[1].get<int64_t>() + col);
+          const uint16_t want =
+              PixelValue(item, c, w[0].get<int64_t>() + r, w[1].get<int64_t>() + col);
           ASSERT_EQ(xv[(c * 8 + r) * 8 + col], want);
-          if (want != kNodata) direct[c].Add(want);
-          else direct[c].AddInvalid();
+          if (want != kNodata)
+            direct[c].Add(want);
+          else
+            direct[c].AddInvalid();
           if (c == 0) {
-            ASSERT_EQ(yv[r * 8 + col], LabelValue(item, w[0].get<int64_t>() + r,
-                                                  w[1].get<int64_t>() + col));
+            ASSERT_EQ(yv[r * 8 + col],
+                      LabelValue(item, w[0].get<int64_t>() + r, w[1].get<int64_t>() + col));
           }
         }
   }
@@ -260,8 +266,10 @@ TEST(TileChannelStats, IntegerFastPathMatchesWelford) {
   auto fast = TileChannelStats(a, valid.data());
   std::vector<ChannelStats> slow(2);
   for (size_t i = 0; i < v.size(); ++i) {
-    if (valid[i]) slow[i / 15].Add(v[i]);
-    else slow[i / 15].AddInvalid();
+    if (valid[i])
+      slow[i / 15].Add(v[i]);
+    else
+      slow[i / 15].AddInvalid();
   }
   for (int c = 0; c < 2; ++c) {
     EXPECT_EQ(fast[c].count, slow[c].count);

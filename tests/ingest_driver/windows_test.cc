@@ -6,7 +6,6 @@
 namespace tilestage::ingest {
 namespace {
 
-
 TEST(AxisStarts, DropKeepsOnlyFullWindows) {
   EXPECT_EQ(AxisStarts(10, 4, 4, EdgePolicy::kDrop), (std::vector<int64_t>{0, 4}));
   EXPECT_EQ(AxisStarts(8, 4, 4, EdgePolicy::kDrop), (std::vector<int64_t>{0, 4}));

@@ -19,9 +19,7 @@ testing::CommandResult Ingest(const std::string& out, const std::string& args) {
   return RunCommand(CliPath() + " ingest geotiff --no-progress --out " + out + " " + args);
 }
 
-bool HasManifest(const std::string& dir) {
-  return std::filesystem::exists(dir + "/manifest.json");
-}
+bool HasManifest(const std::string& dir) { return std::filesystem::exists(dir + "/manifest.json"); }
 
 bool Contains(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
@@ -111,8 +109,7 @@ TEST(GeoTiffCli, BandOutOfRangeNamesTheBandAndCount) {
   TempDir dir;
   auto r = Ingest(dir.Sub("store"), "--bands 1,4 " + SharedData("geotiff/RGB.byte.tif"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(Contains(r.output, "--bands 4 is out of range (the raster has 3 bands)"))
-      << r.output;
+  EXPECT_TRUE(Contains(r.output, "--bands 4 is out of range (the raster has 3 bands)")) << r.output;
 }
 
 TEST(GeoTiffCli, JsonSummaryReportsDroppedTiles) {

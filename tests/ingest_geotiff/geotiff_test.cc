@@ -2,11 +2,11 @@
 // read (GDALRasterIO) of that window, statistics with a direct computation over those reads, and a
 // warped store with GDAL's own warp (GDALWarp into a MEM dataset). Real files from
 // ../shared/data/geotiff plus small GeoTIFFs written here with GDAL.
-#include <gdal.h>
 #include <cpl_conv.h>
+#include <gdal.h>
 #include <gdal_utils.h>
-#include <ogr_srs_api.h>
 #include <gtest/gtest.h>
+#include <ogr_srs_api.h>
 
 #include <cmath>
 #include <cstring>
@@ -33,13 +33,20 @@ const GdalInit gdal_init;
 
 GDALDataType GdalType(DType d) {
   switch (d) {
-    case DType::kU8: return GDT_Byte;
-    case DType::kU16: return GDT_UInt16;
-    case DType::kI16: return GDT_Int16;
-    case DType::kU32: return GDT_UInt32;
-    case DType::kI32: return GDT_Int32;
-    case DType::kF32: return GDT_Float32;
-    default: return GDT_Float64;
+    case DType::kU8:
+      return GDT_Byte;
+    case DType::kU16:
+      return GDT_UInt16;
+    case DType::kI16:
+      return GDT_Int16;
+    case DType::kU32:
+      return GDT_UInt32;
+    case DType::kI32:
+      return GDT_Int32;
+    case DType::kF32:
+      return GDT_Float32;
+    default:
+      return GDT_Float64;
   }
 }
 
@@ -49,9 +56,9 @@ std::vector<uint8_t> GdalRead(GDALDatasetH ds, const std::vector<int>& bands, in
   const size_t elem = DTypeSize(dtype);
   std::vector<uint8_t> out(bands.size() * h * w * elem);
   std::vector<int> map = bands;
-  EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, (int)col, (int)row, (int)w, (int)h, out.data(),
-                                (int)w, (int)h, GdalType(dtype), (int)map.size(), map.data(),
-                                (int)elem, (GSpacing)(elem * w), (GSpacing)(elem * w * h)),
+  EXPECT_EQ(GDALDatasetRasterIO(ds, GF_Read, (int)col, (int)row, (int)w, (int)h, out.data(), (int)w,
+                                (int)h, GdalType(dtype), (int)map.size(), map.data(), (int)elem,
+                                (GSpacing)(elem * w), (GSpacing)(elem * w * h)),
             CE_None);
   return out;
 }
@@ -114,11 +121,11 @@ TEST(GeoTiffIngest, EveryTileEqualsGdalWindowedReadOnRealFiles) {
     int64_t tile;
   };
   const std::vector<Case> cases = {
-      {"geotiff/RGB.byte.tif", {1, 2, 3}, 200},    // striped, nodata 0
-      {"geotiff/shade.tif", {1}, 256},             // tiled, nodata 255
-      {"geotiff/world.byte.tif", {1}, 512},        // tiled LZW, geographic
-      {"geotiff/goes.tif", {1, 2, 3}, 256},        // JPEG, no EPSG code
-      {"geotiff/RGBA.uint16.tif", {1, 2, 3}, 128}, // deflate striped, alpha band left out
+      {"geotiff/RGB.byte.tif", {1, 2, 3}, 200},     // striped, nodata 0
+      {"geotiff/shade.tif", {1}, 256},              // tiled, nodata 255
+      {"geotiff/world.byte.tif", {1}, 512},         // tiled LZW, geographic
+      {"geotiff/goes.tif", {1, 2, 3}, 256},         // JPEG, no EPSG code
+      {"geotiff/RGBA.uint16.tif", {1, 2, 3}, 128},  // deflate striped, alpha band left out
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
@@ -148,8 +155,8 @@ TEST(GeoTiffIngest, StackedLandsatBandsAreChannelsInFileOrder) {
   TempDir dir;
   GeoTiffOptions g;
   for (int b = 1; b <= 7; ++b)
-    g.files.push_back(SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B" +
-                                 std::to_string(b) + ".TIF"));
+    g.files.push_back(
+        SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B" + std::to_string(b) + ".TIF"));
   g.stack_bands = true;
   g.bands = {4, 3, 2};  // a true-colour composite
   auto r = Ingest(g, dir.path(), Tiles(100, 100));
@@ -310,8 +317,8 @@ TEST(GeoTiffIngest, FloatNodataIsInvalidAndPaddedEdgeIsFilledWithNodata) {
 
 // Writes a small GeoTIFF with GDAL: values a function of (band, row, col) in any dtype.
 std::string WriteTestTiff(const std::string& path, GDALDataType type, int w, int h, int bands,
-                          std::vector<std::string> creation, int epsg = 32618,
-                          double x0 = 500000, double y0 = 4000000, double res = 30) {
+                          std::vector<std::string> creation, int epsg = 32618, double x0 = 500000,
+                          double y0 = 4000000, double res = 30) {
   GDALDriverH drv = GDALGetDriverByName("GTiff");
   std::vector<char*> opts;
   for (auto& s : creation) opts.push_back(s.data());
@@ -331,7 +338,8 @@ std::string WriteTestTiff(const std::string& path, GDALDataType type, int w, int
   for (int b = 1; b <= bands; ++b) {
     for (int r = 0; r < h; ++r)
       for (int c = 0; c < w; ++c)
-        buf[r * w + c] = ((b * 37 + r * 11 + c * 7) % 251) - (GDALDataTypeIsSigned(type) ? 100 : 0) +
+        buf[r * w + c] = ((b * 37 + r * 11 + c * 7) % 251) -
+                         (GDALDataTypeIsSigned(type) ? 100 : 0) +
                          (GDALDataTypeIsFloating(type) ? 0.25 : 0);
     EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 0, 0, w, h, buf.data(), w, h,
                            GDT_Float64, 0, 0),

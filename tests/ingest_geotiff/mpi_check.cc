@@ -21,14 +21,14 @@ namespace ti = tilestage::ingest;
 namespace {
 
 int failures = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      std::fprintf(stderr, "FAILED %s: ", #cond);          \
-      std::fprintf(stderr, __VA_ARGS__);                   \
-      std::fprintf(stderr, "\n");                          \
-      ++failures;                                          \
-    }                                                      \
+#define CHECK(cond, ...)                          \
+  do {                                            \
+    if (!(cond)) {                                \
+      std::fprintf(stderr, "FAILED %s: ", #cond); \
+      std::fprintf(stderr, __VA_ARGS__);          \
+      std::fprintf(stderr, "\n");                 \
+      ++failures;                                 \
+    }                                             \
   } while (0)
 
 ts::Result<ti::IngestSummary> IngestInto(const std::string& out) {
@@ -80,8 +80,8 @@ int main(int argc, char** argv) {
     if (a.ok() && b.ok()) {
       const auto& ma = (*a)->manifest();
       const auto& mb = (*b)->manifest();
-      CHECK((*a)->size() == (*b)->size(), "records %llu vs %llu",
-            (unsigned long long)(*a)->size(), (unsigned long long)(*b)->size());
+      CHECK((*a)->size() == (*b)->size(), "records %llu vs %llu", (unsigned long long)(*a)->size(),
+            (unsigned long long)(*b)->size());
       CHECK((*b)->size() > 50, "too few records to mean anything: %llu",
             (unsigned long long)(*b)->size());
       bool r0 = false, r1 = false;

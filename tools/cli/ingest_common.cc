@@ -3,9 +3,8 @@
 // The C API only: Open MPI's deprecated C++ bindings need a library we do not link.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
-
 #include <malloc.h>
+#include <mpi.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -17,8 +16,7 @@ namespace tilestage::cli {
 void AddIngestOptions(CLI::App* cmd, IngestArgs* args, const std::string& default_tile) {
   args->tile = default_tile;
   cmd->add_option("--out", args->out, "Store directory to write")->required();
-  cmd->add_option("--tile", args->tile,
-                  "Tile size H,W in pixels, or 'full' for whole items")
+  cmd->add_option("--tile", args->tile, "Tile size H,W in pixels, or 'full' for whole items")
       ->capture_default_str();
   cmd->add_option("--stride", args->stride,
                   "Step between tiles R,C (default: the tile size, no overlap)");
@@ -134,8 +132,10 @@ int RunIngestCommand(const IngestArgs& args, const std::string& label,
   int code = 0;
   if (world.rank == 0) {
     if (summary.ok()) {
-      if (args.json) std::cout << summary->ToJson().dump(2) << "\n";
-      else std::cout << summary->ToText();
+      if (args.json)
+        std::cout << summary->ToJson().dump(2) << "\n";
+      else
+        std::cout << summary->ToText();
       std::cout.flush();
     } else {
       code = Report(summary.status());

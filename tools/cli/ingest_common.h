@@ -16,11 +16,10 @@
 // Not thread-safe (CLI setup runs before main's threads exist).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "ingest/driver.h"
 #include "ingest/source.h"
@@ -34,8 +33,8 @@ struct IngestArgs {
   std::string stride;            // empty: equal to the tile (no overlap)
   std::string edge = "shift";
   double min_valid = 0.0;
-  std::string dtype;   // empty: keep the source dtype
-  std::string y_dtype; // empty: keep the source dtype of y
+  std::string dtype;    // empty: keep the source dtype
+  std::string y_dtype;  // empty: keep the source dtype of y
   std::string codec = "zstd";
   std::string shard_size = "256MiB";
   int threads = 0;

@@ -22,7 +22,8 @@ Result<std::vector<int>> ParseBands(const std::string& text) {
   std::vector<int> bands;
   if (text.empty()) return bands;
   auto shape = ParseShape(text);
-  if (!shape.ok()) return InvalidArgument("--bands '", text, "': expected 1-based numbers like 1,2,3");
+  if (!shape.ok())
+    return InvalidArgument("--bands '", text, "': expected 1-based numbers like 1,2,3");
   for (int64_t b : *shape) bands.push_back(static_cast<int>(b));
   return bands;
 }
