@@ -21,7 +21,7 @@
 namespace tilestage::ingest {
 
 struct CfPacking {
-  int stored_type = 0;  // nc_type of the stored values
+  int stored_type = 0;       // nc_type of the stored values
   bool is_unsigned = false;  // _Unsigned = "true" on a signed netCDF-3 integer type
   double scale_factor = 1.0;
   double add_offset = 0.0;

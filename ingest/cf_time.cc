@@ -78,9 +78,8 @@ void JulianCivil(int64_t z, int64_t* y, int* m, int* d) {
   *y = yoe + era * 4 + (*m <= 2);
 }
 
-constexpr int kCumDays[2][13] = {
-    {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365},
-    {0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366}};
+constexpr int kCumDays[2][13] = {{0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365},
+                                 {0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366}};
 
 // Fixed-length-year calendars (noleap, all_leap): day 0 is 1970-01-01.
 int64_t FixedDays(int64_t y, int m, int d, bool leap) {
@@ -108,12 +107,23 @@ int DaysInMonth(Calendar calendar, int64_t y, int m) {
   if (m != 2) return kLengths[m - 1];
   bool leap = false;
   switch (calendar) {
-    case Calendar::kProlepticGregorian: leap = IsGregorianLeap(y); break;
-    case Calendar::kJulian: leap = IsJulianLeap(y); break;
-    case Calendar::kStandard: leap = y < 1582 ? IsJulianLeap(y) : IsGregorianLeap(y); break;
-    case Calendar::kNoLeap: leap = false; break;
-    case Calendar::kAllLeap: leap = true; break;
-    case Calendar::k360Day: break;
+    case Calendar::kProlepticGregorian:
+      leap = IsGregorianLeap(y);
+      break;
+    case Calendar::kJulian:
+      leap = IsJulianLeap(y);
+      break;
+    case Calendar::kStandard:
+      leap = y < 1582 ? IsJulianLeap(y) : IsGregorianLeap(y);
+      break;
+    case Calendar::kNoLeap:
+      leap = false;
+      break;
+    case Calendar::kAllLeap:
+      leap = true;
+      break;
+    case Calendar::k360Day:
+      break;
   }
   return leap ? 29 : 28;
 }
@@ -162,12 +172,18 @@ Result<Calendar> ParseCalendar(std::string_view name) {
 
 const char* CalendarName(Calendar calendar) {
   switch (calendar) {
-    case Calendar::kStandard: return "standard";
-    case Calendar::kProlepticGregorian: return "proleptic_gregorian";
-    case Calendar::kJulian: return "julian";
-    case Calendar::kNoLeap: return "noleap";
-    case Calendar::kAllLeap: return "all_leap";
-    case Calendar::k360Day: return "360_day";
+    case Calendar::kStandard:
+      return "standard";
+    case Calendar::kProlepticGregorian:
+      return "proleptic_gregorian";
+    case Calendar::kJulian:
+      return "julian";
+    case Calendar::kNoLeap:
+      return "noleap";
+    case Calendar::kAllLeap:
+      return "all_leap";
+    case Calendar::k360Day:
+      return "360_day";
   }
   return "standard";
 }
@@ -178,8 +194,10 @@ Result<int64_t> DaysFromCivil(Calendar calendar, int64_t year, int month, int da
                            CalendarName(calendar), " calendar");
   }
   switch (calendar) {
-    case Calendar::kProlepticGregorian: return GregorianDays(year, month, day);
-    case Calendar::kJulian: return JulianDays(year, month, day);
+    case Calendar::kProlepticGregorian:
+      return GregorianDays(year, month, day);
+    case Calendar::kJulian:
+      return JulianDays(year, month, day);
     case Calendar::kStandard: {
       const int64_t gregorian = GregorianDays(year, month, day);
       if (gregorian >= kGregorianStartDay) return gregorian;
@@ -190,17 +208,24 @@ Result<int64_t> DaysFromCivil(Calendar calendar, int64_t year, int month, int da
       }
       return julian;
     }
-    case Calendar::kNoLeap: return FixedDays(year, month, day, false);
-    case Calendar::kAllLeap: return FixedDays(year, month, day, true);
-    case Calendar::k360Day: return (year - 1970) * 360 + (month - 1) * 30 + day - 1;
+    case Calendar::kNoLeap:
+      return FixedDays(year, month, day, false);
+    case Calendar::kAllLeap:
+      return FixedDays(year, month, day, true);
+    case Calendar::k360Day:
+      return (year - 1970) * 360 + (month - 1) * 30 + day - 1;
   }
   return Internal("bad calendar");
 }
 
 void CivilFromDays(Calendar calendar, int64_t days, int64_t* year, int* month, int* day) {
   switch (calendar) {
-    case Calendar::kProlepticGregorian: GregorianCivil(days, year, month, day); return;
-    case Calendar::kJulian: JulianCivil(days, year, month, day); return;
+    case Calendar::kProlepticGregorian:
+      GregorianCivil(days, year, month, day);
+      return;
+    case Calendar::kJulian:
+      JulianCivil(days, year, month, day);
+      return;
     case Calendar::kStandard:
       if (days >= kGregorianStartDay) {
         GregorianCivil(days, year, month, day);
@@ -208,8 +233,12 @@ void CivilFromDays(Calendar calendar, int64_t days, int64_t* year, int* month, i
         JulianCivil(days, year, month, day);
       }
       return;
-    case Calendar::kNoLeap: FixedCivil(days, false, year, month, day); return;
-    case Calendar::kAllLeap: FixedCivil(days, true, year, month, day); return;
+    case Calendar::kNoLeap:
+      FixedCivil(days, false, year, month, day);
+      return;
+    case Calendar::kAllLeap:
+      FixedCivil(days, true, year, month, day);
+      return;
     case Calendar::k360Day: {
       const int64_t years = FloorDiv(days, 360);
       const int64_t doy = days - years * 360;

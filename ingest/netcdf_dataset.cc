@@ -123,7 +123,8 @@ Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
         v.time_attrs = role.attrs;
         v.time_coordinate = role.coordinate;
         break;
-      case AxisKind::kUnknown: break;
+      case AxisKind::kUnknown:
+        break;
     }
   }
   if (v.y_pos < 0 || v.x_pos < 0) {
@@ -230,8 +231,8 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         if (first_dim != has_time_dim ||
             (has_time_dim &&
              time_source->info.dim_lens[time_source->t_pos] != v.info.dim_lens[v.t_pos])) {
-          return InvalidArgument(path, ": variables ", time_source->info.name, " and ",
-                                 v.info.name, " do not share one time axis");
+          return InvalidArgument(path, ": variables ", time_source->info.name, " and ", v.info.name,
+                                 " do not share one time axis");
         }
       }
       // Levels.
@@ -247,8 +248,8 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
             while (k < values.size() && !SameValue(values[k], level)) ++k;
             if (k == values.size()) {
               return NotFound(path, ": variable ", name, " has no level ", FormatLevel(level),
-                              " on its vertical axis ", v.vertical->name, " (levels: ",
-                              JoinLevels(values), ")");
+                              " on its vertical axis ", v.vertical->name,
+                              " (levels: ", JoinLevels(values), ")");
             }
             level_indices.push_back(k);
           }
@@ -294,11 +295,11 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
       const std::string coord = time_source->time_coordinate->name;
       auto calendar = ParseCalendar(attrs.calendar);
       if (!calendar.ok()) {
-        return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord, ": "));
+        return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord));
       }
       auto units = ParseTimeUnits(attrs.units, *calendar);
       if (!units.ok()) {
-        return units.status().WithContext(StrCat(path, ": time coordinate ", coord, ": "));
+        return units.status().WithContext(StrCat(path, ": time coordinate ", coord));
       }
       TS_ASSIGN_OR_RETURN(auto values, file.ReadAllDouble(*time_source->time_coordinate));
       if (time_source->t_pos >= 0 &&
@@ -309,15 +310,14 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         auto instant = DecodeTime(*units, values[i]);
         if (!instant.ok()) {
           return instant.status().WithContext(
-              StrCat(path, ": time coordinate ", coord, " [", i, "]: "));
+              StrCat(path, ": time coordinate ", coord, " [", i, "]"));
         }
         if (!plan->instants.empty() && *instant <= plan->instants.back()) {
-          return InvalidArgument(
-              path, ": time coordinate ", coord, " is not strictly increasing: [", i - 1, "] ",
-              InstantToIso(*calendar, plan->instants.back()), ", [", i, "] ",
-              InstantToIso(*calendar, *instant), *instant == plan->instants.back()
-                                                      ? " (duplicate time)"
-                                                      : "");
+          return InvalidArgument(path, ": time coordinate ", coord,
+                                 " is not strictly increasing: [", i - 1, "] ",
+                                 InstantToIso(*calendar, plan->instants.back()), ", [", i, "] ",
+                                 InstantToIso(*calendar, *instant),
+                                 *instant == plan->instants.back() ? " (duplicate time)" : "");
         }
         plan->instants.push_back(*instant);
       }
@@ -342,11 +342,10 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
       const std::string& first_path = request.files[0];
       if (!SameValues(ds->lat_.values, first->lat.values) ||
           !SameValues(ds->lon_.values, first->lon.values)) {
-        return InvalidArgument(path, ": grid (", first->lat.name, "=", first->lat.values.size(),
-                               ", ", first->lon.name, "=", first->lon.values.size(),
-                               ") differs from ", first_path, " (", ds->lat_.name, "=",
-                               ds->lat_.values.size(), ", ", ds->lon_.name, "=",
-                               ds->lon_.values.size(), ")");
+        return InvalidArgument(
+            path, ": grid (", first->lat.name, "=", first->lat.values.size(), ", ", first->lon.name,
+            "=", first->lon.values.size(), ") differs from ", first_path, " (", ds->lat_.name, "=",
+            ds->lat_.values.size(), ", ", ds->lon_.name, "=", ds->lon_.values.size(), ")");
       }
       if (channels.size() != ds->channels_.size()) {
         return InvalidArgument(path, ": has ", channels.size(), " channels for the request, ",
@@ -365,8 +364,8 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
   }
 
   // Order the files along time and check that they do not overlap.
-  const size_t timed = static_cast<size_t>(std::count_if(
-      plans.begin(), plans.end(), [](const auto& p) { return p->has_time; }));
+  const size_t timed = static_cast<size_t>(
+      std::count_if(plans.begin(), plans.end(), [](const auto& p) { return p->has_time; }));
   if (timed != 0 && timed != plans.size()) {
     for (size_t f = 0; f < plans.size(); ++f) {
       if (!plans[f]->has_time) {
@@ -386,9 +385,9 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
   } else {
     for (size_t f = 1; f < plans.size(); ++f) {
       if (plans[f]->calendar != plans[0]->calendar) {
-        return InvalidArgument(request.files[f], ": calendar ",
-                               CalendarName(plans[f]->calendar), " differs from ",
-                               request.files[0], " (", CalendarName(plans[0]->calendar), ")");
+        return InvalidArgument(request.files[f], ": calendar ", CalendarName(plans[f]->calendar),
+                               " differs from ", request.files[0], " (",
+                               CalendarName(plans[0]->calendar), ")");
       }
     }
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -444,8 +443,7 @@ Status NetcdfDataset::ReadRaw(size_t step, Window window, RawStep* raw) const {
   if (window.row < 0 || window.col < 0 || window.height <= 0 || window.width <= 0 ||
       window.row + window.height > height() || window.col + window.width > width()) {
     return InvalidArgument("window rows ", window.row, "+", window.height, " cols ", window.col,
-                           "+", window.width, " is outside the ", height(), "x", width(),
-                           " grid");
+                           "+", window.width, " is outside the ", height(), "x", width(), " grid");
   }
   const NetcdfStep& s = steps_[step];
   const FilePlan& plan = *plans_[s.file];

@@ -17,11 +17,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "ingest/cf_attrs.h"
 #include "ingest/cf_time.h"
@@ -42,18 +41,18 @@ struct NetcdfChannel {
   std::string name;      // "t2m" or "t_850"
   std::string variable;  // "t"
   std::optional<double> level;
-  std::string units;     // the variable's units attribute
+  std::string units;  // the variable's units attribute
 };
 
 struct NetcdfStep {
   size_t file = 0;   // index into NetcdfDataset::files()
   size_t index = 0;  // time index within that file (0 when the file has no time axis)
   std::optional<int64_t> instant_ms;  // on the dataset's calendar; absent without time axis
-  std::string iso;   // "1995-07-14T12:00:00"; empty without time axis
+  std::string iso;                    // "1995-07-14T12:00:00"; empty without time axis
 };
 
 struct NetcdfAxis {
-  std::string name;   // the coordinate variable
+  std::string name;  // the coordinate variable
   std::string units;
   std::vector<double> values;
 };

@@ -1,7 +1,6 @@
 #include "ingest/netcdf_file.h"
 
 #include <netcdf.h>
-
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -16,10 +15,11 @@ std::mutex& NetcdfMutex() {
 }
 
 Status NcStatus(int rc, const std::string& path, const std::string& what) {
-  const std::string message = StrCat(path, ": ", what, ": ", nc_strerror(rc), " (netCDF error ",
-                                     rc, ")");
+  const std::string message =
+      StrCat(path, ": ", what, ": ", nc_strerror(rc), " (netCDF error ", rc, ")");
   switch (rc) {
-    case NC_ENOMEM: return Status(StatusCode::kResourceExhausted, message);
+    case NC_ENOMEM:
+      return Status(StatusCode::kResourceExhausted, message);
     case NC_ENOTNC:
     case NC_EHDFERR:
     case NC_ENOTBUILT:
@@ -27,9 +27,12 @@ Status NcStatus(int rc, const std::string& path, const std::string& what) {
     case NC_EVARSIZE:
     case NC_EEDGE:
     case NC_EINVALCOORDS:
-    case NC_ETRUNC: return Status(StatusCode::kDataLoss, message);
-    case ENOENT: return Status(StatusCode::kNotFound, message);
-    default: break;
+    case NC_ETRUNC:
+      return Status(StatusCode::kDataLoss, message);
+    case ENOENT:
+      return Status(StatusCode::kNotFound, message);
+    default:
+      break;
   }
   // Other negative codes from reading bytes that are not there are data problems too.
   if (rc > 0) return ErrnoStatus(what, path, rc);
@@ -40,34 +43,52 @@ size_t NcTypeSize(int type) {
   switch (type) {
     case NC_BYTE:
     case NC_UBYTE:
-    case NC_CHAR: return 1;
+    case NC_CHAR:
+      return 1;
     case NC_SHORT:
-    case NC_USHORT: return 2;
+    case NC_USHORT:
+      return 2;
     case NC_INT:
     case NC_UINT:
-    case NC_FLOAT: return 4;
+    case NC_FLOAT:
+      return 4;
     case NC_INT64:
     case NC_UINT64:
-    case NC_DOUBLE: return 8;
-    default: return 0;
+    case NC_DOUBLE:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 const char* NcTypeName(int type) {
   switch (type) {
-    case NC_BYTE: return "byte";
-    case NC_UBYTE: return "ubyte";
-    case NC_CHAR: return "char";
-    case NC_SHORT: return "short";
-    case NC_USHORT: return "ushort";
-    case NC_INT: return "int";
-    case NC_UINT: return "uint";
-    case NC_FLOAT: return "float";
-    case NC_INT64: return "int64";
-    case NC_UINT64: return "uint64";
-    case NC_DOUBLE: return "double";
-    case NC_STRING: return "string";
-    default: return "user-defined";
+    case NC_BYTE:
+      return "byte";
+    case NC_UBYTE:
+      return "ubyte";
+    case NC_CHAR:
+      return "char";
+    case NC_SHORT:
+      return "short";
+    case NC_USHORT:
+      return "ushort";
+    case NC_INT:
+      return "int";
+    case NC_UINT:
+      return "uint";
+    case NC_FLOAT:
+      return "float";
+    case NC_INT64:
+      return "int64";
+    case NC_UINT64:
+      return "uint64";
+    case NC_DOUBLE:
+      return "double";
+    case NC_STRING:
+      return "string";
+    default:
+      return "user-defined";
   }
 }
 
@@ -219,12 +240,24 @@ Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
     rc = nc_inq_format(ncid, &format);
     if (rc != NC_NOERR) return NcStatus(rc, path, "inquiring the format");
     switch (format) {
-      case NC_FORMAT_CLASSIC: file->format_ = "classic"; break;
-      case NC_FORMAT_64BIT_OFFSET: file->format_ = "64bit_offset"; break;
-      case NC_FORMAT_CDF5: file->format_ = "cdf5"; break;
-      case NC_FORMAT_NETCDF4: file->format_ = "netcdf4"; break;
-      case NC_FORMAT_NETCDF4_CLASSIC: file->format_ = "netcdf4_classic"; break;
-      default: file->format_ = "unknown"; break;
+      case NC_FORMAT_CLASSIC:
+        file->format_ = "classic";
+        break;
+      case NC_FORMAT_64BIT_OFFSET:
+        file->format_ = "64bit_offset";
+        break;
+      case NC_FORMAT_CDF5:
+        file->format_ = "cdf5";
+        break;
+      case NC_FORMAT_NETCDF4:
+        file->format_ = "netcdf4";
+        break;
+      case NC_FORMAT_NETCDF4_CLASSIC:
+        file->format_ = "netcdf4_classic";
+        break;
+      default:
+        file->format_ = "unknown";
+        break;
     }
     int nvars = 0;
     rc = nc_inq_nvars(ncid, &nvars);
@@ -238,8 +271,7 @@ Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
     return Status::Ok();
   }();
   TS_RETURN_IF_ERROR(opened);
-  if (format == NC_FORMAT_CLASSIC || format == NC_FORMAT_64BIT_OFFSET ||
-      format == NC_FORMAT_CDF5) {
+  if (format == NC_FORMAT_CLASSIC || format == NC_FORMAT_64BIT_OFFSET || format == NC_FORMAT_CDF5) {
     TS_RETURN_IF_ERROR(CheckClassicSize(path));
   }
   return file;
@@ -310,8 +342,7 @@ Result<std::optional<std::string>> NcFile::TextAttr(int varid, const std::string
     nc_free_string(len, values.data());
     return std::optional<std::string>(std::move(value));
   }
-  return InvalidArgument(path_, ": attribute ", name, " is ", NcTypeName(type),
-                         ", expected text");
+  return InvalidArgument(path_, ": attribute ", name, " is ", NcTypeName(type), ", expected text");
 }
 
 Result<std::optional<std::vector<double>>> NcFile::NumAttr(int varid,
@@ -357,8 +388,8 @@ Status NcFile::ReadRaw(const NcVarInfo& var, const std::vector<size_t>& start,
 }
 
 Result<std::vector<double>> NcFile::ReadAllDouble(const NcVarInfo& var) const {
-  const size_t n = std::accumulate(var.dim_lens.begin(), var.dim_lens.end(), size_t{1},
-                                   std::multiplies<>());
+  const size_t n =
+      std::accumulate(var.dim_lens.begin(), var.dim_lens.end(), size_t{1}, std::multiplies<>());
   std::vector<double> values(n);
   std::lock_guard<std::mutex> lock(NetcdfMutex());
   if (n == 0) return values;

@@ -17,7 +17,7 @@ packages=(
   python3-numpy python3-xxhash python3-zstandard python3-lz4
 )
 if [[ ${1:-} == --bench ]]; then
-  packages+=(python3-torch python3-xarray python3-netcdf4 python3-h5py python3-matplotlib)
+  packages+=(python3-torch python3-xarray python3-netcdf4 python3-dask python3-h5py python3-matplotlib)
 fi
 
 missing=()

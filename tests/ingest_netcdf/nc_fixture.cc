@@ -26,13 +26,13 @@ constexpr short kPackedMissing = -32766;
 constexpr float kFloatFill = 1e20f;
 constexpr float kFloatMissing = -999.f;
 
-#define NC_CHECK(call)                                                           \
-  do {                                                                           \
-    const int rc_ = (call);                                                      \
-    if (rc_ != NC_NOERR) {                                                       \
-      ADD_FAILURE() << path << ": " #call ": " << nc_strerror(rc_);              \
-      return false;                                                              \
-    }                                                                            \
+#define NC_CHECK(call)                                              \
+  do {                                                              \
+    const int rc_ = (call);                                         \
+    if (rc_ != NC_NOERR) {                                          \
+      ADD_FAILURE() << path << ": " #call ": " << nc_strerror(rc_); \
+      return false;                                                 \
+    }                                                               \
   } while (0)
 
 bool PutText(int ncid, int varid, const char* name, const std::string& value,
@@ -142,20 +142,28 @@ bool WriteFixture(const std::string& path, const FixtureSpec& spec) {
       int64_t t = 0, z = 0, y = 0, x = 0;
       for (size_t k = 0; k < order.size(); ++k) {
         switch (order[k]) {
-          case 't': t = idx[k]; break;
-          case 'z': z = idx[k]; break;
-          case 'y': y = idx[k]; break;
-          default: x = idx[k]; break;
+          case 't':
+            t = idx[k];
+            break;
+          case 'z':
+            z = idx[k];
+            break;
+          case 'y':
+            y = idx[k];
+            break;
+          default:
+            x = idx[k];
+            break;
         }
       }
       const int64_t tg = spec.t_first + t;
       const int missing = FixtureMissing(spec, tg, y * spec.nx + x);
       const double value = FixtureValue(static_cast<int>(vi), tg, z, y, x);
       if (v.packed) {
-        packed[flat] = missing == 1   ? kPackedFill
-                       : missing == 2 ? kPackedMissing
-                                      : static_cast<short>(std::lround((value - v.offset) /
-                                                                        v.scale));
+        packed[flat] = missing == 1 ? kPackedFill
+                       : missing == 2
+                           ? kPackedMissing
+                           : static_cast<short>(std::lround((value - v.offset) / v.scale));
       } else {
         floats[flat] = missing == 1   ? kFloatFill
                        : missing == 2 ? kFloatMissing

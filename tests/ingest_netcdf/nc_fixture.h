@@ -14,8 +14,8 @@ namespace tilestage::testing {
 
 struct FixtureVar {
   std::string name;
-  bool packed = false;       // int16 with scale_factor/add_offset/_FillValue/missing_value
-  bool has_levels = false;   // uses the level dimension
+  bool packed = false;      // int16 with scale_factor/add_offset/_FillValue/missing_value
+  bool has_levels = false;  // uses the level dimension
   double scale = 0.01;
   double offset = 273.15;
   std::string units = "K";
@@ -26,7 +26,7 @@ struct FixtureSpec {
   int64_t nt = 3, nz = 2, ny = 4, nx = 5;
   // Global index of this file's first step (values depend on it, so series line up).
   int64_t t_first = 0;
-  double time_step = 6.0;   // in time units
+  double time_step = 6.0;    // in time units
   double time_origin = 0.0;  // value of global step 0
   std::string time_units = "hours since 2000-01-01 00:00:00";
   std::string calendar = "standard";  // "" writes no calendar attribute

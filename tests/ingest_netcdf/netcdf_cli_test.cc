@@ -23,7 +23,7 @@ using testing::TempDir;
 struct Series {
   std::vector<std::string> paths;  // in time order
   std::vector<FixtureSpec> specs;
-  std::string files_arg;           // given to the CLI in scrambled order
+  std::string files_arg;  // given to the CLI in scrambled order
 };
 
 // Three files of three 6-hourly steps each, formats mixed, given out of order.
@@ -53,8 +53,7 @@ std::vector<double> TruthStep(const Series& s, int64_t t) {
   const std::string& file = s.paths[t / 3];
   const FixtureSpec& spec = s.specs[t / 3];
   std::vector<double> out;
-  for (const auto& [var, level] : std::vector<std::pair<std::string, int>>{{"t2m", -1},
-                                                                          {"t", 0}}) {
+  for (const auto& [var, level] : std::vector<std::pair<std::string, int>>{{"t2m", -1}, {"t", 0}}) {
     NcTruth truth(file, var);
     for (size_t y = 0; y < static_cast<size_t>(spec.ny); ++y) {
       for (size_t x = 0; x < static_cast<size_t>(spec.nx); ++x) {
@@ -84,8 +83,8 @@ TEST(NetcdfCli, FullGridStoreMatchesNetcdfReadsAndPooledStatistics) {
   TempDir tmp;
   Series s = WriteSeries(tmp);
   const std::string out = tmp.Sub("store");
-  auto run = Ingest("--out " + out + " --vars t2m,t --levels 850 --lat-weights --json " +
-                    s.files_arg);
+  auto run =
+      Ingest("--out " + out + " --vars t2m,t --levels 850 --lat-weights --json " + s.files_arg);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("\"tiles_written\": 9"), std::string::npos) << run.output;
   auto store = Store::Open(LocalStorage(), out);
@@ -187,8 +186,8 @@ TEST(NetcdfCli, SpatialTilesCarryLatLonBoundsAndGridIndices) {
   TempDir tmp;
   Series s = WriteSeries(tmp);
   const std::string out = tmp.Sub("store");
-  auto run = Ingest("--out " + out + " --vars t2m,t --levels 850 --tile 4,4 --edge shift " +
-                    s.paths[0]);
+  auto run =
+      Ingest("--out " + out + " --vars t2m,t --levels 850 --tile 4,4 --edge shift " + s.paths[0]);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   auto store = Store::Open(LocalStorage(), out);
   ASSERT_TRUE(store.ok());
@@ -278,6 +277,37 @@ TEST(NetcdfCli, DamagedHeaderNamesTheFile) {
   auto run = Ingest("--out " + out + " --vars t2m " + s.files_arg);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.output.find(s.paths[1]), std::string::npos) << run.output;
+  EXPECT_FALSE(HasManifest(out));
+}
+
+TEST(NetcdfCli, UnknownCalendarNamesFileAndCalendarAndWritesNoManifest) {
+  TempDir tmp;
+  FixtureSpec spec;
+  spec.calendar = "martian";
+  const std::string path = tmp.Sub("mars.nc");
+  ASSERT_TRUE(testing::WriteFixture(path, spec));
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--out " + out + " --vars t2m " + path);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.output.find(path + ": time coordinate time: unknown calendar \"martian\""),
+            std::string::npos)
+      << run.output;
+  EXPECT_FALSE(HasManifest(out));
+}
+
+TEST(NetcdfCli, FilesOnDifferentGridsAreAnError) {
+  TempDir tmp;
+  FixtureSpec spec;
+  const std::string a = tmp.Sub("coarse.nc"), b = tmp.Sub("fine.nc");
+  ASSERT_TRUE(testing::WriteFixture(a, spec));
+  spec.t_first = 3;
+  spec.nx = 9;
+  ASSERT_TRUE(testing::WriteFixture(b, spec));
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--out " + out + " --vars t2m " + a + " " + b);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.output.find(b + ": grid (lat=4, lon=9) differs from " + a), std::string::npos)
+      << run.output;
   EXPECT_FALSE(HasManifest(out));
 }
 

@@ -83,10 +83,14 @@ INSTANTIATE_TEST_SUITE_P(Formats, AllFormats,
                          ::testing::Values(0, NC_64BIT_OFFSET, NC_64BIT_DATA, NC_NETCDF4),
                          [](const auto& info) {
                            switch (info.param) {
-                             case 0: return std::string("Classic");
-                             case NC_64BIT_OFFSET: return std::string("Offset64");
-                             case NC_64BIT_DATA: return std::string("Cdf5");
-                             default: return std::string("Netcdf4");
+                             case 0:
+                               return std::string("Classic");
+                             case NC_64BIT_OFFSET:
+                               return std::string("Offset64");
+                             case NC_64BIT_DATA:
+                               return std::string("Cdf5");
+                             default:
+                               return std::string("Netcdf4");
                            }
                          });
 
@@ -357,8 +361,7 @@ TEST(NetcdfDataset, Era5PackedShortsWithScalarTime) {
   FixtureSpec names;
   names.y_name = "latitude";
   names.x_name = "longitude";
-  ExpectStepMatchesTruth(**ds, 0, names, {"u10", "v10", "d2m", "t2m", "sp"},
-                         {-1, -1, -1, -1, -1});
+  ExpectStepMatchesTruth(**ds, 0, names, {"u10", "v10", "d2m", "t2m", "sp"}, {-1, -1, -1, -1, -1});
 }
 
 TEST(NetcdfDataset, UvtFourteenPressureLevels) {
