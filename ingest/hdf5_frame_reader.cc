@@ -120,6 +120,13 @@ std::optional<std::string> NxDataSignal(hid_t file, const std::string& group) {
     const std::string path = JoinPath(group, *signal);
     if (ObjectType(file, path) == H5I_DATASET) return path;
   }
+  // NeXus before 2014 marked the signal with an attribute signal=1 on the dataset itself.
+  for (const auto& name : ChildNames(file, group)) {
+    const std::string child = JoinPath(group, name);
+    if (ObjectType(file, child) != H5I_DATASET) continue;
+    if (H5Aexists_by_name(file, child.c_str(), "signal", H5P_DEFAULT) > 0) return child;
+    H5Eclear2(H5E_DEFAULT);
+  }
   const std::string data = JoinPath(group, "data");
   if (ObjectType(file, data) == H5I_DATASET) return data;
   return std::nullopt;

@@ -4,11 +4,13 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "ingest/hdf5_frame_reader.h"
 
@@ -37,6 +39,14 @@ struct FileState {
 
 class Hdf5Source final : public Source {
  public:
+  ~Hdf5Source() override {
+    {
+      std::lock_guard<std::mutex> lock(prefetch_mu_);
+      stop_ = true;
+    }
+    prefetch_cv_.notify_all();
+    if (prefetcher_.joinable()) prefetcher_.join();
+  }
   std::string kind() const override { return "hdf5"; }
   const SourceSchema& schema() const override { return schema_; }
   int64_t num_items() const override { return static_cast<int64_t>(items_.size()); }
@@ -47,8 +57,9 @@ class Hdf5Source final : public Source {
   nlohmann::json ManifestAttrs() const override { return attrs_; }
 
   Status Init(const Hdf5SourceOptions& options);
-  // The batch holding item `item`, read and transformed once however many threads ask.
-  Result<BatchPtr> GetBatch(size_t file, int64_t batch) const;
+  // The batch holding item `item`, read and transformed once however many threads ask. With
+  // prefetch, also asks the read-ahead thread for the batch after it.
+  Result<BatchPtr> GetBatch(size_t file, int64_t batch, bool prefetch = true) const;
   // (file, frame within the file) of an item.
   std::pair<size_t, int64_t> Locate(int64_t item) const {
     auto it = std::upper_bound(files_.begin(), files_.end(), item,
@@ -62,6 +73,11 @@ class Hdf5Source final : public Source {
 
  private:
   Result<BatchPtr> LoadBatch(size_t file, int64_t batch) const;
+  // The read-ahead thread: loads the batch after the one the workers asked for last, so the
+  // next HDF5 read and decode overlap the tiling and compression of the current batch instead
+  // of stalling every worker at each batch boundary. Started on first use.
+  void RequestPrefetch(size_t file, int64_t batch) const;
+  void PrefetchLoop() const;
 
   Hdf5SourceOptions options_;
   std::vector<FileState> files_;
@@ -76,6 +92,13 @@ class Hdf5Source final : public Source {
   mutable std::map<Key, std::shared_future<Result<BatchPtr>>> cache_;
   mutable std::deque<Key> cache_order_;
   size_t cache_capacity_ = 4;
+
+  mutable std::mutex prefetch_mu_;
+  mutable std::condition_variable prefetch_cv_;
+  mutable std::optional<Key> prefetch_want_;
+  mutable std::once_flag prefetch_started_;
+  mutable std::thread prefetcher_;
+  bool stop_ = false;  // guarded by prefetch_mu_
 };
 
 class Hdf5ItemReader final : public ItemReader {
@@ -212,9 +235,10 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
   }
   const std::string channel = BaseName(files_[0].reader->info().dataset);
   schema_.x.dtype = options.transform.OutputDType(dtype);
-  schema_.x.channel_names = {options.transform.scale == FrameScale::kLog1p  ? "log1p(" + channel + ")"
-                             : options.transform.scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
-                                                                            : channel};
+  const FrameScale scale = options.transform.scale;
+  schema_.x.channel_names = {scale == FrameScale::kLog1p  ? "log1p(" + channel + ")"
+                             : scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
+                                                          : channel};
   if (!options.targets.empty()) {
     FieldInfo y;
     y.dtype = DType::kF32;
@@ -269,7 +293,39 @@ Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
   return BatchPtr(std::move(out));
 }
 
-Result<BatchPtr> Hdf5Source::GetBatch(size_t f, int64_t batch) const {
+void Hdf5Source::RequestPrefetch(size_t f, int64_t batch) const {
+  Key next{f, batch + 1};
+  if ((batch + 1) * files_[f].batch_frames >= files_[f].reader->info().num_frames) {
+    if (f + 1 >= files_.size()) return;
+    next = {f + 1, 0};
+  }
+  std::call_once(prefetch_started_,
+                 [this] { prefetcher_ = std::thread([this] { PrefetchLoop(); }); });
+  {
+    std::lock_guard<std::mutex> lock(prefetch_mu_);
+    prefetch_want_ = next;
+  }
+  prefetch_cv_.notify_one();
+}
+
+void Hdf5Source::PrefetchLoop() const {
+  std::optional<Key> done;
+  while (true) {
+    Key want;
+    {
+      std::unique_lock<std::mutex> lock(prefetch_mu_);
+      prefetch_cv_.wait(lock,
+                        [&] { return stop_ || (prefetch_want_ && prefetch_want_ != done); });
+      if (stop_) return;
+      want = *prefetch_want_;
+    }
+    // Errors are not lost: a worker asking for this batch gets the same cached Result.
+    (void)GetBatch(want.first, want.second, /*prefetch=*/false);
+    done = want;
+  }
+}
+
+Result<BatchPtr> Hdf5Source::GetBatch(size_t f, int64_t batch, bool prefetch) const {
   const Key key{f, batch};
   std::shared_future<Result<BatchPtr>> future;
   std::promise<Result<BatchPtr>> promise;
@@ -292,6 +348,7 @@ Result<BatchPtr> Hdf5Source::GetBatch(size_t f, int64_t batch) const {
       load = true;
     }
   }
+  if (prefetch) RequestPrefetch(f, batch);
   if (load) {
     // No exception may leave the promise unset: the other readers wait on it.
     try {

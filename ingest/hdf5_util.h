@@ -1,11 +1,10 @@
 // Small helpers around the HDF5 C API: one process-wide lock, RAII handles, the HDF5 error stack
 // as a Status, and HDF5 type <-> DType mapping.
 //
-// HDF5 (Debian's serial build) is not safe to call from several threads at once, so every HDF5
-// call in tilestage runs while holding Hdf5Lock. The lock is recursive-free: take it once per
-// call sequence and never call back into code that takes it again. Hid is a move-only owner of
-// one hid_t; its destructor must also run under the lock (Hdf5Lock does not allow nesting, so
-// destroy handles inside the locked scope).
+// HDF5 is not to be called from several threads at once, so every HDF5 call in tilestage runs
+// while holding Hdf5Lock. The lock is not recursive: take it once per call sequence and never
+// call code that takes it again while holding it. Hid is a move-only owner of one hid_t; it must
+// be destroyed while the lock is held (declare it inside the locked scope).
 #pragma once
 
 #include <hdf5.h>

@@ -88,6 +88,7 @@ Result<std::unique_ptr<TiffStackReader>> TiffStackReader::Open(const std::string
       return InvalidArgument(where, " holds ", DTypeName(dtype), " but page 0 holds ",
                              DTypeName(info.dtype), ": all pages must have the same type");
     }
+    reader->page_offsets_.push_back(TIFFCurrentDirOffset(tif));
     ++page;
     reader->last_error_.clear();
   } while (TIFFReadDirectory(tif));
@@ -110,7 +111,7 @@ Status TiffStackReader::ReadInto(int64_t page, uint8_t* dst) {
   if (page < 0 || page >= info_.num_frames)
     return InvalidArgument(where, ": outside 0..", info_.num_frames - 1);
   last_error_.clear();
-  if (!TIFFSetDirectory(tif, static_cast<tdir_t>(page)))
+  if (!TIFFSetSubDirectory(tif, page_offsets_[static_cast<size_t>(page)]))
     return DataLoss(where, ": cannot read the directory: ", last_error_);
   const size_t pixel_bytes = DTypeSize(info_.dtype);
   const size_t row_bytes = static_cast<size_t>(info_.width) * pixel_bytes;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "tiling/sample.h"
 #include "tiling/status.h"
@@ -50,6 +51,9 @@ class TiffStackReader {
   std::mutex mu_;
   void* tiff_ = nullptr;  // TIFF*
   std::string last_error_;  // libtiff's latest error message for this handle
+  // Each page's directory offset: TIFFSetSubDirectory jumps to page n directly, where
+  // TIFFSetDirectory(n) may walk the IFD chain from the start (quadratic over a long stack).
+  std::vector<uint64_t> page_offsets_;
 };
 
 }  // namespace tilestage::ingest

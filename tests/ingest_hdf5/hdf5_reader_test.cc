@@ -111,6 +111,51 @@ TEST_F(Hdf5Fixture, NexusDefaultAndSignalAttributesChooseTheDataset) {
   EXPECT_EQ(ToVector<uint16_t>(*frames), MakeFrames<uint16_t>(3, 6, 7));
 }
 
+TEST_F(Hdf5Fixture, OldNexusSignalAttributeOnTheDataset) {
+  const std::string file = Path("old_nexus.h5");
+  auto axis = MakeFrames<double>(1, 1, 5);
+  auto frames = MakeFrames<uint32_t>(2, 5, 5);
+  {
+    Hdf5Lock lock;
+    hid_t f = CreateFile(file);
+    WriteH5Dataset(f, "/scan/d/axis", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {5}, axis.data());
+    WriteH5Dataset(f, "/scan/d/counts", H5T_STD_U32LE, H5T_NATIVE_UINT32, {2, 5, 5},
+                   frames.data());
+    WriteH5Dataset(f, "/scan/d/other", H5T_STD_U32LE, H5T_NATIVE_UINT32, {2, 5, 5},
+                   frames.data());
+    WriteStringAttr(f, "/scan", "NX_class", "NXentry");
+    WriteStringAttr(f, "/scan/d", "NX_class", "NXdata");
+    const int32_t one = 1;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate_by_name(f, "/scan/d/counts", "signal", H5T_STD_I32LE, space,
+                                   H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT32, &one);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  auto reader = Hdf5FrameReader::Open(file, "");
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->info().dataset, "/scan/d/counts");
+}
+
+TEST_F(Hdf5Fixture, NoFrameDatasetFoundListsCandidates) {
+  const std::string file = Path("ambiguous.h5");
+  auto frames = MakeFrames<uint16_t>(2, 4, 4);
+  {
+    Hdf5Lock lock;
+    hid_t f = CreateFile(file);
+    WriteH5Dataset(f, "/a", H5T_STD_U16LE, H5T_NATIVE_UINT16, {2, 4, 4}, frames.data());
+    WriteH5Dataset(f, "/b", H5T_STD_U16LE, H5T_NATIVE_UINT16, {2, 4, 4}, frames.data());
+    H5Fclose(f);
+  }
+  auto reader = Hdf5FrameReader::Open(file, "");
+  ASSERT_FALSE(reader.ok());
+  EXPECT_EQ(reader.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(reader.status().message().find("pass --dataset, one of: /a u16[2,4,4], /b u16[2,4,4]"),
+            std::string::npos) << reader.status().message();
+}
+
 TEST_F(Hdf5Fixture, CxiLayoutThroughSoftLink) {
   const std::string file = Path("cxi.h5");
   auto frames = MakeFrames<float>(4, 5, 6);

@@ -34,7 +34,8 @@ TEST(TiffStackReader, DeflateStripsU16) {
   TempDir dir;
   std::vector<TiffPage> pages;
   for (int p = 0; p < 3; ++p)
-    pages.push_back(MakeTiffPage<uint16_t>(p, 23, 17, SAMPLEFORMAT_UINT, COMPRESSION_ADOBE_DEFLATE, 0));
+    pages.push_back(
+        MakeTiffPage<uint16_t>(p, 23, 17, SAMPLEFORMAT_UINT, COMPRESSION_ADOBE_DEFLATE, 0));
   testing::WriteTiff(dir.Sub("s.tif"), pages);
   ExpectPagesMatch(dir.Sub("s.tif"), pages, DType::kU16);
 }
@@ -50,12 +51,14 @@ TEST(TiffStackReader, LzwTilesU32WithPartialEdgeTiles) {
 
 TEST(TiffStackReader, UncompressedF32AndPackbitsU8) {
   TempDir dir;
-  std::vector<TiffPage> f32{MakeTiffPage<float>(0, 9, 11, SAMPLEFORMAT_IEEEFP, COMPRESSION_NONE, 0),
-                            MakeTiffPage<float>(1, 9, 11, SAMPLEFORMAT_IEEEFP, COMPRESSION_NONE, 0)};
+  std::vector<TiffPage> f32{
+      MakeTiffPage<float>(0, 9, 11, SAMPLEFORMAT_IEEEFP, COMPRESSION_NONE, 0),
+      MakeTiffPage<float>(1, 9, 11, SAMPLEFORMAT_IEEEFP, COMPRESSION_NONE, 0)};
   testing::WriteTiff(dir.Sub("f.tif"), f32);
   ExpectPagesMatch(dir.Sub("f.tif"), f32, DType::kF32);
-  std::vector<TiffPage> u8{MakeTiffPage<uint8_t>(0, 32, 32, SAMPLEFORMAT_UINT, COMPRESSION_PACKBITS, 16),
-                           MakeTiffPage<uint8_t>(1, 32, 32, SAMPLEFORMAT_UINT, COMPRESSION_PACKBITS, 16)};
+  std::vector<TiffPage> u8{
+      MakeTiffPage<uint8_t>(0, 32, 32, SAMPLEFORMAT_UINT, COMPRESSION_PACKBITS, 16),
+      MakeTiffPage<uint8_t>(1, 32, 32, SAMPLEFORMAT_UINT, COMPRESSION_PACKBITS, 16)};
   testing::WriteTiff(dir.Sub("u8.tif"), u8);
   ExpectPagesMatch(dir.Sub("u8.tif"), u8, DType::kU8);
 }
@@ -93,7 +96,8 @@ TEST(TiffStackReader, CorruptPageIsDataLossNamingFileAndPage) {
   const std::string file = dir.Sub("corrupt.tif");
   std::vector<TiffPage> pages;
   for (int p = 0; p < 3; ++p)
-    pages.push_back(MakeTiffPage<uint16_t>(p, 24, 24, SAMPLEFORMAT_UINT, COMPRESSION_ADOBE_DEFLATE, 0));
+    pages.push_back(
+        MakeTiffPage<uint16_t>(p, 24, 24, SAMPLEFORMAT_UINT, COMPRESSION_ADOBE_DEFLATE, 0));
   testing::WriteTiff(file, pages);
   CorruptFirstStrip(file, 1);
   auto reader = TiffStackReader::Open(file);
