@@ -1,9 +1,12 @@
 // Loader: streams batches of a tile store to one consumer thread through a TBB pipeline.
 //
-//   input (order, serial) -> read (pread) -> verify (XXH3) -> decode (decompress) ->
+//   input (order, serial) -> read -> verify (XXH3) -> decode (decompress) ->
 //   normalize (float32, per-channel manifest statistics, NaN -> 0) -> augment (flips, rot90,
 //   crop; seeded per sample) -> collate (serial, in order, into a recycled batch buffer) ->
 //   bounded queue of `prefetch` batches -> Next().
+//
+// Read: shards on the local file system are mapped read-only and records are verified, decoded
+// and normalized straight from the page cache (no copy); other storages are read with pread.
 //
 // Order: sample_order.h. Rank r of world_size W visits its share of each epoch; the order is a
 // pure function of (seed, epoch, shard sizes, W), so it does not depend on the thread count and a
@@ -13,7 +16,8 @@
 //
 // Memory: at most prefetch + 1 batch buffers exist (the queue plus the one the caller holds) and
 // the number of samples in flight is sized from mem_budget_bytes, so memory is bounded by the
-// budget whatever the store size (only the epoch's order, 8 bytes per sample, grows with it).
+// budget whatever the store size (only the epoch's order, 8 bytes per sample, grows with it; the
+// page cache behind mapped shards belongs to the kernel and is not counted).
 // Open fails with ResourceExhausted when the budget cannot hold the batches.
 //
 // Corruption: a record whose checksum or decoding fails stops loading with DataLoss naming the

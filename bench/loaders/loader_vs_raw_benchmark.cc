@@ -1,9 +1,10 @@
 // Loader throughput against the physical limit: the raw read rate of the store's shard bytes.
 //
-//   loaders_loader_vs_raw_benchmark STORE [--threads T] [--batch B] [--repeats R] [--json]
+//   loaders_loader_vs_raw_benchmark STORE [--threads T] [--batch B] [--repeats R] [--block BYTES]
+//                                   [--json]
 //
-// In one process, alternating R times: (1) raw: every shard file read whole in 8 MiB pread
-// blocks by T threads (what any reader must at least do; no checksum, no decode); (2) the Loader
+// In one process, alternating R times: (1) raw: every shard file read whole in pread blocks of
+// --block bytes (default 8 MiB) by T threads (what any reader must at least do; no checksum, no decode); (2) the Loader
 // (global shuffle, T threads, normalization on) over one epoch, counting the stored bytes it read.
 // Reports the best of R for each and loader / raw. Both run warm (after one untimed pass), so the
 // comparison is page cache to page cache on this machine; measures, never asserts.
@@ -32,34 +33,39 @@ using tilestage::Batch;
 using tilestage::Loader;
 using tilestage::LoaderOptions;
 
-double RawRead(const std::vector<std::string>& files, int threads, uint64_t* bytes) {
-  constexpr uint64_t kBlock = 8 << 20;
+double RawRead(const std::vector<std::string>& files, int threads, uint64_t block_bytes,
+               uint64_t* bytes) {
+  const uint64_t kBlock = block_bytes;
   struct Piece {
-    std::string path;
+    int fd;
     uint64_t offset, size;
   };
+  std::vector<int> fds;
   std::vector<Piece> pieces;
   for (const auto& f : files) {
     const int fd = ::open(f.c_str(), O_RDONLY);
+    fds.push_back(fd);
     const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
-    ::close(fd);
     for (uint64_t off = 0; off < size; off += kBlock)
-      pieces.push_back({f, off, std::min(kBlock, size - off)});
+      pieces.push_back({fd, off, std::min(kBlock, size - off)});
   }
   tbb::task_arena arena(threads);
   std::atomic<uint64_t> total{0};
+  std::vector<std::vector<uint8_t>> buffers(threads, std::vector<uint8_t>(kBlock, 1));
   const auto t0 = Clock::now();
   arena.execute([&] {
     tbb::parallel_for(size_t{0}, pieces.size(), [&](size_t i) {
-      thread_local std::vector<uint8_t> buf(kBlock);
-      const int fd = ::open(pieces[i].path.c_str(), O_RDONLY);
-      const ssize_t n = ::pread(fd, buf.data(), pieces[i].size, static_cast<off_t>(pieces[i].offset));
-      ::close(fd);
+      const int slot = tbb::this_task_arena::current_thread_index();
+      std::vector<uint8_t>& buf = buffers[static_cast<size_t>(slot)];
+      const ssize_t n =
+          ::pread(pieces[i].fd, buf.data(), pieces[i].size, static_cast<off_t>(pieces[i].offset));
       if (n > 0) total += static_cast<uint64_t>(n);
     });
   });
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (int fd : fds) ::close(fd);
   *bytes = total;
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  return seconds;
 }
 
 double LoadEpoch(const std::string& store, int threads, int64_t batch, uint64_t* bytes,
@@ -100,12 +106,14 @@ int main(int argc, char** argv) {
   std::string store = argv[1];
   int threads = tbb::this_task_arena::max_concurrency(), repeats = 3;
   int64_t batch = 64;
+  uint64_t block_bytes = 8 << 20;
   bool json = false;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
     else if (a == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
     else if (a == "--repeats" && i + 1 < argc) repeats = std::stoi(argv[++i]);
+    else if (a == "--block" && i + 1 < argc) block_bytes = std::stoull(argv[++i]);
     else if (a == "--json") json = true;
   }
   auto opened = tilestage::Store::Open(tilestage::LocalStorage(), store);
@@ -118,10 +126,10 @@ int main(int argc, char** argv) {
   const std::string codec = (*opened)->manifest().codec.ToString();
 
   uint64_t raw_bytes = 0, load_bytes = 0, samples = 0;
-  RawRead(files, threads, &raw_bytes);  // warm the page cache
+  RawRead(files, threads, block_bytes, &raw_bytes);  // warm the page cache
   double raw_best = 1e30, load_best = 1e30;
   for (int r = 0; r < repeats; ++r) {
-    raw_best = std::min(raw_best, RawRead(files, threads, &raw_bytes));
+    raw_best = std::min(raw_best, RawRead(files, threads, block_bytes, &raw_bytes));
     load_best = std::min(load_best, LoadEpoch(store, threads, batch, &load_bytes, &samples));
   }
   const double raw_gbs = raw_bytes / raw_best / 1e9;
@@ -131,6 +139,7 @@ int main(int argc, char** argv) {
                       {"threads", threads},
                       {"batch", batch},
                       {"repeats", repeats},
+                      {"raw_block_bytes", block_bytes},
                       {"raw_bytes", raw_bytes},
                       {"raw_s", raw_best},
                       {"raw_gb_per_s", raw_gbs},
@@ -146,7 +155,8 @@ int main(int argc, char** argv) {
   }
   std::printf("store %s (codec %s), %d threads, batch %lld, best of %d\n", store.c_str(),
               codec.c_str(), threads, static_cast<long long>(batch), repeats);
-  std::printf("  raw pread of shard files : %8.3f GB/s (%llu bytes in %.3f s)\n", raw_gbs,
+  std::printf("  raw pread of shard files (%llu-byte blocks): %8.3f GB/s (%llu bytes in %.3f s)\n",
+              static_cast<unsigned long long>(block_bytes), raw_gbs,
               static_cast<unsigned long long>(raw_bytes), raw_best);
   std::printf("  loader (verify+decode+normalize+collate): %8.3f GB/s stored, %.0f samples/s\n",
               load_gbs, samples / load_best);
