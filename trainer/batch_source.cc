@@ -18,7 +18,11 @@ class InMemoryBatchSource : public BatchSource {
  public:
   InMemoryBatchSource(std::shared_ptr<const InMemoryData> data, int64_t batch_size, int rank,
                       int world_size, uint64_t seed, bool shuffle, SourcePosition start)
-      : data_(std::move(data)), rank_(rank), world_(world_size), seed_(seed), shuffle_(shuffle),
+      : data_(std::move(data)),
+        rank_(rank),
+        world_(world_size),
+        seed_(seed),
+        shuffle_(shuffle),
         position_(start) {
     info_.name = "in-memory";
     info_.x_shape = data_->x_shape;
@@ -95,8 +99,8 @@ std::unique_ptr<BatchSource> NewInMemoryBatchSource(std::shared_ptr<const InMemo
                                                     int64_t batch_size, int rank, int world_size,
                                                     uint64_t seed, bool shuffle,
                                                     SourcePosition start) {
-  return std::make_unique<InMemoryBatchSource>(std::move(data), batch_size, rank, world_size,
-                                               seed, shuffle, start);
+  return std::make_unique<InMemoryBatchSource>(std::move(data), batch_size, rank, world_size, seed,
+                                               shuffle, start);
 }
 
 }  // namespace tilestage::trainer

@@ -40,7 +40,7 @@ struct SourceInfo {
   std::vector<int64_t> y_shape;  // per sample; empty when there is no y
   int64_t classes = 0;           // label classes when the data declares them, else 0
   uint64_t batches_per_epoch = 0;
-  int64_t batch_size = 0;        // per rank
+  int64_t batch_size = 0;  // per rank
 };
 
 class BatchSource {

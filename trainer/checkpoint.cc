@@ -65,8 +65,8 @@ Result<std::string> WriteCheckpoint(Storage& storage, const std::string& root,
   TS_RETURN_IF_ERROR(storage.WriteAtomic(JoinPath(dir, kOptimizerFile), optimizer_bytes));
   nlohmann::json j = {
       {"step", state.step},
-      {"position", {{"epoch", state.position.epoch},
-                    {"samples_consumed", state.position.samples_consumed}}},
+      {"position",
+       {{"epoch", state.position.epoch}, {"samples_consumed", state.position.samples_consumed}}},
       {"rng", {{"kind", "counter-splitmix64"}, {"seed", state.seed}}},
       {"config", state.config},
       {"files",
@@ -75,14 +75,17 @@ Result<std::string> WriteCheckpoint(Storage& storage, const std::string& root,
          {{"bytes", optimizer_bytes.size()}, {"xxh3", HashToHex(Hash64(optimizer_bytes))}}}}}};
   TS_RETURN_IF_ERROR(storage.WriteAtomic(JoinPath(dir, kStateFile), AsBytes(j.dump(2) + "\n")));
   const nlohmann::json latest = {{"checkpoint", name}, {"step", state.step}};
-  TS_RETURN_IF_ERROR(storage.WriteAtomic(JoinPath(root, kLatestFile), AsBytes(latest.dump() + "\n")));
+  TS_RETURN_IF_ERROR(
+      storage.WriteAtomic(JoinPath(root, kLatestFile), AsBytes(latest.dump() + "\n")));
   return dir;
 }
 
 Result<std::string> FindLatestCheckpoint(Storage& storage, const std::string& root) {
   const std::string path = JoinPath(root, kLatestFile);
   TS_ASSIGN_OR_RETURN(bool exists, storage.Exists(path));
-  if (!exists) return NotFound("checkpoint directory ", root, " holds no complete checkpoint (no ", kLatestFile, ")");
+  if (!exists)
+    return NotFound("checkpoint directory ", root, " holds no complete checkpoint (no ",
+                    kLatestFile, ")");
   TS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, storage.ReadAll(path));
   try {
     const nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end());

@@ -1,7 +1,8 @@
 // Checkpoints: one directory per save under the checkpoint root,
 //   <root>/step-00000120/model.safetensors      weights (PyTorch-style names and shapes)
-//   <root>/step-00000120/optimizer.safetensors  AdamW moments ("exp_avg.<name>", "exp_avg_sq.<name>")
-//   <root>/step-00000120/state.json             step, configuration, loader position, RNG state,
+//   <root>/step-00000120/optimizer.safetensors  AdamW moments ("exp_avg.<name>",
+//   "exp_avg_sq.<name>") <root>/step-00000120/state.json             step, configuration, loader
+//   position, RNG state,
 //                                               and the size and XXH3 of both tensor files
 //   <root>/latest.json                          {"checkpoint": "step-00000120"}
 // Each file is written atomically (Storage::WriteAtomic) and state.json after the tensors, then
@@ -13,9 +14,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tiling/status.h"
 #include "tiling/storage.h"
@@ -25,10 +25,10 @@
 namespace tilestage::trainer {
 
 struct CheckpointState {
-  int64_t step = 0;               // optimizer updates done
-  SourcePosition position;        // where the training source continues
-  uint64_t seed = 0;              // the counter-based RNG's key (init, masks, shuffles)
-  nlohmann::json config;          // model + optimizer + data-parallel configuration
+  int64_t step = 0;         // optimizer updates done
+  SourcePosition position;  // where the training source continues
+  uint64_t seed = 0;        // the counter-based RNG's key (init, masks, shuffles)
+  nlohmann::json config;    // model + optimizer + data-parallel configuration
 };
 
 // Writes a checkpoint; returns its directory path.

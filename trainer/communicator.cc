@@ -53,18 +53,17 @@ class MpiCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   Status Broadcast(std::span<float> data, int root) override {
-    return MpiStatus(MPI_Bcast(data.data(), int(data.size()), MPI_FLOAT, root, comm_),
-                     "MPI_Bcast");
+    return MpiStatus(MPI_Bcast(data.data(), int(data.size()), MPI_FLOAT, root, comm_), "MPI_Bcast");
   }
   Status AllreduceSum(std::span<float> data) override {
-    return MpiStatus(MPI_Allreduce(MPI_IN_PLACE, data.data(), int(data.size()), MPI_FLOAT,
-                                   MPI_SUM, comm_),
-                     "MPI_Allreduce");
+    return MpiStatus(
+        MPI_Allreduce(MPI_IN_PLACE, data.data(), int(data.size()), MPI_FLOAT, MPI_SUM, comm_),
+        "MPI_Allreduce");
   }
   Status AllreduceSum(std::span<double> data) override {
-    return MpiStatus(MPI_Allreduce(MPI_IN_PLACE, data.data(), int(data.size()), MPI_DOUBLE,
-                                   MPI_SUM, comm_),
-                     "MPI_Allreduce");
+    return MpiStatus(
+        MPI_Allreduce(MPI_IN_PLACE, data.data(), int(data.size()), MPI_DOUBLE, MPI_SUM, comm_),
+        "MPI_Allreduce");
   }
   Result<int> StartAllreduceSum(std::span<float> data) override {
     MPI_Request request;
@@ -92,9 +91,9 @@ class MpiCommunicator : public Communicator {
   }
   Result<std::vector<uint64_t>> AllgatherU64(uint64_t value) override {
     std::vector<uint64_t> all(size_);
-    TS_RETURN_IF_ERROR(MpiStatus(
-        MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_),
-        "MPI_Allgather"));
+    TS_RETURN_IF_ERROR(
+        MpiStatus(MPI_Allgather(&value, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_),
+                  "MPI_Allgather"));
     return all;
   }
   Status Barrier() override { return MpiStatus(MPI_Barrier(comm_), "MPI_Barrier"); }

@@ -14,9 +14,8 @@ namespace generic {
 #include "trainer/gemm_kernel.inc"
 }  // namespace generic
 namespace avx2 {
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc);
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 }  // namespace avx2
 
 namespace {
@@ -62,9 +61,8 @@ void GemmSerial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
   Kernel()(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc) {
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const KernelFn kernel = Kernel();
   if (flops < 4.0e6 || (m < 128 && n < 128)) {

@@ -14,9 +14,8 @@ namespace tilestage::trainer {
 
 // op(A) is m x k (A is m x k with row stride lda, or k x m when trans_a); op(B) is k x n.
 // beta must be 0 (C is overwritten, may hold garbage) or any other value (C is scaled).
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc);
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // Same, on the calling thread only (for use inside an already parallel loop).
 void GemmSerial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,

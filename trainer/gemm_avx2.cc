@@ -3,15 +3,13 @@
 // template instances, built with AVX2 code, cannot be chosen by the linker for generic callers.
 #define Eigen tilestage_eigen_avx2
 #include <Eigen/Core>
-
 #include <cstdint>
 
 namespace tilestage::trainer::avx2 {
 #include "trainer/gemm_kernel.inc"
 
-void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc) {
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   GemmKernel(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 }  // namespace tilestage::trainer::avx2

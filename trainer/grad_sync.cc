@@ -39,8 +39,8 @@ void GradientSync::BeginStep() {
 Status GradientSync::StartReadyBuckets(int64_t offset) {
   while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].begin >= offset) {
     Bucket& b = buckets_[next_bucket_++];
-    TS_ASSIGN_OR_RETURN(b.request, comm_->StartAllreduceSum(
-                                       {store_->grads().data() + b.begin, size_t(b.end - b.begin)}));
+    TS_ASSIGN_OR_RETURN(b.request, comm_->StartAllreduceSum({store_->grads().data() + b.begin,
+                                                             size_t(b.end - b.begin)}));
     b.started = true;
   }
   for (size_t i = 0; i < next_bucket_; ++i) {

@@ -4,11 +4,10 @@
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-
-#include <Eigen/Core>
 
 #include "trainer/gemm.h"
 
@@ -336,8 +335,8 @@ void Block::Backward(ParamStore& store, const float* x, const float* dy, int64_t
 
 // --------------------------------------------------------------------------------------- Patches
 
-void Im2Patches(const float* images, int64_t batch, int64_t channels, int64_t height,
-                int64_t width, int64_t patch, float* patches) {
+void Im2Patches(const float* images, int64_t batch, int64_t channels, int64_t height, int64_t width,
+                int64_t patch, float* patches) {
   const int64_t gh = height / patch, gw = width / patch, row_len = channels * patch * patch;
   ForChunks(batch, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {

@@ -24,11 +24,10 @@ class Linear {
  public:
   // weight [out, in] (PyTorch's nn.Linear layout), bias [out]. weight_shape overrides the shape
   // recorded for the weight (e.g. [D, C, p, p] for a patch embedding) without changing its size.
-  void Init(ParamStore& store, const std::string& name, int64_t in, int64_t out,
-            bool bias = true, std::vector<int64_t> weight_shape = {});
+  void Init(ParamStore& store, const std::string& name, int64_t in, int64_t out, bool bias = true,
+            std::vector<int64_t> weight_shape = {});
   void Forward(const ParamStore& store, const float* x, int64_t rows, float* y) const;
-  void Backward(ParamStore& store, const float* x, const float* dy, int64_t rows,
-                float* dx) const;
+  void Backward(ParamStore& store, const float* x, const float* dy, int64_t rows, float* dx) const;
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
   ParamRef weight() const { return weight_; }
@@ -63,8 +62,8 @@ class Attention {
  public:
   void Init(ParamStore& store, const std::string& name, int64_t dim, int64_t heads);
   void Forward(const ParamStore& store, const float* x, int64_t batch, int64_t tokens, float* y);
-  void Backward(ParamStore& store, const float* x, const float* dy, int64_t batch,
-                int64_t tokens, float* dx);
+  void Backward(ParamStore& store, const float* x, const float* dy, int64_t batch, int64_t tokens,
+                float* dx);
 
  private:
   int64_t dim_ = 0, heads_ = 0;
@@ -87,11 +86,10 @@ class Mlp {
 // Pre-LN transformer block: x + Attn(LN1(x)), then + MLP(LN2(.)).
 class Block {
  public:
-  void Init(ParamStore& store, const std::string& name, int64_t dim, int64_t heads,
-            int64_t hidden);
+  void Init(ParamStore& store, const std::string& name, int64_t dim, int64_t heads, int64_t hidden);
   void Forward(const ParamStore& store, const float* x, int64_t batch, int64_t tokens, float* y);
-  void Backward(ParamStore& store, const float* x, const float* dy, int64_t batch,
-                int64_t tokens, float* dx);
+  void Backward(ParamStore& store, const float* x, const float* dy, int64_t batch, int64_t tokens,
+                float* dx);
   // Offset of this block's first parameter: its gradients are final after Backward.
   int64_t first_param_offset() const { return first_offset_; }
 
@@ -106,8 +104,8 @@ class Block {
 
 // Rearranges images [B, C, H, W] into patch rows [B * (H/p) * (W/p), C*p*p], element order
 // (c, ky, kx) within a row, as PyTorch's Conv2d(kernel=stride=p) weight [D, C, p, p] flattens.
-void Im2Patches(const float* images, int64_t batch, int64_t channels, int64_t height,
-                int64_t width, int64_t patch, float* patches);
+void Im2Patches(const float* images, int64_t batch, int64_t channels, int64_t height, int64_t width,
+                int64_t patch, float* patches);
 // The inverse rearrangement.
 void PatchesToImages(const float* patches, int64_t batch, int64_t channels, int64_t height,
                      int64_t width, int64_t patch, float* images);

@@ -2,8 +2,9 @@
 
 namespace tilestage::trainer {
 
-Result<std::unique_ptr<LoaderBatchSource>> LoaderBatchSource::Open(
-    std::shared_ptr<Storage> storage, const std::string& store_dir, const LoaderOptions& options) {
+Result<std::unique_ptr<LoaderBatchSource>> LoaderBatchSource::Open(std::shared_ptr<Storage> storage,
+                                                                   const std::string& store_dir,
+                                                                   const LoaderOptions& options) {
   std::unique_ptr<LoaderBatchSource> source(new LoaderBatchSource());
   TS_ASSIGN_OR_RETURN(source->loader_, Loader::Open(std::move(storage), store_dir, options));
   const Manifest& m = source->loader_->manifest();

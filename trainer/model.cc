@@ -93,9 +93,11 @@ Status ModelConfig::Validate() const {
     return InvalidArgument("model: --dim ", dim, " --depth ", depth, " --heads ", heads,
                            " --patch ", patch, " --mlp-ratio ", mlp_ratio, " must be positive");
   }
-  if (dim % heads != 0) return InvalidArgument("model: --dim ", dim, " not divisible by --heads ", heads);
+  if (dim % heads != 0)
+    return InvalidArgument("model: --dim ", dim, " not divisible by --heads ", heads);
   if (!learned_pos && dim % 4 != 0) {
-    return InvalidArgument("model: sin-cos position embedding needs --dim divisible by 4, got ", dim);
+    return InvalidArgument("model: sin-cos position embedding needs --dim divisible by 4, got ",
+                           dim);
   }
   if (in_channels <= 0 || height <= 0 || width <= 0) {
     return InvalidArgument("model: input x [", in_channels, ",", height, ",", width,
@@ -186,8 +188,7 @@ void VitModel::Build() {
       head_.Init(params_, "head", c.dim, head_out_);
       break;
     case Objective::kRegress:
-      dense_regress_ = c.y_shape.size() == 3 && c.y_shape[1] == c.height &&
-                       c.y_shape[2] == c.width;
+      dense_regress_ = c.y_shape.size() == 3 && c.y_shape[1] == c.height && c.y_shape[2] == c.width;
       head_out_ = dense_regress_ ? c.y_shape[0] * c.patch * c.patch : Product(c.y_shape);
       head_.Init(params_, "head", c.dim, head_out_);
       break;
@@ -221,7 +222,8 @@ double VitModel::ForwardFlopsPerSample() const {
   double macs = double(keep_) * patch_len_ * d + c.depth * block_macs(keep_, d, hidden);
   if (c.objective == Objective::kMae) {
     const double dd = double(c.decoder_dim), dh = std::llround(c.decoder_dim * c.mlp_ratio);
-    macs += keep_ * d * dd + c.decoder_depth * block_macs(tokens_, dd, dh) + tokens_ * dd * patch_len_;
+    macs +=
+        keep_ * d * dd + c.decoder_depth * block_macs(tokens_, dd, dh) + tokens_ * dd * patch_len_;
   } else if (dense_regress_) {
     macs += tokens_ * d * head_out_;
   } else {

@@ -14,10 +14,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tiling/status.h"
 #include "trainer/layers.h"
@@ -68,8 +67,8 @@ struct BatchView {
 };
 
 struct LossResult {
-  double loss = 0.0;      // mean over the batch (MAE: over masked patches)
-  int64_t correct = 0;    // classify: samples whose arg-max equals the label
+  double loss = 0.0;    // mean over the batch (MAE: over masked patches)
+  int64_t correct = 0;  // classify: samples whose arg-max equals the label
 };
 
 class VitModel {
@@ -121,12 +120,12 @@ class VitModel {
   // Activations of the last Forward.
   BatchView batch_;
   int64_t batch_size_ = 0;
-  std::vector<int32_t> keep_ids_;      // [B, keep] token index of each encoder row
-  std::vector<uint8_t> masked_;        // [B, T] 1 where a token is masked (MAE)
-  std::vector<float> patches_;         // [B*T, P]
-  std::vector<float> sel_patches_;     // [B*keep, P]
-  std::vector<std::vector<float>> xs_;      // encoder residual stream, depth+1 entries
-  std::vector<float> enc_out_;         // after the final norm
+  std::vector<int32_t> keep_ids_;       // [B, keep] token index of each encoder row
+  std::vector<uint8_t> masked_;         // [B, T] 1 where a token is masked (MAE)
+  std::vector<float> patches_;          // [B*T, P]
+  std::vector<float> sel_patches_;      // [B*keep, P]
+  std::vector<std::vector<float>> xs_;  // encoder residual stream, depth+1 entries
+  std::vector<float> enc_out_;          // after the final norm
   std::vector<float> pooled_, logits_, pred_, target_;
   std::vector<std::vector<float>> dxs_;
   std::vector<float> d_enc_out_, d_pooled_, d_pred_;

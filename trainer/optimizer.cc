@@ -8,9 +8,14 @@
 namespace tilestage::trainer {
 
 nlohmann::json AdamWConfig::ToJson() const {
-  return {{"lr", lr},           {"beta1", beta1},     {"beta2", beta2},
-          {"eps", eps},         {"weight_decay", weight_decay}, {"min_lr", min_lr},
-          {"warmup_steps", warmup_steps}, {"clip_norm", clip_norm}};
+  return {{"lr", lr},
+          {"beta1", beta1},
+          {"beta2", beta2},
+          {"eps", eps},
+          {"weight_decay", weight_decay},
+          {"min_lr", min_lr},
+          {"warmup_steps", warmup_steps},
+          {"clip_norm", clip_norm}};
 }
 
 double ScheduledLearningRate(const AdamWConfig& config, int64_t step, int64_t total_steps) {

@@ -41,7 +41,7 @@ class ParamStore {
  public:
   // Registers a tensor; returns where it lives. Must precede Finalize().
   ParamRef Add(const std::string& name, std::vector<int64_t> shape, bool decay, ParamInit init,
-                int64_t fan_in = 0, int64_t fan_out = 0);
+               int64_t fan_in = 0, int64_t fan_out = 0);
   // Allocates params, grads and both moments (zero-filled).
   void Finalize();
   // Sets every tensor from its ParamInit with a counter-based RNG keyed by (seed, tensor index,

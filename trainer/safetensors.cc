@@ -12,7 +12,8 @@ std::vector<uint8_t> EncodeSafetensors(const std::vector<TensorRef>& tensors,
   for (const TensorRef& t : tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
+    header[t.name] = {
+        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
     offset += 4 * n;
   }
   std::string text = header.dump();
@@ -54,11 +55,13 @@ Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const s
   try {
     for (auto it = header.begin(); it != header.end(); ++it) {
       if (it.key() == "__metadata__") {
-        for (auto m = it->begin(); m != it->end(); ++m) file.metadata[m.key()] = m->get<std::string>();
+        for (auto m = it->begin(); m != it->end(); ++m)
+          file.metadata[m.key()] = m->get<std::string>();
         continue;
       }
       const std::string dtype = it->at("dtype");
-      if (dtype != "F32") return DataLoss(where, ": tensor ", it.key(), " has dtype ", dtype, ", expected F32");
+      if (dtype != "F32")
+        return DataLoss(where, ": tensor ", it.key(), " has dtype ", dtype, ", expected F32");
       SafetensorsEntry e;
       e.shape = it->at("shape").get<std::vector<int64_t>>();
       const auto offsets = it->at("data_offsets").get<std::vector<uint64_t>>();
@@ -66,8 +69,9 @@ Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const s
       for (int64_t d : e.shape) n *= d;
       if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] > data_len ||
           offsets[1] - offsets[0] != uint64_t(4 * n)) {
-        return DataLoss(where, ": tensor ", it.key(), " data_offsets ", it->at("data_offsets").dump(),
-                        " do not fit its shape or the ", data_len, "-byte data section (truncated?)");
+        return DataLoss(where, ": tensor ", it.key(), " data_offsets ",
+                        it->at("data_offsets").dump(), " do not fit its shape or the ", data_len,
+                        "-byte data section (truncated?)");
       }
       e.data = reinterpret_cast<const float*>(data + offsets[0]);
       e.size = n;

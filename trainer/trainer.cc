@@ -218,8 +218,8 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       }
       if (int64_t(batch.x.size()) != batch.size * x_len) {
         return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
-                               batch.epoch, " holds ", batch.x.size(), " x values for ",
-                               batch.size, " samples of ", ShapeString(info.x_shape));
+                               batch.epoch, " holds ", batch.x.size(), " x values for ", batch.size,
+                               " samples of ", ShapeString(info.x_shape));
       }
       params.ZeroGrads();
       sync_->BeginStep();
@@ -233,8 +233,8 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       const double loss = reduced[0] / world;
       if (reduced[1] > 0.0 || !std::isfinite(loss)) {
         return FailedPrecondition(
-            "non-finite loss (", loss, ") at step ", step_ + 1, " (epoch ", batch.epoch,
-            ", batch ", batch.index_in_epoch, "); stopping. Last good checkpoint: ",
+            "non-finite loss (", loss, ") at step ", step_ + 1, " (epoch ", batch.epoch, ", batch ",
+            batch.index_in_epoch, "); stopping. Last good checkpoint: ",
             last_checkpoint_.empty() ? std::string("none written") : last_checkpoint_);
       }
       const double grad_norm = ClipGradNorm(params, config_.adamw.clip_norm);
@@ -261,10 +261,17 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       epoch_wall_ms += rec.step_ms;
       ++epoch_steps;
       epoch_samples += batch.size * world;
-      Emit({{"type", "step"}, {"step", rec.step}, {"epoch", rec.epoch}, {"loss", rec.loss},
-            {"lr", rec.lr}, {"grad_norm", rec.grad_norm}, {"samples_per_s", rec.samples_per_s},
-            {"stall_ms", rec.stall_ms}, {"compute_ms", rec.compute_ms},
-            {"allreduce_ms", rec.allreduce_ms}, {"allreduce_exposed_ms", rec.allreduce_exposed_ms},
+      Emit({{"type", "step"},
+            {"step", rec.step},
+            {"epoch", rec.epoch},
+            {"loss", rec.loss},
+            {"lr", rec.lr},
+            {"grad_norm", rec.grad_norm},
+            {"samples_per_s", rec.samples_per_s},
+            {"stall_ms", rec.stall_ms},
+            {"compute_ms", rec.compute_ms},
+            {"allreduce_ms", rec.allreduce_ms},
+            {"allreduce_exposed_ms", rec.allreduce_exposed_ms},
             {"step_ms", rec.step_ms}});
       if (comm_->rank() == 0 && config_.progress != nullptr && config_.log_every > 0 &&
           (step_ % config_.log_every == 0 || step_ == total_steps)) {
@@ -272,9 +279,9 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
         std::snprintf(line, sizeof(line),
                       "epoch %llu step %lld/%lld loss %.4f lr %.2e %.1f samples/s stall %.1f ms "
                       "allreduce %.1f ms (exposed %.1f)\n",
-                      static_cast<unsigned long long>(rec.epoch + 1),
-                      static_cast<long long>(step_), static_cast<long long>(total_steps), loss, lr,
-                      rec.samples_per_s, rec.stall_ms, rec.allreduce_ms, rec.allreduce_exposed_ms);
+                      static_cast<unsigned long long>(rec.epoch + 1), static_cast<long long>(step_),
+                      static_cast<long long>(total_steps), loss, lr, rec.samples_per_s,
+                      rec.stall_ms, rec.allreduce_ms, rec.allreduce_exposed_ms);
         *config_.progress << line << std::flush;
       }
       if (config_.checksum_every > 0 && step_ % config_.checksum_every == 0) {
@@ -296,8 +303,11 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       er.eval_accuracy = ev.second;
     }
     epochs_.push_back(er);
-    nlohmann::json j = {{"type", "epoch"}, {"epoch", er.epoch}, {"step", step_},
-                        {"train_loss", er.train_loss}, {"samples_per_s", er.samples_per_s},
+    nlohmann::json j = {{"type", "epoch"},
+                        {"epoch", er.epoch},
+                        {"step", step_},
+                        {"train_loss", er.train_loss},
+                        {"samples_per_s", er.samples_per_s},
                         {"stall_fraction", er.stall_fraction}};
     if (eval != nullptr) j["eval_loss"] = er.eval_loss;
     if (er.eval_accuracy >= 0) j["eval_accuracy"] = er.eval_accuracy;

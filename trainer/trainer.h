@@ -13,11 +13,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tiling/status.h"
 #include "tiling/storage.h"
@@ -36,18 +35,18 @@ struct TrainerConfig {
   uint64_t seed = 0;
   AllreduceMode allreduce = AllreduceMode::kOverlap;
   int64_t bucket_floats = int64_t{1} << 20;
-  int64_t checksum_every = 50;      // steps; 0: never
-  std::string checkpoint_dir;       // empty: no checkpoints
-  int64_t checkpoint_every = 0;     // steps; 0: at the end of each epoch only
-  int64_t max_steps = -1;           // stop after this many total steps (-1: run all epochs)
+  int64_t checksum_every = 50;   // steps; 0: never
+  std::string checkpoint_dir;    // empty: no checkpoints
+  int64_t checkpoint_every = 0;  // steps; 0: at the end of each epoch only
+  int64_t max_steps = -1;        // stop after this many total steps (-1: run all epochs)
   // Stops Run() after this many total steps as if the job were killed (no final checkpoint, the
   // schedule unchanged): the resume tests' interruption. -1: never.
   int64_t interrupt_after_steps = -1;
-  int64_t batch_size = 0;           // per rank; recorded so a resume checks it
-  int world_size = 1;               // set by Trainer::Create from the communicator
-  int64_t log_every = 10;           // human progress line every N steps (0: never)
-  std::ostream* jsonl = nullptr;    // rank 0: one JSON object per step and per epoch
-  std::ostream* progress = nullptr; // rank 0: human progress lines
+  int64_t batch_size = 0;            // per rank; recorded so a resume checks it
+  int world_size = 1;                // set by Trainer::Create from the communicator
+  int64_t log_every = 10;            // human progress line every N steps (0: never)
+  std::ostream* jsonl = nullptr;     // rank 0: one JSON object per step and per epoch
+  std::ostream* progress = nullptr;  // rank 0: human progress lines
 
   // The configuration a checkpoint must match, and that it records.
   nlohmann::json ToJson() const;
@@ -67,10 +66,10 @@ struct StepRecord {
 struct EpochRecord {
   uint64_t epoch = 0;
   double train_loss = 0.0;
-  double eval_loss = -1.0;       // -1: no eval source
-  double eval_accuracy = -1.0;   // classify only
+  double eval_loss = -1.0;      // -1: no eval source
+  double eval_accuracy = -1.0;  // classify only
   double samples_per_s = 0.0;
-  double stall_fraction = 0.0;   // stall time / wall time of the epoch's steps
+  double stall_fraction = 0.0;  // stall time / wall time of the epoch's steps
 };
 
 class Trainer {

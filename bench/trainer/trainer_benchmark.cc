@@ -12,9 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tiling/synth.h"
 #include "trainer/gemm.h"
@@ -42,19 +41,32 @@ Args Parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--threads") a.threads = std::stoi(v);
-    else if (k == "--batch") a.batch = std::stoll(v);
-    else if (k == "--steps") a.steps = std::stoll(v);
-    else if (k == "--warmup") a.warmup = std::stoll(v);
-    else if (k == "--dim") a.dim = std::stoll(v);
-    else if (k == "--depth") a.depth = std::stoll(v);
-    else if (k == "--heads") a.heads = std::stoll(v);
-    else if (k == "--patch") a.patch = std::stoll(v);
-    else if (k == "--size") a.size = std::stoll(v);
-    else if (k == "--channels") a.channels = std::stoll(v);
-    else if (k == "--classes") a.classes = std::stoll(v);
-    else if (k == "--store") a.store = v;
-    else if (k == "--modes") a.modes = v;
+    if (k == "--threads")
+      a.threads = std::stoi(v);
+    else if (k == "--batch")
+      a.batch = std::stoll(v);
+    else if (k == "--steps")
+      a.steps = std::stoll(v);
+    else if (k == "--warmup")
+      a.warmup = std::stoll(v);
+    else if (k == "--dim")
+      a.dim = std::stoll(v);
+    else if (k == "--depth")
+      a.depth = std::stoll(v);
+    else if (k == "--heads")
+      a.heads = std::stoll(v);
+    else if (k == "--patch")
+      a.patch = std::stoll(v);
+    else if (k == "--size")
+      a.size = std::stoll(v);
+    else if (k == "--channels")
+      a.channels = std::stoll(v);
+    else if (k == "--classes")
+      a.classes = std::stoll(v);
+    else if (k == "--store")
+      a.store = v;
+    else if (k == "--modes")
+      a.modes = v;
     else {
       std::cerr << "unknown option " << k << "\n";
       std::exit(2);
@@ -171,10 +183,17 @@ int main(int argc, char** argv) {
   if (!comm_or.ok()) return 1;
   Communicator& comm = **comm_or;
   const int rank = comm.rank(), world = comm.size();
-  nlohmann::json out = {{"bench", "trainer"}, {"ranks", world}, {"threads_per_rank", a.threads},
-                        {"global_batch", a.batch}, {"gemm_kernel", GemmKernelName()},
-                        {"model", {{"dim", a.dim}, {"depth", a.depth}, {"heads", a.heads},
-                                   {"patch", a.patch}, {"tile", {a.channels, a.size, a.size}}}}};
+  nlohmann::json out = {{"bench", "trainer"},
+                        {"ranks", world},
+                        {"threads_per_rank", a.threads},
+                        {"global_batch", a.batch},
+                        {"gemm_kernel", GemmKernelName()},
+                        {"model",
+                         {{"dim", a.dim},
+                          {"depth", a.depth},
+                          {"heads", a.heads},
+                          {"patch", a.patch},
+                          {"tile", {a.channels, a.size, a.size}}}}};
   // GEMM reference rate, one rank at a time so ranks do not share cores while measuring.
   const int64_t tokens = (a.size / a.patch) * (a.size / a.patch);
   double gemm = 0, gemm_square = 0;
@@ -200,15 +219,18 @@ int main(int argc, char** argv) {
   }
   for (const std::string& m : modes) {
     RunResult r = RunSteps(a, comm, *ParseAllreduceMode(m), nullptr);
-    out[m] = {{"samples_per_s", r.samples_per_s}, {"step_ms", r.step_ms},
-              {"compute_ms", r.compute_ms}, {"allreduce_ms", r.allreduce_ms},
+    out[m] = {{"samples_per_s", r.samples_per_s},
+              {"step_ms", r.step_ms},
+              {"compute_ms", r.compute_ms},
+              {"allreduce_ms", r.allreduce_ms},
               {"allreduce_exposed_ms", r.exposed_ms},
               {"achieved_gflops", r.samples_per_s * train_flops_per_sample / 1e9}};
     if (rank == 0) {
-      std::printf("%-9s ranks %d: %7.2f samples/s  step %8.1f ms  compute %8.1f ms  allreduce "
-                  "%6.1f ms (exposed %6.1f)  %6.1f GFLOP/s\n",
-                  m.c_str(), world, r.samples_per_s, r.step_ms, r.compute_ms, r.allreduce_ms,
-                  r.exposed_ms, r.samples_per_s * train_flops_per_sample / 1e9);
+      std::printf(
+          "%-9s ranks %d: %7.2f samples/s  step %8.1f ms  compute %8.1f ms  allreduce "
+          "%6.1f ms (exposed %6.1f)  %6.1f GFLOP/s\n",
+          m.c_str(), world, r.samples_per_s, r.step_ms, r.compute_ms, r.allreduce_ms, r.exposed_ms,
+          r.samples_per_s * train_flops_per_sample / 1e9);
     }
   }
   if (world > 1 && out.contains("overlap") && out.contains("blocking")) {
@@ -228,8 +250,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     RunResult r = RunSteps(a, comm, AllreduceMode::kOverlap, source->get());
-    out["loader_fed"] = {{"samples_per_s", r.samples_per_s}, {"stall_ms", r.stall_ms},
-                         {"stall_fraction", r.stall_ms / r.step_ms}, {"store", a.store}};
+    out["loader_fed"] = {{"samples_per_s", r.samples_per_s},
+                         {"stall_ms", r.stall_ms},
+                         {"stall_fraction", r.stall_ms / r.step_ms},
+                         {"store", a.store}};
     if (rank == 0) {
       std::printf("loader-fed ranks %d: %7.2f samples/s  stall %.2f ms/step (%.2f%% of the step)\n",
                   world, r.samples_per_s, r.stall_ms, 100.0 * r.stall_ms / r.step_ms);
@@ -237,9 +261,8 @@ int main(int argc, char** argv) {
   }
   if (rank == 0) {
     std::printf("sgemm (Eigen, %s, %d threads): %.1f GFLOP/s at %lldx%lldx%lld, %.1f at 1024^3\n",
-                GemmKernelName().c_str(), a.threads, gemm,
-                static_cast<long long>(a.batch * tokens), static_cast<long long>(4 * a.dim),
-                static_cast<long long>(a.dim), gemm_square);
+                GemmKernelName().c_str(), a.threads, gemm, static_cast<long long>(a.batch * tokens),
+                static_cast<long long>(4 * a.dim), static_cast<long long>(a.dim), gemm_square);
     std::cout << out.dump() << std::endl;
   }
   comm_or->reset();

@@ -83,7 +83,8 @@ void ExpectTwoRanksMatchOne(AllreduceMode mode) {
     init = (*t)->model().params().params();
   }
   double moved = 0.0;
-  for (size_t i = 0; i < ref.size(); ++i) moved = std::max(moved, double(std::abs(ref[i] - init[i])));
+  for (size_t i = 0; i < ref.size(); ++i)
+    moved = std::max(moved, double(std::abs(ref[i] - init[i])));
   EXPECT_GT(moved, 1e-2);
 }
 

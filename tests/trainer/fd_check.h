@@ -47,8 +47,7 @@ inline FdReport CheckGradient(const std::function<double()>& loss, float* values
     if (error > 1.0) {
       if (report.failures == 0) {
         report.first_failure = what + "[" + std::to_string(i) + "]: numeric " +
-                               std::to_string(numeric) + " analytic " +
-                               std::to_string(analytic[i]);
+                               std::to_string(numeric) + " analytic " + std::to_string(analytic[i]);
       }
       ++report.failures;
     }

@@ -1,10 +1,11 @@
 // Finite-difference checks of every layer's backward pass (inputs and parameters).
+#include "trainer/layers.h"
+
 #include <gtest/gtest.h>
 
 #include <functional>
 
 #include "tests/trainer/fd_check.h"
-#include "trainer/layers.h"
 #include "trainer/params.h"
 
 namespace tilestage::trainer {
@@ -56,11 +57,10 @@ TEST(LayersTest, LinearGradientsMatchFiniteDifferences) {
   linear.Init(store, "fc", 5, 7);
   store.Finalize();
   const int64_t rows = 6;
-  LayerHarness h{&store, rows * 5, rows * 7,
-                 [&](const float* x, float* y) { linear.Forward(store, x, rows, y); },
-                 [&](const float* x, const float* dy, float* dx) {
-                   linear.Backward(store, x, dy, rows, dx);
-                 }};
+  LayerHarness h{
+      &store, rows * 5, rows * 7,
+      [&](const float* x, float* y) { linear.Forward(store, x, rows, y); },
+      [&](const float* x, const float* dy, float* dx) { linear.Backward(store, x, dy, rows, dx); }};
   h.ExpectGradientsMatch(1);
 }
 
@@ -71,11 +71,10 @@ TEST(LayersTest, LinearLargeEnoughToSplitAcrossTasksMatchesFiniteDifferences) {
   linear.Init(store, "fc", 40, 160);
   store.Finalize();
   const int64_t rows = 300;
-  LayerHarness h{&store, rows * 40, rows * 160,
-                 [&](const float* x, float* y) { linear.Forward(store, x, rows, y); },
-                 [&](const float* x, const float* dy, float* dx) {
-                   linear.Backward(store, x, dy, rows, dx);
-                 }};
+  LayerHarness h{
+      &store, rows * 40, rows * 160,
+      [&](const float* x, float* y) { linear.Forward(store, x, rows, y); },
+      [&](const float* x, const float* dy, float* dx) { linear.Backward(store, x, dy, rows, dx); }};
   h.ExpectGradientsMatch(2, /*param_stride=*/97, /*input_stride=*/89);
 }
 
@@ -85,11 +84,10 @@ TEST(LayersTest, LayerNormGradientsMatchFiniteDifferences) {
   norm.Init(store, "norm", 8);
   store.Finalize();
   const int64_t rows = 70;  // more than one fixed chunk of rows
-  LayerHarness h{&store, rows * 8, rows * 8,
-                 [&](const float* x, float* y) { norm.Forward(store, x, rows, y); },
-                 [&](const float* x, const float* dy, float* dx) {
-                   norm.Backward(store, x, dy, rows, dx);
-                 }};
+  LayerHarness h{
+      &store, rows * 8, rows * 8,
+      [&](const float* x, float* y) { norm.Forward(store, x, rows, y); },
+      [&](const float* x, const float* dy, float* dx) { norm.Backward(store, x, dy, rows, dx); }};
   h.ExpectGradientsMatch(3);
 }
 
@@ -113,7 +111,8 @@ TEST(LayersTest, GeluMatchesTanhFormulaValues) {
   // 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))), evaluated independently in double.
   for (int i = 0; i < 3; ++i) {
     const double v = x[i];
-    const double expected = 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    const double expected =
+        0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
     EXPECT_NEAR(y[i], expected, 1e-6);
   }
 }
@@ -164,11 +163,9 @@ TEST(LayersTest, MlpGradientsMatchFiniteDifferences) {
   mlp.Init(store, "mlp", 6, 12);
   store.Finalize();
   const int64_t rows = 4;
-  LayerHarness h{&store, rows * 6, rows * 6,
-                 [&](const float* x, float* y) { mlp.Forward(store, x, rows, y); },
-                 [&](const float* x, const float* dy, float* dx) {
-                   mlp.Backward(store, x, dy, rows, dx);
-                 }};
+  LayerHarness h{
+      &store, rows * 6, rows * 6, [&](const float* x, float* y) { mlp.Forward(store, x, rows, y); },
+      [&](const float* x, const float* dy, float* dx) { mlp.Backward(store, x, dy, rows, dx); }};
   h.ExpectGradientsMatch(7);
 }
 

@@ -1,8 +1,9 @@
 // Whole-model finite-difference checks for each objective, and configuration errors.
+#include "trainer/model.h"
+
 #include <gtest/gtest.h>
 
 #include "tests/trainer/fd_check.h"
-#include "trainer/model.h"
 
 namespace tilestage::trainer {
 namespace {
@@ -60,8 +61,8 @@ void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y) 
   for (float g : grads) norm += g * g;
   EXPECT_GT(norm, 0.0);
   FdReport report = CheckGradient(loss, p.data(), grads, "param", 1, 1e-2f, 2e-4, 2e-2);
-  EXPECT_EQ(report.failures, 0) << report.first_failure << " worst " << report.worst_error
-                                << " of " << report.checked;
+  EXPECT_EQ(report.failures, 0) << report.first_failure << " worst " << report.worst_error << " of "
+                                << report.checked;
   // The checker must be able to fail here too: one wrong entry is caught.
   std::vector<float> wrong = grads;
   int64_t largest = 0;

@@ -16,7 +16,8 @@ namespace {
 using tilestage::testing::TempDir;
 
 void WriteFile(const std::string& path, const void* data, size_t bytes) {
-  std::ofstream(path, std::ios::binary).write(static_cast<const char*>(data), std::streamsize(bytes));
+  std::ofstream(path, std::ios::binary)
+      .write(static_cast<const char*>(data), std::streamsize(bytes));
 }
 
 std::vector<uint8_t> ReadFile(const std::string& path) {
@@ -33,8 +34,7 @@ void ExpectMatchesPyTorch(ModelConfig c) {
   auto& p = model.params().params();
   for (size_t i = 0; i < p.size(); ++i) p[i] += 0.02f * float(std::sin(double(i)));
   const int64_t batch = 4;
-  std::vector<float> x =
-      testing::RandomVector(batch * c.in_channels * c.height * c.width, 5, 2.0f);
+  std::vector<float> x = testing::RandomVector(batch * c.in_channels * c.height * c.width, 5, 2.0f);
   std::vector<float> y = {0, 3, 1, 2};
   auto loss = model.Forward({batch, x.data(), y.data(), nullptr, 0}, 0);
   ASSERT_TRUE(loss.ok());
@@ -49,11 +49,11 @@ void ExpectMatchesPyTorch(ModelConfig c) {
   WriteFile(dir.Sub("w.safetensors"), bytes.data(), bytes.size());
   WriteFile(dir.Sub("x.f32"), x.data(), x.size() * 4);
   WriteFile(dir.Sub("y.f32"), y.data(), y.size() * 4);
-  const std::string cmd = tilestage::testing::PythonPath() + " " +
-                          tilestage::testing::SourceDir() + "/bench/trainer/torch_vit.py grad" +
-                          " --weights " + dir.Sub("w.safetensors") + " --x " + dir.Sub("x.f32") +
-                          " --y " + dir.Sub("y.f32") + " --batch 4 --out " +
-                          dir.Sub("g.safetensors") + " --config '" + c.ToJson().dump() + "'";
+  const std::string cmd = tilestage::testing::PythonPath() + " " + tilestage::testing::SourceDir() +
+                          "/bench/trainer/torch_vit.py grad" + " --weights " +
+                          dir.Sub("w.safetensors") + " --x " + dir.Sub("x.f32") + " --y " +
+                          dir.Sub("y.f32") + " --batch 4 --out " + dir.Sub("g.safetensors") +
+                          " --config '" + c.ToJson().dump() + "'";
   auto r = tilestage::testing::RunCommand(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::vector<uint8_t> gbytes = ReadFile(dir.Sub("g.safetensors"));
@@ -67,7 +67,8 @@ void ExpectMatchesPyTorch(ModelConfig c) {
     ASSERT_NE(it, parsed->tensors.end()) << info.name;
     ASSERT_EQ(it->second.size, info.size) << info.name;
     double max_abs = 0.0;
-    for (int64_t i = 0; i < info.size; ++i) max_abs = std::max(max_abs, double(std::abs(it->second.data[i])));
+    for (int64_t i = 0; i < info.size; ++i)
+      max_abs = std::max(max_abs, double(std::abs(it->second.data[i])));
     for (int64_t i = 0; i < info.size; ++i) {
       ASSERT_NEAR(grads[info.offset + i], it->second.data[i], 1e-6 + 1e-3 * max_abs)
           << info.name << "[" << i << "]";

@@ -2,9 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "tests/common/test_util.h"
 
@@ -25,8 +24,9 @@ std::string Synth(const TempDir& dir, const std::string& name, const std::string
   return out;
 }
 
-const std::string kTiny = " --dim 16 --depth 1 --heads 2 --patch 8 --decoder-dim 16 "
-                          "--decoder-heads 2 --log-every 0 --threads 1";
+const std::string kTiny =
+    " --dim 16 --depth 1 --heads 2 --patch 8 --decoder-dim 16 "
+    "--decoder-heads 2 --log-every 0 --threads 1";
 
 std::vector<nlohmann::json> ReadJsonl(const std::string& path, const std::string& type) {
   std::ifstream in(path);
@@ -74,7 +74,8 @@ TEST(TrainCliTest, ResumeAfterCrashContinuesTheSameLossSequence) {
   ASSERT_EQ(rest.size(), 8u);
   for (size_t i = 0; i < rest.size(); ++i) {
     EXPECT_EQ(rest[i]["step"], whole[16 + i]["step"]);
-    EXPECT_EQ(rest[i]["loss"].get<double>(), whole[16 + i]["loss"].get<double>()) << "step " << 17 + i;
+    EXPECT_EQ(rest[i]["loss"].get<double>(), whole[16 + i]["loss"].get<double>())
+        << "step " << 17 + i;
   }
 }
 
@@ -110,8 +111,9 @@ TEST(TrainCliTest, ResumeWithAnotherModelConfigurationFails) {
   ASSERT_EQ(RunCommand(base).exit_code, 0);
   auto r = RunCommand(base + " --resume --mlp-ratio 2");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("was written for model.mlp_ratio=4.0 but this run has model.mlp_ratio=2.0"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("was written for model.mlp_ratio=4.0 but this run has model.mlp_ratio=2.0"),
+      std::string::npos)
       << r.output;
 }
 
@@ -127,6 +129,24 @@ TEST(TrainCliTest, TruncatedCheckpointFailsResume) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("DataLoss"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(weights), std::string::npos) << r.output;
+}
+
+TEST(TrainCliTest, TwoRanksUnderMpirunShareTheGlobalBatch) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 4);
+  auto r = RunCommand(std::string(TILESTAGE_MPIRUN_CMD) + " -np 2 " + CliPath() +
+                      " train --store " + store + " --model vit-classify" + kTiny +
+                      " --batch 8 --epochs 1 --eval-fraction 0.25 --checksum-every 2 --json " +
+                      dir.Sub("log.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 72 training records, global batch 8 (4 per rank): 9 steps, each with a gradient allreduce.
+  const auto steps = ReadJsonl(dir.Sub("log.jsonl"), "step");
+  ASSERT_EQ(steps.size(), 9u);
+  EXPECT_GT(steps[0]["allreduce_ms"].get<double>(), 0.0);
+  EXPECT_NE(r.output.find("2 rank(s) x batch 4"), std::string::npos) << r.output;
+  const auto epochs = ReadJsonl(dir.Sub("log.jsonl"), "epoch");
+  ASSERT_EQ(epochs.size(), 1u);
+  EXPECT_TRUE(epochs[0].contains("eval_loss"));
 }
 
 }  // namespace

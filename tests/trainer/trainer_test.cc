@@ -1,5 +1,7 @@
 // The training loop on one rank: the golden learning test, resume equivalence, checkpoint and
 // data faults, the optimizer pieces, and the safetensors output read by an independent reader.
+#include "trainer/trainer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,13 +13,12 @@
 #include "trainer/checkpoint.h"
 #include "trainer/optimizer.h"
 #include "trainer/safetensors.h"
-#include "trainer/trainer.h"
 
 namespace tilestage::trainer {
 namespace {
 
-using tilestage::testing::TempDir;
 using testing::MakeSynthData;
+using tilestage::testing::TempDir;
 
 TrainerConfig ClassifyConfig() {
   TrainerConfig c;
@@ -253,8 +254,7 @@ TEST(TrainerTest, NanLossStopsAndNamesStepAndLastCheckpoint) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("non-finite loss"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("at step 6 "), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find(dir.Sub("ckpt") + "/step-00000004"), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find(dir.Sub("ckpt") + "/step-00000004"), std::string::npos) << s.message();
 }
 
 TEST(TrainerTest, WrongChannelCountIsRejectedBeforeTraining) {
@@ -369,8 +369,8 @@ TEST(SafetensorsTest, IndependentPythonReaderSeesTheWeights) {
   const std::vector<uint8_t> bytes =
       EncodeSafetensors({{"layer.weight", {2, 3}, a}, {"layer.bias", {2}, b}}, {{"format", "pt"}});
   const std::string path = dir.Sub("m.safetensors");
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              std::streamsize(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   // A reader written from the format description: u64 header length, JSON, raw LE data.
   const std::string script =
       "import json,struct,sys,numpy as np\n"

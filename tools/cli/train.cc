@@ -131,8 +131,8 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   config.log_every = args.log_every;
 
   // The model's input geometry and targets come from the store.
-  TS_ASSIGN_OR_RETURN(auto train, OpenSource(args.store, 0, split, local_batch, true, args, rank,
-                                             world, {}));
+  TS_ASSIGN_OR_RETURN(auto train,
+                      OpenSource(args.store, 0, split, local_batch, true, args, rank, world, {}));
   const SourceInfo& info = train->info();
   if (info.x_shape.size() != 3) {
     return InvalidArgument("store ", args.store, ": field x has ", info.x_shape.size(),
@@ -172,8 +172,8 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   TS_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(config, &comm, LocalStorage()));
   if (args.resume) {
     TS_ASSIGN_OR_RETURN(SourcePosition position, trainer->Resume(args.checkpoint_dir));
-    TS_ASSIGN_OR_RETURN(train, OpenSource(args.store, 0, split, local_batch, true, args, rank,
-                                          world, position));
+    TS_ASSIGN_OR_RETURN(
+        train, OpenSource(args.store, 0, split, local_batch, true, args, rank, world, position));
     if (rank == 0) {
       std::cerr << "resumed from " << trainer->last_checkpoint() << " at step " << trainer->step()
                 << " (epoch " << position.epoch + 1 << ", sample " << position.samples_consumed
@@ -187,8 +187,8 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
     TS_ASSIGN_OR_RETURN(eval, OpenSource(args.eval_store, 0, UINT64_MAX, local_batch, false, args,
                                          rank, world, {}));
   } else if (split < records) {
-    TS_ASSIGN_OR_RETURN(eval, OpenSource(args.store, split, records, local_batch, false, args,
-                                         rank, world, {}));
+    TS_ASSIGN_OR_RETURN(
+        eval, OpenSource(args.store, split, records, local_batch, false, args, rank, world, {}));
   }
   if (rank == 0) {
     std::cerr << "train " << ObjectiveName(config.model.objective) << ": "
@@ -203,7 +203,8 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
     const EpochRecord& e = trainer->epochs().back();
     std::cerr << "done: " << trainer->step() << " steps, last train loss " << e.train_loss;
     if (e.eval_loss >= 0) std::cerr << ", eval loss " << e.eval_loss;
-    if (!trainer->last_checkpoint().empty()) std::cerr << ", checkpoint " << trainer->last_checkpoint();
+    if (!trainer->last_checkpoint().empty())
+      std::cerr << ", checkpoint " << trainer->last_checkpoint();
     std::cerr << "\n";
   }
   return Status::Ok();
@@ -212,8 +213,9 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = root.add_subcommand(
-      "train", "Train a ViT (MAE / regression / classification) on a tile store, data parallel "
-               "under mpirun");
+      "train",
+      "Train a ViT (MAE / regression / classification) on a tile store, data parallel "
+      "under mpirun");
   cmd->add_option("--store", args->store, "Training store directory")->required();
   cmd->add_option("--model", args->model, "vit-mae, vit-regress or vit-classify")->required();
   cmd->add_option("--eval-store", args->eval_store, "Held-out store evaluated each epoch");
@@ -229,18 +231,22 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_flag("--learned-pos", args->learned_pos, "Learned position embedding (else sin-cos)");
   cmd->add_option("--mask-ratio", args->mask_ratio, "vit-mae: fraction of patches masked")
       ->capture_default_str();
-  cmd->add_option("--decoder-dim", args->decoder_dim, "vit-mae decoder width")->capture_default_str();
+  cmd->add_option("--decoder-dim", args->decoder_dim, "vit-mae decoder width")
+      ->capture_default_str();
   cmd->add_option("--decoder-depth", args->decoder_depth, "vit-mae decoder blocks")
       ->capture_default_str();
   cmd->add_option("--decoder-heads", args->decoder_heads, "vit-mae decoder heads")
       ->capture_default_str();
   cmd->add_option("--classes", args->classes, "vit-classify: class count (default: manifest)");
   cmd->add_option("--epochs", args->epochs, "Epochs")->capture_default_str();
-  cmd->add_option("--batch", args->batch, "Global batch (split across ranks)")->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Global batch (split across ranks)")
+      ->capture_default_str();
   cmd->add_option("--max-steps", args->max_steps, "Stop after this many steps");
   cmd->add_option("--lr", args->lr, "Peak learning rate")->capture_default_str();
-  cmd->add_option("--min-lr", args->min_lr, "Final learning rate of the cosine")->capture_default_str();
-  cmd->add_option("--warmup-steps", args->warmup_steps, "Linear warm-up steps")->capture_default_str();
+  cmd->add_option("--min-lr", args->min_lr, "Final learning rate of the cosine")
+      ->capture_default_str();
+  cmd->add_option("--warmup-steps", args->warmup_steps, "Linear warm-up steps")
+      ->capture_default_str();
   cmd->add_option("--weight-decay", args->weight_decay, "AdamW decay (weights only)")
       ->capture_default_str();
   cmd->add_option("--clip-norm", args->clip_norm, "Global gradient-norm clip (0: off)")
@@ -249,7 +255,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--checkpoint-dir", args->checkpoint_dir, "Where checkpoints go");
   cmd->add_option("--checkpoint-every", args->checkpoint_every,
                   "Checkpoint every N steps (always at epoch ends)");
-  cmd->add_flag("--resume", args->resume, "Continue from the latest checkpoint in --checkpoint-dir");
+  cmd->add_flag("--resume", args->resume,
+                "Continue from the latest checkpoint in --checkpoint-dir");
   cmd->add_option("--allreduce", args->allreduce, "overlap (buckets during backward) or blocking")
       ->capture_default_str();
   cmd->add_option("--bucket-mib", args->bucket_mib, "Gradient bucket size")->capture_default_str();
@@ -271,8 +278,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
     if (!initialized) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
     std::unique_ptr<tbb::global_control> threads;
     if (args->threads > 0) {
-      threads = std::make_unique<tbb::global_control>(
-          tbb::global_control::max_allowed_parallelism, args->threads);
+      threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                      args->threads);
     }
     Status status;
     int rank = 0, world = 1;
