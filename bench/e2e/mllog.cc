@@ -56,6 +56,67 @@ std::string PythonFloatRepr(double v) {
   return sign + out + exp_buf;
 }
 
+// A JSON string as Python's json.dumps (ensure_ascii) writes it: \" \\ \b \f \n \r \t, other
+// characters below 0x20 and everything from 0x7f up as lowercase \uXXXX, with surrogate pairs
+// above the BMP. Fails on bytes that are not UTF-8.
+Status AppendPythonString(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  auto append_u = [out](uint32_t unit) {
+    const char buf[6] = {'\\', 'u', kHex[(unit >> 12) & 15], kHex[(unit >> 8) & 15],
+                         kHex[(unit >> 4) & 15], kHex[unit & 15]};
+    out->append(buf, 6);
+  };
+  out->push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      if (c == '"' || c == '\\') out->push_back('\\');
+      out->push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      switch (c) {
+        case '\b': out->append("\\b"); break;
+        case '\f': out->append("\\f"); break;
+        case '\n': out->append("\\n"); break;
+        case '\r': out->append("\\r"); break;
+        case '\t': out->append("\\t"); break;
+        default: append_u(c);
+      }
+      ++i;
+      continue;
+    }
+    // Multi-byte UTF-8: decode, rejecting overlong forms, surrogates and truncation.
+    int length = 0;
+    uint32_t cp = 0, min_cp = 0;
+    if ((c & 0xe0) == 0xc0) length = 2, cp = c & 0x1f, min_cp = 0x80;
+    else if ((c & 0xf0) == 0xe0) length = 3, cp = c & 0x0f, min_cp = 0x800;
+    else if ((c & 0xf8) == 0xf0) length = 4, cp = c & 0x07, min_cp = 0x10000;
+    else return InvalidArgument("mllog string is not valid UTF-8 (byte ", i, ")");
+    if (i + length > s.size())
+      return InvalidArgument("mllog string is not valid UTF-8 (truncated at byte ", i, ")");
+    for (int k = 1; k < length; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80)
+        return InvalidArgument("mllog string is not valid UTF-8 (byte ", i + k, ")");
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min_cp || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return InvalidArgument("mllog string is not valid UTF-8 (byte ", i, ")");
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      append_u(0xd800 + (cp >> 10));
+      append_u(0xdc00 + (cp & 0x3ff));
+    } else {
+      append_u(cp);
+    }
+    i += length;
+  }
+  out->push_back('"');
+  return Status::Ok();
+}
+
 Status AppendPythonJson(const Json& value, std::string* out) {
   switch (value.type()) {
     case Json::value_t::null:
@@ -74,14 +135,7 @@ Status AppendPythonJson(const Json& value, std::string* out) {
       *out += PythonFloatRepr(value.get<double>());
       return Status::Ok();
     case Json::value_t::string:
-      try {
-        // nlohmann's ensure_ascii escaping matches Python's: \" \\ \b \f \n \r \t, other control
-        // characters and everything from 0x7f up as lowercase \uXXXX (surrogate pairs above BMP).
-        *out += value.dump(-1, ' ', /*ensure_ascii=*/true);
-      } catch (const std::exception& e) {
-        return InvalidArgument("mllog string is not valid UTF-8: ", e.what());
-      }
-      return Status::Ok();
+      return AppendPythonString(value.get_ref<const std::string&>(), out);
     case Json::value_t::array: {
       *out += '[';
       bool first = true;
@@ -99,7 +153,7 @@ Status AppendPythonJson(const Json& value, std::string* out) {
       for (const auto& [k, v] : value.items()) {
         if (!first) *out += ", ";
         first = false;
-        TS_RETURN_IF_ERROR(AppendPythonJson(Json(k), out));
+        TS_RETURN_IF_ERROR(AppendPythonString(k, out));
         *out += ": ";
         TS_RETURN_IF_ERROR(AppendPythonJson(v, out));
       }
@@ -176,15 +230,23 @@ Result<std::string> PythonJsonDumps(const Json& value) {
 Result<std::string> FormatMlLogLine(const MlEvent& event) {
   if (!event.metadata.is_object())
     return InvalidArgument("mllog metadata for key '", event.key, "' must be a JSON object");
-  Json record = Json::object();
-  record["namespace"] = event.ns;
-  record["time_ms"] = event.time_ms;
-  record["event_type"] = MlEventTypeName(event.event_type);
-  record["key"] = event.key;
-  record["value"] = event.value;
-  record["metadata"] = event.metadata;
+  // Written field by field in mllog's order rather than through a temporary record, which would
+  // copy the value and the metadata.
   std::string line(kMlLogPrefix);
-  TS_RETURN_IF_ERROR(AppendPythonJson(record, &line));
+  line.reserve(256);
+  line += "{\"namespace\": ";
+  TS_RETURN_IF_ERROR(AppendPythonString(event.ns, &line));
+  line += ", \"time_ms\": ";
+  line += std::to_string(event.time_ms);
+  line += ", \"event_type\": \"";
+  line += MlEventTypeName(event.event_type);
+  line += "\", \"key\": ";
+  TS_RETURN_IF_ERROR(AppendPythonString(event.key, &line));
+  line += ", \"value\": ";
+  TS_RETURN_IF_ERROR(AppendPythonJson(event.value, &line));
+  line += ", \"metadata\": ";
+  TS_RETURN_IF_ERROR(AppendPythonJson(event.metadata, &line));
+  line += '}';
   return line;
 }
 

@@ -53,7 +53,8 @@ TEST(MlLogFormat, IdenticalToPythonJsonDumpsForAwkwardValues) {
       int64_t{-42}, uint64_t{18446744073709551615ull}, true, false, nullptr,
       "plain", "quote \" backslash \\ slash /", "tab\tnewline\ncr\rbell\x07 del\x7f",
       "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80", Json::array({1, 2.5, "x"}),
-      Json::array(), Json::object(), Json({{"b", 1}, {"a", Json::array({0.25, 0.125})}})};
+      Json::array(), Json::object(), Json({{"b", 1}, {"a", Json::array({0.25, 0.125})}}),
+      Json({{"cl\xc3\xa9 \"q\"", "\x01"}, {"", nullptr}})};
   TempDir dir;
   const std::string path = dir.Sub("lines.txt");
   std::vector<std::string> lines;
@@ -92,9 +93,15 @@ TEST(MlLogFormat, NanAndInfinityWrittenAsPythonDoes) {
 }
 
 TEST(MlLogFormat, InvalidUtf8IsInvalidArgument) {
-  auto line = FormatMlLogLine(MakeEvent("k", std::string("bad \xff byte")));
-  ASSERT_FALSE(line.ok());
-  EXPECT_EQ(line.status().code(), StatusCode::kInvalidArgument);
+  for (const char* bad : {"bad \xff byte", "overlong \xc0\xaf", "surrogate \xed\xa0\x80",
+                          "truncated \xe6\x97", "stray continuation \x80"}) {
+    auto line = FormatMlLogLine(MakeEvent("k", std::string(bad)));
+    ASSERT_FALSE(line.ok()) << bad;
+    EXPECT_EQ(line.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  MlEvent e = MakeEvent("k", 1);
+  e.key = "bad key \xff";
+  EXPECT_FALSE(FormatMlLogLine(e).ok());
 }
 
 TEST(MlLogParse, RoundTripsWhatTheWriterWrites) {
