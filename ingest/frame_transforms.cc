@@ -20,8 +20,7 @@ Result<std::vector<int64_t>> ParseInts(const std::string& text, const char* opti
     const char* e = text.data() + comma;
     auto [ptr, ec] = std::from_chars(b, e, v);
     if (ec != std::errc() || ptr != e || b == e)
-      return InvalidArgument(option, " '", text, "': '", std::string(b, e),
-                             "' is not an integer");
+      return InvalidArgument(option, " '", text, "': '", std::string(b, e), "' is not an integer");
     values.push_back(v);
     pos = comma + 1;
   }
@@ -42,8 +41,8 @@ void ApplyTyped(const FrameTransform& t, const In* src, int64_t width,
   const int64_t k = t.bin;
   const bool has_clip = t.clip_min.has_value();
   const Out clip = has_clip ? static_cast<Out>(*t.clip_min) : Out{};
-  if constexpr ((std::is_same_v<In, uint16_t> || std::is_same_v<In, uint8_t>) &&
-                std::is_same_v<Out, float>) {
+  if constexpr ((std::is_same_v<In, uint16_t> ||
+                 std::is_same_v<In, uint8_t>)&&std::is_same_v<Out, float>) {
     if (k == 1 && t.u16_table) {
       const float* table = t.u16_table->data();
       for (int64_t y = 0; y < box.out_height; ++y) {
@@ -84,9 +83,8 @@ void ApplyTyped(const FrameTransform& t, const In* src, int64_t width,
 
 }  // namespace
 
-Result<FrameTransform> FrameTransform::Parse(const std::string& crop_text, int64_t bin,
-                                             bool log1p, bool sqrt,
-                                             std::optional<double> clip_min) {
+Result<FrameTransform> FrameTransform::Parse(const std::string& crop_text, int64_t bin, bool log1p,
+                                             bool sqrt, std::optional<double> clip_min) {
   FrameTransform t;
   if (!crop_text.empty()) {
     TS_ASSIGN_OR_RETURN(auto v, ParseInts(crop_text, "--crop"));
@@ -165,14 +163,13 @@ Result<FrameTransform::Box> FrameTransform::Plan(int64_t height, int64_t width,
     }
     if (box.y0 < 0 || box.x0 < 0 || box.y0 + box.height > height || box.x0 + box.width > width)
       return InvalidArgument(where, ": --crop ", Describe(), " (rows ", box.y0, "..",
-                             box.y0 + box.height, ", columns ", box.x0, "..",
-                             box.x0 + box.width, ") does not fit a ", height, "x", width,
-                             " frame");
+                             box.y0 + box.height, ", columns ", box.x0, "..", box.x0 + box.width,
+                             ") does not fit a ", height, "x", width, " frame");
   }
   if (box.height % bin != 0 || box.width % bin != 0)
-    return InvalidArgument(where, ": --bin ", bin, " does not divide the ",
-                           crop ? "cropped " : "", "frame size ", box.height, "x", box.width,
-                           " (crop to a multiple of ", bin, ")");
+    return InvalidArgument(where, ": --bin ", bin, " does not divide the ", crop ? "cropped " : "",
+                           "frame size ", box.height, "x", box.width, " (crop to a multiple of ",
+                           bin, ")");
   box.out_height = box.height / bin;
   box.out_width = box.width / bin;
   return box;

@@ -2,18 +2,17 @@
 
 #include <hdf5.h>
 #include <hdf5_hl.h>
+#include <libdeflate.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstdlib>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <optional>
-
-#include <libdeflate.h>
-#include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
 
 #include "ingest/hdf5_util.h"
 
@@ -246,8 +245,8 @@ Status MissingPath(hid_t file, const std::string& filename, const std::string& p
       if (H5Lget_val(file, prefix.c_str(), buf.data(), buf.size(), H5P_DEFAULT) >= 0 &&
           H5Lunpack_elink_val(buf.data(), buf.size(), &flags, &ext_file, &ext_path) >= 0) {
         H5Eclear2(H5E_DEFAULT);
-        return NotFound("HDF5 file ", filename, ": ", prefix, " is an external link to ",
-                        ext_file, ":", ext_path, " which cannot be opened (missing file or path)");
+        return NotFound("HDF5 file ", filename, ": ", prefix, " is an external link to ", ext_file,
+                        ":", ext_path, " which cannot be opened (missing file or path)");
       }
     }
     H5Eclear2(H5E_DEFAULT);
@@ -255,8 +254,8 @@ Status MissingPath(hid_t file, const std::string& filename, const std::string& p
                     link.type == H5L_TYPE_SOFT ? " (dangling soft link)" : "");
   }
   H5Eclear2(H5E_DEFAULT);
-  return NotFound("HDF5 file ", filename, ": dataset ", path, " does not exist; datasets: ",
-                  DatasetListText(file));
+  return NotFound("HDF5 file ", filename, ": dataset ", path,
+                  " does not exist; datasets: ", DatasetListText(file));
 }
 
 Status CheckVirtualSources(hid_t file, hid_t dcpl, const std::string& filename,
@@ -299,8 +298,9 @@ Status CheckVirtualSources(hid_t file, hid_t dcpl, const std::string& filename,
       }
     }
     if (found.empty())
-      return NotFound(where, ": the source file does not exist (HDF5 would silently read fill "
-                             "values in its place)");
+      return NotFound(where,
+                      ": the source file does not exist (HDF5 would silently read fill "
+                      "values in its place)");
     Hid src(H5Fopen(found.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
     if (!src.valid()) return Hdf5Error(StatusCode::kIOError, where + ": cannot open " + found);
     if (ObjectType(src.get(), src_dset) != H5I_DATASET)
@@ -317,8 +317,8 @@ Status CheckFilters(hid_t dcpl, const std::string& filename, const std::string& 
     size_t nelmts = 0;
     unsigned config = 0;
     char name[256] = {0};
-    const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts,
-                                           nullptr, sizeof(name), name, &config);
+    const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts, nullptr,
+                                           sizeof(name), name, &config);
     if (id < 0) return Hdf5Error(StatusCode::kIOError, filename + ": " + dataset + ": filters");
     names->push_back(FilterName(id));
     // H5Zfilter_avail also tries to load a plugin from HDF5_PLUGIN_PATH (or the default
@@ -329,7 +329,8 @@ Status CheckFilters(hid_t dcpl, const std::string& filename, const std::string& 
     const std::string package = FilterPackage(id);
     return FailedPrecondition(
         "HDF5 file ", filename, ": dataset ", dataset, " uses filter ", id, " (", FilterName(id),
-        name[0] ? std::string(", \"") + name + "\"" : std::string(), ") but no plugin for it is "
+        name[0] ? std::string(", \"") + name + "\"" : std::string(),
+        ") but no plugin for it is "
         "available",
         package.empty() ? std::string("; install an HDF5 plugin that provides it")
                         : "; install the Debian package " + package,
@@ -349,8 +350,8 @@ Status ReadRows(hid_t ds, const std::vector<hsize_t>& dims, int lead_rank, int64
   const size_t rank = dims.size();
   auto read_box = [&](const std::vector<hsize_t>& start, const std::vector<hsize_t>& extent,
                       uint8_t* dst) -> Status {
-    if (H5Sselect_hyperslab(filespace.get(), H5S_SELECT_SET, start.data(), nullptr,
-                            extent.data(), nullptr) < 0)
+    if (H5Sselect_hyperslab(filespace.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(),
+                            nullptr) < 0)
       return Hdf5Error(StatusCode::kInternal, where + ": selecting a hyperslab");
     Hid memspace(H5Screate_simple(static_cast<int>(rank), extent.data(), nullptr));
     if (H5Dread(ds, memtype, memspace.get(), filespace.get(), H5P_DEFAULT, dst) < 0)
@@ -404,8 +405,7 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
   Hdf5Lock lock;
   Handles& h = *reader->handles_;
   h.file = Hid(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
-  if (!h.file.valid())
-    return Hdf5Error(StatusCode::kIOError, "cannot open HDF5 file " + file);
+  if (!h.file.valid()) return Hdf5Error(StatusCode::kIOError, "cannot open HDF5 file " + file);
   const hid_t f = h.file.get();
 
   if (!dataset.empty()) {
@@ -418,7 +418,8 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
   } else {
     auto found = DiscoverFrames(f);
     if (!found)
-      return NotFound("HDF5 file ", file, ": no frame dataset found (no NeXus default/NXdata "
+      return NotFound("HDF5 file ", file,
+                      ": no frame dataset found (no NeXus default/NXdata "
                       "signal, no CXI /entry_1/data_1/data); pass --dataset, one of: ",
                       DatasetListText(f));
     info.dataset = *found;
@@ -459,17 +460,16 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
     H5Pget_chunk(dcpl.get(), 3, chunk.data());
     bool simple_filters = true;
     for (int i = 0; i < H5Pget_nfilters(dcpl.get()); ++i) {
-      const H5Z_filter_t id =
-          H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), nullptr, nullptr, nullptr, 0,
-                         nullptr, nullptr);
+      const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), nullptr, nullptr,
+                                             nullptr, 0, nullptr, nullptr);
       simple_filters &= id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE;
       h.filter_ids.push_back(id);
     }
     h.element_bytes = H5Tget_size(type.get());
     h.chunk_bytes = static_cast<size_t>(chunk[0] * chunk[1] * chunk[2]) * h.element_bytes;
     const H5T_order_t order = H5Tget_order(type.get());
-    h.swap_bytes = h.element_bytes > 1 &&
-                   (order == H5T_ORDER_BE) != (std::endian::native == std::endian::big);
+    h.swap_bytes =
+        h.element_bytes > 1 && (order == H5T_ORDER_BE) != (std::endian::native == std::endian::big);
     h.direct = simple_filters && static_cast<int64_t>(chunk[1]) == info.height &&
                static_cast<int64_t>(chunk[2]) == info.width && !info.is_virtual &&
                std::getenv("TILESTAGE_HDF5_NO_DIRECT_CHUNKS") == nullptr;
@@ -495,8 +495,8 @@ int64_t Hdf5FrameReader::BatchFrames(uint64_t target_bytes) const {
   const uint64_t frame_bytes =
       static_cast<uint64_t>(info_.height * info_.width) * DTypeSize(info_.dtype);
   const int64_t chunks = std::max<int64_t>(
-      1, static_cast<int64_t>(target_bytes / std::max<uint64_t>(
-                                                 1, frame_bytes * info_.frames_per_chunk)));
+      1, static_cast<int64_t>(target_bytes /
+                              std::max<uint64_t>(1, frame_bytes * info_.frames_per_chunk)));
   return std::min(info_.num_frames, chunks * info_.frames_per_chunk);
 }
 
@@ -510,11 +510,10 @@ std::vector<int64_t> Hdf5FrameReader::ScanIndex(int64_t frame) const {
 Result<Array> Hdf5FrameReader::ReadFrames(int64_t first, int64_t count) const {
   const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
   if (first < 0 || count < 1 || first + count > info_.num_frames)
-    return InvalidArgument(where, ": frames ", first, "+", count, " outside 0..",
-                           info_.num_frames);
+    return InvalidArgument(where, ": frames ", first, "+", count, " outside 0..", info_.num_frames);
   Array out(info_.dtype, {count, info_.height, info_.width});
-  const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) *
-                             DTypeSize(info_.dtype);
+  const size_t frame_bytes =
+      static_cast<size_t>(info_.height * info_.width) * DTypeSize(info_.dtype);
   if (handles_->direct) {
     TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, out.data.data()));
     if (done) return out;
@@ -598,54 +597,56 @@ Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* 
   }
   const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) * h.element_bytes;
   std::vector<Status> errors(n);
-  tbb::this_task_arena::isolate([&] { tbb::parallel_for(size_t{0}, n, [&](size_t i) {
-    const int64_t chunk_first = (c0 + static_cast<int64_t>(i)) * cf;
-    const int64_t lo = std::max(first, chunk_first);
-    const int64_t hi = std::min(first + count, chunk_first + cf);
-    uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
-    const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
-    // A chunk wholly inside the output is decoded straight into it; others go via scratch.
-    const bool into_out = bytes == h.chunk_bytes;
-    std::vector<size_t> stages;
-    for (size_t k = h.filter_ids.size(); k-- > 0;) {
-      if (!(masks[i] & (1u << k))) stages.push_back(k);  // masked: skipped when written
-    }
-    const uint8_t* cur = raw[i].data();
-    size_t cur_bytes = raw[i].size();
-    for (size_t s = 0; s < stages.size(); ++s) {
-      const size_t k = stages[s];
-      uint8_t* next =
-          s + 1 == stages.size() && into_out ? dst : ScratchBuffer(s % 2, h.chunk_bytes);
-      if (h.filter_ids[k] == H5Z_FILTER_DEFLATE) {
-        size_t actual = 0;
-        const libdeflate_result r = libdeflate_zlib_decompress(
-            ThreadDecompressor(), cur, cur_bytes, next, h.chunk_bytes, &actual);
-        if (r != LIBDEFLATE_SUCCESS || actual != h.chunk_bytes) {
-          errors[i] = DataLoss(where, ": chunk at frame ", chunk_first,
-                               " does not inflate to ", h.chunk_bytes, " bytes (libdeflate ",
-                               static_cast<int>(r), ", ", actual, " bytes)");
-          return;
-        }
-      } else {
-        if (cur_bytes != h.chunk_bytes) {
-          errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
-                               " bytes before unshuffling, expected ", h.chunk_bytes);
-          return;
-        }
-        Unshuffle(cur, cur_bytes, h.element_bytes, next);
+  tbb::this_task_arena::isolate([&] {
+    tbb::parallel_for(size_t{0}, n, [&](size_t i) {
+      const int64_t chunk_first = (c0 + static_cast<int64_t>(i)) * cf;
+      const int64_t lo = std::max(first, chunk_first);
+      const int64_t hi = std::min(first + count, chunk_first + cf);
+      uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
+      const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
+      // A chunk wholly inside the output is decoded straight into it; others go via scratch.
+      const bool into_out = bytes == h.chunk_bytes;
+      std::vector<size_t> stages;
+      for (size_t k = h.filter_ids.size(); k-- > 0;) {
+        if (!(masks[i] & (1u << k))) stages.push_back(k);  // masked: skipped when written
       }
-      cur = next;
-      cur_bytes = h.chunk_bytes;
-    }
-    if (cur_bytes != h.chunk_bytes) {
-      errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
-                           " bytes, expected ", h.chunk_bytes);
-      return;
-    }
-    if (cur != dst)
-      std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
-    if (h.swap_bytes) SwapBytes(dst, bytes, h.element_bytes);
-  }); });
+      const uint8_t* cur = raw[i].data();
+      size_t cur_bytes = raw[i].size();
+      for (size_t s = 0; s < stages.size(); ++s) {
+        const size_t k = stages[s];
+        uint8_t* next =
+            s + 1 == stages.size() && into_out ? dst : ScratchBuffer(s % 2, h.chunk_bytes);
+        if (h.filter_ids[k] == H5Z_FILTER_DEFLATE) {
+          size_t actual = 0;
+          const libdeflate_result r = libdeflate_zlib_decompress(
+              ThreadDecompressor(), cur, cur_bytes, next, h.chunk_bytes, &actual);
+          if (r != LIBDEFLATE_SUCCESS || actual != h.chunk_bytes) {
+            errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " does not inflate to ",
+                                 h.chunk_bytes, " bytes (libdeflate ", static_cast<int>(r), ", ",
+                                 actual, " bytes)");
+            return;
+          }
+        } else {
+          if (cur_bytes != h.chunk_bytes) {
+            errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
+                                 " bytes before unshuffling, expected ", h.chunk_bytes);
+            return;
+          }
+          Unshuffle(cur, cur_bytes, h.element_bytes, next);
+        }
+        cur = next;
+        cur_bytes = h.chunk_bytes;
+      }
+      if (cur_bytes != h.chunk_bytes) {
+        errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
+                             " bytes, expected ", h.chunk_bytes);
+        return;
+      }
+      if (cur != dst)
+        std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
+      if (h.swap_bytes) SwapBytes(dst, bytes, h.element_bytes);
+    });
+  });
   for (auto& e : errors) TS_RETURN_IF_ERROR(e);
   return true;
 }
@@ -679,8 +680,8 @@ Result<Hdf5AuxInfo> Hdf5FrameReader::OpenAux(const std::string& path, int item_r
   aux.rows = 1;
   for (int i = 0; i < lead_rank; ++i) aux.rows *= aux.shape[static_cast<size_t>(i)];
   if (aux.rows != info_.num_frames)
-    return InvalidArgument(where, ": ", aux.rows, " rows (shape ", ShapeText(aux.shape),
-                           ") but ", info_.dataset, " has ", info_.num_frames, " frames (shape ",
+    return InvalidArgument(where, ": ", aux.rows, " rows (shape ", ShapeText(aux.shape), ") but ",
+                           info_.dataset, " has ", info_.num_frames, " frames (shape ",
                            ShapeText(info_.shape), ")");
   return aux;
 }
@@ -703,8 +704,8 @@ Result<Array> Hdf5FrameReader::ReadAux(const Hdf5AuxInfo& aux, int64_t first, in
   std::vector<hsize_t> dims(aux.shape.begin(), aux.shape.end());
   const int lead_rank = static_cast<int>(aux.shape.size() - aux.item_shape.size());
   TS_RETURN_IF_ERROR(ReadRows(ds.get(), dims, lead_rank, first, count, NativeHdf5Type(as),
-                              static_cast<size_t>(item_elements) * DTypeSize(as),
-                              out.data.data(), where));
+                              static_cast<size_t>(item_elements) * DTypeSize(as), out.data.data(),
+                              where));
   return out;
 }
 
@@ -716,8 +717,8 @@ std::vector<std::string> ListHdf5Datasets(const std::string& file, size_t limit)
     H5Eclear2(H5E_DEFAULT);
     return out;
   }
-  for (const auto& e : AllDatasets(f.get(), limit)) out.push_back(e.path + " " + e.type +
-                                                                  ShapeText(e.shape));
+  for (const auto& e : AllDatasets(f.get(), limit))
+    out.push_back(e.path + " " + e.type + ShapeText(e.shape));
   return out;
 }
 

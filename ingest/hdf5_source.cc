@@ -50,9 +50,7 @@ class Hdf5Source final : public Source {
   std::string kind() const override { return "hdf5"; }
   const SourceSchema& schema() const override { return schema_; }
   int64_t num_items() const override { return static_cast<int64_t>(items_.size()); }
-  const ItemInfo& item(int64_t index) const override {
-    return items_[static_cast<size_t>(index)];
-  }
+  const ItemInfo& item(int64_t index) const override { return items_[static_cast<size_t>(index)]; }
   Result<std::unique_ptr<ItemReader>> OpenReader() const override;
   nlohmann::json ManifestAttrs() const override { return attrs_; }
 
@@ -118,8 +116,8 @@ class Hdf5ItemReader final : public ItemReader {
     const auto& box = source_->box();
     CopyRegion(current_->x, index, 1, box.out_height, box.out_width, region, &out->x);
     if (source_->num_targets() > 0) {
-      CopyRegion(current_->y, index, static_cast<int64_t>(source_->num_targets()),
-                 box.out_height, box.out_width, region, &out->y);
+      CopyRegion(current_->y, index, static_cast<int64_t>(source_->num_targets()), box.out_height,
+                 box.out_width, region, &out->y);
     }
     return Status::Ok();
   }
@@ -129,20 +127,20 @@ class Hdf5ItemReader final : public ItemReader {
   static void CopyRegion(const Array& batch, int64_t index, int64_t channels, int64_t height,
                          int64_t width, const Region& region, Array* dst) {
     const size_t elem = DTypeSize(batch.dtype);
-    if (dst->dtype != batch.dtype || dst->shape != std::vector<int64_t>{channels, region.height,
-                                                                        region.width}) {
+    if (dst->dtype != batch.dtype ||
+        dst->shape != std::vector<int64_t>{channels, region.height, region.width}) {
       *dst = Array(batch.dtype, {channels, region.height, region.width});
     }
-    const uint8_t* src = batch.data.data() +
-                         static_cast<size_t>(index * channels * height * width) * elem;
+    const uint8_t* src =
+        batch.data.data() + static_cast<size_t>(index * channels * height * width) * elem;
     uint8_t* out = dst->data.data();
     const size_t row_bytes = static_cast<size_t>(region.width) * elem;
     for (int64_t c = 0; c < channels; ++c) {
       for (int64_t r = 0; r < region.height; ++r) {
-        std::memcpy(out + static_cast<size_t>((c * region.height + r)) * row_bytes,
-                    src + static_cast<size_t>(((c * height) + region.row + r) * width +
-                                              region.col) * elem,
-                    row_bytes);
+        std::memcpy(
+            out + static_cast<size_t>((c * region.height + r)) * row_bytes,
+            src + static_cast<size_t>(((c * height) + region.row + r) * width + region.col) * elem,
+            row_bytes);
       }
     }
   }
@@ -179,8 +177,8 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
                                first.file, " has ", first.height, "x", first.width,
                                " frames: all files must have the same frame size");
       if (info.dtype != first.dtype)
-        return InvalidArgument(where, ": frames are ", DTypeName(info.dtype), " but ",
-                               first.file, " has ", DTypeName(first.dtype));
+        return InvalidArgument(where, ": frames are ", DTypeName(info.dtype), " but ", first.file,
+                               " has ", DTypeName(first.dtype));
     }
     if (!options.positions.empty()) {
       TS_ASSIGN_OR_RETURN(auto aux, state.reader->OpenAux(options.positions, 1));
@@ -192,10 +190,10 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
     for (const std::string& target : options.targets) {
       TS_ASSIGN_OR_RETURN(auto aux, state.reader->OpenAux(target, 2));
       if (aux.item_shape[0] != box_.out_height || aux.item_shape[1] != box_.out_width)
-        return InvalidArgument("HDF5 file ", path, ": target ", aux.path, " is ",
-                               aux.item_shape[0], "x", aux.item_shape[1],
-                               " per frame but the (transformed) frames are ", box_.out_height,
-                               "x", box_.out_width, ": y must be on the frame's grid");
+        return InvalidArgument("HDF5 file ", path, ": target ", aux.path, " is ", aux.item_shape[0],
+                               "x", aux.item_shape[1],
+                               " per frame but the (transformed) frames are ", box_.out_height, "x",
+                               box_.out_width, ": y must be on the frame's grid");
       state.targets.push_back(aux);
     }
     state.first_item = next_item;
@@ -269,8 +267,8 @@ Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
   } else {
     out->x = Array(t.OutputDType(info.dtype), {count, box_.out_height, box_.out_width});
     const size_t in_frame = static_cast<size_t>(info.height * info.width) * DTypeSize(info.dtype);
-    const size_t out_frame = static_cast<size_t>(box_.out_height * box_.out_width) *
-                             DTypeSize(out->x.dtype);
+    const size_t out_frame =
+        static_cast<size_t>(box_.out_height * box_.out_width) * DTypeSize(out->x.dtype);
     tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
       t.Apply(info.dtype, raw.data.data() + static_cast<size_t>(i) * in_frame, info.width, box_,
               out->x.data.data() + static_cast<size_t>(i) * out_frame);
@@ -314,8 +312,7 @@ void Hdf5Source::PrefetchLoop() const {
     Key want;
     {
       std::unique_lock<std::mutex> lock(prefetch_mu_);
-      prefetch_cv_.wait(lock,
-                        [&] { return stop_ || (prefetch_want_ && prefetch_want_ != done); });
+      prefetch_cv_.wait(lock, [&] { return stop_ || (prefetch_want_ && prefetch_want_ != done); });
       if (stop_) return;
       want = *prefetch_want_;
     }
@@ -354,11 +351,10 @@ Result<BatchPtr> Hdf5Source::GetBatch(size_t f, int64_t batch, bool prefetch) co
     try {
       // Isolated: while this thread waits for its own parallel_for it must not pick up a driver
       // task that would wait on this very promise (a self-deadlock under work stealing).
-      promise.set_value(
-          tbb::this_task_arena::isolate([&] { return LoadBatch(f, batch); }));
+      promise.set_value(tbb::this_task_arena::isolate([&] { return LoadBatch(f, batch); }));
     } catch (const std::exception& e) {
-      promise.set_value(Internal("HDF5 file ", files_[f].reader->info().file, ": batch ", batch,
-                                 ": ", e.what()));
+      promise.set_value(
+          Internal("HDF5 file ", files_[f].reader->info().file, ": batch ", batch, ": ", e.what()));
     }
   }
   return future.get();

@@ -52,8 +52,7 @@ std::string Hdf5ErrorStack() {
 
 Status Hdf5Error(StatusCode code, const std::string& what) {
   std::string stack = Hdf5ErrorStack();
-  if (stack.find("truncated") != std::string::npos ||
-      stack.find("checksum") != std::string::npos ||
+  if (stack.find("truncated") != std::string::npos || stack.find("checksum") != std::string::npos ||
       stack.find("addr overflow") != std::string::npos) {
     code = StatusCode::kDataLoss;
   }
@@ -66,10 +65,14 @@ Result<DType> DTypeFromHdf5(hid_t file_type, const std::string& where) {
   if (cls == H5T_INTEGER) {
     const bool is_signed = H5Tget_sign(file_type) == H5T_SGN_2;
     switch (size) {
-      case 1: return is_signed ? DType::kI8 : DType::kU8;
-      case 2: return is_signed ? DType::kI16 : DType::kU16;
-      case 4: return is_signed ? DType::kI32 : DType::kU32;
-      default: break;
+      case 1:
+        return is_signed ? DType::kI8 : DType::kU8;
+      case 2:
+        return is_signed ? DType::kI16 : DType::kU16;
+      case 4:
+        return is_signed ? DType::kI32 : DType::kU32;
+      default:
+        break;
     }
     return InvalidArgument(where, ": ", is_signed ? "signed" : "unsigned", " integer of ", size,
                            " bytes is not supported (u8 i8 u16 i16 u32 i32 f32 f64)");
@@ -85,14 +88,22 @@ Result<DType> DTypeFromHdf5(hid_t file_type, const std::string& where) {
 
 hid_t NativeHdf5Type(DType dtype) {
   switch (dtype) {
-    case DType::kU8: return H5T_NATIVE_UINT8;
-    case DType::kI8: return H5T_NATIVE_INT8;
-    case DType::kU16: return H5T_NATIVE_UINT16;
-    case DType::kI16: return H5T_NATIVE_INT16;
-    case DType::kU32: return H5T_NATIVE_UINT32;
-    case DType::kI32: return H5T_NATIVE_INT32;
-    case DType::kF32: return H5T_NATIVE_FLOAT;
-    case DType::kF64: break;
+    case DType::kU8:
+      return H5T_NATIVE_UINT8;
+    case DType::kI8:
+      return H5T_NATIVE_INT8;
+    case DType::kU16:
+      return H5T_NATIVE_UINT16;
+    case DType::kI16:
+      return H5T_NATIVE_INT16;
+    case DType::kU32:
+      return H5T_NATIVE_UINT32;
+    case DType::kI32:
+      return H5T_NATIVE_INT32;
+    case DType::kF32:
+      return H5T_NATIVE_FLOAT;
+    case DType::kF64:
+      break;
   }
   return H5T_NATIVE_DOUBLE;
 }
@@ -107,26 +118,40 @@ std::string FilterPackage(H5Z_filter_t id) {
     case 32004:  // LZ4
     case 307:    // bzip2
       return "hdf5-filter-plugin";
-    default: break;
+    default:
+      break;
   }
   return "";
 }
 
 std::string FilterName(H5Z_filter_t id) {
   switch (id) {
-    case H5Z_FILTER_DEFLATE: return "deflate";
-    case H5Z_FILTER_SHUFFLE: return "shuffle";
-    case H5Z_FILTER_FLETCHER32: return "fletcher32";
-    case H5Z_FILTER_SZIP: return "szip";
-    case H5Z_FILTER_NBIT: return "nbit";
-    case H5Z_FILTER_SCALEOFFSET: return "scaleoffset";
-    case 307: return "bzip2";
-    case 32000: return "lzf";
-    case 32001: return "blosc";
-    case 32004: return "lz4";
-    case 32008: return "bitshuffle";
-    case 32015: return "zstd";
-    default: break;
+    case H5Z_FILTER_DEFLATE:
+      return "deflate";
+    case H5Z_FILTER_SHUFFLE:
+      return "shuffle";
+    case H5Z_FILTER_FLETCHER32:
+      return "fletcher32";
+    case H5Z_FILTER_SZIP:
+      return "szip";
+    case H5Z_FILTER_NBIT:
+      return "nbit";
+    case H5Z_FILTER_SCALEOFFSET:
+      return "scaleoffset";
+    case 307:
+      return "bzip2";
+    case 32000:
+      return "lzf";
+    case 32001:
+      return "blosc";
+    case 32004:
+      return "lz4";
+    case 32008:
+      return "bitshuffle";
+    case 32015:
+      return "zstd";
+    default:
+      break;
   }
   return "unknown";
 }

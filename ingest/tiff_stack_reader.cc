@@ -81,9 +81,8 @@ Result<std::unique_ptr<TiffStackReader>> TiffStackReader::Open(const std::string
       info.tiled = TIFFIsTiled(tif);
       info.compression = compression;
     } else if (width != info.width || height != info.height) {
-      return InvalidArgument(where, " is ", width, "x", height, " (WxH) but page 0 is ",
-                             info.width, "x", info.height,
-                             ": all pages of a stack must have the same size");
+      return InvalidArgument(where, " is ", width, "x", height, " (WxH) but page 0 is ", info.width,
+                             "x", info.height, ": all pages of a stack must have the same size");
     } else if (dtype != info.dtype) {
       return InvalidArgument(where, " holds ", DTypeName(dtype), " but page 0 holds ",
                              DTypeName(info.dtype), ": all pages must have the same type");
@@ -148,8 +147,7 @@ Status TiffStackReader::ReadInto(int64_t page, uint8_t* dst) {
       const int64_t rows = std::min<int64_t>(rows_per_strip, info_.height - row0);
       const tmsize_t want = static_cast<tmsize_t>(rows * static_cast<int64_t>(row_bytes));
       const tmsize_t got = TIFFReadEncodedStrip(tif, s, dst + row0 * row_bytes, want);
-      if (got < 0)
-        return DataLoss(where, ": strip ", s, " cannot be decoded: ", last_error_);
+      if (got < 0) return DataLoss(where, ": strip ", s, " cannot be decoded: ", last_error_);
       if (got < want)
         return DataLoss(where, ": strip ", s, " decoded to ", got, " bytes, expected ", want);
     }

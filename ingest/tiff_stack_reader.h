@@ -49,7 +49,7 @@ class TiffStackReader {
 
   TiffStackInfo info_;
   std::mutex mu_;
-  void* tiff_ = nullptr;  // TIFF*
+  void* tiff_ = nullptr;    // TIFF*
   std::string last_error_;  // libtiff's latest error message for this handle
   // Each page's directory offset: TIFFSetSubDirectory jumps to page n directly, where
   // TIFFSetDirectory(n) may walk the IFD chain from the start (quadratic over a long stack).

@@ -13,9 +13,7 @@ class TiffStackSource final : public Source {
   std::string kind() const override { return "tiff-stack"; }
   const SourceSchema& schema() const override { return schema_; }
   int64_t num_items() const override { return static_cast<int64_t>(items_.size()); }
-  const ItemInfo& item(int64_t index) const override {
-    return items_[static_cast<size_t>(index)];
-  }
+  const ItemInfo& item(int64_t index) const override { return items_[static_cast<size_t>(index)]; }
   Result<std::unique_ptr<ItemReader>> OpenReader() const override;
   nlohmann::json ManifestAttrs() const override { return attrs_; }
 
@@ -27,8 +25,8 @@ class TiffStackSource final : public Source {
       TS_ASSIGN_OR_RETURN(auto reader, TiffStackReader::Open(path));
       const TiffStackInfo& info = reader->info();
       if (infos_.empty()) {
-        TS_ASSIGN_OR_RETURN(box_, options.transform.Plan(info.height, info.width,
-                                                         "TIFF file " + path));
+        TS_ASSIGN_OR_RETURN(box_,
+                            options.transform.Plan(info.height, info.width, "TIFF file " + path));
       } else if (info.height != infos_[0].height || info.width != infos_[0].width ||
                  info.dtype != infos_[0].dtype) {
         return InvalidArgument("TIFF file ", path, ": pages are ", info.width, "x", info.height,
@@ -98,8 +96,7 @@ class TiffStackItemReader final : public ItemReader {
       TS_ASSIGN_OR_RETURN(Array raw, reader_->ReadFrame(page));
       const auto& box = source_->box();
       frame_ = Array(source_->transform().OutputDType(raw.dtype), {box.out_height, box.out_width});
-      source_->transform().Apply(raw.dtype, raw.data.data(), raw.shape[1], box,
-                                 frame_.data.data());
+      source_->transform().Apply(raw.dtype, raw.data.data(), raw.shape[1], box, frame_.data.data());
       cached_item_ = item;
     }
     const size_t elem = DTypeSize(frame_.dtype);

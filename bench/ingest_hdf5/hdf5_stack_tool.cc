@@ -102,9 +102,10 @@ int RawRead(const std::string& path, int64_t batch_frames) {
   const double elapsed_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double bytes = static_cast<double>(dims[0] * dims[1] * dims[2] * 2);
-  std::printf("{\"raw_read_s\": %.4f, \"bytes\": %.0f, \"raw_read_mb_s\": %.1f, "
-              "\"checksum\": %llu}\n",
-              elapsed_s, bytes, bytes / elapsed_s / 1e6, static_cast<unsigned long long>(checksum));
+  std::printf(
+      "{\"raw_read_s\": %.4f, \"bytes\": %.0f, \"raw_read_mb_s\": %.1f, "
+      "\"checksum\": %llu}\n",
+      elapsed_s, bytes, bytes / elapsed_s / 1e6, static_cast<unsigned long long>(checksum));
   return 0;
 }
 

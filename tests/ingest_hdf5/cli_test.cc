@@ -1,12 +1,12 @@
 // `tilestage ingest hdf5` and `tilestage ingest tiff-stack` end to end: the stored samples equal
 // HDF5's / libtiff's own reads with the transforms computed directly in the test; bad inputs fail
 // with a clear message and leave no manifest; 1 rank and 2 MPI ranks store the same content.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "tests/common/test_util.h"
 #include "tests/ingest_hdf5/fixtures.h"
@@ -83,8 +83,7 @@ ScanFile WriteScanFile(const std::string& path) {
                  s.positions.data());
   WriteH5Dataset(f, "/entry/amplitude", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {2, 3, 8, 8},
                  s.amplitude.data());
-  WriteH5Dataset(f, "/entry/phase", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {6, 8, 8},
-                 s.phase.data());
+  WriteH5Dataset(f, "/entry/phase", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {6, 8, 8}, s.phase.data());
   WriteStringAttr(f, "/entry", "NX_class", "NXentry");
   WriteStringAttr(f, "/entry/data", "NX_class", "NXdata");
   H5Fclose(f);
@@ -97,7 +96,8 @@ TEST(IngestHdf5Cli, ScanWithPositionsTargetsAndLog1pMatchesDirectComputation) {
   const std::string store_dir = dir.Sub("store");
   auto r = Tilestage("ingest hdf5 --json --out " + store_dir +
                      " --positions /entry/positions --target /entry/amplitude,/entry/phase"
-                     " --crop 8,8 --log1p " + s.path);
+                     " --crop 8,8 --log1p " +
+                     s.path);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto store = OpenStore(store_dir);
   ASSERT_TRUE(store);
@@ -169,9 +169,9 @@ TEST(IngestHdf5Cli, BloscStackTiledPatchesEqualHdf5Read) {
     auto x = Values(*sample->Find("x"));
     for (int64_t yy = 0; yy < 50; ++yy)
       for (int64_t xx = 0; xx < 50; ++xx)
-        ASSERT_EQ(x[static_cast<size_t>(yy * 50 + xx)],
-                  truth[static_cast<size_t>((frame * 100 + window[0] + yy) * 100 + window[1] +
-                                            xx)]);
+        ASSERT_EQ(
+            x[static_cast<size_t>(yy * 50 + xx)],
+            truth[static_cast<size_t>((frame * 100 + window[0] + yy) * 100 + window[1] + xx)]);
   }
 }
 
@@ -212,9 +212,8 @@ TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
 
 TEST(IngestHdf5Cli, MissingPluginFailsNamingFilterAndPackageAndWritesNoManifest) {
   TempDir dir, empty;
-  auto r = RunCommand("HDF5_PLUGIN_PATH=" + empty.path() + " " + CliPath() +
-                      " ingest hdf5 --out " + dir.Sub("s") + " " +
-                      SharedData("hdf5/bitshuffle.h5"));
+  auto r = RunCommand("HDF5_PLUGIN_PATH=" + empty.path() + " " + CliPath() + " ingest hdf5 --out " +
+                      dir.Sub("s") + " " + SharedData("hdf5/bitshuffle.h5"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("filter 32008"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("Debian package bitshuffle"), std::string::npos) << r.output;
@@ -261,8 +260,7 @@ TEST(IngestHdf5Cli, VirtualDatasetWithMissingSourceFailsWithoutManifest) {
     H5Pclose(dcpl);
     H5Sclose(vspace);
   }
-  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --dataset /data " +
-                     dir.Sub("vds.h5"));
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --dataset /data " + dir.Sub("vds.h5"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("source gone.h5:/frames"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("does not exist"), std::string::npos) << r.output;

@@ -2,6 +2,7 @@
 // multi-page TIFF stacks with known values. Single-threaded test helpers.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <hdf5.h>
 #include <tiffio.h>
 
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace tilestage::testing {
 
@@ -25,8 +24,8 @@ std::vector<T> MakeFrames(int64_t n, int64_t h, int64_t w) {
   std::vector<T> v(static_cast<size_t>(n * h * w));
   for (int64_t f = 0; f < n; ++f)
     for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x) v[static_cast<size_t>((f * h + y) * w + x)] =
-          static_cast<T>(PixelValue(f, y, x));
+      for (int64_t x = 0; x < w; ++x)
+        v[static_cast<size_t>((f * h + y) * w + x)] = static_cast<T>(PixelValue(f, y, x));
   return v;
 }
 
@@ -99,7 +98,7 @@ struct TiffPage {
   uint16_t bits = 16;
   uint16_t format = SAMPLEFORMAT_UINT;
   uint16_t compression = COMPRESSION_ADOBE_DEFLATE;
-  uint32_t tile = 0;          // 0: strips
+  uint32_t tile = 0;  // 0: strips
   uint32_t rows_per_strip = 4;
   std::vector<uint8_t> data;  // height * width * bits/8, native byte order
 };
@@ -151,8 +150,9 @@ inline void WriteTiff(const std::string& path, const std::vector<TiffPage>& page
     } else {
       TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, p.rows_per_strip);
       for (uint32_t y = 0; y < p.height; ++y) {
-        ASSERT_GE(TIFFWriteScanline(tif, const_cast<uint8_t*>(p.data.data()) + y * p.width * pixel,
-                                    y, 0), 0);
+        ASSERT_GE(
+            TIFFWriteScanline(tif, const_cast<uint8_t*>(p.data.data()) + y * p.width * pixel, y, 0),
+            0);
       }
     }
     ASSERT_TRUE(TIFFWriteDirectory(tif));

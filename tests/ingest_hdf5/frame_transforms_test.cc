@@ -1,9 +1,9 @@
 // FrameTransform against a direct, naive computation of crop -> bin -> clip -> log1p|sqrt.
 #include "ingest/frame_transforms.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "tests/ingest_hdf5/fixtures.h"
 

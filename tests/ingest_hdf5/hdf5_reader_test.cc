@@ -1,10 +1,9 @@
 // Hdf5FrameReader against HDF5's own reads and against values the tests wrote.
-#include "ingest/hdf5_frame_reader.h"
+#include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include <gtest/gtest.h>
-
+#include "ingest/hdf5_frame_reader.h"
 #include "ingest/hdf5_util.h"
 #include "tests/common/test_util.h"
 #include "tests/ingest_hdf5/fixtures.h"
@@ -119,16 +118,14 @@ TEST_F(Hdf5Fixture, OldNexusSignalAttributeOnTheDataset) {
     Hdf5Lock lock;
     hid_t f = CreateFile(file);
     WriteH5Dataset(f, "/scan/d/axis", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {5}, axis.data());
-    WriteH5Dataset(f, "/scan/d/counts", H5T_STD_U32LE, H5T_NATIVE_UINT32, {2, 5, 5},
-                   frames.data());
-    WriteH5Dataset(f, "/scan/d/other", H5T_STD_U32LE, H5T_NATIVE_UINT32, {2, 5, 5},
-                   frames.data());
+    WriteH5Dataset(f, "/scan/d/counts", H5T_STD_U32LE, H5T_NATIVE_UINT32, {2, 5, 5}, frames.data());
+    WriteH5Dataset(f, "/scan/d/other", H5T_STD_U32LE, H5T_NATIVE_UINT32, {2, 5, 5}, frames.data());
     WriteStringAttr(f, "/scan", "NX_class", "NXentry");
     WriteStringAttr(f, "/scan/d", "NX_class", "NXdata");
     const int32_t one = 1;
     hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate_by_name(f, "/scan/d/counts", "signal", H5T_STD_I32LE, space,
-                                   H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t attr = H5Acreate_by_name(f, "/scan/d/counts", "signal", H5T_STD_I32LE, space, H5P_DEFAULT,
+                                   H5P_DEFAULT, H5P_DEFAULT);
     H5Awrite(attr, H5T_NATIVE_INT32, &one);
     H5Aclose(attr);
     H5Sclose(space);
@@ -153,7 +150,8 @@ TEST_F(Hdf5Fixture, NoFrameDatasetFoundListsCandidates) {
   ASSERT_FALSE(reader.ok());
   EXPECT_EQ(reader.status().code(), StatusCode::kNotFound);
   EXPECT_NE(reader.status().message().find("pass --dataset, one of: /a u16[2,4,4], /b u16[2,4,4]"),
-            std::string::npos) << reader.status().message();
+            std::string::npos)
+      << reader.status().message();
 }
 
 TEST_F(Hdf5Fixture, CxiLayoutThroughSoftLink) {
@@ -167,7 +165,8 @@ TEST_F(Hdf5Fixture, CxiLayoutThroughSoftLink) {
     testing::MakeGroup(f, "/entry_1/data_1");
     // CXI files link data_1/data to the detector's data.
     ASSERT_GE(H5Lcreate_soft("/entry_1/instrument_1/detector_1/data", f, "/entry_1/data_1/data",
-                             H5P_DEFAULT, H5P_DEFAULT), 0);
+                             H5P_DEFAULT, H5P_DEFAULT),
+              0);
     H5Fclose(f);
   }
   auto reader = Hdf5FrameReader::Open(file, "");
@@ -189,8 +188,9 @@ TEST_F(Hdf5Fixture, ExternalLinkIsFollowed) {
     H5Fclose(f);
     hid_t m = CreateFile(master);
     testing::MakeGroup(m, "/entry/data");
-    ASSERT_GE(H5Lcreate_external("frames.h5", "/frames", m, "/entry/data/data", H5P_DEFAULT,
-                                 H5P_DEFAULT), 0);
+    ASSERT_GE(
+        H5Lcreate_external("frames.h5", "/frames", m, "/entry/data/data", H5P_DEFAULT, H5P_DEFAULT),
+        0);
     H5Fclose(m);
   }
   auto reader = Hdf5FrameReader::Open(master, "/entry/data/data");
@@ -204,7 +204,8 @@ TEST_F(Hdf5Fixture, ExternalLinkIsFollowed) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_NE(missing.status().message().find("external link to frames.h5:/frames"),
-            std::string::npos) << missing.status().message();
+            std::string::npos)
+      << missing.status().message();
 }
 
 TEST_F(Hdf5Fixture, RasterScanFlattensWithScanIndexAndPositions) {
@@ -253,10 +254,10 @@ TEST_F(Hdf5Fixture, BigEndianDtypesReadAsNativeValues) {
     DType dtype;
   };
   const std::vector<Case> cases = {
-      {"/u8", H5T_STD_U8BE, DType::kU8},       {"/u16", H5T_STD_U16BE, DType::kU16},
-      {"/i16", H5T_STD_I16BE, DType::kI16},    {"/u32", H5T_STD_U32BE, DType::kU32},
-      {"/i32", H5T_STD_I32BE, DType::kI32},    {"/f32", H5T_IEEE_F32BE, DType::kF32},
-      {"/f64", H5T_IEEE_F64BE, DType::kF64},   {"/u16le", H5T_STD_U16LE, DType::kU16}};
+      {"/u8", H5T_STD_U8BE, DType::kU8},     {"/u16", H5T_STD_U16BE, DType::kU16},
+      {"/i16", H5T_STD_I16BE, DType::kI16},  {"/u32", H5T_STD_U32BE, DType::kU32},
+      {"/i32", H5T_STD_I32BE, DType::kI32},  {"/f32", H5T_IEEE_F32BE, DType::kF32},
+      {"/f64", H5T_IEEE_F64BE, DType::kF64}, {"/u16le", H5T_STD_U16LE, DType::kU16}};
   auto values = MakeFrames<double>(2, 3, 5);
   for (double& v : values) v -= 40;  // negative values for the signed and float types
   {
@@ -302,7 +303,7 @@ TEST_F(Hdf5Fixture, ChunkedDeflateShuffleReadsInChunkAlignedBatches) {
   EXPECT_EQ((*reader)->info().filters, (std::vector<std::string>{"shuffle", "deflate"}));
   EXPECT_TRUE((*reader)->info().direct_chunks);
   const int64_t batch = (*reader)->BatchFrames(3 * 16 * 12 * 2);  // 3 frames' worth
-  EXPECT_EQ(batch, 4);  // rounded to whole chunks
+  EXPECT_EQ(batch, 4);                                            // rounded to whole chunks
   std::vector<uint16_t> got;
   for (int64_t first = 0; first < 10; first += batch) {
     auto part = (*reader)->ReadFrames(first, std::min<int64_t>(batch, 10 - first));
@@ -363,8 +364,7 @@ TEST_F(Hdf5Fixture, MissingDatasetListsTheDatasetsThatExist) {
     hid_t f = CreateFile(file);
     WriteH5Dataset(f, "/entry/data/data", H5T_STD_U16LE, H5T_NATIVE_UINT16, {2, 4, 4},
                    frames.data());
-    WriteH5Dataset(f, "/entry/other", H5T_STD_U16LE, H5T_NATIVE_UINT16, {2, 4, 4},
-                   frames.data());
+    WriteH5Dataset(f, "/entry/other", H5T_STD_U16LE, H5T_NATIVE_UINT16, {2, 4, 4}, frames.data());
     H5Fclose(f);
   }
   auto reader = Hdf5FrameReader::Open(file, "/entry/nope");

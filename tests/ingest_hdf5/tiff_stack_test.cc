@@ -1,10 +1,9 @@
 // TiffStackReader against libtiff's own scanline/tile reads and the values the test wrote.
-#include "ingest/tiff_stack_reader.h"
+#include <gtest/gtest.h>
 
 #include <fstream>
 
-#include <gtest/gtest.h>
-
+#include "ingest/tiff_stack_reader.h"
 #include "tests/common/test_util.h"
 #include "tests/ingest_hdf5/fixtures.h"
 
