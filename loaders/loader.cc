@@ -84,9 +84,14 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
           for (int64_t i = 0; i < per_channel; ++i) {
             T raw;
             std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
-            const float v = static_cast<float>(raw);
-            const float r = (v - mean) * inv_std;
-            o[i] = v == v ? r : 0.0f;  // v != v exactly for NaN
+            const float r = (static_cast<float>(raw) - mean) * inv_std;
+            // NaN in, NaN out; zero it with integer ops, which (unlike a float compare under
+            // -ftrapping-math) let the compiler vectorize the loop.
+            uint32_t bits;
+            std::memcpy(&bits, &r, sizeof bits);
+            const uint32_t is_nan = (bits & 0x7fffffffu) > 0x7f800000u;
+            bits &= is_nan - 1u;
+            std::memcpy(o + i, &bits, sizeof bits);
           }
           continue;
         }
