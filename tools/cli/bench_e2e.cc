@@ -17,6 +17,7 @@
 // Then DIR/results.json (schema tilestage-e2e-results/1, bench/e2e/report.h) and the report
 // (report.json, report.md, *.svg) via the bench library, and a table on stdout.
 #include <fcntl.h>
+#include <netcdf.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -539,6 +540,31 @@ Status E2eRun::Run() {
   return WriteReport();
 }
 
+Status ShiftNetcdfTime(const std::string& path, double offset) {
+  int nc = 0, var = 0, ndims = 0;
+  if (nc_open(path.c_str(), NC_WRITE, &nc) != NC_NOERR) return IOError("nc_open ", path);
+  size_t len = 1;  // a scalar time variable holds one value
+  int rc = nc_inq_varid(nc, "time", &var);
+  if (rc == NC_NOERR) rc = nc_inq_varndims(nc, var, &ndims);
+  std::vector<int> dims(size_t(std::max(ndims, 0)));
+  if (rc == NC_NOERR && ndims > 0) rc = nc_inq_vardimid(nc, var, dims.data());
+  for (int d : dims) {
+    size_t n = 0;
+    if (rc == NC_NOERR) rc = nc_inq_dimlen(nc, d, &n);
+    len *= n;
+  }
+  std::vector<double> t(len);
+  if (rc == NC_NOERR && len > 0) rc = nc_get_var_double(nc, var, t.data());
+  for (double& v : t) v += offset * double(len);
+  if (rc == NC_NOERR && len > 0) rc = nc_put_var_double(nc, var, t.data());
+  const int close_rc = nc_close(nc);
+  if (rc != NC_NOERR || close_rc != NC_NOERR) {
+    return IOError(path, ": cannot shift the time variable: ",
+                   nc_strerror(rc != NC_NOERR ? rc : close_rc));
+  }
+  return Status::Ok();
+}
+
 // Copies of the inputs for the medium preset (bigger inputs from the same real files).
 Result<std::vector<std::string>> Inputs(const std::vector<std::string>& files, int copies,
                                         const std::string& dir) {
@@ -553,6 +579,9 @@ Result<std::vector<std::string>> Inputs(const std::vector<std::string>& files, i
           dir + "/" + p.stem().string() + "_" + std::to_string(k) + p.extension().string();
       fs::copy_file(f, dst, fs::copy_options::overwrite_existing, ec);
       if (ec) return IOError("copy ", f, " to ", dst, ": ", ec.message());
+      // NetCDF ingest rightly refuses files that repeat a time step: copy k moves k steps on
+      // (k units of the file's time axis, e.g. hours), so the copies form a time series.
+      if (p.extension() == ".nc" && k > 0) TS_RETURN_IF_ERROR(ShiftNetcdfTime(dst, double(k)));
       out.push_back(dst);
     }
   }
