@@ -2,7 +2,7 @@
 # Builds tilestage (release preset) and runs the main job. Installs missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh
+tools/setup.sh --bench
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)" --target tilestage
 # The main job: the whole path on the real files in examples/data, in one run, beside the tools
