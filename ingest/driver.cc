@@ -15,6 +15,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
@@ -71,6 +72,103 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
   return s;
 }
 
+// Floats and 32/64-bit integers: sums in double, in kLanes independent lanes combined in a fixed
+// order at the end, so that the compiler vectorizes the loops and the result stays the same for
+// any thread count. NaN is never valid; `valid` (kMasked) marks the others.
+template <typename T, bool kMasked>
+ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
+  constexpr int64_t kLanes = 8;
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  auto ok_at = [&](int64_t i, double x) {
+    bool ok = x == x;  // not NaN
+    if constexpr (kMasked) ok = ok && valid[i] != 0;
+    return ok;
+  };
+  double sum[kLanes] = {}, lo[kLanes], hi[kLanes];
+  uint64_t count[kLanes] = {};
+  std::fill(lo, lo + kLanes, std::numeric_limits<double>::infinity());
+  std::fill(hi, hi + kLanes, -std::numeric_limits<double>::infinity());
+  const int64_t body = n - n % kLanes;
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const double x = static_cast<double>(v[i + j]);
+      const bool ok = ok_at(i + j, x);
+      sum[j] += ok ? x : 0.0;
+      count[j] += ok;
+      lo[j] = ok && x < lo[j] ? x : lo[j];
+      hi[j] = ok && x > hi[j] ? x : hi[j];
+    }
+  }
+  for (int64_t i = body; i < n; ++i) {
+    const double x = static_cast<double>(v[i]);
+    const bool ok = ok_at(i, x);
+    sum[0] += ok ? x : 0.0;
+    count[0] += ok;
+    lo[0] = ok && x < lo[0] ? x : lo[0];
+    hi[0] = ok && x > hi[0] ? x : hi[0];
+  }
+  double total_sum = 0;
+  for (int64_t j = 0; j < kLanes; ++j) {
+    total_sum += sum[j];
+    s.count += count[j];
+    lo[0] = std::min(lo[0], lo[j]);
+    hi[0] = std::max(hi[0], hi[j]);
+  }
+  if (s.count == 0) return s;
+  s.mean = total_sum / static_cast<double>(s.count);
+  double m2[kLanes] = {};
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const double x = static_cast<double>(v[i + j]);
+      const double d = ok_at(i + j, x) ? x - s.mean : 0.0;
+      m2[j] += d * d;
+    }
+  }
+  for (int64_t i = body; i < n; ++i) {
+    const double x = static_cast<double>(v[i]);
+    const double d = ok_at(i, x) ? x - s.mean : 0.0;
+    m2[0] += d * d;
+  }
+  for (int64_t j = 0; j < kLanes; ++j) s.m2 += m2[j];
+  s.min = lo[0];
+  s.max = hi[0];
+  return s;
+}
+
+// All values valid (no mask): the common case of fully valid float tiles. `omp simd` lets the
+// compiler reorder the sums into vector lanes; the lanes depend only on n (unaligned loads, no
+// peeling), so the result is the same for any buffer and thread count. A NaN or infinity makes
+// the sum non-finite, and the careful path above takes over.
+template <typename T>
+ChannelStats WideStatsAllValid(const T* v, int64_t n) {
+  if (n == 0) return WideStats<T, false>(v, nullptr, n);
+  double sum = 0;
+  T lo = v[0], hi = v[0];
+#pragma omp simd reduction(+ : sum) reduction(min : lo) reduction(max : hi)
+  for (int64_t i = 0; i < n; ++i) {
+    const T x = v[i];
+    sum += static_cast<double>(x);
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+  }
+  if (!std::isfinite(sum)) return WideStats<T, false>(v, nullptr, n);
+  ChannelStats s;
+  s.total = s.count = static_cast<uint64_t>(n);
+  s.mean = sum / static_cast<double>(n);
+  double m2 = 0;
+  const double mean = s.mean;
+#pragma omp simd reduction(+ : m2)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(v[i]) - mean;
+    m2 += d * d;
+  }
+  s.m2 = m2;
+  s.min = static_cast<double>(lo);
+  s.max = static_cast<double>(hi);
+  return s;
+}
+
 template <typename T>
 ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
   if constexpr (std::is_same_v<T, uint8_t>) {
@@ -124,31 +222,7 @@ ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
     }
     return s;
   } else {
-    double sum = 0;
-    uint64_t count = 0;
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (int64_t i = 0; i < n; ++i) {
-      const double x = static_cast<double>(v[i]);
-      if ((valid && !valid[i]) || std::isnan(x)) continue;
-      sum += x;
-      ++count;
-      lo = std::min(lo, x);
-      hi = std::max(hi, x);
-    }
-    s.count = count;
-    if (count) {
-      s.mean = sum / static_cast<double>(count);
-      double m2 = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        const double x = static_cast<double>(v[i]);
-        if ((valid && !valid[i]) || std::isnan(x)) continue;
-        m2 += (x - s.mean) * (x - s.mean);
-      }
-      s.m2 = m2;
-      s.min = lo;
-      s.max = hi;
-    }
-    return s;
+    return valid ? WideStats<T, true>(v, valid, n) : WideStatsAllValid<T>(v, n);
   }
 }
 
@@ -252,13 +326,20 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
           if (!v_plane) continue;
           uint8_t* v = v_plane + r * tw;
           const uint8_t* m = m_plane ? m_plane + (r0 + r) * box_w + c0 : nullptr;
-          const bool nd_exact = has_nd_s;
-          for (int64_t i = 0; i < vc; ++i) {
-            bool ok = !(m && m[i] == 0);
-            if constexpr (std::is_floating_point_v<S>) ok = ok && !std::isnan(s[i]);
-            if (nd_exact) ok = ok && s[i] != nd_s;
-            v[i] = ok;
-            if (!ok && nan_invalid) d[i] = std::numeric_limits<D>::quiet_NaN();
+          // One simple pass per condition, each branch-free so that it vectorizes.
+          if constexpr (std::is_floating_point_v<S>) {
+            for (int64_t i = 0; i < vc; ++i) v[i] = s[i] == s[i];  // not NaN
+          } else {
+            std::fill(v, v + vc, uint8_t{1});
+          }
+          if (m)
+            for (int64_t i = 0; i < vc; ++i) v[i] &= m[i] != 0;
+          if (has_nd_s)
+            for (int64_t i = 0; i < vc; ++i) v[i] &= s[i] != nd_s;
+          if constexpr (std::is_floating_point_v<D>) {
+            if (nan_invalid)
+              for (int64_t i = 0; i < vc; ++i)
+                d[i] = v[i] ? d[i] : std::numeric_limits<D>::quiet_NaN();
           }
           std::fill(v + vc, v + tw, uint8_t{0});
         }
@@ -270,12 +351,15 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
 // Fraction of pixel positions valid in every channel.
 double ValidFraction(const std::vector<uint8_t>& valid, int64_t channels, int64_t plane) {
   if (valid.empty() || plane == 0) return 1.0;
-  int64_t ok = 0;
-  for (int64_t i = 0; i < plane; ++i) {
-    uint8_t all = 1;
-    for (int64_t c = 0; c < channels; ++c) all &= valid[c * plane + i];
-    ok += all;
+  // The AND over channels is taken plane by plane: contiguous loops the compiler vectorizes.
+  thread_local std::vector<uint8_t> all;
+  all.assign(valid.begin(), valid.begin() + plane);
+  for (int64_t c = 1; c < channels; ++c) {
+    const uint8_t* v = valid.data() + c * plane;
+    for (int64_t i = 0; i < plane; ++i) all[i] &= v[i];
   }
+  int64_t ok = 0;
+  for (int64_t i = 0; i < plane; ++i) ok += all[i];
   return static_cast<double>(ok) / static_cast<double>(plane);
 }
 
@@ -645,8 +729,13 @@ std::vector<ChannelStats> TileChannelStats(const Array& tile, const uint8_t* val
   VisitDType(tile.dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* v = reinterpret_cast<const T*>(tile.data.data());
-    for (int64_t c = 0; c < channels; ++c)
-      stats[c] = ChannelStatsOf<T>(v + c * plane, valid ? valid + c * plane : nullptr, plane);
+    for (int64_t c = 0; c < channels; ++c) {
+      const uint8_t* channel_valid = valid ? valid + c * plane : nullptr;
+      // A channel without an invalid value takes the faster unmasked path.
+      if (channel_valid && !std::memchr(channel_valid, 0, static_cast<size_t>(plane)))
+        channel_valid = nullptr;
+      stats[c] = ChannelStatsOf<T>(v + c * plane, channel_valid, plane);
+    }
   });
   return stats;
 }
@@ -728,6 +817,11 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   if (!writer.ok()) {
     local.status = writer.status();
   } else {
+    int64_t tile_rows = options.tile.height;
+    if (options.tile.whole_item)
+      for (int64_t i = range.begin; i < range.end; ++i)
+        tile_rows = std::max(tile_rows, source.item(i).height);
+    source.PrepareReads(tile_rows, threads);
     LocalRun run(source, options, plans, range);
     local = run.Run(**writer, local_progress, threads);
     if (local.status.ok()) {

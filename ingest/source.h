@@ -110,6 +110,10 @@ class Source {
   // straight into the tile buffer. False (the default): one read per row of windows, cut in
   // memory, which suits libraries where every call decompresses whole chunks again.
   virtual bool PrefersWindowReads() const { return false; }
+  // Called once before any reader is opened, with the rows each tile spans (the item height for
+  // whole items) and the number of reader threads: lets a source size its caches to what the
+  // driver will read.
+  virtual void PrepareReads(int64_t tile_rows, int threads) const {}
   // Modality attributes for the manifest (CRS per scene, coordinates, NeXus paths...). Called on
   // rank 0 only, after all tiles are written.
   virtual nlohmann::json ManifestAttrs() const { return nlohmann::json::object(); }

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 namespace tilestage {
 
@@ -102,8 +103,12 @@ Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t e
     case Codec::kZstd: {
       const size_t bound = ZSTD_compressBound(raw.size());
       out->resize(start + bound);
-      const size_t n =
-          ZSTD_compress(out->data() + start, bound, raw.data(), raw.size(), spec.level);
+      // A context per thread, reused: ZSTD_compress would allocate and initialize one per block.
+      thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(),
+                                                                            &ZSTD_freeCCtx);
+      if (!cctx) return ResourceExhausted("zstd: cannot allocate a compression context");
+      const size_t n = ZSTD_compressCCtx(cctx.get(), out->data() + start, bound, raw.data(),
+                                         raw.size(), spec.level);
       if (ZSTD_isError(n)) return Internal("zstd compression failed: ", ZSTD_getErrorName(n));
       out->resize(start + n);
       return Status::Ok();

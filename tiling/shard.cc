@@ -82,43 +82,49 @@ Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec)
   if (sample.fields.size() > UINT16_MAX) return InvalidArgument("too many fields in a record");
   const std::string meta = sample.meta.dump();
 
-  std::vector<std::vector<uint8_t>> payloads(sample.fields.size());
-  uint64_t raw_data_bytes = 0;
-  for (size_t i = 0; i < sample.fields.size(); ++i) {
-    const Array& a = sample.fields[i].array;
-    if (a.ByteSize() != static_cast<size_t>(a.NumElements()) * DTypeSize(a.dtype))
-      return InvalidArgument("field '", sample.fields[i].name, "': ", a.ByteSize(),
-                             " bytes do not match ", a.Describe());
-    if (a.shape.size() > kMaxDims)
-      return InvalidArgument("field '", sample.fields[i].name, "': more than ", kMaxDims, " dims");
-    TS_RETURN_IF_ERROR(EncodeBlock(codec, a.data, DTypeSize(a.dtype), &payloads[i]));
-    raw_data_bytes += a.ByteSize();
-  }
-
   EncodedRecord rec;
   rec.codec = codec;
   std::vector<uint8_t>& out = rec.stored;
+  uint64_t raw_data_bytes = 0;
+  for (const Field& f : sample.fields) raw_data_bytes += f.array.ByteSize();
+  // One allocation and no intermediate payload copies: the header is written with placeholder
+  // stored sizes, each payload is encoded straight after it, and the sizes are patched in.
+  out.reserve(256 + meta.size() + (codec.codec == Codec::kNone ? raw_data_bytes : 0));
   out.insert(out.end(), kRecordMagic.begin(), kRecordMagic.end());
   Put<uint16_t>(out, static_cast<uint16_t>(sample.fields.size()));
   Put<uint16_t>(out, 0);
   Put<uint32_t>(out, static_cast<uint32_t>(meta.size()));
   Put<uint32_t>(out, 0);  // header_bytes, patched below
+  std::vector<size_t> stored_size_at(sample.fields.size());
   for (size_t i = 0; i < sample.fields.size(); ++i) {
     const Field& f = sample.fields[i];
+    const Array& a = f.array;
+    if (a.ByteSize() != static_cast<size_t>(a.NumElements()) * DTypeSize(a.dtype))
+      return InvalidArgument("field '", f.name, "': ", a.ByteSize(), " bytes do not match ",
+                             a.Describe());
+    if (a.shape.size() > kMaxDims)
+      return InvalidArgument("field '", f.name, "': more than ", kMaxDims, " dims");
     if (f.name.empty() || f.name.size() > 255)
       return InvalidArgument("field name '", f.name, "' must have 1..255 bytes");
     Put<uint16_t>(out, static_cast<uint16_t>(f.name.size()));
     out.insert(out.end(), f.name.begin(), f.name.end());
-    Put<uint8_t>(out, static_cast<uint8_t>(f.array.dtype));
-    Put<uint8_t>(out, static_cast<uint8_t>(f.array.shape.size()));
-    for (int64_t d : f.array.shape) Put<int64_t>(out, d);
-    Put<uint64_t>(out, f.array.ByteSize());
-    Put<uint64_t>(out, payloads[i].size());
+    Put<uint8_t>(out, static_cast<uint8_t>(a.dtype));
+    Put<uint8_t>(out, static_cast<uint8_t>(a.shape.size()));
+    for (int64_t d : a.shape) Put<int64_t>(out, d);
+    Put<uint64_t>(out, a.ByteSize());
+    stored_size_at[i] = out.size();
+    Put<uint64_t>(out, 0);  // stored size, patched below
   }
   out.insert(out.end(), meta.begin(), meta.end());
   const uint32_t header_bytes = static_cast<uint32_t>(out.size());
   std::memcpy(out.data() + 12, &header_bytes, sizeof header_bytes);
-  for (const auto& p : payloads) out.insert(out.end(), p.begin(), p.end());
+  for (size_t i = 0; i < sample.fields.size(); ++i) {
+    const Array& a = sample.fields[i].array;
+    const size_t start = out.size();
+    TS_RETURN_IF_ERROR(EncodeBlock(codec, a.data, DTypeSize(a.dtype), &out));
+    const uint64_t stored = out.size() - start;
+    std::memcpy(out.data() + stored_size_at[i], &stored, sizeof stored);
+  }
   rec.raw_size = header_bytes + raw_data_bytes;
   rec.checksum = Hash64(out);
   return rec;

@@ -207,6 +207,8 @@ std::string TrimSourcePath(const char* file) {
   constexpr std::string_view kRoot = TILESTAGE_BENCH_SOURCE_ROOT;
   if (path.substr(0, kRoot.size()) == kRoot) path.remove_prefix(kRoot.size());
 #endif
+  // Compiler caches (ccache with base_dir) rewrite the path relative to the build directory.
+  while (path.substr(0, 3) == "../") path.remove_prefix(3);
   return std::string(path);
 }
 
