@@ -409,7 +409,9 @@ Result<nlohmann::json> HashFile(const std::string& path) {
   const uint64_t bytes = static_cast<uint64_t>(st.st_size);
   Hasher hasher;
   // Mapped rather than read: the file is usually in the page cache from the ingest itself.
-  void* map = bytes ? ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+  // MAP_POPULATE: one pass over the page tables instead of a fault per page.
+  void* map =
+      bytes ? ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0) : MAP_FAILED;
   if (map != MAP_FAILED) {
     ::madvise(map, bytes, MADV_SEQUENTIAL);
     hasher.Update({static_cast<const uint8_t*>(map), bytes});

@@ -130,8 +130,13 @@ Status Trainer::CheckRanksAgree() {
   return Status::Ok();
 }
 
-void Trainer::Emit(const nlohmann::json& record) {
+void Trainer::Emit(nlohmann::json record) {
   if (comm_->rank() == 0 && config_.jsonl != nullptr) {
+    // Wall-clock time of the record (Unix ms), so that readers (bench e2e's MLLOG events) need
+    // not infer it from when the line arrived.
+    record["time_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
     *config_.jsonl << record.dump() << "\n";
     config_.jsonl->flush();
   }
@@ -194,6 +199,13 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
   const int world = comm_->size();
   const int64_t x_len = Product(info.x_shape);
   ParamStore& params = model_->params();
+  Emit({{"type", "run"},
+        {"parameters", params.total()},
+        {"x_shape", info.x_shape},
+        {"world", world},
+        {"batch", info.batch_size},
+        {"steps_per_epoch", bpe},
+        {"epochs", config_.epochs}});
   TrainBatch batch;
   uint64_t epoch = train.position().epoch;
   bool done = step_limited && step_ >= total_steps;
@@ -297,8 +309,11 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
     er.train_loss = epoch_steps > 0 ? epoch_loss / double(epoch_steps) : 0.0;
     er.samples_per_s = epoch_wall_ms > 0 ? double(epoch_samples) / (epoch_wall_ms / 1e3) : 0.0;
     er.stall_fraction = epoch_wall_ms > 0 ? epoch_stall_ms / epoch_wall_ms : 0.0;
+    double eval_ms = 0.0;
     if (eval != nullptr) {
+      const double eval_start = NowMs();
       TS_ASSIGN_OR_RETURN(auto ev, Evaluate(*eval));
+      eval_ms = NowMs() - eval_start;
       er.eval_loss = ev.first;
       er.eval_accuracy = ev.second;
     }
@@ -309,7 +324,10 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
                         {"train_loss", er.train_loss},
                         {"samples_per_s", er.samples_per_s},
                         {"stall_fraction", er.stall_fraction}};
-    if (eval != nullptr) j["eval_loss"] = er.eval_loss;
+    if (eval != nullptr) {
+      j["eval_loss"] = er.eval_loss;
+      j["eval_ms"] = eval_ms;
+    }
     if (er.eval_accuracy >= 0) j["eval_accuracy"] = er.eval_accuracy;
     Emit(j);
     if (comm_->rank() == 0 && config_.progress != nullptr) {

@@ -45,7 +45,9 @@ struct TrainerConfig {
   int64_t batch_size = 0;            // per rank; recorded so a resume checks it
   int world_size = 1;                // set by Trainer::Create from the communicator
   int64_t log_every = 10;            // human progress line every N steps (0: never)
-  std::ostream* jsonl = nullptr;     // rank 0: one JSON object per step and per epoch
+  // rank 0: one JSON object per line: "run" (parameters, shapes) first, then one per step and
+  // one per epoch (with eval_ms when evaluated); each carries its wall-clock time_ms.
+  std::ostream* jsonl = nullptr;
   std::ostream* progress = nullptr;  // rank 0: human progress lines
 
   // The configuration a checkpoint must match, and that it records.
@@ -108,7 +110,8 @@ class Trainer {
       : config_(config), comm_(comm), storage_(std::move(storage)) {}
   Status SaveCheckpoint(const SourcePosition& position, uint64_t batches_per_epoch,
                         int64_t batch_size);
-  void Emit(const nlohmann::json& record);
+  // Writes one JSONL record (rank 0), stamped with its wall-clock time_ms.
+  void Emit(nlohmann::json record);
 
   TrainerConfig config_;
   Communicator* comm_;

@@ -1,6 +1,7 @@
 // `tilestage train` end to end on stores written by `tilestage synth`, read through the loader.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -54,6 +55,43 @@ TEST(TrainCliTest, ClassifyTrainsEvaluatesAndCheckpoints) {
   EXPECT_TRUE(epochs[1].contains("eval_accuracy"));
   std::ifstream latest(dir.Sub("ck/latest.json"));
   EXPECT_EQ(nlohmann::json::parse(latest)["checkpoint"], "step-00000018");
+}
+
+TEST(TrainCliTest, JsonlOpensWithRunRecordAndStampsEveryRecordWithWallClock) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 4);
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t before_ms = now_ms();
+  auto r = RunCommand(CliPath() + " train --store " + store + " --model vit-classify" + kTiny +
+                      " --batch 8 --epochs 2 --eval-fraction 0.25 --json " +
+                      dir.Sub("log.jsonl"));
+  const int64_t after_ms = now_ms();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(dir.Sub("log.jsonl"));
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(records.size(), 1u + 18u + 2u);
+  const auto& run = records.front();
+  EXPECT_EQ(run["type"], "run");
+  EXPECT_EQ(run["x_shape"], nlohmann::json::array({1, 16, 16}));
+  EXPECT_EQ(run["batch"], 8);
+  EXPECT_EQ(run["steps_per_epoch"], 9);
+  // The same count as the human banner on stderr.
+  EXPECT_NE(r.output.find(std::to_string(run["parameters"].get<int64_t>()) + " parameters"),
+            std::string::npos)
+      << r.output;
+  int64_t last_ms = before_ms;
+  for (const auto& rec : records) {
+    const int64_t t = rec.at("time_ms").get<int64_t>();
+    EXPECT_GE(t, last_ms);
+    EXPECT_LE(t, after_ms);
+    last_ms = t;
+    if (rec["type"] == "epoch") EXPECT_GE(rec.at("eval_ms").get<double>(), 0.0);
+  }
 }
 
 TEST(TrainCliTest, ResumeAfterCrashContinuesTheSameLossSequence) {

@@ -714,9 +714,9 @@ Status E2eRun::Train() {
   progress_.Line("train vit-mae under mpirun -np " + std::to_string(c_.np) + ": " +
                  std::to_string(c_.epochs) + " epochs, batch " + std::to_string(c_.batch) +
                  ", eval on " + std::to_string(int(c_.eval_fraction * 100)) + "% held out");
-  // Epoch and eval boundaries from the trainer's JSONL records as they arrive: an epoch starts
-  // when its first step started (arrival minus the step's own step_ms), its training ends with
-  // its last step record, evaluation runs from there to the epoch record (written after eval).
+  // Epoch and eval boundaries from the trainer's JSONL records, each stamped with its wall-clock
+  // time_ms: an epoch starts when its first step started (time_ms minus the step's step_ms), its
+  // evaluation takes the epoch record's eval_ms and ends when that record is written.
   int64_t current_epoch = -1;
   int64_t last_step_ms = 0, last_epoch_stop_ms = 0;
   double compute_ms_sum = 0, allreduce_ms_sum = 0;
@@ -726,7 +726,7 @@ Status E2eRun::Train() {
   auto keep = [&](Status s) {
     if (log_status.ok() && !s.ok()) log_status = s;
   };
-  auto on_line = [&](const std::string& line, int64_t now_ms) {
+  auto on_line = [&](const std::string& line, int64_t arrival_ms) {
     Json r;
     try {
       r = Json::parse(line);
@@ -734,7 +734,11 @@ Status E2eRun::Train() {
       return;  // not a record
     }
     if (!r.is_object() || !r.contains("type")) return;
-    if (r["type"] == "step") {
+    const int64_t now_ms = r.value("time_ms", arrival_ms);
+    if (r["type"] == "run") {
+      params_ = r.value("parameters", int64_t(0));
+      x_shape_ = r.value("x_shape", std::vector<int64_t>{});
+    } else if (r["type"] == "step") {
       const int64_t epoch = r.value("epoch", int64_t(0));
       if (epoch != current_epoch) {
         current_epoch = epoch;
@@ -754,7 +758,9 @@ Status E2eRun::Train() {
       ++steps;
     } else if (r["type"] == "epoch") {
       const int64_t epoch = r.value("epoch", int64_t(0));
-      keep(log_->Log(bench::MlEvent{"", last_step_ms, bench::MlEventType::kIntervalStart,
+      const int64_t eval_start_ms =
+          std::max(last_step_ms, now_ms - int64_t(std::llround(r.value("eval_ms", 0.0))));
+      keep(log_->Log(bench::MlEvent{"", eval_start_ms, bench::MlEventType::kIntervalStart,
                                     bench::mlkey::kEvalStart, nullptr,
                                     Json{{"file", "tools/cli/bench_e2e.cc"}, {"lineno", __LINE__},
                                          {"epoch_num", epoch + 1}}}));
@@ -806,17 +812,7 @@ Status E2eRun::Train() {
   train_samples_per_s_ = epoch_rates[epoch_rates.size() / 2];
   train_compute_ms_ = steps > 0 ? compute_ms_sum / double(steps) : 0;
   allreduce_s_ = allreduce_ms_sum / 1e3;
-  // Parameter count and input shape from the trainer's banner ("N parameters, x [3,32,32]").
-  const std::string err = ReadTextFile(p.stderr_path);
-  const size_t at = err.find(" parameters, x ");
-  if (at != std::string::npos) {
-    size_t b = err.rfind(' ', at - 1);
-    params_ = std::stoll(err.substr(b + 1, at - b - 1));
-    const size_t s0 = err.find('[', at), s1 = err.find(']', at);
-    if (s0 != std::string::npos && s1 != std::string::npos) {
-      x_shape_ = Json::parse(err.substr(s0, s1 - s0 + 1)).get<std::vector<int64_t>>();
-    }
-  }
+  if (params_ <= 0) return DataLoss("train: no run record on stdout (see ", p.stderr_path, ")");
   allreduce_bytes_ = double(steps) * double(params_) * 4.0;  // fp32 gradients, every step
   if (x_shape_.size() == 3) {
     trainer::ModelConfig mc;
