@@ -136,36 +136,55 @@ ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
   return s;
 }
 
-// All values valid (no mask): the common case of fully valid float tiles. `omp simd` lets the
-// compiler reorder the sums into vector lanes; the lanes depend only on n (unaligned loads, no
-// peeling), so the result is the same for any buffer and thread count. A NaN or infinity makes
+// All values valid (no mask): the common case of fully valid float tiles. Plain sums in
+// kLanes fixed lanes (no conditionals, so the compiler vectorizes them; the lanes depend only on
+// the index, so the result is the same for any buffer and thread count). A NaN or infinity makes
 // the sum non-finite, and the careful path above takes over.
 template <typename T>
 ChannelStats WideStatsAllValid(const T* v, int64_t n) {
-  if (n == 0) return WideStats<T, false>(v, nullptr, n);
-  double sum = 0;
-  T lo = v[0], hi = v[0];
-#pragma omp simd reduction(+ : sum) reduction(min : lo) reduction(max : hi)
-  for (int64_t i = 0; i < n; ++i) {
-    const T x = v[i];
-    sum += static_cast<double>(x);
-    lo = x < lo ? x : lo;
-    hi = x > hi ? x : hi;
+  constexpr int64_t kLanes = 16;
+  if (n < kLanes) return WideStats<T, false>(v, nullptr, n);
+  double sum[kLanes] = {};
+  T lo[kLanes], hi[kLanes];
+  std::fill(lo, lo + kLanes, v[0]);
+  std::fill(hi, hi + kLanes, v[0]);
+  const int64_t body = n - n % kLanes;
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      sum[j] += static_cast<double>(v[i + j]);
+      lo[j] = std::min(lo[j], v[i + j]);
+      hi[j] = std::max(hi[j], v[i + j]);
+    }
   }
-  if (!std::isfinite(sum)) return WideStats<T, false>(v, nullptr, n);
+  for (int64_t i = body; i < n; ++i) {
+    sum[0] += static_cast<double>(v[i]);
+    lo[0] = std::min(lo[0], v[i]);
+    hi[0] = std::max(hi[0], v[i]);
+  }
+  double total = 0;
+  for (int64_t j = 0; j < kLanes; ++j) {
+    total += sum[j];
+    lo[0] = std::min(lo[0], lo[j]);
+    hi[0] = std::max(hi[0], hi[j]);
+  }
+  if (!std::isfinite(total)) return WideStats<T, false>(v, nullptr, n);
   ChannelStats s;
   s.total = s.count = static_cast<uint64_t>(n);
-  s.mean = sum / static_cast<double>(n);
-  double m2 = 0;
-  const double mean = s.mean;
-#pragma omp simd reduction(+ : m2)
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(v[i]) - mean;
-    m2 += d * d;
+  s.mean = total / static_cast<double>(n);
+  double m2[kLanes] = {};
+  for (int64_t i = 0; i < body; i += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const double d = static_cast<double>(v[i + j]) - s.mean;
+      m2[j] += d * d;
+    }
   }
-  s.m2 = m2;
-  s.min = static_cast<double>(lo);
-  s.max = static_cast<double>(hi);
+  for (int64_t i = body; i < n; ++i) {
+    const double d = static_cast<double>(v[i]) - s.mean;
+    m2[0] += d * d;
+  }
+  for (int64_t j = 0; j < kLanes; ++j) s.m2 += m2[j];
+  s.min = static_cast<double>(lo[0]);
+  s.max = static_cast<double>(hi[0]);
   return s;
 }
 
