@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "tests/common/test_util.h"
 #include "tiling/store.h"
@@ -295,6 +296,48 @@ TEST(TileChannelStats, ByteFastPathMatchesWelfordOnLargeTiles) {
     EXPECT_EQ(fast[c].min, slow[c].min);
     EXPECT_EQ(fast[c].max, slow[c].max);
   }
+}
+
+TEST(TileChannelStats, FloatLanesMatchWelfordWithAndWithoutInvalidValues) {
+  // 3 channels of 1001 values (not a multiple of the lane count), around a large mean.
+  Array a(DType::kF32, {3, 7, 143});
+  auto v = a.As<float>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 50000.0f + static_cast<float>((i * 7919) % 2003);
+  const size_t plane = v.size() / 3;
+  v[plane + 5] = std::numeric_limits<float>::quiet_NaN();  // channel 1: a NaN, no mask
+  std::vector<uint8_t> valid(v.size(), 1);
+  valid[2 * plane + 9] = 0;  // channel 2: masked out
+  const uint8_t* masks[] = {nullptr, valid.data()};
+  for (const uint8_t* mask : masks) {
+    const auto fast = TileChannelStats(a, mask);
+    for (int c = 0; c < 3; ++c) {
+      ChannelStats slow;
+      for (size_t i = c * plane; i < (c + 1) * plane; ++i) {
+        if (std::isnan(v[i]) || (mask && !mask[i]))
+          slow.AddInvalid();
+        else
+          slow.Add(v[i]);
+      }
+      EXPECT_EQ(fast[c].count, slow.count) << "channel " << c;
+      EXPECT_EQ(fast[c].total, slow.total);
+      EXPECT_NEAR(fast[c].mean, slow.mean, 1e-12 * slow.mean);
+      EXPECT_NEAR(fast[c].m2, slow.m2, 1e-9 * slow.m2);
+      EXPECT_EQ(fast[c].min, slow.min);
+      EXPECT_EQ(fast[c].max, slow.max);
+    }
+  }
+}
+
+TEST(TileChannelStats, InfinityIsAValidValueThatMakesTheMeanInfinite) {
+  Array a(DType::kF32, {1, 4, 8});
+  auto v = a.As<float>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  v[17] = std::numeric_limits<float>::infinity();
+  const auto stats = TileChannelStats(a, nullptr);
+  EXPECT_EQ(stats[0].count, 32u);
+  EXPECT_EQ(stats[0].max, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(stats[0].min, 0.0);
+  EXPECT_TRUE(std::isinf(stats[0].mean));
 }
 
 }  // namespace
