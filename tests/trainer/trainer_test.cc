@@ -288,7 +288,7 @@ TEST(TrainerTest, RegressWithoutYIsRejectedBeforeTraining) {
       << s.message();
 }
 
-TEST(TrainerTest, JsonlHasStepAndEpochRecords) {
+TEST(TrainerTest, JsonlHasRunStepAndEpochRecords) {
   auto comm = NewSingleProcessCommunicator();
   TrainerConfig config = MaeConfig();
   config.epochs = 1;
@@ -304,13 +304,16 @@ TEST(TrainerTest, JsonlHasStepAndEpochRecords) {
   std::string line;
   std::vector<nlohmann::json> records;
   while (std::getline(in, line)) records.push_back(nlohmann::json::parse(line));
-  ASSERT_EQ(records.size(), 3u);
-  EXPECT_EQ(records[0]["type"], "step");
-  for (const char* key : {"loss", "lr", "samples_per_s", "stall_ms", "allreduce_ms"}) {
-    EXPECT_TRUE(records[0].contains(key)) << key;
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[0]["type"], "run");
+  EXPECT_EQ(records[0]["parameters"], (*t)->model().params().total());
+  EXPECT_EQ(records[1]["type"], "step");
+  for (const char* key : {"loss", "lr", "samples_per_s", "stall_ms", "allreduce_ms", "time_ms"}) {
+    EXPECT_TRUE(records[1].contains(key)) << key;
   }
-  EXPECT_EQ(records[2]["type"], "epoch");
-  EXPECT_TRUE(records[2].contains("eval_loss"));
+  EXPECT_EQ(records[3]["type"], "epoch");
+  EXPECT_TRUE(records[3].contains("eval_loss"));
+  EXPECT_TRUE(records[3].contains("eval_ms"));
 }
 
 TEST(OptimizerTest, ScheduleWarmsUpThenFollowsCosine) {
