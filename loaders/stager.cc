@@ -639,25 +639,31 @@ Status NodeStager::TransferLocal(const std::vector<size_t>& moving) {
   std::vector<Status> status(order.size());
   std::atomic<bool> failed{false};
   std::atomic<uint64_t> read_bytes{0};
+  // A shared queue in that order (not parallel_for's recursive range splitting, which could
+  // leave the last large shard to one thread while the other had taken the small one early).
+  std::atomic<size_t> next{0};
+  auto copy_one = [&](size_t k) {
+    if (failed) return;  // stop starting new shards after the first error
+    const size_t s = order[k];
+    LocalShard shard;
+    shard.src_path = SourcePath(s);
+    shard.dst_path = DestPath(s);
+    shard.expected_hash = &manifest_.shards[s].hash;
+    shard.bytes = shard_bytes_[s];
+    status[k] = CopyLocalShard(&shard, o_.sync, failed);
+    if (!status[k].ok()) {
+      failed = true;
+      return;
+    }
+    if (!shard.published) return;  // stopped by another shard's error
+    read_bytes += shard.bytes;
+    bytes_written_ += shard.bytes;
+    ++shards_written_;
+  };
   arena_->execute([&] {
-    tbb::parallel_for(size_t{0}, order.size(), [&](size_t k) {
-      if (failed) return;  // stop starting new shards after the first error
-      const size_t s = order[k];
-      LocalShard shard;
-      shard.src_path = SourcePath(s);
-      shard.dst_path = DestPath(s);
-      shard.expected_hash = &manifest_.shards[s].hash;
-      shard.bytes = shard_bytes_[s];
-      status[k] = CopyLocalShard(&shard, o_.sync, failed);
-      if (!status[k].ok()) {
-        failed = true;
-        return;
-      }
-      if (!shard.published) return;  // stopped by another shard's error
-      read_bytes += shard.bytes;
-      bytes_written_ += shard.bytes;
-      ++shards_written_;
-    }, tbb::simple_partitioner());
+    tbb::parallel_for(0, arena_->max_concurrency(), [&](int) {
+      for (size_t k; (k = next.fetch_add(1)) < order.size();) copy_one(k);
+    });
   });
   report_->bytes_read_from_source += read_bytes;
   for (const Status& st : status) TS_RETURN_IF_ERROR(st);
