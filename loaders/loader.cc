@@ -135,16 +135,19 @@ void NormalizeF32Streaming(const uint8_t* s, int64_t count, float mean, float in
 }
 
 void NormalizeSpan(DType dtype, const uint8_t* s, int64_t count, float mean, float inv_std,
-                   float* o, uint8_t* m) {
-  if (dtype == DType::kF32 && !m) return NormalizeF32Streaming(s, count, mean, inv_std, o);
+                   float* o, uint8_t* m, bool streaming) {
+  if (streaming && dtype == DType::kF32 && !m)
+    return NormalizeF32Streaming(s, count, mean, inv_std, o);
   VisitDType(dtype, [&](auto tag) {
     NormalizeRange<decltype(tag)>(s, count, mean, inv_std, o, m);
   });
 }
 
 // Converts a channel-first field to float32, normalizes each channel and maps NaN to 0; writes
-// 1/0 validity into mask when given.
-void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, uint8_t* mask) {
+// 1/0 validity into mask when given. `to_batch`: out is the batch buffer (streaming stores);
+// otherwise a scratch buffer read again at once, which should stay in the cache.
+void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, uint8_t* mask,
+                   bool to_batch) {
   const int64_t channels = static_cast<int64_t>(norm.mean.size());
   const int64_t size = static_cast<int64_t>(DTypeSize(field.dtype));
   const int64_t elements = static_cast<int64_t>(field.data.size()) / size;
@@ -152,8 +155,8 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
   for (int64_t c = 0; c < channels; ++c)
     NormalizeSpan(field.dtype, field.data.data() + c * per_channel * size, per_channel,
                   norm.mean[c], norm.inv_std[c], out + c * per_channel,
-                  mask ? mask + c * per_channel : nullptr);
-  _mm_sfence();
+                  mask ? mask + c * per_channel : nullptr, to_batch);
+  if (to_batch) _mm_sfence();  // streaming stores reach memory before the batch is handed on
 }
 
 const FieldView* FindView(const std::vector<FieldView>& views, std::string_view name) {
@@ -751,15 +754,15 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   b.indices[item->slot] = item->index;
 
   if (!needs_transform_) {
-    NormalizeInto(*x, x_norm_, x_out, mask_out);
-    if (y) NormalizeInto(*y, y_norm_, y_out, nullptr);
+    NormalizeInto(*x, x_norm_, x_out, mask_out, /*to_batch=*/true);
+    if (y) NormalizeInto(*y, y_norm_, y_out, nullptr, /*to_batch=*/true);
     Timed(kNormalize, t0);
     return Status::Ok();
   }
   item->scratch.resize(static_cast<size_t>(Product(x_in_shape_)));
   item->scratch_mask.resize(mask_out ? item->scratch.size() : 0);
   NormalizeInto(*x, x_norm_, item->scratch.data(),
-                mask_out ? item->scratch_mask.data() : nullptr);
+                mask_out ? item->scratch_mask.data() : nullptr, /*to_batch=*/false);
   Timed(kNormalize, t0);
 
   t0 = Clock::now();
@@ -786,10 +789,10 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   if (y) {
     if (y_spatial_) {
       std::vector<float> y_scratch(static_cast<size_t>(Product(y_in_shape_)));
-      NormalizeInto(*y, y_norm_, y_scratch.data(), nullptr);
+      NormalizeInto(*y, y_norm_, y_scratch.data(), nullptr, /*to_batch=*/false);
       t.Apply(y_scratch.data(), y_in_shape_[0], y_out);
     } else {
-      NormalizeInto(*y, y_norm_, y_out, nullptr);
+      NormalizeInto(*y, y_norm_, y_out, nullptr, /*to_batch=*/true);
     }
   }
   Timed(kAugment, t0);
