@@ -7,6 +7,8 @@
 //
 // Read: shards on the local file system are mapped read-only and records are verified, decoded
 // and normalized straight from the page cache (no copy); other storages are read with pread.
+// float32 fields are normalized into the batch with streaming stores (no read-for-ownership of
+// batch lines that the consumer reads only much later).
 //
 // Order: sample_order.h. Rank r of world_size W visits its share of each epoch; the order is a
 // pure function of (seed, epoch, shard sizes, W), so it does not depend on the thread count and a

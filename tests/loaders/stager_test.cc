@@ -165,6 +165,75 @@ TEST(Stage, CorruptSourceShardIsNamedAndNoCopyIsLeft) {
   EXPECT_EQ(std::count(names.begin(), names.end(), "manifest.json"), 0);
 }
 
+// Shards larger than the local copy's 1 MiB piece: every piece is copied and hashed, in order.
+struct LargeShardFixture {
+  TempDir tmp;
+  std::string src = tmp.Sub("src");
+  std::string dst = tmp.Sub("dst");
+  Manifest manifest;
+  LargeShardFixture() {
+    testing::SynthStoreSpec spec;
+    spec.samples = 40;
+    spec.shape = {3, 128, 128};  // 192 KiB per record
+    spec.shard_target_bytes = 3 << 20;  // shards of ~3 MiB: several pieces and a partial one
+    manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
+  }
+  StageOptions Options(bool sync) const {
+    StageOptions o;
+    o.from = src;
+    o.to = dst;
+    o.mode = StageMode::kReplicate;
+    o.sync = sync;
+    return o;
+  }
+};
+
+TEST(Stage, ShardsLargerThanOneCopyPieceAreCopiedByteForByte) {
+  LargeShardFixture f;
+  ASSERT_GE(f.manifest.shards.size(), 2u);
+  ASSERT_GT(f.manifest.shards[0].bytes, 2u << 20);
+  for (bool sync : {false, true}) {
+    std::filesystem::remove_all(f.dst);
+    auto report = StageStore(MPI_COMM_SELF, f.Options(sync));
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_EQ(report->node_reports[0].bytes_written, f.manifest.TotalBytes());
+    for (const auto& s : f.manifest.shards)
+      EXPECT_EQ(Slurp(JoinPath(f.dst, s.file)), Slurp(JoinPath(f.src, s.file))) << s.file;
+    VerifyReport verify;
+    EXPECT_TRUE(VerifyStore(*LocalStorage(), f.dst, &verify).ok());
+    EXPECT_EQ(verify.records_checked, 40u);
+  }
+}
+
+TEST(Stage, CorruptByteInALaterPieceOfALargeShardIsCaught) {
+  LargeShardFixture f;
+  const std::string bad = JoinPath(f.src, f.manifest.shards[0].file);
+  testing::FlipByte(bad, (2 << 20) + 12345);  // in the third 1 MiB piece
+  auto report = StageStore(MPI_COMM_SELF, f.Options(true));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find(bad), std::string::npos)
+      << report.status().ToString();
+  for (const auto& name : Names(f.dst)) {
+    EXPECT_NE(name, f.manifest.shards[0].file);
+    EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+    EXPECT_NE(name, "manifest.json");
+  }
+}
+
+TEST(Stage, SourceShardLongerThanTheManifestSaysIsDataLoss) {
+  StageFixture f;
+  const std::string bad = JoinPath(f.src, f.manifest.shards[1].file);
+  std::ofstream(bad, std::ios::app | std::ios::binary) << "trailing bytes";
+  auto report = StageStore(MPI_COMM_SELF, f.Options());
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(report.status().message().find(bad), std::string::npos)
+      << report.status().ToString();
+  EXPECT_NE(report.status().message().find("the manifest says"), std::string::npos);
+  for (const auto& name : Names(f.dst)) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+}
+
 TEST(Stage, DestinationFullIsResourceExhaustedBeforeAnythingIsWritten) {
   StageFixture f;
   StageOptions o = f.Options();

@@ -10,6 +10,7 @@
 
 #include "loaders/loader.h"
 #include "loaders/mllog.h"
+#include "loaders/mpi_env.h"
 #include "tools/cli/command.h"
 
 namespace tilestage::cli {
@@ -230,7 +231,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->callback([args, exit_code] {
     int initialized = 0, provided = 0;
     MPI_Initialized(&initialized);
-    if (!initialized) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    if (!initialized) {
+      PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    }
     MPI_Comm comm = MPI_COMM_WORLD;
     if (args->node_local) {
       int rank = 0;

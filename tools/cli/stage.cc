@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "loaders/mllog.h"
+#include "loaders/mpi_env.h"
 #include "loaders/stager.h"
 #include "tools/cli/command.h"
 
@@ -101,7 +102,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->callback([args, exit_code] {
     int initialized = 0, provided = 0;
     MPI_Initialized(&initialized);
-    if (!initialized) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    if (!initialized) {
+      PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    }
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const Status status = RunStage(*args, rank);

@@ -1,0 +1,31 @@
+#include "loaders/mpi_env.h"
+
+#include <cstdlib>
+
+namespace tilestage {
+
+bool StartedByMpiLauncher() {
+  // Open MPI's mpirun; PMIx launchers (Open MPI >= 4, srun --mpi=pmix); PMI-1/2 launchers
+  // (MPICH/Intel MPI hydra, srun --mpi=pmi2).
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK",
+                           "PMI_RANK", "PMI_SIZE", "PMI_FD"})
+    if (std::getenv(name) != nullptr) return true;
+  return false;
+}
+
+std::vector<std::string> PrepareSingletonMpi() {
+  std::vector<std::string> set;
+  if (StartedByMpiLauncher()) return set;
+  // isolated: no supporting daemon (it only serves MPI_Comm_spawn, which tilestage never calls).
+  // pml ob1: the shared-memory/self point-to-point layer instead of UCX, whose start-up probes
+  // network devices a single process never uses.
+  static const char* const kDefaults[][2] = {{"OMPI_MCA_ess_singleton_isolated", "1"},
+                                             {"OMPI_MCA_pml", "ob1"}};
+  for (const auto& [name, value] : kDefaults) {
+    if (std::getenv(name) != nullptr) continue;
+    if (::setenv(name, value, /*overwrite=*/0) == 0) set.push_back(std::string(name) + "=" + value);
+  }
+  return set;
+}
+
+}  // namespace tilestage
