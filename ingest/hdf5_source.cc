@@ -259,20 +259,20 @@ Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
   const Hdf5FrameInfo& info = state.reader->info();
   const int64_t first = batch * state.batch_frames;
   const int64_t count = std::min(state.batch_frames, info.num_frames - first);
-  TS_ASSIGN_OR_RETURN(Array raw, state.reader->ReadFrames(first, count));
   auto out = std::make_shared<Batch>();
   const FrameTransform& t = options_.transform;
   if (t.IsIdentity()) {
-    out->x = std::move(raw);
+    TS_ASSIGN_OR_RETURN(out->x, state.reader->ReadFrames(first, count));
   } else {
+    // Each frame is transformed as it comes out of its decoded chunk (still in cache).
     out->x = Array(t.OutputDType(info.dtype), {count, box_.out_height, box_.out_width});
-    const size_t in_frame = static_cast<size_t>(info.height * info.width) * DTypeSize(info.dtype);
     const size_t out_frame =
         static_cast<size_t>(box_.out_height * box_.out_width) * DTypeSize(out->x.dtype);
-    tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
-      t.Apply(info.dtype, raw.data.data() + static_cast<size_t>(i) * in_frame, info.width, box_,
-              out->x.data.data() + static_cast<size_t>(i) * out_frame);
-    });
+    uint8_t* dst = out->x.data.data();
+    TS_RETURN_IF_ERROR(
+        state.reader->ForEachFrame(first, count, [&](int64_t i, const uint8_t* frame) {
+          t.Apply(info.dtype, frame, info.width, box_, dst + static_cast<size_t>(i) * out_frame);
+        }));
   }
   if (!state.targets.empty()) {
     const int64_t nt = static_cast<int64_t>(state.targets.size());
