@@ -483,7 +483,11 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
         h.element_bytes > 1 && (order == H5T_ORDER_BE) != (std::endian::native == std::endian::big);
     const size_t r = dims.size();
     h.whole_frame_chunks = h.chunk[r - 2] == info.height && h.chunk[r - 1] == info.width;
-    h.direct = simple_filters && chunk_opts == 0 && h.chunk_bytes > 0 &&
+    // Batches of a scan follow scan lines; a chunk over several lines but not whole lines would
+    // be decoded once per batch it meets, where H5Dread keeps it in HDF5's chunk cache.
+    const bool chunks_once = info.scan_shape.size() < 2 || h.chunk[0] == 1 ||
+                             h.chunk[1] >= static_cast<int64_t>(info.scan_shape[1]);
+    h.direct = simple_filters && chunks_once && chunk_opts == 0 && h.chunk_bytes > 0 &&
                (h.element_bytes == 1 || order == H5T_ORDER_LE || order == H5T_ORDER_BE) &&
                std::getenv("TILESTAGE_HDF5_NO_DIRECT_CHUNKS") == nullptr;
     info.direct_chunks = h.direct;
