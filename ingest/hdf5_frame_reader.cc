@@ -532,8 +532,7 @@ Result<Array> Hdf5FrameReader::ReadFrames(int64_t first, int64_t count) const {
   const size_t frame_bytes = FrameBytes();
   if (handles_->direct) {
     uint8_t* dst = out.data.data();
-    TS_ASSIGN_OR_RETURN(bool done,
-                        ReadDirect(first, count, [&](int64_t i, const uint8_t* frame) {
+    TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, [&](int64_t i, const uint8_t* frame) {
                           std::memcpy(dst + static_cast<size_t>(i) * frame_bytes, frame,
                                       frame_bytes);
                         }));
@@ -681,9 +680,8 @@ std::string ChunkText(const std::vector<hsize_t>& offset) {
 // scratch buffer of chunk_bytes; returns that buffer. DataLoss naming the chunk when its bytes do
 // not decode to exactly one chunk.
 Result<const uint8_t*> DecodeChunk(const std::vector<H5Z_filter_t>& filter_ids,
-                                          size_t element_bytes, size_t chunk_bytes,
-                                          bool swap_bytes, const RawChunk& chunk,
-                                          const std::string& where) {
+                                   size_t element_bytes, size_t chunk_bytes, bool swap_bytes,
+                                   const RawChunk& chunk, const std::string& where) {
   const uint8_t* cur = chunk.bytes.data();
   size_t cur_bytes = chunk.bytes.size();
   size_t which = 0;
@@ -715,9 +713,11 @@ Result<const uint8_t*> DecodeChunk(const std::vector<H5Z_filter_t>& filter_ids,
   }
   if (cur_bytes != chunk_bytes) return fail(cur_bytes, " bytes, expected ", chunk_bytes);
   if (swap_bytes) {
-    uint8_t* mutable_cur = ScratchBuffer(which, chunk_bytes);
+    // After a filter the bytes are in this thread's scratch buffer (which ^ 1) and are swapped
+    // there; an unfiltered chunk is still the file's bytes, swapped in a scratch copy.
+    uint8_t* mutable_cur = ScratchBuffer(which ^ 1, chunk_bytes);
     if (cur != mutable_cur) {
-      // Unfiltered chunk: still the file's bytes; swap a copy.
+      mutable_cur = ScratchBuffer(which, chunk_bytes);
       std::memcpy(mutable_cur, cur, chunk_bytes);
       cur = mutable_cur;
     }

@@ -103,9 +103,9 @@ def main():
         store = os.path.join(args.work, "store")
         shutil.rmtree(store, ignore_errors=True)
         env = dict(os.environ, TILESTAGE_HDF5_NO_DIRECT_CHUNKS="1")
-        t, _ = run([cli, "ingest", "hdf5", "--out", store, "--crop", "%d,%d" % (args.crop, args.crop),
-                    "--log1p", "--json", "--codec", "none", "--threads", str(args.threads), data],
-                   env=env, key="tilestage_h5dread")
+        t, _ = run([cli, "ingest", "hdf5", "--out", store, "--crop",
+                    "%d,%d" % (args.crop, args.crop), "--log1p", "--json", "--codec", "none",
+                    "--threads", str(args.threads), data], env=env, key="tilestage_h5dread")
         best["tilestage_h5dread"] = min(best.get("tilestage_h5dread", 1e9), t)
     shutil.rmtree(os.path.join(args.work, "store"), ignore_errors=True)
     shutil.rmtree(os.path.join(args.work, "py_out"), ignore_errors=True)

@@ -47,8 +47,7 @@ void WriteDataset(const std::string& file, hid_t file_type, hid_t mem_type, cons
     if (layout.shuffle) H5Pset_shuffle(dcpl);
     if (layout.deflate) H5Pset_deflate(dcpl, static_cast<unsigned>(layout.deflate));
   }
-  hid_t space =
-      H5Screate_simple(static_cast<int>(layout.dims.size()), layout.dims.data(), nullptr);
+  hid_t space = H5Screate_simple(static_cast<int>(layout.dims.size()), layout.dims.data(), nullptr);
   hid_t ds = H5Dcreate2(f, "/d", file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   ASSERT_GE(ds, 0);
   ASSERT_GE(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
@@ -193,8 +192,7 @@ TEST(Hdf5DirectChunks, BigEndianShuffleDeflateIsSwappedToNative) {
     const std::string file = dir.Sub("be_f32.h5");
     std::vector<float> v(base.size());
     for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(base[i] * 0.37 - 5.0);
-    WriteDataset(file, H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, {{5, 6, 4}, {2, 3, 3}, true, 4},
-                 v.data());
+    WriteDataset(file, H5T_IEEE_F32BE, H5T_NATIVE_FLOAT, {{5, 6, 4}, {2, 3, 3}, true, 4}, v.data());
     ExpectAllRangesEqualTruth<float>(file, H5T_NATIVE_FLOAT, true);
   }
   {
@@ -229,7 +227,7 @@ TEST(Hdf5DirectChunks, ChunksWithNonZeroFilterMaskAreDecodedAsStored) {
     hsize_t dims[3] = {6, 4, 5}, chunk[3] = {2, 4, 5};
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 3, chunk);
-    H5Pset_shuffle(dcpl);  // filter 0
+    H5Pset_shuffle(dcpl);     // filter 0
     H5Pset_deflate(dcpl, 5);  // filter 1
     hid_t space = H5Screate_simple(3, dims, nullptr);
     hid_t ds = H5Dcreate2(f, "/d", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
