@@ -55,6 +55,7 @@ class BufferPool {
     return a;
   }
   void Give(std::vector<uint8_t> bytes) {
+    if (bytes.empty()) return;  // a batch that failed before its array was made
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.size() < capacity_) free_.push_back(std::move(bytes));
   }
