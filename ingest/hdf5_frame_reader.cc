@@ -27,9 +27,11 @@ struct Hdf5FrameReader::Handles {
   // would decode them one at a time inside its global lock).
   bool direct = false;
   std::vector<H5Z_filter_t> filter_ids;  // pipeline order
+  std::vector<int64_t> chunk;            // chunk dimensions
   size_t element_bytes = 0;
   size_t chunk_bytes = 0;
-  bool swap_bytes = false;  // the file's byte order differs from this machine's
+  bool swap_bytes = false;          // the file's byte order differs from this machine's
+  bool whole_frame_chunks = false;  // chunks hold whole frames ([..., H, W])
 };
 
 Hdf5FrameReader::Hdf5FrameReader() : handles_(std::make_unique<Handles>()) {}
@@ -455,9 +457,12 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
     TS_RETURN_IF_ERROR(CheckVirtualSources(f, dcpl.get(), file, info.dataset));
   }
   TS_RETURN_IF_ERROR(CheckFilters(dcpl.get(), file, info.dataset, &info.filters));
-  if (layout == H5D_CHUNKED && info.scan_shape.size() == 1) {
-    std::vector<hsize_t> chunk(3);
-    H5Pget_chunk(dcpl.get(), 3, chunk.data());
+  if (layout == H5D_CHUNKED && !info.is_virtual) {
+    // Direct chunk reads need a pipeline this reader can undo itself (shuffle and deflate, in
+    // any order, possibly none) and every chunk stored whole and filtered (HDF5 can be told to
+    // store partial edge chunks unfiltered without marking them in the filter mask).
+    std::vector<hsize_t> chunk(dims.size());
+    H5Pget_chunk(dcpl.get(), static_cast<int>(dims.size()), chunk.data());
     bool simple_filters = true;
     for (int i = 0; i < H5Pget_nfilters(dcpl.get()); ++i) {
       const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), nullptr, nullptr,
@@ -465,13 +470,25 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
       simple_filters &= id == H5Z_FILTER_DEFLATE || id == H5Z_FILTER_SHUFFLE;
       h.filter_ids.push_back(id);
     }
+    unsigned chunk_opts = 0;
+    if (H5Pget_chunk_opts(dcpl.get(), &chunk_opts) < 0) chunk_opts = ~0u;
     h.element_bytes = H5Tget_size(type.get());
-    h.chunk_bytes = static_cast<size_t>(chunk[0] * chunk[1] * chunk[2]) * h.element_bytes;
+    h.chunk_bytes = h.element_bytes;
+    for (hsize_t d : chunk) {
+      h.chunk.push_back(static_cast<int64_t>(d));
+      h.chunk_bytes *= static_cast<size_t>(d);
+    }
     const H5T_order_t order = H5Tget_order(type.get());
     h.swap_bytes =
         h.element_bytes > 1 && (order == H5T_ORDER_BE) != (std::endian::native == std::endian::big);
-    h.direct = simple_filters && static_cast<int64_t>(chunk[1]) == info.height &&
-               static_cast<int64_t>(chunk[2]) == info.width && !info.is_virtual &&
+    const size_t r = dims.size();
+    h.whole_frame_chunks = h.chunk[r - 2] == info.height && h.chunk[r - 1] == info.width;
+    // Batches of a scan follow scan lines; a chunk over several lines but not whole lines would
+    // be decoded once per batch it meets, where H5Dread keeps it in HDF5's chunk cache.
+    const bool chunks_once = info.scan_shape.size() < 2 || h.chunk[0] == 1 ||
+                             h.chunk[1] >= static_cast<int64_t>(info.scan_shape[1]);
+    h.direct = simple_filters && chunks_once && chunk_opts == 0 && h.chunk_bytes > 0 &&
+               (h.element_bytes == 1 || order == H5T_ORDER_LE || order == H5T_ORDER_BE) &&
                std::getenv("TILESTAGE_HDF5_NO_DIRECT_CHUNKS") == nullptr;
     info.direct_chunks = h.direct;
   }
@@ -512,18 +529,48 @@ Result<Array> Hdf5FrameReader::ReadFrames(int64_t first, int64_t count) const {
   if (first < 0 || count < 1 || first + count > info_.num_frames)
     return InvalidArgument(where, ": frames ", first, "+", count, " outside 0..", info_.num_frames);
   Array out(info_.dtype, {count, info_.height, info_.width});
-  const size_t frame_bytes =
-      static_cast<size_t>(info_.height * info_.width) * DTypeSize(info_.dtype);
+  const size_t frame_bytes = FrameBytes();
   if (handles_->direct) {
-    TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, out.data.data()));
+    uint8_t* dst = out.data.data();
+    TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, [&](int64_t i, const uint8_t* frame) {
+                          std::memcpy(dst + static_cast<size_t>(i) * frame_bytes, frame,
+                                      frame_bytes);
+                        }));
     if (done) return out;
   }
+  TS_RETURN_IF_ERROR(ReadWithHdf5(first, count, out.data.data()));
+  return out;
+}
+
+Status Hdf5FrameReader::ForEachFrame(int64_t first, int64_t count, const FrameFn& fn) const {
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
+  if (first < 0 || count < 1 || first + count > info_.num_frames)
+    return InvalidArgument(where, ": frames ", first, "+", count, " outside 0..", info_.num_frames);
+  if (handles_->direct) {
+    TS_ASSIGN_OR_RETURN(bool done, ReadDirect(first, count, fn));
+    if (done) return Status::Ok();
+  }
+  Array raw(info_.dtype, {count, info_.height, info_.width});
+  TS_RETURN_IF_ERROR(ReadWithHdf5(first, count, raw.data.data()));
+  const size_t frame_bytes = FrameBytes();
+  tbb::this_task_arena::isolate([&] {
+    tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
+      fn(i, raw.data.data() + static_cast<size_t>(i) * frame_bytes);
+    });
+  });
+  return Status::Ok();
+}
+
+size_t Hdf5FrameReader::FrameBytes() const {
+  return static_cast<size_t>(info_.height * info_.width) * DTypeSize(info_.dtype);
+}
+
+Status Hdf5FrameReader::ReadWithHdf5(int64_t first, int64_t count, uint8_t* out) const {
+  const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
   Hdf5Lock lock;
   std::vector<hsize_t> dims(info_.shape.begin(), info_.shape.end());
-  TS_RETURN_IF_ERROR(ReadRows(handles_->dataset.get(), dims,
-                              static_cast<int>(info_.scan_shape.size()), first, count,
-                              NativeHdf5Type(info_.dtype), frame_bytes, out.data.data(), where));
-  return out;
+  return ReadRows(handles_->dataset.get(), dims, static_cast<int>(info_.scan_shape.size()), first,
+                  count, NativeHdf5Type(info_.dtype), FrameBytes(), out, where);
 }
 
 namespace {
@@ -553,101 +600,267 @@ uint8_t* ScratchBuffer(size_t which, size_t bytes) {
   return s.data.get();
 }
 
+// Undoes HDF5's shuffle filter (H5Z_FILTER_SHUFFLE): byte b of element i sits at b * n + i.
+// Written as whole-element stores for 2/4/8-byte elements, which the compiler vectorizes; the
+// byte-wise loop was the largest cost of the decode after inflate.
 void Unshuffle(const uint8_t* in, size_t bytes, size_t element_bytes, uint8_t* out) {
   const size_t n = bytes / element_bytes;
-  for (size_t b = 0; b < element_bytes; ++b) {
-    const uint8_t* plane = in + b * n;
-    for (size_t i = 0; i < n; ++i) out[i * element_bytes + b] = plane[i];
+  bool done = false;
+  if constexpr (std::endian::native == std::endian::little) {
+    if (element_bytes == 2) {
+      auto* o = reinterpret_cast<uint16_t*>(out);
+      const uint8_t* p0 = in;
+      const uint8_t* p1 = in + n;
+      for (size_t i = 0; i < n; ++i) o[i] = static_cast<uint16_t>(p0[i] | (p1[i] << 8));
+      done = true;
+    } else if (element_bytes == 4) {
+      auto* o = reinterpret_cast<uint32_t*>(out);
+      const uint8_t* p0 = in;
+      const uint8_t* p1 = in + n;
+      const uint8_t* p2 = in + 2 * n;
+      const uint8_t* p3 = in + 3 * n;
+      for (size_t i = 0; i < n; ++i)
+        o[i] = static_cast<uint32_t>(p0[i]) | (static_cast<uint32_t>(p1[i]) << 8) |
+               (static_cast<uint32_t>(p2[i]) << 16) | (static_cast<uint32_t>(p3[i]) << 24);
+      done = true;
+    }
+  }
+  if (!done) {
+    for (size_t b = 0; b < element_bytes; ++b) {
+      const uint8_t* plane = in + b * n;
+      for (size_t i = 0; i < n; ++i) out[i * element_bytes + b] = plane[i];
+    }
   }
   // HDF5 leaves a tail that is not a whole element unshuffled.
   std::memcpy(out + n * element_bytes, in + n * element_bytes, bytes - n * element_bytes);
 }
 
 void SwapBytes(uint8_t* data, size_t bytes, size_t element_bytes) {
-  for (size_t i = 0; i + element_bytes <= bytes; i += element_bytes)
-    std::reverse(data + i, data + i + element_bytes);
+  const size_t n = bytes / element_bytes;
+  if (element_bytes == 2) {
+    auto* v = reinterpret_cast<uint16_t*>(data);
+    for (size_t i = 0; i < n; ++i) v[i] = __builtin_bswap16(v[i]);
+  } else if (element_bytes == 4) {
+    auto* v = reinterpret_cast<uint32_t*>(data);
+    for (size_t i = 0; i < n; ++i) v[i] = __builtin_bswap32(v[i]);
+  } else if (element_bytes == 8) {
+    auto* v = reinterpret_cast<uint64_t*>(data);
+    for (size_t i = 0; i < n; ++i) v[i] = __builtin_bswap64(v[i]);
+  }
+}
+
+const char* LibdeflateResultText(libdeflate_result r) {
+  switch (r) {
+    case LIBDEFLATE_SUCCESS:
+      return "success";
+    case LIBDEFLATE_BAD_DATA:
+      return "invalid deflate data or checksum";
+    case LIBDEFLATE_SHORT_OUTPUT:
+      return "fewer bytes than the chunk holds";
+    case LIBDEFLATE_INSUFFICIENT_SPACE:
+      return "more bytes than the chunk holds";
+  }
+  return "unknown libdeflate result";
+}
+
+// One stored chunk of a direct read: where it sits and its bytes as stored in the file.
+struct RawChunk {
+  std::vector<hsize_t> offset;  // element coordinates of its first element
+  std::vector<uint8_t> bytes;
+  uint32_t filter_mask = 0;  // bit k set: filter k of the pipeline was skipped when written
+};
+
+std::string ChunkText(const std::vector<hsize_t>& offset) {
+  std::string s = "[";
+  for (size_t i = 0; i < offset.size(); ++i) s += (i ? "," : "") + std::to_string(offset[i]);
+  return s + "]";
+}
+
+// Undoes the filter pipeline of one chunk (inflate, unshuffle, byte order) into a per-thread
+// scratch buffer of chunk_bytes; returns that buffer. DataLoss naming the chunk when its bytes do
+// not decode to exactly one chunk.
+Result<const uint8_t*> DecodeChunk(const std::vector<H5Z_filter_t>& filter_ids,
+                                   size_t element_bytes, size_t chunk_bytes, bool swap_bytes,
+                                   const RawChunk& chunk, const std::string& where) {
+  const uint8_t* cur = chunk.bytes.data();
+  size_t cur_bytes = chunk.bytes.size();
+  size_t which = 0;
+  const auto fail = [&](auto&&... why) {
+    return DataLoss(where, ": chunk at ", ChunkText(chunk.offset), " (", chunk.bytes.size(),
+                    " bytes stored, filter mask ", chunk.filter_mask, ") is corrupt: ", why...);
+  };
+  // Filters were applied in pipeline order when writing; undo them in reverse.
+  for (size_t k = filter_ids.size(); k-- > 0;) {
+    if (chunk.filter_mask & (1u << k)) continue;  // skipped when this chunk was written
+    uint8_t* next = ScratchBuffer(which, chunk_bytes);
+    which ^= 1;
+    if (filter_ids[k] == H5Z_FILTER_DEFLATE) {
+      size_t actual = 0;
+      const libdeflate_result r = libdeflate_zlib_decompress(ThreadDecompressor(), cur, cur_bytes,
+                                                             next, chunk_bytes, &actual);
+      if (r != LIBDEFLATE_SUCCESS || actual != chunk_bytes)
+        return fail("it does not inflate to ", chunk_bytes, " bytes (",
+                    r == LIBDEFLATE_SUCCESS ? std::to_string(actual) + " bytes"
+                                            : std::string(LibdeflateResultText(r)),
+                    ")");
+    } else {  // H5Z_FILTER_SHUFFLE
+      if (cur_bytes != chunk_bytes)
+        return fail(cur_bytes, " bytes to unshuffle, expected ", chunk_bytes);
+      Unshuffle(cur, cur_bytes, element_bytes, next);
+    }
+    cur = next;
+    cur_bytes = chunk_bytes;
+  }
+  if (cur_bytes != chunk_bytes) return fail(cur_bytes, " bytes, expected ", chunk_bytes);
+  if (swap_bytes) {
+    // After a filter the bytes are in this thread's scratch buffer (which ^ 1) and are swapped
+    // there; an unfiltered chunk is still the file's bytes, swapped in a scratch copy.
+    uint8_t* mutable_cur = ScratchBuffer(which ^ 1, chunk_bytes);
+    if (cur != mutable_cur) {
+      mutable_cur = ScratchBuffer(which, chunk_bytes);
+      std::memcpy(mutable_cur, cur, chunk_bytes);
+      cur = mutable_cur;
+    }
+    SwapBytes(mutable_cur, chunk_bytes, element_bytes);
+  }
+  return cur;
 }
 
 }  // namespace
 
-Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, uint8_t* out) const {
+Result<bool> Hdf5FrameReader::ReadDirect(int64_t first, int64_t count, const FrameFn& fn) const {
   const Handles& h = *handles_;
-  const int64_t cf = info_.frames_per_chunk;
-  const int64_t c0 = first / cf;
-  const int64_t c1 = (first + count - 1) / cf;
-  const size_t n = static_cast<size_t>(c1 - c0 + 1);
   const std::string where = "HDF5 file " + info_.file + ": dataset " + info_.dataset;
-  std::vector<std::vector<uint8_t>> raw(n);
-  std::vector<uint32_t> masks(n, 0);
+  const size_t lead_rank = info_.scan_shape.size();
+  const int64_t last = first + count - 1;
+  const std::vector<int64_t>& c = h.chunk;  // chunk dims
+  const int64_t ch = c[lead_rank];
+  const int64_t cw = c[lead_rank + 1];
+  // Lead-dimension chunk origins whose frames meet [first, last].
+  std::vector<std::vector<hsize_t>> lead_origins;
+  if (lead_rank == 0) {
+    lead_origins.push_back({});
+  } else if (lead_rank == 1) {
+    for (int64_t k = first / c[0]; k <= last / c[0]; ++k)
+      lead_origins.push_back({static_cast<hsize_t>(k * c[0])});
+  } else {
+    const int64_t nx = info_.scan_shape[1];
+    for (int64_t y0 = first / nx / c[0] * c[0]; y0 <= last / nx; y0 += c[0]) {
+      for (int64_t x0 = 0; x0 < nx; x0 += c[1]) {
+        bool meets = false;
+        for (int64_t y = y0; y < std::min(y0 + c[0], info_.scan_shape[0]) && !meets; ++y) {
+          const int64_t lo = y * nx + x0;
+          const int64_t hi = y * nx + std::min(x0 + c[1], nx) - 1;
+          meets = lo <= last && hi >= first;
+        }
+        if (meets) lead_origins.push_back({static_cast<hsize_t>(y0), static_cast<hsize_t>(x0)});
+      }
+    }
+  }
+  std::vector<RawChunk> chunks;
+  for (const auto& lead : lead_origins) {
+    for (int64_t y = 0; y < info_.height; y += ch) {
+      for (int64_t x = 0; x < info_.width; x += cw) {
+        RawChunk chunk;
+        chunk.offset = lead;
+        chunk.offset.push_back(static_cast<hsize_t>(y));
+        chunk.offset.push_back(static_cast<hsize_t>(x));
+        chunks.push_back(std::move(chunk));
+      }
+    }
+  }
   {
+    // Only the file reads hold the HDF5 lock; the decode below runs outside it, in parallel.
     Hdf5Lock lock;
-    for (size_t i = 0; i < n; ++i) {
-      const hsize_t offset[3] = {static_cast<hsize_t>((c0 + static_cast<int64_t>(i)) * cf), 0, 0};
+    for (RawChunk& chunk : chunks) {
       hsize_t stored = 0;
-      if (H5Dget_chunk_storage_size(h.dataset.get(), offset, &stored) < 0 || stored == 0) {
+      if (H5Dget_chunk_storage_size(h.dataset.get(), chunk.offset.data(), &stored) < 0 ||
+          stored == 0) {
         // Never-written chunks read as fill values: let H5Dread produce them.
         H5Eclear2(H5E_DEFAULT);
         return false;
       }
-      raw[i].resize(static_cast<size_t>(stored));
-      if (H5Dread_chunk(h.dataset.get(), H5P_DEFAULT, offset, &masks[i], raw[i].data()) < 0)
+      chunk.bytes.resize(static_cast<size_t>(stored));
+      if (H5Dread_chunk(h.dataset.get(), H5P_DEFAULT, chunk.offset.data(), &chunk.filter_mask,
+                        chunk.bytes.data()) < 0)
         return Hdf5Error(StatusCode::kIOError,
-                         StrCat(where, ": reading chunk at frame ", offset[0]));
+                         StrCat(where, ": reading chunk at ", ChunkText(chunk.offset)));
     }
   }
-  const size_t frame_bytes = static_cast<size_t>(info_.height * info_.width) * h.element_bytes;
-  std::vector<Status> errors(n);
-  tbb::this_task_arena::isolate([&] {
-    tbb::parallel_for(size_t{0}, n, [&](size_t i) {
-      const int64_t chunk_first = (c0 + static_cast<int64_t>(i)) * cf;
-      const int64_t lo = std::max(first, chunk_first);
-      const int64_t hi = std::min(first + count, chunk_first + cf);
-      uint8_t* dst = out + static_cast<size_t>(lo - first) * frame_bytes;
-      const size_t bytes = static_cast<size_t>(hi - lo) * frame_bytes;
-      // A chunk wholly inside the output is decoded straight into it; others go via scratch.
-      const bool into_out = bytes == h.chunk_bytes;
-      std::vector<size_t> stages;
-      for (size_t k = h.filter_ids.size(); k-- > 0;) {
-        if (!(masks[i] & (1u << k))) stages.push_back(k);  // masked: skipped when written
-      }
-      const uint8_t* cur = raw[i].data();
-      size_t cur_bytes = raw[i].size();
-      for (size_t s = 0; s < stages.size(); ++s) {
-        const size_t k = stages[s];
-        uint8_t* next =
-            s + 1 == stages.size() && into_out ? dst : ScratchBuffer(s % 2, h.chunk_bytes);
-        if (h.filter_ids[k] == H5Z_FILTER_DEFLATE) {
-          size_t actual = 0;
-          const libdeflate_result r = libdeflate_zlib_decompress(
-              ThreadDecompressor(), cur, cur_bytes, next, h.chunk_bytes, &actual);
-          if (r != LIBDEFLATE_SUCCESS || actual != h.chunk_bytes) {
-            errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " does not inflate to ",
-                                 h.chunk_bytes, " bytes (libdeflate ", static_cast<int>(r), ", ",
-                                 actual, " bytes)");
-            return;
-          }
-        } else {
-          if (cur_bytes != h.chunk_bytes) {
-            errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
-                                 " bytes before unshuffling, expected ", h.chunk_bytes);
-            return;
-          }
-          Unshuffle(cur, cur_bytes, h.element_bytes, next);
+
+  const size_t eb = h.element_bytes;
+  const size_t frame_bytes = FrameBytes();
+  const size_t chunk_frame_bytes = static_cast<size_t>(ch * cw) * eb;
+  // Frames of a chunk inside the dataset and [first, last]: fn(frame, position in the chunk).
+  auto for_frames_in_chunk = [&](const RawChunk& chunk, auto&& visit) {
+    if (lead_rank == 0) {
+      visit(int64_t{0}, int64_t{0});
+    } else if (lead_rank == 1) {
+      const int64_t o = static_cast<int64_t>(chunk.offset[0]);
+      for (int64_t j = std::max<int64_t>(0, first - o); j < c[0] && o + j <= last; ++j)
+        visit(o + j, j);
+    } else {
+      const int64_t nx = info_.scan_shape[1];
+      const int64_t oy = static_cast<int64_t>(chunk.offset[0]);
+      const int64_t ox = static_cast<int64_t>(chunk.offset[1]);
+      for (int64_t jy = 0; jy < c[0] && oy + jy < info_.scan_shape[0]; ++jy) {
+        for (int64_t jx = 0; jx < c[1] && ox + jx < nx; ++jx) {
+          const int64_t frame = (oy + jy) * nx + ox + jx;
+          if (frame >= first && frame <= last) visit(frame, jy * c[1] + jx);
         }
-        cur = next;
-        cur_bytes = h.chunk_bytes;
       }
-      if (cur_bytes != h.chunk_bytes) {
-        errors[i] = DataLoss(where, ": chunk at frame ", chunk_first, " holds ", cur_bytes,
-                             " bytes, expected ", h.chunk_bytes);
+    }
+  };
+
+  std::vector<Status> errors(chunks.size());
+  if (h.whole_frame_chunks) {
+    // Each frame is contiguous inside its decoded chunk: hand it over from there, no copy.
+    tbb::this_task_arena::isolate([&] {
+      tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t i) {
+        auto decoded = DecodeChunk(h.filter_ids, eb, h.chunk_bytes, h.swap_bytes, chunks[i], where);
+        if (!decoded.ok()) {
+          errors[i] = decoded.status();
+          return;
+        }
+        for_frames_in_chunk(chunks[i], [&](int64_t frame, int64_t j) {
+          fn(frame - first, *decoded + static_cast<size_t>(j) * frame_bytes);
+        });
+      });
+    });
+    for (auto& e : errors) TS_RETURN_IF_ERROR(e);
+    return true;
+  }
+  // Chunks cut frames into tiles: decode every chunk into its place in whole frames, then hand
+  // the frames over. Edge chunks reach past the frame; only their part inside it is copied.
+  std::unique_ptr<uint8_t[]> frames(new uint8_t[static_cast<size_t>(count) * frame_bytes]);
+  tbb::this_task_arena::isolate([&] {
+    tbb::parallel_for(size_t{0}, chunks.size(), [&](size_t i) {
+      const RawChunk& chunk = chunks[i];
+      auto decoded = DecodeChunk(h.filter_ids, eb, h.chunk_bytes, h.swap_bytes, chunk, where);
+      if (!decoded.ok()) {
+        errors[i] = decoded.status();
         return;
       }
-      if (cur != dst)
-        std::memcpy(dst, cur + static_cast<size_t>(lo - chunk_first) * frame_bytes, bytes);
-      if (h.swap_bytes) SwapBytes(dst, bytes, h.element_bytes);
+      const int64_t oy = static_cast<int64_t>(chunk.offset[lead_rank]);
+      const int64_t ox = static_cast<int64_t>(chunk.offset[lead_rank + 1]);
+      const int64_t rows = std::min(ch, info_.height - oy);
+      const size_t row_bytes = static_cast<size_t>(std::min(cw, info_.width - ox)) * eb;
+      for_frames_in_chunk(chunk, [&](int64_t frame, int64_t j) {
+        const uint8_t* src = *decoded + static_cast<size_t>(j) * chunk_frame_bytes;
+        uint8_t* dst = frames.get() + static_cast<size_t>(frame - first) * frame_bytes;
+        for (int64_t r = 0; r < rows; ++r) {
+          std::memcpy(dst + static_cast<size_t>((oy + r) * info_.width + ox) * eb,
+                      src + static_cast<size_t>(r * cw) * eb, row_bytes);
+        }
+      });
     });
   });
   for (auto& e : errors) TS_RETURN_IF_ERROR(e);
+  tbb::this_task_arena::isolate([&] {
+    tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
+      fn(i, frames.get() + static_cast<size_t>(i) * frame_bytes);
+    });
+  });
   return true;
 }
 

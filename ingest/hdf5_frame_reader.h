@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,7 +36,9 @@ struct Hdf5FrameInfo {
   int64_t frames_per_chunk = 1;
   std::vector<std::string> filters;  // filter names in pipeline order ("shuffle", "deflate")
   bool is_virtual = false;
-  // Whole-frame chunks filtered only by shuffle/deflate: read raw, decoded in parallel.
+  // Chunked data filtered only by shuffle and/or deflate: chunks are read raw under the HDF5
+  // lock and decoded (libdeflate, unshuffle, byte order) in parallel outside it. Any chunk shape
+  // (whole frames, several frames, tiles of a frame); other layouts and filters use H5Dread.
   bool direct_chunks = false;
 };
 
@@ -65,6 +68,13 @@ class Hdf5FrameReader {
   // Frames [first, first + count) as one C-order array [count, H, W] in info().dtype (native
   // byte order). Reads whole chunks per call; pick count a multiple of frames_per_chunk.
   Result<Array> ReadFrames(int64_t first, int64_t count) const;
+  // Calls fn(i, frame) for each frame first + i, i in [0, count), from parallel TBB tasks in any
+  // order; `frame` is one C-order [H, W] frame in native byte order, valid only during the call.
+  // With direct chunk reads each frame comes straight from its decoded chunk, so a per-frame
+  // transform runs while the chunk is still in cache and no [count, H, W] array is built. A chunk
+  // that does not decode is DataLoss naming the file, the dataset and the chunk's offset.
+  using FrameFn = std::function<void(int64_t i, const uint8_t* frame)>;
+  Status ForEachFrame(int64_t first, int64_t count, const FrameFn& fn) const;
   // A batch size in frames: a multiple of frames_per_chunk near target_bytes (at least one).
   int64_t BatchFrames(uint64_t target_bytes) const;
   // (iy, ix) for raster scans, (i) for stacks, () for a single frame.
@@ -81,8 +91,12 @@ class Hdf5FrameReader {
  private:
   struct Handles;
   Hdf5FrameReader();
-  // Direct chunk read + parallel decode; false when a chunk is not stored (use H5Dread).
-  Result<bool> ReadDirect(int64_t first, int64_t count, uint8_t* out) const;
+  // Direct chunk read + parallel decode, frames handed to fn; false (nothing called) when a
+  // chunk is not stored, so fill values come from H5Dread.
+  Result<bool> ReadDirect(int64_t first, int64_t count, const FrameFn& fn) const;
+  // H5Dread of frames [first, first + count) into out, under the HDF5 lock.
+  Status ReadWithHdf5(int64_t first, int64_t count, uint8_t* out) const;
+  size_t FrameBytes() const;
 
   Hdf5FrameInfo info_;
   std::unique_ptr<Handles> handles_;

@@ -29,6 +29,43 @@ struct Batch {
 };
 using BatchPtr = std::shared_ptr<const Batch>;
 
+// Byte buffers of batches that are done with, reused for later batches of the same size: a new
+// Array is zero-filled, which for ~20 MB per batch cost more than the transform writing it.
+class BufferPool {
+ public:
+  explicit BufferPool(size_t capacity) : capacity_(capacity) {}
+  // An Array of dtype/shape whose bytes are left as they were (every byte is overwritten).
+  Array Take(DType dtype, std::vector<int64_t> shape) {
+    Array a;
+    a.dtype = dtype;
+    a.shape = std::move(shape);
+    size_t bytes = DTypeSize(dtype);
+    for (int64_t d : a.shape) bytes *= static_cast<size_t>(d);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < free_.size(); ++i) {
+        if (free_[i].size() == bytes) {
+          a.data = std::move(free_[i]);
+          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+          return a;
+        }
+      }
+    }
+    a.data.resize(bytes);
+    return a;
+  }
+  void Give(std::vector<uint8_t> bytes) {
+    if (bytes.empty()) return;  // a batch that failed before its array was made
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < capacity_) free_.push_back(std::move(bytes));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::vector<uint8_t>> free_;
+  size_t capacity_;
+};
+
 struct FileState {
   std::unique_ptr<Hdf5FrameReader> reader;
   std::optional<Hdf5AuxInfo> positions;
@@ -90,6 +127,8 @@ class Hdf5Source final : public Source {
   mutable std::map<Key, std::shared_future<Result<BatchPtr>>> cache_;
   mutable std::deque<Key> cache_order_;
   size_t cache_capacity_ = 4;
+  // Shared with the batches' deleters, which may run after the source is gone.
+  std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>(8);
 
   mutable std::mutex prefetch_mu_;
   mutable std::condition_variable prefetch_cv_;
@@ -251,6 +290,7 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
               {"positions", options.positions},
               {"targets", options.targets}}}};
   cache_capacity_ = static_cast<size_t>(2 * tbb::this_task_arena::max_concurrency() + 2);
+  pool_ = std::make_shared<BufferPool>(cache_capacity_ + 2);
   return Status::Ok();
 }
 
@@ -259,20 +299,23 @@ Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
   const Hdf5FrameInfo& info = state.reader->info();
   const int64_t first = batch * state.batch_frames;
   const int64_t count = std::min(state.batch_frames, info.num_frames - first);
-  TS_ASSIGN_OR_RETURN(Array raw, state.reader->ReadFrames(first, count));
-  auto out = std::make_shared<Batch>();
+  std::shared_ptr<Batch> out(new Batch(), [pool = pool_](Batch* b) {
+    pool->Give(std::move(b->x.data));
+    delete b;
+  });
   const FrameTransform& t = options_.transform;
   if (t.IsIdentity()) {
-    out->x = std::move(raw);
+    TS_ASSIGN_OR_RETURN(out->x, state.reader->ReadFrames(first, count));
   } else {
-    out->x = Array(t.OutputDType(info.dtype), {count, box_.out_height, box_.out_width});
-    const size_t in_frame = static_cast<size_t>(info.height * info.width) * DTypeSize(info.dtype);
+    // Each frame is transformed as it comes out of its decoded chunk (still in cache).
+    out->x = pool_->Take(t.OutputDType(info.dtype), {count, box_.out_height, box_.out_width});
     const size_t out_frame =
         static_cast<size_t>(box_.out_height * box_.out_width) * DTypeSize(out->x.dtype);
-    tbb::parallel_for(int64_t{0}, count, [&](int64_t i) {
-      t.Apply(info.dtype, raw.data.data() + static_cast<size_t>(i) * in_frame, info.width, box_,
-              out->x.data.data() + static_cast<size_t>(i) * out_frame);
-    });
+    uint8_t* dst = out->x.data.data();
+    TS_RETURN_IF_ERROR(
+        state.reader->ForEachFrame(first, count, [&](int64_t i, const uint8_t* frame) {
+          t.Apply(info.dtype, frame, info.width, box_, dst + static_cast<size_t>(i) * out_frame);
+        }));
   }
   if (!state.targets.empty()) {
     const int64_t nt = static_cast<int64_t>(state.targets.size());

@@ -210,6 +210,65 @@ TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
   EXPECT_EQ(a->manifest().fields[0].stats[0].ToJson(), b->manifest().fields[0].stats[0].ToJson());
 }
 
+TEST(IngestHdf5Cli, DirectChunkPathStoresTheSameBytesAsTheH5DreadPath) {
+  TempDir dir;
+  const std::string file = dir.Sub("tiles.h5");
+  auto frames = MakeFrames<uint16_t>(9, 20, 18);
+  for (size_t i = 0; i < frames.size(); ++i) frames[i] = static_cast<uint16_t>(frames[i] * 577);
+  {
+    // Chunks cut frames into tiles with partial edge chunks on every axis.
+    hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    WriteH5Dataset(f, "/entry/data/data", H5T_STD_U16LE, H5T_NATIVE_UINT16, {9, 20, 18},
+                   frames.data(), {{2, 7, 8}, 4, true});
+    H5Fclose(f);
+  }
+  const std::string common = " --crop 12,10 --log1p --codec none " + file;
+  auto direct = Tilestage("ingest hdf5 --out " + dir.Sub("direct") + common);
+  ASSERT_EQ(direct.exit_code, 0) << direct.output;
+  auto h5dread = RunCommand("TILESTAGE_HDF5_NO_DIRECT_CHUNKS=1 " + CliPath() +
+                            " ingest hdf5 --out " + dir.Sub("h5dread") + common);
+  ASSERT_EQ(h5dread.exit_code, 0) << h5dread.output;
+  auto a = OpenStore(dir.Sub("direct"));
+  auto b = OpenStore(dir.Sub("h5dread"));
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->size(), 9u);
+  ASSERT_EQ(b->size(), 9u);
+  for (uint64_t i = 0; i < 9; ++i) {
+    auto sa = a->Read(i);
+    auto sb = b->Read(i);
+    ASSERT_TRUE(sa.ok() && sb.ok());
+    EXPECT_TRUE(sa->Find("x")->data == sb->Find("x")->data) << "record " << i;
+    ExpectNear(
+        Values(*sa->Find("x")),
+        DirectTransform(frames, static_cast<int64_t>(i), 20, 18, 12, 10, 1, std::nullopt, "log1p"),
+        "record " + std::to_string(i));
+  }
+  EXPECT_EQ(a->manifest().fields[0].stats[0].ToJson(), b->manifest().fields[0].stats[0].ToJson());
+}
+
+TEST(IngestHdf5Cli, CorruptCompressedChunkFailsNamingTheChunkAndWritesNoManifest) {
+  TempDir dir;
+  const std::string file = dir.Sub("corrupt.h5");
+  auto frames = MakeFrames<uint16_t>(8, 10, 10);
+  {
+    hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    WriteH5Dataset(f, "/entry/data/data", H5T_STD_U16LE, H5T_NATIVE_UINT16, {8, 10, 10},
+                   frames.data(), {{2, 10, 10}, 4, true});
+    hid_t ds = H5Dopen2(f, "/entry/data/data", H5P_DEFAULT);
+    std::vector<uint8_t> junk(64, 0x5a);
+    hsize_t offset[3] = {4, 0, 0};
+    ASSERT_GE(H5Dwrite_chunk(ds, H5P_DEFAULT, 0, offset, junk.size(), junk.data()), 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+  }
+  auto r = Tilestage("ingest hdf5 --out " + dir.Sub("s") + " --log1p " + file);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dataset /entry/data/data: chunk at [4,0,0]"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
 TEST(IngestHdf5Cli, MissingPluginFailsNamingFilterAndPackageAndWritesNoManifest) {
   TempDir dir, empty;
   auto r = RunCommand("HDF5_PLUGIN_PATH=" + empty.path() + " " + CliPath() + " ingest hdf5 --out " +

@@ -115,6 +115,26 @@ TEST(FrameTransform, U16LookupTableEqualsPerPixelFloatMath) {
   }
 }
 
+TEST(FrameTransform, U16LookupOfOddWidthBoxEqualsPerPixelFloatMath) {
+  // A box 13 wide: whole vectors of 8 plus a scalar tail in each row.
+  std::vector<uint16_t> all(65536);
+  for (size_t v = 0; v < all.size(); ++v) all[v] = static_cast<uint16_t>(v * 40503u);
+  Array frame = Array::FromVector<uint16_t>({256, 256}, all);
+  auto t = FrameTransform::Parse("5,3,250,13", 1, true, false, std::nullopt);
+  ASSERT_TRUE(t.ok());
+  auto out = t->ApplyToFrame(frame, "f");
+  ASSERT_TRUE(out.ok());
+  auto got = out->As<float>();
+  ASSERT_EQ(got.size(), 250u * 13u);
+  for (int64_t y = 0; y < 250; ++y) {
+    for (int64_t x = 0; x < 13; ++x) {
+      const float want =
+          std::log1p(static_cast<float>(all[static_cast<size_t>((5 + y) * 256 + 3 + x)]));
+      ASSERT_EQ(got[static_cast<size_t>(y * 13 + x)], want) << y << "," << x;
+    }
+  }
+}
+
 TEST(FrameTransform, CropLargerThanFrameIsInvalid) {
   auto t = FrameTransform::Parse("20,20", 1, false, false, std::nullopt);
   ASSERT_TRUE(t.ok());
