@@ -6,9 +6,9 @@ namespace tilestage {
 
 bool StartedByMpiLauncher() {
   // Open MPI's mpirun; PMIx launchers (Open MPI >= 4, srun --mpi=pmix); PMI-1/2 launchers
-  // (MPICH/Intel MPI hydra, srun --mpi=pmi2).
+  // (MPICH/Intel MPI hydra, srun --mpi=pmi2); MPICH's hydra also sets MPI_LOCALNRANKS.
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK",
-                           "PMI_RANK", "PMI_SIZE", "PMI_FD"})
+                           "PMI_RANK", "PMI_SIZE", "PMI_FD", "MPI_LOCALNRANKS"})
     if (std::getenv(name) != nullptr) return true;
   return false;
 }

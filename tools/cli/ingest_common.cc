@@ -3,13 +3,13 @@
 // The C API only: Open MPI's deprecated C++ bindings need a library we do not link.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
-#include <malloc.h>
 #include <mpi.h>
 
 #include <cstdlib>
 #include <iostream>
 
 #include "ingest/mpi_split.h"
+#include "loaders/mpi_env.h"
 
 namespace tilestage::cli {
 
@@ -94,23 +94,10 @@ Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args) {
   return options;
 }
 
-bool LaunchedUnderMpi() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
-                           "MPI_LOCALNRANKS", "SLURM_PROCID"}) {
-    if (std::getenv(name)) return true;
-  }
-  return false;
-}
-
 int RunIngestCommand(const IngestArgs& args, const std::string& label,
                      const std::function<Result<std::unique_ptr<ingest::Source>>()>& make_source) {
-  // Tiles and records are a few hundred KiB each: above glibc's mmap threshold and trim
-  // threshold, so every one would be mapped, page-faulted and returned to the kernel again.
-  // Keeping them on the heap removed ~20% of the ingest's CPU time in bench/ingest_geotiff.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   bool mpi_started = false;
-  if (LaunchedUnderMpi()) {
+  if (StartedByMpiLauncher()) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {

@@ -48,9 +48,6 @@ void AddIngestOptions(CLI::App* cmd, IngestArgs* args, const std::string& defaul
 // Parses the shared options into driver options (InvalidArgument naming the flag and value).
 Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args);
 
-// True when this process was started by mpirun/mpiexec/srun (Open MPI, MPICH, PMIx, Slurm).
-bool LaunchedUnderMpi();
-
 // Initializes MPI when launched under mpirun (MPI_THREAD_FUNNELED), builds the source with
 // make_source, runs the driver, prints the summary (text, or JSON with --json) on rank 0, and
 // finalizes MPI. Returns the process exit code (errors are printed through Report()).

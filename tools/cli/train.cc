@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 
+#include "loaders/mpi_env.h"
 #include "tiling/manifest.h"
 #include "tools/cli/command.h"
 #include "trainer/gemm.h"
@@ -275,7 +276,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->callback([args, exit_code] {
     int initialized = 0, provided = 0;
     MPI_Initialized(&initialized);
-    if (!initialized) MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    if (!initialized) {
+      PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    }
     std::unique_ptr<tbb::global_control> threads;
     if (args->threads > 0) {
       threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
