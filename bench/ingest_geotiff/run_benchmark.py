@@ -13,7 +13,7 @@ that stores its tiles pays on top of the read. Prints a table with tiles/s, MB/s
 ratios (goal: >= 5x gdal_retile.py, >= 70% of the raw read rate with --codec none) and writes the
 figures as JSON. Measures; asserts nothing.
 
-  /usr/bin/python3 bench/ingest_geotiff/run_benchmark.py --build build/rel [--work DIR]
+  /usr/bin/python3 bench/ingest_geotiff/run_benchmark.py --build build/release [--work DIR]
 """
 import argparse
 import json
@@ -81,7 +81,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(os.path.dirname(here))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument('--build', default=os.path.join(root, 'build/rel'))
+    ap.add_argument('--build', default=os.path.join(root, 'build/release'))
     ap.add_argument('--data', default=os.path.join(root, '../shared/data/geotiff'))
     ap.add_argument('--work', default='/tmp/tilestage-bench-geotiff',
                     help='inputs and outputs go here (use /dev/shm to leave the disk out)')

@@ -21,7 +21,7 @@ generated once by `hdf5_stack_tool generate` and then read from the page cache b
 (one warm-up read first). Each contender runs --repeats times; the best time counts. Rates are
 uncompressed input bytes per second.
 
-  /usr/bin/python3 bench/ingest_hdf5/run_bench.py --build build/rel [--frames 8192] [--work DIR]
+  /usr/bin/python3 bench/ingest_hdf5/run_bench.py --build build/release [--frames 8192] [--work DIR]
 """
 import argparse
 import json
@@ -56,7 +56,7 @@ def run(cmd, env=None, key=None):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build/rel")
+    ap.add_argument("--build", default="build/release")
     ap.add_argument("--work", default="/tmp/tilestage-bench-hdf5")
     ap.add_argument("--frames", type=int, default=8192, help="256x256 uint16 frames (8192 = 1 GiB)")
     ap.add_argument("--crop", type=int, default=192)

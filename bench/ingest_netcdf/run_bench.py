@@ -14,7 +14,7 @@ values and 3 float32 variables on 5 pressure levels; about 1 GB with the default
 once before timing so every contender reads from the page cache.
 
 usage (from the repository root, after building tilestage and netcdf_raw_read):
-  /usr/bin/python3 bench/ingest_netcdf/run_bench.py [--build build/rel] [--work DIR]
+  /usr/bin/python3 bench/ingest_netcdf/run_bench.py [--build build/release] [--work DIR]
       [--years 5] [--steps 365] [--grid 64,128]
 """
 import argparse
@@ -111,7 +111,7 @@ def timed(cmd):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default="build/rel")
+    ap.add_argument("--build", default="build/release")
     ap.add_argument("--work", default="/tmp/tilestage-bench-netcdf")
     ap.add_argument("--years", type=int, default=5)
     ap.add_argument("--steps", type=int, default=365)

@@ -90,7 +90,7 @@ def main():
     root = os.path.normpath(os.path.join(here, "..", ".."))
     p = argparse.ArgumentParser()
     p.add_argument("--store", required=True)
-    p.add_argument("--tilestage", default=os.path.join(root, "build/rel/tools/tilestage"))
+    p.add_argument("--tilestage", default=os.path.join(root, "build/release/tools/tilestage"))
     p.add_argument("--reader-dir", default=os.path.join(root, "tools/python"))
     p.add_argument("--npy-dir")
     p.add_argument("--batch", type=int, default=64)

@@ -15,7 +15,7 @@
 # which the load of other jobs does not change as much as the wall time. `sync` is a separate
 # process, so "cp -r && sync" CPU excludes the kernel's writeback. Measures; asserts nothing.
 set -euo pipefail
-BIN="${TILESTAGE:-$(dirname "$0")/../../build/rel/tools/tilestage}"
+BIN="${TILESTAGE:-$(dirname "$0")/../../build/release/tools/tilestage}"
 WORK=/tmp/tilestage-bench-stage
 SAMPLES=10000
 SHAPE=3,128,128

@@ -12,7 +12,7 @@
 # Usage: bench/trainer/run_trainer_bench.sh [BUILD_DIR] [OUT_DIR]
 # Env: THREADS (2) BATCH (32) STEPS (4) TORCH_STEPS (2) OPENBLAS_DIR (unset)
 set -euo pipefail
-BUILD=${1:-build/rel}
+BUILD=${1:-build/release}
 OUT=${2:-/tmp/tilestage-trainer-bench}
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-32}
