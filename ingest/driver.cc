@@ -72,9 +72,10 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
   return s;
 }
 
-// Floats and 32/64-bit integers: sums in double, in kLanes independent lanes combined in a fixed
-// order at the end, so that the compiler vectorizes the loops and the result stays the same for
-// any thread count. NaN is never valid; `valid` (kMasked) marks the others.
+// Floats and 32/64-bit integers with invalid values: sums in double, in kLanes independent lanes
+// (short dependency chains) combined in a fixed order at the end, so the result depends only on
+// the values, not on the buffer or thread count. NaN is never valid; `valid` (kMasked) marks the
+// others.
 template <typename T, bool kMasked>
 ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
   constexpr int64_t kLanes = 8;

@@ -356,7 +356,8 @@ class GeoTiffSource : public Source {
         for (const BandInfo& b : s.y->bands) bytes_per_pixel += GDALGetDataTypeSizeBytes(b.type);
       row_bytes = std::max(row_bytes, s.grid.width * tile_rows * bytes_per_pixel);
     }
-    const int64_t wanted = std::max<int64_t>(64 << 20, 4 * int64_t{std::max(threads, 1)} * row_bytes);
+    const int64_t wanted =
+        std::max<int64_t>(64 << 20, 4 * int64_t{std::max(threads, 1)} * row_bytes);
     if (wanted < GDALGetCacheMax64()) GDALSetCacheMax64(wanted);
   }
 

@@ -67,8 +67,7 @@ TEST(TrainCliTest, JsonlOpensWithRunRecordAndStampsEveryRecordWithWallClock) {
   };
   const int64_t before_ms = now_ms();
   auto r = RunCommand(CliPath() + " train --store " + store + " --model vit-classify" + kTiny +
-                      " --batch 8 --epochs 2 --eval-fraction 0.25 --json " +
-                      dir.Sub("log.jsonl"));
+                      " --batch 8 --epochs 2 --eval-fraction 0.25 --json " + dir.Sub("log.jsonl"));
   const int64_t after_ms = now_ms();
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream in(dir.Sub("log.jsonl"));
