@@ -4,7 +4,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
@@ -111,6 +113,9 @@ void NormalizeRange(const uint8_t* s, int64_t count, float mean, float inv_std, 
 // its lines first (the read-for-ownership of a normal store) would only add memory traffic.
 // The caller issues _mm_sfence() before handing the output to another thread.
 void NormalizeF32Streaming(const uint8_t* s, int64_t count, float mean, float inv_std, float* o) {
+#if !defined(__SSE2__)
+  NormalizeRange<float>(s, count, mean, inv_std, o, nullptr);  // no streaming stores here
+#else
   int64_t i = 0;
   const int64_t head = static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(o) & 15)) & 15);
   if (head % 4 != 0) {  // o is not even float-aligned: no streaming
@@ -132,6 +137,7 @@ void NormalizeF32Streaming(const uint8_t* s, int64_t count, float mean, float in
     _mm_stream_ps(o + i + 4, b);
   }
   NormalizeRange<float>(s + i * 4, count - i, mean, inv_std, o + i, nullptr);
+#endif
 }
 
 void NormalizeSpan(DType dtype, const uint8_t* s, int64_t count, float mean, float inv_std,
@@ -156,7 +162,9 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
     NormalizeSpan(field.dtype, field.data.data() + c * per_channel * size, per_channel,
                   norm.mean[c], norm.inv_std[c], out + c * per_channel,
                   mask ? mask + c * per_channel : nullptr, to_batch);
+#if defined(__SSE2__)
   if (to_batch) _mm_sfence();  // streaming stores reach memory before the batch is handed on
+#endif
 }
 
 const FieldView* FindView(const std::vector<FieldView>& views, std::string_view name) {
