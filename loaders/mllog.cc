@@ -1,8 +1,23 @@
 #include "loaders/mllog.h"
 
 #include <chrono>
+#include <string_view>
 
 namespace tilestage {
+namespace {
+
+// Call sites as paths within the repository (tools/cli/stage.cc), as mlperf-logging's own lines
+// name their files, not where this build's checkout happens to live.
+std::string_view RepositoryPath(std::string_view path) {
+#ifdef TILESTAGE_SOURCE_ROOT
+  constexpr std::string_view kRoot = TILESTAGE_SOURCE_ROOT;
+  if (path.substr(0, kRoot.size()) == kRoot) path.remove_prefix(kRoot.size());
+#endif
+  while (path.substr(0, 3) == "../") path.remove_prefix(3);  // relative to a build directory
+  return path;
+}
+
+}  // namespace
 
 std::string MllogLine(MllogEvent event, const std::string& key, const nlohmann::json& value,
                       uint64_t time_ms, const char* file, int lineno,
@@ -18,7 +33,7 @@ std::string MllogLine(MllogEvent event, const std::string& key, const nlohmann::
   j["key"] = key;
   j["value"] = value;
   nlohmann::ordered_json meta;
-  meta["file"] = file;
+  meta["file"] = RepositoryPath(file);
   meta["lineno"] = lineno;
   for (auto it = extra_metadata.begin(); it != extra_metadata.end(); ++it) meta[it.key()] = *it;
   j["metadata"] = meta;

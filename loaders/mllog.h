@@ -15,7 +15,7 @@ namespace tilestage {
 enum class MllogEvent { kIntervalStart, kIntervalEnd, kPointInTime };
 
 // One line without the trailing newline. time_ms is wall-clock milliseconds since the epoch;
-// extra_metadata members are added beside file and lineno.
+// extra_metadata members are added beside file (the path within the repository) and lineno.
 std::string MllogLine(MllogEvent event, const std::string& key, const nlohmann::json& value,
                       uint64_t time_ms, const char* file, int lineno,
                       const nlohmann::json& extra_metadata = nlohmann::json::object());

@@ -131,6 +131,7 @@ TEST(StageCli, MpirunPartitionWritesMllogAndStoresThatInspectAndVerify) {
   }
   ASSERT_EQ(events.size(), 3u) << r.output;
   EXPECT_EQ(events["staging_start"]["event_type"], "INTERVAL_START");
+  EXPECT_EQ(events["staging_start"]["metadata"]["file"].get<std::string>(), "tools/cli/stage.cc");
   EXPECT_EQ(events["staging_stop"]["event_type"], "INTERVAL_END");
   EXPECT_EQ(events["staging_duration"]["event_type"], "POINT_IN_TIME");
   EXPECT_LE(events["staging_start"]["time_ms"].get<uint64_t>(),
