@@ -1,5 +1,7 @@
 #include "loaders/mpi_env.h"
 
+#include <mpi.h>
+
 #include <cstdlib>
 
 namespace tilestage {
@@ -26,6 +28,15 @@ std::vector<std::string> PrepareSingletonMpi() {
     if (::setenv(name, value, /*overwrite=*/0) == 0) set.push_back(std::string(name) + "=" + value);
   }
   return set;
+}
+
+bool InitMpiIfNeeded() {
+  int initialized = 0, provided = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) return false;
+  PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+  return true;
 }
 
 }  // namespace tilestage

@@ -25,4 +25,8 @@ bool StartedByMpiLauncher();
 // "NAME=value" pairs it set; under a launcher, sets nothing and returns an empty list.
 std::vector<std::string> PrepareSingletonMpi();
 
+// Initializes MPI (MPI_THREAD_FUNNELED) unless it already is, with PrepareSingletonMpi's settings
+// first. Returns true when this call initialized MPI, so the caller also calls MPI_Finalize.
+bool InitMpiIfNeeded();
+
 }  // namespace tilestage

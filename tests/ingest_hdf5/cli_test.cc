@@ -175,6 +175,23 @@ TEST(IngestHdf5Cli, BloscStackTiledPatchesEqualHdf5Read) {
   }
 }
 
+// Two stores of the same input, record by record: identical x bytes and frame index, x equal to
+// `expected(record)` computed directly, and identical statistics.
+template <typename Expected>
+void ExpectSameRecordsAndStats(Store& a, Store& b, const Expected& expected) {
+  ASSERT_EQ(a.size(), b.size());
+  for (uint64_t i = 0; i < a.size(); ++i) {
+    auto sa = a.Read(i);
+    auto sb = b.Read(i);
+    ASSERT_TRUE(sa.ok() && sb.ok());
+    EXPECT_TRUE(sa->Find("x")->data == sb->Find("x")->data) << "record " << i;
+    EXPECT_EQ(sa->meta["frame"], sb->meta["frame"]);
+    ExpectNear(Values(*sa->Find("x")), expected(static_cast<int64_t>(i)),
+               "record " + std::to_string(i));
+  }
+  EXPECT_EQ(a.manifest().fields[0].stats[0].ToJson(), b.manifest().fields[0].stats[0].ToJson());
+}
+
 TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
   TempDir dir;
   const std::string file = dir.Sub("cxi.h5");
@@ -197,17 +214,9 @@ TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
   ASSERT_EQ(a->size(), 10u);
   ASSERT_EQ(b->size(), 10u);
   EXPECT_GE(b->num_shards(), 2u);  // each rank wrote its own shards
-  for (uint64_t i = 0; i < 10; ++i) {
-    auto sa = a->Read(i);
-    auto sb = b->Read(i);
-    ASSERT_TRUE(sa.ok() && sb.ok());
-    EXPECT_TRUE(sa->Find("x")->data == sb->Find("x")->data) << "record " << i;
-    EXPECT_EQ(sa->meta["frame"], sb->meta["frame"]);
-    ExpectNear(Values(*sa->Find("x")),
-               DirectTransform(frames, static_cast<int64_t>(i), 12, 12, 8, 8, 1, 1.0, "log1p"),
-               "record " + std::to_string(i));
-  }
-  EXPECT_EQ(a->manifest().fields[0].stats[0].ToJson(), b->manifest().fields[0].stats[0].ToJson());
+  ExpectSameRecordsAndStats(*a, *b, [&](int64_t i) {
+    return DirectTransform(frames, i, 12, 12, 8, 8, 1, 1.0, "log1p");
+  });
 }
 
 TEST(IngestHdf5Cli, DirectChunkPathStoresTheSameBytesAsTheH5DreadPath) {
@@ -233,17 +242,9 @@ TEST(IngestHdf5Cli, DirectChunkPathStoresTheSameBytesAsTheH5DreadPath) {
   ASSERT_TRUE(a && b);
   ASSERT_EQ(a->size(), 9u);
   ASSERT_EQ(b->size(), 9u);
-  for (uint64_t i = 0; i < 9; ++i) {
-    auto sa = a->Read(i);
-    auto sb = b->Read(i);
-    ASSERT_TRUE(sa.ok() && sb.ok());
-    EXPECT_TRUE(sa->Find("x")->data == sb->Find("x")->data) << "record " << i;
-    ExpectNear(
-        Values(*sa->Find("x")),
-        DirectTransform(frames, static_cast<int64_t>(i), 20, 18, 12, 10, 1, std::nullopt, "log1p"),
-        "record " + std::to_string(i));
-  }
-  EXPECT_EQ(a->manifest().fields[0].stats[0].ToJson(), b->manifest().fields[0].stats[0].ToJson());
+  ExpectSameRecordsAndStats(*a, *b, [&](int64_t i) {
+    return DirectTransform(frames, i, 20, 18, 12, 10, 1, std::nullopt, "log1p");
+  });
 }
 
 TEST(IngestHdf5Cli, CorruptCompressedChunkFailsNamingTheChunkAndWritesNoManifest) {

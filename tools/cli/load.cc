@@ -229,12 +229,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--start-sample", args->start_sample, "Resume: samples consumed in it");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->callback([args, exit_code] {
-    int initialized = 0, provided = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-      PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-    }
+    const bool mpi_started_here = InitMpiIfNeeded();
     MPI_Comm comm = MPI_COMM_WORLD;
     if (args->node_local) {
       int rank = 0;
@@ -245,7 +240,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
     const Status status = RunLoad(*args, comm, &rank);
     *exit_code = Report(status);
     if (comm != MPI_COMM_WORLD) MPI_Comm_free(&comm);
-    if (!initialized) MPI_Finalize();
+    if (mpi_started_here) MPI_Finalize();
   });
 });
 

@@ -100,12 +100,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "one host); default: detect nodes with MPI_COMM_TYPE_SHARED");
   cmd->add_flag("--json", args->json, "Print the report as JSON (MLLOG lines go to stderr)");
   cmd->callback([args, exit_code] {
-    int initialized = 0, provided = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-      PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-    }
+    const bool mpi_started_here = InitMpiIfNeeded();
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     const Status status = RunStage(*args, rank);
@@ -114,7 +109,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                  : status.ok()              ? 0
                  : status.code() == StatusCode::kInvalidArgument ? 2
                                                                  : 1;
-    if (!initialized) MPI_Finalize();
+    if (mpi_started_here) MPI_Finalize();
   });
 });
 

@@ -274,12 +274,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--mem-budget", args->mem_budget, "Loader memory budget")->capture_default_str();
   cmd->add_flag("--augment", args->augment, "Random flips/rot90 of training tiles");
   cmd->callback([args, exit_code] {
-    int initialized = 0, provided = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-      PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
-      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-    }
+    const bool mpi_started_here = InitMpiIfNeeded();
     std::unique_ptr<tbb::global_control> threads;
     if (args->threads > 0) {
       threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
@@ -303,7 +298,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
       }
     }
     *exit_code = (rank == 0 || !status.ok()) ? Report(status) : 0;
-    if (!initialized) MPI_Finalize();
+    if (mpi_started_here) MPI_Finalize();
   });
 });
 
