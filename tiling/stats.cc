@@ -25,12 +25,41 @@ void ChannelStats::Merge(const ChannelStats& o) {
 
 double ChannelStats::std() const { return std::sqrt(variance()); }
 
+namespace {
+
+// JSON has no infinity or NaN; an infinite value in the data (valid: only NaN is invalid) makes
+// the mean, std and extremes infinite, so those are written as the strings numpy prints.
+nlohmann::json NumberToJson(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+
+Result<double> NumberFromJson(const nlohmann::json& j, const char* key) {
+  const nlohmann::json& v = j.at(key);
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    if (s == "inf") return std::numeric_limits<double>::infinity();
+    if (s == "-inf") return -std::numeric_limits<double>::infinity();
+    if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
+  }
+  return InvalidArgument("statistics entry: ", key, " is ", v.dump(),
+                         ", expected a number, \"inf\", \"-inf\" or \"nan\"");
+}
+
+}  // namespace
+
 nlohmann::json ChannelStats::ToJson() const {
-  nlohmann::json j = {{"count", count}, {"total", total}, {"mean", mean}, {"std", std()},
-                      {"m2", m2}, {"valid_fraction", valid_fraction()}};
-  // JSON has no infinity: an empty channel has null min/max.
-  j["min"] = count ? nlohmann::json(min) : nlohmann::json(nullptr);
-  j["max"] = count ? nlohmann::json(max) : nlohmann::json(nullptr);
+  nlohmann::json j = {{"count", count},
+                      {"total", total},
+                      {"mean", NumberToJson(mean)},
+                      {"std", NumberToJson(std())},
+                      {"m2", NumberToJson(m2)},
+                      {"valid_fraction", valid_fraction()}};
+  // An empty channel has no extremes: null min/max.
+  j["min"] = count ? NumberToJson(min) : nlohmann::json(nullptr);
+  j["max"] = count ? NumberToJson(max) : nlohmann::json(nullptr);
   return j;
 }
 
@@ -40,11 +69,11 @@ Result<ChannelStats> ChannelStats::FromJson(const nlohmann::json& j) {
     return InvalidArgument("statistics entry needs count, mean and m2: ", j.dump());
   s.count = j.at("count").get<uint64_t>();
   s.total = j.value("total", s.count);
-  s.mean = j.at("mean").get<double>();
-  s.m2 = j.at("m2").get<double>();
+  TS_ASSIGN_OR_RETURN(s.mean, NumberFromJson(j, "mean"));
+  TS_ASSIGN_OR_RETURN(s.m2, NumberFromJson(j, "m2"));
   if (s.count) {
-    s.min = j.at("min").get<double>();
-    s.max = j.at("max").get<double>();
+    TS_ASSIGN_OR_RETURN(s.min, NumberFromJson(j, "min"));
+    TS_ASSIGN_OR_RETURN(s.max, NumberFromJson(j, "max"));
   }
   return s;
 }
@@ -63,8 +92,10 @@ std::vector<ChannelStats> ComputeChannelStats(const Array& array, std::optional<
       const T* v = values + c * per_channel;
       for (int64_t i = 0; i < per_channel; ++i) {
         const double x = static_cast<double>(v[i]);
-        if (std::isnan(x) || (nodata && x == *nodata)) s.AddInvalid();
-        else s.Add(x);
+        if (std::isnan(x) || (nodata && x == *nodata))
+          s.AddInvalid();
+        else
+          s.Add(x);
       }
     }
   });

@@ -257,6 +257,108 @@ TEST(Driver, TileLargerThanItemFailsBeforeTouchingTheStore) {
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("store")));
 }
 
+// A float source without nodata: NaN is its only invalid value, and one value is infinite.
+class NanFloatSource : public Source {
+ public:
+  static float Value(int64_t item, int64_t c, int64_t r, int64_t col) {
+    if (c == 1 && r < 4 && col < 8) return std::numeric_limits<float>::quiet_NaN();
+    if (c == 2 && r == col) return std::numeric_limits<float>::quiet_NaN();
+    if (c == 0 && r == 9 && col == 3) return std::numeric_limits<float>::infinity();
+    return 1000.0f * static_cast<float>(c) + 0.25f * static_cast<float>(r * 16 + col + item);
+  }
+  NanFloatSource() {
+    schema_.x = {DType::kF32, {"a", "b", "c"}, {}, {}};
+    for (int i = 0; i < 2; ++i) items_.push_back({"item" + std::to_string(i), 16, 16, {}, {}});
+  }
+  std::string kind() const override { return "nan-float"; }
+  const SourceSchema& schema() const override { return schema_; }
+  int64_t num_items() const override { return static_cast<int64_t>(items_.size()); }
+  const ItemInfo& item(int64_t index) const override { return items_[index]; }
+  Result<std::unique_ptr<ItemReader>> OpenReader() const override {
+    return std::unique_ptr<ItemReader>(new Reader());
+  }
+
+ private:
+  class Reader : public ItemReader {
+   public:
+    Status Read(int64_t item, const Region& region, RegionData* out) override {
+      out->x = Array(DType::kF32, {3, region.height, region.width});
+      auto x = out->x.As<float>();
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t r = 0; r < region.height; ++r)
+          for (int64_t col = 0; col < region.width; ++col)
+            x[(c * region.height + r) * region.width + col] =
+                Value(item, c, region.row + r, region.col + col);
+      return Status::Ok();
+    }
+  };
+  SourceSchema schema_;
+  std::vector<ItemInfo> items_;
+};
+
+TEST(Driver, NanIsTheOnlyInvalidFloatValueInFractionsDropsAndStatistics) {
+  for (const DType out : {DType::kF32, DType::kF64}) {
+    testing::TempDir dir;
+    NanFloatSource source;
+    DriverOptions o = Options(dir.path(), 2);
+    o.tile = TileSpec{false, 8, 8, 8, 8, EdgePolicy::kDrop};
+    o.x_dtype = out;
+    o.min_valid = 0.5;
+    auto summary = RunIngest(source, o);
+    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    auto store = Store::Open(LocalStorage(), dir.path());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    // Direct computation: which tiles pass, with what valid fraction, and the statistics of the
+    // kept tiles' values.
+    std::vector<ChannelStats> direct(3);
+    std::vector<double> fractions;
+    for (int64_t item = 0; item < 2; ++item)
+      for (int64_t r0 = 0; r0 < 16; r0 += 8)
+        for (int64_t c0 = 0; c0 < 16; c0 += 8) {
+          int64_t all_valid = 0;
+          for (int64_t r = r0; r < r0 + 8; ++r)
+            for (int64_t col = c0; col < c0 + 8; ++col) {
+              bool ok = true;
+              for (int64_t c = 0; c < 3; ++c)
+                ok &= !std::isnan(NanFloatSource::Value(item, c, r, col));
+              all_valid += ok;
+            }
+          const double fraction = all_valid / 64.0;
+          if (fraction < 0.5) continue;
+          fractions.push_back(fraction);
+          for (int64_t c = 0; c < 3; ++c)
+            for (int64_t r = r0; r < r0 + 8; ++r)
+              for (int64_t col = c0; col < c0 + 8; ++col) {
+                const float v = NanFloatSource::Value(item, c, r, col);
+                if (std::isnan(v))
+                  direct[c].AddInvalid();
+                else
+                  direct[c].Add(v);
+              }
+        }
+    ASSERT_EQ((*store)->size(), fractions.size()) << DTypeName(out);
+    EXPECT_EQ(summary->tiles_dropped, 8u - fractions.size());
+    for (uint64_t i = 0; i < (*store)->size(); ++i) {
+      auto sample = (*store)->Read(i);
+      ASSERT_TRUE(sample.ok());
+      EXPECT_EQ(sample->Find("x")->dtype, out);
+      EXPECT_DOUBLE_EQ(sample->meta.at("valid_fraction").get<double>(), fractions[i]) << i;
+    }
+    const FieldSchema* xs = (*store)->manifest().FindField("x");
+    ASSERT_NE(xs, nullptr);
+    EXPECT_EQ(xs->stats[0].max, std::numeric_limits<double>::infinity());
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_EQ(xs->stats[c].count, direct[c].count) << "channel " << c;
+      EXPECT_EQ(xs->stats[c].total, direct[c].total);
+      EXPECT_EQ(xs->stats[c].min, direct[c].min);
+      if (c == 0) continue;  // the infinity makes channel 0's mean infinite
+      EXPECT_NEAR(xs->stats[c].mean, direct[c].mean, 1e-12 * direct[c].mean);
+      EXPECT_NEAR(xs->stats[c].m2, direct[c].m2, 1e-9 * direct[c].m2);
+      EXPECT_EQ(xs->stats[c].max, direct[c].max);
+    }
+  }
+}
+
 TEST(TileChannelStats, IntegerFastPathMatchesWelford) {
   Array a(DType::kU16, {2, 3, 5});
   auto v = a.As<uint16_t>();

@@ -171,6 +171,26 @@ TEST(ChannelStats, EmptyChannelHasNullMinMaxInJson) {
   EXPECT_EQ(back->total, 4u);
 }
 
+TEST(ChannelStats, InfiniteValuesRoundTripThroughJsonAsStrings) {
+  ChannelStats s;
+  for (double v : {1.0, std::numeric_limits<double>::infinity(), -2.0}) s.Add(v);
+  const auto j = s.ToJson();
+  EXPECT_EQ(j["max"], "inf");
+  EXPECT_EQ(j["min"], -2.0);
+  ASSERT_FALSE(std::isfinite(s.mean));  // Welford's update turns inf - inf into NaN
+  EXPECT_TRUE(j["mean"].is_string() && j["m2"].is_string()) << j.dump();
+  // What a manifest writer stores, read back as a manifest reader does.
+  auto back = ChannelStats::FromJson(nlohmann::json::parse(j.dump()));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->count, 3u);
+  EXPECT_EQ(back->max, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(std::isnan(back->mean), std::isnan(s.mean));
+  EXPECT_EQ(std::isnan(back->m2), std::isnan(s.m2));
+  auto bad = j;
+  bad["mean"] = "lots";
+  EXPECT_EQ(ChannelStats::FromJson(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(ChannelStats, FromJsonRejectsEntriesWithoutMoments) {
   EXPECT_EQ(ChannelStats::FromJson({{"mean", 1.0}}).status().code(), StatusCode::kInvalidArgument);
 }
