@@ -72,126 +72,151 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
   return s;
 }
 
-// Floats and 32/64-bit integers with invalid values: sums in double, in kLanes independent lanes
-// (short dependency chains) combined in a fixed order at the end, so the result depends only on
-// the values, not on the buffer or thread count. NaN is never valid; `valid` (kMasked) marks the
-// others.
-template <typename T, bool kMasked>
+// Floats and 32/64-bit integers: sums in double, in 16 independent lanes (four vectors of four)
+// combined in a fixed order at the end, so the result depends only on the values, not on the
+// buffer, the thread count or the instruction set. Written with GCC vector types because the
+// compiler does not vectorize the conditional (NaN-skipping) loops by itself.
+// 32-byte vectors outside AVX code are passed differently between functions (-Wpsabi); these
+// helpers are always inlined, so nothing crosses a call.
+#pragma GCC diagnostic ignored "-Wpsabi"
+using Double4 = double __attribute__((vector_size(32)));
+using Int4 = int64_t __attribute__((vector_size(32)));
+
+enum class Validity { kAll, kNotNan, kMaskedNotNan };
+
+template <typename T>
+struct Four;  // four values of T in one vector
+template <>
+struct Four<float> {
+  using type = float __attribute__((vector_size(16)));
+};
+template <>
+struct Four<int32_t> {
+  using type = int32_t __attribute__((vector_size(16)));
+};
+template <>
+struct Four<uint32_t> {
+  using type = uint32_t __attribute__((vector_size(16)));
+};
+template <>
+struct Four<double> {
+  using type = Double4;
+};
+
+template <typename T>
+[[gnu::always_inline]] inline Double4 LoadDouble4(const T* p) {
+  typename Four<T>::type t;
+  std::memcpy(&t, p, sizeof t);
+  return __builtin_convertvector(t, Double4);
+}
+
+// All-ones lanes where the value counts: not NaN, and (kMaskedNotNan) its mask byte is not 0.
+template <Validity kValidity>
+[[gnu::always_inline]] inline Int4 ValidLanes(Double4 x, const uint8_t* valid) {
+  Int4 ok = x == x;
+  if constexpr (kValidity == Validity::kMaskedNotNan) {
+    using Byte4 = uint8_t __attribute__((vector_size(4)));
+    Byte4 b;
+    std::memcpy(&b, valid, sizeof b);
+    ok &= __builtin_convertvector(b, Int4) != 0;
+  }
+  return ok;
+}
+
+template <typename T, Validity kValidity>
 [[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
-  constexpr int64_t kLanes = 8;
-  ChannelStats s;
-  s.total = static_cast<uint64_t>(n);
-  auto ok_at = [&](int64_t i, double x) {
-    bool ok = x == x;  // not NaN
-    if constexpr (kMasked) ok = ok && valid[i] != 0;
+  constexpr int kVectors = 4, kWidth = 4 * kVectors;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const auto ok_at = [&](int64_t i) {
+    if constexpr (kValidity == Validity::kAll) return true;
+    bool ok = v[i] == v[i];
+    if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
     return ok;
   };
-  double sum[kLanes] = {}, lo[kLanes], hi[kLanes];
-  uint64_t count[kLanes] = {};
-  std::fill(lo, lo + kLanes, std::numeric_limits<double>::infinity());
-  std::fill(hi, hi + kLanes, -std::numeric_limits<double>::infinity());
-  const int64_t body = n - n % kLanes;
-  for (int64_t i = 0; i < body; i += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
-      const double x = static_cast<double>(v[i + j]);
-      const bool ok = ok_at(i + j, x);
-      sum[j] += ok ? x : 0.0;
-      count[j] += ok;
-      lo[j] = ok && x < lo[j] ? x : lo[j];
-      hi[j] = ok && x > hi[j] ? x : hi[j];
+  const int64_t body = n - n % kWidth;
+  Double4 sum[kVectors] = {};
+  Int4 count[kVectors] = {};
+  for (int64_t i = 0; i < body; i += kWidth) {
+    for (int k = 0; k < kVectors; ++k) {
+      const Double4 x = LoadDouble4(v + i + 4 * k);
+      if constexpr (kValidity == Validity::kAll) {
+        sum[k] += x;
+      } else {
+        const Int4 ok = ValidLanes<kValidity>(x, valid + i + 4 * k);
+        sum[k] += ok ? x : 0.0;
+        count[k] -= ok;  // all-ones is -1
+      }
     }
   }
+  double total_sum = 0.0;
+  uint64_t total_count = kValidity == Validity::kAll ? static_cast<uint64_t>(n) : 0;
+  for (int k = 0; k < kVectors; ++k)
+    for (int j = 0; j < 4; ++j) {
+      total_sum += sum[k][j];
+      if constexpr (kValidity != Validity::kAll) total_count += static_cast<uint64_t>(count[k][j]);
+    }
   for (int64_t i = body; i < n; ++i) {
-    const double x = static_cast<double>(v[i]);
-    const bool ok = ok_at(i, x);
-    sum[0] += ok ? x : 0.0;
-    count[0] += ok;
-    lo[0] = ok && x < lo[0] ? x : lo[0];
-    hi[0] = ok && x > hi[0] ? x : hi[0];
+    if (!ok_at(i)) continue;
+    total_sum += static_cast<double>(v[i]);
+    if constexpr (kValidity != Validity::kAll) ++total_count;
   }
-  double total_sum = 0;
-  for (int64_t j = 0; j < kLanes; ++j) {
-    total_sum += sum[j];
-    s.count += count[j];
-    lo[0] = std::min(lo[0], lo[j]);
-    hi[0] = std::max(hi[0], hi[j]);
-  }
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  s.count = total_count;
   if (s.count == 0) return s;
   s.mean = total_sum / static_cast<double>(s.count);
-  double m2[kLanes] = {};
-  for (int64_t i = 0; i < body; i += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
-      const double x = static_cast<double>(v[i + j]);
-      const double d = ok_at(i + j, x) ? x - s.mean : 0.0;
-      m2[j] += d * d;
+  Double4 m2[kVectors] = {}, lo[kVectors], hi[kVectors];
+  for (int k = 0; k < kVectors; ++k) {
+    lo[k] = Double4{} + kInf;
+    hi[k] = Double4{} - kInf;
+  }
+  for (int64_t i = 0; i < body; i += kWidth) {
+    for (int k = 0; k < kVectors; ++k) {
+      const Double4 x = LoadDouble4(v + i + 4 * k);
+      Double4 d = x - s.mean;
+      Double4 x_lo = x, x_hi = x;
+      if constexpr (kValidity != Validity::kAll) {
+        const Int4 ok = ValidLanes<kValidity>(x, valid + i + 4 * k);
+        d = ok ? d : 0.0;
+        x_lo = ok ? x : kInf;
+        x_hi = ok ? x : -kInf;
+      }
+      m2[k] += d * d;
+      lo[k] = x_lo < lo[k] ? x_lo : lo[k];
+      hi[k] = x_hi > hi[k] ? x_hi : hi[k];
     }
   }
+  double min = kInf, max = -kInf;
+  for (int k = 0; k < kVectors; ++k)
+    for (int j = 0; j < 4; ++j) {
+      s.m2 += m2[k][j];
+      min = std::min(min, lo[k][j]);
+      max = std::max(max, hi[k][j]);
+    }
   for (int64_t i = body; i < n; ++i) {
+    if (!ok_at(i)) continue;
     const double x = static_cast<double>(v[i]);
-    const double d = ok_at(i, x) ? x - s.mean : 0.0;
-    m2[0] += d * d;
+    s.m2 += (x - s.mean) * (x - s.mean);
+    min = std::min(min, x);
+    max = std::max(max, x);
   }
-  for (int64_t j = 0; j < kLanes; ++j) s.m2 += m2[j];
-  s.min = lo[0];
-  s.max = hi[0];
+  s.min = min;
+  s.max = max;
   return s;
 }
 
-// All values valid (no mask): the common case of fully valid float tiles. Plain sums in
-// kLanes fixed lanes (no conditionals, so the compiler vectorizes them; the lanes depend only on
-// the index, so the result is the same for any buffer and thread count). A NaN or infinity makes
-// the sum non-finite, and the careful path above takes over.
-template <typename T>
-[[gnu::always_inline]] inline ChannelStats WideStatsAllValid(const T* v, int64_t n) {
-  constexpr int64_t kLanes = 16;
-  if (n < kLanes) return WideStats<T, false>(v, nullptr, n);
-  double sum[kLanes] = {};
-  T lo[kLanes], hi[kLanes];
-  std::fill(lo, lo + kLanes, v[0]);
-  std::fill(hi, hi + kLanes, v[0]);
-  const int64_t body = n - n % kLanes;
-  for (int64_t i = 0; i < body; i += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
-      sum[j] += static_cast<double>(v[i + j]);
-      lo[j] = std::min(lo[j], v[i + j]);
-      hi[j] = std::max(hi[j], v[i + j]);
-    }
-  }
-  for (int64_t i = body; i < n; ++i) {
-    sum[0] += static_cast<double>(v[i]);
-    lo[0] = std::min(lo[0], v[i]);
-    hi[0] = std::max(hi[0], v[i]);
-  }
-  double total = 0;
-  for (int64_t j = 0; j < kLanes; ++j) {
-    total += sum[j];
-    lo[0] = std::min(lo[0], lo[j]);
-    hi[0] = std::max(hi[0], hi[j]);
-  }
-  if (!std::isfinite(total)) return WideStats<T, false>(v, nullptr, n);
-  ChannelStats s;
-  s.total = s.count = static_cast<uint64_t>(n);
-  s.mean = total / static_cast<double>(n);
-  double m2[kLanes] = {};
-  for (int64_t i = 0; i < body; i += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
-      const double d = static_cast<double>(v[i + j]) - s.mean;
-      m2[j] += d * d;
-    }
-  }
-  for (int64_t i = body; i < n; ++i) {
-    const double d = static_cast<double>(v[i]) - s.mean;
-    m2[0] += d * d;
-  }
-  for (int64_t j = 0; j < kLanes; ++j) s.m2 += m2[j];
-  s.min = static_cast<double>(lo[0]);
-  s.max = static_cast<double>(hi[0]);
-  return s;
-}
-
+// Fully valid data (the common case) first, without the per-lane tests; a NaN or infinity makes
+// the sum non-finite and the NaN-skipping version takes over.
 template <typename T>
 [[gnu::always_inline]] inline ChannelStats FloatStats(const T* v, const uint8_t* valid, int64_t n) {
-  return valid ? WideStats<T, true>(v, valid, n) : WideStatsAllValid<T>(v, n);
+  if (valid) return WideStats<T, Validity::kMaskedNotNan>(v, valid, n);
+  if constexpr (std::is_floating_point_v<T>) {
+    const ChannelStats s = WideStats<T, Validity::kAll>(v, nullptr, n);
+    if (std::isfinite(s.mean)) return s;
+    return WideStats<T, Validity::kNotNan>(v, nullptr, n);
+  } else {
+    return WideStats<T, Validity::kAll>(v, nullptr, n);
+  }
 }
 
 // The float loops are the hottest of a float ingest (NetCDF): compiled once more for AVX2, twice
