@@ -25,6 +25,7 @@
 
 #include "ingest/mpi_split.h"
 #include "ingest/progress.h"
+#include "ingest/vector4.h"
 #include "tiling/checksum.h"
 #include "tiling/manifest.h"
 #include "tiling/shard.h"
@@ -77,51 +78,17 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
 // combined in a fixed order at the end, so the result depends only on the values, not on the
 // buffer, the thread count or the instruction set. Written with GCC vector types because the
 // compiler does not vectorize the conditional (NaN-skipping) loops by itself.
-// 32-byte vectors outside AVX code are passed differently between functions (-Wpsabi); these
-// helpers are always inlined, so nothing crosses a call.
-#pragma GCC diagnostic ignored "-Wpsabi"
-using Double4 = double __attribute__((vector_size(32)));
-using Int4 = int64_t __attribute__((vector_size(32)));
-
 enum class Validity { kAll, kNotNan, kMaskedNotNan };
-
-template <typename T>
-struct Four;  // four values of T in one vector
-template <>
-struct Four<float> {
-  using type = float __attribute__((vector_size(16)));
-};
-template <>
-struct Four<int32_t> {
-  using type = int32_t __attribute__((vector_size(16)));
-};
-template <>
-struct Four<uint32_t> {
-  using type = uint32_t __attribute__((vector_size(16)));
-};
-template <>
-struct Four<double> {
-  using type = Double4;
-};
-
-template <typename T>
-[[gnu::always_inline]] inline Double4 LoadDouble4(const T* p) {
-  typename Four<T>::type t;
-  std::memcpy(&t, p, sizeof t);
-  return __builtin_convertvector(t, Double4);
-}
 
 // All-ones lanes where the value counts: not NaN, and (kMaskedNotNan) its mask byte is not 0.
 template <Validity kValidity>
-[[gnu::always_inline]] inline Int4 ValidLanes(Double4 x, const uint8_t* valid) {
-  Int4 ok = x == x;
+[[gnu::always_inline]] inline void ValidLanes(const Double4& x, const uint8_t* valid, Int4* ok) {
+  *ok = x == x;
   if constexpr (kValidity == Validity::kMaskedNotNan) {
-    using Byte4 = uint8_t __attribute__((vector_size(4)));
-    Byte4 b;
+    Four<uint8_t>::type b;
     std::memcpy(&b, valid, sizeof b);
-    ok &= __builtin_convertvector(b, Int4) != 0;
+    *ok &= __builtin_convertvector(b, Int4) != 0;
   }
-  return ok;
 }
 
 template <typename T, Validity kValidity>
@@ -139,11 +106,13 @@ template <typename T, Validity kValidity>
   Int4 count[kVectors] = {};
   for (int64_t i = 0; i < body; i += kWidth) {
     for (int k = 0; k < kVectors; ++k) {
-      const Double4 x = LoadDouble4(v + i + 4 * k);
+      Double4 x;
+      LoadDouble4(v + i + 4 * k, &x);
       if constexpr (kValidity == Validity::kAll) {
         sum[k] += x;
       } else {
-        const Int4 ok = ValidLanes<kValidity>(x, valid + i + 4 * k);
+        Int4 ok;
+        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
         sum[k] += ok ? x : 0.0;
         count[k] -= ok;  // all-ones is -1
       }
@@ -173,11 +142,13 @@ template <typename T, Validity kValidity>
   }
   for (int64_t i = 0; i < body; i += kWidth) {
     for (int k = 0; k < kVectors; ++k) {
-      const Double4 x = LoadDouble4(v + i + 4 * k);
+      Double4 x;
+      LoadDouble4(v + i + 4 * k, &x);
       Double4 d = x - s.mean;
       Double4 x_lo = x, x_hi = x;
       if constexpr (kValidity != Validity::kAll) {
-        const Int4 ok = ValidLanes<kValidity>(x, valid + i + 4 * k);
+        Int4 ok;
+        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
         d = ok ? d : 0.0;
         x_lo = ok ? x : kInf;
         x_hi = ok ? x : -kInf;
@@ -223,15 +194,10 @@ template <typename T>
 // The float loops are the hottest of a float ingest (NetCDF): compiled once more for AVX2, twice
 // the lanes per instruction, and picked at load time. AVX2 without FMA keeps every operation, so
 // both versions give bit-identical results.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define TS_FLOAT_STATS_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define TS_FLOAT_STATS_CLONES
-#endif
-TS_FLOAT_STATS_CLONES ChannelStats F32Stats(const float* v, const uint8_t* valid, int64_t n) {
+TS_AVX2_CLONES ChannelStats F32Stats(const float* v, const uint8_t* valid, int64_t n) {
   return FloatStats(v, valid, n);
 }
-TS_FLOAT_STATS_CLONES ChannelStats F64Stats(const double* v, const uint8_t* valid, int64_t n) {
+TS_AVX2_CLONES ChannelStats F64Stats(const double* v, const uint8_t* valid, int64_t n) {
   return FloatStats(v, valid, n);
 }
 
