@@ -5,6 +5,9 @@
 #include <netcdf.h>
 
 #include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
 
 namespace tilestage::ingest {
 namespace {
@@ -112,6 +115,59 @@ TEST(CfUnpack, DoubleFillOnAFloatVariableStillMatches) {
   float out[2];
   EXPECT_EQ(UnpackToFloat(p, raw, 2, out), 1u);
   EXPECT_TRUE(std::isnan(out[0]));
+}
+
+}  // namespace
+}  // namespace tilestage::ingest
+
+namespace tilestage::ingest {
+namespace {
+
+// The unit-stride loop runs four values at a time; the strided loop one at a time. Both must give
+// the same bits and counts for every stored type, with fills, a valid range and a tail that is
+// not a multiple of four.
+template <typename Stored, typename Out>
+void ExpectVectorPathEqualsScalarPath(int nc_type, bool packed) {
+  CfPacking p;
+  p.stored_type = nc_type;
+  p.packed = packed;
+  if (packed) {
+    p.scale_factor = 0.0123;
+    p.add_offset = 271.5;
+  }
+  p.missing = {static_cast<double>(static_cast<Stored>(7)), static_cast<double>(Stored{})};
+  p.valid_max = 100;
+  constexpr size_t kValues = 1003;
+  std::vector<Stored> raw(kValues);
+  for (size_t i = 0; i < kValues; ++i) raw[i] = static_cast<Stored>((i * 37) % 113);
+  if constexpr (std::is_floating_point_v<Stored>) raw[5] = std::numeric_limits<Stored>::quiet_NaN();
+  std::vector<Out> unit(kValues), strided(2 * kValues);
+  const uint64_t unit_valid = UnpackToFloat(p, raw.data(), kValues, unit.data(), 1);
+  const uint64_t strided_valid = UnpackToFloat(p, raw.data(), kValues, strided.data(), 2);
+  EXPECT_EQ(unit_valid, strided_valid) << NcTypeName(nc_type);
+  EXPECT_GT(unit_valid, 0u);
+  EXPECT_LT(unit_valid, kValues);
+  for (size_t i = 0; i < kValues; ++i) {
+    const Out a = unit[i], b = strided[2 * i];
+    ASSERT_TRUE((std::isnan(a) && std::isnan(b)) || a == b)
+        << NcTypeName(nc_type) << " value " << i << ": " << a << " vs " << b;
+  }
+}
+
+TEST(CfUnpack, VectorPathEqualsScalarPathForEveryStoredType) {
+  for (bool packed : {false, true}) {
+    ExpectVectorPathEqualsScalarPath<int8_t, float>(NC_BYTE, packed);
+    ExpectVectorPathEqualsScalarPath<uint8_t, float>(NC_UBYTE, packed);
+    ExpectVectorPathEqualsScalarPath<int16_t, float>(NC_SHORT, packed);
+    ExpectVectorPathEqualsScalarPath<uint16_t, double>(NC_USHORT, packed);
+    ExpectVectorPathEqualsScalarPath<int32_t, float>(NC_INT, packed);
+    ExpectVectorPathEqualsScalarPath<uint32_t, double>(NC_UINT, packed);
+    ExpectVectorPathEqualsScalarPath<int64_t, float>(NC_INT64, packed);
+    ExpectVectorPathEqualsScalarPath<uint64_t, double>(NC_UINT64, packed);
+    ExpectVectorPathEqualsScalarPath<float, float>(NC_FLOAT, packed);
+    ExpectVectorPathEqualsScalarPath<double, float>(NC_DOUBLE, packed);
+    ExpectVectorPathEqualsScalarPath<double, double>(NC_DOUBLE, packed);
+  }
 }
 
 }  // namespace
