@@ -410,7 +410,7 @@ Result<NcDirectLayout> NcFile::DirectLayout(const NcVarInfo& var) const {
   }
   if (!layout.direct) return layout;
   if (layout.element_bytes != element_bytes || layout.stride_bytes.size() != var.dim_lens.size() ||
-      layout.stride_bytes.empty() || layout.stride_bytes.back() != element_bytes) {
+      layout.stride_bytes.empty()) {
     return NotDirect("layout not understood");
   }
   uint64_t end = layout.offset + element_bytes;
@@ -527,12 +527,15 @@ Status NcFile::ReadDirect(const NcDirectLayout& layout, const NcVarInfo& var,
   for (size_t c : count) {
     if (c == 0) return Status::Ok();
   }
-  // The innermost dimensions read whole, with no gap before the next index of the dimension
-  // outside them, merge into one run: a full-width window is one pread.
-  size_t inner = n - 1;
-  while (inner > 0 && count[inner] == var.dim_lens[inner] &&
-         layout.stride_bytes[inner - 1] == var.dim_lens[inner] * layout.stride_bytes[inner]) {
+  // Dimensions [inner, n) form one contiguous run per pread: going outwards, a dimension joins
+  // while its stride is the size of the run so far, and the run stops growing at the first
+  // dimension read in part. A full-width window of a [.., y, x] variable is one pread.
+  size_t inner = n;
+  uint64_t whole_bytes = layout.element_bytes;
+  while (inner > 0 && layout.stride_bytes[inner - 1] == whole_bytes) {
     --inner;
+    if (count[inner] != var.dim_lens[inner]) break;
+    whole_bytes *= var.dim_lens[inner];
   }
   uint64_t run_elements = 1, base = layout.offset;
   for (size_t d = inner; d < n; ++d) {
