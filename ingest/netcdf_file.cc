@@ -474,8 +474,12 @@ Result<NcDirectLayout> NcFile::Hdf5Layout(const NcVarInfo& var) const {
   if (!fcpl.valid() || H5Pget_userblock(fcpl.get(), &userblock) < 0 || userblock != 0) {
     return NotDirect("HDF5 user block");
   }
-  // Variables in groups are not read by tilestage; this is the root group's dataset.
-  Hid dataset(H5Dopen2(file.get(), ("/" + var.name).c_str(), H5P_DEFAULT));
+  // Variables in groups are not read by tilestage; this is the root group's dataset. netCDF-C
+  // stores a variable named like a dimension it is not the coordinate of under a prefix (the
+  // plain name then belongs to the dimension scale).
+  std::string dataset_name = "/_nc4_non_coord_" + var.name;
+  if (H5Lexists(file.get(), dataset_name.c_str(), H5P_DEFAULT) <= 0) dataset_name = "/" + var.name;
+  Hid dataset(H5Dopen2(file.get(), dataset_name.c_str(), H5P_DEFAULT));
   if (!dataset.valid()) return NotDirect("no HDF5 dataset of that name");
   Hid dcpl(H5Dget_create_plist(dataset.get()));
   if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS ||

@@ -219,6 +219,25 @@ TEST(NcFileDirect, InterleavedRecordVariablesUsePaddedRecordSize) {
   }
 }
 
+// netCDF-4 stores a variable named like a dimension it does not index under
+// "_nc4_non_coord_<name>"; the HDF5 dataset "<name>" is then the dimension's scale.
+TEST(NcFileDirect, Netcdf4VariableNamedLikeAnotherDimensionReadsItsOwnBytes) {
+  TempDir tmp;
+  const std::string path = tmp.Sub("noncoord.nc");
+  int ncid = -1, y = -1, x = -1, v = -1;
+  ASSERT_EQ(nc_create(path.c_str(), NC_CLOBBER | NC_NETCDF4, &ncid), NC_NOERR);
+  nc_def_dim(ncid, "y", 4, &y);
+  nc_def_dim(ncid, "x", 4, &x);
+  int dims[] = {y, x};
+  ASSERT_EQ(nc_def_var(ncid, "x", NC_INT, 2, dims, &v), NC_NOERR);
+  ASSERT_EQ(nc_enddef(ncid), NC_NOERR);
+  std::vector<int> values(16);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<int>(i * 1001 + 3);
+  ASSERT_EQ(nc_put_var_int(ncid, v, values.data()), NC_NOERR);
+  ASSERT_EQ(nc_close(ncid), NC_NOERR);
+  ExpectNcFileDirectEqualsRaw(path, "x", 16);
+}
+
 TEST(NetcdfDirect, BigEndianNetcdf4VariablesAreSwapped) {
   TempDir tmp;
   FixtureSpec spec;
