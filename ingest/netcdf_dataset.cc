@@ -185,7 +185,7 @@ struct NetcdfDataset::FilePlan {
   std::string time_units;
   std::vector<int64_t> instants;
   uint64_t raw_step_bytes = 0;
-  std::vector<std::pair<std::string, std::string>> packing;  // variable -> description
+  std::vector<std::pair<std::string, std::string>> packing;     // variable -> description
   std::vector<std::pair<std::string, std::string>> read_paths;  // variable -> "direct", ...
 };
 

@@ -377,8 +377,7 @@ Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
     if (header) {
       if (file->file_bytes_ < header->expected_size) {
         return DataLoss(path, ": truncated: its netCDF header places data up to byte ",
-                        header->expected_size, " but the file has ", file->file_bytes_,
-                        " bytes");
+                        header->expected_size, " but the file has ", file->file_bytes_, " bytes");
       }
       file->classic_ = std::make_shared<const NcClassicHeader>(std::move(*header));
     }
@@ -556,9 +555,8 @@ Status NcFile::ReadDirect(const NcDirectLayout& layout, const NcVarInfo& var,
     for (size_t d = 0; d < inner; ++d) offset += (start[d] + index[d]) * layout.stride_bytes[d];
     const int64_t got = PreadFull(fd_, dst, run_bytes, offset);
     if (got < 0) {
-      return IOError(path_, ": reading ", var.name, " ", Hyperslab(start, count),
-                     ": pread of ", run_bytes, " bytes at byte offset ", offset, ": ",
-                     std::strerror(errno));
+      return IOError(path_, ": reading ", var.name, " ", Hyperslab(start, count), ": pread of ",
+                     run_bytes, " bytes at byte offset ", offset, ": ", std::strerror(errno));
     }
     if (static_cast<uint64_t>(got) != run_bytes) {
       struct stat st;

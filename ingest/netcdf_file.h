@@ -48,8 +48,8 @@ struct NcClassicHeader;  // a parsed netCDF-3 header (netcdf_file.cc)
 // Where one variable's values lie in its file, for reads that bypass netCDF-C.
 struct NcDirectLayout {
   bool direct = false;
-  std::string reason;      // why not direct ("chunked", "filtered", ...); empty when direct
-  uint64_t offset = 0;     // byte offset of element [0, ..., 0]
+  std::string reason;   // why not direct ("chunked", "filtered", ...); empty when direct
+  uint64_t offset = 0;  // byte offset of element [0, ..., 0]
   size_t element_bytes = 0;
   bool big_endian = false;  // byte order on disk (netCDF-3: always big-endian)
   // Bytes between consecutive indices of each dimension; along a netCDF-3 record dimension the

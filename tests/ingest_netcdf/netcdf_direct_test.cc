@@ -62,9 +62,9 @@ void ExpectDirectEqualsLibrary(const std::vector<std::string>& files,
       NetcdfDataset::RawStep raw_a, raw_b;
       ASSERT_TRUE(direct->ReadRaw(step, window, &raw_a).ok());
       ASSERT_TRUE(library->ReadRaw(step, window, &raw_b).ok());
-      ASSERT_EQ(raw_a.bytes, raw_b.bytes) << "step " << step << " window " << window.row << ","
-                                          << window.col << " " << window.height << "x"
-                                          << window.width;
+      ASSERT_EQ(raw_a.bytes, raw_b.bytes)
+          << "step " << step << " window " << window.row << "," << window.col << " "
+          << window.height << "x" << window.width;
       Array a, b;
       std::vector<uint64_t> valid_a, valid_b;
       ASSERT_TRUE(direct->Decode(raw_a, &a, &valid_a).ok());
