@@ -289,7 +289,7 @@ def main():
     for path in ["library", "direct"]:
         for threads, r in sorted(results["read_paths"][path].items(), key=lambda kv: int(kv[0])):
             print(f"  {path:<8} {threads} thread(s) {r['seconds']:>7.3f} s "
-                  f"{r['mb_per_s']:>8.0f} MB/s  {raw_s / r['seconds']:.2f}x the raw nc_get_vara rate")
+                  f"{r['mb_per_s']:>8.0f} MB/s  {raw_s / r['seconds']:.2f}x the raw rate")
     floor_s = results["raw"]["wall_s"] + results["dd_write"]["wall_s"]
     results["read_plus_write_s"] = floor_s
     print(f"read + write once, back to back: {floor_s:.2f} s = "
