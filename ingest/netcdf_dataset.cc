@@ -158,6 +158,12 @@ Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
   return v;
 }
 
+NcDirectLayout NotDirectByRequest() {
+  NcDirectLayout layout;
+  layout.reason = "direct reads off";
+  return layout;
+}
+
 }  // namespace
 
 struct NetcdfDataset::ChannelRead {
@@ -167,6 +173,7 @@ struct NetcdfDataset::ChannelRead {
   int t_pos = -1, y_pos = -1, x_pos = -1;
   bool x_major = false;  // the slab is [X][Y] (latitude varies fastest)
   size_t type_size = 0;
+  NcDirectLayout direct;  // direct.direct: read with pread instead of nc_get_vara
 };
 
 struct NetcdfDataset::FilePlan {
@@ -178,7 +185,8 @@ struct NetcdfDataset::FilePlan {
   std::string time_units;
   std::vector<int64_t> instants;
   uint64_t raw_step_bytes = 0;
-  std::vector<std::pair<std::string, std::string>> packing;  // variable -> description
+  std::vector<std::pair<std::string, std::string>> packing;     // variable -> description
+  std::vector<std::pair<std::string, std::string>> read_paths;  // variable -> "direct", ...
 };
 
 NetcdfDataset::~NetcdfDataset() = default;
@@ -256,6 +264,10 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         }
         verticals.push_back(*v.vertical);
       }
+      NcDirectLayout direct = NotDirectByRequest();
+      if (request.direct_reads) {
+        TS_ASSIGN_OR_RETURN(direct, file.DirectLayout(v.info));
+      }
       const size_t type_size = NcTypeSize(v.packing.stored_type);
       const size_t plane = first->lat.values.size() * first->lon.values.size();
       const size_t num_levels = v.vertical ? level_indices.size() : 1;
@@ -271,6 +283,7 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         read.x_pos = v.x_pos;
         read.type_size = type_size;
         read.x_major = v.x_pos < v.y_pos;
+        read.direct = direct;
         read.start.assign(v.info.dim_lens.size(), 0);
         read.count.assign(v.info.dim_lens.size(), 1);
         read.count[v.y_pos] = v.info.dim_lens[v.y_pos];
@@ -287,6 +300,7 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
         channels.push_back(std::move(ch));
       }
       plan->packing.emplace_back(name, v.packing.Describe());
+      plan->read_paths.emplace_back(name, direct.Describe());
     }
 
     // Time axis of this file.
@@ -435,6 +449,10 @@ const std::string& NetcdfDataset::file_format(size_t f) const {
   return plans_.at(f)->file->format();
 }
 
+bool NetcdfDataset::reads_directly(size_t f, size_t c) const {
+  return plans_.at(f)->reads.at(c).direct.direct;
+}
+
 Status NetcdfDataset::ReadRaw(size_t step, Window window, RawStep* raw) const {
   if (step >= steps_.size()) {
     return InvalidArgument("step ", step, " out of range (", steps_.size(), " steps)");
@@ -463,7 +481,14 @@ Status NetcdfDataset::ReadRaw(size_t step, Window window, RawStep* raw) const {
     count[read.y_pos] = static_cast<size_t>(window.height);
     start[read.x_pos] = static_cast<size_t>(window.col);
     count[read.x_pos] = static_cast<size_t>(window.width);
-    TS_RETURN_IF_ERROR(plan.file->ReadRaw(read.var, start, count, raw->bytes.data() + offset));
+    uint8_t* out = raw->bytes.data() + offset;
+    const Status read_status = read.direct.direct
+                                   ? plan.file->ReadDirect(read.direct, read.var, start, count, out)
+                                   : plan.file->ReadRaw(read.var, start, count, out);
+    if (!read_status.ok()) {
+      return read_status.WithContext(
+          StrCat("step ", step, s.iso.empty() ? std::string() : " (" + s.iso + ")"));
+    }
     offset += plane * read.type_size;
   }
   return Status::Ok();
@@ -547,6 +572,9 @@ nlohmann::json NetcdfDataset::Describe() const {
     json packing = json::object();
     for (const auto& [var, text] : plan.packing) packing[var] = text;
     fj["packing"] = packing;
+    json reads = json::object();
+    for (const auto& [var, text] : plan.read_paths) reads[var] = text;
+    fj["reads"] = reads;
     if (plan.has_time) {
       fj["first"] = InstantToIso(calendar_, plan.instants.front());
       fj["last"] = InstantToIso(calendar_, plan.instants.back());

@@ -7,9 +7,12 @@
 // strictly increasing series. Channels are `var` for 2-D variables and `var_<level>` (t_850) for
 // variables with a vertical axis, in request order.
 //
-// Reading a step is split in two so callers can parallelize: ReadRaw() does the netCDF-C reads
-// (serialized through NetcdfMutex) into a raw buffer, Decode() unpacks it (scale/offset,
-// missing -> NaN) into a channel-first float32/float64 Array without any lock.
+// Reading a step is split in two so callers can parallelize: ReadRaw() reads the stored values
+// into a raw buffer, Decode() unpacks it (scale/offset, missing -> NaN) into a channel-first
+// float32/float64 Array without any lock. With direct_reads (the default), ReadRaw reads every
+// variable whose bytes lie plainly in the file (netCDF-3 formats; contiguous, unfiltered
+// netCDF-4) with pread, lock-free (NcFile::ReadDirect); the others go through netCDF-C's
+// nc_get_vara, serialized on NetcdfMutex. Both give the same bytes.
 //
 // Thread-safety: after Open() the dataset is immutable; ReadRaw/Decode/ReadStep may be called from
 // many threads at once (netCDF-C calls serialize inside NcFile).
@@ -35,6 +38,9 @@ struct NetcdfRequest {
   std::vector<std::string> variables;  // at least one
   std::vector<double> levels;          // empty: every level of each vertical variable
   bool float64 = false;                // unpack to f64 instead of f32
+  // Read with pread where the layout allows (see above); false: every read through netCDF-C
+  // (the reference path, for comparison and as a fallback).
+  bool direct_reads = true;
 };
 
 struct NetcdfChannel {
@@ -77,6 +83,8 @@ class NetcdfDataset {
   uint64_t raw_step_bytes() const { return raw_step_bytes_; }
   // The format of file f ("classic", "netcdf4", ...).
   const std::string& file_format(size_t f) const;
+  // Whether channel c of file f is read directly (pread) rather than through netCDF-C.
+  bool reads_directly(size_t f, size_t c) const;
   uint64_t decoded_step_bytes() const;
 
   // A rectangle of grid rows [row, row + height) and columns [col, col + width).
@@ -99,8 +107,8 @@ class NetcdfDataset {
   // ReadRaw + Decode of the whole grid.
   Status ReadStep(size_t step, Array* out, std::vector<uint64_t>* valid) const;
 
-  // Coordinates, units, calendar, levels, channels, files and per-variable packing for the
-  // manifest's attrs.
+  // Coordinates, units, calendar, levels, channels, files and per-variable packing and read path
+  // ("direct" or "netCDF library (chunked)") for the manifest's attrs.
   nlohmann::json Describe() const;
 
  private:

@@ -1,11 +1,17 @@
 #include "ingest/netcdf_file.h"
 
+#include <fcntl.h>
 #include <netcdf.h>
+#include <netcdf_filter.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <bit>
 #include <cerrno>
-#include <fstream>
+#include <cstring>
 #include <numeric>
+
+#include "ingest/hdf5_util.h"
 
 namespace tilestage::ingest {
 
@@ -92,69 +98,100 @@ const char* NcTypeName(int type) {
   }
 }
 
+// A netCDF-3 (CDF-1/2/5) header, parsed far enough to know where every variable's data lie
+// (NetCDF Classic Format Specification). It gives two things netCDF-C does not: the size the file
+// must have (netCDF-C fills short reads of a truncated classic file with zeros instead of failing,
+// so without this check a cut-off file would ingest as silent zeros) and each variable's begin
+// offset for direct reads.
+struct NcClassicHeader {
+  struct Var {
+    std::string name;
+    int type = 0;  // nc_type
+    bool is_record = false;
+    std::vector<uint64_t> dim_lens;  // the record dimension as the number of records
+    uint64_t begin = 0;              // file offset of element 0 (of record 0)
+    uint64_t bytes = 0;  // unpadded bytes of the variable, of one record for record variables
+  };
+  uint64_t numrecs = 0;
+  uint64_t recsize = 0;        // bytes from one record to the next
+  std::vector<Var> vars;       // in variable id order
+  uint64_t expected_size = 0;  // the smallest file size that holds every variable's data
+};
+
 namespace {
 
-// Reads the netCDF-3 (CDF-1/2/5) header far enough to know where the data end. netCDF-C fills
-// short reads of a truncated classic file with zeros instead of failing, so without this check a
-// cut-off file would ingest as silent zeros. Format: NetCDF Classic Format Specification.
-class ClassicHeader {
- public:
-  explicit ClassicHeader(std::vector<uint8_t> bytes) : b_(std::move(bytes)) {}
+uint64_t Padded4(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
 
-  // The smallest file size that holds every variable's data; nullopt when the header cannot be
-  // parsed from the bytes at hand (netCDF-C then reports its own errors).
-  std::optional<uint64_t> ExpectedSize() {
+class ClassicHeaderParser {
+ public:
+  explicit ClassicHeaderParser(std::vector<uint8_t> bytes) : b_(std::move(bytes)) {}
+
+  // nullopt when the header cannot be parsed from the bytes at hand (netCDF-C then reports its
+  // own errors, and reads stay on the library path).
+  std::optional<NcClassicHeader> Parse() {
     if (b_.size() < 4 || b_[0] != 'C' || b_[1] != 'D' || b_[2] != 'F') return std::nullopt;
     version_ = b_[3];
     if (version_ != 1 && version_ != 2 && version_ != 5) return std::nullopt;
     pos_ = 4;
-    uint64_t numrecs = 0;
-    if (!NonNeg(&numrecs)) return std::nullopt;
-    if (version_ != 5 && numrecs == 0xFFFFFFFFull) return std::nullopt;  // streaming
+    NcClassicHeader h;
+    if (!NonNeg(&h.numrecs)) return std::nullopt;
+    if (version_ != 5 && h.numrecs == 0xFFFFFFFFull) return std::nullopt;  // streaming
     std::vector<uint64_t> dim_lens;
     uint64_t tag = 0, n = 0;
     if (!Word(&tag) || !NonNeg(&n)) return std::nullopt;
     for (uint64_t i = 0; i < n; ++i) {
       uint64_t len = 0;
-      if (!Name() || !NonNeg(&len)) return std::nullopt;
+      if (!Name(nullptr) || !NonNeg(&len)) return std::nullopt;
       dim_lens.push_back(len);
     }
     if (!AttrList()) return std::nullopt;
     if (!Word(&tag) || !NonNeg(&n)) return std::nullopt;
-    uint64_t fixed_end = 0, rec_begin = UINT64_MAX, rec_size = 0, rec_vars = 0, rec_unpadded = 0;
+    uint64_t fixed_end = 0;
+    std::optional<size_t> first_record;
     for (uint64_t i = 0; i < n; ++i) {
+      NcClassicHeader::Var v;
       uint64_t ndims = 0;
-      if (!Name() || !NonNeg(&ndims)) return std::nullopt;
-      bool is_record = false;
+      if (!Name(&v.name) || !NonNeg(&ndims)) return std::nullopt;
       uint64_t elems = 1;
       for (uint64_t d = 0; d < ndims; ++d) {
         uint64_t dimid = 0;
         if (!NonNeg(&dimid) || dimid >= dim_lens.size()) return std::nullopt;
         if (d == 0 && dim_lens[dimid] == 0) {
-          is_record = true;
+          v.is_record = true;
+          v.dim_lens.push_back(h.numrecs);
         } else {
+          v.dim_lens.push_back(dim_lens[dimid]);
           elems *= dim_lens[dimid];
         }
       }
-      uint64_t type = 0, vsize = 0, begin = 0;
+      uint64_t type = 0, vsize = 0;
       if (!AttrList() || !Word(&type) || !NonNeg(&vsize)) return std::nullopt;
-      if (!(version_ == 1 ? Word(&begin) : Big(8, &begin))) return std::nullopt;
-      if (is_record) {
-        rec_begin = std::min(rec_begin, begin);
-        rec_size += vsize;
-        rec_unpadded = elems * NcTypeSize(static_cast<int>(type));
-        ++rec_vars;
+      if (!(version_ == 1 ? Word(&v.begin) : Big(8, &v.begin))) return std::nullopt;
+      v.type = static_cast<int>(type);
+      v.bytes = elems * NcTypeSize(v.type);
+      if (v.is_record) {
+        // vsize is this padded size too, but it saturates for huge variables: compute it.
+        h.recsize += Padded4(v.bytes);
+        if (!first_record) first_record = h.vars.size();
       } else {
         // vsize is padded to 4 bytes; the last variable's padding may be absent.
-        fixed_end = std::max(fixed_end, begin + elems * NcTypeSize(static_cast<int>(type)));
+        fixed_end = std::max(fixed_end, v.begin + v.bytes);
+      }
+      h.vars.push_back(std::move(v));
+    }
+    h.expected_size = fixed_end;
+    if (first_record) {
+      // As netCDF-C (NC_computeshapes): a lone record variable is not padded.
+      const NcClassicHeader::Var& first = h.vars[*first_record];
+      if (h.recsize == Padded4(first.bytes)) h.recsize = first.bytes;
+      for (const auto& v : h.vars) {
+        if (v.is_record && h.numrecs > 0) {
+          h.expected_size =
+              std::max(h.expected_size, v.begin + (h.numrecs - 1) * h.recsize + v.bytes);
+        }
       }
     }
-    uint64_t end = fixed_end;
-    if (rec_vars > 0 && numrecs > 0) {
-      if (rec_vars == 1) rec_size = rec_unpadded;  // a lone record variable is not padded
-      end = std::max(end, rec_begin + numrecs * rec_size - (rec_vars == 1 ? 0 : 3));
-    }
-    return end;
+    return h;
   }
 
  private:
@@ -169,23 +206,27 @@ class ClassicHeader {
   bool Word(uint64_t* out) { return Big(4, out); }
   bool NonNeg(uint64_t* out) { return Big(version_ == 5 ? 8 : 4, out); }
   bool Skip(uint64_t bytes) {
-    const uint64_t padded = (bytes + 3) / 4 * 4;
-    if (pos_ + padded > b_.size()) return false;
+    const uint64_t padded = Padded4(bytes);
+    if (bytes > b_.size() || pos_ + padded > b_.size()) return false;
     pos_ += padded;
     return true;
   }
-  bool Name() {
+  bool Name(std::string* name) {
     uint64_t len = 0;
-    return NonNeg(&len) && Skip(len);
+    if (!NonNeg(&len)) return false;
+    const size_t at = pos_;
+    if (!Skip(len)) return false;
+    if (name) name->assign(reinterpret_cast<const char*>(b_.data() + at), len);
+    return true;
   }
   bool AttrList() {
     uint64_t tag = 0, n = 0;
     if (!Word(&tag) || !NonNeg(&n)) return false;
     for (uint64_t i = 0; i < n; ++i) {
       uint64_t type = 0, count = 0;
-      if (!Name() || !Word(&type) || !NonNeg(&count)) return false;
+      if (!Name(nullptr) || !Word(&type) || !NonNeg(&count)) return false;
       const size_t size = NcTypeSize(static_cast<int>(type));
-      if (size == 0) return false;
+      if (size == 0 || count > b_.size()) return false;
       if (!Skip(count * size)) return false;
     }
     return true;
@@ -196,28 +237,77 @@ class ClassicHeader {
   int version_ = 0;
 };
 
-// DataLoss when a classic-format file is shorter than its header says.
-Status CheckClassicSize(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  // Headers are small; 16 MiB covers files with very many variables and attributes.
-  const uint64_t header_bytes = std::min<uint64_t>(size, 16ull << 20);
-  std::vector<uint8_t> bytes(header_bytes);
-  std::ifstream in(path, std::ios::binary);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()))) {
-    return ErrnoStatus("read", path, errno);
+// Reads exactly `bytes` at `offset`; the number of bytes read when the file ends first, -1 (errno
+// set) on an error.
+int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset) {
+  uint64_t done = 0;
+  while (done < bytes) {
+    const ssize_t got = ::pread(fd, static_cast<uint8_t*>(out) + done, bytes - done,
+                                static_cast<off_t>(offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (got == 0) break;
+    done += static_cast<uint64_t>(got);
   }
-  ClassicHeader header(std::move(bytes));
-  const auto expected = header.ExpectedSize();
-  if (expected && size < *expected) {
-    return DataLoss(path, ": truncated: its netCDF header places data up to byte ", *expected,
-                    " but the file has ", size, " bytes");
+  return static_cast<int64_t>(done);
+}
+
+void SwapBytes(uint8_t* data, uint64_t n, size_t element_bytes) {
+  switch (element_bytes) {
+    case 2:
+      for (uint64_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, data + 2 * i, 2);
+        v = __builtin_bswap16(v);
+        std::memcpy(data + 2 * i, &v, 2);
+      }
+      break;
+    case 4:
+      for (uint64_t i = 0; i < n; ++i) {
+        uint32_t v;
+        std::memcpy(&v, data + 4 * i, 4);
+        v = __builtin_bswap32(v);
+        std::memcpy(data + 4 * i, &v, 4);
+      }
+      break;
+    case 8:
+      for (uint64_t i = 0; i < n; ++i) {
+        uint64_t v;
+        std::memcpy(&v, data + 8 * i, 8);
+        v = __builtin_bswap64(v);
+        std::memcpy(data + 8 * i, &v, 8);
+      }
+      break;
+    default:
+      break;
   }
-  return Status::Ok();
+}
+
+std::string Hyperslab(const std::vector<size_t>& start, const std::vector<size_t>& count) {
+  std::string out = "[";
+  for (size_t i = 0; i < start.size(); ++i) {
+    out += StrCat(i ? "," : "", start[i], ":", start[i] + count[i]);
+  }
+  return out + "]";
+}
+
+NcDirectLayout NotDirect(std::string reason) {
+  NcDirectLayout layout;
+  layout.reason = std::move(reason);
+  return layout;
+}
+
+bool IsClassicFormat(const std::string& format) {
+  return format == "classic" || format == "64bit_offset" || format == "cdf5";
 }
 
 }  // namespace
+
+std::string NcDirectLayout::Describe() const {
+  return direct ? std::string("direct") : "netCDF library (" + reason + ")";
+}
 
 Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
   std::unique_ptr<NcFile> file;
@@ -271,17 +361,220 @@ Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
     return Status::Ok();
   }();
   TS_RETURN_IF_ERROR(opened);
-  if (format == NC_FORMAT_CLASSIC || format == NC_FORMAT_64BIT_OFFSET || format == NC_FORMAT_CDF5) {
-    TS_RETURN_IF_ERROR(CheckClassicSize(path));
+  // The file's own descriptor, for direct reads (pread is thread-safe on a shared descriptor).
+  file->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file->fd_ < 0) return ErrnoStatus("open", path, errno);
+  struct stat st;
+  if (::fstat(file->fd_, &st) != 0) return ErrnoStatus("stat", path, errno);
+  file->file_bytes_ = static_cast<uint64_t>(st.st_size);
+  if (IsClassicFormat(file->format_)) {
+    // Headers are small; 16 MiB covers files with very many variables and attributes.
+    std::vector<uint8_t> bytes(std::min<uint64_t>(file->file_bytes_, 16ull << 20));
+    const int64_t got = PreadFull(file->fd_, bytes.data(), bytes.size(), 0);
+    if (got < 0) return ErrnoStatus("read", path, errno);
+    bytes.resize(static_cast<size_t>(got));
+    auto header = ClassicHeaderParser(std::move(bytes)).Parse();
+    if (header) {
+      if (file->file_bytes_ < header->expected_size) {
+        return DataLoss(path, ": truncated: its netCDF header places data up to byte ",
+                        header->expected_size, " but the file has ", file->file_bytes_, " bytes");
+      }
+      file->classic_ = std::make_shared<const NcClassicHeader>(std::move(*header));
+    }
   }
   return file;
 }
 
 NcFile::~NcFile() {
+  if (fd_ >= 0) ::close(fd_);
   if (ncid_ >= 0) {
     std::lock_guard<std::mutex> lock(NetcdfMutex());
     nc_close(ncid_);
   }
+}
+
+Result<NcDirectLayout> NcFile::DirectLayout(const NcVarInfo& var) const {
+  const size_t element_bytes = NcTypeSize(var.type);
+  if (element_bytes == 0 || var.type == NC_CHAR) {
+    return NotDirect(StrCat("type ", NcTypeName(var.type)));
+  }
+  NcDirectLayout layout;
+  if (IsClassicFormat(format_)) {
+    TS_ASSIGN_OR_RETURN(layout, ClassicLayout(var));
+  } else if (format_ == "netcdf4" || format_ == "netcdf4_classic") {
+    std::lock_guard<std::mutex> lock(NetcdfMutex());
+    TS_ASSIGN_OR_RETURN(layout, Hdf5Layout(var));
+  } else {
+    return NotDirect("format " + format_);
+  }
+  if (!layout.direct) return layout;
+  if (layout.element_bytes != element_bytes || layout.stride_bytes.size() != var.dim_lens.size() ||
+      layout.stride_bytes.empty()) {
+    return NotDirect("layout not understood");
+  }
+  uint64_t end = layout.offset + element_bytes;
+  for (size_t d = 0; d < var.dim_lens.size(); ++d) {
+    if (var.dim_lens[d] == 0) return NotDirect("no data");
+    end += (var.dim_lens[d] - 1) * layout.stride_bytes[d];
+  }
+  if (end > file_bytes_) {
+    return DataLoss(path_, ": truncated: variable ", var.name, " has data up to byte ", end,
+                    " but the file has ", file_bytes_, " bytes");
+  }
+  return layout;
+}
+
+Result<NcDirectLayout> NcFile::ClassicLayout(const NcVarInfo& var) const {
+  if (!classic_) return NotDirect("netCDF-3 header not parsed");
+  if (var.varid < 0 || static_cast<size_t>(var.varid) >= classic_->vars.size()) {
+    return NotDirect("variable not in the parsed header");
+  }
+  const NcClassicHeader::Var& v = classic_->vars[static_cast<size_t>(var.varid)];
+  const std::vector<uint64_t> lens(var.dim_lens.begin(), var.dim_lens.end());
+  if (v.name != var.name || v.type != var.type || v.dim_lens != lens) {
+    return NotDirect("parsed header disagrees with netCDF-C");
+  }
+  NcDirectLayout layout;
+  layout.direct = true;
+  layout.offset = v.begin;
+  layout.element_bytes = NcTypeSize(var.type);
+  layout.big_endian = true;
+  layout.stride_bytes.resize(lens.size());
+  uint64_t stride = layout.element_bytes;
+  for (size_t d = lens.size(); d-- > 0;) {
+    if (d == 0 && v.is_record) {
+      layout.stride_bytes[d] = classic_->recsize;
+    } else {
+      layout.stride_bytes[d] = stride;
+      stride *= lens[d];
+    }
+  }
+  return layout;
+}
+
+Result<NcDirectLayout> NcFile::Hdf5Layout(const NcVarInfo& var) const {
+  int storage = 0;
+  if (nc_inq_var_chunking(ncid_, var.varid, &storage, nullptr) != NC_NOERR) {
+    return NotDirect("storage unknown");
+  }
+  if (storage != NC_CONTIGUOUS) return NotDirect(storage == NC_CHUNKED ? "chunked" : "compact");
+  size_t num_filters = 0;
+  if (nc_inq_var_filter_ids(ncid_, var.varid, &num_filters, nullptr) != NC_NOERR ||
+      num_filters != 0) {
+    return NotDirect("filtered");
+  }
+  // Ask HDF5 where the bytes are. H5Fopen of a file netCDF-C already has open shares that open
+  // file; closing our ids leaves netCDF-C's handle alone. Lock order: NetcdfMutex, Hdf5Mutex.
+  Hdf5Lock hdf5_lock;
+  Hid file(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  if (!file.valid()) return NotDirect("HDF5 cannot open the file");
+  Hid fcpl(H5Fget_create_plist(file.get()));
+  hsize_t userblock = 0;
+  if (!fcpl.valid() || H5Pget_userblock(fcpl.get(), &userblock) < 0 || userblock != 0) {
+    return NotDirect("HDF5 user block");
+  }
+  // Variables in groups are not read by tilestage; this is the root group's dataset. netCDF-C
+  // stores a variable named like a dimension it is not the coordinate of under a prefix (the
+  // plain name then belongs to the dimension scale).
+  std::string dataset_name = "/_nc4_non_coord_" + var.name;
+  if (H5Lexists(file.get(), dataset_name.c_str(), H5P_DEFAULT) <= 0) dataset_name = "/" + var.name;
+  Hid dataset(H5Dopen2(file.get(), dataset_name.c_str(), H5P_DEFAULT));
+  if (!dataset.valid()) return NotDirect("no HDF5 dataset of that name");
+  Hid dcpl(H5Dget_create_plist(dataset.get()));
+  if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS ||
+      H5Pget_nfilters(dcpl.get()) != 0 || H5Pget_external_count(dcpl.get()) != 0) {
+    return NotDirect("HDF5 layout not contiguous");
+  }
+  const haddr_t address = H5Dget_offset(dataset.get());
+  if (address == HADDR_UNDEF) return NotDirect("not written (no storage allocated)");
+  Hid space(H5Dget_space(dataset.get()));
+  const int ndims = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (ndims != static_cast<int>(var.dim_lens.size())) return NotDirect("HDF5 shape differs");
+  std::vector<hsize_t> dims(static_cast<size_t>(ndims));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  for (size_t d = 0; d < dims.size(); ++d) {
+    if (dims[d] != var.dim_lens[d]) return NotDirect("HDF5 shape differs");
+  }
+  Hid type(H5Dget_type(dataset.get()));
+  const size_t element_bytes = NcTypeSize(var.type);
+  const H5T_class_t type_class = type.valid() ? H5Tget_class(type.get()) : H5T_NO_CLASS;
+  const bool is_float = var.type == NC_FLOAT || var.type == NC_DOUBLE;
+  if (type_class != (is_float ? H5T_FLOAT : H5T_INTEGER) ||
+      H5Tget_size(type.get()) != element_bytes ||
+      H5Tget_precision(type.get()) != 8 * element_bytes || H5Tget_offset(type.get()) != 0) {
+    return NotDirect("HDF5 type differs");
+  }
+  const H5T_order_t order = H5Tget_order(type.get());
+  if (order != H5T_ORDER_LE && order != H5T_ORDER_BE) return NotDirect("byte order");
+  NcDirectLayout layout;
+  layout.direct = true;
+  layout.offset = address;
+  layout.element_bytes = element_bytes;
+  layout.big_endian = order == H5T_ORDER_BE;
+  layout.stride_bytes.resize(dims.size());
+  uint64_t stride = element_bytes;
+  for (size_t d = dims.size(); d-- > 0;) {
+    layout.stride_bytes[d] = stride;
+    stride *= dims[d];
+  }
+  return layout;
+}
+
+Status NcFile::ReadDirect(const NcDirectLayout& layout, const NcVarInfo& var,
+                          const std::vector<size_t>& start, const std::vector<size_t>& count,
+                          void* out) const {
+  const size_t n = start.size();
+  if (!layout.direct || n == 0 || count.size() != n || layout.stride_bytes.size() != n) {
+    return Internal(path_, ": variable ", var.name, ": no direct layout for this read");
+  }
+  for (size_t c : count) {
+    if (c == 0) return Status::Ok();
+  }
+  // Dimensions [inner, n) form one contiguous run per pread: going outwards, a dimension joins
+  // while its stride is the size of the run so far, and the run stops growing at the first
+  // dimension read in part. A full-width window of a [.., y, x] variable is one pread.
+  size_t inner = n;
+  uint64_t whole_bytes = layout.element_bytes;
+  while (inner > 0 && layout.stride_bytes[inner - 1] == whole_bytes) {
+    --inner;
+    if (count[inner] != var.dim_lens[inner]) break;
+    whole_bytes *= var.dim_lens[inner];
+  }
+  uint64_t run_elements = 1, base = layout.offset;
+  for (size_t d = inner; d < n; ++d) {
+    run_elements *= count[d];
+    base += start[d] * layout.stride_bytes[d];
+  }
+  const uint64_t run_bytes = run_elements * layout.element_bytes;
+  uint64_t runs = 1;
+  for (size_t d = 0; d < inner; ++d) runs *= count[d];
+  std::vector<size_t> index(inner, 0);
+  uint8_t* dst = static_cast<uint8_t*>(out);
+  for (uint64_t r = 0; r < runs; ++r) {
+    uint64_t offset = base;
+    for (size_t d = 0; d < inner; ++d) offset += (start[d] + index[d]) * layout.stride_bytes[d];
+    const int64_t got = PreadFull(fd_, dst, run_bytes, offset);
+    if (got < 0) {
+      return IOError(path_, ": reading ", var.name, " ", Hyperslab(start, count), ": pread of ",
+                     run_bytes, " bytes at byte offset ", offset, ": ", std::strerror(errno));
+    }
+    if (static_cast<uint64_t>(got) != run_bytes) {
+      struct stat st;
+      const int64_t now = ::fstat(fd_, &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+      return DataLoss(path_, ": reading ", var.name, " ", Hyperslab(start, count),
+                      ": short read at byte offset ", offset, ": ", got, " of ", run_bytes,
+                      " bytes (the file has ", now, " bytes; truncated?)");
+    }
+    dst += run_bytes;
+    for (size_t d = inner; d-- > 0;) {
+      if (++index[d] < count[d]) break;
+      index[d] = 0;
+    }
+  }
+  if (layout.big_endian != (std::endian::native == std::endian::big)) {
+    SwapBytes(static_cast<uint8_t*>(out), runs * run_elements, layout.element_bytes);
+  }
+  return Status::Ok();
 }
 
 std::optional<NcVarInfo> NcFile::Find(const std::string& name) const {
@@ -374,12 +667,7 @@ Status NcFile::ReadRaw(const NcVarInfo& var, const std::vector<size_t>& start,
   std::lock_guard<std::mutex> lock(NetcdfMutex());
   const int rc = nc_get_vara(ncid_, var.varid, start.data(), count.data(), out);
   if (rc != NC_NOERR) {
-    std::string where = "reading " + var.name + " [";
-    for (size_t i = 0; i < start.size(); ++i) {
-      where += StrCat(i ? "," : "", start[i], ":", start[i] + count[i]);
-    }
-    where += "]";
-    Status s = NcStatus(rc, path_, where);
+    Status s = NcStatus(rc, path_, "reading " + var.name + " " + Hyperslab(start, count));
     // A short read of a netCDF-3 file ends in a generic error; it is still lost data.
     if (s.code() == StatusCode::kIOError) s = Status(StatusCode::kDataLoss, s.message());
     return s;

@@ -6,6 +6,12 @@
 // it, from every NcFile in the process, holds one process-wide mutex (NetcdfMutex()). NcFile
 // methods may therefore be called from any thread, but they serialize; callers that want
 // parallelism read raw bytes here and decode them elsewhere without the lock.
+//
+// Direct reads: where a variable's bytes lie in the file as one plain strided array (netCDF-3
+// classic/64-bit offset/CDF-5, and contiguous unfiltered netCDF-4 variables), DirectLayout()
+// says where, and ReadDirect() reads them with pread on the file's own descriptor: no netCDF-C
+// call and no lock, so any number of threads read at once. Everything else (chunked or filtered
+// netCDF-4 data, ...) stays on ReadRaw(), the netCDF-C path.
 #pragma once
 
 #include <cstddef>
@@ -37,6 +43,23 @@ struct NcVarInfo {
   std::vector<size_t> dim_lens;
 };
 
+struct NcClassicHeader;  // a parsed netCDF-3 header (netcdf_file.cc)
+
+// Where one variable's values lie in its file, for reads that bypass netCDF-C.
+struct NcDirectLayout {
+  bool direct = false;
+  std::string reason;   // why not direct ("chunked", "filtered", ...); empty when direct
+  uint64_t offset = 0;  // byte offset of element [0, ..., 0]
+  size_t element_bytes = 0;
+  bool big_endian = false;  // byte order on disk (netCDF-3: always big-endian)
+  // Bytes between consecutive indices of each dimension; along a netCDF-3 record dimension the
+  // record size (record variables interleave record by record).
+  std::vector<uint64_t> stride_bytes;
+
+  // "direct" or "netCDF library (<reason>)" for manifests.
+  std::string Describe() const;
+};
+
 class NcFile {
  public:
   // Opens read-only. A damaged or truncated header is DataLoss naming the file.
@@ -65,10 +88,27 @@ class NcFile {
   // A whole variable converted to double (coordinates).
   Result<std::vector<double>> ReadAllDouble(const NcVarInfo& var) const;
 
+  // Whether var can be read directly, and where its bytes are. Not being direct is not an error
+  // (layout.direct is false and layout.reason says why); data that run past the end of the file
+  // are DataLoss naming the file and the variable ("truncated").
+  Result<NcDirectLayout> DirectLayout(const NcVarInfo& var) const;
+  // The same hyperslab as ReadRaw (same output order and native byte order), read with pread
+  // through a layout from DirectLayout(var). Lock-free. A short read is DataLoss naming the file,
+  // the variable, the hyperslab and the byte offset; a failed read is IOError.
+  Status ReadDirect(const NcDirectLayout& layout, const NcVarInfo& var,
+                    const std::vector<size_t>& start, const std::vector<size_t>& count,
+                    void* out) const;
+
  private:
   NcFile(std::string path, int ncid) : path_(std::move(path)), ncid_(ncid) {}
+  Result<NcDirectLayout> ClassicLayout(const NcVarInfo& var) const;
+  Result<NcDirectLayout> Hdf5Layout(const NcVarInfo& var) const;  // NetcdfMutex held
+
   std::string path_;
   int ncid_ = -1;
+  int fd_ = -1;              // for direct reads; -1 when it could not be opened
+  uint64_t file_bytes_ = 0;  // size when opened
+  std::shared_ptr<const NcClassicHeader> classic_;  // netCDF-3 formats, when the header parsed
   std::string format_;
   std::vector<std::string> variable_names_;
 };

@@ -122,7 +122,7 @@ Status NetcdfReader::Read(int64_t item, const Region& region, RegionData* out) {
   const NetcdfDataset& ds = source_.dataset();
   const NetcdfDataset::Window window{region.row, region.col, region.height, region.width};
   const int64_t step = source_.step_of(item);
-  // The netCDF reads hold the process-wide lock; unpacking below runs in parallel.
+  // Direct reads and unpacking run in parallel; library-path reads hold the process-wide lock.
   TS_RETURN_IF_ERROR(ds.ReadRaw(static_cast<size_t>(step), window, &raw_));
   TS_RETURN_IF_ERROR(ds.Decode(raw_, &out->x, &valid_));
   if (source_.lead() > 0) {

@@ -9,8 +9,8 @@
 // calendar, levels, packing, files, lead and stride, and optionally latitude weights (cos lat,
 // normalised to mean 1 as ClimaX weights its loss).
 //
-// Thread-safety: as Source requires. netCDF-C calls serialize on NetcdfMutex(); readers decode
-// (unpack, NaN fill) on their own threads.
+// Thread-safety: as Source requires. Direct reads (pread) and decoding (unpack, NaN fill) run on
+// the readers' own threads; netCDF-C calls (the library path) serialize on NetcdfMutex().
 #pragma once
 
 #include <memory>

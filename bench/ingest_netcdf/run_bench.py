@@ -3,9 +3,15 @@
 
   raw        netcdf_raw_read: nc_get_vara of every step of the variables, stored type, one thread
              (the limit: netCDF-C is not thread-safe)
-  tilestage  tilestage ingest netcdf --tile full (whole-grid samples, ClimaX style)
+  tilestage  tilestage ingest netcdf --tile full (whole-grid samples, ClimaX style): direct reads
+             (pread of contiguous variables, lock-free, in parallel; the default)
+  tilestage --library-reads
+             the same ingest with every read through nc_get_vara under one lock (the reference
+             path), run alternately with the default one so both see the same machine load
   python     climax_style.py: xarray.open_mfdataset + numpy savez shards (Debian python3-xarray,
              python3-netcdf4)
+  read paths netcdf_read_paths: the ingest's read stage alone (NetcdfDataset::ReadRaw of every
+             step, stored type, no unpacking), library path vs direct preads, 1 and 2 threads
   dd         context, not a peer: writing the decoded output's bytes once with dd, the cost any
              ingest that stores its samples adds to the read
 
@@ -13,9 +19,12 @@ Data: one netCDF-4 file per "year" (daily steps), 3 packed int16 surface variabl
 values and 3 float32 variables on 5 pressure levels; about 1 GB with the defaults. Files are read
 once before timing so every contender reads from the page cache.
 
-usage (from the repository root, after building tilestage and netcdf_raw_read):
+CPU seconds are user + system time of each child (getrusage); with --perf, tilestage runs are
+also measured with `perf stat -e task-clock` (CPU seconds as the kernel counts them).
+
+usage (from the repository root, after building tilestage, netcdf_raw_read, netcdf_read_paths):
   /usr/bin/python3 bench/ingest_netcdf/run_bench.py [--build build/release] [--work DIR]
-      [--years 5] [--steps 365] [--grid 64,128]
+      [--years 5] [--steps 365] [--grid 64,128] [--repeat 3] [--perf]
 """
 import argparse
 import glob
@@ -96,8 +105,11 @@ def generate(work, years, steps, ny, nx):
     return paths
 
 
-def timed(cmd):
-    """Wall seconds, CPU seconds (user + system of the child) and stdout of one run."""
+def timed(cmd, perf_out=None):
+    """Wall seconds, CPU seconds (user + system of the child) and stdout of one run; with
+    perf_out, the run goes under `perf stat -e task-clock` and its CPU seconds are added."""
+    if perf_out:
+        cmd = ["perf", "stat", "-e", "task-clock", "-x", ",", "-o", perf_out, "--"] + cmd
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True)
@@ -106,7 +118,14 @@ def timed(cmd):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if run.returncode != 0:
         sys.exit(f"failed ({run.returncode}): {' '.join(cmd)}\n{run.stdout}\n{run.stderr}")
-    return seconds, cpu, run.stdout
+    task_clock_s = None
+    if perf_out:
+        with open(perf_out) as fh:
+            for line in fh:
+                fields = line.strip().split(",")
+                if len(fields) > 2 and fields[2].startswith("task-clock"):
+                    task_clock_s = float(fields[0]) / 1e3  # msec
+    return seconds, cpu, run.stdout, task_clock_s
 
 
 def main():
@@ -120,7 +139,10 @@ def main():
     ap.add_argument("--out-dir", default="/dev/shm/tilestage-bench-netcdf-out",
                     help="where tilestage and python write (tmpfs by default, so the disk of a "
                          "shared machine does not decide the race)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of raw and tilestage; best kept")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="rounds of raw and tilestage runs, contenders alternating; best kept")
+    ap.add_argument("--perf", action="store_true",
+                    help="also measure tilestage runs with perf stat -e task-clock")
     args = ap.parse_args()
     ny, nx = (int(v) for v in args.grid.split(","))
     os.makedirs(args.work, exist_ok=True)
@@ -145,26 +167,59 @@ def main():
                "channels": len(SURFACE) + len(UPPER) * len(LEVELS), "generate_s": gen_s,
                "out_dir": args.out_dir, "load_average": os.getloadavg()}
 
-    def best(label, make_cmd, parse):
-        runs = []
-        for _ in range(args.repeat):
-            wall, cpu, out = timed(make_cmd())
-            runs.append({"wall_s": wall, "cpu_s": cpu, "output": parse(out)})
-        results[label] = min(runs, key=lambda r: r["wall_s"])
-        results[label]["runs_wall_s"] = [r["wall_s"] for r in runs]
+    contenders = []  # (label, make_cmd, parse, perf)
 
-    best("raw", lambda: [raw_bin, ",".join(variables)] + files, json.loads)
-    for codec in ["none", "zstd"]:
-        store = os.path.join(args.out_dir, f"store-{codec}")
+    def add(label, make_cmd, parse, perf=False):
+        contenders.append((label, make_cmd, parse, perf))
+
+    add("raw", lambda: [raw_bin, ",".join(variables)] + files, json.loads)
+    tilestage_runs = [("tilestage_none", "none", []), ("tilestage_library_none", "none",
+                                                         ["--library-reads"]),
+                      ("tilestage_zstd", "zstd", [])]
+    for label, codec, extra in tilestage_runs:
+        store = os.path.join(args.out_dir, f"store-{label}")
         cmd = [tilestage, "ingest", "netcdf", "--out", store, "--vars", ",".join(variables),
                "--tile", "full", "--codec", codec, "--json", "--threads", str(args.threads)]
+        cmd += extra
 
         def make(cmd=cmd, store=store):
             shutil.rmtree(store, ignore_errors=True)
             return cmd + files
-        best(f"tilestage_{codec}", make, json.loads)
-        results[f"tilestage_{codec}"]["command"] = " ".join(cmd) + " " + " ".join(files)
-        shutil.rmtree(store, ignore_errors=True)
+        add(label, make, json.loads, perf=args.perf)
+        results[label] = {"command": " ".join(cmd) + " " + " ".join(files)}
+    # Rounds: every contender once per round, so a burst of load from other users of the machine
+    # hits them alike; the best run of each is kept.
+    runs = {label: [] for label, _, _, _ in contenders}
+    perf_out = os.path.join(args.out_dir, "perf-stat.txt")
+    for _ in range(args.repeat):
+        for label, make_cmd, parse, perf in contenders:
+            wall, cpu, out, task_clock_s = timed(make_cmd(), perf_out if perf else None)
+            runs[label].append({"wall_s": wall, "cpu_s": cpu, "task_clock_s": task_clock_s,
+                                "output": parse(out), "load_average": os.getloadavg()[0]})
+    for label, _, _, _ in contenders:
+        best_run = min(runs[label], key=lambda r: r["wall_s"])
+        results.setdefault(label, {}).update(best_run)
+        results[label]["runs_wall_s"] = [r["wall_s"] for r in runs[label]]
+        results[label]["runs_cpu_s"] = [r["cpu_s"] for r in runs[label]]
+        results[label]["runs_task_clock_s"] = [r["task_clock_s"] for r in runs[label]]
+    for label, _, _ in tilestage_runs:
+        shutil.rmtree(os.path.join(args.out_dir, f"store-{label}"), ignore_errors=True)
+
+    def best(label, make_cmd, parse):
+        measured = []
+        for _ in range(args.repeat):
+            wall, cpu, out, _ = timed(make_cmd())
+            measured.append({"wall_s": wall, "cpu_s": cpu, "output": parse(out)})
+        results[label] = min(measured, key=lambda r: r["wall_s"])
+        results[label]["runs_wall_s"] = [r["wall_s"] for r in measured]
+
+    # The read stage alone, library vs direct, 1 and N threads (N: --threads, else the cores).
+    read_paths_bin = os.path.join(args.build, "bench", "ingest_netcdf", "netcdf_read_paths")
+    read_threads = args.threads if args.threads > 0 else os.cpu_count()
+    _, _, out, _ = timed([read_paths_bin, ",".join(variables), str(read_threads),
+                          str(args.repeat)] + files)
+    results["read_paths"] = json.loads(out)
+    results["read_paths"]["load_average"] = os.getloadavg()[0]
 
     # Context, not a peer: writing the decoded output once (dd from /dev/zero to the output file
     # system) is what any ingest that stores its samples pays on top of the read.
@@ -181,8 +236,9 @@ def main():
 
     py_out = os.path.join(args.out_dir, "python-npz")
     shutil.rmtree(py_out, ignore_errors=True)
-    wall, cpu, out = timed(["/usr/bin/python3", os.path.join(here, "climax_style.py"), py_out,
-                            ",".join(variables), ",".join(f"{v:g}" for v in LEVELS), "4"] + files)
+    wall, cpu, out, _ = timed(["/usr/bin/python3", os.path.join(here, "climax_style.py"), py_out,
+                               ",".join(variables), ",".join(f"{v:g}" for v in LEVELS), "4"]
+                              + files)
     results["python"] = {"wall_s": wall, "cpu_s": cpu, "output": json.loads(out)}
     shutil.rmtree(py_out, ignore_errors=True)
 
@@ -191,20 +247,21 @@ def main():
           f"{results['channels']} channels, grid {ny}x{nx} (generated in {gen_s:.1f} s); "
           f"outputs in {args.out_dir}; load average {results['load_average'][0]:.1f}")
     raw_bytes = results["raw"]["output"]["bytes"]
-    print(f"{'contender':<20}{'wall s':>9}{'cpu s':>9}{'MB/s wall':>11}{'wall vs raw':>13}"
+    print(f"{'contender':<28}{'wall s':>9}{'cpu s':>9}{'MB/s wall':>11}{'wall vs raw':>13}"
           f"{'wall vs py':>12}{'cpu vs py':>11}")
-    names = [("raw nc_get_vara", "raw"), ("tilestage (none)", "tilestage_none"),
+    names = [("raw nc_get_vara", "raw"), ("tilestage direct (none)", "tilestage_none"),
+             ("tilestage --library-reads", "tilestage_library_none"),
              ("tilestage (zstd)", "tilestage_zstd"), ("python xarray", "python"),
              ("dd write (context)", "dd_write")]
     py = results["python"]
     for name, key in names:
         r = results[key]
-        print(f"{name:<20}{r['wall_s']:>9.2f}{r['cpu_s']:>9.2f}"
+        print(f"{name:<28}{r['wall_s']:>9.2f}{r['cpu_s']:>9.2f}"
               f"{raw_bytes / r['wall_s'] / 1e6:>11.1f}"
               f"{results['raw']['wall_s'] / r['wall_s']:>13.3f}{py['wall_s'] / r['wall_s']:>12.2f}"
               f"{py['cpu_s'] / max(r['cpu_s'], 1e-9):>11.2f}")
     results["ratios"] = {}
-    for codec in ["none", "zstd"]:
+    for codec in ["none", "library_none", "zstd"]:
         r = results[f"tilestage_{codec}"]
         results["ratios"][codec] = {
             "speedup_vs_python_wall": py["wall_s"] / r["wall_s"],
@@ -212,6 +269,27 @@ def main():
             "fraction_of_raw_wall": results["raw"]["wall_s"] / r["wall_s"],
             "fraction_of_raw_cpu": results["raw"]["cpu_s"] / r["cpu_s"],
         }
+    direct, library = results["tilestage_none"], results["tilestage_library_none"]
+    results["ratios"]["direct_vs_library"] = {
+        "wall": library["wall_s"] / direct["wall_s"],
+        "cpu": library["cpu_s"] / direct["cpu_s"],
+    }
+    line = (f"direct reads vs --library-reads (codec none): "
+            f"{library['wall_s'] / direct['wall_s']:.2f}x wall, "
+            f"{library['cpu_s'] / direct['cpu_s']:.2f}x CPU (rusage)")
+    if direct.get("task_clock_s") and library.get("task_clock_s"):
+        results["ratios"]["direct_vs_library"]["task_clock"] = (
+            library["task_clock_s"] / direct["task_clock_s"])
+        line += (f", task-clock {direct['task_clock_s']:.2f} s vs {library['task_clock_s']:.2f} s"
+                 f" = {library['task_clock_s'] / direct['task_clock_s']:.2f}x")
+    print(line)
+    raw_s = results["raw"]["output"]["seconds"]
+    print(f"read stage alone (NetcdfDataset::ReadRaw, best of {args.repeat}; raw nc_get_vara "
+          f"{raw_s:.3f} s in-process):")
+    for path in ["library", "direct"]:
+        for threads, r in sorted(results["read_paths"][path].items(), key=lambda kv: int(kv[0])):
+            print(f"  {path:<8} {threads} thread(s) {r['seconds']:>7.3f} s "
+                  f"{r['mb_per_s']:>8.0f} MB/s  {raw_s / r['seconds']:.2f}x the raw rate")
     floor_s = results["raw"]["wall_s"] + results["dd_write"]["wall_s"]
     results["read_plus_write_s"] = floor_s
     print(f"read + write once, back to back: {floor_s:.2f} s = "

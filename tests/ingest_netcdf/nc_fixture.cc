@@ -55,7 +55,9 @@ bool WriteFixture(const std::string& path, const FixtureSpec& spec) {
   for (char c : spec.order) {
     if (c == 't' && !spec.with_time) continue;
     if (c == 'z' && !any_levels) continue;
-    NC_CHECK(nc_def_dim(ncid, names[c].c_str(), static_cast<size_t>(len[c]), &dim[c]));
+    const size_t dim_len =
+        c == 't' && spec.unlimited_time ? NC_UNLIMITED : static_cast<size_t>(len[c]);
+    NC_CHECK(nc_def_dim(ncid, names[c].c_str(), dim_len, &dim[c]));
   }
   std::map<char, int> coord;
   for (const auto& [c, d] : dim) {
@@ -91,6 +93,8 @@ bool WriteFixture(const std::string& path, const FixtureSpec& spec) {
     NC_CHECK(nc_def_var(ncid, v.name.c_str(), v.packed ? NC_SHORT : NC_FLOAT,
                         static_cast<int>(dims.size()), dims.data(), &varid));
     if (!PutText(ncid, varid, "units", v.units, path)) return false;
+    if (spec.big_endian) NC_CHECK(nc_def_var_endian(ncid, varid, NC_ENDIAN_BIG));
+    if (spec.deflate) NC_CHECK(nc_def_var_deflate(ncid, varid, 1, 1, 4));
     if (v.packed) {
       NC_CHECK(nc_put_att_double(ncid, varid, "scale_factor", NC_DOUBLE, 1, &v.scale));
       NC_CHECK(nc_put_att_double(ncid, varid, "add_offset", NC_DOUBLE, 1, &v.offset));
@@ -110,7 +114,8 @@ bool WriteFixture(const std::string& path, const FixtureSpec& spec) {
     for (int64_t t = 0; t < spec.nt; ++t) {
       values.push_back(spec.time_origin + spec.time_step * static_cast<double>(spec.t_first + t));
     }
-    NC_CHECK(nc_put_var_double(ncid, coord['t'], values.data()));
+    const size_t start = 0, count = static_cast<size_t>(spec.nt);
+    NC_CHECK(nc_put_vara_double(ncid, coord['t'], &start, &count, values.data()));
   }
   if (dim.count('z')) NC_CHECK(nc_put_var_double(ncid, coord['z'], spec.levels.data()));
   values.clear();
@@ -170,10 +175,14 @@ bool WriteFixture(const std::string& path, const FixtureSpec& spec) {
                                       : static_cast<float>(value);
       }
     }
+    // nc_put_vara: nc_put_var writes only the records that exist already.
+    const std::vector<size_t> start(order.size(), 0);
+    std::vector<size_t> count;
+    for (char c : order) count.push_back(static_cast<size_t>(len[c]));
     if (v.packed) {
-      NC_CHECK(nc_put_var_short(ncid, varids[vi], packed.data()));
+      NC_CHECK(nc_put_vara_short(ncid, varids[vi], start.data(), count.data(), packed.data()));
     } else {
-      NC_CHECK(nc_put_var_float(ncid, varids[vi], floats.data()));
+      NC_CHECK(nc_put_vara_float(ncid, varids[vi], start.data(), count.data(), floats.data()));
     }
   }
   NC_CHECK(nc_close(ncid));

@@ -22,7 +22,11 @@ struct FixtureVar {
 };
 
 struct FixtureSpec {
-  int format = 0;  // 0 (classic), NC_64BIT_OFFSET, NC_64BIT_DATA, NC_NETCDF4
+  int format = 0;  // 0 (classic), NC_64BIT_OFFSET, NC_64BIT_DATA, NC_NETCDF4 (| NC_CLASSIC_MODEL)
+  bool unlimited_time = false;  // time is the unlimited (record) dimension
+  // netCDF-4 only, on the data variables: stored big-endian; chunked and deflated.
+  bool big_endian = false;
+  bool deflate = false;
   int64_t nt = 3, nz = 2, ny = 4, nx = 5;
   // Global index of this file's first step (values depend on it, so series line up).
   int64_t t_first = 0;

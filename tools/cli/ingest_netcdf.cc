@@ -22,6 +22,7 @@ struct NetcdfArgs {
   int64_t time_stride = 1;
   bool float64 = false;
   bool lat_weights = false;
+  bool library_reads = false;
 };
 
 std::vector<std::string> SplitComma(const std::string& text) {
@@ -56,6 +57,7 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const NetcdfArgs& args) {
   }
   TS_ASSIGN_OR_RETURN(options.request.levels, ParseLevels(args.levels));
   options.request.float64 = args.float64;
+  options.request.direct_reads = !args.library_reads;
   options.lead = args.lead;
   options.time_stride = args.time_stride;
   options.latitude_weights = args.lat_weights;
@@ -88,6 +90,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_flag("--float64", args->float64, "Unpack to float64 instead of float32");
   cmd->add_flag("--lat-weights", args->lat_weights,
                 "Store cos(latitude) weights (mean 1) in the manifest");
+  cmd->add_flag("--library-reads", args->library_reads,
+                "Read every value through netCDF-C (nc_get_vara, one thread at a time) instead "
+                "of reading plain (netCDF-3, contiguous netCDF-4) variables directly with pread "
+                "in parallel: the reference path, for comparison and as a fallback");
   cmd->callback([args, exit_code] {
 #if defined(__GLIBC__)
     // Whole-grid samples are buffers of 100 KB..100 MB allocated and freed once per sample;
