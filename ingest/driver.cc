@@ -427,27 +427,36 @@ double ValidFraction(const Array& tile, const std::vector<uint8_t>& valid,
 
 // ------------------------------------------------------------------ serialization of results
 
-nlohmann::json StatsToBits(const std::vector<ChannelStats>& stats) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& s : stats)
-    out.push_back({s.count, s.total, std::bit_cast<uint64_t>(s.mean), std::bit_cast<uint64_t>(s.m2),
-                   std::bit_cast<uint64_t>(s.min), std::bit_cast<uint64_t>(s.max)});
+// Per-item statistics travel to rank 0 as raw bytes, in a gather of their own beside the JSON
+// payload: bits, so rank 0 merges exactly what the ranks computed (the ranks run one binary), and
+// no text, because a JSON number per word made the gather of a long NetCDF series (1825 items x
+// 18 channels) a tenth of the ingest.
+static_assert(std::is_trivially_copyable_v<ChannelStats>);
+
+void PackStats(const std::map<int64_t, std::vector<ChannelStats>>& per_item, std::string* out) {
+  for (const auto& [item, stats] : per_item)
+    out->append(reinterpret_cast<const char*>(stats.data()), stats.size() * sizeof(ChannelStats));
+}
+
+// The channel statistics of `count` packed entries at *offset of bytes; advances *offset.
+Result<std::vector<ChannelStats>> UnpackStats(const std::string& bytes, size_t count,
+                                              size_t* offset) {
+  if (bytes.size() < *offset || (bytes.size() - *offset) / sizeof(ChannelStats) < count)
+    return Internal("gathered statistics: ", bytes.size(), " bytes, expected ",
+                    *offset + count * sizeof(ChannelStats));
+  std::vector<ChannelStats> out(count);
+  std::memcpy(out.data(), bytes.data() + *offset, count * sizeof(ChannelStats));
+  *offset += count * sizeof(ChannelStats);
   return out;
 }
 
-std::vector<ChannelStats> StatsFromBits(const nlohmann::json& j) {
-  std::vector<ChannelStats> out;
-  for (const auto& e : j) {
-    ChannelStats s;
-    s.count = e[0].get<uint64_t>();
-    s.total = e[1].get<uint64_t>();
-    s.mean = std::bit_cast<double>(e[2].get<uint64_t>());
-    s.m2 = std::bit_cast<double>(e[3].get<uint64_t>());
-    s.min = std::bit_cast<double>(e[4].get<uint64_t>());
-    s.max = std::bit_cast<double>(e[5].get<uint64_t>());
-    out.push_back(s);
-  }
-  return out;
+// Merges the channel statistics of consecutive items (UnpackStats) in item order.
+void MergeItemStats(const std::vector<ChannelStats>& items, std::vector<ChannelStats>& total) {
+  const size_t channels = total.size();
+  if (channels == 0) return;
+  for (size_t i = 0; i + channels <= items.size(); i += channels)
+    MergeChannelStats(total,
+                      std::vector<ChannelStats>(items.begin() + i, items.begin() + i + channels));
 }
 
 nlohmann::json StatusToJson(const Status& s) {
@@ -933,22 +942,23 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
     for (const auto& s : local.shards)
       shards.push_back(
           {{"file", s.file}, {"records", s.records}, {"bytes", s.bytes}, {"hash", s.hash}});
-    nlohmann::json items = nlohmann::json::array();
-    for (int64_t i = range.begin; i < range.end; ++i) {
-      nlohmann::json e = {
-          {"item", i}, {"tiles", local.tiles_per_item[i]}, {"x", StatsToBits(local.x_stats[i])}};
-      if (schema.y) e["y"] = StatsToBits(local.y_stats[i]);
-      items.push_back(e);
-    }
+    nlohmann::json tiles = nlohmann::json::array();
+    for (int64_t i = range.begin; i < range.end; ++i) tiles.push_back(local.tiles_per_item[i]);
     payload["shards"] = shards;
-    payload["items"] = items;
+    payload["items"] = {{"first", range.begin}, {"tiles", tiles}};
     payload["sources"] = local.sources;
     payload["counts"] = {local.considered, local.written, local.dropped, local.raw_bytes};
   }
+  std::string packed_stats;  // x of every item, then y
+  if (local.status.ok()) {
+    PackStats(local.x_stats, &packed_stats);
+    PackStats(local.y_stats, &packed_stats);
+  }
   auto gathered = GatherToRoot(world, payload.dump());
-  if (!gathered.ok()) {
+  auto gathered_stats = GatherToRoot(world, packed_stats);
+  if (!gathered.ok() || !gathered_stats.ok()) {
     RemoveOwnShards(*options.storage, options.out, prefix);
-    return gathered.status();
+    return gathered.ok() ? gathered_stats.status() : gathered.status();
   }
 
   // Rank 0 merges in rank order (= item order) and writes the manifest.
@@ -964,20 +974,30 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
     std::vector<ChannelStats> x_stats(schema.x.channels());
     std::vector<ChannelStats> y_stats(schema.y ? schema.y->channels() : 0);
     nlohmann::json sources = nlohmann::json::array();
-    for (const std::string& text : *gathered) {
-      const nlohmann::json part = nlohmann::json::parse(text);
+    for (size_t rank = 0; rank < gathered->size(); ++rank) {
+      const nlohmann::json part = nlohmann::json::parse((*gathered)[rank]);
       if (Status s = StatusFromJson(part.at("status")); !s.ok()) {
         if (final_status.ok()) final_status = s;
         continue;
       }
       for (const auto& s : part.at("shards"))
         manifest.shards.push_back({s.at("file"), s.at("records"), s.at("bytes"), s.at("hash")});
-      for (const auto& e : part.at("items")) {
-        MergeChannelStats(x_stats, StatsFromBits(e.at("x")));
-        if (schema.y) MergeChannelStats(y_stats, StatsFromBits(e.at("y")));
-        if (e.at("tiles").get<uint64_t>() == 0)
-          summary.items_without_tiles.push_back(source.item(e.at("item").get<int64_t>()).name);
+      const nlohmann::json& items = part.at("items");
+      const int64_t first = items.at("first").get<int64_t>();
+      const nlohmann::json& tiles = items.at("tiles");
+      for (size_t i = 0; i < tiles.size(); ++i)
+        if (tiles[i].get<uint64_t>() == 0)
+          summary.items_without_tiles.push_back(source.item(first + static_cast<int64_t>(i)).name);
+      size_t offset = 0;
+      const std::string& rank_stats = (*gathered_stats)[rank];
+      auto x_items = UnpackStats(rank_stats, tiles.size() * x_stats.size(), &offset);
+      auto y_items = UnpackStats(rank_stats, tiles.size() * y_stats.size(), &offset);
+      if (!x_items.ok() || !y_items.ok()) {
+        if (final_status.ok()) final_status = x_items.ok() ? y_items.status() : x_items.status();
+        continue;
       }
+      MergeItemStats(*x_items, x_stats);
+      MergeItemStats(*y_items, y_stats);
       for (const auto& s : part.at("sources")) sources.push_back(s);
       const auto& counts = part.at("counts");
       summary.tiles_considered += counts[0].get<uint64_t>();
