@@ -4,7 +4,6 @@
 #include <cpl_vsi.h>
 #include <gdal.h>
 #include <gdal_utils.h>
-#include <glob.h>
 #include <ogr_srs_api.h>
 
 #include <algorithm>
@@ -731,34 +730,6 @@ Result<std::unique_ptr<Source>> OpenGeoTiffSource(const GeoTiffOptions& options)
   auto source = std::make_unique<GeoTiffSource>();
   TS_RETURN_IF_ERROR(source->Init(options));
   return std::unique_ptr<Source>(std::move(source));
-}
-
-Result<std::vector<std::string>> ExpandGlobs(const std::vector<std::string>& args) {
-  std::vector<std::string> out;
-  for (const auto& arg : args) {
-    if (arg.find_first_of("*?[") == std::string::npos) {
-      out.push_back(arg);
-      continue;
-    }
-    std::error_code ec;
-    if (std::filesystem::exists(arg, ec)) {  // a literal name that happens to hold '['
-      out.push_back(arg);
-      continue;
-    }
-    glob_t g{};
-    const int rc = ::glob(arg.c_str(), 0, nullptr, &g);
-    if (rc == GLOB_NOMATCH || (rc == 0 && g.gl_pathc == 0)) {
-      globfree(&g);
-      return NotFound("geotiff: no file matches '", arg, "'");
-    }
-    if (rc != 0) {
-      globfree(&g);
-      return IOError("geotiff: cannot expand '", arg, "'");
-    }
-    for (size_t i = 0; i < g.gl_pathc; ++i) out.push_back(g.gl_pathv[i]);
-    globfree(&g);
-  }
-  return out;
 }
 
 }  // namespace tilestage::ingest

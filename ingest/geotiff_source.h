@@ -50,8 +50,4 @@ struct GeoTiffOptions {
 // stacked grids differ...), Unimplemented (complex data).
 Result<std::unique_ptr<Source>> OpenGeoTiffSource(const GeoTiffOptions& options);
 
-// Expands shell-style wildcards (*, ?, [...]) in arguments, sorted; arguments without wildcards
-// are kept as given. A pattern that matches nothing is NotFound naming it.
-Result<std::vector<std::string>> ExpandGlobs(const std::vector<std::string>& args);
-
 }  // namespace tilestage::ingest

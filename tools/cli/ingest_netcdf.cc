@@ -6,7 +6,7 @@
 #include <malloc.h>
 #endif
 
-#include "ingest/geotiff_source.h"  // ExpandGlobs
+#include "ingest/input_files.h"
 #include "ingest/netcdf_source.h"
 #include "tools/cli/ingest_common.h"
 
