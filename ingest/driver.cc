@@ -77,7 +77,8 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
 // Floats and 32/64-bit integers: sums in double, in 16 independent lanes (four vectors of four)
 // combined in a fixed order at the end, so the result depends only on the values, not on the
 // buffer, the thread count or the instruction set. Written with GCC vector types because the
-// compiler does not vectorize the conditional (NaN-skipping) loops by itself.
+// compiler does not vectorize the conditional (NaN-skipping) loops by itself. WideStats below
+// makes one pass; TwoPassStats (mean first, then squared deviations) is its exact fallback.
 enum class Validity { kAll, kNotNan, kMaskedNotNan };
 
 // All-ones lanes where the value counts: not NaN, and (kMaskedNotNan) its mask byte is not 0.
@@ -92,7 +93,8 @@ template <Validity kValidity>
 }
 
 template <typename T, Validity kValidity>
-[[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
+[[gnu::always_inline]] inline ChannelStats TwoPassStats(const T* v, const uint8_t* valid,
+                                                        int64_t n) {
   constexpr int kVectors = 4, kWidth = 4 * kVectors;
   constexpr double kInf = std::numeric_limits<double>::infinity();
   const auto ok_at = [&](int64_t i) {
@@ -177,8 +179,89 @@ template <typename T, Validity kValidity>
   return s;
 }
 
+// One pass: sums of d = x - shift and d * d, with shift the first valid value so that the sums
+// stay small; then mean = shift + S1 / count and m2 = S2 - S1 * S1 / count. The subtraction
+// cancels about log10(S1 * S1 / (count * m2)) digits (the shift's distance from the mean in
+// variances), so beyond kMaxCancelledDigits the two-pass version takes over.
+template <typename T, Validity kValidity>
+[[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
+  constexpr int kVectors = 4, kWidth = 4 * kVectors;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr double kMaxCancelled = 1e4;  // 4 of the 16 digits of a double
+  const auto ok_at = [&](int64_t i) {
+    if constexpr (kValidity == Validity::kAll) return true;
+    bool ok = v[i] == v[i];
+    if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
+    return ok;
+  };
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  int64_t first = 0;
+  while (first < n && !ok_at(first)) ++first;
+  if (first == n) return s;
+  const double shift = static_cast<double>(v[first]);
+  const int64_t body = n - n % kWidth;
+  Double4 sum[kVectors] = {}, sum_sq[kVectors] = {}, lo[kVectors], hi[kVectors];
+  Int4 count[kVectors] = {};
+  for (int k = 0; k < kVectors; ++k) {
+    lo[k] = Double4{} + kInf;
+    hi[k] = Double4{} - kInf;
+  }
+  for (int64_t i = 0; i < body; i += kWidth) {
+    for (int k = 0; k < kVectors; ++k) {
+      Double4 x;
+      LoadDouble4(v + i + 4 * k, &x);
+      Double4 d = x - shift;
+      Double4 x_lo = x, x_hi = x;
+      if constexpr (kValidity != Validity::kAll) {
+        Int4 ok;
+        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
+        d = ok ? d : 0.0;
+        x_lo = ok ? x : kInf;
+        x_hi = ok ? x : -kInf;
+        count[k] -= ok;  // all-ones is -1
+      }
+      sum[k] += d;
+      sum_sq[k] += d * d;
+      lo[k] = x_lo < lo[k] ? x_lo : lo[k];
+      hi[k] = x_hi > hi[k] ? x_hi : hi[k];
+    }
+  }
+  double s1 = 0.0, s2 = 0.0, min = kInf, max = -kInf;
+  uint64_t total_count = kValidity == Validity::kAll ? static_cast<uint64_t>(n) : 0;
+  for (int k = 0; k < kVectors; ++k)
+    for (int j = 0; j < 4; ++j) {
+      s1 += sum[k][j];
+      s2 += sum_sq[k][j];
+      min = std::min(min, lo[k][j]);
+      max = std::max(max, hi[k][j]);
+      if constexpr (kValidity != Validity::kAll) total_count += static_cast<uint64_t>(count[k][j]);
+    }
+  for (int64_t i = body; i < n; ++i) {
+    if (!ok_at(i)) continue;
+    const double x = static_cast<double>(v[i]);
+    s1 += x - shift;
+    s2 += (x - shift) * (x - shift);
+    min = std::min(min, x);
+    max = std::max(max, x);
+    if constexpr (kValidity != Validity::kAll) ++total_count;
+  }
+  const double count_d = static_cast<double>(total_count);
+  const double shifted_part = s1 * (s1 / count_d);  // count * (mean - shift)^2
+  s.count = total_count;
+  s.mean = shift + s1 / count_d;
+  s.m2 = s2 - shifted_part;
+  s.min = min;
+  s.max = max;
+  if (shifted_part <= kMaxCancelled * s.m2) return s;
+  // A NaN (or an infinity) where every value was taken as valid: FloatStats starts again,
+  // skipping NaN. Otherwise too many digits cancelled, or an infinity made the sums NaN.
+  if (kValidity == Validity::kAll && !std::isfinite(s1)) return s;
+  return TwoPassStats<T, kValidity>(v, valid, n);
+}
+
 // Fully valid data (the common case) first, without the per-lane tests; a NaN or infinity makes
-// the sum non-finite and the NaN-skipping version takes over.
+// the mean non-finite and the NaN-skipping version takes over.
 template <typename T>
 [[gnu::always_inline]] inline ChannelStats FloatStats(const T* v, const uint8_t* valid, int64_t n) {
   if (valid) return WideStats<T, Validity::kMaskedNotNan>(v, valid, n);

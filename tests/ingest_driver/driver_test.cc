@@ -430,6 +430,32 @@ TEST(TileChannelStats, FloatLanesMatchWelfordWithAndWithoutInvalidValues) {
   }
 }
 
+TEST(TileChannelStats, FarOutlierFirstMatchesWelford) {
+  // The statistics sum deviations from the first valid value in one pass; a first value far from
+  // all others makes those sums cancel digits, and the result must still match Welford.
+  for (const bool masked : {false, true}) {
+    Array a(DType::kF64, {1, 500, 400});
+    auto v = a.As<double>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = 1e7 + 1e-3 * static_cast<double>(i % 97);
+    v[0] = -1e9;
+    std::vector<uint8_t> valid(v.size(), 1);
+    valid[1] = 0;
+    const auto fast = TileChannelStats(a, masked ? valid.data() : nullptr);
+    ChannelStats slow;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (masked && !valid[i])
+        slow.AddInvalid();
+      else
+        slow.Add(v[i]);
+    }
+    EXPECT_EQ(fast[0].count, slow.count);
+    EXPECT_NEAR(fast[0].mean, slow.mean, 1e-12 * std::fabs(slow.mean));
+    EXPECT_NEAR(fast[0].m2, slow.m2, 1e-9 * slow.m2);
+    EXPECT_EQ(fast[0].min, -1e9);
+    EXPECT_EQ(fast[0].max, slow.max);
+  }
+}
+
 TEST(TileChannelStats, InfinityIsAValidValueThatMakesTheMeanInfinite) {
   Array a(DType::kF32, {1, 4, 8});
   auto v = a.As<float>();
