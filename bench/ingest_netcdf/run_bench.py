@@ -290,11 +290,18 @@ def main():
         for threads, r in sorted(results["read_paths"][path].items(), key=lambda kv: int(kv[0])):
             print(f"  {path:<8} {threads} thread(s) {r['seconds']:>7.3f} s "
                   f"{r['mb_per_s']:>8.0f} MB/s  {raw_s / r['seconds']:.2f}x the raw rate")
-    floor_s = results["raw"]["wall_s"] + results["dd_write"]["wall_s"]
-    results["read_plus_write_s"] = floor_s
-    print(f"read + write once, back to back: {floor_s:.2f} s = "
-          f"{results['raw']['wall_s'] / floor_s:.3f} of raw (the bound for one thread; two "
-          f"threads can overlap them at best)")
+    # Bounds for any ingest that reads the variables (at the raw read's cost) and writes the
+    # decoded output once (at dd's cost), doing nothing else, on this machine's cores.
+    raw_wall, dd_wall = results["raw"]["wall_s"], results["dd_write"]["wall_s"]
+    cores = os.cpu_count() or 1
+    bounds = {"all_cores": max(raw_wall, dd_wall / cores, (raw_wall + dd_wall) / cores),
+              "one_writer": max(dd_wall, (raw_wall + dd_wall) / cores)}
+    results["bounds_s"] = bounds
+    print(f"bounds (read at the raw cost + write once at dd's cost, nothing else, {cores} cores): "
+          f"writes spread over all cores {bounds['all_cores']:.2f} s = "
+          f"{raw_wall / bounds['all_cores']:.2f} of raw; one writer at a time (tilestage appends "
+          f"records in order) {bounds['one_writer']:.2f} s = "
+          f"{raw_wall / bounds['one_writer']:.2f} of raw")
     print("goal: >= 5x python, >= 0.70 of raw (by wall time)")
     print(json.dumps(results["ratios"]))
     with open(os.path.join(args.work, "results.json"), "w") as fh:

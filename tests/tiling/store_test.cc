@@ -59,8 +59,9 @@ TEST(Store, ShardsRollOverAtTheTargetSize) {
     ASSERT_GE(n, 2u);
     const IndexEntry& last = (*reader)->entry(n - 1);
     const IndexEntry& before_last = (*reader)->entry(n - 2);
-    if (s + 1 < m.shards.size())
+    if (s + 1 < m.shards.size()) {
       EXPECT_GE(last.offset + last.stored_size, spec.options.shard_target_bytes);
+    }
     EXPECT_LT(before_last.offset + before_last.stored_size, spec.options.shard_target_bytes);
     EXPECT_EQ(*(*reader)->HashFile(), std::stoull(m.shards[s].hash, nullptr, 16));
   }

@@ -89,7 +89,9 @@ TEST(TrainCliTest, JsonlOpensWithRunRecordAndStampsEveryRecordWithWallClock) {
     EXPECT_GE(t, last_ms);
     EXPECT_LE(t, after_ms);
     last_ms = t;
-    if (rec["type"] == "epoch") EXPECT_GE(rec.at("eval_ms").get<double>(), 0.0);
+    if (rec["type"] == "epoch") {
+      EXPECT_GE(rec.at("eval_ms").get<double>(), 0.0);
+    }
   }
 }
 
