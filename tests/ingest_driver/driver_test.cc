@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 
 #include "tests/common/test_util.h"
+#include "tiling/checksum.h"
 #include "tiling/store.h"
 
 namespace tilestage::ingest {
@@ -40,6 +42,10 @@ class MemorySource : public Source {
       info.meta = {{"t", static_cast<int>(i)}};
       items_.push_back(info);
     }
+  }
+  // Input files each item names for the provenance hashes.
+  void SetFiles(const std::vector<std::string>& files) {
+    for (auto& item : items_) item.files = files;
   }
   std::string kind() const override { return "memory"; }
   const SourceSchema& schema() const override { return schema_; }
@@ -180,6 +186,33 @@ TEST(Driver, SameRecordsAndBitIdenticalStatisticsForAnyThreadCount) {
       EXPECT_EQ(fa[f].stats[c].m2, fb[f].stats[c].m2);
       EXPECT_EQ(fa[f].stats[c].count, fb[f].stats[c].count);
     }
+}
+
+TEST(Driver, SourceHashesInTheProvenanceEqualAOneShotHashOfEachFile) {
+  testing::TempDir dir;
+  // One file larger than a 64 MiB hashing piece (and not a multiple of it), one small.
+  const std::string big = dir.Sub("big.bin"), small = dir.Sub("small.bin");
+  std::vector<uint8_t> big_bytes((64u << 20) + 1234), small_bytes(100);
+  for (size_t i = 0; i < big_bytes.size(); ++i) big_bytes[i] = static_cast<uint8_t>(i * 31 >> 7);
+  for (size_t i = 0; i < small_bytes.size(); ++i) small_bytes[i] = static_cast<uint8_t>(i);
+  for (const auto& [path, bytes] : {std::pair{big, &big_bytes}, std::pair{small, &small_bytes}}) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+  }
+  MemorySource source({{16, 16}});
+  source.SetFiles({big, small});
+  DriverOptions o = Options(dir.Sub("store"), 2);
+  o.hash_sources = true;
+  auto summary = RunIngest(source, o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  auto store = Store::Open(LocalStorage(), dir.Sub("store"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const auto& sources = (*store)->manifest().provenance.at("sources");
+  ASSERT_EQ(sources.size(), 2u);
+  EXPECT_EQ(sources[0].at("path"), big);
+  EXPECT_EQ(sources[0].at("bytes"), big_bytes.size());
+  EXPECT_EQ(sources[0].at("xxh3"), HashToHex(Hash64(big_bytes)));
+  EXPECT_EQ(sources[1].at("xxh3"), HashToHex(Hash64(small_bytes)));
 }
 
 TEST(Driver, PadFillsWithNodataAndCountsPaddingAsInvalid) {
