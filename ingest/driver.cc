@@ -182,7 +182,7 @@ template <typename T, Validity kValidity>
 // One pass: sums of d = x - shift and d * d, with shift the first valid value so that the sums
 // stay small; then mean = shift + S1 / count and m2 = S2 - S1 * S1 / count. The subtraction
 // cancels about log10(S1 * S1 / (count * m2)) digits (the shift's distance from the mean in
-// variances), so beyond kMaxCancelledDigits the two-pass version takes over.
+// variances), so beyond kMaxCancelled (4 digits) the two-pass version takes over.
 template <typename T, Validity kValidity>
 [[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
   constexpr int kVectors = 4, kWidth = 4 * kVectors;

@@ -6,7 +6,8 @@
 //
 // Parallelism: a TBB pipeline per process. Work units are one row of windows of one item (or one
 // whole item); readers are opened one per worker thread (Source::OpenReader), reading, cutting,
-// statistics and encoding run in parallel, and records are appended in unit order. Under MPI
+// statistics and encoding run in parallel, and records are appended in unit order; the source
+// files are hashed for the provenance on one more thread meanwhile. Under MPI
 // (MPI initialized by the caller) ranks take contiguous blocks of items (ingest/mpi_split.h), each
 // writes its own shards ("rNNNN-shard-*.tss"), and rank 0 gathers shard lists, statistics and
 // source hashes and writes the one manifest. Statistics are merged in a fixed order (tiles of an
