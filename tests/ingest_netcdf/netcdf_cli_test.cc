@@ -92,6 +92,9 @@ TEST(NetcdfCli, FullGridStoreMatchesNetcdfReadsAndPooledStatistics) {
   ASSERT_EQ((*store)->size(), 9u);
   const Manifest& m = (*store)->manifest();
   EXPECT_EQ(m.kind, "netcdf");
+  // The NetCDF default codec shuffles bytes before zstd; the values below still equal netCDF's.
+  EXPECT_EQ(m.codec.codec, Codec::kZstd);
+  EXPECT_TRUE(m.codec.shuffle);
   const FieldSchema* x = m.FindField("x");
   ASSERT_NE(x, nullptr);
   EXPECT_EQ(x->channel_names, (std::vector<std::string>{"t2m", "t_850"}));

