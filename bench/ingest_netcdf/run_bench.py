@@ -175,7 +175,8 @@ def main():
     add("raw", lambda: [raw_bin, ",".join(variables)] + files, json.loads)
     tilestage_runs = [("tilestage_none", "none", []), ("tilestage_library_none", "none",
                                                          ["--library-reads"]),
-                      ("tilestage_zstd", "zstd", [])]
+                      ("tilestage_zstd", "zstd", []),
+                      ("tilestage_zstd_shuffle", "zstd+shuffle", [])]
     for label, codec, extra in tilestage_runs:
         store = os.path.join(args.out_dir, f"store-{label}")
         cmd = [tilestage, "ingest", "netcdf", "--out", store, "--vars", ",".join(variables),
@@ -251,7 +252,8 @@ def main():
           f"{'wall vs py':>12}{'cpu vs py':>11}")
     names = [("raw nc_get_vara", "raw"), ("tilestage direct (none)", "tilestage_none"),
              ("tilestage --library-reads", "tilestage_library_none"),
-             ("tilestage (zstd)", "tilestage_zstd"), ("python xarray", "python"),
+             ("tilestage (zstd)", "tilestage_zstd"),
+             ("tilestage (zstd+shuffle)", "tilestage_zstd_shuffle"), ("python xarray", "python"),
              ("dd write (context)", "dd_write")]
     py = results["python"]
     for name, key in names:
@@ -261,13 +263,14 @@ def main():
               f"{results['raw']['wall_s'] / r['wall_s']:>13.3f}{py['wall_s'] / r['wall_s']:>12.2f}"
               f"{py['cpu_s'] / max(r['cpu_s'], 1e-9):>11.2f}")
     results["ratios"] = {}
-    for codec in ["none", "library_none", "zstd"]:
+    for codec in ["none", "library_none", "zstd", "zstd_shuffle"]:
         r = results[f"tilestage_{codec}"]
         results["ratios"][codec] = {
             "speedup_vs_python_wall": py["wall_s"] / r["wall_s"],
             "speedup_vs_python_cpu": py["cpu_s"] / r["cpu_s"],
             "fraction_of_raw_wall": results["raw"]["wall_s"] / r["wall_s"],
             "fraction_of_raw_cpu": results["raw"]["cpu_s"] / r["cpu_s"],
+            "stored_over_raw_bytes": r["output"]["stored_bytes"] / r["output"]["raw_bytes"],
         }
     direct, library = results["tilestage_none"], results["tilestage_library_none"]
     results["ratios"]["direct_vs_library"] = {
