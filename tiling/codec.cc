@@ -13,9 +13,12 @@ namespace tilestage {
 
 const char* CodecName(Codec codec) {
   switch (codec) {
-    case Codec::kNone: return "none";
-    case Codec::kLz4: return "lz4";
-    case Codec::kZstd: return "zstd";
+    case Codec::kNone:
+      return "none";
+    case Codec::kLz4:
+      return "lz4";
+    case Codec::kZstd:
+      return "zstd";
   }
   return "?";
 }
@@ -46,20 +49,56 @@ Result<CodecSpec> ParseCodec(std::string_view text) {
     name = name.substr(0, colon);
     if (name != "zstd") return InvalidArgument("codec '", text, "': only zstd takes a level");
   }
-  if (name == "none") spec.codec = Codec::kNone;
-  else if (name == "lz4") spec.codec = Codec::kLz4;
-  else if (name == "zstd") spec.codec = Codec::kZstd;
-  else return InvalidArgument("unknown codec '", text, "' (expected none, lz4 or zstd[:LEVEL], "
-                              "optionally followed by +shuffle)");
+  if (name == "none")
+    spec.codec = Codec::kNone;
+  else if (name == "lz4")
+    spec.codec = Codec::kLz4;
+  else if (name == "zstd")
+    spec.codec = Codec::kZstd;
+  else
+    return InvalidArgument("unknown codec '", text,
+                           "' (expected none, lz4 or zstd[:LEVEL], "
+                           "optionally followed by +shuffle)");
   return spec;
 }
 
+namespace {
+
+// With the element size known at compile time the compiler vectorizes both directions; the
+// generic loops ran at 12 GB/s (shuffle) and 2.5 GB/s (unshuffle) against 23 and 34 GB/s for
+// 4-byte elements, and unshuffling is on the loader's path for every shuffled record.
+template <size_t kSize>
+void ShuffleFixed(const uint8_t* __restrict in, size_t n, uint8_t* __restrict out) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t b = 0; b < kSize; ++b) out[b * n + i] = in[i * kSize + b];
+}
+
+template <size_t kSize>
+void UnshuffleFixed(const uint8_t* __restrict in, size_t n, uint8_t* __restrict out) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t b = 0; b < kSize; ++b) out[i * kSize + b] = in[b * n + i];
+}
+
+}  // namespace
+
 void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) {
   const size_t n = in.size() / elem_size;
-  for (size_t b = 0; b < elem_size; ++b) {
-    uint8_t* dst = out + b * n;
-    const uint8_t* src = in.data() + b;
-    for (size_t i = 0; i < n; ++i) dst[i] = src[i * elem_size];
+  switch (elem_size) {
+    case 2:
+      ShuffleFixed<2>(in.data(), n, out);
+      break;
+    case 4:
+      ShuffleFixed<4>(in.data(), n, out);
+      break;
+    case 8:
+      ShuffleFixed<8>(in.data(), n, out);
+      break;
+    default:
+      for (size_t b = 0; b < elem_size; ++b) {
+        uint8_t* dst = out + b * n;
+        const uint8_t* src = in.data() + b;
+        for (size_t i = 0; i < n; ++i) dst[i] = src[i * elem_size];
+      }
   }
   // A tail that is not a whole element stays in place.
   std::memcpy(out + n * elem_size, in.data() + n * elem_size, in.size() - n * elem_size);
@@ -67,10 +106,22 @@ void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) {
 
 void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) {
   const size_t n = in.size() / elem_size;
-  for (size_t b = 0; b < elem_size; ++b) {
-    const uint8_t* src = in.data() + b * n;
-    uint8_t* dst = out + b;
-    for (size_t i = 0; i < n; ++i) dst[i * elem_size] = src[i];
+  switch (elem_size) {
+    case 2:
+      UnshuffleFixed<2>(in.data(), n, out);
+      break;
+    case 4:
+      UnshuffleFixed<4>(in.data(), n, out);
+      break;
+    case 8:
+      UnshuffleFixed<8>(in.data(), n, out);
+      break;
+    default:
+      for (size_t b = 0; b < elem_size; ++b) {
+        const uint8_t* src = in.data() + b * n;
+        uint8_t* dst = out + b;
+        for (size_t i = 0; i < n; ++i) dst[i * elem_size] = src[i];
+      }
   }
   std::memcpy(out + n * elem_size, in.data() + n * elem_size, in.size() - n * elem_size);
 }
@@ -105,7 +156,7 @@ Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t e
       out->resize(start + bound);
       // A context per thread, reused: ZSTD_compress would allocate and initialize one per block.
       thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(),
-                                                                            &ZSTD_freeCCtx);
+                                                                             &ZSTD_freeCCtx);
       if (!cctx) return ResourceExhausted("zstd: cannot allocate a compression context");
       const size_t n = ZSTD_compressCCtx(cctx.get(), out->data() + start, bound, raw.data(),
                                          raw.size(), spec.level);
@@ -121,9 +172,12 @@ uint64_t MaxDecodedBytes(Codec codec, uint64_t stored_bytes) {
   constexpr uint64_t kCap = UINT64_MAX >> 16;  // keeps the products below from overflowing
   stored_bytes = std::min(stored_bytes, kCap);
   switch (codec) {
-    case Codec::kNone: return stored_bytes;
-    case Codec::kLz4: return stored_bytes * 255 + 64;
-    case Codec::kZstd: return stored_bytes * 32768 + 64;
+    case Codec::kNone:
+      return stored_bytes;
+    case Codec::kLz4:
+      return stored_bytes * 255 + 64;
+    case Codec::kZstd:
+      return stored_bytes * 32768 + 64;
   }
   return 0;
 }
@@ -148,10 +202,9 @@ Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, 
           target.size() > static_cast<size_t>(INT32_MAX))
         return DataLoss("lz4 block of ", stored.size(), " -> ", target.size(),
                         " bytes exceeds the LZ4 limit");
-      const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(stored.data()),
-                                        reinterpret_cast<char*>(target.data()),
-                                        static_cast<int>(stored.size()),
-                                        static_cast<int>(target.size()));
+      const int n = LZ4_decompress_safe(
+          reinterpret_cast<const char*>(stored.data()), reinterpret_cast<char*>(target.data()),
+          static_cast<int>(stored.size()), static_cast<int>(target.size()));
       if (n < 0 || static_cast<size_t>(n) != target.size())
         return DataLoss("lz4 block does not decode to ", target.size(), " bytes");
       break;
@@ -164,8 +217,8 @@ Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, 
         return DataLoss("zstd block declares ", declared, " bytes, expected ", target.size());
       const size_t n = ZSTD_decompress(target.data(), target.size(), stored.data(), stored.size());
       if (ZSTD_isError(n)) return DataLoss("zstd block: ", ZSTD_getErrorName(n));
-      if (n != target.size()) return DataLoss("zstd block decodes to ", n, " bytes, expected ",
-                                              target.size());
+      if (n != target.size())
+        return DataLoss("zstd block decodes to ", n, " bytes, expected ", target.size());
       break;
     }
     default:

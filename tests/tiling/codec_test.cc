@@ -80,6 +80,25 @@ TEST(ByteShuffle, GroupsBytesBySignificance) {
   EXPECT_EQ(back, in);
 }
 
+TEST(ByteShuffle, EveryElementSizeMatchesTheDefinitionAndRoundTrips) {
+  // Sizes with their own fast loops (2, 4, 8) and the generic one (3), with ragged tails.
+  for (size_t elem_size : {2u, 3u, 4u, 8u}) {
+    for (size_t bytes : {size_t{0}, size_t{7}, size_t{4096}, size_t{4099}, size_t{100003}}) {
+      std::vector<uint8_t> in(bytes);
+      for (size_t i = 0; i < bytes; ++i) in[i] = static_cast<uint8_t>(i * 131 + (i >> 8));
+      std::vector<uint8_t> out(bytes), back(bytes);
+      ByteShuffle(in, elem_size, out.data());
+      const size_t n = bytes / elem_size;
+      for (size_t i = 0; i < n; ++i)
+        for (size_t b = 0; b < elem_size; ++b)
+          ASSERT_EQ(out[b * n + i], in[i * elem_size + b]) << elem_size << " " << bytes;
+      for (size_t t = n * elem_size; t < bytes; ++t) ASSERT_EQ(out[t], in[t]);
+      ByteUnshuffle(out, elem_size, back.data());
+      ASSERT_EQ(back, in) << "element size " << elem_size << ", " << bytes << " bytes";
+    }
+  }
+}
+
 TEST(ByteShuffle, NoneWithShuffleStoresShuffledBytes) {
   const std::vector<uint8_t> raw = {1, 2, 3, 4};  // two u16
   std::vector<uint8_t> stored;
