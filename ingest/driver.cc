@@ -78,7 +78,7 @@ ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
 // combined in a fixed order at the end, so the result depends only on the values, not on the
 // buffer, the thread count or the instruction set. Written with GCC vector types because the
 // compiler does not vectorize the conditional (NaN-skipping) loops by itself. WideStats below
-// makes one pass; TwoPassStats (mean first, then squared deviations) is its exact fallback.
+// makes one pass over the values, and a second only when the first could lose precision.
 enum class Validity { kAll, kNotNan, kMaskedNotNan };
 
 // All-ones lanes where the value counts: not NaN, and (kMaskedNotNan) its mask byte is not 0.
@@ -92,114 +92,24 @@ template <Validity kValidity>
   }
 }
 
+// Whether value i counts (the scalar form of ValidLanes).
 template <typename T, Validity kValidity>
-[[gnu::always_inline]] inline ChannelStats TwoPassStats(const T* v, const uint8_t* valid,
-                                                        int64_t n) {
-  constexpr int kVectors = 4, kWidth = 4 * kVectors;
-  constexpr double kInf = std::numeric_limits<double>::infinity();
-  const auto ok_at = [&](int64_t i) {
-    if constexpr (kValidity == Validity::kAll) return true;
-    bool ok = v[i] == v[i];
-    if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
-    return ok;
-  };
-  const int64_t body = n - n % kWidth;
-  Double4 sum[kVectors] = {};
-  Int4 count[kVectors] = {};
-  for (int64_t i = 0; i < body; i += kWidth) {
-    for (int k = 0; k < kVectors; ++k) {
-      Double4 x;
-      LoadDouble4(v + i + 4 * k, &x);
-      if constexpr (kValidity == Validity::kAll) {
-        sum[k] += x;
-      } else {
-        Int4 ok;
-        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
-        sum[k] += ok ? x : 0.0;
-        count[k] -= ok;  // all-ones is -1
-      }
-    }
-  }
-  double total_sum = 0.0;
-  uint64_t total_count = kValidity == Validity::kAll ? static_cast<uint64_t>(n) : 0;
-  for (int k = 0; k < kVectors; ++k)
-    for (int j = 0; j < 4; ++j) {
-      total_sum += sum[k][j];
-      if constexpr (kValidity != Validity::kAll) total_count += static_cast<uint64_t>(count[k][j]);
-    }
-  for (int64_t i = body; i < n; ++i) {
-    if (!ok_at(i)) continue;
-    total_sum += static_cast<double>(v[i]);
-    if constexpr (kValidity != Validity::kAll) ++total_count;
-  }
-  ChannelStats s;
-  s.total = static_cast<uint64_t>(n);
-  s.count = total_count;
-  if (s.count == 0) return s;
-  s.mean = total_sum / static_cast<double>(s.count);
-  Double4 m2[kVectors] = {}, lo[kVectors], hi[kVectors];
-  for (int k = 0; k < kVectors; ++k) {
-    lo[k] = Double4{} + kInf;
-    hi[k] = Double4{} - kInf;
-  }
-  for (int64_t i = 0; i < body; i += kWidth) {
-    for (int k = 0; k < kVectors; ++k) {
-      Double4 x;
-      LoadDouble4(v + i + 4 * k, &x);
-      Double4 d = x - s.mean;
-      Double4 x_lo = x, x_hi = x;
-      if constexpr (kValidity != Validity::kAll) {
-        Int4 ok;
-        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
-        d = ok ? d : 0.0;
-        x_lo = ok ? x : kInf;
-        x_hi = ok ? x : -kInf;
-      }
-      m2[k] += d * d;
-      lo[k] = x_lo < lo[k] ? x_lo : lo[k];
-      hi[k] = x_hi > hi[k] ? x_hi : hi[k];
-    }
-  }
-  double min = kInf, max = -kInf;
-  for (int k = 0; k < kVectors; ++k)
-    for (int j = 0; j < 4; ++j) {
-      s.m2 += m2[k][j];
-      min = std::min(min, lo[k][j]);
-      max = std::max(max, hi[k][j]);
-    }
-  for (int64_t i = body; i < n; ++i) {
-    if (!ok_at(i)) continue;
-    const double x = static_cast<double>(v[i]);
-    s.m2 += (x - s.mean) * (x - s.mean);
-    min = std::min(min, x);
-    max = std::max(max, x);
-  }
-  s.min = min;
-  s.max = max;
-  return s;
+[[gnu::always_inline]] inline bool ValidAt(const T* v, const uint8_t* valid, int64_t i) {
+  if constexpr (kValidity == Validity::kAll) return true;
+  bool ok = v[i] == v[i];
+  if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
+  return ok;
 }
 
-// One pass: sums of d = x - shift and d * d, with shift the first valid value so that the sums
-// stay small; then mean = shift + S1 / count and m2 = S2 - S1 * S1 / count. The subtraction
-// cancels about log10(S1 * S1 / (count * m2)) digits (the shift's distance from the mean in
-// variances), so beyond kMaxCancelled (4 digits) the two-pass version takes over.
+// One pass over the valid values: sums of d = x - shift and d * d, then mean = shift + S1 / count
+// and m2 = S2 - S1 * S1 / count. The shift keeps the sums small; see WideStats for its choice.
 template <typename T, Validity kValidity>
-[[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
+[[gnu::always_inline]] inline ChannelStats ShiftedStats(const T* v, const uint8_t* valid, int64_t n,
+                                                        double shift) {
   constexpr int kVectors = 4, kWidth = 4 * kVectors;
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  constexpr double kMaxCancelled = 1e4;  // 4 of the 16 digits of a double
-  const auto ok_at = [&](int64_t i) {
-    if constexpr (kValidity == Validity::kAll) return true;
-    bool ok = v[i] == v[i];
-    if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
-    return ok;
-  };
   ChannelStats s;
   s.total = static_cast<uint64_t>(n);
-  int64_t first = 0;
-  while (first < n && !ok_at(first)) ++first;
-  if (first == n) return s;
-  const double shift = static_cast<double>(v[first]);
   const int64_t body = n - n % kWidth;
   Double4 sum[kVectors] = {}, sum_sq[kVectors] = {}, lo[kVectors], hi[kVectors];
   Int4 count[kVectors] = {};
@@ -238,7 +148,7 @@ template <typename T, Validity kValidity>
       if constexpr (kValidity != Validity::kAll) total_count += static_cast<uint64_t>(count[k][j]);
     }
   for (int64_t i = body; i < n; ++i) {
-    if (!ok_at(i)) continue;
+    if (!ValidAt<T, kValidity>(v, valid, i)) continue;
     const double x = static_cast<double>(v[i]);
     s1 += x - shift;
     s2 += (x - shift) * (x - shift);
@@ -246,18 +156,37 @@ template <typename T, Validity kValidity>
     max = std::max(max, x);
     if constexpr (kValidity != Validity::kAll) ++total_count;
   }
+  if (total_count == 0) return s;
   const double count_d = static_cast<double>(total_count);
-  const double shifted_part = s1 * (s1 / count_d);  // count * (mean - shift)^2
   s.count = total_count;
   s.mean = shift + s1 / count_d;
-  s.m2 = s2 - shifted_part;
+  s.m2 = s2 - s1 * (s1 / count_d);
   s.min = min;
   s.max = max;
-  if (shifted_part <= kMaxCancelled * s.m2) return s;
-  // A NaN (or an infinity) where every value was taken as valid: FloatStats starts again,
-  // skipping NaN. Otherwise too many digits cancelled, or an infinity made the sums NaN.
-  if (kValidity == Validity::kAll && !std::isfinite(s1)) return s;
-  return TwoPassStats<T, kValidity>(v, valid, n);
+  return s;
+}
+
+// Statistics in one pass, shifted by the first valid value. S1 * S1 / count, which the pass
+// subtracts from S2, is count * (mean - shift)^2, and about log10 of its ratio to m2 digits cancel;
+// beyond kMaxCancelled (4 of a double's 16 digits) a second pass shifts by the mean just found,
+// which makes S1 nearly 0: the classic two-pass formula.
+template <typename T, Validity kValidity>
+[[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
+  constexpr double kMaxCancelled = 1e4;
+  int64_t first = 0;
+  while (first < n && !ValidAt<T, kValidity>(v, valid, first)) ++first;
+  if (first == n) {
+    ChannelStats none;
+    none.total = static_cast<uint64_t>(n);
+    return none;
+  }
+  const double shift = static_cast<double>(v[first]);
+  const ChannelStats s = ShiftedStats<T, kValidity>(v, valid, n, shift);
+  const double shifted_part = static_cast<double>(s.count) * (s.mean - shift) * (s.mean - shift);
+  // Not finite: a NaN where every value was taken as valid (FloatStats starts again, skipping
+  // NaN), or an infinity, which leaves the mean infinite and m2 undefined.
+  if (shifted_part <= kMaxCancelled * s.m2 || !std::isfinite(s.mean)) return s;
+  return ShiftedStats<T, kValidity>(v, valid, n, s.mean);
 }
 
 // Fully valid data (the common case) first, without the per-lane tests; a NaN or infinity makes
