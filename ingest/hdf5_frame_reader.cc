@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "ingest/hdf5_util.h"
+#include "tiling/codec.h"
 
 namespace tilestage::ingest {
 namespace fs = std::filesystem;
@@ -600,55 +601,6 @@ uint8_t* ScratchBuffer(size_t which, size_t bytes) {
   return s.data.get();
 }
 
-// Undoes HDF5's shuffle filter (H5Z_FILTER_SHUFFLE): byte b of element i sits at b * n + i.
-// Written as whole-element stores for 2/4/8-byte elements, which the compiler vectorizes; the
-// byte-wise loop was the largest cost of the decode after inflate.
-void Unshuffle(const uint8_t* in, size_t bytes, size_t element_bytes, uint8_t* out) {
-  const size_t n = bytes / element_bytes;
-  bool done = false;
-  if constexpr (std::endian::native == std::endian::little) {
-    if (element_bytes == 2) {
-      auto* o = reinterpret_cast<uint16_t*>(out);
-      const uint8_t* p0 = in;
-      const uint8_t* p1 = in + n;
-      for (size_t i = 0; i < n; ++i) o[i] = static_cast<uint16_t>(p0[i] | (p1[i] << 8));
-      done = true;
-    } else if (element_bytes == 4) {
-      auto* o = reinterpret_cast<uint32_t*>(out);
-      const uint8_t* p0 = in;
-      const uint8_t* p1 = in + n;
-      const uint8_t* p2 = in + 2 * n;
-      const uint8_t* p3 = in + 3 * n;
-      for (size_t i = 0; i < n; ++i)
-        o[i] = static_cast<uint32_t>(p0[i]) | (static_cast<uint32_t>(p1[i]) << 8) |
-               (static_cast<uint32_t>(p2[i]) << 16) | (static_cast<uint32_t>(p3[i]) << 24);
-      done = true;
-    }
-  }
-  if (!done) {
-    for (size_t b = 0; b < element_bytes; ++b) {
-      const uint8_t* plane = in + b * n;
-      for (size_t i = 0; i < n; ++i) out[i * element_bytes + b] = plane[i];
-    }
-  }
-  // HDF5 leaves a tail that is not a whole element unshuffled.
-  std::memcpy(out + n * element_bytes, in + n * element_bytes, bytes - n * element_bytes);
-}
-
-void SwapBytes(uint8_t* data, size_t bytes, size_t element_bytes) {
-  const size_t n = bytes / element_bytes;
-  if (element_bytes == 2) {
-    auto* v = reinterpret_cast<uint16_t*>(data);
-    for (size_t i = 0; i < n; ++i) v[i] = __builtin_bswap16(v[i]);
-  } else if (element_bytes == 4) {
-    auto* v = reinterpret_cast<uint32_t*>(data);
-    for (size_t i = 0; i < n; ++i) v[i] = __builtin_bswap32(v[i]);
-  } else if (element_bytes == 8) {
-    auto* v = reinterpret_cast<uint64_t*>(data);
-    for (size_t i = 0; i < n; ++i) v[i] = __builtin_bswap64(v[i]);
-  }
-}
-
 const char* LibdeflateResultText(libdeflate_result r) {
   switch (r) {
     case LIBDEFLATE_SUCCESS:
@@ -706,7 +658,8 @@ Result<const uint8_t*> DecodeChunk(const std::vector<H5Z_filter_t>& filter_ids,
     } else {  // H5Z_FILTER_SHUFFLE
       if (cur_bytes != chunk_bytes)
         return fail(cur_bytes, " bytes to unshuffle, expected ", chunk_bytes);
-      Unshuffle(cur, cur_bytes, element_bytes, next);
+      // HDF5's shuffle filter is the same byte shuffle as the store's codecs.
+      ByteUnshuffle({cur, cur_bytes}, element_bytes, next);
     }
     cur = next;
     cur_bytes = chunk_bytes;
@@ -721,7 +674,7 @@ Result<const uint8_t*> DecodeChunk(const std::vector<H5Z_filter_t>& filter_ids,
       std::memcpy(mutable_cur, cur, chunk_bytes);
       cur = mutable_cur;
     }
-    SwapBytes(mutable_cur, chunk_bytes, element_bytes);
+    ByteSwap({mutable_cur, chunk_bytes}, element_bytes);
   }
   return cur;
 }

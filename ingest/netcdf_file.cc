@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "ingest/hdf5_util.h"
+#include "tiling/codec.h"
 
 namespace tilestage::ingest {
 
@@ -252,37 +253,6 @@ int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset) {
     done += static_cast<uint64_t>(got);
   }
   return static_cast<int64_t>(done);
-}
-
-void SwapBytes(uint8_t* data, uint64_t n, size_t element_bytes) {
-  switch (element_bytes) {
-    case 2:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t v;
-        std::memcpy(&v, data + 2 * i, 2);
-        v = __builtin_bswap16(v);
-        std::memcpy(data + 2 * i, &v, 2);
-      }
-      break;
-    case 4:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint32_t v;
-        std::memcpy(&v, data + 4 * i, 4);
-        v = __builtin_bswap32(v);
-        std::memcpy(data + 4 * i, &v, 4);
-      }
-      break;
-    case 8:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint64_t v;
-        std::memcpy(&v, data + 8 * i, 8);
-        v = __builtin_bswap64(v);
-        std::memcpy(data + 8 * i, &v, 8);
-      }
-      break;
-    default:
-      break;
-  }
 }
 
 std::string Hyperslab(const std::vector<size_t>& start, const std::vector<size_t>& count) {
@@ -572,7 +542,7 @@ Status NcFile::ReadDirect(const NcDirectLayout& layout, const NcVarInfo& var,
     }
   }
   if (layout.big_endian != (std::endian::native == std::endian::big)) {
-    SwapBytes(static_cast<uint8_t*>(out), runs * run_elements, layout.element_bytes);
+    ByteSwap({static_cast<uint8_t*>(out), runs * run_bytes}, layout.element_bytes);
   }
   return Status::Ok();
 }

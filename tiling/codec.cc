@@ -126,6 +126,33 @@ void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) 
   std::memcpy(out + n * elem_size, in.data() + n * elem_size, in.size() - n * elem_size);
 }
 
+void ByteSwap(std::span<uint8_t> data, size_t elem_size) {
+  const size_t n = elem_size ? data.size() / elem_size : 0;
+  uint8_t* p = data.data();
+  // memcpy per element: the data need not be aligned; the compiler turns it into plain loads.
+  const auto swap_all = [&](auto zero, auto bswap) {
+    for (size_t i = 0; i < n; ++i) {
+      decltype(zero) v;
+      std::memcpy(&v, p + i * sizeof v, sizeof v);
+      v = bswap(v);
+      std::memcpy(p + i * sizeof v, &v, sizeof v);
+    }
+  };
+  switch (elem_size) {
+    case 2:
+      swap_all(uint16_t{}, [](uint16_t v) { return __builtin_bswap16(v); });
+      break;
+    case 4:
+      swap_all(uint32_t{}, [](uint32_t v) { return __builtin_bswap32(v); });
+      break;
+    case 8:
+      swap_all(uint64_t{}, [](uint64_t v) { return __builtin_bswap64(v); });
+      break;
+    default:
+      break;
+  }
+}
+
 Status EncodeBlock(const CodecSpec& spec, std::span<const uint8_t> raw, size_t elem_size,
                    std::vector<uint8_t>* out) {
   thread_local std::vector<uint8_t> shuffled;  // reused: no allocation per block

@@ -39,7 +39,12 @@ Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, 
 // raw sizes against it before allocating, so damaged or hostile sizes cannot exhaust memory.
 uint64_t MaxDecodedBytes(Codec codec, uint64_t stored_bytes);
 
+// Byte shuffle (byte b of element i goes to b * n + i, as HDF5's shuffle filter and blosc do) and
+// its inverse; a tail that is not a whole element stays in place.
 void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out);
 void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out);
+// Reverses the byte order of each 2-, 4- or 8-byte element in place (other sizes: unchanged), for
+// big-endian file data.
+void ByteSwap(std::span<uint8_t> data, size_t elem_size);
 
 }  // namespace tilestage

@@ -99,6 +99,23 @@ TEST(ByteShuffle, EveryElementSizeMatchesTheDefinitionAndRoundTrips) {
   }
 }
 
+TEST(ByteSwap, ReversesTheBytesOfEachElementAndLeavesOtherSizesAlone) {
+  for (size_t elem_size : {1u, 2u, 3u, 4u, 8u}) {
+    std::vector<uint8_t> data(8 * 9 + 5);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i);
+    const std::vector<uint8_t> original = data;
+    ByteSwap(data, elem_size);
+    const bool swaps = elem_size == 2 || elem_size == 4 || elem_size == 8;
+    const size_t n = data.size() / elem_size;
+    for (size_t i = 0; i < n; ++i)
+      for (size_t b = 0; b < elem_size; ++b)
+        ASSERT_EQ(data[i * elem_size + b],
+                  original[i * elem_size + (swaps ? elem_size - 1 - b : b)])
+            << "element size " << elem_size << ", element " << i;
+    for (size_t t = n * elem_size; t < data.size(); ++t) ASSERT_EQ(data[t], original[t]);
+  }
+}
+
 TEST(ByteShuffle, NoneWithShuffleStoresShuffledBytes) {
   const std::vector<uint8_t> raw = {1, 2, 3, 4};  // two u16
   std::vector<uint8_t> stored;
