@@ -4,7 +4,8 @@
 // results are the same bits whether the code runs as SSE2 or AVX2.
 //
 // TS_AVX2_CLONES compiles a function a second time for AVX2 (without FMA, which would change the
-// rounding) and picks the version at load time.
+// rounding) and picks the version at load time. Not under ThreadSanitizer: the clones' resolvers
+// run before TSan's runtime is initialised, and instrumenting them crashes every program at start.
 //
 // Thread-safety: pure functions on values.
 #pragma once
@@ -14,7 +15,9 @@
 
 namespace tilestage::ingest {
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__SANITIZE_THREAD__)
+#define TS_AVX2_CLONES
+#elif defined(__x86_64__) && defined(__GNUC__)
 #define TS_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define TS_AVX2_CLONES
