@@ -379,6 +379,43 @@ TEST(Loader, GlobalBatchesAreTheSameAtAnyWorldSizeAndResumeAcrossWorldSizes) {
   EXPECT_EQ(rest, Batches(one.begin() + 3, one.end()));
 }
 
+// Node 0's share of a store partition-staged over 4 nodes in groups of 2 (as the stager records
+// it): usable by a 4-node job only.
+TEST(Loader, PartitionStagedStoreOnAnotherNodeCountIsRefusedWithTheRestageCommand) {
+  Fixture f;
+  Manifest m = f.manifest;
+  m.attrs["staging"] = {{"source", "/lustre/era5"}, {"mode", "partition"}, {"node", 0},
+                        {"nodes", 4}, {"group", 2}, {"to", "/nvme/{node}/era5"},
+                        {"source_shards", 2 * m.shards.size()}};
+  ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, m).ok());
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.nodes = 4;
+  EXPECT_TRUE(Loader::Open(LocalStorage(), f.dir, o).ok());
+  o.nodes = 0;  // not checked
+  EXPECT_TRUE(Loader::Open(LocalStorage(), f.dir, o).ok());
+  o.nodes = 6;
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kFailedPrecondition);
+  const std::string shards = std::to_string(m.shards.size());
+  EXPECT_NE(loader.status().message().find(
+                "store " + f.dir + " is partition-staged for 4 nodes (node 0 holds " + shards +
+                " of the " + std::to_string(2 * m.shards.size()) +
+                " shards) but this job runs on 6 nodes"),
+            std::string::npos)
+      << loader.status().ToString();
+  EXPECT_NE(loader.status().message().find(
+                "mpirun -np 6 --map-by ppr:1:node tilestage stage --from /lustre/era5 --to "
+                "/nvme/{node}/era5 --mode partition --group 2"),
+            std::string::npos)
+      << loader.status().ToString();
+  // A replicated copy serves any node count.
+  m.attrs["staging"]["mode"] = "replicate";
+  ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, m).ok());
+  EXPECT_TRUE(Loader::Open(LocalStorage(), f.dir, o).ok());
+}
+
 TEST(Loader, ZeroSamplesIsInvalidArgument) {
   Fixture f;
   LoaderOptions o;
