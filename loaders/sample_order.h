@@ -27,16 +27,26 @@
 //      batch: samples [r G/W, (r+1) G/W). Every rank gets K batches of G/W samples.
 // Before padding, every record appears exactly once per epoch.
 //
-// Locality of kBlock (step 4 puts rank r's slice inside parts r P/W .. (r+1) P/W - 1 when W
-// divides P, and inside part r / (W/P) when P divides W): a rank reads from max(1, P/W) parts at
-// once, each within one window of block_shards shards. Computed once for a store of 1024 shards
-// of 256 records, G = 512, block_shards = 4, block_parts = 64 (the defaults), one epoch:
+// Locality of kBlock. Rank r's slice lies inside parts r P/W .. (r+1) P/W - 1 when W divides P,
+// inside part r / (W/P) when P divides W, and straddles two parts otherwise: a rank reads from
+// max(1, P/W) parts at once (+1 at a straddle), each one window of block_shards shards at a time.
+// So P is the world size the order is tuned for (Mosaic picks its canonical nodes the same way):
+// from W = P up, each rank reads its own window of shards; below P, a rank interleaves P/W
+// windows, the cost of keeping the order independent of W. Computed once (not measured) for one
+// epoch of a store of 1024 shards of 256 records, G = 512, block_shards = 4, block_parts = 64,
+// by walking RankOrder of rank 0 (the global shuffle beside it):
 //
-//      W | parts per rank | shards one rank reads per step | shards one rank reads per epoch
-//     ---+----------------+--------------------------------+--------------------------------
-//      1 |       64       |   see README (computed table)  |
-// The numbers are in README.md ("Stopping and resuming on a different number of ranks").
-// A global shuffle makes every rank read from nearly every shard every few steps.
+//      W | parts read  | shards touched per step | shards open at once | shards read per epoch
+//        | at once     |   block   (global)      |   block   (global)  |   block   (global)
+//     ---+-------------+-------------------------+---------------------+----------------------
+//      1 |     64      |   231     (404)         |   256     (1024)    |   1024    (1024)
+//      2 |     32      |   115     (227)         |   128     (1024)    |    512    (1024)
+//      8 |      8      |    29      (62)         |    32     (1024)    |    128    (1024)
+//     64 |      1      |   3.6     (8.0)         |     4      (783)    |     16    (1010)
+//
+// ("open" = read between its first and last record of the epoch: the shards a page cache or a
+// reader must hold at once.) At W = 1 the block order keeps a quarter of the store open (the old
+// W-dependent block order kept 4 shards); a job that stays small can lower block_parts.
 //
 // Thread-safety: free functions on values; SampleOrder is immutable after Create and safe to
 // share between threads.

@@ -46,8 +46,10 @@ struct DataSetting {
   const char* key;
   const char* flag;
 };
-constexpr DataSetting kDataSettings[] = {
-    {"global_batch", "--batch"}, {"seed", "--seed"}, {"shuffle", "--shuffle"}};
+constexpr DataSetting kDataSettings[] = {{"global_batch", "--batch"},
+                                         {"seed", "--seed"},
+                                         {"shuffle", "--shuffle"},
+                                         {"block_parts", "--block-parts"}};
 
 std::string FlagValue(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();

@@ -34,6 +34,7 @@ int64_t Product(const std::vector<int64_t>& shape) {
 nlohmann::json TrainerConfig::ToJson() const {
   nlohmann::json data = {
       {"global_batch", batch_size * world_size}, {"seed", seed}, {"shuffle", shuffle}};
+  if (block_parts > 0) data["block_parts"] = block_parts;
   if (!store.is_null()) data["store"] = store;
   return {{"model", model.ToJson()},
           {"optimizer", adamw.ToJson()},

@@ -56,6 +56,7 @@ struct TrainerConfig {
   // resume (with the global batch and the seed): the shuffle mode, and the store identity
   // {"path", "fingerprint", "records"} (null: not checked).
   std::string shuffle = "global";
+  uint64_t block_parts = 0;  // shuffle "block": its canonical parts
   nlohmann::json store;
   int64_t log_every = 10;            // human progress line every N steps (0: never)
   // rank 0: one JSON object per line: "run" (parameters, shapes) first, then one per step and

@@ -51,6 +51,7 @@ struct TrainArgs {
   int64_t log_every = 10;
   int threads = 0;
   std::string shuffle = "global";
+  uint64_t block_parts = 64;
   int prefetch = 4;
   std::string mem_budget = "1GiB";
   bool augment = false;
@@ -69,6 +70,7 @@ Result<std::unique_ptr<LoaderBatchSource>> OpenSource(const std::string& store, 
   } else {
     o.shuffle = ShuffleMode::kNone;
   }
+  o.block_parts = args.block_parts;
   o.rank = rank;
   o.world_size = world;
   o.prefetch = args.prefetch;
@@ -127,6 +129,7 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   config.seed = args.seed;
   config.batch_size = local_batch;
   config.shuffle = args.shuffle;
+  config.block_parts = args.shuffle == "block" ? args.block_parts : 0;
   config.store = {{"path", args.store},
                   {"fingerprint", StoreFingerprint(manifest)},
                   {"records", split}};
@@ -281,6 +284,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Threads (0: all cores)");
   cmd->add_option("--shuffle", args->shuffle, "none, global or block")->capture_default_str();
+  cmd->add_option("--block-parts", args->block_parts,
+                  "Canonical parts for --shuffle block: a rank reads max(1, parts/ranks) parts "
+                  "at once (see README)")
+      ->capture_default_str();
   cmd->add_option("--prefetch", args->prefetch, "Batches the loader prepares ahead")
       ->capture_default_str();
   cmd->add_option("--mem-budget", args->mem_budget, "Loader memory budget")->capture_default_str();
