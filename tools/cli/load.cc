@@ -53,6 +53,7 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
   o.seed = args.seed;
   o.rank = rank;
   o.world_size = world;
+  o.nodes = CountNodes(MPI_COMM_WORLD);  // the job's nodes, also under --node-local
   o.threads = args.threads;
   o.prefetch = args.prefetch;
   TS_ASSIGN_OR_RETURN(o.mem_budget_bytes, ParseByteSize(args.mem_budget));
