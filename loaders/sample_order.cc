@@ -136,9 +136,7 @@ Result<SampleOrder> SampleOrder::Create(OrderSpec spec) {
   return SampleOrder(std::move(spec), total, batches);
 }
 
-uint64_t SampleOrder::padding() const {
-  return spec_.drop_last ? 0 : samples_per_epoch() - total_;
-}
+uint64_t SampleOrder::padding() const { return spec_.drop_last ? 0 : samples_per_epoch() - total_; }
 
 Status SampleOrder::CheckWorld(uint64_t world) const {
   if (world == 0 || spec_.global_batch % world != 0)
@@ -162,8 +160,8 @@ std::vector<uint64_t> SampleOrder::EpochBatches(uint64_t epoch) const {
   return out;
 }
 
-Result<std::vector<uint64_t>> SampleOrder::RankOrder(uint64_t epoch, uint64_t rank,
-                                                     uint64_t world, uint64_t first_batch) const {
+Result<std::vector<uint64_t>> SampleOrder::RankOrder(uint64_t epoch, uint64_t rank, uint64_t world,
+                                                     uint64_t first_batch) const {
   TS_RETURN_IF_ERROR(CheckWorld(world));
   if (rank >= world) return InvalidArgument("rank ", rank, " out of range for world size ", world);
   if (first_batch > batches_)

@@ -40,8 +40,8 @@ class InMemoryBatchSource : public BatchSource {
       return false;
     }
     if (index == 0 || epoch_order_.empty()) {
-      TS_ASSIGN_OR_RETURN(epoch_order_, order_->RankOrder(position_.epoch, uint64_t(rank_),
-                                                          uint64_t(world_), 0));
+      TS_ASSIGN_OR_RETURN(epoch_order_,
+                          order_->RankOrder(position_.epoch, uint64_t(rank_), uint64_t(world_), 0));
     }
     const int64_t x_len = Product(data_->x_shape), y_len = Product(data_->y_shape);
     batch->epoch = position_.epoch;

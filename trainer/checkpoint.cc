@@ -81,8 +81,8 @@ Status CheckDataSettings(const std::string& dir, const nlohmann::json& have,
       return FailedPrecondition(
           "checkpoint ", dir, " was written with --store ", h.value("path", "(unrecorded)"), " (",
           h.value("records", uint64_t{0}), " training records, fingerprint ",
-          h.value("fingerprint", "none"), ") but this run has --store ", w.value("path", ""),
-          " (", w.value("records", uint64_t{0}), " training records, fingerprint ",
+          h.value("fingerprint", "none"), ") but this run has --store ", w.value("path", ""), " (",
+          w.value("records", uint64_t{0}), " training records, fingerprint ",
           w.value("fingerprint", ""), "): another store, or another --eval-fraction split", why);
     }
   }
@@ -155,7 +155,12 @@ Result<CheckpointState> ReadCheckpoint(Storage& storage, const std::string& dir,
     j = nlohmann::json::parse(state_bytes.begin(), state_bytes.end());
     state.step = j.at("step");
     state.position.epoch = j.at("position").at("epoch");
-    state.position.samples_consumed = j.at("position").at("global_samples_consumed");
+    const nlohmann::json& position = j.at("position");
+    if (!position.contains("global_samples_consumed")) {
+      return FailedPrecondition(state_path, ": position counted per rank (a checkpoint of an ",
+                                "older tilestage); it cannot be resumed on this version");
+    }
+    state.position.samples_consumed = position.at("global_samples_consumed");
     state.seed = j.at("rng").at("seed");
     state.config = j.at("config");
   } catch (const std::exception& e) {
