@@ -289,6 +289,18 @@ TEST(TrainCliTest, ResumeWithAnotherGlobalBatchIsRefusedNamingBatch) {
   EXPECT_NE(r.output.find("but this run has --store " + other), std::string::npos) << r.output;
 }
 
+TEST(TrainCliTest, RankCountNotDividingTheGlobalBatchIsAClearError) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 32);
+  auto r = RunCommand(Mpirun(2) + " train --store " + store + " --model vit-mae" + kTiny +
+                      " --batch 7");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--batch 7 (the global batch) must be a positive multiple of the 2 "
+                          "ranks"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(TrainCliTest, PartitionStagedStoreOnAnotherNodeCountStopsWithTheRestageCommand) {
   TempDir dir;
   const std::string store = Synth(dir, "s", "1,16,16", 0, 64, " --shard-size 16KiB");
