@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "loaders/record_view.h"
+#include "loaders/stage_plan.h"
 #include "tiling/checksum.h"
 #include "tiling/shard.h"
 #include "tiling/store.h"
@@ -266,9 +267,11 @@ class Loader::Impl {
 
   Status Init(const std::string& dir);
   Result<bool> Next(Batch* batch);
+  // Global: this rank's samples consumed, in whole batches, times the world size.
   LoaderPosition position() const {
     std::lock_guard lock(position_mu_);
-    return position_;
+    return {position_.epoch,
+            position_.samples_consumed * static_cast<uint64_t>(options_.world_size)};
   }
   LoaderStats stats() const;
 
@@ -311,7 +314,7 @@ class Loader::Impl {
   }
 
   mutable std::mutex position_mu_;
-  LoaderPosition position_;
+  LoaderPosition position_;  // samples_consumed counts this rank's samples
 
   // Producer/consumer hand-off.
   mutable std::mutex mu_;
@@ -354,6 +357,7 @@ Status Loader::Impl::Init(const std::string& dir) {
 
   TS_ASSIGN_OR_RETURN(store_, Store::Open(storage_, dir));
   const Manifest& m = store_->manifest();
+  if (o.nodes > 0) TS_RETURN_IF_ERROR(CheckStagedShare(m, dir, o.nodes));
   for (size_t s = 0; s < store_->num_shards(); ++s) {
     TS_ASSIGN_OR_RETURN(auto file, storage_->OpenRead(store_->shard(s).path()));
     files_.push_back(std::move(file));
@@ -412,8 +416,10 @@ Status Loader::Impl::Init(const std::string& dir) {
   OrderSpec spec;
   spec.shuffle = o.shuffle;
   spec.seed = o.seed;
-  spec.world_size = static_cast<uint64_t>(o.world_size);
+  spec.global_batch = static_cast<uint64_t>(o.batch_size) * static_cast<uint64_t>(o.world_size);
   spec.block_shards = o.block_shards;
+  spec.block_parts = o.block_parts;
+  spec.drop_last = o.drop_last;
   const uint64_t total = store_->size();
   const uint64_t range_end = std::min(o.range_end, total);
   if (o.range_begin >= range_end)
@@ -427,20 +433,22 @@ Status Loader::Impl::Init(const std::string& dir) {
     const uint64_t hi = std::min(store_->shard_offset(s + 1), range_end);
     if (lo < hi) spec.shard_records.push_back(hi - lo);
   }
-  TS_ASSIGN_OR_RETURN(SampleOrder order, SampleOrder::Create(std::move(spec)));
-  order_.emplace(std::move(order));
-  const uint64_t share = order_->share_size();
+  auto order = SampleOrder::Create(std::move(spec));
+  if (!order.ok())
+    return order.status().WithContext(
+        StrCat("store ", dir, ", batch of ", o.batch_size, " per rank x ", o.world_size, " ranks"));
+  order_.emplace(std::move(order).value());
   const uint64_t batch = static_cast<uint64_t>(o.batch_size);
-  if (batch > share)
-    return InvalidArgument("batch size ", batch, " is larger than rank ", o.rank, "'s share of ",
-                           share, " samples per epoch (", order_->total_records(),
-                           " samples over ", o.world_size, " ranks)");
-  batches_per_epoch_ = o.drop_last ? share / batch : (share + batch - 1) / batch;
-  share_ = o.drop_last ? batches_per_epoch_ * batch : share;
-  if (o.start.samples_consumed > share_)
-    return InvalidArgument("resume position ", o.start.samples_consumed, " is past the ", share_,
-                           " samples of rank ", o.rank, "'s epoch");
-  position_ = o.start;
+  batches_per_epoch_ = order_->batches_per_epoch();
+  share_ = batches_per_epoch_ * batch;
+  const uint64_t global = order_->global_batch();
+  if (o.start.samples_consumed % global != 0 ||
+      o.start.samples_consumed > order_->samples_per_epoch())
+    return InvalidArgument("resume position ", o.start.samples_consumed, " of epoch ",
+                           o.start.epoch, " is not a boundary of the ", batches_per_epoch_,
+                           " global batches of ", global, " samples");
+  // Internally the position counts this rank's samples.
+  position_ = {o.start.epoch, o.start.samples_consumed / global * batch};
 
   // Memory: prefetch queued batches plus the caller's, then as many in-flight samples as fit.
   const uint64_t x_bytes = static_cast<uint64_t>(Product(x_out_shape_)) *
@@ -490,7 +498,9 @@ void Loader::Impl::StartProducer(uint64_t epoch, uint64_t from) {
   }
   running_ = true;
   producer_ = std::thread([this, epoch, from] {
-    auto order = order_->RankOrder(epoch, static_cast<uint64_t>(options_.rank), from);
+    const uint64_t batch = static_cast<uint64_t>(options_.batch_size);
+    auto order = order_->RankOrder(epoch, static_cast<uint64_t>(options_.rank),
+                                   static_cast<uint64_t>(options_.world_size), from / batch);
     if (!order.ok()) {
       std::lock_guard lock(mu_);
       producer_error_ = order.status();
@@ -498,9 +508,7 @@ void Loader::Impl::StartProducer(uint64_t epoch, uint64_t from) {
       cv_.notify_all();
       return;
     }
-    std::vector<uint64_t> positions = std::move(order).value();
-    positions.resize(share_ - from);  // drop_last trims the tail
-    ProducerMain(epoch, std::move(positions));
+    ProducerMain(epoch, std::move(order).value());
   });
 }
 
@@ -809,7 +817,11 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
 
 Result<bool> Loader::Impl::Next(Batch* batch) {
   if (!sticky_error_.ok()) return sticky_error_;
-  LoaderPosition pos = position();
+  LoaderPosition pos;  // this rank's
+  {
+    std::lock_guard lock(position_mu_);
+    pos = position_;
+  }
   if (pos.samples_consumed >= share_) {
     StopProducer();
     std::lock_guard lock(position_mu_);

@@ -10,11 +10,14 @@
 // float32 fields are normalized into the batch with streaming stores (no read-for-ownership of
 // batch lines that the consumer reads only much later).
 //
-// Order: sample_order.h. Rank r of world_size W visits its share of each epoch; the order is a
-// pure function of (seed, epoch, shard sizes, W), so it does not depend on the thread count and a
-// resume from LoaderPosition recomputes it and starts at the position without reading what came
-// before. Augmentation draws are keyed by (seed, epoch, record index), so batches are bit-identical
-// whatever the thread count. The loader never calls MPI: ranks pass rank/world_size.
+// Order: sample_order.h. The global batch is batch_size * world_size samples; rank r of W takes
+// the r-th part of each global batch. The order is a pure function of (seed, epoch, shard sizes,
+// global batch, shuffle), not of W or the thread count, so a resume from LoaderPosition, on any
+// W dividing the global batch, recomputes it and starts at the position without reading what
+// came before. Augmentation draws are keyed by (seed, epoch, record index), so a sample's tensor
+// is bit-identical whatever the thread count or the rank that loads it. The loader never calls
+// MPI: ranks pass rank/world_size (and the job's node count, checked against a partition-staged
+// store: stage_plan.h).
 //
 // Memory: at most prefetch + 1 batch buffers exist (the queue plus the one the caller holds) and
 // the number of samples in flight is sized from mem_budget_bytes, so memory is bounded by the
@@ -43,14 +46,15 @@
 
 namespace tilestage {
 
-// Where a rank is: the epoch and the samples of its share consumed so far in it.
+// Where the job is: the epoch and the samples of it consumed so far by all ranks together
+// (a multiple of the global batch). The same position means the same point at any world size.
 struct LoaderPosition {
   uint64_t epoch = 0;
-  uint64_t samples_consumed = 0;
+  uint64_t samples_consumed = 0;  // global
 };
 
 struct LoaderOptions {
-  int64_t batch_size = 32;
+  int64_t batch_size = 32;  // per rank: the global batch is batch_size * world_size
   uint64_t seed = 0;
   ShuffleMode shuffle = ShuffleMode::kGlobal;
   int rank = 0;
@@ -67,8 +71,12 @@ struct LoaderOptions {
   bool skip_corrupt = false;
   // Added members (not in the first contract):
   uint64_t block_shards = 4;  // ShuffleMode::kBlock window
+  uint64_t block_parts = 64;  // ShuffleMode::kBlock canonical parts (sample_order.h)
+  // Nodes of the job; a partition-staged store staged for another node count is refused
+  // (FailedPrecondition with the restaging command). 0: not checked.
+  int nodes = 0;
   bool validity_mask = false;  // fill Batch::x_valid
-  bool drop_last = false;      // drop the last partial batch of each epoch
+  bool drop_last = false;      // drop each epoch's tail instead of padding the last batch
   // Random crop of x (and of a y with the same H, W) to crop_h x crop_w; 0 = no crop.
   int64_t crop_h = 0;
   int64_t crop_w = 0;
@@ -102,8 +110,10 @@ struct LoaderStats {
 class Loader {
  public:
   // Opens the store (manifest and shard indexes) and checks the options: InvalidArgument for a
-  // bad batch size, rank, range, resume position, zero samples, or a batch larger than a rank's
-  // share; ResourceExhausted when mem_budget_bytes is too small. Nothing is read until Next().
+  // bad batch size, rank, range, resume position (not at a global batch boundary, or past the
+  // epoch), zero samples, or a global batch larger than the records; FailedPrecondition for a
+  // partition-staged store whose node count is not options.nodes; ResourceExhausted when
+  // mem_budget_bytes is too small. Nothing is read until Next().
   static Result<std::unique_ptr<Loader>> Open(std::shared_ptr<Storage> storage,
                                               const std::string& store_dir,
                                               LoaderOptions options);
@@ -118,8 +128,8 @@ class Loader {
 
   // What to save in a checkpoint: reopening with start = position() continues exactly.
   LoaderPosition position() const;
-  uint64_t batches_per_epoch() const;  // per rank, equal on all ranks
-  uint64_t samples_per_epoch() const;  // this rank's share (padding included)
+  uint64_t batches_per_epoch() const;  // global batches, the same on every rank and world size
+  uint64_t samples_per_epoch() const;  // this rank's samples (padding included)
   uint64_t total_records() const;      // records selected by the range, before padding
   const Manifest& manifest() const;
   const LoaderOptions& options() const;

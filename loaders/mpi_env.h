@@ -12,6 +12,8 @@
 // environment (setenv is not thread-safe).
 #pragma once
 
+#include <mpi.h>
+
 #include <string>
 #include <vector>
 
@@ -28,5 +30,9 @@ std::vector<std::string> PrepareSingletonMpi();
 // Initializes MPI (MPI_THREAD_FUNNELED) unless it already is, with PrepareSingletonMpi's settings
 // first. Returns true when this call initialized MPI, so the caller also calls MPI_Finalize.
 bool InitMpiIfNeeded();
+
+// Collective over comm: the number of nodes (shared-memory domains, MPI_COMM_TYPE_SHARED) its
+// ranks run on.
+int CountNodes(MPI_Comm comm);
 
 }  // namespace tilestage

@@ -1,21 +1,52 @@
-// Sample ordering: which global record indices a rank visits in an epoch, and in which order.
+// Sample ordering: which global record indices each global batch of an epoch holds, and which
+// part of it each rank takes.
 //
-// Everything here is a pure function of (seed, epoch, shard sizes, world size, mode): no I/O, no
-// MPI, no threads, so the order is identical whatever the thread count and can be tested
-// exhaustively. The loader and the trainer's checkpoints rely on that: a resumed run recomputes
-// the same order and skips the samples already consumed without reading them.
+// Everything here is a pure function of (seed, epoch, shard sizes, global batch size, shuffle
+// mode and its parameters): no I/O, no MPI, no threads, and not the world size. So the order is
+// the same whatever the thread count, and a job stopped on N ranks continues on M ranks with the
+// same sequence of global batches (elastic determinism, as Mosaic Streaming offers for a fixed
+// global batch). The loader and the trainer's checkpoints rely on it: a position is (epoch,
+// global samples consumed), and a resumed run recomputes the order and skips the batches already
+// consumed without reading them.
 //
-// Order of one epoch:
-//   1. A permutation of the N records (kNone: store order; kGlobal: uniform shuffle; kBlock: the
-//      shards are shuffled, grouped into windows of `block_shards` consecutive shards, and the
-//      records are shuffled inside each window only, so a reader touches at most one window of
-//      shards at a time, as Mosaic Streaming's py1b/py1br shuffles do).
-//   2. Padded to P = W * ceil(N / W) by repeating the permutation from its start, so every rank
-//      gets the same number of samples and no rank waits for another that ran out (the hang that
-//      uneven WebDataset/DLIO splits produce).
-//   3. Rank r gets the contiguous slice [r * S, (r + 1) * S) with S = P / W; contiguous slices
-//      keep a rank's reads inside its windows in block mode.
-// Before padding, every record appears exactly once across all ranks.
+// Order of one epoch with N records and global batch G (G <= N):
+//   1. The records are laid out in P parts ("canonical parts", Mosaic's canonical nodes):
+//      kNone: one part, store order. kGlobal: one part, a uniform shuffle of all records.
+//      kBlock: the shards are shuffled, their records concatenated in that shard order and cut
+//      into P = min(block_parts, G) contiguous parts; inside each part the records are shuffled
+//      within windows of `block_shards` consecutive shards only, so a reader of one part touches
+//      one window of shards at a time (Mosaic's py1b/py1br).
+//   2. Each global batch takes g_c = floor(G (c+1) / P) - floor(G c / P) consecutive samples of
+//      part c, parts in order. Part c holds n_c = floor(N s_(c+1) / G) - floor(N s_c / G) records
+//      (s_c = floor(G c / P)), i.e. its share of N in proportion to its slots.
+//   3. The epoch has K = ceil(N / G) global batches, all full: part c is padded to K g_c samples
+//      by repeating its own sequence from the start (padding stays inside the part, so it keeps
+//      the part's locality; K G - N samples are padding in all, whatever the world size).
+//      With drop_last, K = floor(N / G) and each part's tail beyond K g_c is dropped instead.
+//   4. Rank r of W (W must divide G) takes the r-th of W equal contiguous parts of each global
+//      batch: samples [r G/W, (r+1) G/W). Every rank gets K batches of G/W samples.
+// Before padding, every record appears exactly once per epoch.
+//
+// Locality of kBlock. Rank r's slice lies inside parts r P/W .. (r+1) P/W - 1 when W divides P,
+// inside part r / (W/P) when P divides W, and straddles two parts otherwise: a rank reads from
+// max(1, P/W) parts at once (+1 at a straddle), each one window of block_shards shards at a time.
+// So P is the world size the order is tuned for (Mosaic picks its canonical nodes the same way):
+// from W = P up, each rank reads its own window of shards; below P, a rank interleaves P/W
+// windows, the cost of keeping the order independent of W. Computed once (not measured) for one
+// epoch of a store of 1024 shards of 256 records, G = 512, block_shards = 4, block_parts = 64,
+// by walking RankOrder of rank 0 (the global shuffle beside it):
+//
+//      W | parts read  | shards touched per step | shards open at once | shards read per epoch
+//        | at once     |   block   (global)      |   block   (global)  |   block   (global)
+//     ---+-------------+-------------------------+---------------------+----------------------
+//      1 |     64      |   231     (404)         |   256     (1024)    |   1024    (1024)
+//      2 |     32      |   115     (227)         |   128     (1024)    |    512    (1024)
+//      8 |      8      |    29      (62)         |    32     (1024)    |    128    (1024)
+//     64 |      1      |   3.6     (8.0)         |     4      (783)    |     16    (1010)
+//
+// ("open" = read between its first and last record of the epoch: the shards a page cache or a
+// reader must hold at once.) At W = 1 the block order keeps a quarter of the store open (the old
+// W-dependent block order kept 4 shards); a job that stays small can lower block_parts.
 //
 // Thread-safety: free functions on values; SampleOrder is immutable after Create and safe to
 // share between threads.
@@ -42,39 +73,54 @@ struct OrderSpec {
   uint64_t first_index = 0;
   ShuffleMode shuffle = ShuffleMode::kGlobal;
   uint64_t seed = 0;
-  uint64_t world_size = 1;
-  // kBlock: shards per shuffle window (>= 1).
+  // Samples of one step over all ranks (>= 1, <= the record count).
+  uint64_t global_batch = 1;
+  // kBlock: shards per shuffle window (>= 1) and canonical parts (>= 1; at most G are used).
   uint64_t block_shards = 4;
+  uint64_t block_parts = 64;
+  // Drop each part's tail instead of padding (every batch full either way).
+  bool drop_last = false;
 };
 
-// ceil(total / world_size): samples each rank gets per epoch, padding included.
-uint64_t RankShareSize(uint64_t total_records, uint64_t world_size);
-
-// The permutation of step 1: every record index exactly once. O(N) time and memory.
+// The epoch's records laid out as in steps 1-2 above, before padding: every record exactly once,
+// the parts one after another. O(N) time and memory.
 std::vector<uint64_t> EpochPermutation(const OrderSpec& spec, uint64_t epoch);
 
-// A validated spec plus the per-rank slicing (steps 2 and 3).
 class SampleOrder {
  public:
-  // InvalidArgument for zero records, world_size 0, block_shards 0.
+  // InvalidArgument for zero records, a global batch of 0 or larger than the records,
+  // block_shards or block_parts of 0.
   static Result<SampleOrder> Create(OrderSpec spec);
 
   const OrderSpec& spec() const { return spec_; }
   uint64_t total_records() const { return total_; }
-  // Samples per rank per epoch (padding included); equal on all ranks.
-  uint64_t share_size() const { return RankShareSize(total_, spec_.world_size); }
-  // Records repeated as padding in each epoch (share_size() * world_size - total_records()).
-  uint64_t padding() const { return share_size() * spec_.world_size - total_; }
+  uint64_t global_batch() const { return spec_.global_batch; }
+  // K, the same for every world size.
+  uint64_t batches_per_epoch() const { return batches_; }
+  // K * G, padding included.
+  uint64_t samples_per_epoch() const { return batches_ * spec_.global_batch; }
+  // Repeated samples per epoch (0 with drop_last).
+  uint64_t padding() const;
 
-  // Rank's samples for the epoch from position `from` on (0 <= from <= share_size()): the whole
-  // share for from == 0, the remaining sequence after a resume otherwise. InvalidArgument for a
-  // bad rank or position.
-  Result<std::vector<uint64_t>> RankOrder(uint64_t epoch, uint64_t rank, uint64_t from = 0) const;
+  // InvalidArgument naming G and W unless 1 <= world and world divides the global batch.
+  Status CheckWorld(uint64_t world) const;
+
+  // The epoch's global batches back to back: entries [k G, (k+1) G) are global batch k, ordered
+  // so that rank r of W takes entries [k G + r G/W, k G + (r+1) G/W).
+  std::vector<uint64_t> EpochBatches(uint64_t epoch) const;
+
+  // The samples rank `rank` of `world` visits in the epoch from global batch `first_batch` on
+  // (0 <= first_batch <= K): its part of each batch, batch after batch. InvalidArgument for a bad
+  // world, rank or batch.
+  Result<std::vector<uint64_t>> RankOrder(uint64_t epoch, uint64_t rank, uint64_t world,
+                                          uint64_t first_batch = 0) const;
 
  private:
-  explicit SampleOrder(OrderSpec spec, uint64_t total) : spec_(std::move(spec)), total_(total) {}
+  SampleOrder(OrderSpec spec, uint64_t total, uint64_t batches)
+      : spec_(std::move(spec)), total_(total), batches_(batches) {}
   OrderSpec spec_;
   uint64_t total_ = 0;
+  uint64_t batches_ = 0;
 };
 
 }  // namespace tilestage

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "tiling/checksum.h"
+
 namespace tilestage {
 
 std::vector<std::vector<size_t>> BalanceShards(const std::vector<uint64_t>& shard_bytes,
@@ -51,6 +53,36 @@ std::vector<std::vector<TransferChunk>> ScheduleReads(const std::vector<size_t>&
     } while (offset < size);
   }
   return out;
+}
+
+std::string StoreFingerprint(const Manifest& manifest) {
+  const nlohmann::json& staging = manifest.attrs.value("staging", nlohmann::json::object());
+  if (staging.is_object() && staging.contains("source_fingerprint") &&
+      staging["source_fingerprint"].is_string())
+    return staging["source_fingerprint"].get<std::string>();
+  std::string text;
+  for (const ShardEntry& s : manifest.shards)
+    text += StrCat(s.file, "\n", s.records, "\n", s.hash, "\n");
+  return HashToHex(Hash64({reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
+}
+
+Status CheckStagedShare(const Manifest& manifest, const std::string& store_dir, int job_nodes) {
+  const nlohmann::json& staging = manifest.attrs.value("staging", nlohmann::json::object());
+  if (!staging.is_object() || staging.value("mode", "") != "partition") return Status::Ok();
+  const int nodes = staging.value("nodes", 0);
+  const int group = staging.value("group", nodes);
+  if (group <= 1 || nodes == job_nodes) return Status::Ok();  // a full copy, or the same job
+  // Restage with the same copies-per-job layout where it still fits, else one copy over all.
+  const bool keep_group = group < nodes && job_nodes % group == 0;
+  const std::string to = staging.value("to", store_dir);
+  return FailedPrecondition(
+      "store ", store_dir, " is partition-staged for ", nodes, " nodes (node ",
+      staging.value("node", 0), " holds ", manifest.shards.size(), " of the ",
+      staging.value("source_shards", uint64_t{0}), " shards) but this job runs on ", job_nodes,
+      " node", job_nodes == 1 ? "" : "s", ", so its nodes would miss shards. Restage (copies only ",
+      "the shards each node is missing): mpirun -np ", job_nodes,
+      " --map-by ppr:1:node tilestage stage --from ", staging.value("source", "<source store>"),
+      " --to ", to, " --mode partition", keep_group ? StrCat(" --group ", group) : std::string());
 }
 
 }  // namespace tilestage

@@ -13,8 +13,10 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "tiling/manifest.h"
 #include "tiling/status.h"
 
 namespace tilestage {
@@ -54,5 +56,22 @@ struct TransferChunk {
 std::vector<std::vector<TransferChunk>> ScheduleReads(const std::vector<size_t>& shards,
                                                       const std::vector<uint64_t>& shard_bytes,
                                                       int replicas, uint64_t chunk_bytes);
+
+// ------------------------------------------------------------------ staged stores
+// The stager writes each node's copy as a store whose manifest lists the shards that node holds
+// and records how it was staged in attrs.staging: {"mode", "node", "nodes", "group", "source",
+// "to", "source_shards", "source_records", "source_fingerprint"}.
+
+// Identity of a store's records: XXH3 (16 hex digits) of its shard list (file, records, hash);
+// for a staged copy, the identity of the store it was staged from. So a store and each of its
+// staged copies have the same identity, and a checkpoint can tell another store apart.
+std::string StoreFingerprint(const Manifest& manifest);
+
+// A partition-staged store holds only its node's share of the shards (1 / group of them), so it
+// serves exactly the node count it was staged for. FailedPrecondition when `manifest` (read from
+// store_dir) is such a share and job_nodes differs, naming both counts and giving the
+// `tilestage stage` command that restages for job_nodes nodes (it copies only the shards a node
+// is missing). Ok for unstaged stores, replicated ones and full copies.
+Status CheckStagedShare(const Manifest& manifest, const std::string& store_dir, int job_nodes);
 
 }  // namespace tilestage

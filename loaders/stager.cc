@@ -687,8 +687,10 @@ Status NodeStager::WriteNodeManifest() {
                         {"node", node_},
                         {"nodes", nodes_},
                         {"group", plan_.group},
+                        {"to", o_.to},
                         {"source_shards", manifest_.shards.size()},
-                        {"source_records", manifest_.TotalRecords()}};
+                        {"source_records", manifest_.TotalRecords()},
+                        {"source_fingerprint", StoreFingerprint(manifest_)}};
   return WriteManifest(*dst_, dest_, m);
 }
 

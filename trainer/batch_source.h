@@ -3,8 +3,9 @@
 // (trainer/loader_source.h), the in-memory one serves tests and benchmarks.
 //
 // Epoch semantics follow the loader: Next() returns false at the end of an epoch, and the next
-// call starts the following epoch. position() is what a checkpoint records; a source created at
-// that position continues with exactly the batches an uninterrupted run would have seen.
+// call starts the following epoch. position() is what a checkpoint records, in global terms (the
+// same at any world size); a source created at that position, on any number of ranks dividing the
+// global batch, continues with exactly the global batches an uninterrupted run would have seen.
 // Thread-safety: one consumer thread.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "loaders/sample_order.h"
 #include "tiling/status.h"
 
 namespace tilestage::trainer {
@@ -31,7 +33,7 @@ struct TrainBatch {
 
 struct SourcePosition {
   uint64_t epoch = 0;
-  uint64_t samples_consumed = 0;  // by this rank within the epoch
+  uint64_t samples_consumed = 0;  // by all ranks within the epoch: batches * global batch
 };
 
 struct SourceInfo {
@@ -40,7 +42,8 @@ struct SourceInfo {
   std::vector<int64_t> y_shape;  // per sample; empty when there is no y
   int64_t classes = 0;           // label classes when the data declares them, else 0
   uint64_t batches_per_epoch = 0;
-  int64_t batch_size = 0;  // per rank
+  int64_t batch_size = 0;    // per rank
+  int64_t global_batch = 0;  // batch_size * world size
 };
 
 class BatchSource {
@@ -51,10 +54,10 @@ class BatchSource {
   virtual SourcePosition position() const = 0;
 };
 
-// Samples held in memory, partitioned as the loader does: each epoch's order (a permutation keyed
-// by (seed, epoch) when shuffled) is cut into global batches of batch_size * world_size, and rank
-// r takes the r-th slice of each, so 1 rank with batch B*W sees the same global batches as W
-// ranks with batch B. A trailing partial global batch is dropped.
+// Samples held in memory, ordered by the loader's SampleOrder (global shuffle or store order) in
+// global batches of batch_size * world_size, of which rank r takes the r-th part, so 1 rank with
+// batch B*W sees the same global batches as W ranks with batch B. A trailing partial global batch
+// is dropped.
 struct InMemoryData {
   std::vector<int64_t> x_shape, y_shape;
   std::vector<float> x;  // N * prod(x_shape)

@@ -40,6 +40,55 @@ Status LoadTensors(const SafetensorsFile& file, const std::string& where, const 
   return Status::Ok();
 }
 
+// The data settings that fix the order of the samples, and the train flag that sets each. The
+// number of ranks is not among them: the order does not depend on it.
+struct DataSetting {
+  const char* key;
+  const char* flag;
+};
+constexpr DataSetting kDataSettings[] = {{"global_batch", "--batch"},
+                                         {"seed", "--seed"},
+                                         {"shuffle", "--shuffle"},
+                                         {"block_parts", "--block-parts"}};
+
+std::string FlagValue(const nlohmann::json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+Status CheckDataSettings(const std::string& dir, const nlohmann::json& have,
+                         const nlohmann::json& want) {
+  const char* why =
+      "; the saved position in the data only means the same samples with the same global batch, "
+      "seed, shuffle and store (the number of ranks may change: any number that divides --batch)";
+  for (const DataSetting& s : kDataSettings) {
+    if (!want.contains(s.key)) continue;
+    if (!have.contains(s.key)) {
+      return FailedPrecondition("checkpoint ", dir, " records no ", s.flag,
+                                " setting (written by an older tilestage); this run has ", s.flag,
+                                " ", FlagValue(want[s.key]), why);
+    }
+    if (have[s.key] != want[s.key]) {
+      return FailedPrecondition("checkpoint ", dir, " was written with ", s.flag, " ",
+                                FlagValue(have[s.key]), " but this run has ", s.flag, " ",
+                                FlagValue(want[s.key]), why);
+    }
+  }
+  if (want.contains("store") && want["store"].is_object()) {
+    const nlohmann::json& w = want["store"];
+    const nlohmann::json h = have.value("store", nlohmann::json::object());
+    if (h.value("fingerprint", "") != w.value("fingerprint", "") ||
+        h.value("records", uint64_t{0}) != w.value("records", uint64_t{0})) {
+      return FailedPrecondition(
+          "checkpoint ", dir, " was written with --store ", h.value("path", "(unrecorded)"), " (",
+          h.value("records", uint64_t{0}), " training records, fingerprint ",
+          h.value("fingerprint", "none"), ") but this run has --store ", w.value("path", ""), " (",
+          w.value("records", uint64_t{0}), " training records, fingerprint ",
+          w.value("fingerprint", ""), "): another store, or another --eval-fraction split", why);
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::string> WriteCheckpoint(Storage& storage, const std::string& root,
@@ -66,7 +115,8 @@ Result<std::string> WriteCheckpoint(Storage& storage, const std::string& root,
   nlohmann::json j = {
       {"step", state.step},
       {"position",
-       {{"epoch", state.position.epoch}, {"samples_consumed", state.position.samples_consumed}}},
+       {{"epoch", state.position.epoch},
+        {"global_samples_consumed", state.position.samples_consumed}}},
       {"rng", {{"kind", "counter-splitmix64"}, {"seed", state.seed}}},
       {"config", state.config},
       {"files",
@@ -105,26 +155,30 @@ Result<CheckpointState> ReadCheckpoint(Storage& storage, const std::string& dir,
     j = nlohmann::json::parse(state_bytes.begin(), state_bytes.end());
     state.step = j.at("step");
     state.position.epoch = j.at("position").at("epoch");
-    state.position.samples_consumed = j.at("position").at("samples_consumed");
+    const nlohmann::json& position = j.at("position");
+    if (!position.contains("global_samples_consumed")) {
+      return FailedPrecondition(state_path, ": position counted per rank (a checkpoint of an ",
+                                "older tilestage); it cannot be resumed on this version");
+    }
+    state.position.samples_consumed = position.at("global_samples_consumed");
     state.seed = j.at("rng").at("seed");
     state.config = j.at("config");
   } catch (const std::exception& e) {
     return DataLoss(state_path, ": unreadable checkpoint state (truncated?): ", e.what());
   }
   // Configuration first: a clearer error than a shape mismatch.
-  for (const char* section : {"model", "data"}) {
-    if (!expected_config.contains(section)) continue;
-    const nlohmann::json& want = expected_config[section];
-    const nlohmann::json have = state.config.value(section, nlohmann::json::object());
-    for (auto it = want.begin(); it != want.end(); ++it) {
-      if (!have.contains(it.key()) || have[it.key()] != *it) {
-        return FailedPrecondition(
-            "checkpoint ", dir, " was written for ", section, ".", it.key(), "=",
-            have.contains(it.key()) ? have[it.key()].dump() : std::string("(absent)"),
-            " but this run has ", section, ".", it.key(), "=", it->dump());
-      }
+  const nlohmann::json& want_model = expected_config.value("model", nlohmann::json::object());
+  const nlohmann::json have_model = state.config.value("model", nlohmann::json::object());
+  for (auto it = want_model.begin(); it != want_model.end(); ++it) {
+    if (!have_model.contains(it.key()) || have_model[it.key()] != *it) {
+      return FailedPrecondition(
+          "checkpoint ", dir, " was written for model.", it.key(), "=",
+          have_model.contains(it.key()) ? have_model[it.key()].dump() : std::string("(absent)"),
+          " but this run has model.", it.key(), "=", it->dump());
     }
   }
+  TS_RETURN_IF_ERROR(CheckDataSettings(dir, state.config.value("data", nlohmann::json::object()),
+                                       expected_config.value("data", nlohmann::json::object())));
   for (const char* file : {kModelFile, kOptimizerFile}) {
     const std::string path = JoinPath(dir, file);
     TS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, storage.ReadAll(path));

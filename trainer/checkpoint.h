@@ -10,6 +10,12 @@
 // leaves the previous checkpoint current. Reading checks sizes and hashes (truncated or corrupt
 // files are DataLoss naming the file) and that the configuration matches this run's
 // (FailedPrecondition naming the first differing key).
+//
+// The loader position is global, (epoch, samples consumed by all ranks), and state.json records
+// it with what fixes the order of the data (config "data": global batch, seed, shuffle, store
+// identity), not the number of ranks: a checkpoint written by N ranks resumes on any M ranks that
+// divide the global batch, and a run whose data settings differ is refused with the setting
+// named as the train command spells it (`--batch 32`, not a per-rank size).
 // Thread-safety: plain functions; callers serialize writes to one root (rank 0 only).
 #pragma once
 
@@ -26,7 +32,7 @@ namespace tilestage::trainer {
 
 struct CheckpointState {
   int64_t step = 0;         // optimizer updates done
-  SourcePosition position;  // where the training source continues
+  SourcePosition position;  // where the training source continues (global)
   uint64_t seed = 0;        // the counter-based RNG's key (init, masks, shuffles)
   nlohmann::json config;    // model + optimizer + data-parallel configuration
 };
@@ -40,7 +46,9 @@ Result<std::string> FindLatestCheckpoint(Storage& storage, const std::string& ro
 
 // Loads `dir` into params (weights and moments) after checking that its configuration equals
 // `expected_config` on every key of expected_config["model"] and ["data"] (then the tensor
-// names and shapes).
+// names and shapes). Data keys are named by their train flag: global_batch (--batch), seed
+// (--seed), shuffle (--shuffle), store (--store: {"path", "fingerprint", "records"}, compared on
+// fingerprint and records, so a staged copy of the store is the same store).
 Result<CheckpointState> ReadCheckpoint(Storage& storage, const std::string& dir,
                                        const nlohmann::json& expected_config, ParamStore* params);
 

@@ -29,6 +29,7 @@ Result<std::unique_ptr<LoaderBatchSource>> LoaderBatchSource::Open(std::shared_p
   }
   info.batches_per_epoch = source->loader_->batches_per_epoch();
   info.batch_size = options.batch_size;
+  info.global_batch = options.batch_size * options.world_size;
   return source;
 }
 

@@ -32,9 +32,14 @@ int64_t Product(const std::vector<int64_t>& shape) {
 }  // namespace
 
 nlohmann::json TrainerConfig::ToJson() const {
+  nlohmann::json data = {
+      {"global_batch", batch_size * world_size}, {"seed", seed}, {"shuffle", shuffle}};
+  if (block_parts > 0) data["block_parts"] = block_parts;
+  if (!store.is_null()) data["store"] = store;
   return {{"model", model.ToJson()},
           {"optimizer", adamw.ToJson()},
-          {"data", {{"batch_size", batch_size}, {"seed", seed}, {"world_size", world_size}}},
+          {"data", data},
+          {"parallel", {{"world_size", world_size}, {"batch_per_rank", batch_size}}},
           {"epochs", epochs},
           {"max_steps", max_steps},
           {"allreduce", allreduce == AllreduceMode::kOverlap ? "overlap" : "blocking"}};
@@ -63,10 +68,6 @@ Result<SourcePosition> Trainer::Resume(const std::string& checkpoint) {
   }
   TS_ASSIGN_OR_RETURN(CheckpointState state,
                       ReadCheckpoint(*storage_, dir, config_.ToJson(), &model_->params()));
-  if (state.seed != config_.seed) {
-    return FailedPrecondition("checkpoint ", dir, " was written with --seed ", state.seed,
-                              ", this run has --seed ", config_.seed);
-  }
   ParamStore& p = model_->params();
   TS_RETURN_IF_ERROR(comm_->Broadcast(std::span<float>(p.params()), 0));
   TS_RETURN_IF_ERROR(comm_->Broadcast(std::span<float>(p.exp_avg()), 0));
@@ -143,10 +144,10 @@ void Trainer::Emit(nlohmann::json record) {
 }
 
 Status Trainer::SaveCheckpoint(const SourcePosition& position, uint64_t batches_per_epoch,
-                               int64_t batch_size) {
+                               int64_t global_batch) {
   if (config_.checkpoint_dir.empty()) return Status::Ok();
   SourcePosition pos = position;
-  if (pos.samples_consumed >= batches_per_epoch * uint64_t(batch_size)) {
+  if (pos.samples_consumed >= batches_per_epoch * uint64_t(global_batch)) {
     pos = {pos.epoch + 1, 0};  // an epoch boundary: continue with the next epoch
   }
   if (comm_->rank() == 0) {
@@ -204,6 +205,7 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
         {"x_shape", info.x_shape},
         {"world", world},
         {"batch", info.batch_size},
+        {"global_batch", info.global_batch},
         {"steps_per_epoch", bpe},
         {"epochs", config_.epochs}});
   TrainBatch batch;
@@ -227,6 +229,13 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       if (!got) {
         epoch_ended = true;
         break;
+      }
+      if (batch.size != info.batch_size) {
+        // Averaging the ranks' mean gradients weights every sample of the global batch alike
+        // only when the parts are equal.
+        return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
+                               batch.epoch, " holds ", batch.size, " samples, not this rank's ",
+                               info.batch_size, " of the global batch of ", info.global_batch);
       }
       if (int64_t(batch.x.size()) != batch.size * x_len) {
         return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
@@ -300,7 +309,7 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
         TS_RETURN_IF_ERROR(CheckRanksAgree());
       }
       if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) {
-        TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.batch_size));
+        TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.global_batch));
       }
     }
     if (!epoch_ended) break;
@@ -339,7 +348,7 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
                     100.0 * er.stall_fraction);
       *config_.progress << line << std::flush;
     }
-    TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.batch_size));
+    TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.global_batch));
     ++epoch;
   }
   if (config_.checksum_every > 0) TS_RETURN_IF_ERROR(CheckRanksAgree());

@@ -8,6 +8,14 @@
 // (XXH3 of the weights, allgathered) stops all ranks with a message when they diverge.
 // Evaluation runs over the held-out source after each epoch.
 //
+// Elastic determinism: a step's result does not depend on how its global batch is split. Every
+// rank's part holds exactly global_batch / W samples (checked each step), so the mean over ranks
+// of the per-rank mean gradients is the mean gradient over the global batch: 1 rank x 32 and 2
+// ranks x 16 take the same step (up to float summation order). Everything random that depends on
+// a sample (MAE masks, the loader's augmentations) is keyed by (seed, epoch, global record index),
+// never by rank or position in the batch. Checkpoints hold the global position, so a run stopped
+// on N ranks continues on M ranks (M dividing the global batch) with the same global batches.
+//
 // Thread-safety: one thread drives a Trainer; the math inside runs on TBB.
 #pragma once
 
@@ -42,8 +50,14 @@ struct TrainerConfig {
   // Stops Run() after this many total steps as if the job were killed (no final checkpoint, the
   // schedule unchanged): the resume tests' interruption. -1: never.
   int64_t interrupt_after_steps = -1;
-  int64_t batch_size = 0;            // per rank; recorded so a resume checks it
+  int64_t batch_size = 0;            // per rank; the global batch is batch_size * world_size
   int world_size = 1;                // set by Trainer::Create from the communicator
+  // What else fixes the order of the training data, recorded in checkpoints and checked on
+  // resume (with the global batch and the seed): the shuffle mode, and the store identity
+  // {"path", "fingerprint", "records"} (null: not checked).
+  std::string shuffle = "global";
+  uint64_t block_parts = 0;  // shuffle "block": its canonical parts
+  nlohmann::json store;
   int64_t log_every = 10;            // human progress line every N steps (0: never)
   // rank 0: one JSON object per line: "run" (parameters, shapes) first, then one per step and
   // one per epoch (with eval_ms when evaluated); each carries its wall-clock time_ms.
@@ -109,7 +123,7 @@ class Trainer {
   Trainer(const TrainerConfig& config, Communicator* comm, std::shared_ptr<Storage> storage)
       : config_(config), comm_(comm), storage_(std::move(storage)) {}
   Status SaveCheckpoint(const SourcePosition& position, uint64_t batches_per_epoch,
-                        int64_t batch_size);
+                        int64_t global_batch);
   // Writes one JSONL record (rank 0), stamped with its wall-clock time_ms.
   void Emit(nlohmann::json record);
 

@@ -90,12 +90,14 @@ TEST(LoadCli, CorruptRecordSkipCountsAndContinues) {
   EXPECT_EQ(j["per_rank"][0]["batches"], 10);
 }
 
-TEST(LoadCli, BatchLargerThanRankShareIsAClearError) {
+TEST(LoadCli, GlobalBatchLargerThanTheStoreIsAClearError) {
   TempDir tmp;
   const std::string store = MakeStore(tmp, 20);
   auto r = RunCommand(Mpirun() + " -np 2 " + CliPath() + " load " + store + " --batch 11");
   EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("batch size 11 is larger than rank"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("global batch of 22 samples is larger than the 20 records"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST(LoadCli, TwoRanksUnderMpirunSplitTheEpoch) {
@@ -106,7 +108,8 @@ TEST(LoadCli, TwoRanksUnderMpirunSplitTheEpoch) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = JsonFrom(r.output);
   EXPECT_EQ(j["ranks"], 2);
-  EXPECT_EQ(j["samples"], 102);  // 101 records, one repeated so both ranks get 51
+  // 101 records in 7 global batches of 16: 11 repeated, 56 samples per rank.
+  EXPECT_EQ(j["samples"], 112);
   EXPECT_EQ(j["per_rank"][0]["batches"], j["per_rank"][1]["batches"]);
 }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -84,9 +85,10 @@ TEST(Loader, NoShuffleDeliversStoreOrderNormalizedWithManifestStats) {
   EXPECT_EQ(loader->batches_per_epoch(), 10u);  // ceil(64 / 7)
   const auto batches = Epoch(*loader);
   ASSERT_EQ(batches.size(), 10u);
-  EXPECT_EQ(batches.back().size, 1);
-  std::vector<uint64_t> expected(64);
-  std::iota(expected.begin(), expected.end(), uint64_t{0});
+  EXPECT_EQ(batches.back().size, 7);  // every batch full: 6 padded samples repeat the start
+  std::vector<uint64_t> expected(70);
+  std::iota(expected.begin(), expected.begin() + 64, uint64_t{0});
+  std::iota(expected.begin() + 64, expected.end(), uint64_t{0});
   EXPECT_EQ(Indices(batches), expected);
   for (const Batch& b : batches) {
     EXPECT_EQ(b.x_shape, (std::vector<int64_t>{3, 8, 8}));
@@ -123,11 +125,11 @@ TEST(Loader, GlobalShuffleFollowsSampleOrderForEachRank) {
       for (size_t s = 0; s < (*store)->num_shards(); ++s)
         spec.shard_records.push_back((*store)->shard(s).num_records());
       spec.seed = 3;
-      spec.world_size = world;
+      spec.global_batch = 5 * world;
       auto order = SampleOrder::Create(spec);
       ASSERT_TRUE(order.ok());
       for (uint64_t epoch = 0; epoch < 2; ++epoch)
-        EXPECT_EQ(Indices(Epoch(*loader)), *order->RankOrder(epoch, rank))
+        EXPECT_EQ(Indices(Epoch(*loader)), *order->RankOrder(epoch, rank, world))
             << "rank " << rank << "/" << world << " epoch " << epoch;
     }
 }
@@ -149,7 +151,7 @@ TEST(Loader, ThreadCountDoesNotChangeBatches) {
     return all;
   };
   const auto one = run(1);
-  EXPECT_EQ(one.size(), 2u * 64 * 3 * 6 * 6);
+  EXPECT_EQ(one.size(), 2u * 66 * 3 * 6 * 6);  // 11 full batches of 6 per epoch
   EXPECT_EQ(one, run(2));
   EXPECT_EQ(one, run(4));
 }
@@ -290,16 +292,128 @@ TEST(Loader, CorruptRecordIsSkippedAndCountedWhenAsked) {
     }
 }
 
-TEST(Loader, BatchLargerThanRankShareIsInvalidArgument) {
+TEST(Loader, GlobalBatchLargerThanTheRecordsIsInvalidArgument) {
   Fixture f;
   LoaderOptions o;
   o.batch_size = 17;
-  o.world_size = 4;  // 16 samples per rank
+  o.world_size = 4;  // 68 samples per step, 64 records
   auto loader = Loader::Open(LocalStorage(), f.dir, o);
   ASSERT_FALSE(loader.ok());
   EXPECT_EQ(loader.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(loader.status().message().find("larger than rank 0's share of 16"), std::string::npos)
+  EXPECT_NE(loader.status().message().find("global batch of 68 samples is larger than the 64 "
+                                           "records"),
+            std::string::npos)
       << loader.status().ToString();
+  EXPECT_NE(loader.status().message().find("17 per rank x 4 ranks"), std::string::npos)
+      << loader.status().ToString();
+}
+
+TEST(Loader, ResumeBetweenGlobalBatchesIsInvalidArgument) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.world_size = 2;
+  o.start = {0, 12};  // not a multiple of the global batch of 8
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_NE(loader.status().message().find("resume position 12 of epoch 0 is not a boundary of "
+                                           "the 8 global batches of 8 samples"),
+            std::string::npos)
+      << loader.status().ToString();
+}
+
+// The same global batches, sample tensors included (augmentation is keyed by record index), at
+// 1, 2 and 4 ranks, and a resume on 4 ranks from a position reached on 2.
+TEST(Loader, GlobalBatchesAreTheSameAtAnyWorldSizeAndResumeAcrossWorldSizes) {
+  Fixture f;
+  const int64_t global = 8;
+  auto options = [&](int rank, int world) {
+    LoaderOptions o;
+    o.batch_size = global / world;
+    o.rank = rank;
+    o.world_size = world;
+    o.seed = 6;
+    o.shuffle = ShuffleMode::kBlock;
+    o.block_shards = 2;
+    o.block_parts = 4;
+    o.augment = true;
+    o.threads = 1 + rank % 2;
+    return o;
+  };
+  // (record index -> x) of each global batch of epochs 0 and 1, from `world` ranks, started at
+  // global position `start` of epoch 0.
+  using Batches = std::vector<std::map<uint64_t, std::vector<float>>>;
+  auto run = [&](int world, LoaderPosition start) {
+    Batches out;
+    for (int r = 0; r < world; ++r) {
+      LoaderOptions o = options(r, world);
+      o.start = start;
+      auto loader = OpenOrDie(f.dir, o);
+      if (!loader) return out;
+      size_t k = 0;
+      for (int e = 0; e < 2; ++e)
+        for (const Batch& b : Epoch(*loader)) {
+          if (out.size() <= k) out.resize(k + 1);
+          const int64_t xe = b.x_elements_per_sample();
+          for (int64_t s = 0; s < b.size; ++s)
+            out[k][b.indices[s]] = {b.x.begin() + s * xe, b.x.begin() + (s + 1) * xe};
+          ++k;
+        }
+      EXPECT_EQ(loader->position().epoch, 2u);
+    }
+    return out;
+  };
+  const Batches one = run(1, {});
+  ASSERT_EQ(one.size(), 16u);  // 8 global batches of 8 per epoch
+  EXPECT_EQ(run(2, {}), one);
+  EXPECT_EQ(run(4, {}), one);
+  // Stopped after 3 batches on 2 ranks, continued on 4: the remaining global batches.
+  LoaderOptions o = options(1, 2);
+  auto first = OpenOrDie(f.dir, o);
+  ASSERT_TRUE(first);
+  Batch b;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(*first->Next(&b));
+  const LoaderPosition pos = first->position();
+  EXPECT_EQ(pos.samples_consumed, 24u);
+  const Batches rest = run(4, pos);
+  EXPECT_EQ(rest, Batches(one.begin() + 3, one.end()));
+}
+
+// Node 0's share of a store partition-staged over 4 nodes in groups of 2 (as the stager records
+// it): usable by a 4-node job only.
+TEST(Loader, PartitionStagedStoreOnAnotherNodeCountIsRefusedWithTheRestageCommand) {
+  Fixture f;
+  Manifest m = f.manifest;
+  m.attrs["staging"] = {{"source", "/lustre/era5"}, {"mode", "partition"}, {"node", 0},
+                        {"nodes", 4}, {"group", 2}, {"to", "/nvme/{node}/era5"},
+                        {"source_shards", 2 * m.shards.size()}};
+  ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, m).ok());
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.nodes = 4;
+  EXPECT_TRUE(Loader::Open(LocalStorage(), f.dir, o).ok());
+  o.nodes = 0;  // not checked
+  EXPECT_TRUE(Loader::Open(LocalStorage(), f.dir, o).ok());
+  o.nodes = 6;
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kFailedPrecondition);
+  const std::string shards = std::to_string(m.shards.size());
+  EXPECT_NE(loader.status().message().find(
+                "store " + f.dir + " is partition-staged for 4 nodes (node 0 holds " + shards +
+                " of the " + std::to_string(2 * m.shards.size()) +
+                " shards) but this job runs on 6 nodes"),
+            std::string::npos)
+      << loader.status().ToString();
+  EXPECT_NE(loader.status().message().find(
+                "mpirun -np 6 --map-by ppr:1:node tilestage stage --from /lustre/era5 --to "
+                "/nvme/{node}/era5 --mode partition --group 2"),
+            std::string::npos)
+      << loader.status().ToString();
+  // A replicated copy serves any node count.
+  m.attrs["staging"]["mode"] = "replicate";
+  ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, m).ok());
+  EXPECT_TRUE(Loader::Open(LocalStorage(), f.dir, o).ok());
 }
 
 TEST(Loader, ZeroSamplesIsInvalidArgument) {

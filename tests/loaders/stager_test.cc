@@ -131,6 +131,8 @@ TEST(Stage, ReplicateCopiesEveryShardByteForByteAndTheCopyVerifies) {
   auto staged = ReadManifest(*LocalStorage(), f.dst);
   ASSERT_TRUE(staged.ok());
   EXPECT_EQ(staged->attrs["staging"]["mode"], "replicate");
+  // The copy has its source's identity (what a checkpoint compares).
+  EXPECT_EQ(StoreFingerprint(*staged), StoreFingerprint(f.manifest));
   EXPECT_EQ(staged->fields[0].stats.size(), 3u);  // normalization statistics travel along
 }
 

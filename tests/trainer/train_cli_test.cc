@@ -2,11 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "tests/common/test_util.h"
+#include "trainer/safetensors.h"
 
 namespace tilestage {
 namespace {
@@ -16,11 +19,11 @@ using testing::RunCommand;
 using testing::TempDir;
 
 std::string Synth(const TempDir& dir, const std::string& name, const std::string& shape,
-                  int classes, int samples = 96) {
+                  int classes, int samples = 96, const std::string& more = "") {
   const std::string out = dir.Sub(name);
   auto r = RunCommand(CliPath() + " synth --out " + out + " --samples " + std::to_string(samples) +
                       " --shape " + shape + " --seed 2" +
-                      (classes > 0 ? " --classes " + std::to_string(classes) : ""));
+                      (classes > 0 ? " --classes " + std::to_string(classes) : "") + more);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return out;
 }
@@ -186,6 +189,139 @@ TEST(TrainCliTest, TwoRanksUnderMpirunShareTheGlobalBatch) {
   const auto epochs = ReadJsonl(dir.Sub("log.jsonl"), "epoch");
   ASSERT_EQ(epochs.size(), 1u);
   EXPECT_TRUE(epochs[0].contains("eval_loss"));
+}
+
+// ------------------------------------------------------------ stopping on N ranks, resuming on M
+
+std::vector<float> Weights(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  auto parsed = trainer::ParseSafetensors(bytes, path);
+  EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+  std::vector<float> out;
+  if (!parsed.ok()) return out;
+  for (const auto& [name, t] : parsed->tensors) {
+    size_t n = 1;
+    for (int64_t d : t.shape) n *= size_t(d);
+    out.insert(out.end(), t.data, t.data + n);
+  }
+  return out;
+}
+
+std::string Mpirun(int np) {
+  return np == 1 ? CliPath() : std::string(TILESTAGE_MPIRUN_CMD) + " -np " + std::to_string(np) +
+                                   " " + CliPath();
+}
+
+// One run of 16 steps (2 epochs of 8 global batches of 8) on `first_np` ranks, checkpointing
+// every 6 steps; then the same run stopped at step 6 and continued on `second_np` ranks from that
+// checkpoint. The continued steps must have the uninterrupted run's losses and end with its
+// parameters, within float tolerance (summation order differs with the split).
+void ExpectResumeOnOtherRankCountMatches(int first_np, int second_np) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 64, " --shard-size 16KiB");
+  const std::string args = " train --store " + store + " --model vit-mae" + kTiny +
+                           " --batch 8 --epochs 2 --seed 3 --shuffle block --augment "
+                           "--checkpoint-every 6 --checksum-every 4 --checkpoint-dir ";
+  auto full = RunCommand(Mpirun(first_np) + args + dir.Sub("full") + " --json " +
+                         dir.Sub("full.jsonl"));
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const auto whole = ReadJsonl(dir.Sub("full.jsonl"), "step");
+  ASSERT_EQ(whole.size(), 16u);
+  // The job stopped right after step 6: its checkpoint directory holds step 6 only.
+  namespace fs = std::filesystem;
+  fs::create_directories(dir.Sub("cut"));
+  fs::copy(dir.Sub("full/step-00000006"), dir.Sub("cut/step-00000006"));
+  std::ofstream(dir.Sub("cut/latest.json")) << R"({"checkpoint": "step-00000006"})";
+  auto resumed = RunCommand(Mpirun(second_np) + args + dir.Sub("cut") + " --resume --json " +
+                            dir.Sub("resumed.jsonl"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + dir.Sub("cut/step-00000006") +
+                                " at step 6 (epoch 1, sample 48 of the epoch over all ranks)"),
+            std::string::npos)
+      << resumed.output;
+  const auto rest = ReadJsonl(dir.Sub("resumed.jsonl"), "step");
+  ASSERT_EQ(rest.size(), 10u);
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const double want = whole[6 + i]["loss"].get<double>();
+    EXPECT_EQ(rest[i]["step"], whole[6 + i]["step"]);
+    EXPECT_NEAR(rest[i]["loss"].get<double>(), want, 1e-4 * std::abs(want)) << "step " << 7 + i;
+  }
+  const auto a = Weights(dir.Sub("full/step-00000016/model.safetensors"));
+  const auto b = Weights(dir.Sub("cut/step-00000016/model.safetensors"));
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  double max_diff = 0, max_abs = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    max_diff = std::max(max_diff, double(std::abs(a[i] - b[i])));
+    max_abs = std::max(max_abs, double(std::abs(a[i])));
+  }
+  EXPECT_LT(max_diff, 1e-3 * max_abs) << "largest parameter difference " << max_diff;
+}
+
+TEST(TrainCliTest, StoppedOnTwoRanksAndResumedOnOneGivesTheUninterruptedLosses) {
+  ExpectResumeOnOtherRankCountMatches(2, 1);
+}
+
+TEST(TrainCliTest, StoppedOnOneRankAndResumedOnTwoGivesTheUninterruptedLosses) {
+  ExpectResumeOnOtherRankCountMatches(1, 2);
+}
+
+TEST(TrainCliTest, ResumeWithAnotherGlobalBatchIsRefusedNamingBatch) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 32);
+  const std::string base = CliPath() + " train --store " + store + " --model vit-mae" + kTiny +
+                           " --checkpoint-dir " + dir.Sub("ck");
+  ASSERT_EQ(RunCommand(base + " --batch 8").exit_code, 0);
+  auto r = RunCommand(base + " --batch 16 --resume");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("was written with --batch 8 but this run has --batch 16"),
+            std::string::npos)
+      << r.output;
+  r = RunCommand(base + " --batch 8 --shuffle none --resume");
+  EXPECT_NE(r.output.find("was written with --shuffle global but this run has --shuffle none"),
+            std::string::npos)
+      << r.output;
+  const std::string other = Synth(dir, "t", "1,16,16", 0, 40);
+  r = RunCommand(CliPath() + " train --store " + other + " --model vit-mae" + kTiny +
+                 " --batch 8 --resume --checkpoint-dir " + dir.Sub("ck"));
+  EXPECT_NE(r.output.find("was written with --store " + store), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("but this run has --store " + other), std::string::npos) << r.output;
+}
+
+TEST(TrainCliTest, RankCountNotDividingTheGlobalBatchIsAClearError) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 32);
+  auto r = RunCommand(Mpirun(2) + " train --store " + store + " --model vit-mae" + kTiny +
+                      " --batch 7");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--batch 7 (the global batch) must be a positive multiple of the 2 "
+                          "ranks"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(TrainCliTest, PartitionStagedStoreOnAnotherNodeCountStopsWithTheRestageCommand) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 0, 64, " --shard-size 16KiB");
+  // Two simulated nodes, each holding half of the shards.
+  auto staged = RunCommand(std::string(TILESTAGE_MPIRUN_CMD) + " -np 2 " + CliPath() +
+                           " stage --from " + store + " --to " + dir.Sub("n{node}") +
+                           " --mode partition --ranks-per-node 1 --chunk 64KiB");
+  ASSERT_EQ(staged.exit_code, 0) << staged.output;
+  // A one-node job on node 0's share would never see node 1's records.
+  auto r = RunCommand(CliPath() + " train --store " + dir.Sub("n0") + " --model vit-mae" + kTiny +
+                      " --batch 8");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("store " + dir.Sub("n0") + " is partition-staged for 2 nodes"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("but this job runs on 1 node,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Restage (copies only the shards each node is missing): mpirun -np 1 "
+                          "--map-by ppr:1:node tilestage stage --from " +
+                          store + " --to " + dir.Sub("n{node}") + " --mode partition"),
+            std::string::npos)
+      << r.output;
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ struct LoadArgs {
   bool augment = false;
   int64_t crop = 0;
   uint64_t block_shards = 4;
+  uint64_t block_parts = 64;
   bool drop_last = false;
   bool node_local = false;
   uint64_t start_epoch = 0, start_sample = 0;
@@ -52,6 +53,7 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
   o.seed = args.seed;
   o.rank = rank;
   o.world_size = world;
+  o.nodes = CountNodes(MPI_COMM_WORLD);  // the job's nodes, also under --node-local
   o.threads = args.threads;
   o.prefetch = args.prefetch;
   TS_ASSIGN_OR_RETURN(o.mem_budget_bytes, ParseByteSize(args.mem_budget));
@@ -61,6 +63,7 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
   o.augment = args.augment;
   o.crop_h = o.crop_w = args.crop;
   o.block_shards = args.block_shards;
+  o.block_parts = args.block_parts;
   o.drop_last = args.drop_last;
   o.start = {args.start_epoch, args.start_sample};
   if (args.epochs == 0) return InvalidArgument("--epochs must be at least 1");
@@ -207,7 +210,9 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   CLI::App* cmd = root.add_subcommand(
       "load", "Stream batches through the TBB loader and report throughput and data stalls");
   cmd->add_option("store", args->store, "Store directory")->required();
-  cmd->add_option("--batch", args->batch, "Samples per batch")->capture_default_str();
+  cmd->add_option("--batch", args->batch,
+                  "Samples per batch on each rank (the global batch is this times the ranks)")
+      ->capture_default_str();
   cmd->add_option("--epochs", args->epochs, "Epochs to run")->capture_default_str();
   cmd->add_option("--shuffle", args->shuffle, "none, global or block")->capture_default_str();
   cmd->add_option("--seed", args->seed, "Shuffle and augmentation seed")->capture_default_str();
@@ -222,11 +227,17 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--crop", args->crop, "Random square crop of this size (0 = none)");
   cmd->add_option("--block-shards", args->block_shards, "Shards per window for --shuffle block")
       ->capture_default_str();
-  cmd->add_flag("--drop-last", args->drop_last, "Drop each epoch's last partial batch");
+  cmd->add_option("--block-parts", args->block_parts,
+                  "Canonical parts for --shuffle block: a rank reads max(1, parts/ranks) parts "
+                  "at once (see README)")
+      ->capture_default_str();
+  cmd->add_flag("--drop-last", args->drop_last,
+                "Drop each epoch's tail instead of padding the last global batch");
   cmd->add_flag("--node-local", args->node_local,
                 "Split samples over the ranks of each node only (a partition-staged store)");
   cmd->add_option("--start-epoch", args->start_epoch, "Resume: epoch");
-  cmd->add_option("--start-sample", args->start_sample, "Resume: samples consumed in it");
+  cmd->add_option("--start-sample", args->start_sample,
+                  "Resume: samples of the epoch consumed by all ranks (whole global batches)");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->callback([args, exit_code] {
     const bool mpi_started_here = InitMpiIfNeeded();

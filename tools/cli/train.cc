@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "loaders/mpi_env.h"
+#include "loaders/stage_plan.h"
 #include "tiling/manifest.h"
 #include "tools/cli/command.h"
 #include "trainer/gemm.h"
@@ -50,6 +51,7 @@ struct TrainArgs {
   int64_t log_every = 10;
   int threads = 0;
   std::string shuffle = "global";
+  uint64_t block_parts = 64;
   int prefetch = 4;
   std::string mem_budget = "1GiB";
   bool augment = false;
@@ -58,8 +60,9 @@ struct TrainArgs {
 Result<std::unique_ptr<LoaderBatchSource>> OpenSource(const std::string& store, uint64_t begin,
                                                       uint64_t end, int64_t batch, bool train,
                                                       const TrainArgs& args, int rank, int world,
-                                                      SourcePosition start) {
+                                                      SourcePosition start, int nodes) {
   LoaderOptions o;
+  o.nodes = nodes;
   o.batch_size = batch;
   o.seed = args.seed;
   if (train) {
@@ -67,6 +70,7 @@ Result<std::unique_ptr<LoaderBatchSource>> OpenSource(const std::string& store, 
   } else {
     o.shuffle = ShuffleMode::kNone;
   }
+  o.block_parts = args.block_parts;
   o.rank = rank;
   o.world_size = world;
   o.prefetch = args.prefetch;
@@ -124,6 +128,12 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   config.max_steps = args.max_steps;
   config.seed = args.seed;
   config.batch_size = local_batch;
+  config.shuffle = args.shuffle;
+  config.block_parts = args.shuffle == "block" ? args.block_parts : 0;
+  config.store = {{"path", args.store},
+                  {"fingerprint", StoreFingerprint(manifest)},
+                  {"records", split}};
+  const int nodes = CountNodes(MPI_COMM_WORLD);
   TS_ASSIGN_OR_RETURN(config.allreduce, ParseAllreduceMode(args.allreduce));
   config.bucket_floats = std::max<int64_t>(1, int64_t(args.bucket_mib * (1 << 20) / 4));
   config.checksum_every = args.checksum_every;
@@ -132,8 +142,8 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   config.log_every = args.log_every;
 
   // The model's input geometry and targets come from the store.
-  TS_ASSIGN_OR_RETURN(auto train,
-                      OpenSource(args.store, 0, split, local_batch, true, args, rank, world, {}));
+  TS_ASSIGN_OR_RETURN(
+      auto train, OpenSource(args.store, 0, split, local_batch, true, args, rank, world, {}, nodes));
   const SourceInfo& info = train->info();
   if (info.x_shape.size() != 3) {
     return InvalidArgument("store ", args.store, ": field x has ", info.x_shape.size(),
@@ -174,11 +184,12 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   if (args.resume) {
     TS_ASSIGN_OR_RETURN(SourcePosition position, trainer->Resume(args.checkpoint_dir));
     TS_ASSIGN_OR_RETURN(
-        train, OpenSource(args.store, 0, split, local_batch, true, args, rank, world, position));
+        train,
+        OpenSource(args.store, 0, split, local_batch, true, args, rank, world, position, nodes));
     if (rank == 0) {
       std::cerr << "resumed from " << trainer->last_checkpoint() << " at step " << trainer->step()
                 << " (epoch " << position.epoch + 1 << ", sample " << position.samples_consumed
-                << " of this rank's share)\n";
+                << " of the epoch over all ranks)\n";
     }
   } else {
     TS_RETURN_IF_ERROR(trainer->InitializeWeights());
@@ -186,10 +197,11 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   std::unique_ptr<LoaderBatchSource> eval;
   if (!args.eval_store.empty()) {
     TS_ASSIGN_OR_RETURN(eval, OpenSource(args.eval_store, 0, UINT64_MAX, local_batch, false, args,
-                                         rank, world, {}));
+                                         rank, world, {}, nodes));
   } else if (split < records) {
     TS_ASSIGN_OR_RETURN(
-        eval, OpenSource(args.store, split, records, local_batch, false, args, rank, world, {}));
+        eval,
+        OpenSource(args.store, split, records, local_batch, false, args, rank, world, {}, nodes));
   }
   if (rank == 0) {
     std::cerr << "train " << ObjectiveName(config.model.objective) << ": "
@@ -240,7 +252,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--classes", args->classes, "vit-classify: class count (default: manifest)");
   cmd->add_option("--epochs", args->epochs, "Epochs")->capture_default_str();
-  cmd->add_option("--batch", args->batch, "Global batch (split across ranks)")
+  cmd->add_option("--batch", args->batch,
+                  "Global batch: the samples of one step over all ranks; each of N ranks takes "
+                  "batch/N (N must divide it). The same --batch gives the same steps at any N, "
+                  "and --resume may continue on another N")
       ->capture_default_str();
   cmd->add_option("--max-steps", args->max_steps, "Stop after this many steps");
   cmd->add_option("--lr", args->lr, "Peak learning rate")->capture_default_str();
@@ -269,6 +284,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Threads (0: all cores)");
   cmd->add_option("--shuffle", args->shuffle, "none, global or block")->capture_default_str();
+  cmd->add_option("--block-parts", args->block_parts,
+                  "Canonical parts for --shuffle block: a rank reads max(1, parts/ranks) parts "
+                  "at once (see README)")
+      ->capture_default_str();
   cmd->add_option("--prefetch", args->prefetch, "Batches the loader prepares ahead")
       ->capture_default_str();
   cmd->add_option("--mem-budget", args->mem_budget, "Loader memory budget")->capture_default_str();
