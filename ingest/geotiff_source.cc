@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <limits>
 #include <set>
 
 #include "ingest/geotiff_gdal.h"
@@ -163,6 +164,12 @@ struct FieldPlan {
   // Masks the reader must return: none, one per-dataset mask, or one per channel.
   enum class MaskMode { kNone, kPerDataset, kPerChannel } mask_mode = MaskMode::kNone;
   std::vector<bool> channel_needs_mask;
+  // Per channel: the value written into masked pixels (the field's nodata, or NaN for float
+  // data without one), so that a stored pixel alone says it is invalid.
+  std::vector<double> mask_fill;
+  // Per channel: the field's nodata was chosen by tilestage (FillNodata), not read from a file, so
+  // a valid pixel equal to it would silently turn invalid: the reader refuses such a pixel.
+  std::vector<bool> fill_chosen;
 };
 
 struct Scene {
@@ -264,6 +271,65 @@ void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& sche
     plan->mask_mode = FieldPlan::MaskMode::kPerChannel;
 }
 
+// The nodata value chosen for masked pixels of an integer field that has none: the end of the
+// type's range farthest from typical data (the maximum of unsigned types, the minimum of signed
+// ones), as GDAL tools commonly pick it.
+double DefaultFill(DType dtype) {
+  return VisitDType(dtype, [](auto zero) -> double {
+    using T = decltype(zero);
+    if constexpr (std::is_floating_point_v<T>)
+      return std::numeric_limits<double>::quiet_NaN();
+    else if constexpr (std::is_signed_v<T>)
+      return static_cast<double>(std::numeric_limits<T>::lowest());
+    else
+      return static_cast<double>(std::numeric_limits<T>::max());
+  });
+}
+
+// Pixels a mask marks invalid (alpha, mask bands, the warper's fill outside the source footprint)
+// must be invalid in the stored values too, whatever dtype the store keeps: a channel with a
+// nodata value fills them with it; a float channel without one with NaN; an integer channel
+// without one gets a nodata value (`fill`, else DefaultFill) recorded in the manifest.
+Status ChooseFills(FieldInfo* info, const std::vector<FieldPlan*>& plans,
+                   std::optional<double> fill, std::optional<DType> store_dtype) {
+  const size_t c = static_cast<size_t>(info->channels());
+  info->nodata.resize(c);
+  if (fill && !IsFloat(info->dtype)) {
+    const bool fits = VisitDType(info->dtype, [&](auto zero) {
+      using T = decltype(zero);
+      return *fill >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+             *fill <= static_cast<double>(std::numeric_limits<T>::max()) &&
+             static_cast<double>(static_cast<T>(*fill)) == *fill;
+    });
+    if (!fits)
+      return InvalidArgument("--dst-nodata ", *fill, ": not a value of the bands' type ",
+                             DTypeName(info->dtype));
+  }
+  std::vector<bool> chosen(c, false);
+  for (size_t i = 0; i < c; ++i) {
+    const bool masked = std::any_of(plans.begin(), plans.end(), [&](const FieldPlan* p) {
+      return p->channel_needs_mask[i];
+    });
+    if (!masked || info->nodata[i]) continue;
+    const bool stored_as_float = store_dtype ? IsFloat(*store_dtype) : IsFloat(info->dtype);
+    if (stored_as_float && !fill) continue;  // NaN marks them
+    if (fill) {
+      info->nodata[i] = *fill;
+      chosen[i] = true;
+    } else {
+      info->nodata[i] = DefaultFill(info->dtype);
+      chosen[i] = true;
+    }
+  }
+  for (FieldPlan* p : plans) {
+    p->fill_chosen = chosen;
+    p->mask_fill.assign(c, std::numeric_limits<double>::quiet_NaN());
+    for (size_t i = 0; i < c; ++i)
+      if (info->nodata[i]) p->mask_fill[i] = *info->nodata[i];
+  }
+  return Status::Ok();
+}
+
 // Common nodata per channel across scenes: a value when every scene has the same one.
 std::vector<std::optional<double>> CommonNodata(const std::vector<const FieldPlan*>& plans) {
   const size_t c = plans.front()->bands.size();
@@ -318,6 +384,9 @@ class GeoTiffReader : public ItemReader {
   Status ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH ds, const Region& region,
                    Array* data, Array* mask);
   Status Locate(const FieldPlan& plan, GDALDatasetH ds, const Region& region, DType dtype);
+  // Writes the plan's fill into masked pixels; refuses a valid pixel equal to a chosen fill.
+  static Status FillMasked(const FieldPlan& plan, const Region& region, const Array& mask,
+                           Array* data);
 
   const GeoTiffSource* source_;
   int64_t open_item_ = -1;
@@ -464,9 +533,9 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
   if (warp) {
     // Resampling: integer data keeps its values (nearest), continuous float data interpolates.
     TS_ASSIGN_OR_RETURN(auto probe, ReadBands(Get(base), {}, scene.name, false));
-    bool any_nodata = false, is_float = false;
+    bool all_nodata = true, is_float = false;
     for (const auto& b : probe) {
-      any_nodata |= b.nodata.has_value();
+      all_nodata &= b.nodata.has_value();
       is_float |= GDALDataTypeIsFloating(b.type) != 0;
     }
     scene.resampling =
@@ -488,8 +557,9 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
     // (the default 0.125-pixel approximation picks different neighbours per chunk).
     args.Add("-et");
     args.Add("0");
-    // Without nodata, pixels outside the footprint would read as 0: an alpha band marks them.
-    if (!any_nodata) args.Add("-dstalpha");
+    // Without nodata, pixels outside the footprint would read as 0: an alpha band marks them (a
+    // band with nodata is filled with it; the warper keeps the source nodata as the target's).
+    if (!all_nodata) args.Add("-dstalpha");
     const std::string vrt = vsimem_ + "scene" + std::to_string(index) + "-warp.vrt";
     TS_RETURN_IF_ERROR(WarpToVrt(Get(base), vrt, args, scene.name));
     vsimem_files_.push_back(vrt);
@@ -605,9 +675,18 @@ Status GeoTiffSource::Init(const GeoTiffOptions& options) {
     TS_ASSIGN_OR_RETURN(FieldInfo y, MakeFieldInfo(y_plans, y_names, scene_names));
     schema_.y = y;
   }
+  std::vector<FieldPlan*> x_fills, y_fills;
   for (Scene& s : scenes_) {
     DecideMasks(&s.x, schema_.x.nodata);
-    if (s.y) DecideMasks(&*s.y, schema_.y->nodata);
+    x_fills.push_back(&s.x);
+    if (s.y) {
+      DecideMasks(&*s.y, schema_.y->nodata);
+      y_fills.push_back(&*s.y);
+    }
+  }
+  TS_RETURN_IF_ERROR(ChooseFills(&schema_.x, x_fills, options.dst_nodata, options.store_dtype));
+  if (schema_.y) TS_RETURN_IF_ERROR(ChooseFills(&*schema_.y, y_fills, std::nullopt, std::nullopt));
+  for (Scene& s : scenes_) {
     ItemInfo info;
     info.name = s.name;
     info.height = s.grid.height;
@@ -664,7 +743,7 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
   if (plan.mask_mode == FieldPlan::MaskMode::kNone) {
     mask->data.clear();
     mask->shape.clear();
-    return Status::Ok();
+    return FillMasked(plan, region, *mask, data);
   }
   const int mask_channels = plan.mask_mode == FieldPlan::MaskMode::kPerDataset ? 1 : channels;
   Reshape(mask, DType::kU8, {mask_channels, region.height, region.width});
@@ -683,7 +762,41 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
                  region.row, "-", region.row + h - 1, ", cols ", region.col, "-",
                  region.col + w - 1));
   }
-  return Status::Ok();
+  return FillMasked(plan, region, *mask, data);
+}
+
+Status GeoTiffReader::FillMasked(const FieldPlan& plan, const Region& region, const Array& mask,
+                                 Array* data) {
+  const int64_t channels = static_cast<int64_t>(plan.bands.size());
+  const int64_t plane = region.height * region.width;
+  const int64_t mask_channels = mask.data.empty() ? 0 : mask.shape[0];
+  return VisitDType(data->dtype, [&](auto zero) -> Status {
+    using T = decltype(zero);
+    T* all = reinterpret_cast<T*>(data->data.data());
+    for (int64_t c = 0; c < channels; ++c) {
+      const bool masked = mask_channels > 0 && plan.channel_needs_mask[c];
+      if (!masked && !plan.fill_chosen[c]) continue;
+      T* v = all + c * plane;
+      const uint8_t* m =
+          masked ? mask.data.data() + (mask_channels > 1 ? c : 0) * plane : nullptr;
+      const T fill = static_cast<T>(plan.mask_fill[c]);
+      if (plan.fill_chosen[c]) {
+        for (int64_t i = 0; i < plane; ++i) {
+          if ((!m || m[i]) && v[i] == fill)
+            return InvalidArgument(
+                "geotiff ", plan.display, ": band ", plan.bands[c].number, ", row ",
+                region.row + i / region.width, ", col ", region.col + i % region.width,
+                ": a valid pixel equals ", plan.mask_fill[c],
+                ", the nodata value chosen for masked pixels (outside the warped footprint, "
+                "alpha or mask band); choose another with --dst-nodata, or store --dtype f32 "
+                "(masked pixels become NaN)");
+        }
+      }
+      if (m)
+        for (int64_t i = 0; i < plane; ++i) v[i] = m[i] ? v[i] : fill;
+    }
+    return Status::Ok();
+  });
 }
 
 // After a failed read: finds the band and block that fail, for a message a person can act on.

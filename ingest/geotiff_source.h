@@ -12,8 +12,14 @@
 // Validity: a band's nodata value is passed to the driver (FieldInfo::nodata) when every scene
 // agrees on it; otherwise, and for mask bands and alpha bands (GDALGetMaskFlags), readers return
 // GDAL's mask band as RegionData masks. An alpha band is a mask, not a channel: it is left out
-// unless --bands names it. When warping data without nodata, an alpha band is added (-dstalpha) so
-// pixels outside the source footprint are invalid rather than 0.
+// unless --bands names it. When warping bands without nodata, an alpha band is added (-dstalpha)
+// so pixels outside the source footprint are invalid rather than 0. Masked pixels are also
+// invalid in the stored values, for every dtype: they hold the channel's nodata value, NaN for
+// float data (or data stored as float) without one, and for integer data without one a nodata
+// value chosen here
+// (GeoTiffOptions::dst_nodata, else the type's maximum, or minimum when signed) and recorded in
+// the manifest like a file's nodata. A valid pixel equal to a chosen value is refused (naming the
+// file, band and pixel), since it would turn invalid.
 //
 // Thread-safety: as for every Source (ingest/source.h). Building the source (OpenGeoTiffSource)
 // is single-threaded.
@@ -43,6 +49,12 @@ struct GeoTiffOptions {
   std::string resampling;
   // Label rasters for field y: none, one for every scene, or one per scene (in scene order).
   std::vector<std::string> labels;
+  // The nodata value of integer x channels without one whose pixels a mask marks invalid (see
+  // above); unset: the type's maximum (unsigned) or minimum (signed).
+  std::optional<double> dst_nodata;
+  // The dtype the store keeps x as (DriverOptions::x_dtype), when not the bands' own: stored as
+  // float, masked integer pixels become NaN in the driver and need no chosen nodata value.
+  std::optional<DType> store_dtype;
 };
 
 // Opens every input, checks bands, grids and types, and prepares warped VRTs. Errors name the
