@@ -1,8 +1,10 @@
 #include "ingest/geotiff_source.h"
 
 #include <cpl_conv.h>
+#include <cpl_string.h>
 #include <cpl_vsi.h>
 #include <gdal.h>
+#include <gdal_alg.h>
 #include <gdal_utils.h>
 #include <ogr_srs_api.h>
 
@@ -164,6 +166,9 @@ struct FieldPlan {
   // Masks the reader must return: none, one per-dataset mask, or one per channel.
   enum class MaskMode { kNone, kPerDataset, kPerChannel } mask_mode = MaskMode::kNone;
   std::vector<bool> channel_needs_mask;
+  // The alpha band the warper added (-dstalpha), read as the mask of every channel (nonzero:
+  // valid): GDAL reports no mask for a float alpha (-ot Float32); 0: none.
+  int alpha_band = 0;
   // Per channel: the value written into masked pixels (the field's nodata, or NaN for float
   // data without one), so that a stored pixel alone says it is invalid.
   std::vector<double> mask_fill;
@@ -179,6 +184,7 @@ struct Scene {
   FieldPlan x;
   std::optional<FieldPlan> y;
   std::string resampling;  // used when warped
+  std::pair<double, double> warp_scale{1.0, 1.0};  // target pixels per source pixel (x, y)
   bool warped = false;
 };
 
@@ -219,6 +225,34 @@ Result<std::vector<BandInfo>> ReadBands(GDALDatasetH ds, const std::vector<int>&
   return bands;
 }
 
+// Target pixels per source pixel along x and y for warping `src` to the options' CRS and
+// resolution: the source resolution in target units (GDAL's suggested warp output) over the
+// target resolution; 1 without --res (the target keeps the suggested resolution).
+Result<std::pair<double, double>> WarpScale(GDALDatasetH src, const GeoTiffOptions& options,
+                                            const std::string& display) {
+  if (!options.res) return std::make_pair(1.0, 1.0);
+  GdalErrorScope scope;
+  char** to = nullptr;
+  if (!options.dst_crs.empty()) to = CSLSetNameValue(to, "DST_SRS", options.dst_crs.c_str());
+  void* transformer = GDALCreateGenImgProjTransformer2(src, nullptr, to);
+  CSLDestroy(to);
+  if (!transformer)
+    return GdalErrorScope::Error(StatusCode::kInvalidArgument,
+                                 StrCat("geotiff ", display, ": no transform to ",
+                                        options.dst_crs.empty() ? "its own CRS" : options.dst_crs));
+  double gt[6];
+  int pixels = 0, lines = 0;
+  const CPLErr err =
+      GDALSuggestedWarpOutput(src, GDALGenImgProjTransform, transformer, gt, &pixels, &lines);
+  GDALDestroyGenImgProjTransformer(transformer);
+  if (err != CE_None)
+    return GdalErrorScope::Error(StatusCode::kInvalidArgument,
+                                 StrCat("geotiff ", display, ": cannot project its extent to ",
+                                        options.dst_crs.empty() ? "its own CRS" : options.dst_crs));
+  return std::make_pair(std::fabs(gt[1]) / options.res->first,
+                        std::fabs(gt[5]) / options.res->second);
+}
+
 // Runs GDALWarp into a VRT at `vrt_path` (lazy: pixels are warped when read).
 Status WarpToVrt(GDALDatasetH src, const std::string& vrt_path, ArgList& args,
                  const std::string& display) {
@@ -242,6 +276,11 @@ Status WarpToVrt(GDALDatasetH src, const std::string& vrt_path, ArgList& args,
 
 void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& schema_nodata) {
   const size_t c = plan->bands.size();
+  if (plan->alpha_band) {
+    plan->channel_needs_mask.assign(c, true);
+    plan->mask_mode = FieldPlan::MaskMode::kPerDataset;
+    return;
+  }
   plan->channel_needs_mask.assign(c, false);
   bool any = false, all_per_dataset = true;
   for (size_t i = 0; i < c; ++i) {
@@ -450,7 +489,10 @@ class GeoTiffSource : public Source {
       for (const auto& b : s.x.bands) bands.push_back(b.number);
       j["bands"] = bands;
       if (s.y) j["label"] = s.y->display;
-      if (s.warped) j["resampling"] = s.resampling;
+      if (s.warped) {
+        j["resampling"] = s.resampling;
+        j["warp_scale"] = {s.warp_scale.first, s.warp_scale.second};
+      }
       scenes.push_back(j);
       crs_set.insert(s.grid.wkt);
     }
@@ -530,6 +572,7 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
   TS_ASSIGN_OR_RETURN(DatasetPtr base, OpenRaster(spec, scene.name));
 
   const bool warp = !options_.dst_crs.empty() || options_.res.has_value();
+  bool add_alpha = false;
   if (warp) {
     // Resampling: integer data keeps its values (nearest), continuous float data interpolates.
     TS_ASSIGN_OR_RETURN(auto probe, ReadBands(Get(base), {}, scene.name, false));
@@ -553,13 +596,30 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
     }
     args.Add("-r");
     args.Add(scene.resampling);
+    // Interpolated values stored as float are interpolated in float (not rounded to the bands'
+    // integer type first).
+    if (options_.store_dtype && IsFloat(*options_.store_dtype) && !is_float) {
+      args.Add("-ot");
+      args.Add(*options_.store_dtype == DType::kF64 ? "Float64" : "Float32");
+    }
+    // One kernel scale for the whole scene: by default GDAL derives it per processing chunk
+    // from that chunk's source/target windows, so bilinear/cubic values depend on how the warp
+    // is chunked (a warped VRT read block by block vs gdalwarp's chunks) and differ on most
+    // pixels. With XSCALE/YSCALE fixed, `gdalwarp -wo XSCALE=.. -wo YSCALE=..` (the values are
+    // in the manifest) gives the same pixels, for every resampling.
+    TS_ASSIGN_OR_RETURN(scene.warp_scale, WarpScale(Get(base), options_, scene.name));
+    args.Add("-wo");
+    args.Add(StrCat("XSCALE=", std::setprecision(17), scene.warp_scale.first));
+    args.Add("-wo");
+    args.Add(StrCat("YSCALE=", std::setprecision(17), scene.warp_scale.second));
     // The exact transformer: pixel values do not depend on how the warp is chunked into blocks
     // (the default 0.125-pixel approximation picks different neighbours per chunk).
     args.Add("-et");
     args.Add("0");
     // Without nodata, pixels outside the footprint would read as 0: an alpha band marks them (a
     // band with nodata is filled with it; the warper keeps the source nodata as the target's).
-    if (!all_nodata) args.Add("-dstalpha");
+    add_alpha = !all_nodata;
+    if (add_alpha) args.Add("-dstalpha");
     const std::string vrt = vsimem_ + "scene" + std::to_string(index) + "-warp.vrt";
     TS_RETURN_IF_ERROR(WarpToVrt(Get(base), vrt, args, scene.name));
     vsimem_files_.push_back(vrt);
@@ -572,6 +632,7 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
   scene.x.display = scene.name;
   // --bands numbers the source bands; an alpha band added by the warper comes after them.
   TS_ASSIGN_OR_RETURN(scene.x.bands, ReadBands(Get(base), options_.bands, scene.name, true));
+  if (scene.warped && add_alpha) scene.x.alpha_band = GDALGetRasterCount(Get(base));
   return scene;
 }
 
@@ -747,6 +808,20 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
   }
   const int mask_channels = plan.mask_mode == FieldPlan::MaskMode::kPerDataset ? 1 : channels;
   Reshape(mask, DType::kU8, {mask_channels, region.height, region.width});
+  if (plan.alpha_band) {
+    thread_local std::vector<float> alpha;
+    alpha.resize(static_cast<size_t>(w) * h);
+    if (GDALRasterIO(GDALGetRasterBand(ds, plan.alpha_band), GF_Read, static_cast<int>(region.col),
+                     static_cast<int>(region.row), w, h, alpha.data(), w, h, GDT_Float32, 0,
+                     0) != CE_None)
+      return GdalErrorScope::Error(
+          StatusCode::kDataLoss,
+          StrCat("geotiff ", plan.display, ": warped alpha band ", plan.alpha_band, ", rows ",
+                 region.row, "-", region.row + h - 1, ", cols ", region.col, "-",
+                 region.col + w - 1));
+    for (size_t i = 0; i < alpha.size(); ++i) mask->data[i] = alpha[i] != 0;
+    return FillMasked(plan, region, *mask, data);
+  }
   for (int c = 0; c < mask_channels; ++c) {
     uint8_t* dst = mask->data.data() + static_cast<size_t>(c) * w * h;
     if (!plan.channel_needs_mask[c]) {

@@ -5,9 +5,14 @@
 //
 // Warping is lazy: GDALWarp writes a warped VRT to /vsimem (one per scene), and every reader
 // thread opens its own GDAL dataset handle on it (GDAL is safe with one handle per thread), so
-// pixels are reprojected once, in parallel, at ingest. Warps use the exact transformer (-et 0),
-// so a stored tile equals `gdalwarp -et 0` with the same -t_srs/-tr/-tap/-r, however GDAL chunks
-// the work. With --res the target grid is pixel-aligned (-tap), so all scenes share one grid.
+// pixels are reprojected once, in parallel, at ingest. Warps use the exact transformer (-et 0)
+// and one kernel scale per scene (-wo XSCALE/YSCALE: the source resolution in target units over
+// --res, kept in the manifest as the scene's warp_scale), so a stored tile equals
+// `gdalwarp -et 0 -wo XSCALE=.. -wo YSCALE=..` with the same -t_srs/-tr/-tap/-r exactly, for
+// near, bilinear, cubic and the rest, however GDAL chunks the work (GDAL's default scale is
+// computed per chunk, so plain gdalwarp's bilinear/cubic pixels depend on its chunking). Stored as
+// float (--dtype f32/f64) integer bands are warped as float (-ot), not rounded first. With --res
+// the target grid is pixel-aligned (-tap), so all scenes share one grid.
 //
 // Validity: a band's nodata value is passed to the driver (FieldInfo::nodata) when every scene
 // agrees on it; otherwise, and for mask bands and alpha bands (GDALGetMaskFlags), readers return

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <iomanip>
 #include <map>
 #include <optional>
 #include <set>
@@ -672,6 +673,52 @@ TEST(GeoTiffIngest, ChosenNodataIsRecordedAndAValidPixelEqualToItIsRefused) {
   auto bad = OpenGeoTiffSource(g);
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("--dst-nodata 300"));
+}
+
+TEST(GeoTiffIngest, WarpedTilesEqualGdalwarpForNearBilinearAndCubic) {
+  for (const std::string resampling : {"near", "bilinear", "cubic"}) {
+    SCOPED_TRACE(resampling);
+    TempDir dir;
+    GeoTiffOptions g = WarpedLandsat();
+    g.resampling = resampling;
+    g.store_dtype = DType::kF32;
+    auto r = Ingest(g, dir.path(), Tiles(64, 64), 0.0, 2, DType::kF32);
+    ASSERT_TRUE(r.store);
+    // gdalwarp with the same options, the kernel scale included (the source documents why).
+    const auto scale = r.store->manifest().attrs.at("scenes")[0].at("warp_scale");
+    EXPECT_NEAR(scale[0].get<double>(), 0.889, 0.001);  // 900 m Landsat pixels in degrees / 0.01
+    GDALDatasetH truth = GdalWarpToMem(
+        SharedData(kLandsatB1),
+        {"-t_srs", "EPSG:4326", "-tr", "0.01", "0.01", "-tap", "-r", resampling, "-dstalpha", "-ot",
+         "Float32", "-wo", StrCat("XSCALE=", std::setprecision(17), scale[0].get<double>()), "-wo",
+         StrCat("YSCALE=", std::setprecision(17), scale[1].get<double>())});
+    ASSERT_NE(truth, nullptr);
+    uint64_t compared = 0, differ = 0;
+    double worst = 0;
+    for (uint64_t i = 0; i < r.store->size(); ++i) {
+      auto s = r.store->Read(i);
+      const auto w = s->meta.at("window");
+      const auto values = GdalRead(truth, {1}, w[0], w[1], 64, 64, DType::kF32);
+      const auto alpha = GdalRead(truth, {2}, w[0], w[1], 64, 64, DType::kF32);
+      const float* v = reinterpret_cast<const float*>(values.data());
+      const float* a = reinterpret_cast<const float*>(alpha.data());
+      const float* x = reinterpret_cast<const float*>(s->Find("x")->data.data());
+      for (int k = 0; k < 64 * 64; ++k) {
+        if (a[k] == 0) {
+          EXPECT_TRUE(std::isnan(x[k]));
+          continue;
+        }
+        ++compared;
+        if (x[k] != v[k]) {
+          ++differ;
+          worst = std::max(worst, std::fabs(double(x[k]) - v[k]));
+        }
+      }
+    }
+    GDALClose(truth);
+    EXPECT_GT(compared, 0u);
+    EXPECT_EQ(differ, 0u) << "worst " << worst << " of " << compared;
+  }
 }
 
 }  // namespace
