@@ -183,7 +183,7 @@ struct Scene {
   Grid grid;
   FieldPlan x;
   std::optional<FieldPlan> y;
-  std::string resampling;  // used when warped
+  std::string resampling;                          // used when warped
   std::pair<double, double> warp_scale{1.0, 1.0};  // target pixels per source pixel (x, y)
   bool warped = false;
 };
@@ -346,9 +346,8 @@ Status ChooseFills(FieldInfo* info, const std::vector<FieldPlan*>& plans,
   }
   std::vector<bool> chosen(c, false);
   for (size_t i = 0; i < c; ++i) {
-    const bool masked = std::any_of(plans.begin(), plans.end(), [&](const FieldPlan* p) {
-      return p->channel_needs_mask[i];
-    });
+    const bool masked = std::any_of(plans.begin(), plans.end(),
+                                    [&](const FieldPlan* p) { return p->channel_needs_mask[i]; });
     if (!masked || info->nodata[i]) continue;
     const bool stored_as_float = store_dtype ? IsFloat(*store_dtype) : IsFloat(info->dtype);
     if (stored_as_float && !fill) continue;  // NaN marks them
@@ -852,8 +851,7 @@ Status GeoTiffReader::FillMasked(const FieldPlan& plan, const Region& region, co
       const bool masked = mask_channels > 0 && plan.channel_needs_mask[c];
       if (!masked && !plan.fill_chosen[c]) continue;
       T* v = all + c * plane;
-      const uint8_t* m =
-          masked ? mask.data.data() + (mask_channels > 1 ? c : 0) * plane : nullptr;
+      const uint8_t* m = masked ? mask.data.data() + (mask_channels > 1 ? c : 0) * plane : nullptr;
       const T fill = static_cast<T>(plan.mask_fill[c]);
       if (plan.fill_chosen[c]) {
         for (int64_t i = 0; i < plane; ++i) {

@@ -891,8 +891,8 @@ std::optional<std::string> Hdf5FrameReader::DiscoverPixelMask() const {
     for (const auto& e : datasets) {
       if (leaf(e.path) != name || e.shape != frame) continue;
       // CXI keeps its masks in the detector groups of /entry_N; NXmx's pixel_mask is unique.
-      if (std::string(name) != "pixel_mask" && (e.path.rfind("/entry_", 0) != 0 ||
-                                                 e.path.find("detector") == std::string::npos))
+      if (std::string(name) != "pixel_mask" &&
+          (e.path.rfind("/entry_", 0) != 0 || e.path.find("detector") == std::string::npos))
         continue;
       return e.path;
     }

@@ -22,7 +22,7 @@ namespace tilestage::ingest {
 
 struct Hdf5SourceOptions {
   std::vector<std::string> files;
-  std::string dataset;    // empty: discover it in each file (NeXus, CXI)
+  std::string dataset;  // empty: discover it in each file (NeXus, CXI)
   // Probe positions [N,2|3] in each file; empty: CXI's sample translation
   // (/entry_1/sample_1/geometry_1/translation, /entry_1/data_1/translation) when present.
   std::string positions;

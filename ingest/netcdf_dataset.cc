@@ -155,8 +155,8 @@ Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name,
     x_dim = v.coords_2d->first.dim_names[1];
   }
   for (const std::string* dim : {&y_dim, &x_dim}) {
-    if (!dim->empty() && std::find(v.info.dim_names.begin(), v.info.dim_names.end(), *dim) ==
-                             v.info.dim_names.end())
+    if (!dim->empty() &&
+        std::find(v.info.dim_names.begin(), v.info.dim_names.end(), *dim) == v.info.dim_names.end())
       return InvalidArgument(where, ": has no dimension ", *dim, " (--grid-dims ", y_dim, ",",
                              x_dim, "; its dimensions: ", JoinNames(v.info.dim_names), ")");
   }

@@ -662,7 +662,8 @@ Result<nlohmann::json> NcFile::AllAttrs(int varid) const {
       if (value) out[name] = *value;
     } else {
       TS_ASSIGN_OR_RETURN(auto values, NumAttr(varid, name));
-      if (values) out[name] = values->size() == 1 ? nlohmann::json(values->front()) : nlohmann::json(*values);
+      if (values)
+        out[name] = values->size() == 1 ? nlohmann::json(values->front()) : nlohmann::json(*values);
     }
   }
   return out;

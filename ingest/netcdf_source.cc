@@ -9,9 +9,9 @@ Result<int64_t> ParseLeadDuration(const std::string& text) {
   char* end = nullptr;
   const double n = std::strtod(text.c_str(), &end);
   const std::string unit = end ? std::string(end) : "";
-  static const std::pair<const char*, int64_t> kUnits[] = {
-      {"s", 1000}, {"min", 60000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-      {"w", 7 * 86400000LL}};
+  static const std::pair<const char*, int64_t> kUnits[] = {{"s", 1000},     {"min", 60000},
+                                                           {"m", 60000},    {"h", 3600000},
+                                                           {"d", 86400000}, {"w", 7 * 86400000LL}};
   if (end != text.c_str() && n > 0 && std::isfinite(n)) {
     for (const auto& [name, ms] : kUnits) {
       const double total = n * static_cast<double>(ms);
@@ -92,9 +92,8 @@ class NetcdfSource : public Source {
     const auto& steps = ds_->steps();
     if (options_.lead_ms) {
       const int64_t want = *steps[t].instant_ms + *options_.lead_ms;
-      auto it = std::lower_bound(
-          steps.begin() + t, steps.end(), want,
-          [](const NetcdfStep& s, int64_t v) { return *s.instant_ms < v; });
+      auto it = std::lower_bound(steps.begin() + t, steps.end(), want,
+                                 [](const NetcdfStep& s, int64_t v) { return *s.instant_ms < v; });
       if (it == steps.end() || *it->instant_ms != want) return std::nullopt;
       return it - steps.begin();
     }
@@ -232,11 +231,11 @@ Result<std::unique_ptr<Source>> OpenNetcdfSource(const NetcdfSourceOptions& opti
       const int64_t after = *steps[t].instant_ms - *steps[t - 1].instant_ms;
       if (before == after) continue;
       return InvalidArgument(
-          "--lead ", options.lead, " counts time steps, but the series is irregular: ",
-          ds->files()[steps[t - 2].file], " ", steps[t - 2].iso, " -> ",
-          ds->files()[steps[t - 1].file], " ", steps[t - 1].iso, " is ", FormatDurationMs(before),
-          ", then -> ", ds->files()[steps[t].file], " ", steps[t].iso, " is ",
-          FormatDurationMs(after), "; give the lead as a duration (--lead 6h, --lead 1d)");
+          "--lead ", options.lead,
+          " counts time steps, but the series is irregular: ", ds->files()[steps[t - 2].file], " ",
+          steps[t - 2].iso, " -> ", ds->files()[steps[t - 1].file], " ", steps[t - 1].iso, " is ",
+          FormatDurationMs(before), ", then -> ", ds->files()[steps[t].file], " ", steps[t].iso,
+          " is ", FormatDurationMs(after), "; give the lead as a duration (--lead 6h, --lead 1d)");
     }
   }
   if (!options.lead_ms && options.lead >= num_steps) {

@@ -27,7 +27,7 @@ namespace tilestage::ingest {
 
 struct NetcdfSourceOptions {
   NetcdfRequest request;
-  int64_t lead = 0;         // steps between x and y (a regular series only); 0: no y
+  int64_t lead = 0;  // steps between x and y (a regular series only); 0: no y
   // Instead of steps: y is the step exactly this many milliseconds after x (on the dataset's
   // calendar), for irregular series too; x steps without one are skipped.
   std::optional<int64_t> lead_ms;

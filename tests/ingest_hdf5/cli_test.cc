@@ -214,9 +214,8 @@ TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
   ASSERT_EQ(a->size(), 10u);
   ASSERT_EQ(b->size(), 10u);
   EXPECT_GE(b->num_shards(), 2u);  // each rank wrote its own shards
-  ExpectSameRecordsAndStats(*a, *b, [&](int64_t i) {
-    return DirectTransform(frames, i, 12, 12, 8, 8, 1, 1.0, "log1p");
-  });
+  ExpectSameRecordsAndStats(
+      *a, *b, [&](int64_t i) { return DirectTransform(frames, i, 12, 12, 8, 8, 1, 1.0, "log1p"); });
 }
 
 TEST(IngestHdf5Cli, DirectChunkPathStoresTheSameBytesAsTheH5DreadPath) {
@@ -416,8 +415,10 @@ NxmxFile WriteNxmxFile(const std::string& path) {
   n.mask[3 * 24 + 5] = 8;
   for (int f = 0; f < 4; ++f)
     for (int i = 0; i < 20 * 24; ++i)
-      if (n.mask[i] == 1) n.frames[f * 480 + i] = 0xFFFFFFFFu;
-      else if (n.mask[i] == 8) n.frames[f * 480 + i] = 3000000000u;
+      if (n.mask[i] == 1)
+        n.frames[f * 480 + i] = 0xFFFFFFFFu;
+      else if (n.mask[i] == 8)
+        n.frames[f * 480 + i] = 3000000000u;
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   WriteH5Dataset(f, "/entry/instrument/detector/data", H5T_STD_U32LE, H5T_NATIVE_UINT32,
                  {4, 20, 24}, n.frames.data(), {{1, 20, 24}, 4, true});
@@ -486,8 +487,10 @@ TEST(IngestHdf5Cli, NxmxPixelMaskMakesGapsInvalidAndStatisticsEqualTheMaskedComp
 TEST(IngestHdf5Cli, MaskedPixelsAreNaNAfterLog1pAndABinWithAGapPixelIsInvalid) {
   TempDir dir;
   NxmxFile n = WriteNxmxFile(dir.Sub("nxmx.h5"));
-  auto r = Tilestage("ingest hdf5 --no-progress --bin 2 --log1p --mask "
-                     "/entry/instrument/detector/pixel_mask --out " + dir.Sub("s") + " " + n.path);
+  auto r = Tilestage(
+      "ingest hdf5 --no-progress --bin 2 --log1p --mask "
+      "/entry/instrument/detector/pixel_mask --out " +
+      dir.Sub("s") + " " + n.path);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto store = OpenStore(dir.Sub("s"));
   ASSERT_TRUE(store);
@@ -525,8 +528,8 @@ TEST(IngestHdf5Cli, CxiTranslationIsFoundAsPositionsAndMaskSharedAsTheMask) {
     hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     WriteH5Dataset(f, "/entry_1/data_1/data", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {5, 8, 8},
                    frames.data());
-    WriteH5Dataset(f, "/entry_1/sample_1/geometry_1/translation", H5T_IEEE_F64LE,
-                   H5T_NATIVE_DOUBLE, {5, 3}, translation.data());
+    WriteH5Dataset(f, "/entry_1/sample_1/geometry_1/translation", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                   {5, 3}, translation.data());
     WriteH5Dataset(f, "/entry_1/instrument_1/detector_1/mask_shared", H5T_STD_I32LE,
                    H5T_NATIVE_INT32, {8, 8}, mask.data());
     H5Fclose(f);
@@ -535,8 +538,8 @@ TEST(IngestHdf5Cli, CxiTranslationIsFoundAsPositionsAndMaskSharedAsTheMask) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto store = OpenStore(dir.Sub("s"));
   ASSERT_TRUE(store);
-  const auto truth = H5ReadAll<double>(file, "/entry_1/sample_1/geometry_1/translation",
-                                       H5T_NATIVE_DOUBLE);
+  const auto truth =
+      H5ReadAll<double>(file, "/entry_1/sample_1/geometry_1/translation", H5T_NATIVE_DOUBLE);
   for (uint64_t i = 0; i < store->size(); ++i) {
     auto s = store->Read(i);
     EXPECT_EQ(s->meta.at("position").get<std::vector<double>>(),
@@ -558,15 +561,14 @@ TEST(IngestHdf5Cli, MaskOfAnotherShapeFailsNamingPathAndBothShapes) {
   {
     hid_t f = H5Fopen(n.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     std::vector<uint8_t> small(10 * 12, 0);
-    WriteH5Dataset(f, "/entry/small_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, {10, 12},
-                   small.data());
+    WriteH5Dataset(f, "/entry/small_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, {10, 12}, small.data());
     H5Fclose(f);
   }
   auto r = Tilestage("ingest hdf5 --no-progress --mask /entry/small_mask --out " + dir.Sub("s") +
                      " " + n.path);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(n.path + ": pixel mask /entry/small_mask: shape [10,12] is not the "
-                          "frame shape [20,24]"),
+                                   "frame shape [20,24]"),
             std::string::npos)
       << r.output;
   EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
@@ -575,7 +577,8 @@ TEST(IngestHdf5Cli, MaskOfAnotherShapeFailsNamingPathAndBothShapes) {
 TEST(IngestHdf5Cli, DirectoryInputSaysItIsADirectory) {
   TempDir dir;
   fs::create_directories(dir.Sub("frames.h5"));
-  auto r = Tilestage("ingest hdf5 --no-progress --out " + dir.Sub("s") + " " + dir.Sub("frames.h5"));
+  auto r =
+      Tilestage("ingest hdf5 --no-progress --out " + dir.Sub("s") + " " + dir.Sub("frames.h5"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(dir.Sub("frames.h5") + ": is a directory"), std::string::npos)
       << r.output;

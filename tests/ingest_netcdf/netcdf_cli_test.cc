@@ -494,7 +494,8 @@ void WriteGridFile(const std::string& path, const GridFile& g) {
       lon[y * nx + x] = -100.0 + 1.1 * x + 0.3 * y;
     }
   for (size_t t = 0; t < nt; ++t)
-    for (size_t i = 0; i < ny * nx; ++i) values[t * ny * nx + i] = 100.0 * t + 10.0 * (i / nx) + i % nx;
+    for (size_t i = 0; i < ny * nx; ++i)
+      values[t * ny * nx + i] = 100.0 * t + 10.0 * (i / nx) + i % nx;
   Check(nc_put_var_double(ncid, vlat, lat.data()), "lat values");
   Check(nc_put_var_double(ncid, vlon, lon.data()), "lon values");
   Check(nc_put_var_double(ncid, var, values.data()), "tas values");
@@ -546,8 +547,7 @@ TEST(NetcdfCli, ProjectedGridKeepsItsGridMappingAndNamesItsAxesYAndX) {
   auto weights =
       Ingest("--no-progress --out " + tmp.Sub("w") + " --vars tas --lat-weights " + file);
   EXPECT_EQ(weights.exit_code, 2) << weights.output;
-  EXPECT_NE(weights.output.find("is projection_y_coordinate (km), not latitude"),
-            std::string::npos)
+  EXPECT_NE(weights.output.find("is projection_y_coordinate (km), not latitude"), std::string::npos)
       << weights.output;
 }
 
@@ -580,8 +580,8 @@ TEST(NetcdfCli, CurvilinearGridTilesOverItsDimensionsWithTwoDimensionalCoordinat
     EXPECT_EQ(s->meta.at("lat_bounds"), nlohmann::json::array({lat_lo, lat_hi}));
     EXPECT_EQ(s->meta.at("lon_bounds"), nlohmann::json::array({lon_lo, lon_hi}));
     EXPECT_EQ(s->meta.at("corners_lat_lon")[0],
-              nlohmann::json::array({lat.At({{"nj", r0}, {"ni", c0}}),
-                                     lon.At({{"nj", r0}, {"ni", c0}})}));
+              nlohmann::json::array(
+                  {lat.At({{"nj", r0}, {"ni", c0}}), lon.At({{"nj", r0}, {"ni", c0}})}));
   }
   const auto attrs = NetcdfAttrs(**store);
   EXPECT_EQ(attrs.at("coordinates_2d").at("dims"), nlohmann::json::array({"nj", "ni"}));
@@ -595,7 +595,8 @@ TEST(NetcdfCli, GridDimsNameTheGridOfAVariableWithoutCoordinates) {
   auto refused = Ingest("--no-progress --out " + tmp.Sub("a") + " --vars tas " + file);
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_NE(refused.output.find("--grid-dims"), std::string::npos) << refused.output;
-  auto run = Ingest("--no-progress --out " + tmp.Sub("b") + " --vars tas --grid-dims nj,ni " + file);
+  auto run =
+      Ingest("--no-progress --out " + tmp.Sub("b") + " --vars tas --grid-dims nj,ni " + file);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   auto store = Store::Open(LocalStorage(), tmp.Sub("b"));
   ASSERT_TRUE(store.ok());
@@ -603,7 +604,8 @@ TEST(NetcdfCli, GridDimsNameTheGridOfAVariableWithoutCoordinates) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->Find("x")->shape, (std::vector<int64_t>{1, 5, 6}));
   EXPECT_EQ(s->Find("x")->As<float>()[6 + 2], 100.0f + 10.0f + 2.0f);  // step 1, row 1, col 2
-  auto wrong = Ingest("--no-progress --out " + tmp.Sub("c") + " --vars tas --grid-dims j,i " + file);
+  auto wrong =
+      Ingest("--no-progress --out " + tmp.Sub("c") + " --vars tas --grid-dims j,i " + file);
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_NE(wrong.output.find("has no dimension j"), std::string::npos) << wrong.output;
 }
@@ -616,8 +618,10 @@ TEST(NetcdfCli, LeadInStepsIsRefusedOnAnIrregularSeriesAndADurationPairsByTime) 
   auto steps = Ingest("--no-progress --out " + tmp.Sub("a") + " --vars tas --lead 1 " + file);
   EXPECT_EQ(steps.exit_code, 2) << steps.output;
   EXPECT_NE(steps.output.find("--lead 1 counts time steps, but the series is irregular: " + file +
-                              " 2000-01-01T00:00:00 -> " + file + " 2000-01-02T00:00:00 is 1d, "
-                              "then -> " + file + " 2000-05-22T00:00:00 is 141d"),
+                              " 2000-01-01T00:00:00 -> " + file +
+                              " 2000-01-02T00:00:00 is 1d, "
+                              "then -> " +
+                              file + " 2000-05-22T00:00:00 is 141d"),
             std::string::npos)
       << steps.output;
   EXPECT_FALSE(HasManifest(tmp.Sub("a")));
@@ -643,8 +647,10 @@ TEST(NetcdfCli, LeadInStepsIsRefusedOnAnIrregularSeriesAndADurationPairsByTime) 
 TEST(NetcdfCli, LeadAsADurationEqualsTheSameLeadInStepsOnARegularSeries) {
   TempDir tmp;
   Series s = WriteSeries(tmp);  // 6-hourly
-  auto steps = Ingest("--no-progress --out " + tmp.Sub("a") + " --vars t2m --lead 2 " + s.files_arg);
-  auto hours = Ingest("--no-progress --out " + tmp.Sub("b") + " --vars t2m --lead 12h " + s.files_arg);
+  auto steps =
+      Ingest("--no-progress --out " + tmp.Sub("a") + " --vars t2m --lead 2 " + s.files_arg);
+  auto hours =
+      Ingest("--no-progress --out " + tmp.Sub("b") + " --vars t2m --lead 12h " + s.files_arg);
   ASSERT_EQ(steps.exit_code, 0) << steps.output;
   ASSERT_EQ(hours.exit_code, 0) << hours.output;
   auto a = Store::Open(LocalStorage(), tmp.Sub("a"));
@@ -675,8 +681,9 @@ TEST(NetcdfCli, TileLargerThanTheGridNamesTheFileAndTheTime) {
   Series s = WriteSeries(tmp);
   auto run = Ingest("--no-progress --out " + tmp.Sub("s") + " --vars t2m --tile 8,8 " + s.paths[0]);
   EXPECT_NE(run.exit_code, 0);
-  EXPECT_NE(run.output.find(s.paths[0] + " 2000-01-01T00:00:00: tile 8x8 is larger than the raster"),
-            std::string::npos)
+  EXPECT_NE(
+      run.output.find(s.paths[0] + " 2000-01-01T00:00:00: tile 8x8 is larger than the raster"),
+      std::string::npos)
       << run.output;
 }
 

@@ -68,7 +68,8 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const NetcdfArgs& args) {
   if (!args.grid_dims.empty()) {
     const auto dims = SplitComma(args.grid_dims);
     if (dims.size() != 2)
-      return InvalidArgument("--grid-dims '", args.grid_dims, "': expected two dimension names Y,X");
+      return InvalidArgument("--grid-dims '", args.grid_dims,
+                             "': expected two dimension names Y,X");
     options.request.y_dim = dims[0];
     options.request.x_dim = dims[1];
   }
