@@ -258,8 +258,8 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
       state.valid = Array(DType::kU8, {box_.out_height, box_.out_width});
       options.transform.ApplyToMask(raw.data.data(), info.width, box_, state.valid.data.data());
     }
-    std::string positions_path = options.positions;
-    if (positions_path.empty()) {
+    std::string positions_path = options.positions == "none" ? "" : options.positions;
+    if (options.positions.empty()) {
       for (const char* cxi :
            {"/entry_1/sample_1/geometry_1/translation", "/entry_1/data_1/translation"})
         if (state.reader->HasDataset(cxi)) {

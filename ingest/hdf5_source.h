@@ -24,7 +24,8 @@ struct Hdf5SourceOptions {
   std::vector<std::string> files;
   std::string dataset;  // empty: discover it in each file (NeXus, CXI)
   // Probe positions [N,2|3] in each file; empty: CXI's sample translation
-  // (/entry_1/sample_1/geometry_1/translation, /entry_1/data_1/translation) when present.
+  // (/entry_1/sample_1/geometry_1/translation, /entry_1/data_1/translation) when present;
+  // "none": no positions.
   std::string positions;
   // Pixel mask [H, W] in each file (nonzero = invalid); empty: discover it (NXmx pixel_mask, CXI
   // mask_shared/mask); "none": use none. Masked pixels are invalid: NaN in float output, and in

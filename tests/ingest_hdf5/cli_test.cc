@@ -553,6 +553,11 @@ TEST(IngestHdf5Cli, CxiTranslationIsFoundAsPositionsAndMaskSharedAsTheMask) {
   EXPECT_EQ(files[0].at("positions"), "/entry_1/sample_1/geometry_1/translation");
   EXPECT_EQ(files[0].at("pixel_mask"), "/entry_1/instrument_1/detector_1/mask_shared");
   EXPECT_EQ(store->manifest().FindField("x")->stats[0].count, 5u * 62);
+  r = Tilestage("ingest hdf5 --no-progress --positions none --out " + dir.Sub("none") + " " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto without = OpenStore(dir.Sub("none"));
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(without->Read(0)->meta.contains("position"));
 }
 
 TEST(IngestHdf5Cli, MaskOfAnotherShapeFailsNamingPathAndBothShapes) {

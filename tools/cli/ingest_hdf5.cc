@@ -46,7 +46,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "Frame dataset path; default: discover (NeXus default/signal, CXI)");
   cmd->add_option("--positions", args->positions,
                   "Probe positions [N,2|3], kept per sample; default: CXI's sample translation "
-                  "when present");
+                  "when present; 'none': no positions");
   cmd->add_option("--mask", args->mask,
                   "Pixel mask [H,W], nonzero = invalid (e.g. /entry/instrument/detector/"
                   "pixel_mask); default: NXmx pixel_mask or CXI mask_shared/mask when present; "
