@@ -208,6 +208,21 @@ Result<FrameTransform::Box> FrameTransform::Plan(int64_t height, int64_t width,
   return box;
 }
 
+void FrameTransform::ApplyToMask(const uint8_t* src, int64_t width, const Box& box,
+                                 uint8_t* dst) const {
+  const int64_t k = bin;
+  for (int64_t r = 0; r < box.out_height; ++r) {
+    for (int64_t c = 0; c < box.out_width; ++c) {
+      uint8_t valid = 1;
+      for (int64_t dy = 0; dy < k; ++dy) {
+        const uint8_t* row = src + (box.y0 + r * k + dy) * width + box.x0 + c * k;
+        for (int64_t dx = 0; dx < k; ++dx) valid &= row[dx] != 0;
+      }
+      dst[r * box.out_width + c] = valid;
+    }
+  }
+}
+
 void FrameTransform::Apply(DType input, const void* src, int64_t width, const Box& box,
                            void* dst) const {
   const DType output = OutputDType(input);

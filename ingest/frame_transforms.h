@@ -58,6 +58,10 @@ struct FrameTransform {
   // Transforms one C-order frame [height, width] of `input` dtype at `src` into `dst`
   // (out_height * out_width elements of OutputDType(input)). `box` comes from Plan.
   void Apply(DType input, const void* src, int64_t width, const Box& box, void* dst) const;
+  // The validity of the transformed frame from an input validity mask [height, width] (u8,
+  // 0 = invalid): cropped like the frame; a binned pixel is valid only when its whole K x K block
+  // is (a sum over a gap pixel is no photon count). Clip and scale keep validity.
+  void ApplyToMask(const uint8_t* src, int64_t width, const Box& box, uint8_t* dst) const;
   // Convenience for one frame Array [H,W] (or [1,H,W]); returns [out_h, out_w].
   Result<Array> ApplyToFrame(const Array& frame, const std::string& where) const;
 };

@@ -1,8 +1,10 @@
 #include "ingest/geotiff_source.h"
 
 #include <cpl_conv.h>
+#include <cpl_string.h>
 #include <cpl_vsi.h>
 #include <gdal.h>
+#include <gdal_alg.h>
 #include <gdal_utils.h>
 #include <ogr_srs_api.h>
 
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <limits>
 #include <set>
 
 #include "ingest/geotiff_gdal.h"
@@ -163,6 +166,15 @@ struct FieldPlan {
   // Masks the reader must return: none, one per-dataset mask, or one per channel.
   enum class MaskMode { kNone, kPerDataset, kPerChannel } mask_mode = MaskMode::kNone;
   std::vector<bool> channel_needs_mask;
+  // The alpha band the warper added (-dstalpha), read as the mask of every channel (nonzero:
+  // valid): GDAL reports no mask for a float alpha (-ot Float32); 0: none.
+  int alpha_band = 0;
+  // Per channel: the value written into masked pixels (the field's nodata, or NaN for float
+  // data without one), so that a stored pixel alone says it is invalid.
+  std::vector<double> mask_fill;
+  // Per channel: the field's nodata was chosen by tilestage (FillNodata), not read from a file, so
+  // a valid pixel equal to it would silently turn invalid: the reader refuses such a pixel.
+  std::vector<bool> fill_chosen;
 };
 
 struct Scene {
@@ -171,7 +183,8 @@ struct Scene {
   Grid grid;
   FieldPlan x;
   std::optional<FieldPlan> y;
-  std::string resampling;  // used when warped
+  std::string resampling;                          // used when warped
+  std::pair<double, double> warp_scale{1.0, 1.0};  // target pixels per source pixel (x, y)
   bool warped = false;
 };
 
@@ -212,6 +225,34 @@ Result<std::vector<BandInfo>> ReadBands(GDALDatasetH ds, const std::vector<int>&
   return bands;
 }
 
+// Target pixels per source pixel along x and y for warping `src` to the options' CRS and
+// resolution: the source resolution in target units (GDAL's suggested warp output) over the
+// target resolution; 1 without --res (the target keeps the suggested resolution).
+Result<std::pair<double, double>> WarpScale(GDALDatasetH src, const GeoTiffOptions& options,
+                                            const std::string& display) {
+  if (!options.res) return std::make_pair(1.0, 1.0);
+  GdalErrorScope scope;
+  char** to = nullptr;
+  if (!options.dst_crs.empty()) to = CSLSetNameValue(to, "DST_SRS", options.dst_crs.c_str());
+  void* transformer = GDALCreateGenImgProjTransformer2(src, nullptr, to);
+  CSLDestroy(to);
+  if (!transformer)
+    return GdalErrorScope::Error(StatusCode::kInvalidArgument,
+                                 StrCat("geotiff ", display, ": no transform to ",
+                                        options.dst_crs.empty() ? "its own CRS" : options.dst_crs));
+  double gt[6];
+  int pixels = 0, lines = 0;
+  const CPLErr err =
+      GDALSuggestedWarpOutput(src, GDALGenImgProjTransform, transformer, gt, &pixels, &lines);
+  GDALDestroyGenImgProjTransformer(transformer);
+  if (err != CE_None)
+    return GdalErrorScope::Error(StatusCode::kInvalidArgument,
+                                 StrCat("geotiff ", display, ": cannot project its extent to ",
+                                        options.dst_crs.empty() ? "its own CRS" : options.dst_crs));
+  return std::make_pair(std::fabs(gt[1]) / options.res->first,
+                        std::fabs(gt[5]) / options.res->second);
+}
+
 // Runs GDALWarp into a VRT at `vrt_path` (lazy: pixels are warped when read).
 Status WarpToVrt(GDALDatasetH src, const std::string& vrt_path, ArgList& args,
                  const std::string& display) {
@@ -235,6 +276,11 @@ Status WarpToVrt(GDALDatasetH src, const std::string& vrt_path, ArgList& args,
 
 void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& schema_nodata) {
   const size_t c = plan->bands.size();
+  if (plan->alpha_band) {
+    plan->channel_needs_mask.assign(c, true);
+    plan->mask_mode = FieldPlan::MaskMode::kPerDataset;
+    return;
+  }
   plan->channel_needs_mask.assign(c, false);
   bool any = false, all_per_dataset = true;
   for (size_t i = 0; i < c; ++i) {
@@ -262,6 +308,64 @@ void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& sche
     plan->mask_mode = FieldPlan::MaskMode::kPerDataset;
   else
     plan->mask_mode = FieldPlan::MaskMode::kPerChannel;
+}
+
+// The nodata value chosen for masked pixels of an integer field that has none: the end of the
+// type's range farthest from typical data (the maximum of unsigned types, the minimum of signed
+// ones), as GDAL tools commonly pick it.
+double DefaultFill(DType dtype) {
+  return VisitDType(dtype, [](auto zero) -> double {
+    using T = decltype(zero);
+    if constexpr (std::is_floating_point_v<T>)
+      return std::numeric_limits<double>::quiet_NaN();
+    else if constexpr (std::is_signed_v<T>)
+      return static_cast<double>(std::numeric_limits<T>::lowest());
+    else
+      return static_cast<double>(std::numeric_limits<T>::max());
+  });
+}
+
+// Pixels a mask marks invalid (alpha, mask bands, the warper's fill outside the source footprint)
+// must be invalid in the stored values too, whatever dtype the store keeps: a channel with a
+// nodata value fills them with it; a float channel without one with NaN; an integer channel
+// without one gets a nodata value (`fill`, else DefaultFill) recorded in the manifest.
+Status ChooseFills(FieldInfo* info, const std::vector<FieldPlan*>& plans,
+                   std::optional<double> fill, std::optional<DType> store_dtype) {
+  const size_t c = static_cast<size_t>(info->channels());
+  info->nodata.resize(c);
+  if (fill && !IsFloat(info->dtype)) {
+    const bool fits = VisitDType(info->dtype, [&](auto zero) {
+      using T = decltype(zero);
+      return *fill >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+             *fill <= static_cast<double>(std::numeric_limits<T>::max()) &&
+             static_cast<double>(static_cast<T>(*fill)) == *fill;
+    });
+    if (!fits)
+      return InvalidArgument("--dst-nodata ", *fill, ": not a value of the bands' type ",
+                             DTypeName(info->dtype));
+  }
+  std::vector<bool> chosen(c, false);
+  for (size_t i = 0; i < c; ++i) {
+    const bool masked = std::any_of(plans.begin(), plans.end(),
+                                    [&](const FieldPlan* p) { return p->channel_needs_mask[i]; });
+    if (!masked || info->nodata[i]) continue;
+    const bool stored_as_float = store_dtype ? IsFloat(*store_dtype) : IsFloat(info->dtype);
+    if (stored_as_float && !fill) continue;  // NaN marks them
+    if (fill) {
+      info->nodata[i] = *fill;
+      chosen[i] = true;
+    } else {
+      info->nodata[i] = DefaultFill(info->dtype);
+      chosen[i] = true;
+    }
+  }
+  for (FieldPlan* p : plans) {
+    p->fill_chosen = chosen;
+    p->mask_fill.assign(c, std::numeric_limits<double>::quiet_NaN());
+    for (size_t i = 0; i < c; ++i)
+      if (info->nodata[i]) p->mask_fill[i] = *info->nodata[i];
+  }
+  return Status::Ok();
 }
 
 // Common nodata per channel across scenes: a value when every scene has the same one.
@@ -318,6 +422,9 @@ class GeoTiffReader : public ItemReader {
   Status ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH ds, const Region& region,
                    Array* data, Array* mask);
   Status Locate(const FieldPlan& plan, GDALDatasetH ds, const Region& region, DType dtype);
+  // Writes the plan's fill into masked pixels; refuses a valid pixel equal to a chosen fill.
+  static Status FillMasked(const FieldPlan& plan, const Region& region, const Array& mask,
+                           Array* data);
 
   const GeoTiffSource* source_;
   int64_t open_item_ = -1;
@@ -381,7 +488,10 @@ class GeoTiffSource : public Source {
       for (const auto& b : s.x.bands) bands.push_back(b.number);
       j["bands"] = bands;
       if (s.y) j["label"] = s.y->display;
-      if (s.warped) j["resampling"] = s.resampling;
+      if (s.warped) {
+        j["resampling"] = s.resampling;
+        j["warp_scale"] = {s.warp_scale.first, s.warp_scale.second};
+      }
       scenes.push_back(j);
       crs_set.insert(s.grid.wkt);
     }
@@ -461,12 +571,13 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
   TS_ASSIGN_OR_RETURN(DatasetPtr base, OpenRaster(spec, scene.name));
 
   const bool warp = !options_.dst_crs.empty() || options_.res.has_value();
+  bool add_alpha = false;
   if (warp) {
     // Resampling: integer data keeps its values (nearest), continuous float data interpolates.
     TS_ASSIGN_OR_RETURN(auto probe, ReadBands(Get(base), {}, scene.name, false));
-    bool any_nodata = false, is_float = false;
+    bool all_nodata = true, is_float = false;
     for (const auto& b : probe) {
-      any_nodata |= b.nodata.has_value();
+      all_nodata &= b.nodata.has_value();
       is_float |= GDALDataTypeIsFloating(b.type) != 0;
     }
     scene.resampling =
@@ -484,12 +595,30 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
     }
     args.Add("-r");
     args.Add(scene.resampling);
+    // Interpolated values stored as float are interpolated in float (not rounded to the bands'
+    // integer type first).
+    if (options_.store_dtype && IsFloat(*options_.store_dtype) && !is_float) {
+      args.Add("-ot");
+      args.Add(*options_.store_dtype == DType::kF64 ? "Float64" : "Float32");
+    }
+    // One kernel scale for the whole scene: by default GDAL derives it per processing chunk
+    // from that chunk's source/target windows, so bilinear/cubic values depend on how the warp
+    // is chunked (a warped VRT read block by block vs gdalwarp's chunks) and differ on most
+    // pixels. With XSCALE/YSCALE fixed, `gdalwarp -wo XSCALE=.. -wo YSCALE=..` (the values are
+    // in the manifest) gives the same pixels, for every resampling.
+    TS_ASSIGN_OR_RETURN(scene.warp_scale, WarpScale(Get(base), options_, scene.name));
+    args.Add("-wo");
+    args.Add(StrCat("XSCALE=", std::setprecision(17), scene.warp_scale.first));
+    args.Add("-wo");
+    args.Add(StrCat("YSCALE=", std::setprecision(17), scene.warp_scale.second));
     // The exact transformer: pixel values do not depend on how the warp is chunked into blocks
     // (the default 0.125-pixel approximation picks different neighbours per chunk).
     args.Add("-et");
     args.Add("0");
-    // Without nodata, pixels outside the footprint would read as 0: an alpha band marks them.
-    if (!any_nodata) args.Add("-dstalpha");
+    // Without nodata, pixels outside the footprint would read as 0: an alpha band marks them (a
+    // band with nodata is filled with it; the warper keeps the source nodata as the target's).
+    add_alpha = !all_nodata;
+    if (add_alpha) args.Add("-dstalpha");
     const std::string vrt = vsimem_ + "scene" + std::to_string(index) + "-warp.vrt";
     TS_RETURN_IF_ERROR(WarpToVrt(Get(base), vrt, args, scene.name));
     vsimem_files_.push_back(vrt);
@@ -502,6 +631,7 @@ Result<Scene> GeoTiffSource::BuildScene(const std::vector<std::string>& files, s
   scene.x.display = scene.name;
   // --bands numbers the source bands; an alpha band added by the warper comes after them.
   TS_ASSIGN_OR_RETURN(scene.x.bands, ReadBands(Get(base), options_.bands, scene.name, true));
+  if (scene.warped && add_alpha) scene.x.alpha_band = GDALGetRasterCount(Get(base));
   return scene;
 }
 
@@ -605,9 +735,18 @@ Status GeoTiffSource::Init(const GeoTiffOptions& options) {
     TS_ASSIGN_OR_RETURN(FieldInfo y, MakeFieldInfo(y_plans, y_names, scene_names));
     schema_.y = y;
   }
+  std::vector<FieldPlan*> x_fills, y_fills;
   for (Scene& s : scenes_) {
     DecideMasks(&s.x, schema_.x.nodata);
-    if (s.y) DecideMasks(&*s.y, schema_.y->nodata);
+    x_fills.push_back(&s.x);
+    if (s.y) {
+      DecideMasks(&*s.y, schema_.y->nodata);
+      y_fills.push_back(&*s.y);
+    }
+  }
+  TS_RETURN_IF_ERROR(ChooseFills(&schema_.x, x_fills, options.dst_nodata, options.store_dtype));
+  if (schema_.y) TS_RETURN_IF_ERROR(ChooseFills(&*schema_.y, y_fills, std::nullopt, std::nullopt));
+  for (Scene& s : scenes_) {
     ItemInfo info;
     info.name = s.name;
     info.height = s.grid.height;
@@ -664,10 +803,24 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
   if (plan.mask_mode == FieldPlan::MaskMode::kNone) {
     mask->data.clear();
     mask->shape.clear();
-    return Status::Ok();
+    return FillMasked(plan, region, *mask, data);
   }
   const int mask_channels = plan.mask_mode == FieldPlan::MaskMode::kPerDataset ? 1 : channels;
   Reshape(mask, DType::kU8, {mask_channels, region.height, region.width});
+  if (plan.alpha_band) {
+    thread_local std::vector<float> alpha;
+    alpha.resize(static_cast<size_t>(w) * h);
+    if (GDALRasterIO(GDALGetRasterBand(ds, plan.alpha_band), GF_Read, static_cast<int>(region.col),
+                     static_cast<int>(region.row), w, h, alpha.data(), w, h, GDT_Float32, 0,
+                     0) != CE_None)
+      return GdalErrorScope::Error(
+          StatusCode::kDataLoss,
+          StrCat("geotiff ", plan.display, ": warped alpha band ", plan.alpha_band, ", rows ",
+                 region.row, "-", region.row + h - 1, ", cols ", region.col, "-",
+                 region.col + w - 1));
+    for (size_t i = 0; i < alpha.size(); ++i) mask->data[i] = alpha[i] != 0;
+    return FillMasked(plan, region, *mask, data);
+  }
   for (int c = 0; c < mask_channels; ++c) {
     uint8_t* dst = mask->data.data() + static_cast<size_t>(c) * w * h;
     if (!plan.channel_needs_mask[c]) {
@@ -683,7 +836,40 @@ Status GeoTiffReader::ReadField(const FieldPlan& plan, DType dtype, GDALDatasetH
                  region.row, "-", region.row + h - 1, ", cols ", region.col, "-",
                  region.col + w - 1));
   }
-  return Status::Ok();
+  return FillMasked(plan, region, *mask, data);
+}
+
+Status GeoTiffReader::FillMasked(const FieldPlan& plan, const Region& region, const Array& mask,
+                                 Array* data) {
+  const int64_t channels = static_cast<int64_t>(plan.bands.size());
+  const int64_t plane = region.height * region.width;
+  const int64_t mask_channels = mask.data.empty() ? 0 : mask.shape[0];
+  return VisitDType(data->dtype, [&](auto zero) -> Status {
+    using T = decltype(zero);
+    T* all = reinterpret_cast<T*>(data->data.data());
+    for (int64_t c = 0; c < channels; ++c) {
+      const bool masked = mask_channels > 0 && plan.channel_needs_mask[c];
+      if (!masked && !plan.fill_chosen[c]) continue;
+      T* v = all + c * plane;
+      const uint8_t* m = masked ? mask.data.data() + (mask_channels > 1 ? c : 0) * plane : nullptr;
+      const T fill = static_cast<T>(plan.mask_fill[c]);
+      if (plan.fill_chosen[c]) {
+        for (int64_t i = 0; i < plane; ++i) {
+          if ((!m || m[i]) && v[i] == fill)
+            return InvalidArgument(
+                "geotiff ", plan.display, ": band ", plan.bands[c].number, ", row ",
+                region.row + i / region.width, ", col ", region.col + i % region.width,
+                ": a valid pixel equals ", plan.mask_fill[c],
+                ", the nodata value chosen for masked pixels (outside the warped footprint, "
+                "alpha or mask band); choose another with --dst-nodata, or store --dtype f32 "
+                "(masked pixels become NaN)");
+        }
+      }
+      if (m)
+        for (int64_t i = 0; i < plane; ++i) v[i] = m[i] ? v[i] : fill;
+    }
+    return Status::Ok();
+  });
 }
 
 // After a failed read: finds the band and block that fail, for a message a person can act on.

@@ -402,6 +402,8 @@ Result<std::unique_ptr<Hdf5FrameReader>> Hdf5FrameReader::Open(const std::string
                                                                const std::string& dataset) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return NotFound("HDF5 file ", file, " does not exist");
+  if (fs::is_directory(file, ec))
+    return InvalidArgument("HDF5 file ", file, ": is a directory, not an HDF5 file");
   std::unique_ptr<Hdf5FrameReader> reader(new Hdf5FrameReader());
   Hdf5FrameInfo& info = reader->info_;
   info.file = file;
@@ -873,6 +875,60 @@ Result<Array> Hdf5FrameReader::ReadAux(const Hdf5AuxInfo& aux, int64_t first, in
                               static_cast<size_t>(item_elements) * DTypeSize(as), out.data.data(),
                               where));
   return out;
+}
+
+bool Hdf5FrameReader::HasDataset(const std::string& path) const {
+  Hdf5Lock lock;
+  return ObjectType(handles_->file.get(), path) == H5I_DATASET;
+}
+
+std::optional<std::string> Hdf5FrameReader::DiscoverPixelMask() const {
+  Hdf5Lock lock;
+  const auto datasets = AllDatasets(handles_->file.get(), 1000);
+  const auto leaf = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
+  const std::vector<int64_t> frame{info_.height, info_.width};
+  for (const char* name : {"pixel_mask", "mask_shared", "mask"}) {
+    for (const auto& e : datasets) {
+      if (leaf(e.path) != name || e.shape != frame) continue;
+      // CXI keeps its masks in the detector groups of /entry_N; NXmx's pixel_mask is unique.
+      if (std::string(name) != "pixel_mask" &&
+          (e.path.rfind("/entry_", 0) != 0 || e.path.find("detector") == std::string::npos))
+        continue;
+      return e.path;
+    }
+  }
+  return std::nullopt;
+}
+
+Result<Array> Hdf5FrameReader::ReadPixelMask(const std::string& path_in) const {
+  const std::string path = path_in.empty() || path_in[0] == '/' ? path_in : "/" + path_in;
+  const std::string where = "HDF5 file " + info_.file + ": pixel mask " + path;
+  std::vector<double> values;
+  {
+    Hdf5Lock lock;
+    const hid_t f = handles_->file.get();
+    const H5I_type_t type = ObjectType(f, path);
+    if (type == H5I_BADID) return MissingPath(f, info_.file, path);
+    if (type != H5I_DATASET)
+      return InvalidArgument(where, " is a group, not a dataset; datasets: ", DatasetListText(f));
+    Hid ds(H5Dopen2(f, path.c_str(), H5P_DEFAULT));
+    if (!ds.valid()) return Hdf5Error(StatusCode::kIOError, "cannot open " + where);
+    Hid ftype(H5Dget_type(ds.get()));
+    TS_RETURN_IF_ERROR(DTypeFromHdf5(ftype.get(), where).status());
+    TS_ASSIGN_OR_RETURN(auto dims, Dims(ds.get(), where));
+    std::vector<int64_t> shape(dims.begin(), dims.end());
+    if (shape != std::vector<int64_t>{info_.height, info_.width})
+      return InvalidArgument(where, ": shape ", ShapeText(shape), " is not the frame shape [",
+                             info_.height, ",", info_.width, "] of ", info_.dataset,
+                             " (one mask shared by every frame)");
+    values.resize(static_cast<size_t>(info_.height * info_.width));
+    // As double: every integer mask value keeps its zero/nonzero-ness (no clipping of negatives).
+    if (H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+      return Hdf5Error(StatusCode::kIOError, "cannot read " + where);
+  }
+  Array valid(DType::kU8, {info_.height, info_.width});
+  for (size_t i = 0; i < values.size(); ++i) valid.data[i] = values[i] == 0;
+  return valid;
 }
 
 std::vector<std::string> ListHdf5Datasets(const std::string& file, size_t limit) {

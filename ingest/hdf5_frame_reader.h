@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,16 @@ class Hdf5FrameReader {
   // file, the path and both lengths when its rows disagree with the number of frames; NotFound
   // (listing the datasets) when the path does not exist.
   Result<Hdf5AuxInfo> OpenAux(const std::string& path, int item_rank) const;
+  // Whether `path` names a dataset of this file.
+  bool HasDataset(const std::string& path) const;
+  // The pixel mask that goes with the frames: NXmx `pixel_mask` (in an NXdetector), else CXI's
+  // detector `mask_shared` or `mask` (under /entry_N), whichever first has the frame shape
+  // [H, W]; nullopt when the file has none.
+  std::optional<std::string> DiscoverPixelMask() const;
+  // Reads a pixel mask [H, W] (any integer or float type) as validity, u8 [H, W]: 1 where the
+  // mask is 0, 0 where it is nonzero (NXmx and CXI: nonzero bits flag gaps, dead, hot pixels).
+  // InvalidArgument naming the file, the path and both shapes when it is not [H, W].
+  Result<Array> ReadPixelMask(const std::string& path) const;
   // Rows [first, first + count) of an auxiliary dataset as [count, item_shape...], in `as`.
   Result<Array> ReadAux(const Hdf5AuxInfo& aux, int64_t first, int64_t count, DType as) const;
 

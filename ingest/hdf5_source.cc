@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -66,8 +67,34 @@ class BufferPool {
   size_t capacity_;
 };
 
+// NaN for float frames, the dtype's maximum for integer ones.
+double MaskFill(DType dtype) {
+  return VisitDType(dtype, [](auto zero) -> double {
+    using T = decltype(zero);
+    if constexpr (std::is_floating_point_v<T>)
+      return std::numeric_limits<double>::quiet_NaN();
+    else
+      return static_cast<double>(std::numeric_limits<T>::max());
+  });
+}
+
+// Writes MaskFill into the pixels `valid` ([h, w]) marks 0, in every frame of frames [n, h, w].
+void FillMasked(const Array& valid, Array* frames) {
+  const size_t plane = valid.data.size();
+  VisitDType(frames->dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T fill = static_cast<T>(MaskFill(frames->dtype));
+    T* v = reinterpret_cast<T*>(frames->data.data());
+    const size_t n = frames->data.size() / sizeof(T) / plane;
+    for (size_t f = 0; f < n; ++f, v += plane)
+      for (size_t i = 0; i < plane; ++i) v[i] = valid.data[i] ? v[i] : fill;
+  });
+}
+
 struct FileState {
   std::unique_ptr<Hdf5FrameReader> reader;
+  std::string mask_path;  // empty: no pixel mask
+  Array valid;            // u8 [out_height, out_width] after the transform: 0 = masked
   std::optional<Hdf5AuxInfo> positions;
   std::vector<Hdf5AuxInfo> targets;
   int64_t first_item = 0;
@@ -200,6 +227,7 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
   nlohmann::json file_attrs = nlohmann::json::array();
   int64_t next_item = 0;
   DType dtype = DType::kU8;
+  bool any_mask = false;
   for (size_t f = 0; f < options.files.size(); ++f) {
     const std::string& path = options.files[f];
     FileState state;
@@ -219,8 +247,28 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
         return InvalidArgument(where, ": frames are ", DTypeName(info.dtype), " but ", first.file,
                                " has ", DTypeName(first.dtype));
     }
-    if (!options.positions.empty()) {
-      TS_ASSIGN_OR_RETURN(auto aux, state.reader->OpenAux(options.positions, 1));
+    if (options.mask != "none") {
+      if (!options.mask.empty())
+        state.mask_path = options.mask;
+      else if (auto found = state.reader->DiscoverPixelMask())
+        state.mask_path = *found;
+    }
+    if (!state.mask_path.empty()) {
+      TS_ASSIGN_OR_RETURN(Array raw, state.reader->ReadPixelMask(state.mask_path));
+      state.valid = Array(DType::kU8, {box_.out_height, box_.out_width});
+      options.transform.ApplyToMask(raw.data.data(), info.width, box_, state.valid.data.data());
+    }
+    std::string positions_path = options.positions == "none" ? "" : options.positions;
+    if (options.positions.empty()) {
+      for (const char* cxi :
+           {"/entry_1/sample_1/geometry_1/translation", "/entry_1/data_1/translation"})
+        if (state.reader->HasDataset(cxi)) {
+          positions_path = cxi;
+          break;
+        }
+    }
+    if (!positions_path.empty()) {
+      TS_ASSIGN_OR_RETURN(auto aux, state.reader->OpenAux(positions_path, 1));
       if (aux.item_shape[0] != 2 && aux.item_shape[0] != 3)
         return InvalidArgument("HDF5 file ", path, ": positions ", aux.path, " have ",
                                aux.item_shape[0], " values per frame, expected 2 or 3");
@@ -267,7 +315,10 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
                           {"dtype", DTypeName(info.dtype)},
                           {"scan_shape", info.scan_shape},
                           {"filters", info.filters},
-                          {"virtual", info.is_virtual}});
+                          {"virtual", info.is_virtual},
+                          {"pixel_mask", state.mask_path},
+                          {"positions", state.positions ? state.positions->path : ""}});
+    any_mask |= !state.mask_path.empty();
     files_.push_back(std::move(state));
   }
   const std::string channel = BaseName(files_[0].reader->info().dataset);
@@ -276,6 +327,8 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
   schema_.x.channel_names = {scale == FrameScale::kLog1p  ? "log1p(" + channel + ")"
                              : scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
                                                           : channel};
+  // Masked pixels hold a value that says so by itself (see Hdf5SourceOptions::mask).
+  if (any_mask) schema_.x.nodata = {MaskFill(schema_.x.dtype)};
   if (!options.targets.empty()) {
     FieldInfo y;
     y.dtype = DType::kF32;
@@ -317,6 +370,7 @@ Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
           t.Apply(info.dtype, frame, info.width, box_, dst + static_cast<size_t>(i) * out_frame);
         }));
   }
+  if (!state.mask_path.empty()) FillMasked(state.valid, &out->x);
   if (!state.targets.empty()) {
     const int64_t nt = static_cast<int64_t>(state.targets.size());
     const int64_t plane = box_.out_height * box_.out_width;

@@ -22,8 +22,16 @@ namespace tilestage::ingest {
 
 struct Hdf5SourceOptions {
   std::vector<std::string> files;
-  std::string dataset;    // empty: discover it in each file (NeXus, CXI)
-  std::string positions;  // probe positions [N,2|3] in each file; empty: none
+  std::string dataset;  // empty: discover it in each file (NeXus, CXI)
+  // Probe positions [N,2|3] in each file; empty: CXI's sample translation
+  // (/entry_1/sample_1/geometry_1/translation, /entry_1/data_1/translation) when present;
+  // "none": no positions.
+  std::string positions;
+  // Pixel mask [H, W] in each file (nonzero = invalid); empty: discover it (NXmx pixel_mask, CXI
+  // mask_shared/mask); "none": use none. Masked pixels are invalid: NaN in float output, and in
+  // integer output the dtype's maximum, recorded as the channel's nodata (detectors already
+  // write it for gap and overflow pixels: Eiger's 0xFFFFFFFF).
+  std::string mask;
   // Per-frame targets [N,h,w] in each file, stacked as the channels of y (named by the last path
   // component); their h x w must equal the transformed frame size.
   std::vector<std::string> targets;

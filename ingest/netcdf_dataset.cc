@@ -3,6 +3,7 @@
 #include <netcdf.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -32,6 +33,12 @@ bool SameValues(const std::vector<double>& a, const std::vector<double>& b) {
   return true;
 }
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 std::string JoinLevels(const std::vector<double>& values) {
   std::string out;
   for (double v : values) out += (out.empty() ? "" : ", ") + FormatLevel(v);
@@ -50,6 +57,8 @@ struct VarLayout {
   CfPacking packing;
   std::string units;
   std::string long_name;
+  std::string grid_mapping;  // the grid_mapping variable's name; empty when none
+  std::optional<std::pair<NcVarInfo, NcVarInfo>> coords_2d;  // 2-D latitude, longitude
   int t_pos = -1, z_pos = -1, y_pos = -1, x_pos = -1;
   NetcdfAxis lat, lon;
   std::optional<NetcdfAxis> vertical;
@@ -64,6 +73,23 @@ std::optional<NcVarInfo> CoordinateVariable(const NcFile& file, const std::strin
   return var;
 }
 
+// The kind of a horizontal axis (NetcdfAxis::kind) from its attributes.
+std::string HorizontalKind(const AxisAttrs& attrs, bool y) {
+  std::string sn = attrs.standard_name;
+  std::transform(sn.begin(), sn.end(), sn.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* known : {"latitude", "longitude", "grid_latitude", "grid_longitude",
+                            "projection_y_coordinate", "projection_x_coordinate"}) {
+    if (sn == known) return sn;
+  }
+  // No standard_name: geographic when the units are degrees north/east (ClassifyAxis's test).
+  AxisAttrs by_units;
+  by_units.units = attrs.units;
+  const AxisKind kind = ClassifyAxis(by_units);
+  if (y && kind == AxisKind::kLatitude) return "latitude";
+  if (!y && kind == AxisKind::kLongitude) return "longitude";
+  return y ? "y" : "x";
+}
+
 Result<NetcdfAxis> ReadAxis(const NcFile& file, const NcVarInfo& var, const AxisAttrs& attrs) {
   NetcdfAxis axis;
   axis.name = var.name;
@@ -72,7 +98,40 @@ Result<NetcdfAxis> ReadAxis(const NcFile& file, const NcVarInfo& var, const Axis
   return axis;
 }
 
-Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
+// The 2-D latitude and longitude a variable's `coordinates` attribute names (CF §5.2), on the
+// same two dimensions; nullopt when it names none.
+Result<std::optional<std::pair<NcVarInfo, NcVarInfo>>> FindCoords2d(const NcFile& file,
+                                                                    const NcVarInfo& var) {
+  std::optional<std::pair<NcVarInfo, NcVarInfo>> none;
+  TS_ASSIGN_OR_RETURN(auto coordinates, file.TextAttr(var.varid, "coordinates"));
+  if (!coordinates) return none;
+  std::optional<NcVarInfo> lat, lon;
+  std::string token;
+  std::istringstream words(*coordinates);
+  while (words >> token) {
+    auto c = file.Find(token);
+    if (!c || c->dim_names.size() != 2) continue;
+    TS_ASSIGN_OR_RETURN(auto attrs, ReadAxisAttrs(file, *c));
+    const AxisKind kind = ClassifyAxis(attrs);
+    if (kind == AxisKind::kLatitude) lat = c;
+    if (kind == AxisKind::kLongitude) lon = c;
+  }
+  if (!lat || !lon || lat->dim_names != lon->dim_names) return none;
+  return std::make_optional(std::make_pair(*lat, *lon));
+}
+
+// Row/column positions 0..n-1: the axis of a grid dimension without a coordinate variable.
+NetcdfAxis IndexAxis(const std::string& dim, size_t n, bool y) {
+  NetcdfAxis axis;
+  axis.name = dim;
+  axis.kind = y ? "y" : "x";
+  axis.values.resize(n);
+  std::iota(axis.values.begin(), axis.values.end(), 0.0);
+  return axis;
+}
+
+Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name,
+                                  const NetcdfRequest& request) {
   VarLayout v;
   TS_ASSIGN_OR_RETURN(v.info, file.Inquire(name));
   TS_ASSIGN_OR_RETURN(v.packing, ReadCfPacking(file, v.info));
@@ -80,7 +139,27 @@ Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
   if (units) v.units = *units;
   TS_ASSIGN_OR_RETURN(auto long_name, file.TextAttr(v.info.varid, "long_name"));
   if (long_name) v.long_name = *long_name;
+  TS_ASSIGN_OR_RETURN(auto grid_mapping, file.TextAttr(v.info.varid, "grid_mapping"));
+  if (grid_mapping) {
+    // "crs" or CF 1.7's extended "crs: x y": the first word names the variable.
+    std::istringstream words(*grid_mapping);
+    words >> v.grid_mapping;
+    if (!v.grid_mapping.empty() && v.grid_mapping.back() == ':') v.grid_mapping.pop_back();
+  }
   const std::string where = StrCat(file.path(), ": variable ", name);
+  // The grid dimensions: named by the request, else those of 2-D latitude/longitude.
+  std::string y_dim = request.y_dim, x_dim = request.x_dim;
+  TS_ASSIGN_OR_RETURN(v.coords_2d, FindCoords2d(file, v.info));
+  if (y_dim.empty() && v.coords_2d) {
+    y_dim = v.coords_2d->first.dim_names[0];
+    x_dim = v.coords_2d->first.dim_names[1];
+  }
+  for (const std::string* dim : {&y_dim, &x_dim}) {
+    if (!dim->empty() &&
+        std::find(v.info.dim_names.begin(), v.info.dim_names.end(), *dim) == v.info.dim_names.end())
+      return InvalidArgument(where, ": has no dimension ", *dim, " (--grid-dims ", y_dim, ",",
+                             x_dim, "; its dimensions: ", JoinNames(v.info.dim_names), ")");
+  }
   for (size_t i = 0; i < v.info.dim_names.size(); ++i) {
     const std::string& dim = v.info.dim_names[i];
     DimRole role;
@@ -89,12 +168,30 @@ Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
       TS_ASSIGN_OR_RETURN(role.attrs, ReadAxisAttrs(file, *role.coordinate));
       role.kind = ClassifyAxis(role.attrs);
     }
+    if (dim == y_dim || dim == x_dim) {
+      const bool y = dim == y_dim;
+      if (*(y ? &v.y_pos : &v.x_pos) >= 0)
+        return InvalidArgument(where, ": two ", y ? "Y" : "X", " dimensions (",
+                               v.info.dim_names[*(y ? &v.y_pos : &v.x_pos)], " and ", dim, ")");
+      *(y ? &v.y_pos : &v.x_pos) = static_cast<int>(i);
+      NetcdfAxis& axis = y ? v.lat : v.lon;
+      const AxisKind expected = y ? AxisKind::kLatitude : AxisKind::kLongitude;
+      if (role.coordinate && role.kind == expected) {
+        TS_ASSIGN_OR_RETURN(axis, ReadAxis(file, *role.coordinate, role.attrs));
+        axis.kind = HorizontalKind(role.attrs, y);
+      } else {
+        axis = IndexAxis(dim, v.info.dim_lens[i], y);
+      }
+      continue;
+    }
     if (role.kind == AxisKind::kUnknown) {
       if (v.info.dim_lens[i] == 1) continue;  // squeezed: read index 0
       return InvalidArgument(
           where, ": dimension ", dim, " (length ", v.info.dim_lens[i],
           ") is not recognised as a CF latitude, longitude, vertical or time axis (its "
-          "coordinate variable needs axis, standard_name, units or positive)");
+          "coordinate variable needs axis, standard_name, units or positive; a curvilinear "
+          "grid's dimensions are found from 2-D latitude/longitude in the variable's "
+          "coordinates attribute, or named with --grid-dims Y,X)");
     }
     int* pos = role.kind == AxisKind::kLongitude  ? &v.x_pos
                : role.kind == AxisKind::kLatitude ? &v.y_pos
@@ -108,10 +205,12 @@ Result<VarLayout> ResolveVariable(const NcFile& file, const std::string& name) {
     switch (role.kind) {
       case AxisKind::kLongitude: {
         TS_ASSIGN_OR_RETURN(v.lon, ReadAxis(file, *role.coordinate, role.attrs));
+        v.lon.kind = HorizontalKind(role.attrs, false);
         break;
       }
       case AxisKind::kLatitude: {
         TS_ASSIGN_OR_RETURN(v.lat, ReadAxis(file, *role.coordinate, role.attrs));
+        v.lat.kind = HorizontalKind(role.attrs, true);
         break;
       }
       case AxisKind::kVertical: {
@@ -217,7 +316,7 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
     std::optional<VarLayout> time_source;
     bool time_decided = false;
     for (const std::string& name : request.variables) {
-      TS_ASSIGN_OR_RETURN(VarLayout v, ResolveVariable(file, name));
+      TS_ASSIGN_OR_RETURN(VarLayout v, ResolveVariable(file, name, request));
       if (!first) {
         first = v;
       } else if (!SameValues(first->lat.values, v.lat.values) ||
@@ -350,6 +449,36 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
       ds->channels_ = std::move(channels);
       ds->lat_ = first->lat;
       ds->lon_ = first->lon;
+      if (first->coords_2d && first->y_pos >= 0 &&
+          first->coords_2d->first.dim_names ==
+              std::vector<std::string>{first->info.dim_names[first->y_pos],
+                                       first->info.dim_names[first->x_pos]}) {
+        NetcdfCoords2d c;
+        const auto& [lat, lon] = *first->coords_2d;
+        c.lat_name = lat.name;
+        c.lon_name = lon.name;
+        TS_ASSIGN_OR_RETURN(auto lat_attrs, ReadAxisAttrs(file, lat));
+        TS_ASSIGN_OR_RETURN(auto lon_attrs, ReadAxisAttrs(file, lon));
+        c.lat_units = lat_attrs.units;
+        c.lon_units = lon_attrs.units;
+        TS_ASSIGN_OR_RETURN(c.lat, file.ReadAllDouble(lat));
+        TS_ASSIGN_OR_RETURN(c.lon, file.ReadAllDouble(lon));
+        ds->coords_2d_ = std::move(c);
+      }
+      if (!first->grid_mapping.empty()) {
+        auto gm = file.Find(first->grid_mapping);
+        if (!gm)
+          return InvalidArgument(path, ": variable ", first->info.name, ": grid_mapping \"",
+                                 first->grid_mapping, "\" names no variable of the file");
+        TS_ASSIGN_OR_RETURN(auto attrs, file.AllAttrs(gm->varid));
+        ds->grid_mapping_ = {{"name", gm->name}, {"attributes", attrs}};
+        for (const char* key : {"crs_wkt", "spatial_ref"}) {
+          if (attrs.contains(key) && attrs[key].is_string()) {
+            ds->crs_wkt_ = attrs[key].get<std::string>();
+            break;
+          }
+        }
+      }
       ds->vertical_ = std::move(verticals);
       ds->raw_step_bytes_ = plan->raw_step_bytes;
     } else {
@@ -544,8 +673,23 @@ Status NetcdfDataset::ReadStep(size_t step, Array* out, std::vector<uint64_t>* v
 nlohmann::json NetcdfDataset::Describe() const {
   using nlohmann::json;
   json j;
-  j["latitude"] = {{"name", lat_.name}, {"units", lat_.units}, {"values", lat_.values}};
-  j["longitude"] = {{"name", lon_.name}, {"units", lon_.units}, {"values", lon_.values}};
+  for (const NetcdfAxis* axis : {&lat_, &lon_}) {
+    json aj = {{"name", axis->name},
+               {"units", axis->units},
+               {"kind", axis->kind},
+               {"values", axis->values}};
+    j[axis == &lat_ ? "y" : "x"] = aj;
+    if (axis->geographic()) j[axis->kind] = aj;
+  }
+  if (!grid_mapping_.is_null()) j["grid_mapping"] = grid_mapping_;
+  if (coords_2d_) {
+    // The values stay out of the manifest (H x W each); every tile carries its own bounds.
+    j["coordinates_2d"] = {
+        {"latitude", {{"name", coords_2d_->lat_name}, {"units", coords_2d_->lat_units}}},
+        {"longitude", {{"name", coords_2d_->lon_name}, {"units", coords_2d_->lon_units}}},
+        {"dims", {lat_.name, lon_.name}}};
+  }
+  if (!crs_wkt_.empty()) j["crs_wkt"] = crs_wkt_;
   json channels = json::array();
   for (const auto& c : channels_) {
     json cj = {{"name", c.name}, {"variable", c.variable}, {"units", c.units}};

@@ -41,6 +41,17 @@ struct NetcdfRequest {
   // Read with pread where the layout allows (see above); false: every read through netCDF-C
   // (the reference path, for comparison and as a fallback).
   bool direct_reads = true;
+  // The grid's row (Y) and column (X) dimensions, for grids whose dimensions have no CF
+  // coordinate variable (curvilinear grids); empty: from the coordinates, or, for a curvilinear
+  // grid, from the 2-D latitude/longitude the variable's `coordinates` attribute names.
+  std::string y_dim, x_dim;
+};
+
+// The 2-D latitude/longitude of a curvilinear grid ([H, W] each, row-major), when it has them.
+struct NetcdfCoords2d {
+  std::string lat_name, lon_name;
+  std::string lat_units, lon_units;
+  std::vector<double> lat, lon;
 };
 
 struct NetcdfChannel {
@@ -60,7 +71,13 @@ struct NetcdfStep {
 struct NetcdfAxis {
   std::string name;  // the coordinate variable
   std::string units;
+  // What a horizontal axis measures, from its CF attributes: "latitude"/"longitude" (geographic
+  // degrees), "grid_latitude"/"grid_longitude" (rotated pole), "projection_y_coordinate"/
+  // "projection_x_coordinate" (a projected grid, see grid_mapping) or "y"/"x" when unsaid.
+  std::string kind;
   std::vector<double> values;
+
+  bool geographic() const { return kind == "latitude" || kind == "longitude"; }
 };
 
 class NetcdfDataset {
@@ -73,8 +90,16 @@ class NetcdfDataset {
   const std::vector<NetcdfStep>& steps() const { return steps_; }
   int64_t height() const { return static_cast<int64_t>(lat_.values.size()); }
   int64_t width() const { return static_cast<int64_t>(lon_.values.size()); }
+  // The grid's Y (rows) and X (columns) axes; geographic latitude/longitude only when their
+  // kind says so.
   const NetcdfAxis& latitude() const { return lat_; }
   const NetcdfAxis& longitude() const { return lon_; }
+  // The CF grid_mapping of the variables ({"name": variable, "attributes": {...}}), null when
+  // they have none; and its CRS as WKT (crs_wkt or spatial_ref), empty when it gives none.
+  const nlohmann::json& grid_mapping() const { return grid_mapping_; }
+  const std::string& crs_wkt() const { return crs_wkt_; }
+  // 2-D latitude/longitude of a curvilinear grid; nullopt for grids with 1-D coordinates only.
+  const std::optional<NetcdfCoords2d>& coords_2d() const { return coords_2d_; }
   bool has_time() const { return has_time_; }
   Calendar calendar() const { return calendar_; }
   const std::string& time_units() const { return time_units_; }
@@ -107,8 +132,9 @@ class NetcdfDataset {
   // ReadRaw + Decode of the whole grid.
   Status ReadStep(size_t step, Array* out, std::vector<uint64_t>* valid) const;
 
-  // Coordinates, units, calendar, levels, channels, files and per-variable packing and read path
-  // ("direct" or "netCDF library (chunked)") for the manifest's attrs.
+  // Coordinates ("y"/"x" with their kind; also "latitude"/"longitude" when geographic), the
+  // grid mapping and CRS, units, calendar, levels, channels, files and per-variable packing and
+  // read path ("direct" or "netCDF library (chunked)") for the manifest's attrs.
   nlohmann::json Describe() const;
 
  private:
@@ -121,6 +147,9 @@ class NetcdfDataset {
   std::vector<NetcdfChannel> channels_;
   std::vector<NetcdfStep> steps_;
   NetcdfAxis lat_, lon_;
+  nlohmann::json grid_mapping_;
+  std::optional<NetcdfCoords2d> coords_2d_;
+  std::string crs_wkt_;
   std::vector<NetcdfAxis> vertical_;  // per requested variable that has one
   bool has_time_ = false;
   Calendar calendar_ = Calendar::kStandard;

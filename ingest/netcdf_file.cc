@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "ingest/hdf5_util.h"
@@ -280,6 +281,9 @@ std::string NcDirectLayout::Describe() const {
 }
 
 Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return InvalidArgument(path, ": is a directory, not a netCDF file");
   std::unique_ptr<NcFile> file;
   int format = 0;
   // Every netCDF call under the lock; `file` (whose destructor takes the lock to close) is only
@@ -630,6 +634,39 @@ Result<std::optional<std::vector<double>>> NcFile::NumAttr(int varid,
     }
   }
   return std::optional<std::vector<double>>(std::move(values));
+}
+
+Result<nlohmann::json> NcFile::AllAttrs(int varid) const {
+  std::vector<std::pair<std::string, bool>> names;  // name, is text
+  {
+    std::lock_guard<std::mutex> lock(NetcdfMutex());
+    int natts = 0;
+    int rc = nc_inq_varnatts(ncid_, varid, &natts);
+    if (rc != NC_NOERR) return NcStatus(rc, path_, "counting attributes");
+    for (int i = 0; i < natts; ++i) {
+      char name[NC_MAX_NAME + 1] = {};
+      nc_type type = 0;
+      rc = nc_inq_attname(ncid_, varid, i, name);
+      if (rc == NC_NOERR) rc = nc_inq_atttype(ncid_, varid, name, &type);
+      if (rc != NC_NOERR) return NcStatus(rc, path_, StrCat("attribute ", i));
+      if (type == NC_CHAR || type == NC_STRING)
+        names.emplace_back(name, true);
+      else if (NcTypeSize(type) != 0)
+        names.emplace_back(name, false);
+    }
+  }
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, text] : names) {
+    if (text) {
+      TS_ASSIGN_OR_RETURN(auto value, TextAttr(varid, name));
+      if (value) out[name] = *value;
+    } else {
+      TS_ASSIGN_OR_RETURN(auto values, NumAttr(varid, name));
+      if (values)
+        out[name] = values->size() == 1 ? nlohmann::json(values->front()) : nlohmann::json(*values);
+    }
+  }
+  return out;
 }
 
 Status NcFile::ReadRaw(const NcVarInfo& var, const std::vector<size_t>& start,

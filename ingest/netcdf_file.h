@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,9 @@ class NcFile {
   // of the wrong kind (text vs numeric) is InvalidArgument naming it.
   Result<std::optional<std::string>> TextAttr(int varid, const std::string& name) const;
   Result<std::optional<std::vector<double>>> NumAttr(int varid, const std::string& name) const;
+  // Every attribute of a variable as JSON: text as a string, one number as a number, several as
+  // an array (for manifests: a grid_mapping variable's projection parameters).
+  Result<nlohmann::json> AllAttrs(int varid) const;
   // Reads a hyperslab in the variable's own type (nc_get_vara) into out, which must hold
   // prod(count) elements of that type.
   Status ReadRaw(const NcVarInfo& var, const std::vector<size_t>& start,

@@ -5,12 +5,14 @@
 #include <cpl_conv.h>
 #include <gdal.h>
 #include <gdal_utils.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <ogr_srs_api.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <iomanip>
 #include <map>
 #include <optional>
 #include <set>
@@ -107,7 +109,25 @@ uint64_t ExpectTilesEqualGdal(const Store& store, const std::string& path,
     const auto win = sample->meta.at("window");
     const Array* x = sample->Find("x");
     EXPECT_EQ(x->shape, (std::vector<int64_t>{(int64_t)bands.size(), win[2], win[3]}));
-    const auto truth = GdalRead(ds, bands, win[0], win[1], win[2], win[3], x->dtype);
+    auto truth = GdalRead(ds, bands, win[0], win[1], win[2], win[3], x->dtype);
+    // Pixels GDAL's mask band marks invalid (alpha, internal mask) hold the recorded nodata.
+    const auto& nodata = store.manifest().attrs.at("ingest").at("nodata").at("x");
+    const int64_t plane = win[2].get<int64_t>() * win[3].get<int64_t>();
+    for (size_t c = 0; c < bands.size(); ++c) {
+      GDALRasterBandH band = GDALGetRasterBand(ds, bands[c]);
+      const int flags = GDALGetMaskFlags(band);
+      if ((flags & GMF_ALL_VALID) || flags == GMF_NODATA) continue;
+      std::vector<uint8_t> mask(plane);
+      EXPECT_EQ(GDALRasterIO(GDALGetMaskBand(band), GF_Read, win[1], win[0], win[3], win[2],
+                             mask.data(), win[3], win[2], GDT_Byte, 0, 0),
+                CE_None);
+      VisitDType(x->dtype, [&](auto zero) {
+        using T = decltype(zero);
+        T* t = reinterpret_cast<T*>(truth.data()) + c * plane;
+        for (int64_t k = 0; k < plane; ++k)
+          if (!mask[k]) t[k] = static_cast<T>(nodata[c].get<double>());
+      });
+    }
     EXPECT_TRUE(truth == x->data) << path << " record " << i << " window " << win.dump();
   }
   GDALClose(ds);
@@ -276,6 +296,10 @@ TEST(GeoTiffIngest, AlphaBandIsAMaskNotAChannel) {
   const auto& stats = r.store->manifest().FindField("x")->stats;
   ASSERT_EQ(stats.size(), 3u);
   EXPECT_LT(valid, total);  // the file really has transparent pixels
+  // They hold the u16 fill chosen for them, recorded as the channels' nodata (the stored values
+  // against GDAL's: EveryTileEqualsGdalWindowedReadOnRealFiles).
+  EXPECT_EQ(r.store->manifest().attrs.at("ingest").at("nodata").at("x"),
+            nlohmann::json::array({65535.0, 65535.0, 65535.0}));
   for (const auto& s : stats) {
     EXPECT_EQ(s.count, valid);
     EXPECT_EQ(s.total, total);
@@ -528,6 +552,173 @@ TEST(GeoTiffIngest, OverlappingStrideAndFloatOutputTurnNodataIntoNaN) {
   GDALClose(ds);
   EXPECT_GT(nan_seen, 0u);
   EXPECT_EQ(r.store->manifest().attrs.at("ingest").at("invalid_to_nan"), true);
+}
+
+// Landsat 8 band 1 (u16, no nodata) warped from UTM to geographic: a rotated footprint, so the
+// target grid has corners the source does not cover.
+const char* kLandsatB1 = "geotiff/landsat8/LC08_L1TP_016037_20170813_B1.TIF";
+
+GeoTiffOptions WarpedLandsat() {
+  GeoTiffOptions g;
+  g.files = {SharedData(kLandsatB1)};
+  g.dst_crs = "EPSG:4326";
+  g.res = {0.01, 0.01};
+  g.resampling = "near";
+  return g;
+}
+
+// GDAL's warp of the same file with a destination alpha band: alpha 0 marks the pixels outside
+// the source footprint.
+GDALDatasetH GdalWarpLandsatWithAlpha() {
+  return GdalWarpToMem(SharedData(kLandsatB1), {"-t_srs", "EPSG:4326", "-tr", "0.01", "0.01",
+                                                "-tap", "-r", "near", "-dstalpha"});
+}
+
+TEST(GeoTiffIngest, WarpedFillOutsideFootprintIsInvalidForEveryDtype) {
+  GDALDatasetH truth = GdalWarpLandsatWithAlpha();
+  ASSERT_NE(truth, nullptr);
+  ASSERT_EQ(GDALGetRasterCount(truth), 2);
+  for (std::optional<DType> dtype : {std::optional<DType>(), std::optional<DType>(DType::kF32)}) {
+    TempDir dir;
+    GeoTiffOptions g = WarpedLandsat();
+    g.store_dtype = dtype;
+    auto r = Ingest(g, dir.path(), Tiles(64, 64), 0.0, 2, dtype);
+    ASSERT_TRUE(r.store);
+    const auto& nodata = r.store->manifest().attrs.at("ingest").at("nodata").at("x");
+    // u16 without nodata: the chosen fill (the type's maximum) is recorded as its nodata; stored
+    // as f32, NaN marks them and no value is chosen.
+    EXPECT_EQ(nodata, dtype ? nlohmann::json::array({nullptr}) : nlohmann::json::array({65535.0}));
+    uint64_t valid_total = 0, outside_total = 0;
+    for (uint64_t i = 0; i < r.store->size(); ++i) {
+      auto s = r.store->Read(i);
+      const auto w = s->meta.at("window");
+      const Array* x = s->Find("x");
+      const auto values = GdalRead(truth, {1}, w[0], w[1], 64, 64, DType::kF64);
+      const auto alpha = GdalRead(truth, {2}, w[0], w[1], 64, 64, DType::kU8);
+      const double* v = reinterpret_cast<const double*>(values.data());
+      uint64_t valid = 0;
+      for (int k = 0; k < 64 * 64; ++k) {
+        const double stored = x->dtype == DType::kF32
+                                  ? reinterpret_cast<const float*>(x->data.data())[k]
+                                  : reinterpret_cast<const uint16_t*>(x->data.data())[k];
+        if (alpha[k]) {
+          ++valid;
+          ASSERT_EQ(stored, v[k]) << "record " << i << " pixel " << k;
+        } else if (x->dtype == DType::kF32) {
+          ASSERT_TRUE(std::isnan(stored)) << "record " << i << " pixel " << k;
+        } else {
+          ASSERT_EQ(stored, 65535.0) << "record " << i << " pixel " << k;
+        }
+      }
+      EXPECT_DOUBLE_EQ(s->meta.at("valid_fraction").get<double>(), valid / (64.0 * 64.0));
+      valid_total += valid;
+      outside_total += 64 * 64 - valid;
+    }
+    EXPECT_GT(outside_total, 0u);  // the corners really are outside the footprint
+    const auto& stats = r.store->manifest().FindField("x")->stats[0];
+    EXPECT_EQ(stats.count, valid_total);
+    EXPECT_EQ(stats.total, valid_total + outside_total);
+  }
+  GDALClose(truth);
+}
+
+TEST(GeoTiffIngest, MinValidDropsWarpedTilesOutsideTheFootprint) {
+  GDALDatasetH truth = GdalWarpLandsatWithAlpha();
+  ASSERT_NE(truth, nullptr);
+  TempDir all_dir, kept_dir;
+  auto all = Ingest(WarpedLandsat(), all_dir.path(), Tiles(32, 32), 0.0);
+  auto kept = Ingest(WarpedLandsat(), kept_dir.path(), Tiles(32, 32), 0.9);
+  ASSERT_TRUE(all.store && kept.store);
+  std::set<std::pair<int64_t, int64_t>> expected, got;
+  for (uint64_t i = 0; i < all.store->size(); ++i) {
+    const auto w = all.store->Read(i)->meta.at("window");
+    const auto alpha = GdalRead(truth, {2}, w[0], w[1], 32, 32, DType::kU8);
+    const auto valid = std::count_if(alpha.begin(), alpha.end(), [](uint8_t a) { return a != 0; });
+    if (valid >= 0.9 * 32 * 32) expected.insert({w[0].get<int64_t>(), w[1].get<int64_t>()});
+  }
+  for (uint64_t i = 0; i < kept.store->size(); ++i) {
+    const auto w = kept.store->Read(i)->meta.at("window");
+    got.insert({w[0].get<int64_t>(), w[1].get<int64_t>()});
+  }
+  EXPECT_GT(kept.summary.tiles_dropped, 0u);
+  EXPECT_EQ(kept.summary.tiles_dropped, all.store->size() - expected.size());
+  EXPECT_EQ(got, expected);
+  GDALClose(truth);
+}
+
+TEST(GeoTiffIngest, ChosenNodataIsRecordedAndAValidPixelEqualToItIsRefused) {
+  TempDir dir;
+  // u8 values (b*37 + r*11 + c*7) % 251 never reach 251..255: the default fill 255 is free.
+  const std::string path = WriteTestTiff(dir.Sub("in.tif"), GDT_Byte, 60, 40, 1, {});
+  GeoTiffOptions g;
+  g.files = {path};
+  g.dst_crs = "EPSG:4326";
+  auto ok = Ingest(g, dir.Sub("ok"), Tiles(16, 16));
+  ASSERT_TRUE(ok.store);
+  EXPECT_EQ(ok.store->manifest().attrs.at("ingest").at("nodata").at("x"),
+            nlohmann::json::array({255.0}));
+  // --dst-nodata 7: the data has 7s, which would silently turn invalid.
+  g.dst_nodata = 7;
+  auto source = OpenGeoTiffSource(g);
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  DriverOptions o;
+  o.out = dir.Sub("bad");
+  o.tile = Tiles(16, 16);
+  auto summary = RunIngest(**source, o);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(summary.status().message(), ::testing::HasSubstr("a valid pixel equals 7"));
+  EXPECT_THAT(summary.status().message(), ::testing::HasSubstr("--dst-nodata"));
+  // A fill the type cannot hold is refused up front.
+  g.dst_nodata = 300;
+  auto bad = OpenGeoTiffSource(g);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("--dst-nodata 300"));
+}
+
+TEST(GeoTiffIngest, WarpedTilesEqualGdalwarpForNearBilinearAndCubic) {
+  for (const std::string resampling : {"near", "bilinear", "cubic"}) {
+    SCOPED_TRACE(resampling);
+    TempDir dir;
+    GeoTiffOptions g = WarpedLandsat();
+    g.resampling = resampling;
+    g.store_dtype = DType::kF32;
+    auto r = Ingest(g, dir.path(), Tiles(64, 64), 0.0, 2, DType::kF32);
+    ASSERT_TRUE(r.store);
+    // gdalwarp with the same options, the kernel scale included (the source documents why).
+    const auto scale = r.store->manifest().attrs.at("scenes")[0].at("warp_scale");
+    EXPECT_NEAR(scale[0].get<double>(), 0.889, 0.001);  // 900 m Landsat pixels in degrees / 0.01
+    GDALDatasetH truth = GdalWarpToMem(
+        SharedData(kLandsatB1),
+        {"-t_srs", "EPSG:4326", "-tr", "0.01", "0.01", "-tap", "-r", resampling, "-dstalpha", "-ot",
+         "Float32", "-wo", StrCat("XSCALE=", std::setprecision(17), scale[0].get<double>()), "-wo",
+         StrCat("YSCALE=", std::setprecision(17), scale[1].get<double>())});
+    ASSERT_NE(truth, nullptr);
+    uint64_t compared = 0, differ = 0;
+    double worst = 0;
+    for (uint64_t i = 0; i < r.store->size(); ++i) {
+      auto s = r.store->Read(i);
+      const auto w = s->meta.at("window");
+      const auto values = GdalRead(truth, {1}, w[0], w[1], 64, 64, DType::kF32);
+      const auto alpha = GdalRead(truth, {2}, w[0], w[1], 64, 64, DType::kF32);
+      const float* v = reinterpret_cast<const float*>(values.data());
+      const float* a = reinterpret_cast<const float*>(alpha.data());
+      const float* x = reinterpret_cast<const float*>(s->Find("x")->data.data());
+      for (int k = 0; k < 64 * 64; ++k) {
+        if (a[k] == 0) {
+          EXPECT_TRUE(std::isnan(x[k]));
+          continue;
+        }
+        ++compared;
+        if (x[k] != v[k]) {
+          ++differ;
+          worst = std::max(worst, std::fabs(double(x[k]) - v[k]));
+        }
+      }
+    }
+    GDALClose(truth);
+    EXPECT_GT(compared, 0u);
+    EXPECT_EQ(differ, 0u) << "worst " << worst << " of " << compared;
+  }
 }
 
 }  // namespace

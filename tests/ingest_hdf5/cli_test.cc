@@ -214,9 +214,8 @@ TEST(IngestHdf5Cli, CxiFileTwoRanksStoreTheSameContentAsOne) {
   ASSERT_EQ(a->size(), 10u);
   ASSERT_EQ(b->size(), 10u);
   EXPECT_GE(b->num_shards(), 2u);  // each rank wrote its own shards
-  ExpectSameRecordsAndStats(*a, *b, [&](int64_t i) {
-    return DirectTransform(frames, i, 12, 12, 8, 8, 1, 1.0, "log1p");
-  });
+  ExpectSameRecordsAndStats(
+      *a, *b, [&](int64_t i) { return DirectTransform(frames, i, 12, 12, 8, 8, 1, 1.0, "log1p"); });
 }
 
 TEST(IngestHdf5Cli, DirectChunkPathStoresTheSameBytesAsTheH5DreadPath) {
@@ -396,6 +395,199 @@ TEST(IngestTiffStackCli, PagesOfDifferentSizesFail) {
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("page 1 is 9x8"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+// An NXmx-layout file as an Eiger writes it: u32 frames [4, 20, 24] with two gap rows
+// (0xFFFFFFFF), a dead pixel with a wild value, and /entry/instrument/detector/pixel_mask flagging
+// them (bit 0: gap, bit 3: dead), the frames linked into the NXdata group.
+struct NxmxFile {
+  std::string path;
+  std::vector<uint32_t> frames;
+  std::vector<uint32_t> mask;
+};
+
+NxmxFile WriteNxmxFile(const std::string& path) {
+  NxmxFile n;
+  n.path = path;
+  n.frames = MakeFrames<uint32_t>(4, 20, 24);
+  n.mask.assign(20 * 24, 0);
+  for (int x = 0; x < 24; ++x) n.mask[9 * 24 + x] = n.mask[10 * 24 + x] = 1;
+  n.mask[3 * 24 + 5] = 8;
+  for (int f = 0; f < 4; ++f)
+    for (int i = 0; i < 20 * 24; ++i)
+      if (n.mask[i] == 1)
+        n.frames[f * 480 + i] = 0xFFFFFFFFu;
+      else if (n.mask[i] == 8)
+        n.frames[f * 480 + i] = 3000000000u;
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  WriteH5Dataset(f, "/entry/instrument/detector/data", H5T_STD_U32LE, H5T_NATIVE_UINT32,
+                 {4, 20, 24}, n.frames.data(), {{1, 20, 24}, 4, true});
+  WriteH5Dataset(f, "/entry/instrument/detector/pixel_mask", H5T_STD_U32LE, H5T_NATIVE_UINT32,
+                 {20, 24}, n.mask.data());
+  MakeGroup(f, "/entry/data");
+  H5Lcreate_hard(f, "/entry/instrument/detector/data", f, "/entry/data/data", H5P_DEFAULT,
+                 H5P_DEFAULT);
+  WriteStringAttr(f, "/entry", "NX_class", "NXentry");
+  WriteStringAttr(f, "/entry/instrument", "NX_class", "NXinstrument");
+  WriteStringAttr(f, "/entry/instrument/detector", "NX_class", "NXdetector");
+  WriteStringAttr(f, "/entry/data", "NX_class", "NXdata");
+  WriteStringAttr(f, "/entry/data", "signal", "data");
+  H5Fclose(f);
+  return n;
+}
+
+TEST(IngestHdf5Cli, NxmxPixelMaskMakesGapsInvalidAndStatisticsEqualTheMaskedComputation) {
+  TempDir dir;
+  NxmxFile n = WriteNxmxFile(dir.Sub("nxmx.h5"));
+  // The truth: HDF5's own read of frames and mask, the mask applied here.
+  const auto frames = H5ReadAll<uint32_t>(n.path, "/entry/data/data", H5T_NATIVE_UINT32);
+  const auto mask =
+      H5ReadAll<uint32_t>(n.path, "/entry/instrument/detector/pixel_mask", H5T_NATIVE_UINT32);
+  double sum = 0, sumsq = 0;
+  uint64_t count = 0;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (mask[i % mask.size()] != 0) continue;
+    ++count;
+    sum += frames[i];
+    sumsq += static_cast<double>(frames[i]) * frames[i];
+  }
+  const double mean = sum / count, var = sumsq / count - mean * mean;
+  ASSERT_EQ(count, 4u * (480 - 48 - 1));
+
+  auto r = Tilestage("ingest hdf5 --no-progress --out " + dir.Sub("s") + " " + n.path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(dir.Sub("s"));
+  ASSERT_TRUE(store);
+  const auto& stats = store->manifest().FindField("x")->stats[0];
+  EXPECT_EQ(stats.count, count);
+  EXPECT_EQ(stats.total, frames.size());
+  EXPECT_NEAR(stats.mean, mean, 1e-9 * mean);
+  EXPECT_NEAR(stats.variance(), var, 1e-6 * var);
+  EXPECT_EQ(stats.max, 96);  // neither the gap value nor the dead pixel's
+  EXPECT_EQ(store->manifest().attrs.at("ingest").at("nodata").at("x"),
+            nlohmann::json::array({4294967295.0}));
+  EXPECT_EQ(store->manifest().attrs.at("hdf5").at("files")[0].at("pixel_mask"),
+            "/entry/instrument/detector/pixel_mask");
+  for (uint64_t i = 0; i < store->size(); ++i) {
+    auto s = store->Read(i);
+    const uint32_t* x = reinterpret_cast<const uint32_t*>(s->Find("x")->data.data());
+    for (size_t k = 0; k < 480; ++k)
+      ASSERT_EQ(x[k], mask[k] ? 0xFFFFFFFFu : frames[i * 480 + k]) << "frame " << i << " " << k;
+    EXPECT_DOUBLE_EQ(s->meta.at("valid_fraction").get<double>(), (480.0 - 49) / 480);
+  }
+
+  // --mask none: the gaps count (what the issue saw), so the option really switches it off.
+  r = Tilestage("ingest hdf5 --no-progress --mask none --out " + dir.Sub("none") + " " + n.path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto unmasked = OpenStore(dir.Sub("none"));
+  ASSERT_TRUE(unmasked);
+  EXPECT_EQ(unmasked->manifest().FindField("x")->stats[0].count, frames.size());
+}
+
+TEST(IngestHdf5Cli, MaskedPixelsAreNaNAfterLog1pAndABinWithAGapPixelIsInvalid) {
+  TempDir dir;
+  NxmxFile n = WriteNxmxFile(dir.Sub("nxmx.h5"));
+  auto r = Tilestage(
+      "ingest hdf5 --no-progress --bin 2 --log1p --mask "
+      "/entry/instrument/detector/pixel_mask --out " +
+      dir.Sub("s") + " " + n.path);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(dir.Sub("s"));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->manifest().attrs.at("ingest").at("nodata").at("x")[0], nullptr);
+  for (uint64_t i = 0; i < store->size(); ++i) {
+    auto s = store->Read(i);
+    const Array* x = s->Find("x");
+    ASSERT_EQ(x->shape, (std::vector<int64_t>{1, 10, 12}));
+    const auto direct = DirectTransform(n.frames, static_cast<int64_t>(i), 20, 24, 20, 24, 2,
+                                        std::nullopt, "log1p");
+    for (int64_t y = 0; y < 10; ++y)
+      for (int64_t c = 0; c < 12; ++c) {
+        bool masked = false;
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx) masked |= n.mask[(2 * y + dy) * 24 + 2 * c + dx] != 0;
+        const float v = x->As<float>()[y * 12 + c];
+        if (masked)
+          ASSERT_TRUE(std::isnan(v)) << "frame " << i << " (" << y << "," << c << ")";
+        else
+          ASSERT_NEAR(v, direct[y * 12 + c], 1e-5) << "frame " << i << " (" << y << "," << c << ")";
+      }
+  }
+}
+
+TEST(IngestHdf5Cli, CxiTranslationIsFoundAsPositionsAndMaskSharedAsTheMask) {
+  TempDir dir;
+  const std::string file = dir.Sub("cxi.h5");
+  auto frames = MakeFrames<float>(5, 8, 8);
+  std::vector<double> translation;
+  for (int i = 0; i < 15; ++i) translation.push_back(1e-6 * i - 3e-6);
+  std::vector<int32_t> mask(64, 0);
+  mask[0] = -1;  // any nonzero value flags a pixel, negative ones too
+  mask[63] = 2;
+  {
+    hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    WriteH5Dataset(f, "/entry_1/data_1/data", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, {5, 8, 8},
+                   frames.data());
+    WriteH5Dataset(f, "/entry_1/sample_1/geometry_1/translation", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                   {5, 3}, translation.data());
+    WriteH5Dataset(f, "/entry_1/instrument_1/detector_1/mask_shared", H5T_STD_I32LE,
+                   H5T_NATIVE_INT32, {8, 8}, mask.data());
+    H5Fclose(f);
+  }
+  auto r = Tilestage("ingest hdf5 --no-progress --out " + dir.Sub("s") + " " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto store = OpenStore(dir.Sub("s"));
+  ASSERT_TRUE(store);
+  const auto truth =
+      H5ReadAll<double>(file, "/entry_1/sample_1/geometry_1/translation", H5T_NATIVE_DOUBLE);
+  for (uint64_t i = 0; i < store->size(); ++i) {
+    auto s = store->Read(i);
+    EXPECT_EQ(s->meta.at("position").get<std::vector<double>>(),
+              std::vector<double>(truth.begin() + 3 * i, truth.begin() + 3 * i + 3));
+    const Array* x = s->Find("x");
+    EXPECT_TRUE(std::isnan(x->As<float>()[0]));
+    EXPECT_TRUE(std::isnan(x->As<float>()[63]));
+    EXPECT_EQ(x->As<float>()[1], frames[i * 64 + 1]);
+  }
+  const auto& files = store->manifest().attrs.at("hdf5").at("files");
+  EXPECT_EQ(files[0].at("positions"), "/entry_1/sample_1/geometry_1/translation");
+  EXPECT_EQ(files[0].at("pixel_mask"), "/entry_1/instrument_1/detector_1/mask_shared");
+  EXPECT_EQ(store->manifest().FindField("x")->stats[0].count, 5u * 62);
+  r = Tilestage("ingest hdf5 --no-progress --positions none --out " + dir.Sub("none") + " " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto without = OpenStore(dir.Sub("none"));
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(without->Read(0)->meta.contains("position"));
+}
+
+TEST(IngestHdf5Cli, MaskOfAnotherShapeFailsNamingPathAndBothShapes) {
+  TempDir dir;
+  NxmxFile n = WriteNxmxFile(dir.Sub("nxmx.h5"));
+  {
+    hid_t f = H5Fopen(n.path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    std::vector<uint8_t> small(10 * 12, 0);
+    WriteH5Dataset(f, "/entry/small_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, {10, 12}, small.data());
+    H5Fclose(f);
+  }
+  auto r = Tilestage("ingest hdf5 --no-progress --mask /entry/small_mask --out " + dir.Sub("s") +
+                     " " + n.path);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(n.path + ": pixel mask /entry/small_mask: shape [10,12] is not the "
+                                   "frame shape [20,24]"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(dir.Sub("s/manifest.json")));
+}
+
+TEST(IngestHdf5Cli, DirectoryInputSaysItIsADirectory) {
+  TempDir dir;
+  fs::create_directories(dir.Sub("frames.h5"));
+  auto r =
+      Tilestage("ingest hdf5 --no-progress --out " + dir.Sub("s") + " " + dir.Sub("frames.h5"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(dir.Sub("frames.h5") + ": is a directory"), std::string::npos)
+      << r.output;
+  EXPECT_LT(r.output.size(), 300u) << r.output;  // no library error stack
 }
 
 }  // namespace

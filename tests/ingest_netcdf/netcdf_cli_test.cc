@@ -418,5 +418,274 @@ TEST(NetcdfCli, LibraryReadsStoreTheSameBytesAsDirectReads) {
   }
 }
 
+// Small grids the fixture generator does not write: a Lambert conformal (projected) grid and a
+// curvilinear one, written here with netCDF-C. Values: v = 100 t + 10 y + x.
+struct GridFile {
+  bool projected = true;  // false: curvilinear (dims nj, ni without coordinate variables)
+  std::vector<double> hours = {0, 6};
+  bool coordinates_attr = true;
+};
+
+void Check(int rc, const char* what) { ASSERT_EQ(rc, NC_NOERR) << what << ": " << nc_strerror(rc); }
+
+void PutText(int ncid, int varid, const char* name, const std::string& value) {
+  Check(nc_put_att_text(ncid, varid, name, value.size(), value.c_str()), name);
+}
+
+const char* kWkt = "PROJCS[\"unnamed\",GEOGCS[\"WGS 84\"],PROJECTION[\"Lambert_Conformal_Conic\"]]";
+
+void WriteGridFile(const std::string& path, const GridFile& g) {
+  const size_t nt = g.hours.size(), ny = 5, nx = 6;
+  int ncid = -1, dt, dy, dx, vt, vlat, vlon, var;
+  Check(nc_create(path.c_str(), NC_CLOBBER | NC_NETCDF4, &ncid), "create");
+  Check(nc_def_dim(ncid, "time", nt, &dt), "time");
+  Check(nc_def_dim(ncid, g.projected ? "y" : "nj", ny, &dy), "y");
+  Check(nc_def_dim(ncid, g.projected ? "x" : "ni", nx, &dx), "x");
+  Check(nc_def_var(ncid, "time", NC_DOUBLE, 1, &dt, &vt), "time var");
+  PutText(ncid, vt, "units", "hours since 2000-01-01 00:00:00");
+  PutText(ncid, vt, "standard_name", "time");
+  int yx[2] = {dy, dx};
+  if (g.projected) {
+    int vy, vx;
+    Check(nc_def_var(ncid, "y", NC_DOUBLE, 1, &dy, &vy), "y var");
+    Check(nc_def_var(ncid, "x", NC_DOUBLE, 1, &dx, &vx), "x var");
+    for (auto [v, sn, axis] : {std::tuple{vy, "projection_y_coordinate", "Y"},
+                               std::tuple{vx, "projection_x_coordinate", "X"}}) {
+      PutText(ncid, v, "standard_name", sn);
+      PutText(ncid, v, "axis", axis);
+      PutText(ncid, v, "units", "km");
+    }
+    int crs;
+    Check(nc_def_var(ncid, "lambert_conformal_conic", NC_INT, 0, nullptr, &crs), "crs");
+    PutText(ncid, crs, "grid_mapping_name", "lambert_conformal_conic");
+    const double parallels[2] = {25.0, 35.0};
+    Check(nc_put_att_double(ncid, crs, "standard_parallel", NC_DOUBLE, 2, parallels), "sp");
+    const double meridian = 265.0;
+    Check(nc_put_att_double(ncid, crs, "longitude_of_central_meridian", NC_DOUBLE, 1, &meridian),
+          "lon0");
+    PutText(ncid, crs, "crs_wkt", kWkt);
+  }
+  Check(nc_def_var(ncid, "lat", NC_DOUBLE, 2, yx, &vlat), "lat");
+  PutText(ncid, vlat, "standard_name", "latitude");
+  PutText(ncid, vlat, "units", "degrees_north");
+  Check(nc_def_var(ncid, "lon", NC_DOUBLE, 2, yx, &vlon), "lon");
+  PutText(ncid, vlon, "standard_name", "longitude");
+  PutText(ncid, vlon, "units", "degrees_east");
+  int tyx[3] = {dt, dy, dx};
+  Check(nc_def_var(ncid, "tas", NC_FLOAT, 3, tyx, &var), "tas");
+  PutText(ncid, var, "units", "K");
+  if (g.coordinates_attr) PutText(ncid, var, "coordinates", "lat lon");
+  if (g.projected) PutText(ncid, var, "grid_mapping", "lambert_conformal_conic");
+  Check(nc_enddef(ncid), "enddef");
+  Check(nc_put_var_double(ncid, vt, g.hours.data()), "time values");
+  if (g.projected) {
+    const double ys[5] = {-200, -100, 0, 100, 200}, xs[6] = {-250, -150, -50, 50, 150, 250};
+    int vy, vx;
+    nc_inq_varid(ncid, "y", &vy);
+    nc_inq_varid(ncid, "x", &vx);
+    Check(nc_put_var_double(ncid, vy, ys), "y values");
+    Check(nc_put_var_double(ncid, vx, xs), "x values");
+  }
+  std::vector<double> lat(ny * nx), lon(ny * nx), values(nt * ny * nx);
+  for (size_t y = 0; y < ny; ++y)
+    for (size_t x = 0; x < nx; ++x) {
+      // A rotated, sheared grid: latitude varies along both dimensions.
+      lat[y * nx + x] = 30.0 + 0.9 * y - 0.2 * x;
+      lon[y * nx + x] = -100.0 + 1.1 * x + 0.3 * y;
+    }
+  for (size_t t = 0; t < nt; ++t)
+    for (size_t i = 0; i < ny * nx; ++i)
+      values[t * ny * nx + i] = 100.0 * t + 10.0 * (i / nx) + i % nx;
+  Check(nc_put_var_double(ncid, vlat, lat.data()), "lat values");
+  Check(nc_put_var_double(ncid, vlon, lon.data()), "lon values");
+  Check(nc_put_var_double(ncid, var, values.data()), "tas values");
+  Check(nc_close(ncid), "close");
+}
+
+nlohmann::json NetcdfAttrs(const Store& store) { return store.manifest().attrs.at("netcdf"); }
+
+TEST(NetcdfCli, ProjectedGridKeepsItsGridMappingAndNamesItsAxesYAndX) {
+  TempDir tmp;
+  const std::string file = tmp.Sub("lcc.nc");
+  WriteGridFile(file, {});
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--no-progress --out " + out + " --vars tas --tile 2,3 " + file);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto store = Store::Open(LocalStorage(), out);
+  ASSERT_TRUE(store.ok());
+  const auto attrs = NetcdfAttrs(**store);
+  // The grid mapping's attributes as netCDF-C reads them.
+  int ncid = -1, crs = -1;
+  ASSERT_EQ(nc_open(file.c_str(), NC_NOWRITE, &ncid), NC_NOERR);
+  ASSERT_EQ(nc_inq_varid(ncid, "lambert_conformal_conic", &crs), NC_NOERR);
+  double parallels[2] = {0, 0}, meridian = 0;
+  ASSERT_EQ(nc_get_att_double(ncid, crs, "standard_parallel", parallels), NC_NOERR);
+  ASSERT_EQ(nc_get_att_double(ncid, crs, "longitude_of_central_meridian", &meridian), NC_NOERR);
+  size_t wkt_len = 0;
+  ASSERT_EQ(nc_inq_attlen(ncid, crs, "crs_wkt", &wkt_len), NC_NOERR);
+  std::string wkt(wkt_len, '\0');
+  ASSERT_EQ(nc_get_att_text(ncid, crs, "crs_wkt", wkt.data()), NC_NOERR);
+  nc_close(ncid);
+  const auto& gm = attrs.at("grid_mapping");
+  EXPECT_EQ(gm.at("name"), "lambert_conformal_conic");
+  EXPECT_EQ(gm.at("attributes").at("grid_mapping_name"), "lambert_conformal_conic");
+  EXPECT_EQ(gm.at("attributes").at("standard_parallel"),
+            nlohmann::json::array({parallels[0], parallels[1]}));
+  EXPECT_EQ(gm.at("attributes").at("longitude_of_central_meridian"), meridian);
+  EXPECT_EQ(attrs.at("crs_wkt"), wkt);
+  // y/x in km are projection coordinates, not latitude/longitude.
+  EXPECT_EQ(attrs.at("y").at("kind"), "projection_y_coordinate");
+  EXPECT_EQ(attrs.at("y").at("units"), "km");
+  EXPECT_EQ(attrs.at("x").at("kind"), "projection_x_coordinate");
+  EXPECT_FALSE(attrs.contains("latitude"));
+  EXPECT_FALSE(attrs.contains("longitude"));
+  auto first = (*store)->Read(0);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->meta.at("y_bounds"), nlohmann::json::array({-200.0, -100.0}));
+  EXPECT_EQ(first->meta.at("x_bounds"), nlohmann::json::array({-250.0, -50.0}));
+  // Cosine weights of kilometres would be nonsense: refused.
+  auto weights =
+      Ingest("--no-progress --out " + tmp.Sub("w") + " --vars tas --lat-weights " + file);
+  EXPECT_EQ(weights.exit_code, 2) << weights.output;
+  EXPECT_NE(weights.output.find("is projection_y_coordinate (km), not latitude"), std::string::npos)
+      << weights.output;
+}
+
+TEST(NetcdfCli, CurvilinearGridTilesOverItsDimensionsWithTwoDimensionalCoordinateBounds) {
+  TempDir tmp;
+  const std::string file = tmp.Sub("curvi.nc");
+  WriteGridFile(file, {.projected = false});
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--no-progress --out " + out + " --vars tas --tile 2,3 " + file);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto store = Store::Open(LocalStorage(), out);
+  ASSERT_TRUE(store.ok());
+  ASSERT_EQ((*store)->size(), 2u * 3u * 2u);  // 5x6 grid: rows {0,2,3} x cols {0,3}, 2 steps
+  testing::NcTruth tas(file, "tas"), lat(file, "lat"), lon(file, "lon");
+  for (uint64_t i = 0; i < (*store)->size(); ++i) {
+    auto s = (*store)->Read(i);
+    ASSERT_TRUE(s.ok());
+    const auto& w = s->meta.at("window");
+    const size_t t = s->meta.at("step"), r0 = w[0], c0 = w[1];
+    double lat_lo = 1e9, lat_hi = -1e9, lon_lo = 1e9, lon_hi = -1e9;
+    for (size_t y = 0; y < 2; ++y)
+      for (size_t x = 0; x < 3; ++x) {
+        const std::map<std::string, size_t> at = {{"time", t}, {"nj", r0 + y}, {"ni", c0 + x}};
+        EXPECT_EQ(s->Find("x")->As<float>()[y * 3 + x], static_cast<float>(tas.At(at)));
+        lat_lo = std::min(lat_lo, lat.At(at));
+        lat_hi = std::max(lat_hi, lat.At(at));
+        lon_lo = std::min(lon_lo, lon.At(at));
+        lon_hi = std::max(lon_hi, lon.At(at));
+      }
+    EXPECT_EQ(s->meta.at("lat_bounds"), nlohmann::json::array({lat_lo, lat_hi}));
+    EXPECT_EQ(s->meta.at("lon_bounds"), nlohmann::json::array({lon_lo, lon_hi}));
+    EXPECT_EQ(s->meta.at("corners_lat_lon")[0],
+              nlohmann::json::array(
+                  {lat.At({{"nj", r0}, {"ni", c0}}), lon.At({{"nj", r0}, {"ni", c0}})}));
+  }
+  const auto attrs = NetcdfAttrs(**store);
+  EXPECT_EQ(attrs.at("coordinates_2d").at("dims"), nlohmann::json::array({"nj", "ni"}));
+  EXPECT_EQ(attrs.at("y").at("kind"), "y");
+}
+
+TEST(NetcdfCli, GridDimsNameTheGridOfAVariableWithoutCoordinates) {
+  TempDir tmp;
+  const std::string file = tmp.Sub("bare.nc");
+  WriteGridFile(file, {.projected = false, .coordinates_attr = false});
+  auto refused = Ingest("--no-progress --out " + tmp.Sub("a") + " --vars tas " + file);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("--grid-dims"), std::string::npos) << refused.output;
+  auto run =
+      Ingest("--no-progress --out " + tmp.Sub("b") + " --vars tas --grid-dims nj,ni " + file);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto store = Store::Open(LocalStorage(), tmp.Sub("b"));
+  ASSERT_TRUE(store.ok());
+  auto s = (*store)->Read(1);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->Find("x")->shape, (std::vector<int64_t>{1, 5, 6}));
+  EXPECT_EQ(s->Find("x")->As<float>()[6 + 2], 100.0f + 10.0f + 2.0f);  // step 1, row 1, col 2
+  auto wrong =
+      Ingest("--no-progress --out " + tmp.Sub("c") + " --vars tas --grid-dims j,i " + file);
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.output.find("has no dimension j"), std::string::npos) << wrong.output;
+}
+
+TEST(NetcdfCli, LeadInStepsIsRefusedOnAnIrregularSeriesAndADurationPairsByTime) {
+  TempDir tmp;
+  const std::string file = tmp.Sub("irregular.nc");
+  // 2000-01-01, one day later, then 141 days later.
+  WriteGridFile(file, {.projected = false, .hours = {0, 24, 24 * 142}});
+  auto steps = Ingest("--no-progress --out " + tmp.Sub("a") + " --vars tas --lead 1 " + file);
+  EXPECT_EQ(steps.exit_code, 2) << steps.output;
+  EXPECT_NE(steps.output.find("--lead 1 counts time steps, but the series is irregular: " + file +
+                              " 2000-01-01T00:00:00 -> " + file +
+                              " 2000-01-02T00:00:00 is 1d, "
+                              "then -> " +
+                              file + " 2000-05-22T00:00:00 is 141d"),
+            std::string::npos)
+      << steps.output;
+  EXPECT_FALSE(HasManifest(tmp.Sub("a")));
+  auto day = Ingest("--no-progress --out " + tmp.Sub("b") + " --vars tas --lead 1d " + file);
+  ASSERT_EQ(day.exit_code, 0) << day.output;
+  auto store = Store::Open(LocalStorage(), tmp.Sub("b"));
+  ASSERT_TRUE(store.ok());
+  ASSERT_EQ((*store)->size(), 1u);  // only 2000-01-01 has a step one day later
+  auto s = (*store)->Read(0);
+  EXPECT_EQ(s->meta.at("time_y"), "2000-01-02T00:00:00");
+  EXPECT_EQ(s->Find("y")->As<float>()[0], 100.0f);
+  EXPECT_EQ(NetcdfAttrs(**store).at("lead_ms"), 86400000);
+  auto none = Ingest("--no-progress --out " + tmp.Sub("c") + " --vars tas --lead 6h " + file);
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.output.find("--lead 6h: no time step has a step that much later"),
+            std::string::npos)
+      << none.output;
+  auto bad = Ingest("--no-progress --out " + tmp.Sub("d") + " --vars tas --lead 2months " + file);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("--lead '2months'"), std::string::npos) << bad.output;
+}
+
+TEST(NetcdfCli, LeadAsADurationEqualsTheSameLeadInStepsOnARegularSeries) {
+  TempDir tmp;
+  Series s = WriteSeries(tmp);  // 6-hourly
+  auto steps =
+      Ingest("--no-progress --out " + tmp.Sub("a") + " --vars t2m --lead 2 " + s.files_arg);
+  auto hours =
+      Ingest("--no-progress --out " + tmp.Sub("b") + " --vars t2m --lead 12h " + s.files_arg);
+  ASSERT_EQ(steps.exit_code, 0) << steps.output;
+  ASSERT_EQ(hours.exit_code, 0) << hours.output;
+  auto a = Store::Open(LocalStorage(), tmp.Sub("a"));
+  auto b = Store::Open(LocalStorage(), tmp.Sub("b"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ((*a)->size(), 7u);
+  ASSERT_EQ((*b)->size(), 7u);
+  for (uint64_t i = 0; i < 7; ++i) {
+    auto sa = (*a)->Read(i);
+    auto sb = (*b)->Read(i);
+    EXPECT_EQ(sa->Find("y")->data, sb->Find("y")->data);
+    EXPECT_EQ(sa->meta.at("time_y"), sb->meta.at("time_y"));
+  }
+}
+
+TEST(NetcdfCli, DirectoryInputSaysItIsADirectory) {
+  TempDir tmp;
+  std::filesystem::create_directories(tmp.Sub("era5.nc"));
+  auto run = Ingest("--no-progress --out " + tmp.Sub("s") + " --vars t2m " + tmp.Sub("era5.nc"));
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_NE(run.output.find(tmp.Sub("era5.nc") + ": is a directory"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(run.output.find("damaged"), std::string::npos) << run.output;
+}
+
+TEST(NetcdfCli, TileLargerThanTheGridNamesTheFileAndTheTime) {
+  TempDir tmp;
+  Series s = WriteSeries(tmp);
+  auto run = Ingest("--no-progress --out " + tmp.Sub("s") + " --vars t2m --tile 8,8 " + s.paths[0]);
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(
+      run.output.find(s.paths[0] + " 2000-01-01T00:00:00: tile 8x8 is larger than the raster"),
+      std::string::npos)
+      << run.output;
+}
+
 }  // namespace
 }  // namespace tilestage

@@ -23,6 +23,7 @@ struct GeoTiffArgs {
   std::string res;
   std::string resampling;
   std::vector<std::string> labels;
+  std::optional<double> dst_nodata;
 };
 
 Result<std::vector<int>> ParseBands(const std::string& text) {
@@ -81,6 +82,11 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args) {
     options.res = res;
   }
   options.resampling = args.resampling;
+  options.dst_nodata = args.dst_nodata;
+  if (!args.common.dtype.empty()) {
+    auto dtype = ParseDType(args.common.dtype);
+    if (dtype.ok()) options.store_dtype = *dtype;  // a bad name is reported with the options
+  }
   TS_ASSIGN_OR_RETURN(options.labels, ingest::ExpandGlobs(args.labels));
   TS_ASSIGN_OR_RETURN(OpenGeoTiffFn open, LoadGeoTiffModule());
   return open(options);
@@ -108,6 +114,10 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--resampling", args->resampling,
                   "GDAL resampling for warping: near, bilinear, cubic, average, mode...; default "
                   "near for integer data, bilinear for floating-point data (labels: near)");
+  cmd->add_option("--dst-nodata", args->dst_nodata,
+                  "Nodata value recorded for integer bands without one whose pixels are masked "
+                  "(outside the warped footprint, alpha or mask band); default: the type's "
+                  "maximum (unsigned) or minimum (signed). Float bands get NaN");
   cmd->add_option("--label", args->labels,
                   "Label raster stored as field y, warped onto each scene's grid (nearest); one "
                   "for all scenes or one per scene");

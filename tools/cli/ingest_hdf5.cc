@@ -12,6 +12,7 @@ struct Hdf5Args {
   std::vector<std::string> files;
   std::string dataset;
   std::string positions;
+  std::string mask;
   std::vector<std::string> targets;
   std::string crop;
   int64_t bin = 1;
@@ -26,6 +27,7 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const Hdf5Args& args) {
   options.files = args.files;
   options.dataset = args.dataset;
   options.positions = args.positions;
+  options.mask = args.mask;
   options.targets = args.targets;
   auto transform =
       ingest::FrameTransform::Parse(args.crop, args.bin, args.log1p, args.sqrt, args.clip_min);
@@ -42,7 +44,14 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   AddIngestOptions(cmd, &args->ingest, "full");
   cmd->add_option("--dataset", args->dataset,
                   "Frame dataset path; default: discover (NeXus default/signal, CXI)");
-  cmd->add_option("--positions", args->positions, "Probe positions [N,2|3], kept per sample");
+  cmd->add_option("--positions", args->positions,
+                  "Probe positions [N,2|3], kept per sample; default: CXI's sample translation "
+                  "when present; 'none': no positions");
+  cmd->add_option("--mask", args->mask,
+                  "Pixel mask [H,W], nonzero = invalid (e.g. /entry/instrument/detector/"
+                  "pixel_mask); default: NXmx pixel_mask or CXI mask_shared/mask when present; "
+                  "'none': no mask. Masked pixels become NaN (float) or the dtype's maximum, "
+                  "recorded as nodata");
   cmd->add_option("--target", args->targets,
                   "Target datasets [N,h,w] (e.g. amplitude,phase) stacked as channels of y")
       ->delimiter(',');

@@ -18,8 +18,9 @@ struct NetcdfArgs {
   std::vector<std::string> files;
   std::string vars;
   std::string levels;
-  int64_t lead = 0;
+  std::string lead = "0";
   int64_t time_stride = 1;
+  std::string grid_dims;
   bool float64 = false;
   bool lat_weights = false;
   bool library_reads = false;
@@ -58,7 +59,20 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const NetcdfArgs& args) {
   TS_ASSIGN_OR_RETURN(options.request.levels, ParseLevels(args.levels));
   options.request.float64 = args.float64;
   options.request.direct_reads = !args.library_reads;
-  options.lead = args.lead;
+  const std::string& lead = args.lead;
+  if (!lead.empty() && lead.find_first_not_of("0123456789") == std::string::npos) {
+    options.lead = std::stoll(lead);
+  } else {
+    TS_ASSIGN_OR_RETURN(options.lead_ms, ingest::ParseLeadDuration(lead));
+  }
+  if (!args.grid_dims.empty()) {
+    const auto dims = SplitComma(args.grid_dims);
+    if (dims.size() != 2)
+      return InvalidArgument("--grid-dims '", args.grid_dims,
+                             "': expected two dimension names Y,X");
+    options.request.y_dim = dims[0];
+    options.request.x_dim = dims[1];
+  }
   options.time_stride = args.time_stride;
   options.latitude_weights = args.lat_weights;
   return ingest::OpenNetcdfSource(options);
@@ -87,8 +101,14 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "Vertical levels to keep, in the vertical coordinate's units (500,850); "
                   "default: all. Channels are named var_level (t_850)");
   cmd->add_option("--lead", args->lead,
-                  "Store y = the grid N time steps after x (forecasting pairs; may cross files)")
+                  "Store y = the grid N time steps after x (forecasting pairs; may cross files; "
+                  "refused on an irregular series), or the grid a duration later (6h, 1d, 30min: "
+                  "x steps without a step that much later are skipped)")
       ->capture_default_str();
+  cmd->add_option("--grid-dims", args->grid_dims,
+                  "The grid's dimensions Y,X when they have no CF coordinate variable "
+                  "(curvilinear grids); default: those of the 2-D latitude/longitude named in the "
+                  "variable's coordinates attribute");
   cmd->add_option("--time-stride", args->time_stride, "Keep every K-th time step as a sample")
       ->capture_default_str();
   cmd->add_flag("--float64", args->float64, "Unpack to float64 instead of float32");
