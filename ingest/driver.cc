@@ -871,6 +871,7 @@ nlohmann::json IngestSummary::ToJson() const {
           {"tiles_dropped", tiles_dropped},
           {"raw_bytes", raw_bytes},
           {"stored_bytes", stored_bytes},
+          {"compression_ratio", compression_ratio},
           {"shards", shards},
           {"elapsed_s", elapsed_s},
           {"tiles_per_s", elapsed_s > 0 ? tiles_written / elapsed_s : 0.0},
@@ -890,7 +891,7 @@ std::string IngestSummary::ToText() const {
                 "(%.2fx); %d rank(s) x %d thread(s)\n",
                 elapsed_s, elapsed_s > 0 ? tiles_written / elapsed_s : 0.0,
                 elapsed_s > 0 ? raw_bytes / elapsed_s / 1e6 : 0.0, (unsigned long long)shards,
-                stored_bytes / 1e6, stored_bytes ? double(raw_bytes) / stored_bytes : 0.0, ranks,
+                stored_bytes / 1e6, compression_ratio, ranks,
                 threads);
   os << line;
   for (const auto& name : items_without_tiles) os << "  no tile kept from " << name << "\n";
@@ -1112,6 +1113,10 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
             (void)options.storage->Remove(JoinPath(write_dir, name));
       }
       final_status = WriteManifest(*options.storage, write_dir, manifest);
+      if (final_status.ok()) {
+        auto written = Store::Open(options.storage, write_dir);
+        if (written.ok()) summary.compression_ratio = MeasureStore(**written).ratio();
+      }
       // Every rank finished (the gather above): the complete new store replaces the old one.
       if (final_status.ok() && write_dir != options.out)
         final_status = PublishStore(*options.storage, write_dir, options.out);
@@ -1140,6 +1145,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   summary.tiles_dropped = js.at("tiles_dropped");
   summary.raw_bytes = js.at("raw_bytes");
   summary.stored_bytes = js.at("stored_bytes");
+  summary.compression_ratio = js.at("compression_ratio");
   summary.shards = js.at("shards");
   summary.items_without_tiles = js.at("items_without_tiles").get<std::vector<std::string>>();
   return summary;

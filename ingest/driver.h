@@ -79,6 +79,7 @@ struct IngestSummary {
   uint64_t tiles_dropped = 0;  // below --min-valid (or no valid pixel)
   uint64_t raw_bytes = 0;      // decoded bytes of the written records' fields
   uint64_t stored_bytes = 0;   // shard bytes on disk
+  double compression_ratio = 0.0;  // MeasureStore(...).ratio(), as `tilestage inspect` shows it
   uint64_t shards = 0;
   double elapsed_s = 0.0;
   int ranks = 1;

@@ -129,6 +129,16 @@ Status Store::ReadInto(uint64_t index, Sample* sample, const ReadOptions& option
   return Status::Ok();
 }
 
+StoreSizes MeasureStore(const Store& store) {
+  StoreSizes sizes;
+  for (size_t s = 0; s < store.num_shards(); ++s) {
+    const ShardReader& shard = store.shard(s);
+    for (uint64_t i = 0; i < shard.num_records(); ++i) sizes.raw_bytes += shard.entry(i).raw_size;
+    sizes.stored_bytes += shard.file_size();
+  }
+  return sizes;
+}
+
 // ------------------------------------------------------------------------------ verify
 
 Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report) {

@@ -92,6 +92,18 @@ class Store {
   std::vector<uint64_t> offsets_{0};
 };
 
+// The sizes every report shows for a store (ingest's summary, inspect), defined once: the decoded
+// bytes of all records (headers and raw field data, from the shard indexes) and the bytes the
+// shard files take on disk; ratio() = raw / stored.
+struct StoreSizes {
+  uint64_t raw_bytes = 0;
+  uint64_t stored_bytes = 0;
+  double ratio() const {
+    return stored_bytes ? static_cast<double>(raw_bytes) / static_cast<double>(stored_bytes) : 0.0;
+  }
+};
+StoreSizes MeasureStore(const Store& store);
+
 struct VerifyReport {
   uint64_t shards_checked = 0;
   uint64_t records_checked = 0;
