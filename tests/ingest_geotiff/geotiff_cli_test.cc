@@ -41,14 +41,15 @@ TEST(GeoTiffCli, CorruptTiffFailsNamingFileBandAndBlockAndLeavesNoManifest) {
   EXPECT_NE(verify.exit_code, 0) << verify.output;
 }
 
-TEST(GeoTiffCli, FailedIngestOverAnOldStoreLeavesNoCompleteLookingStore) {
+TEST(GeoTiffCli, FailedOverwriteOfAnOldStoreLeavesTheOldStoreComplete) {
   TempDir dir;
   const std::string out = dir.Sub("store");
   ASSERT_EQ(Ingest(out, SharedData("geotiff/shade.tif")).exit_code, 0);
   ASSERT_TRUE(HasManifest(out));
-  auto r = Ingest(out, SharedData("geotiff/corrupt.tif"));
+  auto r = Ingest(out, "--overwrite " + SharedData("geotiff/corrupt.tif"));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_FALSE(HasManifest(out));
+  EXPECT_TRUE(Contains(r.output, "corrupt.tif")) << r.output;
+  EXPECT_EQ(RunCommand(CliPath() + " verify " + out).exit_code, 0);
 }
 
 TEST(GeoTiffCli, AllNodataGivesZeroTilesAndAClearMessage) {
