@@ -887,8 +887,8 @@ std::string IngestSummary::ToText() const {
      << tiles_dropped << " dropped (below --min-valid) of " << tiles_considered << " cut\n";
   char line[256];
   std::snprintf(line, sizeof line,
-                "  %.2f s, %.0f tiles/s, %.1f MB/s raw; %llu shard(s), %.1f MB stored "
-                "(%.2fx); %d rank(s) x %d thread(s)\n",
+                "  %.2f s, %.0f tiles/s, %.1f MB/s raw; %llu shard(s), %.1f MB on disk, "
+                "compression %.2fx; %d rank(s) x %d thread(s)\n",
                 elapsed_s, elapsed_s > 0 ? tiles_written / elapsed_s : 0.0,
                 elapsed_s > 0 ? raw_bytes / elapsed_s / 1e6 : 0.0, (unsigned long long)shards,
                 stored_bytes / 1e6, compression_ratio, ranks,

@@ -133,8 +133,10 @@ StoreSizes MeasureStore(const Store& store) {
   StoreSizes sizes;
   for (size_t s = 0; s < store.num_shards(); ++s) {
     const ShardReader& shard = store.shard(s);
-    for (uint64_t i = 0; i < shard.num_records(); ++i) sizes.raw_bytes += shard.entry(i).raw_size;
-    sizes.stored_bytes += shard.file_size();
+    for (uint64_t i = 0; i < shard.num_records(); ++i) {
+      sizes.raw_bytes += shard.entry(i).raw_size;
+      sizes.stored_bytes += shard.entry(i).stored_size;
+    }
   }
   return sizes;
 }

@@ -92,9 +92,10 @@ class Store {
   std::vector<uint64_t> offsets_{0};
 };
 
-// The sizes every report shows for a store (ingest's summary, inspect), defined once: the decoded
-// bytes of all records (headers and raw field data, from the shard indexes) and the bytes the
-// shard files take on disk; ratio() = raw / stored.
+// The compression every report shows for a store (ingest's summary, inspect), defined once from
+// the shard indexes: the decoded bytes of all records (headers and raw field data) and their
+// stored (encoded) bytes; ratio() = raw / stored. The codec's effect alone: shard files also hold
+// alignment padding, superblocks and indexes (Manifest::TotalBytes counts those).
 struct StoreSizes {
   uint64_t raw_bytes = 0;
   uint64_t stored_bytes = 0;
