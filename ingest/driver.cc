@@ -540,6 +540,34 @@ void RemoveOwnShards(Storage& storage, const std::string& dir, const std::string
       (void)storage.Remove(JoinPath(dir, name));
 }
 
+// Where this run writes, the same on every rank: `out` for a new store, its staging sibling when
+// --overwrite replaces a complete store there (which stays whole until PublishStore). Rank 0
+// recovers from an interrupted earlier run, decides and prepares; every rank learns the answer.
+Result<std::string> PrepareOutput(const RankInfo& world, const DriverOptions& options) {
+  Storage& storage = *options.storage;
+  std::string dir = options.out;
+  Status status;
+  if (world.rank == 0) {
+    status = [&]() -> Status {
+      TS_RETURN_IF_ERROR(RecoverStore(storage, options.out));
+      TS_ASSIGN_OR_RETURN(bool exists, storage.Exists(JoinPath(options.out, kManifestName)));
+      if (!exists) return Status::Ok();
+      if (!options.overwrite)
+        return AlreadyExists("--out ", options.out,
+                             " already holds a tile store; pass --overwrite to replace it (the "
+                             "old store stays complete until the new one is), or choose another "
+                             "--out");
+      dir = StagingDir(options.out);
+      return storage.CreateDirs(dir);
+    }();
+  }
+  const nlohmann::json decision = {{"status", StatusToJson(status)}, {"dir", dir}};
+  TS_ASSIGN_OR_RETURN(std::string shared, BroadcastFromRoot(world, decision.dump()));
+  const nlohmann::json got = nlohmann::json::parse(shared);
+  TS_RETURN_IF_ERROR(StatusFromJson(got.at("status")));
+  return got.at("dir").get<std::string>();
+}
+
 // ------------------------------------------------------------------ the local (per-rank) run
 
 struct Unit {
@@ -671,8 +699,10 @@ class LocalRun {
       meta["name"] = info.name;
       meta["window"] = {window.row, window.col, window.height, window.width};
       meta["valid_fraction"] = valid_fraction;
-      if (window.row + window.height > info.height || window.col + window.width > info.width)
-        meta["padded"] = true;
+      // Every record carries every key (collating a batch needs them all): padded is false on
+      // tiles that lie inside the item.
+      meta["padded"] =
+          window.row + window.height > info.height || window.col + window.width > info.width;
       source_.AddTileMeta(unit.item, window, &meta);
       auto encoded = EncodeRecord(ts.sample, options_.codec);
       if (x_in_place) std::swap(x_tile, ts.data.x);
@@ -841,6 +871,7 @@ nlohmann::json IngestSummary::ToJson() const {
           {"tiles_dropped", tiles_dropped},
           {"raw_bytes", raw_bytes},
           {"stored_bytes", stored_bytes},
+          {"compression_ratio", compression_ratio},
           {"shards", shards},
           {"elapsed_s", elapsed_s},
           {"tiles_per_s", elapsed_s > 0 ? tiles_written / elapsed_s : 0.0},
@@ -856,11 +887,11 @@ std::string IngestSummary::ToText() const {
      << tiles_dropped << " dropped (below --min-valid) of " << tiles_considered << " cut\n";
   char line[256];
   std::snprintf(line, sizeof line,
-                "  %.2f s, %.0f tiles/s, %.1f MB/s raw; %llu shard(s), %.1f MB stored "
-                "(%.2fx); %d rank(s) x %d thread(s)\n",
+                "  %.2f s, %.0f tiles/s, %.1f MB/s raw; %llu shard(s), %.1f MB on disk, "
+                "compression %.2fx; %d rank(s) x %d thread(s)\n",
                 elapsed_s, elapsed_s > 0 ? tiles_written / elapsed_s : 0.0,
                 elapsed_s > 0 ? raw_bytes / elapsed_s / 1e6 : 0.0, (unsigned long long)shards,
-                stored_bytes / 1e6, stored_bytes ? double(raw_bytes) / stored_bytes : 0.0, ranks,
+                stored_bytes / 1e6, compression_ratio, ranks,
                 threads);
   os << line;
   for (const auto& name : items_without_tiles) os << "  no tile kept from " << name << "\n";
@@ -900,6 +931,8 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
     for (const auto& row : plans[i]) my_tiles += row.size();
   Progress local_progress(options.progress && world.rank == 0, options.progress_label, my_tiles);
 
+  TS_ASSIGN_OR_RETURN(const std::string write_dir, PrepareOutput(world, options));
+
   StoreWriterOptions writer_options;
   writer_options.codec = options.codec;
   writer_options.shard_target_bytes = options.shard_target_bytes;
@@ -920,7 +953,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
       return hashes;
     });
   }
-  auto writer = StoreWriter::Create(options.storage, options.out, writer_options);
+  auto writer = StoreWriter::Create(options.storage, write_dir, writer_options);
   if (!writer.ok()) {
     local.status = writer.status();
   } else {
@@ -975,7 +1008,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   auto gathered = GatherToRoot(world, payload.dump());
   auto gathered_stats = GatherToRoot(world, packed_stats);
   if (!gathered.ok() || !gathered_stats.ok()) {
-    RemoveOwnShards(*options.storage, options.out, prefix);
+    RemoveOwnShards(*options.storage, write_dir, prefix);
     return gathered.ok() ? gathered_stats.status() : gathered.status();
   }
 
@@ -1073,13 +1106,20 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
       // Shards of earlier runs into this directory (another rank count) are not part of it.
       std::set<std::string> listed;
       for (const auto& s : manifest.shards) listed.insert(s.file);
-      if (auto names = options.storage->List(options.out); names.ok()) {
+      if (auto names = options.storage->List(write_dir); names.ok()) {
         for (const auto& name : *names)
           if (name.size() > 4 && name.ends_with(kShardSuffix) && !listed.count(name) &&
               name.find("shard-") != std::string::npos)
-            (void)options.storage->Remove(JoinPath(options.out, name));
+            (void)options.storage->Remove(JoinPath(write_dir, name));
       }
-      final_status = WriteManifest(*options.storage, options.out, manifest);
+      final_status = WriteManifest(*options.storage, write_dir, manifest);
+      if (final_status.ok()) {
+        auto written = Store::Open(options.storage, write_dir);
+        if (written.ok()) summary.compression_ratio = MeasureStore(**written).ratio();
+      }
+      // Every rank finished (the gather above): the complete new store replaces the old one.
+      if (final_status.ok() && write_dir != options.out)
+        final_status = PublishStore(*options.storage, write_dir, options.out);
       summary.shards = manifest.shards.size();
       summary.stored_bytes = manifest.TotalBytes();
     }
@@ -1092,7 +1132,11 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   const nlohmann::json result = nlohmann::json::parse(*shared);
   final_status = StatusFromJson(result.at("status"));
   if (!final_status.ok()) {
-    RemoveOwnShards(*options.storage, options.out, prefix);
+    RemoveOwnShards(*options.storage, write_dir, prefix);
+    if (write_dir != options.out) {
+      (void)GatherToRoot(world, "");  // every rank has removed its shards
+      if (world.rank == 0) (void)options.storage->RemoveAll(write_dir);
+    }
     return final_status;
   }
   const auto& js = result.at("summary");
@@ -1101,6 +1145,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   summary.tiles_dropped = js.at("tiles_dropped");
   summary.raw_bytes = js.at("raw_bytes");
   summary.stored_bytes = js.at("stored_bytes");
+  summary.compression_ratio = js.at("compression_ratio");
   summary.shards = js.at("shards");
   summary.items_without_tiles = js.at("items_without_tiles").get<std::vector<std::string>>();
   return summary;

@@ -16,12 +16,16 @@
 // statistics for any thread count and rank count; only shard boundaries depend on the rank count.
 //
 // Failure: when any rank fails (a read error, a full disk...) no manifest is written, every rank
-// removes the shards it wrote, and all ranks return the first error (lowest rank). Because a store
-// is complete exactly when manifest.json exists (and StoreWriter removes an old manifest before
-// the first shard is written), an interrupted or failed ingest never leaves a store that looks
-// complete: `tilestage verify` answers NotFound (no manifest) for it. Options and the window plan
-// are checked before the output directory is touched, so bad arguments (tile larger than the
-// raster...) leave an existing store as it was.
+// removes the shards it wrote, and all ranks return the first error (lowest rank). A store is
+// complete exactly when manifest.json exists, so an interrupted or failed ingest into a new
+// directory never leaves a store that looks complete (`tilestage verify` answers NotFound).
+// Options and the window plan are checked before the output directory is touched.
+//
+// An existing store is never lost: a complete store at `out` is refused (AlreadyExists) unless
+// `overwrite` is set; then the new store is written into StagingDir(out) beside it and, once
+// complete and after every rank finished, rank 0 swaps it in (PublishStore), so a crash at any
+// moment leaves exactly one complete store at out, the old or the new one. Every run first
+// recovers from an interrupted one (RecoverStore: a leftover staging directory is removed).
 //
 // A run where every tile falls below --min-valid (e.g. an all-nodata raster) is an error
 // (FailedPrecondition, "no tiles...") and writes no manifest: an empty store is never what a
@@ -63,6 +67,7 @@ struct DriverOptions {
   std::string progress_label = "ingest";
   std::vector<std::string> command_line;  // provenance
   bool hash_sources = true;               // XXH3 of each input file in the provenance
+  bool overwrite = false;  // replace a complete store at `out` (else AlreadyExists)
 };
 
 struct IngestSummary {
@@ -74,6 +79,7 @@ struct IngestSummary {
   uint64_t tiles_dropped = 0;  // below --min-valid (or no valid pixel)
   uint64_t raw_bytes = 0;      // decoded bytes of the written records' fields
   uint64_t stored_bytes = 0;   // shard bytes on disk
+  double compression_ratio = 0.0;  // MeasureStore(...).ratio(), as `tilestage inspect` shows it
   uint64_t shards = 0;
   double elapsed_s = 0.0;
   int ranks = 1;

@@ -21,9 +21,12 @@ struct Batch {
   std::vector<float> y;           // size * prod(y_shape) (integer labels converted to float)
   std::vector<uint64_t> indices;  // global record index of each sample
   // Added members (not in the first contract):
-  // 1 where x held a finite value, 0 where it held NaN (x is 0 there); filled only when
-  // LoaderOptions::validity_mask is set, else empty.
+  // 1 where x held a valid value, 0 where it held NaN or the channel's nodata value (x is 0
+  // there); filled only when LoaderOptions::validity_mask is set, else empty.
   std::vector<uint8_t> x_valid;
+  // The same for y, filled whenever the store has y (losses skip invalid targets):
+  // size * prod(y_shape) bytes, empty when the store has no y.
+  std::vector<uint8_t> y_valid;
   // Samples of this batch dropped as corrupt (LoaderOptions::skip_corrupt).
   int64_t skipped = 0;
 

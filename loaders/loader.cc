@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -45,16 +46,21 @@ int64_t Product(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// Per-channel affine normalization; identity where statistics are missing or disabled.
+// Per-channel affine normalization (identity where statistics are missing or disabled) and the
+// value that marks a missing pixel in each channel, when the manifest records one.
 struct ChannelNorm {
   std::vector<float> mean;
   std::vector<float> inv_std;
+  std::vector<std::optional<double>> nodata;
 };
 
-ChannelNorm MakeNorm(const FieldSchema& field, int64_t channels, bool enabled) {
+ChannelNorm MakeNorm(const FieldSchema& field, int64_t channels, bool enabled,
+                     const std::vector<std::optional<double>>& nodata) {
   ChannelNorm norm;
   norm.mean.assign(static_cast<size_t>(channels), 0.0f);
   norm.inv_std.assign(static_cast<size_t>(channels), 1.0f);
+  norm.nodata = nodata;
+  norm.nodata.resize(static_cast<size_t>(channels));
   if (!enabled || static_cast<int64_t>(field.stats.size()) != channels) return norm;
   for (int64_t c = 0; c < channels; ++c) {
     const ChannelStats& s = field.stats[static_cast<size_t>(c)];
@@ -67,14 +73,33 @@ ChannelNorm MakeNorm(const FieldSchema& field, int64_t channels, bool enabled) {
   return norm;
 }
 
-// Converts `count` consecutive values of one channel (raw little-endian bytes of dtype T, not
-// necessarily aligned) to float32, normalizes them and maps NaN to 0; writes 1/0 validity into
-// mask when given. Loads go through memcpy: payloads inside a record need not be aligned.
+// The stored value of type T that marks a missing pixel: a float nodata is compared after a cast
+// to T (as GDAL compares float pixels and as the ingest did), an integer type matches only a
+// nodata value it represents exactly. NaN needs no nodata: it is always invalid.
 template <typename T>
-void NormalizeRange(const uint8_t* s, int64_t count, float mean, float inv_std, float* o,
-                    uint8_t* m) {
+std::optional<T> NodataAs(std::optional<double> nodata) {
+  if (!nodata || std::isnan(*nodata)) return std::nullopt;
   if constexpr (std::is_floating_point_v<T>) {
-    if (!m) {
+    return static_cast<T>(*nodata);
+  } else {
+    if (*nodata < static_cast<double>(std::numeric_limits<T>::lowest()) ||
+        *nodata > static_cast<double>(std::numeric_limits<T>::max()))
+      return std::nullopt;
+    const T value = static_cast<T>(*nodata);
+    if (static_cast<double>(value) != *nodata) return std::nullopt;
+    return value;
+  }
+}
+
+// Converts `count` consecutive values of one channel (raw little-endian bytes of dtype T, not
+// necessarily aligned) to float32 and normalizes them; NaN and the channel's nodata value become
+// 0. Writes 1/0 validity into mask when given. Loads go through memcpy: payloads inside a record
+// need not be aligned.
+template <typename T>
+void NormalizeRange(const uint8_t* s, int64_t count, float mean, float inv_std,
+                    std::optional<T> nodata, float* o, uint8_t* m) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!m && !nodata) {
       // The common case, kept branch-free so the compiler vectorizes it.
       for (int64_t i = 0; i < count; ++i) {
         T raw;
@@ -90,21 +115,40 @@ void NormalizeRange(const uint8_t* s, int64_t count, float mean, float inv_std, 
       }
       return;
     }
+    const bool has_nodata = nodata.has_value();
+    const T nd = nodata.value_or(T{0});
     for (int64_t i = 0; i < count; ++i) {
       T raw;
       std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
       const float v = static_cast<float>(raw);
-      const bool valid = !std::isnan(v);
+      const bool valid = !std::isnan(v) && !(has_nodata && raw == nd);
       o[i] = valid ? (v - mean) * inv_std : 0.0f;
-      m[i] = valid ? 1 : 0;
+      if (m) m[i] = valid ? 1 : 0;
     }
   } else {
+    if (!nodata) {
+      for (int64_t i = 0; i < count; ++i) {
+        T raw;
+        std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
+        o[i] = (static_cast<float>(raw) - mean) * inv_std;
+      }
+      if (m) std::fill(m, m + count, uint8_t{1});
+      return;
+    }
+    const T nd = *nodata;
     for (int64_t i = 0; i < count; ++i) {
       T raw;
       std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
-      o[i] = (static_cast<float>(raw) - mean) * inv_std;
+      const float r = (static_cast<float>(raw) - mean) * inv_std;
+      o[i] = raw != nd ? r : 0.0f;
     }
-    if (m) std::fill(m, m + count, uint8_t{1});
+    if (m) {
+      for (int64_t i = 0; i < count; ++i) {
+        T raw;
+        std::memcpy(&raw, s + i * sizeof(T), sizeof(T));
+        m[i] = raw != nd ? 1 : 0;
+      }
+    }
   }
 }
 
@@ -115,16 +159,16 @@ void NormalizeRange(const uint8_t* s, int64_t count, float mean, float inv_std, 
 // The caller issues _mm_sfence() before handing the output to another thread.
 void NormalizeF32Streaming(const uint8_t* s, int64_t count, float mean, float inv_std, float* o) {
 #if !defined(__SSE2__)
-  NormalizeRange<float>(s, count, mean, inv_std, o, nullptr);  // no streaming stores here
+  NormalizeRange<float>(s, count, mean, inv_std, std::nullopt, o, nullptr);  // no streaming stores
 #else
   int64_t i = 0;
   const int64_t head = static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(o) & 15)) & 15);
   if (head % 4 != 0) {  // o is not even float-aligned: no streaming
-    NormalizeRange<float>(s, count, mean, inv_std, o, nullptr);
+    NormalizeRange<float>(s, count, mean, inv_std, std::nullopt, o, nullptr);
     return;
   }
   const int64_t first = std::min(count, head / 4);
-  NormalizeRange<float>(s, first, mean, inv_std, o, nullptr);
+  NormalizeRange<float>(s, first, mean, inv_std, std::nullopt, o, nullptr);
   i = first;
   const __m128 vmean = _mm_set1_ps(mean), vscale = _mm_set1_ps(inv_std);
   for (; i + 8 <= count; i += 8) {
@@ -137,21 +181,24 @@ void NormalizeF32Streaming(const uint8_t* s, int64_t count, float mean, float in
     _mm_stream_ps(o + i, a);
     _mm_stream_ps(o + i + 4, b);
   }
-  NormalizeRange<float>(s + i * 4, count - i, mean, inv_std, o + i, nullptr);
+  NormalizeRange<float>(s + i * 4, count - i, mean, inv_std, std::nullopt, o + i, nullptr);
 #endif
 }
 
 void NormalizeSpan(DType dtype, const uint8_t* s, int64_t count, float mean, float inv_std,
-                   float* o, uint8_t* m, bool streaming) {
-  if (streaming && dtype == DType::kF32 && !m)
-    return NormalizeF32Streaming(s, count, mean, inv_std, o);
+                   std::optional<double> nodata, float* o, uint8_t* m, bool streaming) {
   VisitDType(dtype, [&](auto tag) {
-    NormalizeRange<decltype(tag)>(s, count, mean, inv_std, o, m);
+    using T = decltype(tag);
+    const std::optional<T> nd = NodataAs<T>(nodata);
+    if constexpr (std::is_same_v<T, float>) {
+      if (streaming && !m && !nd) return NormalizeF32Streaming(s, count, mean, inv_std, o);
+    }
+    NormalizeRange<T>(s, count, mean, inv_std, nd, o, m);
   });
 }
 
-// Converts a channel-first field to float32, normalizes each channel and maps NaN to 0; writes
-// 1/0 validity into mask when given. `to_batch`: out is the batch buffer (streaming stores);
+// Converts a channel-first field to float32, normalizes each channel and maps NaN and nodata to
+// 0; writes 1/0 validity into mask when given. `to_batch`: out is the batch buffer (streaming stores);
 // otherwise a scratch buffer read again at once, which should stay in the cache.
 void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, uint8_t* mask,
                    bool to_batch) {
@@ -161,7 +208,7 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
   const int64_t per_channel = elements / std::max<int64_t>(channels, 1);
   for (int64_t c = 0; c < channels; ++c)
     NormalizeSpan(field.dtype, field.data.data() + c * per_channel * size, per_channel,
-                  norm.mean[c], norm.inv_std[c], out + c * per_channel,
+                  norm.mean[c], norm.inv_std[c], norm.nodata[c], out + c * per_channel,
                   mask ? mask + c * per_channel : nullptr, to_batch);
 #if defined(__SSE2__)
   if (to_batch) _mm_sfence();  // streaming stores reach memory before the batch is handed on
@@ -237,8 +284,8 @@ struct Item {
   std::span<const uint8_t> bytes;  // the record's stored bytes: in a shard mapping, or `stored`
   std::vector<FieldView> views;
   std::vector<std::vector<uint8_t>> decoded;  // compressed fields, reused record to record
-  std::vector<float> scratch;
-  std::vector<uint8_t> scratch_mask;
+  std::vector<float> scratch, y_scratch;
+  std::vector<uint8_t> scratch_mask, y_scratch_mask;
   Status status;
   // Release/acquire at every stage hand-off. TBB already orders the stages; this makes the order
   // visible to ThreadSanitizer, which cannot see inside an uninstrumented libtbb.
@@ -393,7 +440,11 @@ Status Loader::Impl::Init(const std::string& dir) {
     x_out_shape_[1] = o.crop_h;
     x_out_shape_[2] = o.crop_w;
   }
-  x_norm_ = MakeNorm(*x, x_in_shape_[0], o.normalize);
+  TS_ASSIGN_OR_RETURN(auto x_nodata, FieldNodata(m, "x"));
+  if (!x_nodata.empty() && static_cast<int64_t>(x_nodata.size()) != x_in_shape_[0])
+    return DataLoss("store ", dir, ": the manifest records ", x_nodata.size(),
+                    " nodata values for the ", x_in_shape_[0], " channels of field x");
+  x_norm_ = MakeNorm(*x, x_in_shape_[0], o.normalize, x_nodata);
   if (const FieldSchema* y = m.FindField("y")) {
     if (y->shape.empty())
       return InvalidArgument("store ", dir, ": field y has a varying shape; the loader needs a "
@@ -408,7 +459,11 @@ Status Loader::Impl::Init(const std::string& dir) {
       y_out_shape_[2] = x_out_shape_[2];
     }
     const int64_t y_channels = y_spatial_ ? y->shape[0] : 1;
-    y_norm_ = MakeNorm(*y, y_channels, o.normalize && IsFloat(y->dtype) && y_spatial_);
+    TS_ASSIGN_OR_RETURN(auto y_nodata, FieldNodata(m, "y"));
+    if (!y_nodata.empty() && static_cast<int64_t>(y_nodata.size()) != y_channels)
+      return DataLoss("store ", dir, ": the manifest records ", y_nodata.size(),
+                      " nodata values for the ", y_channels, " channels of field y");
+    y_norm_ = MakeNorm(*y, y_channels, o.normalize && IsFloat(y->dtype) && y_spatial_, y_nodata);
   }
   needs_transform_ = o.augment || o.crop_h > 0;
 
@@ -453,8 +508,8 @@ Status Loader::Impl::Init(const std::string& dir) {
   // Memory: prefetch queued batches plus the caller's, then as many in-flight samples as fit.
   const uint64_t x_bytes = static_cast<uint64_t>(Product(x_out_shape_)) *
                            (sizeof(float) + (o.validity_mask ? 1 : 0));
-  const uint64_t y_bytes = has_y_ ? static_cast<uint64_t>(Product(y_out_shape_)) * sizeof(float)
-                                  : 0;
+  const uint64_t y_bytes =
+      has_y_ ? static_cast<uint64_t>(Product(y_out_shape_)) * (sizeof(float) + 1) : 0;
   const uint64_t batch_bytes = batch * (x_bytes + y_bytes + sizeof(uint64_t) + 1);
   uint64_t max_stored = 0, max_raw = 0;
   for (size_t s = 0; s < store_->num_shards(); ++s)
@@ -463,7 +518,7 @@ Status Loader::Impl::Init(const std::string& dir) {
       max_raw = std::max(max_raw, store_->shard(s).entry(r).raw_size);
     }
   const uint64_t scratch = needs_transform_ ? static_cast<uint64_t>(Product(x_in_shape_)) * 5 +
-                                                  (has_y_ ? Product(y_in_shape_) * 4 : 0)
+                                                  (has_y_ ? Product(y_in_shape_) * 5 : 0)
                                             : 0;
   const uint64_t token_bytes = max_stored + max_raw + scratch + sizeof(Item);
   const uint64_t fixed = static_cast<uint64_t>(o.prefetch + 1) * batch_bytes;
@@ -593,6 +648,7 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
       b.x_valid.resize(options_.validity_mask ? b.x.size() : 0);
       b.y_shape = has_y_ ? y_out_shape_ : std::vector<int64_t>{};
       b.y.resize(has_y_ ? n * static_cast<uint64_t>(Product(y_out_shape_)) : 0);
+      b.y_valid.resize(b.y.size());
       b.indices.resize(n);
       current->slot_ok.assign(n, 0);
       slot = 0;
@@ -692,7 +748,10 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
           std::copy_n(b.x.begin() + s * xe, xe, b.x.begin() + kept * xe);
           if (!b.x_valid.empty())
             std::copy_n(b.x_valid.begin() + s * xe, xe, b.x_valid.begin() + kept * xe);
-          if (ye) std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
+          if (ye) {
+            std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
+            std::copy_n(b.y_valid.begin() + s * ye, ye, b.y_valid.begin() + kept * ye);
+          }
           b.indices[kept] = b.indices[s];
         }
         ++kept;
@@ -703,6 +762,7 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
         b.x.resize(kept * xe);
         if (!b.x_valid.empty()) b.x_valid.resize(kept * xe);
         b.y.resize(kept * ye);
+        b.y_valid.resize(kept * ye);
         b.indices.resize(kept);
       }
       std::lock_guard lock(mu_);
@@ -767,11 +827,12 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   uint8_t* mask_out = options_.validity_mask ? b.x_valid.data() + item->slot * xe : nullptr;
   const int64_t ye = has_y_ ? Product(y_out_shape_) : 0;
   float* y_out = has_y_ ? b.y.data() + item->slot * ye : nullptr;
+  uint8_t* y_mask_out = has_y_ ? b.y_valid.data() + item->slot * ye : nullptr;
   b.indices[item->slot] = item->index;
 
   if (!needs_transform_) {
     NormalizeInto(*x, x_norm_, x_out, mask_out, /*to_batch=*/true);
-    if (y) NormalizeInto(*y, y_norm_, y_out, nullptr, /*to_batch=*/true);
+    if (y) NormalizeInto(*y, y_norm_, y_out, y_mask_out, /*to_batch=*/true);
     Timed(kNormalize, t0);
     return Status::Ok();
   }
@@ -804,11 +865,14 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   if (mask_out) t.Apply(item->scratch_mask.data(), x_in_shape_[0], mask_out);
   if (y) {
     if (y_spatial_) {
-      std::vector<float> y_scratch(static_cast<size_t>(Product(y_in_shape_)));
-      NormalizeInto(*y, y_norm_, y_scratch.data(), nullptr, /*to_batch=*/false);
-      t.Apply(y_scratch.data(), y_in_shape_[0], y_out);
+      item->y_scratch.resize(static_cast<size_t>(Product(y_in_shape_)));
+      item->y_scratch_mask.resize(item->y_scratch.size());
+      NormalizeInto(*y, y_norm_, item->y_scratch.data(), item->y_scratch_mask.data(),
+                    /*to_batch=*/false);
+      t.Apply(item->y_scratch.data(), y_in_shape_[0], y_out);
+      t.Apply(item->y_scratch_mask.data(), y_in_shape_[0], y_mask_out);
     } else {
-      NormalizeInto(*y, y_norm_, y_out, nullptr, /*to_batch=*/true);
+      NormalizeInto(*y, y_norm_, y_out, y_mask_out, /*to_batch=*/true);
     }
   }
   Timed(kAugment, t0);

@@ -1,9 +1,13 @@
 // Loader: streams batches of a tile store to one consumer thread through a TBB pipeline.
 //
 //   input (order, serial) -> read -> verify (XXH3) -> decode (decompress) ->
-//   normalize (float32, per-channel manifest statistics, NaN -> 0) -> augment (flips, rot90,
-//   crop; seeded per sample) -> collate (serial, in order, into a recycled batch buffer) ->
-//   bounded queue of `prefetch` batches -> Next().
+//   normalize (float32, per-channel manifest statistics, NaN and nodata -> 0) ->
+//   augment (flips, rot90, crop; seeded per sample) -> collate (serial, in order, into a
+//   recycled batch buffer) -> bounded queue of `prefetch` batches -> Next().
+//
+// Validity: NaN, and in every dtype the channel's nodata value that the ingest recorded in the
+// manifest (FieldNodata: DEM -32768, label 255, Landsat 0 stay in integer stores), are invalid:
+// they become 0 after normalization and 0 in Batch::x_valid / Batch::y_valid, for x and y alike.
 //
 // Read: shards on the local file system are mapped read-only and records are verified, decoded
 // and normalized straight from the page cache (no copy); other storages are read with pread.

@@ -104,6 +104,30 @@ Result<Manifest> ReadManifest(Storage& storage, const std::string& dir) {
   return Manifest::FromJson(j, path);
 }
 
+Result<std::vector<std::optional<double>>> FieldNodata(const Manifest& manifest,
+                                                       const std::string& field) {
+  std::vector<std::optional<double>> out;
+  const nlohmann::json* ingest = manifest.attrs.is_object() && manifest.attrs.contains("ingest")
+                                     ? &manifest.attrs["ingest"]
+                                     : nullptr;
+  if (!ingest || !ingest->is_object() || !ingest->contains("nodata")) return out;
+  const nlohmann::json& all = (*ingest)["nodata"];
+  if (!all.is_object() || !all.contains(field)) return out;
+  const nlohmann::json& list = all[field];
+  const std::string where = StrCat("manifest attrs.ingest.nodata.", field);
+  if (!list.is_array()) return DataLoss(where, ": expected a list, got ", list.dump());
+  for (size_t c = 0; c < list.size(); ++c) {
+    if (list[c].is_null()) {
+      out.push_back(std::nullopt);
+    } else if (list[c].is_number()) {
+      out.push_back(list[c].get<double>());
+    } else {
+      return DataLoss(where, "[", c, "]: expected a number or null, got ", list[c].dump());
+    }
+  }
+  return out;
+}
+
 const char* TilestageVersion() { return "0.1.0"; }
 
 nlohmann::json MakeProvenance(const std::vector<std::string>& argv) {

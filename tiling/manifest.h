@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,12 @@ struct Manifest {
 Status WriteManifest(Storage& storage, const std::string& dir, const Manifest& manifest);
 // NotFound when dir does not exist or holds no manifest (an incomplete or foreign directory).
 Result<Manifest> ReadManifest(Storage& storage, const std::string& dir);
+
+// The nodata value of each channel of `field` as the ingest recorded it (attrs.ingest.nodata.<field>:
+// a number, or null for a channel without one); empty when the manifest records none (synthetic
+// stores, stores of older versions). DataLoss naming the entry when it is not such a list.
+Result<std::vector<std::optional<double>>> FieldNodata(const Manifest& manifest,
+                                                       const std::string& field);
 
 // Provenance for a manifest: the command line, tool version, UTC time and host.
 nlohmann::json MakeProvenance(const std::vector<std::string>& argv);

@@ -1,6 +1,7 @@
 #include "tiling/storage.h"
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -39,6 +40,18 @@ Status Storage::WriteAtomic(const std::string& path, std::span<const uint8_t> by
   TS_ASSIGN_OR_RETURN(auto file, CreateAtomic(path));
   TS_RETURN_IF_ERROR(file->Append(bytes));
   return file->Commit();
+}
+
+Status Storage::Rename(const std::string& from, const std::string& to) {
+  return Unimplemented("rename ", from, " to ", to, ": this storage cannot rename");
+}
+
+Status Storage::Exchange(const std::string& a, const std::string& b) {
+  return Unimplemented("exchange ", a, " and ", b, ": this storage cannot exchange");
+}
+
+Status Storage::RemoveAll(const std::string& path) {
+  return Unimplemented("remove ", path, " recursively: this storage cannot");
 }
 
 namespace {
@@ -239,6 +252,33 @@ class LocalFileSystem final : public Storage {
     return Status::Ok();
   }
 
+  Status Rename(const std::string& from, const std::string& to) override {
+    struct stat st;
+    if (::lstat(to.c_str(), &st) == 0) return AlreadyExists("rename ", from, " to ", to,
+                                                            ": the target exists");
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return ErrnoStatus(StrCat("rename ", from, " to"), to, errno);
+    return FsyncDirectoryOf(to);
+  }
+
+  Status Exchange(const std::string& a, const std::string& b) override {
+    if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0) {
+      const int err = errno;
+      if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP)
+        return Unimplemented("exchange ", a, " and ", b, ": the file system cannot (",
+                             std::strerror(err), ")");
+      return ErrnoStatus(StrCat("exchange ", a, " and"), b, err);
+    }
+    return FsyncDirectoryOf(b);
+  }
+
+  Status RemoveAll(const std::string& path) override {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    if (ec) return IOError("remove ", path, " recursively: ", ec.message());
+    return Status::Ok();
+  }
+
   Result<uint64_t> FreeBytes(const std::string& dir) override {
     struct statvfs vfs;
     if (::statvfs(dir.c_str(), &vfs) != 0) return ErrnoStatus("statvfs", dir, errno);
@@ -358,7 +398,73 @@ class MemoryStorage final : public Storage {
   }
   Result<uint64_t> FreeBytes(const std::string& dir) override { return UINT64_MAX; }
 
+  Status Rename(const std::string& from, const std::string& to) override {
+    std::lock_guard lock(state_->mu);
+    const std::string f = Normalize(from), t = Normalize(to);
+    if (Holds(t)) return AlreadyExists("rename ", from, " to ", to, ": the target exists");
+    if (!Holds(f)) return NotFound("rename ", from, ": No such file or directory");
+    Put(Take(f), t);
+    return Status::Ok();
+  }
+
+  Status Exchange(const std::string& a, const std::string& b) override {
+    std::lock_guard lock(state_->mu);
+    const std::string pa = Normalize(a), pb = Normalize(b);
+    if (!Holds(pa) || !Holds(pb)) return NotFound("exchange ", a, " and ", b, ": one is missing");
+    Entries ea = Take(pa), eb = Take(pb);
+    Put(std::move(ea), pb);
+    Put(std::move(eb), pa);
+    return Status::Ok();
+  }
+
+  Status RemoveAll(const std::string& path) override {
+    std::lock_guard lock(state_->mu);
+    Take(Normalize(path));
+    return Status::Ok();
+  }
+
  private:
+  // The files and directories at or below a path, keyed by their path relative to it ("" for the
+  // path itself).
+  struct Entries {
+    std::map<std::string, std::shared_ptr<const std::vector<uint8_t>>> files;
+    std::set<std::string> dirs;
+  };
+  static bool Under(const std::string& p, const std::string& root) {
+    return p == root || p.rfind(root + "/", 0) == 0;
+  }
+  bool Holds(const std::string& p) const {
+    for (const auto& [f, _] : state_->files)
+      if (Under(f, p)) return true;
+    for (const auto& d : state_->dirs)
+      if (Under(d, p)) return true;
+    return false;
+  }
+  Entries Take(const std::string& root) {
+    Entries out;
+    for (auto it = state_->files.begin(); it != state_->files.end();) {
+      if (!Under(it->first, root)) {
+        ++it;
+        continue;
+      }
+      out.files[it->first.substr(root.size())] = it->second;
+      it = state_->files.erase(it);
+    }
+    for (auto it = state_->dirs.begin(); it != state_->dirs.end();) {
+      if (!Under(*it, root)) {
+        ++it;
+        continue;
+      }
+      out.dirs.insert(it->substr(root.size()));
+      it = state_->dirs.erase(it);
+    }
+    return out;
+  }
+  void Put(Entries entries, const std::string& to) {
+    for (auto& [rel, bytes] : entries.files) state_->files[to + rel] = std::move(bytes);
+    for (const auto& rel : entries.dirs) state_->dirs.insert(to + rel);
+  }
+
   std::shared_ptr<MemoryState> state_ = std::make_shared<MemoryState>();
 };
 
@@ -367,6 +473,13 @@ class MemoryStorage final : public Storage {
 struct FaultState {
   FaultOptions options;
   std::atomic<uint64_t> written{0};
+  std::atomic<uint64_t> changes{0};
+  // Counts one change; fails it (and every later one) once the crash point is passed.
+  Status Change(const char* what, const std::string& path) {
+    if (changes.fetch_add(1) < options.crash_after_changes) return Status::Ok();
+    return IOError(what, " ", path, ": injected crash after ", options.crash_after_changes,
+                   " changes");
+  }
 };
 
 class FaultReadableFile final : public ReadableFile {
@@ -389,13 +502,17 @@ class FaultWritableFile final : public WritableFile {
   const std::string& path() const override { return base_->path(); }
   uint64_t size() const override { return base_->size(); }
   Status Append(std::span<const uint8_t> bytes) override {
+    TS_RETURN_IF_ERROR(state_->Change("write", path()));
     uint64_t before = state_->written.fetch_add(bytes.size());
     if (before + bytes.size() > state_->options.write_budget_bytes)
       return ResourceExhausted("write ", path(), ": No space left on device (injected after ",
                                state_->options.write_budget_bytes, " bytes)");
     return base_->Append(bytes);
   }
-  Status Commit() override { return base_->Commit(); }
+  Status Commit() override {
+    TS_RETURN_IF_ERROR(state_->Change("commit", path()));
+    return base_->Commit();
+  }
 
  private:
   std::unique_ptr<WritableFile> base_;
@@ -416,16 +533,37 @@ class FaultInjectingStorage final : public Storage {
     return file;
   }
   Result<std::unique_ptr<WritableFile>> CreateAtomic(const std::string& path) override {
+    TS_RETURN_IF_ERROR(state_->Change("create", path));
     TS_ASSIGN_OR_RETURN(auto file, base_->CreateAtomic(path));
     return std::unique_ptr<WritableFile>(new FaultWritableFile(std::move(file), state_));
   }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
+  Status CreateDirs(const std::string& dir) override {
+    TS_RETURN_IF_ERROR(state_->Change("create directory", dir));
+    return base_->CreateDirs(dir);
+  }
   Result<bool> Exists(const std::string& path) override { return base_->Exists(path); }
   Result<bool> IsDirectory(const std::string& path) override { return base_->IsDirectory(path); }
   Result<std::vector<std::string>> List(const std::string& dir) override {
     return base_->List(dir);
   }
-  Status Remove(const std::string& path) override { return base_->Remove(path); }
+  Status Remove(const std::string& path) override {
+    TS_RETURN_IF_ERROR(state_->Change("remove", path));
+    return base_->Remove(path);
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    TS_RETURN_IF_ERROR(state_->Change("rename", from));
+    return base_->Rename(from, to);
+  }
+  Status Exchange(const std::string& a, const std::string& b) override {
+    if (state_->options.no_exchange)
+      return Unimplemented("exchange ", a, " and ", b, ": not supported (injected)");
+    TS_RETURN_IF_ERROR(state_->Change("exchange", a));
+    return base_->Exchange(a, b);
+  }
+  Status RemoveAll(const std::string& path) override {
+    TS_RETURN_IF_ERROR(state_->Change("remove", path));
+    return base_->RemoveAll(path);
+  }
   Result<uint64_t> FreeBytes(const std::string& dir) override {
     TS_ASSIGN_OR_RETURN(uint64_t base_free, base_->FreeBytes(dir));
     const uint64_t budget = state_->options.write_budget_bytes;

@@ -52,6 +52,15 @@ class Storage {
   virtual Result<std::vector<std::string>> List(const std::string& dir) = 0;
   virtual Status Remove(const std::string& path) = 0;
   virtual Result<uint64_t> FreeBytes(const std::string& dir) = 0;
+  // Directory operations for replacing a whole store (tiling/store.h, PublishStore); storages
+  // without them answer Unimplemented.
+  // Moves a file or directory to `to`, which must not exist (AlreadyExists otherwise).
+  virtual Status Rename(const std::string& from, const std::string& to);
+  // Swaps two existing entries in one atomic step (renameat2 RENAME_EXCHANGE): a reader sees
+  // either both old or both new. Unimplemented where the file system cannot do it.
+  virtual Status Exchange(const std::string& a, const std::string& b);
+  // Removes a file or a directory with everything below it; Ok when it does not exist.
+  virtual Status RemoveAll(const std::string& path);
   // Reads a whole file; convenience over OpenRead + ReadAt.
   Result<std::vector<uint8_t>> ReadAll(const std::string& path);
   Status WriteAtomic(const std::string& path, std::span<const uint8_t> bytes);
@@ -68,6 +77,12 @@ struct FaultOptions {
   uint64_t write_budget_bytes = UINT64_MAX;
   // Reads from any path containing this substring fail with IOError (empty: never).
   std::string fail_reads_containing;
+  // A crash: after this many successful changes (CreateAtomic, Append, Commit, CreateDirs,
+  // Remove, Rename, Exchange, RemoveAll) every later change fails with IOError, as if the
+  // process had died there and nothing more reached the disk.
+  uint64_t crash_after_changes = UINT64_MAX;
+  // Exchange answers Unimplemented, as on file systems without RENAME_EXCHANGE.
+  bool no_exchange = false;
 };
 std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
                                                   FaultOptions options);

@@ -104,14 +104,41 @@ Result<Store::Location> Store::Locate(uint64_t index) const {
   return Location{shard, index - offsets_[shard]};
 }
 
+namespace {
+
+// Every record of an ingested store carries the same metadata keys; stores written before a key
+// was always set lack it where it had its default, which is filled in here.
+void FillMetaDefaults(const Manifest& manifest, nlohmann::json* meta) {
+  if (!manifest.attrs.contains("ingest") || !meta->is_object()) return;
+  if (!meta->contains("padded")) (*meta)["padded"] = false;
+}
+
+}  // namespace
+
 Result<Sample> Store::Read(uint64_t index) const {
   TS_ASSIGN_OR_RETURN(Location loc, Locate(index));
-  return shards_[loc.shard]->Read(loc.record);
+  TS_ASSIGN_OR_RETURN(Sample sample, shards_[loc.shard]->Read(loc.record));
+  FillMetaDefaults(manifest_, &sample.meta);
+  return sample;
 }
 
 Status Store::ReadInto(uint64_t index, Sample* sample, const ReadOptions& options) const {
   TS_ASSIGN_OR_RETURN(Location loc, Locate(index));
-  return shards_[loc.shard]->ReadInto(loc.record, sample, options);
+  TS_RETURN_IF_ERROR(shards_[loc.shard]->ReadInto(loc.record, sample, options));
+  FillMetaDefaults(manifest_, &sample->meta);
+  return Status::Ok();
+}
+
+StoreSizes MeasureStore(const Store& store) {
+  StoreSizes sizes;
+  for (size_t s = 0; s < store.num_shards(); ++s) {
+    const ShardReader& shard = store.shard(s);
+    for (uint64_t i = 0; i < shard.num_records(); ++i) {
+      sizes.raw_bytes += shard.entry(i).raw_size;
+      sizes.stored_bytes += shard.entry(i).stored_size;
+    }
+  }
+  return sizes;
 }
 
 // ------------------------------------------------------------------------------ verify
@@ -156,6 +183,67 @@ Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* repor
     }
   }
   return first;
+}
+
+// ------------------------------------------------------------------------------ replace
+
+namespace {
+
+// "<parent>/.<name><suffix>": a hidden sibling of dir.
+std::string SiblingDir(const std::string& dir, const char* suffix) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const size_t slash = d.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "" : d.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? d : d.substr(slash + 1);
+  return parent + "." + name + suffix;
+}
+
+std::string AsideDir(const std::string& dir) { return SiblingDir(dir, ".tilestage-old"); }
+
+Result<bool> HoldsStore(Storage& storage, const std::string& dir) {
+  return storage.Exists(JoinPath(dir, kManifestName));
+}
+
+}  // namespace
+
+std::string StagingDir(const std::string& dir) { return SiblingDir(dir, ".tilestage-new"); }
+
+Status PublishStore(Storage& storage, const std::string& staged, const std::string& dir) {
+  TS_ASSIGN_OR_RETURN(bool has_old, storage.Exists(dir));
+  if (!has_old) return storage.Rename(staged, dir);
+  Status exchanged = storage.Exchange(staged, dir);
+  if (exchanged.ok()) {
+    (void)storage.RemoveAll(staged);
+    return Status::Ok();
+  }
+  if (exchanged.code() != StatusCode::kUnimplemented) return exchanged;
+  const std::string aside = AsideDir(dir);
+  TS_RETURN_IF_ERROR(storage.RemoveAll(aside));
+  TS_RETURN_IF_ERROR(storage.Rename(dir, aside));
+  if (Status moved = storage.Rename(staged, dir); !moved.ok()) {
+    (void)storage.Rename(aside, dir);  // the old store back where it was
+    return moved;
+  }
+  (void)storage.RemoveAll(aside);
+  return Status::Ok();
+}
+
+Status RecoverStore(Storage& storage, const std::string& dir) {
+  const std::string aside = AsideDir(dir);
+  TS_ASSIGN_OR_RETURN(bool has_aside, storage.Exists(aside));
+  if (has_aside) {
+    TS_ASSIGN_OR_RETURN(bool dir_exists, storage.Exists(dir));
+    TS_ASSIGN_OR_RETURN(bool aside_complete, HoldsStore(storage, aside));
+    if (!dir_exists && aside_complete) {
+      TS_RETURN_IF_ERROR(storage.Rename(aside, dir));
+    } else {
+      TS_ASSIGN_OR_RETURN(bool dir_complete, HoldsStore(storage, dir));
+      if (dir_complete || !aside_complete) TS_RETURN_IF_ERROR(storage.RemoveAll(aside));
+    }
+  }
+  TS_ASSIGN_OR_RETURN(bool has_staged, storage.Exists(StagingDir(dir)));
+  return has_staged ? storage.RemoveAll(StagingDir(dir)) : Status::Ok();
 }
 
 }  // namespace tilestage

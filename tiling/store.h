@@ -3,7 +3,8 @@
 // StoreWriter appends samples to shards that roll over at a target size; Append is thread-safe
 // (encoding runs on the caller's thread, only the file write is serialized). Store opens a
 // finished store and reads any record by global index; its const methods are thread-safe.
-// VerifyStore checks every shard hash and record checksum against the manifest.
+// VerifyStore checks every shard hash and record checksum against the manifest. StagingDir,
+// PublishStore and RecoverStore replace a complete store without ever losing it.
 #pragma once
 
 #include <cstdint>
@@ -60,7 +61,9 @@ class StoreWriter {
 class Store {
  public:
   // Reads the manifest and opens every shard, checking that each exists and holds the number of
-  // records and bytes the manifest says (DataLoss naming the shard otherwise).
+  // records and bytes the manifest says (DataLoss naming the shard otherwise). Records read from
+  // an ingested store written before a metadata key was always set get that key's default
+  // ("padded": false), so every record of a store has the same keys.
   static Result<std::unique_ptr<Store>> Open(std::shared_ptr<Storage> storage,
                                              const std::string& dir);
 
@@ -89,6 +92,19 @@ class Store {
   std::vector<uint64_t> offsets_{0};
 };
 
+// The compression every report shows for a store (ingest's summary, inspect), defined once from
+// the shard indexes: the decoded bytes of all records (headers and raw field data) and their
+// stored (encoded) bytes; ratio() = raw / stored. The codec's effect alone: shard files also hold
+// alignment padding, superblocks and indexes (Manifest::TotalBytes counts those).
+struct StoreSizes {
+  uint64_t raw_bytes = 0;
+  uint64_t stored_bytes = 0;
+  double ratio() const {
+    return stored_bytes ? static_cast<double>(raw_bytes) / static_cast<double>(stored_bytes) : 0.0;
+  }
+};
+StoreSizes MeasureStore(const Store& store);
+
 struct VerifyReport {
   uint64_t shards_checked = 0;
   uint64_t records_checked = 0;
@@ -99,5 +115,24 @@ struct VerifyReport {
 // Checks the manifest, every shard's whole-file hash, record count and size, and every record's
 // checksum and decoding. Returns the first problem as DataLoss/NotFound (all are in *report).
 Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report);
+
+// Replacing a complete store (ingest --overwrite). The new store is written into StagingDir(dir),
+// a sibling directory on the same file system, and PublishStore puts it in place only once it is
+// complete (its manifest written), so that a crash at any moment leaves exactly one complete
+// store at dir: the old one until the swap, the new one after it.
+//
+// "<parent>/.<name>.tilestage-new" for dir "<parent>/<name>".
+std::string StagingDir(const std::string& dir);
+// Moves the complete store at `staged` to `dir`, replacing the store there: one atomic exchange of
+// the two directories (Storage::Exchange), then the old store, now at `staged`, is removed. Where
+// the file system cannot exchange, the old store is first renamed aside
+// ("<parent>/.<name>.tilestage-old"): a crash between that and the second rename leaves dir empty
+// with the old store aside, which RecoverStore puts back. A failure to remove the old store after
+// the swap is not an error (the next RecoverStore removes it).
+Status PublishStore(Storage& storage, const std::string& staged, const std::string& dir);
+// Cleans up after an interrupted replacement of dir, before anything is written there: puts an
+// old store that an interrupted PublishStore moved aside back where dir is missing, and removes a
+// leftover staging directory (an unfinished new store, or an old one not yet removed).
+Status RecoverStore(Storage& storage, const std::string& dir);
 
 }  // namespace tilestage

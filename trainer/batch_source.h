@@ -28,6 +28,8 @@ struct TrainBatch {
   std::vector<float> x;
   std::vector<int64_t> y_shape;  // per sample; empty when the data has no y
   std::vector<float> y;
+  // Per y element: 0 where the target is missing (nodata, NaN); empty when all are valid.
+  std::vector<uint8_t> y_valid;
   std::vector<uint64_t> indices;  // global record index of each sample
 };
 

@@ -37,6 +37,7 @@ Result<bool> LoaderBatchSource::Next(TrainBatch* batch) {
   // Give the trainer's previous buffers back to the loader, take the new batch's.
   std::swap(batch_.x, batch->x);
   std::swap(batch_.y, batch->y);
+  std::swap(batch_.y_valid, batch->y_valid);
   std::swap(batch_.indices, batch->indices);
   TS_ASSIGN_OR_RETURN(bool got, loader_->Next(&batch_));
   if (!got) return false;
@@ -47,6 +48,7 @@ Result<bool> LoaderBatchSource::Next(TrainBatch* batch) {
   batch->y_shape = batch_.y_shape;
   std::swap(batch_.x, batch->x);
   std::swap(batch_.y, batch->y);
+  std::swap(batch_.y_valid, batch->y_valid);
   std::swap(batch_.indices, batch->indices);
   return true;
 }

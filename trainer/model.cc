@@ -104,8 +104,18 @@ Status ModelConfig::Validate() const {
                            "] must be a non-empty [C,H,W] tile");
   }
   if (height % patch != 0 || width % patch != 0) {
-    return InvalidArgument("model: --patch ", patch, " does not divide the tile ", height, "x",
-                           width);
+    // Name every way out: a patch that fits, a crop that fits this patch, or other tiles.
+    std::string patches;
+    for (int64_t p = std::min<int64_t>({height, width, 32}); p >= 2; --p)
+      if (height % p == 0 && width % p == 0 && p != patch)
+        patches += (patches.empty() ? "" : ", ") + std::to_string(p);
+    const int64_t crop_h = height / patch * patch, crop_w = width / patch * patch;
+    std::string fixes = patches.empty() ? "" : StrCat("--patch ", patches, " (divides both); ");
+    if (crop_h > 0 && crop_w > 0) fixes += StrCat("--crop ", crop_h, ",", crop_w, "; ");
+    return InvalidArgument("model: --patch ", patch, " does not divide the ", height, "x", width,
+                           " tiles (", height, " % ", patch, " = ", height % patch, ", ", width,
+                           " % ", patch, " = ", width % patch, "): use ", fixes,
+                           "or re-ingest with --tile H,W in multiples of ", patch);
   }
   switch (objective) {
     case Objective::kClassify:
@@ -308,7 +318,15 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
       logits_.resize(bsz * head_out_);
       head_.Forward(params_, pooled_.data(), bsz, logits_.data());
       double loss = 0.0;
+      target_weight_.clear();
+      if (batch.y_valid) {
+        target_weight_.resize(bsz);
+        for (int64_t b = 0; b < bsz; ++b) target_weight_[b] = batch.y_valid[b] ? 1.0f : 0.0f;
+      }
+      valid_targets_ = 0.0;
       for (int64_t b = 0; b < bsz; ++b) {
+        if (!target_weight_.empty() && target_weight_[b] == 0.0f) continue;  // unlabelled
+        valid_targets_ += 1.0;
         const float label_value = batch.y[b];
         const int64_t label = int64_t(label_value);
         if (!(label_value >= 0.0f) || float(label) != label_value || label >= head_out_) {
@@ -326,7 +344,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         // Keep the softmax for backward.
         for (int64_t k = 0; k < head_out_; ++k) lr[k] = float(std::exp(double(lr[k] - mx)) / sum);
       }
-      result.loss = loss / double(bsz);
+      result.loss = valid_targets_ > 0 ? loss / valid_targets_ : 0.0;
       break;
     }
     case Objective::kRegress: {
@@ -344,11 +362,26 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         target_.assign(batch.y, batch.y + bsz * head_out_);
       }
       count = int64_t(pred_.size());
-      for (int64_t i = 0; i < count; ++i) {
-        const double e = double(pred_[i]) - double(target_[i]);
-        sq += e * e;
+      target_weight_.clear();
+      if (batch.y_valid) {
+        // The weights take the targets' layout: per element, or patch rows like target_.
+        std::vector<float> valid(batch.y_valid, batch.y_valid + bsz * Product(c.y_shape));
+        target_weight_.resize(count);
+        if (dense_regress_) {
+          Im2Patches(valid.data(), bsz, c.y_shape[0], c.height, c.width, c.patch,
+                     target_weight_.data());
+        } else {
+          target_weight_ = std::move(valid);
+        }
       }
-      result.loss = sq / double(count);
+      valid_targets_ = 0.0;
+      for (int64_t i = 0; i < count; ++i) {
+        const double w = target_weight_.empty() ? 1.0 : double(target_weight_[i]);
+        const double e = double(pred_[i]) - double(target_[i]);
+        sq += w * e * e;
+        valid_targets_ += w;
+      }
+      result.loss = valid_targets_ > 0 ? sq / valid_targets_ : 0.0;
       break;
     }
     case Objective::kMae: {
@@ -424,17 +457,27 @@ void VitModel::Backward(const std::function<void(int64_t)>& on_grads_ready) {
   switch (c.objective) {
     case Objective::kClassify: {
       d_pred_.assign(logits_.begin(), logits_.end());  // softmax
-      for (int64_t b = 0; b < bsz; ++b) d_pred_[b * head_out_ + int64_t(batch_.y[b])] -= 1.0f;
-      for (float& v : d_pred_) v /= float(bsz);
+      for (int64_t b = 0; b < bsz; ++b) {
+        float* db = d_pred_.data() + b * head_out_;
+        if (!target_weight_.empty() && target_weight_[b] == 0.0f) {
+          std::fill(db, db + head_out_, 0.0f);  // unlabelled: no gradient
+          continue;
+        }
+        db[int64_t(batch_.y[b])] -= 1.0f;
+        for (int64_t k = 0; k < head_out_; ++k) db[k] /= float(valid_targets_);
+      }
       d_pooled_.assign(bsz * d, 0.0f);
       head_.Backward(params_, pooled_.data(), d_pred_.data(), bsz, d_pooled_.data());
       unpool();
       break;
     }
     case Objective::kRegress: {
-      const float scale = 2.0f / float(pred_.size());
+      const float scale = valid_targets_ > 0 ? 2.0f / float(valid_targets_) : 0.0f;
       d_pred_.resize(pred_.size());
-      for (size_t i = 0; i < pred_.size(); ++i) d_pred_[i] = scale * (pred_[i] - target_[i]);
+      for (size_t i = 0; i < pred_.size(); ++i) {
+        const float w = target_weight_.empty() ? 1.0f : target_weight_[i];
+        d_pred_[i] = scale * w * (pred_[i] - target_[i]);
+      }
       if (dense_regress_) {
         head_.Backward(params_, enc_out_.data(), d_pred_.data(), rows, d_enc_out_.data());
       } else {

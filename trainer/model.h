@@ -64,10 +64,14 @@ struct BatchView {
   const float* y = nullptr;              // [B, prod(y_shape)] or nullptr
   const uint64_t* sample_ids = nullptr;  // global record index of each sample (mask RNG key)
   uint64_t epoch = 0;
+  // [B, prod(y_shape)]: 0 where the target is missing (nodata, NaN), which the regress and
+  // classify losses skip; nullptr when every target is valid.
+  const uint8_t* y_valid = nullptr;
 };
 
 struct LossResult {
-  double loss = 0.0;    // mean over the batch (MAE: over masked patches)
+  // Mean over the batch's valid targets (MAE: over masked patches); 0 when no target is valid.
+  double loss = 0.0;
   int64_t correct = 0;  // classify: samples whose arg-max equals the label
 };
 
@@ -127,6 +131,10 @@ class VitModel {
   std::vector<std::vector<float>> xs_;  // encoder residual stream, depth+1 entries
   std::vector<float> enc_out_;          // after the final norm
   std::vector<float> pooled_, logits_, pred_, target_;
+  // Regress/classify: 1/0 weight of each target element (regress) or sample (classify), empty
+  // when all are valid; and the number of valid ones the loss averages over.
+  std::vector<float> target_weight_;
+  double valid_targets_ = 0.0;
   std::vector<std::vector<float>> dxs_;
   std::vector<float> d_enc_out_, d_pooled_, d_pred_;
   std::vector<float> dec_in_, dec_full_;

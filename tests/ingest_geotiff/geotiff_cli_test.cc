@@ -42,15 +42,16 @@ TEST(GeoTiffCli, CorruptTiffFailsNamingFileBandAndBlockAndLeavesNoManifest) {
   EXPECT_NE(verify.exit_code, 0) << verify.output;
 }
 
-TEST(GeoTiffCli, FailedIngestOverAnOldStoreLeavesNoCompleteLookingStore) {
+TEST(GeoTiffCli, FailedOverwriteOfAnOldStoreLeavesTheOldStoreComplete) {
   TempDir dir;
   const std::string out = dir.Sub("store");
   ASSERT_EQ(Ingest(out, SharedData("geotiff/shade.tif")).exit_code, 0);
   ASSERT_TRUE(HasManifest(out));
   // f32: masked pixels become NaN, so no valid 255 meets the u8 fill chosen for them first.
-  auto r = Ingest(out, "--dtype f32 " + SharedData("geotiff/corrupt.tif"));
+  auto r = Ingest(out, "--overwrite --dtype f32 " + SharedData("geotiff/corrupt.tif"));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_FALSE(HasManifest(out));
+  EXPECT_TRUE(Contains(r.output, "corrupt.tif")) << r.output;
+  EXPECT_EQ(RunCommand(CliPath() + " verify " + out).exit_code, 0);
 }
 
 TEST(GeoTiffCli, AllNodataGivesZeroTilesAndAClearMessage) {

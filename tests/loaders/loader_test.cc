@@ -505,6 +505,90 @@ TEST(Loader, NanBecomesZeroWithValidityMask) {
   }
 }
 
+// Integer stores keep their sentinels (DEM -32768, label 255, Landsat 0): the nodata values the
+// ingest recorded in the manifest are invalid in x and y for every dtype, 0 after normalization.
+TEST(Loader, NodataIsInvalidInXAndYForEveryDtype) {
+  for (DType dtype : {DType::kU8, DType::kI8, DType::kU16, DType::kI16, DType::kU32, DType::kI32,
+                      DType::kF32, DType::kF64}) {
+    SCOPED_TRACE(DTypeName(dtype));
+    // Channel 0's nodata is the type's lowest value (i8 -128, i16 -32768, ...; -9999 for floats),
+    // channel 2's is 0; channel 1 has none, so the same planted values are data there.
+    const double low = VisitDType(dtype, [](auto zero) {
+      using T = decltype(zero);
+      return std::is_floating_point_v<T> ? -9999.0
+                                         : static_cast<double>(std::numeric_limits<T>::lowest());
+    });
+    const double sentinel = low == 0.0 ? 255.0 : low;  // u8..u32: lowest is 0, use 255
+    SynthStoreSpec spec;
+    spec.dtype = dtype;
+    spec.classes = 4;
+    spec.edit = [sentinel](uint64_t index, Sample& s) {
+      Array& x = *s.Find("x");
+      const int64_t plane = x.NumElements() / 3;
+      VisitDType(x.dtype, [&](auto zero) {
+        using T = decltype(zero);
+        T* v = x.As<T>().data();
+        for (int64_t c = 0; c < 3; ++c) {
+          v[c * plane + index % plane] = static_cast<T>(c == 2 ? 0.0 : sentinel);
+          v[c * plane + 7] = static_cast<T>(c == 2 ? 0.0 : sentinel);
+        }
+      });
+    };
+    Fixture f(spec);
+    // What the ingest records: one value (or null) per channel of x, and the label nodata.
+    f.manifest.attrs["ingest"]["nodata"] = {{"x", {sentinel, nullptr, 0}}, {"y", {3}}};
+    ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, f.manifest).ok());
+    const auto& stats = f.manifest.fields[0].stats;
+    for (bool with_mask : {true, false}) {
+      LoaderOptions o;
+      o.batch_size = 8;
+      o.shuffle = ShuffleMode::kNone;
+      o.validity_mask = with_mask;
+      auto loader = OpenOrDie(f.dir, o);
+      ASSERT_TRUE(loader);
+      int64_t invalid_x = 0, invalid_y = 0;
+      for (const Batch& b : Epoch(*loader)) {
+        ASSERT_EQ(b.x_valid.size(), with_mask ? b.x.size() : 0u);
+        ASSERT_EQ(b.y_valid.size(), b.y.size());
+        for (int64_t s = 0; s < b.size; ++s) {
+          Sample truth = testing::SynthStoreSample(spec, b.indices[s]);
+          const Array& x = *truth.Find("x");
+          for (int64_t i = 0; i < 192; ++i) {
+            const int64_t c = i / 64;
+            const double v = ElementAsDouble(x, i);
+            const bool valid = !((c == 0 && v == sentinel) || (c == 2 && v == 0.0));
+            const float mean = static_cast<float>(stats[c].mean);
+            const float inv_std = static_cast<float>(1.0 / stats[c].std());
+            const float want = valid ? (static_cast<float>(v) - mean) * inv_std : 0.0f;
+            ASSERT_EQ(b.x[s * 192 + i], want) << "sample " << b.indices[s] << " element " << i;
+            if (with_mask) {
+              ASSERT_EQ(b.x_valid[s * 192 + i], valid ? 1 : 0) << i;
+            }
+            invalid_x += !valid;
+          }
+          const int32_t label = truth.Find("y")->As<int32_t>()[0];
+          EXPECT_EQ(b.y_valid[s], label == 3 ? 0 : 1);
+          EXPECT_EQ(b.y[s], label == 3 ? 0.0f : static_cast<float>(label));
+          invalid_y += label == 3;
+        }
+      }
+      EXPECT_GE(invalid_x, 64 * 2);  // at least the planted values of channels 0 and 2
+      EXPECT_GT(invalid_y, 0);
+    }
+  }
+}
+
+TEST(Loader, MalformedNodataInTheManifestIsDataLossNamingTheEntry) {
+  Fixture f;
+  f.manifest.attrs["ingest"]["nodata"] = {{"x", {0, "none", 0}}};
+  ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, f.manifest).ok());
+  auto loader = Loader::Open(LocalStorage(), f.dir, {});
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(loader.status().message().find("attrs.ingest.nodata.x[1]"), std::string::npos)
+      << loader.status().message();
+}
+
 TEST(Loader, StreamingNormalizationEqualsTheScalarPathBitForBitOnOddShapes) {
   // float32 x without a validity mask is written with streaming SIMD stores, aligned head and
   // tail handled apart; with a mask, by the plain scalar loop. Channels of 5 x 7 = 35 values put

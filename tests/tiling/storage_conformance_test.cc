@@ -189,6 +189,44 @@ TYPED_TEST(StorageConformanceTest, RemoveDeletesAndIgnoresMissing) {
   EXPECT_TRUE(this->storage().Remove(this->Path("never-existed")).ok());
 }
 
+// Writes dir/f (bytes of `seed`) and dir/sub/g, the shape of a store directory.
+void WriteTree(Storage& storage, const std::string& dir, uint32_t seed) {
+  ASSERT_TRUE(storage.CreateDirs(dir + "/sub").ok());
+  ASSERT_TRUE(storage.WriteAtomic(dir + "/f", Pattern(10, seed)).ok());
+  ASSERT_TRUE(storage.WriteAtomic(dir + "/sub/g", Pattern(5, seed)).ok());
+}
+
+TYPED_TEST(StorageConformanceTest, RenameMovesADirectoryTreeAndRefusesAnExistingTarget) {
+  WriteTree(this->storage(), this->Path("a"), 1);
+  ASSERT_TRUE(this->storage().Rename(this->Path("a"), this->Path("b")).ok());
+  EXPECT_FALSE(*this->storage().Exists(this->Path("a")));
+  EXPECT_EQ(*this->storage().ReadAll(this->Path("b/sub/g")), Pattern(5, 1));
+  WriteTree(this->storage(), this->Path("c"), 2);
+  Status s = this->storage().Rename(this->Path("c"), this->Path("b"));
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s.ToString();
+  EXPECT_EQ(*this->storage().ReadAll(this->Path("b/f")), Pattern(10, 1));
+}
+
+TYPED_TEST(StorageConformanceTest, ExchangeSwapsTwoDirectoriesWhole) {
+  WriteTree(this->storage(), this->Path("old"), 1);
+  WriteTree(this->storage(), this->Path("new"), 2);
+  ASSERT_TRUE(this->storage().WriteAtomic(this->Path("new/only-new"), Pattern(1, 3)).ok());
+  ASSERT_TRUE(this->storage().Exchange(this->Path("new"), this->Path("old")).ok());
+  EXPECT_EQ(*this->storage().ReadAll(this->Path("old/sub/g")), Pattern(5, 2));
+  EXPECT_EQ(*this->storage().ReadAll(this->Path("new/f")), Pattern(10, 1));
+  EXPECT_TRUE(*this->storage().Exists(this->Path("old/only-new")));
+  EXPECT_FALSE(*this->storage().Exists(this->Path("new/only-new")));
+}
+
+TYPED_TEST(StorageConformanceTest, RemoveAllDeletesATreeAndIgnoresMissing) {
+  WriteTree(this->storage(), this->Path("t"), 1);
+  ASSERT_TRUE(this->storage().RemoveAll(this->Path("t")).ok());
+  EXPECT_FALSE(*this->storage().Exists(this->Path("t")));
+  EXPECT_FALSE(*this->storage().Exists(this->Path("t/sub/g")));
+  EXPECT_EQ(*this->storage().List(this->env_.root), std::vector<std::string>{});
+  EXPECT_TRUE(this->storage().RemoveAll(this->Path("never-existed")).ok());
+}
+
 TYPED_TEST(StorageConformanceTest, FreeBytesIsPositive) {
   auto free_bytes = this->storage().FreeBytes(this->env_.root);
   ASSERT_TRUE(free_bytes.ok());

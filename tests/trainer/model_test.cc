@@ -30,7 +30,8 @@ ModelConfig TinyConfig(Objective objective) {
   return c;
 }
 
-void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y) {
+void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y,
+                               const std::vector<uint8_t>& y_valid = {}) {
   auto model_or = VitModel::Create(config);
   ASSERT_TRUE(model_or.ok()) << model_or.status().ToString();
   VitModel& model = **model_or;
@@ -42,7 +43,8 @@ void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y) 
   std::vector<float> x =
       RandomVector(batch * config.in_channels * config.height * config.width, 11);
   std::vector<uint64_t> ids = {7, 1000, 42};
-  BatchView view{batch, x.data(), y.empty() ? nullptr : y.data(), ids.data(), 2};
+  BatchView view{batch, x.data(), y.empty() ? nullptr : y.data(), ids.data(), 2,
+                 y_valid.empty() ? nullptr : y_valid.data()};
   auto loss = [&] {
     auto r = model.Forward(view, 99);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -160,6 +162,131 @@ TEST(ModelTest, PatchNotDividingTileIsInvalidArgument) {
   auto model = VitModel::Create(c);
   ASSERT_FALSE(model.ok());
   EXPECT_NE(model.status().message().find("--patch 4"), std::string::npos);
+}
+
+TEST(ModelTest, PatchNotDividingTileNamesTileSizePatchAndTheOptionsThatFixIt) {
+  // The default `--tile full` NetCDF store of a 36x72 grid with the default --patch 8.
+  ModelConfig c = TinyConfig(Objective::kMae);
+  c.height = 36;
+  c.width = 72;
+  c.patch = 8;
+  auto model = VitModel::Create(c);
+  ASSERT_FALSE(model.ok());
+  const std::string m = model.status().message();
+  EXPECT_NE(m.find("--patch 8 does not divide the 36x72 tiles"), std::string::npos) << m;
+  EXPECT_NE(m.find("--patch 18, 12, 9, 6, 4, 3, 2"), std::string::npos) << m;  // divide both
+  EXPECT_NE(m.find("--crop 32,72"), std::string::npos) << m;  // largest multiple of 8
+  EXPECT_NE(m.find("--tile H,W in multiples of 8"), std::string::npos) << m;
+}
+
+// Loss and gradients of one forward/backward pass over a batch.
+struct Pass {
+  double loss = 0.0;
+  int64_t correct = 0;
+  std::vector<float> grads;
+};
+
+Pass RunPass(const ModelConfig& c, int64_t batch, const std::vector<float>& x,
+             const std::vector<float>& y, const std::vector<uint8_t>& y_valid,
+             const std::vector<uint64_t>& ids) {
+  auto model = VitModel::Create(c);
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (!model.ok()) return {};
+  (*model)->InitParams(3);
+  auto r = (*model)->Forward({batch, x.data(), y.data(), ids.data(), 0,
+                              y_valid.empty() ? nullptr : y_valid.data()},
+                             0);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return {};
+  (*model)->params().ZeroGrads();
+  (*model)->Backward();
+  return {r->loss, r->correct, (*model)->params().grads()};
+}
+
+// Samples [first, first + n) of a batch whose samples are `per` values each.
+std::vector<float> Slice(const std::vector<float>& v, int64_t per, int64_t first, int64_t n) {
+  return {v.begin() + first * per, v.begin() + (first + n) * per};
+}
+
+TEST(ModelTest, DenseRegressSkipsInvalidTargetPixels) {
+  ModelConfig c = TinyConfig(Objective::kRegress);
+  c.y_shape = {1, 4, 6};
+  const int64_t batch = 3, xe = 2 * 24, ye = 24;
+  const std::vector<float> x = RandomVector(batch * xe, 21);
+  std::vector<float> y = RandomVector(batch * ye, 22);
+  std::vector<uint8_t> valid(y.size(), 1);
+  for (size_t i = 0; i < valid.size(); i += 3) valid[i] = 0;
+  // What sits under an invalid pixel (0 after normalization, or a sentinel such as 255 fed raw)
+  // changes neither the loss nor the gradients.
+  std::vector<float> zeros = y, sentinel = y;
+  for (size_t i = 0; i < valid.size(); ++i)
+    if (!valid[i]) zeros[i] = 0.0f, sentinel[i] = 255.0f;
+  const std::vector<uint64_t> ids = {0, 1, 2};
+  const Pass a = RunPass(c, batch, x, zeros, valid, ids);
+  const Pass b = RunPass(c, batch, x, sentinel, valid, ids);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.grads, b.grads);
+  EXPECT_GT(a.loss, 0.0);
+  EXPECT_LT(a.loss, 10.0);
+  // Without the mask the sentinel dominates the loss: the mask is what keeps it sane.
+  EXPECT_GT(RunPass(c, batch, x, sentinel, {}, ids).loss, 1000.0);
+  // An all-valid mask is the same as no mask.
+  const std::vector<uint8_t> all(y.size(), 1);
+  EXPECT_EQ(RunPass(c, batch, x, y, all, ids).loss, RunPass(c, batch, x, y, {}, ids).loss);
+}
+
+TEST(ModelTest, FullyInvalidSampleCountsAsAbsentFromTheBatch) {
+  ModelConfig c = TinyConfig(Objective::kRegress);
+  c.y_shape = {1, 4, 6};
+  const int64_t xe = 2 * 24, ye = 24;
+  const std::vector<float> x = RandomVector(3 * xe, 31), y = RandomVector(3 * ye, 32);
+  std::vector<uint8_t> valid(y.size(), 1);
+  std::fill(valid.begin() + ye, valid.begin() + 2 * ye, uint8_t{0});  // sample 1
+  const Pass masked = RunPass(c, 3, x, y, valid, {0, 1, 2});
+  // The loss of samples 0 and 2 alone: the model treats samples independently.
+  std::vector<float> x2 = Slice(x, xe, 0, 1), y2 = Slice(y, ye, 0, 1);
+  for (float v : Slice(x, xe, 2, 1)) x2.push_back(v);
+  for (float v : Slice(y, ye, 2, 1)) y2.push_back(v);
+  const Pass subset = RunPass(c, 2, x2, y2, {}, {0, 2});
+  EXPECT_NEAR(masked.loss, subset.loss, 1e-6 * subset.loss);
+  ASSERT_EQ(masked.grads.size(), subset.grads.size());
+  for (size_t i = 0; i < masked.grads.size(); ++i)
+    ASSERT_NEAR(masked.grads[i], subset.grads[i], 1e-5 + 1e-4 * std::abs(subset.grads[i])) << i;
+}
+
+TEST(ModelTest, NoValidTargetGivesZeroLossAndZeroGradients) {
+  ModelConfig c = TinyConfig(Objective::kRegress);
+  c.y_shape = {2};
+  const std::vector<float> x = RandomVector(2 * 48, 41), y = RandomVector(4, 42);
+  const Pass p = RunPass(c, 2, x, y, std::vector<uint8_t>(4, 0), {0, 1});
+  EXPECT_EQ(p.loss, 0.0);
+  for (float g : p.grads) ASSERT_EQ(g, 0.0f);
+}
+
+TEST(ModelTest, ClassifySkipsUnlabelledSamples) {
+  ModelConfig c = TinyConfig(Objective::kClassify);
+  c.classes = 3;
+  c.y_shape = {1};
+  const int64_t xe = 48;
+  const std::vector<float> x = RandomVector(3 * xe, 51);
+  // Sample 1 is unlabelled: nodata 255 in a u8 label store (an out-of-range label would
+  // otherwise be an error).
+  const Pass masked = RunPass(c, 3, x, {2, 255, 1}, {1, 0, 1}, {0, 1, 2});
+  std::vector<float> x2 = Slice(x, xe, 0, 1);
+  for (float v : Slice(x, xe, 2, 1)) x2.push_back(v);
+  const Pass subset = RunPass(c, 2, x2, {2, 1}, {}, {0, 2});
+  EXPECT_NEAR(masked.loss, subset.loss, 1e-6 * subset.loss);
+  EXPECT_EQ(masked.correct, subset.correct);
+  for (size_t i = 0; i < masked.grads.size(); ++i)
+    ASSERT_NEAR(masked.grads[i], subset.grads[i], 1e-5 + 1e-4 * std::abs(subset.grads[i])) << i;
+}
+
+TEST(ModelTest, MaskedDenseRegressGradientsMatchFiniteDifferences) {
+  ModelConfig c = TinyConfig(Objective::kRegress);
+  c.y_shape = {1, 4, 6};
+  std::vector<uint8_t> valid(3 * 24, 1);
+  for (size_t i = 1; i < valid.size(); i += 4) valid[i] = 0;
+  ExpectModelGradientsMatch(c, RandomVector(3 * 24, 3), valid);
 }
 
 TEST(ModelTest, LabelOutOfRangeNamesTheSample) {

@@ -15,7 +15,12 @@ namespace tilestage::cli {
 
 void AddIngestOptions(CLI::App* cmd, IngestArgs* args, const std::string& default_tile) {
   args->tile = default_tile;
-  cmd->add_option("--out", args->out, "Store directory to write")->required();
+  cmd->add_option("--out", args->out,
+                  "Store directory to write (created, with any missing parent directories)")
+      ->required();
+  cmd->add_flag("--overwrite", args->overwrite,
+                "Replace a store already at --out: the new store is written beside it and "
+                "swapped in when complete, so the old one stays usable until then");
   cmd->add_option("--tile", args->tile, "Tile size H,W in pixels, or 'full' for whole items")
       ->capture_default_str();
   cmd->add_option("--stride", args->stride,
@@ -89,6 +94,7 @@ Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args) {
   options.shard_target_bytes = *shard;
   if (args.threads < 0) return InvalidArgument("--threads ", args.threads, ": must be >= 0");
   options.threads = args.threads;
+  options.overwrite = args.overwrite;
   options.progress = !args.no_progress && !args.json && StderrIsTerminal();
   options.command_line = CommandLine();
   return options;

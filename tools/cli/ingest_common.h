@@ -2,7 +2,7 @@
 // ingest from the CLI (MPI setup, the driver, the summary), so the GeoTIFF, NetCDF, HDF5 and
 // TIFF-stack subcommands register the same flags and behave the same way:
 //
-//   --out DIR  --tile H,W|full  --stride R,C  --edge drop|pad|shift  --min-valid F
+//   --out DIR  --overwrite  --tile H,W|full  --stride R,C  --edge drop|pad|shift  --min-valid F
 //   --dtype T  --y-dtype T  --codec C  --shard-size S  --threads N  --json  --no-progress
 //
 // Use from a subcommand file:
@@ -40,6 +40,7 @@ struct IngestArgs {
   int threads = 0;
   bool json = false;
   bool no_progress = false;
+  bool overwrite = false;
 };
 
 // Registers the shared options on cmd; `default_tile` is "256,256" or, e.g., "full".

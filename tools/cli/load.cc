@@ -180,9 +180,14 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
     std::cout << report.dump(2) << "\n";
     return Status::Ok();
   }
-  std::printf("loaded %s: %llu samples in %.3f s over %d rank(s): %.1f samples/s, AU %.1f%%\n",
+  std::printf("loaded %s: %llu samples in %.3f s over %d rank(s): %.1f samples/s",
               args.store.c_str(), static_cast<unsigned long long>(total_samples), max_wall, size,
-              report["samples_per_s"].get<double>(), report["au_percent"].get<double>());
+              report["samples_per_s"].get<double>());
+  // AU (compute time / wall time) only means something with an emulated step to measure.
+  if (args.compute_ms > 0)
+    std::printf(", AU %.1f%%\n", report["au_percent"].get<double>());
+  else
+    std::printf(" (no AU: pass --compute-ms to emulate a training step)\n");
   for (const auto& r : ranks) {
     std::printf("rank %d: %llu batches, %.1f samples/s, %.1f MB/s stored, stall %.3f ms/batch "
                 "(max %.3f), queue %.2f/%d, %llu in flight, <= %.1f MiB, %d threads",

@@ -55,6 +55,7 @@ struct TrainArgs {
   int prefetch = 4;
   std::string mem_budget = "1GiB";
   bool augment = false;
+  std::string crop;  // "H,W"; empty: whole tiles
 };
 
 Result<std::unique_ptr<LoaderBatchSource>> OpenSource(const std::string& store, uint64_t begin,
@@ -76,6 +77,13 @@ Result<std::unique_ptr<LoaderBatchSource>> OpenSource(const std::string& store, 
   o.prefetch = args.prefetch;
   TS_ASSIGN_OR_RETURN(o.mem_budget_bytes, ParseByteSize(args.mem_budget));
   o.augment = train && args.augment;
+  if (!args.crop.empty()) {
+    auto crop = ParseShape(args.crop);
+    if (!crop.ok() || crop->size() != 2)
+      return InvalidArgument("--crop '", args.crop, "': expected H,W (e.g. 32,64)");
+    o.crop_h = (*crop)[0];
+    o.crop_w = (*crop)[1];
+  }
   o.range_begin = begin;
   o.range_end = end;
   o.drop_last = train;  // equal batches on every rank and step
@@ -240,6 +248,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--depth", args->depth, "Transformer blocks (overrides the preset)");
   cmd->add_option("--heads", args->heads, "Attention heads (overrides the preset)");
   cmd->add_option("--patch", args->patch, "Patch size in pixels")->capture_default_str();
+  cmd->add_option("--crop", args->crop,
+                  "Train on random H,W crops of each tile (e.g. to fit the patch size)");
   cmd->add_option("--mlp-ratio", args->mlp_ratio, "MLP hidden width / dim")->capture_default_str();
   cmd->add_flag("--learned-pos", args->learned_pos, "Learned position embedding (else sin-cos)");
   cmd->add_option("--mask-ratio", args->mask_ratio, "vit-mae: fraction of patches masked")

@@ -7,6 +7,12 @@
     store.manifest["fields"]               # schema, per-channel statistics, provenance
     store.verify()                         # whole-shard hashes and every record checksum
 
+    store = tr.Store("path/to/store", normalize=True)
+    sample = store[17]                     # what the C++ loader feeds the model:
+    # x float32, normalized per channel with the manifest statistics, 0 where invalid (NaN or the
+    # channel's nodata value); x_valid uint8 (1 valid, 0 invalid); y and y_valid the same way
+    # (y normalized only when it is a float [C,H,W] field on x's grid, as in the loader).
+
 Every record read is checked against its XXH3-64 checksum; damage raises DataLossError naming the
 shard file and the record. Needs numpy and the Debian modules python3-xxhash (checksums),
 python3-zstandard (zstd records) and python3-lz4 (lz4 records); the last two are imported only when
@@ -24,7 +30,7 @@ import struct
 import numpy as np
 
 __all__ = ["Store", "Shard", "TilestageError", "DataLossError", "StoreNotFoundError",
-           "FORMAT_VERSION"]
+           "FORMAT_VERSION", "field_nodata"]
 
 FORMAT_VERSION = 1
 MANIFEST_VERSION = 1
@@ -294,10 +300,84 @@ def decode_record(stored, codec, shuffled, raw_size, where="record"):
     return sample
 
 
-class Store:
-    """A tile store directory: manifest.json plus shards, records numbered in manifest order."""
+def field_nodata(manifest, field):
+    """The nodata value of each channel of `field` as the ingest recorded it
+    (attrs.ingest.nodata.<field>; None for a channel without one), or [] when none is recorded."""
+    ingest = manifest.get("attrs", {}).get("ingest", {}) if isinstance(manifest, dict) else {}
+    nodata = ingest.get("nodata", {}) if isinstance(ingest, dict) else {}
+    if not isinstance(nodata, dict) or field not in nodata:
+        return []
+    values = nodata[field]
+    where = f"manifest attrs.ingest.nodata.{field}"
+    if not isinstance(values, list):
+        raise DataLossError(f"{where}: expected a list, got {values!r}")
+    for c, v in enumerate(values):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise DataLossError(f"{where}[{c}]: expected a number or null, got {v!r}")
+    return [None if v is None else float(v) for v in values]
 
-    def __init__(self, path):
+
+def _stat_number(v):
+    return float(v)  # JSON numbers, or the strings "inf", "-inf", "nan" float() reads too
+
+
+def _nodata_as(dtype, nodata):
+    """The stored value of `dtype` meaning "no data" (as the loader's NodataAs), or None."""
+    if nodata is None or np.isnan(nodata):
+        return None
+    if dtype.kind == "f":
+        return dtype.type(nodata)
+    info = np.iinfo(dtype)
+    if nodata < info.min or nodata > info.max or float(int(nodata)) != nodata:
+        return None
+    return dtype.type(int(nodata))
+
+
+class _FieldNorm:
+    """Per-channel mean, 1/std (float32) and nodata of one field, built as the C++ loader does."""
+
+    def __init__(self, field, channels, enabled, nodata):
+        self.channels = channels
+        self.mean = [np.float32(0.0)] * channels
+        self.inv_std = [np.float32(1.0)] * channels
+        self.nodata = (list(nodata) + [None] * channels)[:channels]
+        stats = field.get("stats", [])
+        if not enabled or len(stats) != channels:
+            return
+        for c, st in enumerate(stats):
+            count = int(st["count"])
+            if count == 0:
+                continue
+            self.mean[c] = np.float32(_stat_number(st["mean"]))
+            sd = float(np.sqrt(_stat_number(st["m2"]) / count))
+            if sd > 0 and np.isfinite(sd):
+                self.inv_std[c] = np.float32(1.0 / sd)
+
+    def apply(self, raw):
+        """(float32 values, uint8 validity) of a channel-first array, as the loader makes them."""
+        planes = raw.reshape(self.channels, -1)
+        out = np.empty(planes.shape, dtype=np.float32)
+        valid = np.empty(planes.shape, dtype=np.uint8)
+        for c in range(self.channels):
+            v = planes[c].astype(np.float32)
+            ok = ~np.isnan(v) if raw.dtype.kind == "f" else np.ones(v.shape, dtype=bool)
+            nd = _nodata_as(raw.dtype, self.nodata[c])
+            if nd is not None:
+                ok &= planes[c] != nd
+            out[c] = np.where(ok, (v - self.mean[c]) * self.inv_std[c], np.float32(0.0))
+            valid[c] = ok
+        return out.reshape(raw.shape), valid.reshape(raw.shape)
+
+
+class Store:
+    """A tile store directory: manifest.json plus shards, records numbered in manifest order.
+
+    normalize=True gives what the C++ loader gives the model (Loader, normalize on): x and y as
+    float32 normalized with the manifest statistics, NaN and nodata as 0, and validity masks
+    x_valid / y_valid (uint8, 1 = valid).
+    """
+
+    def __init__(self, path, normalize=False):
         self.path = str(path)
         if not os.path.isdir(self.path):
             raise StoreNotFoundError(f"store directory {self.path} does not exist")
@@ -338,6 +418,40 @@ class Store:
             self.shards.append(shard)
             self.offsets.append(self.offsets[-1] + len(shard))
         self._offsets = np.asarray(self.offsets, dtype=np.int64)
+        attrs = m.get("attrs", {})
+        self._ingested = isinstance(attrs, dict) and "ingest" in attrs
+        self.normalize = bool(normalize)
+        self._norms = self._make_norms(manifest_path) if self.normalize else {}
+
+    def _make_norms(self, where):
+        """The loader's rules: x is a fixed [C,H,W] field; y is normalized only when it is a
+        float [C,H,W] field on x's grid (else one channel, values kept)."""
+        fields = {f.get("name"): f for f in self.manifest["fields"]}
+        x = fields.get("x")
+        if x is None:
+            raise TilestageError(f"{where}: no field 'x' to normalize")
+        x_shape = list(x.get("shape", []))
+        if len(x_shape) != 3:
+            raise TilestageError(f"{where}: field x has shape {x_shape}; normalize needs a fixed "
+                                 "channel-first [C,H,W] shape")
+        norms = {}
+        nodata = field_nodata(self.manifest, "x")
+        if nodata and len(nodata) != x_shape[0]:
+            raise DataLossError(f"{where}: {len(nodata)} nodata values for the {x_shape[0]} "
+                                "channels of field x")
+        norms["x"] = _FieldNorm(x, x_shape[0], True, nodata)
+        y = fields.get("y")
+        if y is not None:
+            y_shape = list(y.get("shape", []))
+            spatial = len(y_shape) == 3 and y_shape[1:] == x_shape[1:]
+            channels = y_shape[0] if spatial else 1
+            nodata = field_nodata(self.manifest, "y")
+            if nodata and len(nodata) != channels:
+                raise DataLossError(f"{where}: {len(nodata)} nodata values for the {channels} "
+                                    "channels of field y")
+            is_float = DTYPES[DTYPE_NAMES[y["dtype"]]].kind == "f"
+            norms["y"] = _FieldNorm(y, channels, is_float and spatial, nodata)
+        return norms
 
     @property
     def fields(self):
@@ -359,7 +473,15 @@ class Store:
 
     def __getitem__(self, index):
         s, r = self.locate(int(index))
-        return self.shards[s].read(r)
+        sample = self.shards[s].read(r)
+        # Every record of an ingested store has the same metadata keys (collation needs them);
+        # stores written before "padded" was always set lack it where it was false.
+        if self._ingested and isinstance(sample["meta"], dict):
+            sample["meta"].setdefault("padded", False)
+        for name, norm in self._norms.items():
+            if name in sample:
+                sample[name], sample[name + "_valid"] = norm.apply(sample[name])
+        return sample
 
     def __iter__(self):
         for i in range(len(self)):
@@ -401,11 +523,13 @@ def _make_torch_dataset():
         """A map-style torch Dataset over a tile store: item i is {field: tensor, "meta": dict}.
 
         fields: the fields to return (default: all). transform: optional callable applied to the
-        dict. Safe with DataLoader workers (each process opens its own file descriptors).
+        dict. normalize: as Store's (float32 x/y normalized like the C++ loader, plus x_valid and
+        y_valid masks). Safe with DataLoader workers (each process opens its own file
+        descriptors).
         """
 
-        def __init__(self, path, fields=None, transform=None):
-            self.store = Store(path)
+        def __init__(self, path, fields=None, transform=None, normalize=False):
+            self.store = Store(path, normalize=normalize)
             self.fields = fields
             self.transform = transform
 
@@ -416,7 +540,9 @@ def _make_torch_dataset():
             sample = self.store[index]
             out = {"meta": sample.pop("meta")}
             for name, array in sample.items():
-                if self.fields is not None and name not in self.fields:
+                base = name[:-len("_valid")] if name.endswith("_valid") else name
+                if self.fields is not None and name not in self.fields and \
+                        base not in self.fields:
                     continue
                 if array.dtype in widen:
                     array = array.astype(widen[array.dtype])
