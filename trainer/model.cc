@@ -246,7 +246,7 @@ void VitModel::SelectTokens(const BatchView& batch, uint64_t seed) {
   // sample gets the same mask whichever rank or batch position it lands in.
   std::vector<std::pair<double, int32_t>> noise(tokens_);
   for (int64_t b = 0; b < b_count; ++b) {
-    const uint64_t sample = batch.sample_ids != nullptr ? batch.sample_ids[b] : uint64_t(b);
+    const uint64_t sample = !batch.sample_ids.empty() ? batch.sample_ids[b] : uint64_t(b);
     for (int64_t t = 0; t < tokens_; ++t) {
       noise[t] = {CounterUniform(seed, (kMaskStream << 40) ^ batch.epoch, sample * tokens_ + t),
                   int32_t(t)};
@@ -262,14 +262,29 @@ void VitModel::SelectTokens(const BatchView& batch, uint64_t seed) {
 Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
   const ModelConfig& c = config_;
   const int64_t bsz = batch.size, d = c.dim, t_all = tokens_, p_len = patch_len_;
-  if (bsz <= 0 || batch.x == nullptr) return InvalidArgument("model: empty batch");
-  if (c.objective != Objective::kMae && batch.y == nullptr) {
-    return InvalidArgument(ObjectiveName(c.objective), ": batch has no target y");
+  if (bsz <= 0) return InvalidArgument("model: empty batch");
+  // The layers below index the buffers by these sizes: a short buffer would be read past its end.
+  const uint64_t x_want = uint64_t(bsz) * uint64_t(c.in_channels * c.height * c.width);
+  if (batch.x.size() != x_want) {
+    return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples of [",
+                           c.in_channels, ",", c.height, ",", c.width, "] needs ", x_want,
+                           " x values, got ", batch.x.size());
+  }
+  if (c.objective != Objective::kMae) {
+    const uint64_t y_want = uint64_t(bsz) * uint64_t(Product(c.y_shape));
+    if (batch.y.size() != y_want) {
+      return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples needs ",
+                             y_want, " target y values, got ", batch.y.size());
+    }
+  }
+  if (!batch.sample_ids.empty() && batch.sample_ids.size() != uint64_t(bsz)) {
+    return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples has ",
+                           batch.sample_ids.size(), " sample ids");
   }
   batch_ = batch;
   batch_size_ = bsz;
   patches_.resize(bsz * t_all * p_len);
-  Im2Patches(batch.x, bsz, c.in_channels, c.height, c.width, c.patch, patches_.data());
+  Im2Patches(batch.x.data(), bsz, c.in_channels, c.height, c.width, c.patch, patches_.data());
   SelectTokens(batch, seed);
   const int64_t rows = bsz * keep_;
   sel_patches_.resize(rows * p_len);
@@ -312,7 +327,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         const float label_value = batch.y[b];
         const int64_t label = int64_t(label_value);
         if (!(label_value >= 0.0f) || float(label) != label_value || label >= head_out_) {
-          const uint64_t id = batch.sample_ids ? batch.sample_ids[b] : uint64_t(b);
+          const uint64_t id = !batch.sample_ids.empty() ? batch.sample_ids[b] : uint64_t(b);
           return InvalidArgument("vit-classify: sample ", id, " has label ", label_value,
                                  ", expected an integer in [0, ", head_out_, ")");
         }
@@ -336,12 +351,12 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         pred_.resize(rows * head_out_);
         head_.Forward(params_, enc_out_.data(), rows, pred_.data());
         target_.resize(rows * head_out_);
-        Im2Patches(batch.y, bsz, c.y_shape[0], c.height, c.width, c.patch, target_.data());
+        Im2Patches(batch.y.data(), bsz, c.y_shape[0], c.height, c.width, c.patch, target_.data());
       } else {
         mean_pool();
         pred_.resize(bsz * head_out_);
         head_.Forward(params_, pooled_.data(), bsz, pred_.data());
-        target_.assign(batch.y, batch.y + bsz * head_out_);
+        target_.assign(batch.y.begin(), batch.y.begin() + bsz * head_out_);
       }
       count = int64_t(pred_.size());
       for (int64_t i = 0; i < count; ++i) {
