@@ -228,9 +228,7 @@ class ManifestParser {
   const std::string& where_;
 };
 
-}  // namespace
-
-Result<Manifest> Manifest::FromJson(const nlohmann::json& j, const std::string& where) {
+Result<Manifest> ParseManifest(const nlohmann::json& j, const std::string& where) {
   const ManifestParser p(where);
   using Type = nlohmann::json::value_t;
   if (!j.is_object() || j.value("format", nlohmann::json()) != "tilestage")
@@ -303,6 +301,18 @@ Result<Manifest> Manifest::FromJson(const nlohmann::json& j, const std::string& 
     m.attrs = *attrs;
   }
   return m;
+}
+
+}  // namespace
+
+Result<Manifest> Manifest::FromJson(const nlohmann::json& j, const std::string& where) {
+  try {
+    return ParseManifest(j, where);
+  } catch (const nlohmann::json::exception& e) {
+    // ParseManifest checks every type before using a value; this only keeps a missed case from
+    // crossing the library boundary.
+    return DataLoss("manifest ", where, ": malformed: ", e.what());
+  }
 }
 
 Status WriteManifest(Storage& storage, const std::string& dir, const Manifest& manifest) {

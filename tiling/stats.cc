@@ -36,7 +36,9 @@ nlohmann::json NumberToJson(double v) {
 }
 
 Result<double> NumberFromJson(const nlohmann::json& j, const char* key) {
-  const nlohmann::json& v = j.at(key);
+  auto it = j.find(key);
+  if (it == j.end()) return InvalidArgument("statistics entry: no ", key);
+  const nlohmann::json& v = *it;
   if (v.is_number()) return v.get<double>();
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
