@@ -14,7 +14,9 @@
 
 namespace tilestage::ingest {
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// GCC only: clang (the `fuzz` preset) cannot clone templates or noinline functions; the
+// default version computes the same bits.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define TS_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define TS_AVX2_CLONES
