@@ -47,6 +47,15 @@ std::optional<double> DefaultFill(int type) {
   }
 }
 
+// in[i] through memcpy: a step's channels of different widths lie back to back in one buffer
+// (NetcdfDataset::Decode), so `in` need not be aligned for T.
+template <typename T>
+[[gnu::always_inline]] inline T LoadAt(const T* in, size_t i) {
+  T v;
+  std::memcpy(&v, reinterpret_cast<const unsigned char*>(in) + i * sizeof(T), sizeof v);
+  return v;
+}
+
 // The unit-stride inner loop, most of the per-value work of a NetCDF ingest. Values compare as
 // doubles, as netCDF-C gives attributes; four at a time in double vectors (ingest/vector4.h),
 // since the compiler does not vectorize the conversions and selects by itself.
@@ -63,7 +72,7 @@ TS_AVX2_CLONES __attribute__((noinline)) uint64_t UnpackRun(const Stored* __rest
       const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
       uint32_t count = 0;
       for (size_t i = 0; i < n; ++i) {
-        const float v = in[i];
+        const float v = LoadAt(in, i);
         const bool ok = (v == v) & (v != fm0) & (v != fm1) & (v >= flo) & (v <= fhi);
         count += ok;
         out[i] = ok ? v : std::numeric_limits<float>::quiet_NaN();
@@ -84,7 +93,7 @@ TS_AVX2_CLONES __attribute__((noinline)) uint64_t UnpackRun(const Stored* __rest
   }
   uint64_t valid = static_cast<uint64_t>(valid4[0] + valid4[1] + valid4[2] + valid4[3]);
   for (; i < n; ++i) {
-    const double v = static_cast<double>(in[i]);
+    const double v = static_cast<double>(LoadAt(in, i));
     const bool ok = (v == v) & (v != m0) & (v != m1) & (v >= lo) & (v <= hi);
     valid += ok;
     out[i] = ok ? static_cast<Out>(v * scale + offset) : std::numeric_limits<Out>::quiet_NaN();
@@ -116,7 +125,7 @@ uint64_t UnpackTyped(const CfPacking& p, const Stored* in, size_t n, Out* out, p
     valid = UnpackRun(in, n, out, m0, m1, lo, hi, scale, offset);
   } else {
     for (size_t i = 0; i < n; ++i) {
-      const double v = static_cast<double>(in[i]);
+      const double v = static_cast<double>(LoadAt(in, i));
       const bool ok = (v == v) & (v != m0) & (v != m1) & (v >= lo) & (v <= hi);
       valid += ok;
       out[i * stride] = ok ? static_cast<Out>(v * scale + offset) : static_cast<Out>(kNaN);
@@ -126,7 +135,7 @@ uint64_t UnpackTyped(const CfPacking& p, const Stored* in, size_t n, Out* out, p
     const double m = as_stored(p.missing[k]);
     for (size_t i = 0; i < n; ++i) {
       Out& o = out[i * stride];
-      if (static_cast<double>(in[i]) == m && !std::isnan(o)) {
+      if (static_cast<double>(LoadAt(in, i)) == m && !std::isnan(o)) {
         o = static_cast<Out>(kNaN);
         --valid;
       }

@@ -457,7 +457,7 @@ Result<std::vector<ChannelStats>> UnpackStats(const std::string& bytes, size_t c
     return Internal("gathered statistics: ", bytes.size(), " bytes, expected ",
                     *offset + count * sizeof(ChannelStats));
   std::vector<ChannelStats> out(count);
-  std::memcpy(out.data(), bytes.data() + *offset, count * sizeof(ChannelStats));
+  if (count > 0) std::memcpy(out.data(), bytes.data() + *offset, count * sizeof(ChannelStats));
   *offset += count * sizeof(ChannelStats);
   return out;
 }

@@ -146,8 +146,7 @@ class DestFile {
     f->sync_ = sync;
     const bool local = &storage == LocalStorage().get();
     if (local && (direct || !sync)) {
-      static std::atomic<uint64_t> counter{0};
-      f->tmp_path_ = StrCat(path, ".tmp-", ::getpid(), "-d", counter++);
+      f->tmp_path_ = TemporaryPath(path);
       const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
       if (direct) {
         f->fd_ = ::open(f->tmp_path_.c_str(), flags | O_DIRECT, 0644);
@@ -329,10 +328,9 @@ Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n, bool* kernel_c
 
 // Publishes s->dst_path, or returns early (unpublished) once `cancelled` is set by another shard.
 Status CopyLocalShard(LocalShard* s, bool sync, const std::atomic<bool>& cancelled) {
-  static std::atomic<uint64_t> counter{0};
   s->src = ::open(s->src_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (s->src < 0) return ErrnoStatus("open", s->src_path, errno);
-  const std::string tmp = StrCat(s->dst_path, ".tmp-", ::getpid(), "-c", counter++);
+  const std::string tmp = TemporaryPath(s->dst_path);
   s->dst = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (s->dst < 0) return ErrnoStatus("create", tmp, errno);
   s->tmp_path = tmp;
@@ -399,8 +397,13 @@ class NodeStager {
   Status ReadChunk(const TransferChunk& chunk, uint8_t* out);
   Status Land(const TransferChunk& chunk, const uint8_t* bytes);
   Status WriteNodeManifest();
+  // Shard names are plain file names (Manifest::FromJson refuses any other), so these stay
+  // inside the source and the destination.
   std::string SourcePath(size_t s) const { return JoinPath(o_.from, manifest_.shards[s].file); }
   std::string DestPath(size_t s) const { return JoinPath(dest_, manifest_.shards[s].file); }
+  // A temporary file that a stager (or the manifest writer) left in the destination for one of
+  // this store's files; nothing else there is removed.
+  bool IsStaleTemporary(const std::string& name) const;
 
   MPI_Comm leaders_;
   int node_, nodes_;
@@ -443,6 +446,13 @@ Status NodeStager::ReadManifest() {
   return Status::Ok();
 }
 
+bool NodeStager::IsStaleTemporary(const std::string& name) const {
+  if (IsTemporaryNameOf(name, kManifestName)) return true;
+  for (const ShardEntry& e : manifest_.shards)
+    if (IsTemporaryNameOf(name, e.file)) return true;
+  return false;
+}
+
 Status NodeStager::CheckExisting() {
   intact_.assign(mine_.size(), 0);
   arena_->execute([&] {
@@ -473,7 +483,7 @@ Status NodeStager::PrepareDestination() {
   TS_ASSIGN_OR_RETURN(auto names, dst_->List(dest_));
   uint64_t stale = 0;
   for (const auto& name : names)
-    if (name.find(".tmp-") != std::string::npos) {
+    if (IsStaleTemporary(name)) {
       auto f = dst_->OpenRead(JoinPath(dest_, name));
       if (f.ok()) stale += (*f)->size();
     }
@@ -729,7 +739,7 @@ Status NodeStager::Run(NodeStageReport* report) {
     if (!names.ok()) cleanup = names.status();
     else
       for (const auto& name : *names)
-        if (name.find(".tmp-") != std::string::npos && cleanup.ok())
+        if (IsStaleTemporary(name) && cleanup.ok())
           cleanup = dst_->Remove(JoinPath(dest_, name));
   }
   TS_RETURN_IF_ERROR(AgreeStatus(leaders_, cleanup));

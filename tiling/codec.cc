@@ -82,6 +82,7 @@ void UnshuffleFixed(const uint8_t* __restrict in, size_t n, uint8_t* __restrict 
 }  // namespace
 
 void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) {
+  if (in.empty()) return;  // in.data() and out may be null
   const size_t n = in.size() / elem_size;
   switch (elem_size) {
     case 2:
@@ -105,6 +106,7 @@ void ByteShuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) {
 }
 
 void ByteUnshuffle(std::span<const uint8_t> in, size_t elem_size, uint8_t* out) {
+  if (in.empty()) return;
   const size_t n = in.size() / elem_size;
   switch (elem_size) {
     case 2:
@@ -222,7 +224,7 @@ Status DecodeBlock(Codec codec, bool shuffled, std::span<const uint8_t> stored, 
     case Codec::kNone:
       if (stored.size() != target.size())
         return DataLoss("stored size ", stored.size(), " != raw size ", target.size());
-      std::memcpy(target.data(), stored.data(), stored.size());
+      if (!stored.empty()) std::memcpy(target.data(), stored.data(), stored.size());
       break;
     case Codec::kLz4: {
       if (stored.size() > static_cast<size_t>(INT32_MAX) ||

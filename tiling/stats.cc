@@ -36,7 +36,9 @@ nlohmann::json NumberToJson(double v) {
 }
 
 Result<double> NumberFromJson(const nlohmann::json& j, const char* key) {
-  const nlohmann::json& v = j.at(key);
+  auto it = j.find(key);
+  if (it == j.end()) return InvalidArgument("statistics entry: no ", key);
+  const nlohmann::json& v = *it;
   if (v.is_number()) return v.get<double>();
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
@@ -67,8 +69,16 @@ Result<ChannelStats> ChannelStats::FromJson(const nlohmann::json& j) {
   ChannelStats s;
   if (!j.is_object() || !j.contains("count") || !j.contains("mean") || !j.contains("m2"))
     return InvalidArgument("statistics entry needs count, mean and m2: ", j.dump());
-  s.count = j.at("count").get<uint64_t>();
-  s.total = j.value("total", s.count);
+  // Non-negative integers parse as number_unsigned; a float or negative count is malformed.
+  const nlohmann::json& count = j.at("count");
+  const nlohmann::json& total = j.contains("total") ? j.at("total") : count;
+  if (!count.is_number_unsigned() || !total.is_number_unsigned())
+    return InvalidArgument("statistics entry: count ", count.dump(), " and total ", total.dump(),
+                           " must be non-negative integers");
+  s.count = count.get<uint64_t>();
+  s.total = total.get<uint64_t>();
+  if (s.count > s.total)
+    return InvalidArgument("statistics entry: count ", s.count, " exceeds total ", s.total);
   TS_ASSIGN_OR_RETURN(s.mean, NumberFromJson(j, "mean"));
   TS_ASSIGN_OR_RETURN(s.m2, NumberFromJson(j, "m2"));
   if (s.count) {

@@ -29,6 +29,26 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+std::string TemporaryPath(const std::string& path) {
+  static std::atomic<uint64_t> counter{0};
+  return StrCat(path, ".tmp-", ::getpid(), "-", counter++);
+}
+
+bool IsTemporaryNameOf(std::string_view name, std::string_view final_name) {
+  constexpr std::string_view kTag = ".tmp-";
+  if (name.size() <= final_name.size() + kTag.size() || !name.starts_with(final_name) ||
+      name.substr(final_name.size(), kTag.size()) != kTag)
+    return false;
+  // "<pid>-<n>": two non-empty runs of digits.
+  const std::string_view rest = name.substr(final_name.size() + kTag.size());
+  const size_t dash = rest.find('-');
+  const auto digits = [](std::string_view s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  return dash != std::string_view::npos && digits(rest.substr(0, dash)) &&
+         digits(rest.substr(dash + 1));
+}
+
 Result<std::vector<uint8_t>> Storage::ReadAll(const std::string& path) {
   TS_ASSIGN_OR_RETURN(auto file, OpenRead(path));
   std::vector<uint8_t> bytes(file->size());
@@ -207,8 +227,7 @@ class LocalFileSystem final : public Storage {
   }
 
   Result<std::unique_ptr<WritableFile>> CreateAtomic(const std::string& path) override {
-    static std::atomic<uint64_t> counter{0};
-    std::string tmp = StrCat(path, ".tmp-", ::getpid(), "-", counter++);
+    std::string tmp = TemporaryPath(path);
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus("create", tmp, errno);
     return std::unique_ptr<WritableFile>(new LocalWritableFile(path, tmp, fd));

@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tiling/status.h"
@@ -90,5 +91,11 @@ std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
 // "a/b" from ("a", "b"); keeps b when it is absolute.
 std::string JoinPath(const std::string& a, const std::string& b);
 std::string BaseName(const std::string& path);
+
+// Files are written under a temporary name beside their final one, "<path>.tmp-<pid>-<n>"
+// (FORMAT.md), then renamed. Unique within the process; thread-safe.
+std::string TemporaryPath(const std::string& path);
+// True when `name` is a temporary name, from any process, of the file named `final_name`.
+bool IsTemporaryNameOf(std::string_view name, std::string_view final_name);
 
 }  // namespace tilestage

@@ -22,9 +22,13 @@ Result<std::unique_ptr<LoaderBatchSource>> LoaderBatchSource::Open(std::shared_p
   if (const FieldSchema* y = m.FindField("y"); y != nullptr) {
     info.y_shape = y->shape.empty() ? std::vector<int64_t>{1} : y->shape;
   }
-  if (m.attrs.contains("classes") && m.attrs["classes"].is_number_integer()) {
+  // attrs are free-form: a class count of another type is no class count.
+  const auto classes = [](const nlohmann::json& j) {
+    return j.is_object() && j.contains("classes") && j["classes"].is_number_integer();
+  };
+  if (classes(m.attrs)) {
     info.classes = m.attrs["classes"];
-  } else if (m.attrs.contains("synthetic") && m.attrs["synthetic"].contains("classes")) {
+  } else if (m.attrs.contains("synthetic") && classes(m.attrs["synthetic"])) {
     info.classes = m.attrs["synthetic"]["classes"];
   }
   info.batches_per_epoch = source->loader_->batches_per_epoch();

@@ -256,7 +256,7 @@ void VitModel::SelectTokens(const BatchView& batch, uint64_t seed) {
   // sample gets the same mask whichever rank or batch position it lands in.
   std::vector<std::pair<double, int32_t>> noise(tokens_);
   for (int64_t b = 0; b < b_count; ++b) {
-    const uint64_t sample = batch.sample_ids != nullptr ? batch.sample_ids[b] : uint64_t(b);
+    const uint64_t sample = !batch.sample_ids.empty() ? batch.sample_ids[b] : uint64_t(b);
     for (int64_t t = 0; t < tokens_; ++t) {
       noise[t] = {CounterUniform(seed, (kMaskStream << 40) ^ batch.epoch, sample * tokens_ + t),
                   int32_t(t)};
@@ -272,14 +272,33 @@ void VitModel::SelectTokens(const BatchView& batch, uint64_t seed) {
 Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
   const ModelConfig& c = config_;
   const int64_t bsz = batch.size, d = c.dim, t_all = tokens_, p_len = patch_len_;
-  if (bsz <= 0 || batch.x == nullptr) return InvalidArgument("model: empty batch");
-  if (c.objective != Objective::kMae && batch.y == nullptr) {
-    return InvalidArgument(ObjectiveName(c.objective), ": batch has no target y");
+  if (bsz <= 0) return InvalidArgument("model: empty batch");
+  // The layers below index the buffers by these sizes: a short buffer would be read past its end.
+  const uint64_t x_want = uint64_t(bsz) * uint64_t(c.in_channels * c.height * c.width);
+  if (batch.x.size() != x_want) {
+    return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples of [",
+                           c.in_channels, ",", c.height, ",", c.width, "] needs ", x_want,
+                           " x values, got ", batch.x.size());
+  }
+  if (c.objective != Objective::kMae) {
+    const uint64_t y_want = uint64_t(bsz) * uint64_t(Product(c.y_shape));
+    if (batch.y.size() != y_want) {
+      return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples needs ",
+                             y_want, " target y values, got ", batch.y.size());
+    }
+  }
+  if (!batch.y_valid.empty() && batch.y_valid.size() != batch.y.size()) {
+    return InvalidArgument(ObjectiveName(c.objective), ": batch has ", batch.y.size(),
+                           " target y values but ", batch.y_valid.size(), " validity flags");
+  }
+  if (!batch.sample_ids.empty() && batch.sample_ids.size() != uint64_t(bsz)) {
+    return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples has ",
+                           batch.sample_ids.size(), " sample ids");
   }
   batch_ = batch;
   batch_size_ = bsz;
   patches_.resize(bsz * t_all * p_len);
-  Im2Patches(batch.x, bsz, c.in_channels, c.height, c.width, c.patch, patches_.data());
+  Im2Patches(batch.x.data(), bsz, c.in_channels, c.height, c.width, c.patch, patches_.data());
   SelectTokens(batch, seed);
   const int64_t rows = bsz * keep_;
   sel_patches_.resize(rows * p_len);
@@ -319,7 +338,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
       head_.Forward(params_, pooled_.data(), bsz, logits_.data());
       double loss = 0.0;
       target_weight_.clear();
-      if (batch.y_valid) {
+      if (!batch.y_valid.empty()) {
         target_weight_.resize(bsz);
         for (int64_t b = 0; b < bsz; ++b) target_weight_[b] = batch.y_valid[b] ? 1.0f : 0.0f;
       }
@@ -330,7 +349,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         const float label_value = batch.y[b];
         const int64_t label = int64_t(label_value);
         if (!(label_value >= 0.0f) || float(label) != label_value || label >= head_out_) {
-          const uint64_t id = batch.sample_ids ? batch.sample_ids[b] : uint64_t(b);
+          const uint64_t id = !batch.sample_ids.empty() ? batch.sample_ids[b] : uint64_t(b);
           return InvalidArgument("vit-classify: sample ", id, " has label ", label_value,
                                  ", expected an integer in [0, ", head_out_, ")");
         }
@@ -354,18 +373,18 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         pred_.resize(rows * head_out_);
         head_.Forward(params_, enc_out_.data(), rows, pred_.data());
         target_.resize(rows * head_out_);
-        Im2Patches(batch.y, bsz, c.y_shape[0], c.height, c.width, c.patch, target_.data());
+        Im2Patches(batch.y.data(), bsz, c.y_shape[0], c.height, c.width, c.patch, target_.data());
       } else {
         mean_pool();
         pred_.resize(bsz * head_out_);
         head_.Forward(params_, pooled_.data(), bsz, pred_.data());
-        target_.assign(batch.y, batch.y + bsz * head_out_);
+        target_.assign(batch.y.begin(), batch.y.begin() + bsz * head_out_);
       }
       count = int64_t(pred_.size());
       target_weight_.clear();
-      if (batch.y_valid) {
+      if (!batch.y_valid.empty()) {
         // The weights take the targets' layout: per element, or patch rows like target_.
-        std::vector<float> valid(batch.y_valid, batch.y_valid + bsz * Product(c.y_shape));
+        std::vector<float> valid(batch.y_valid.begin(), batch.y_valid.end());
         target_weight_.resize(count);
         if (dense_regress_) {
           Im2Patches(valid.data(), bsz, c.y_shape[0], c.height, c.width, c.patch,

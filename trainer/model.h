@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -57,16 +58,16 @@ struct ModelConfig {
 // Applies a preset ("tiny": 192/12/3, "small": 384/12/6) to dim, depth and heads.
 Status ApplyPreset(const std::string& preset, ModelConfig* config);
 
-// A view of one batch as the model consumes it.
+// A view of one batch as the model consumes it; Forward refuses spans of other sizes.
 struct BatchView {
-  int64_t size = 0;                      // B
-  const float* x = nullptr;              // [B, C, H, W]
-  const float* y = nullptr;              // [B, prod(y_shape)] or nullptr
-  const uint64_t* sample_ids = nullptr;  // global record index of each sample (mask RNG key)
+  int64_t size = 0;                       // B
+  std::span<const float> x;               // [B, C, H, W]
+  std::span<const float> y;               // [B, prod(y_shape)]; may be empty for vit-mae
+  std::span<const uint64_t> sample_ids;   // B global record indices (mask RNG key), or empty
   uint64_t epoch = 0;
   // [B, prod(y_shape)]: 0 where the target is missing (nodata, NaN), which the regress and
-  // classify losses skip; nullptr when every target is valid.
-  const uint8_t* y_valid = nullptr;
+  // classify losses skip; empty when every target is valid.
+  std::span<const uint8_t> y_valid;
 };
 
 struct LossResult {

@@ -173,9 +173,7 @@ Result<std::pair<double, double>> Trainer::Evaluate(BatchSource& source) {
     TS_ASSIGN_OR_RETURN(bool got, source.Next(&batch));
     if (!got) break;
     // Epoch 0 for the masks: every evaluation sees the same masked patches.
-    BatchView view{batch.size, batch.x.data(), batch.y.empty() ? nullptr : batch.y.data(),
-                   batch.indices.data(), 0,
-                   batch.y_valid.empty() ? nullptr : batch.y_valid.data()};
+    BatchView view{batch.size, batch.x, batch.y, batch.indices, 0, batch.y_valid};
     TS_ASSIGN_OR_RETURN(LossResult r, model_->Forward(view, config_.seed));
     sums[0] += r.loss * double(batch.size);
     sums[1] += double(r.correct);
@@ -245,9 +243,7 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       }
       params.ZeroGrads();
       sync_->BeginStep();
-      BatchView view{batch.size, batch.x.data(), batch.y.empty() ? nullptr : batch.y.data(),
-                     batch.indices.data(), batch.epoch,
-                     batch.y_valid.empty() ? nullptr : batch.y_valid.data()};
+      BatchView view{batch.size, batch.x, batch.y, batch.indices, batch.epoch, batch.y_valid};
       TS_ASSIGN_OR_RETURN(LossResult result, model_->Forward(view, config_.seed));
       model_->Backward([this](int64_t offset) { sync_->OnGradsReady(offset); });
       TS_RETURN_IF_ERROR(sync_->Finish());

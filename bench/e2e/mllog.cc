@@ -360,20 +360,20 @@ int64_t MlLogger::NowMs() {
 }
 
 Status MlLogger::Start(const std::string& key, Json value, Json metadata,
-                       std::source_location where) {
+                       SourceLocation where) {
   return LogAt(MlEventType::kIntervalStart, key, std::move(value), std::move(metadata), where);
 }
 Status MlLogger::End(const std::string& key, Json value, Json metadata,
-                     std::source_location where) {
+                     SourceLocation where) {
   return LogAt(MlEventType::kIntervalEnd, key, std::move(value), std::move(metadata), where);
 }
 Status MlLogger::Event(const std::string& key, Json value, Json metadata,
-                       std::source_location where) {
+                       SourceLocation where) {
   return LogAt(MlEventType::kPointInTime, key, std::move(value), std::move(metadata), where);
 }
 
 Status MlLogger::LogAt(MlEventType type, const std::string& key, Json value, Json metadata,
-                       const std::source_location& where) {
+                       const SourceLocation& where) {
   if (!metadata.is_object() && !metadata.is_null())
     return InvalidArgument("mllog metadata for key '", key, "' must be a JSON object");
   MlEvent event;

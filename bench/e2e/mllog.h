@@ -19,7 +19,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#if __has_include(<source_location>)
 #include <source_location>
+#endif
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,27 @@
 #include "tiling/status.h"
 
 namespace tilestage::bench {
+
+// std::source_location where the standard library provides it. clang 14 (the `fuzz` preset) with
+// libstdc++ 12 does not, so the same two accessors come from the builtins it has.
+#if defined(__cpp_lib_source_location)
+using SourceLocation = std::source_location;
+#else
+class SourceLocation {
+ public:
+  static constexpr SourceLocation current(const char* file = __builtin_FILE(),
+                                          uint_least32_t line = __builtin_LINE()) {
+    return SourceLocation(file, line);
+  }
+  constexpr const char* file_name() const { return file_; }
+  constexpr uint_least32_t line() const { return line_; }
+
+ private:
+  constexpr SourceLocation(const char* file, uint_least32_t line) : file_(file), line_(line) {}
+  const char* file_;
+  uint_least32_t line_;
+};
+#endif
 
 // Insertion-ordered JSON: mllog lines and reports keep their keys in the order written.
 using Json = nlohmann::ordered_json;
@@ -106,13 +129,13 @@ class MlLogger {
 
   Status Start(const std::string& key, Json value = nullptr,
                Json metadata = Json::object(),
-               std::source_location where = std::source_location::current());
+               SourceLocation where = SourceLocation::current());
   Status End(const std::string& key, Json value = nullptr,
              Json metadata = Json::object(),
-             std::source_location where = std::source_location::current());
+             SourceLocation where = SourceLocation::current());
   Status Event(const std::string& key, Json value = nullptr,
                Json metadata = Json::object(),
-               std::source_location where = std::source_location::current());
+               SourceLocation where = SourceLocation::current());
   // Logs a fully specified event (time and metadata as given).
   Status Log(const MlEvent& event);
 
@@ -120,7 +143,7 @@ class MlLogger {
 
  private:
   Status LogAt(MlEventType type, const std::string& key, Json value,
-               Json metadata, const std::source_location& where);
+               Json metadata, const SourceLocation& where);
 
   std::unique_ptr<std::ostream> owned_;
   std::ostream* out_;

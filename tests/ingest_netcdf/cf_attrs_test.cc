@@ -5,6 +5,7 @@
 #include <netcdf.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -104,6 +105,25 @@ TEST(CfUnpack, EveryMissingValueOfAListIsApplied) {
     EXPECT_EQ(UnpackToFloat(p, raw, 6, out, stride), 1u);
     for (int i = 0; i < 6; ++i) EXPECT_EQ(std::isnan(out[i * stride]), i != 4) << i;
     EXPECT_FLOAT_EQ(out[4 * stride], 5.0f);
+  }
+}
+
+// A step's channels lie back to back in one buffer, so a float channel after a byte channel
+// starts at an odd address; every path (unit stride, strided, extra missing values) must read it.
+TEST(CfUnpack, ValuesAtAnOddAddressUnpackLikeAlignedOnes) {
+  CfPacking p;
+  p.stored_type = NC_FLOAT;
+  p.missing = {-9.0, -8.0, -7.0};
+  const float values[] = {1.5f, -9.0f, 3.25f, -7.0f, 1e6f, -0.5f, 2.0f, -8.0f, 4.0f};
+  constexpr size_t kN = std::size(values);
+  alignas(8) unsigned char buffer[1 + sizeof values];
+  std::memcpy(buffer + 1, values, sizeof values);
+  for (ptrdiff_t stride : {1, 2}) {
+    float want[2 * kN] = {}, got[2 * kN] = {};
+    const uint64_t want_valid = UnpackToFloat(p, values, kN, want, stride);
+    EXPECT_EQ(UnpackToFloat(p, buffer + 1, kN, got, stride), want_valid);
+    EXPECT_EQ(want_valid, 6u);
+    EXPECT_EQ(std::memcmp(want, got, sizeof want), 0) << "stride " << stride;
   }
 }
 

@@ -2,6 +2,8 @@
 // reports, MLLOG lines, exit codes and the error messages a user sees.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -178,6 +180,40 @@ TEST(StageCli, GroupThatDoesNotDivideTheNodesIsAClearError) {
                       tmp.Sub("n{node}") + " --mode partition --group 3 --ranks-per-node 1");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("group size 3 must divide the 2 nodes"), std::string::npos) << r.output;
+}
+
+// A store is untrusted input: a shard named "../outside.tss" would make readers read, and the
+// stager write, beside the store. Every command refuses the manifest; nothing is written outside
+// the destination.
+TEST(StageCli, ShardNameEscapingTheStoreIsRefusedByVerifyLoadAndStage) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp, 20);
+  const std::string manifest_path = store + "/manifest.json";
+  auto manifest = nlohmann::json::parse(std::ifstream(manifest_path));
+  // The named file exists and is a valid copy of the shard, so only the name is wrong.
+  const std::string first = manifest["shards"][0]["file"];
+  std::filesystem::copy_file(store + "/" + first, tmp.Sub("outside.tss"));
+  std::filesystem::remove(store + "/" + first);
+  manifest["shards"][0]["file"] = "../outside.tss";
+  std::ofstream(manifest_path, std::ios::trunc) << manifest.dump(2);
+  const std::string error = "manifest " + manifest_path +
+                            ": shards[0].file \"../outside.tss\" is not a plain file name";
+
+  std::filesystem::create_directories(tmp.Sub("dst"));
+  const std::vector<std::string> commands = {
+      "verify " + store, "load " + store + " --batch 4",
+      "stage --from " + store + " --to " + tmp.Sub("dst/n{node}"),
+      Mpirun() + " -np 2 " + CliPath() + " stage --from " + store + " --to " +
+          tmp.Sub("dst/m{node}") + " --mode replicate --ranks-per-node 1"};
+  for (const std::string& command : commands) {
+    auto r = RunCommand(command.rfind(Mpirun(), 0) == 0 ? command : CliPath() + " " + command);
+    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.output;
+    EXPECT_NE(r.output.find(error), std::string::npos) << command << ": " << r.output;
+    EXPECT_EQ(r.output.find("verify OK"), std::string::npos) << r.output;
+  }
+  // Nothing landed beside the destinations.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(tmp.Sub("dst")))
+    EXPECT_TRUE(e.is_directory()) << e.path();
 }
 
 }  // namespace

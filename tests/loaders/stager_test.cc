@@ -314,6 +314,31 @@ TEST(Stage, InterruptedStageRunAgainGivesTheCorrectResult) {
   EXPECT_EQ(verify.records_checked, 96u);
 }
 
+// The destination may hold the user's own files: only temporaries that a stager or the
+// manifest writer made for this store's files (<name>.tmp-<pid>-<n>) are stale and removed.
+TEST(Stage, CleanupRemovesOnlyTheStagersOwnTemporaries) {
+  StageFixture f;
+  std::filesystem::create_directories(f.dst);
+  const std::string shard = f.manifest.shards[1].file;
+  const std::vector<std::string> stale = {shard + ".tmp-99999-0", "manifest.json.tmp-12-345"};
+  const std::vector<std::string> kept = {"notes.tmp-keep", shard + ".tmp-keep",
+                                         shard + ".tmp-1-x", "other.tss.tmp-99999-0",
+                                         "x" + shard + ".tmp-1-2"};
+  for (const auto& name : stale) std::ofstream(JoinPath(f.dst, name)) << "partial";
+  for (const auto& name : kept) std::ofstream(JoinPath(f.dst, name)) << "mine";
+  auto report = StageStore(MPI_COMM_SELF, f.Options());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const auto names = Names(f.dst);
+  for (const auto& name : stale)
+    EXPECT_EQ(std::count(names.begin(), names.end(), name), 0) << name;
+  for (const auto& name : kept) {
+    EXPECT_EQ(std::count(names.begin(), names.end(), name), 1) << name;
+    EXPECT_EQ(Slurp(JoinPath(f.dst, name)), "mine") << name;
+  }
+  VerifyReport verify;
+  EXPECT_TRUE(VerifyStore(*LocalStorage(), f.dst, &verify).ok());
+}
+
 TEST(Stage, DirectIoWorksOrFallsBackCleanly) {
   // /tmp is usually ext4 (O_DIRECT works), /dev/shm is tmpfs (O_DIRECT may be refused): either
   // way the copy must be exact.

@@ -353,5 +353,15 @@ TEST(FaultInjectingStorage, FailingReadsAreIOErrorNamingTheShard) {
   EXPECT_TRUE((*healthy)->Read(0).ok());
 }
 
+TEST(TemporaryName, RecognisesOnlyTheWritersPatternForThatFile) {
+  const std::string a = TemporaryPath("/d/a.tss"), b = TemporaryPath("/d/a.tss");
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(IsTemporaryNameOf(BaseName(a), "a.tss")) << a;
+  EXPECT_TRUE(IsTemporaryNameOf("a.tss.tmp-99999-0", "a.tss"));
+  for (const char* name : {"a.tss", "a.tss.tmp-keep", "a.tss.tmp-1-", "a.tss.tmp--1",
+                           "a.tss.tmp-1-2x", "a.tss.tmp-1", "ba.tss.tmp-1-2", "a.tss.tmp-1-2/x"})
+    EXPECT_FALSE(IsTemporaryNameOf(name, "a.tss")) << name;
+}
+
 }  // namespace
 }  // namespace tilestage

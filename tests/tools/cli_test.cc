@@ -6,8 +6,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "tests/common/test_util.h"
+#include "tests/tiling/manifest_mutations.h"
 #include "tiling/checksum.h"
 #include "tiling/store.h"
 #include "tiling/synth.h"
@@ -189,6 +191,44 @@ TEST(Cli, BadArgumentsGiveNonZeroExitAndAMessage) {
   }
   // A failed synth publishes nothing that looks like a store.
   EXPECT_FALSE(std::filesystem::exists(tmp.Sub("s/manifest.json")));
+}
+
+// ---------------------------------------------------------------- malformed manifests
+
+// No command crashes on a malformed manifest: each refuses it with the data error exit code (1;
+// 2 means a usage error) and a message naming manifest.json and the field. All read it through
+// ReadManifest: `inspect` runs on every case, `verify` and `load` on the ones that crashed them
+// before the manifest was checked on open (and a few more), to keep the test fast.
+TEST_F(CliStoreTest, MalformedManifestsAreRefusedByInspectVerifyAndLoadWithoutCrashing) {
+  const std::string path = dir_ + "/manifest.json";
+  const nlohmann::json valid = nlohmann::json::parse(std::ifstream(path));
+  const std::set<std::string> slow_cases = {"ShapeNegative", "ShapeOverflowing",
+                                            "RecordsHugeFloat", "ProvenanceCommandNotAString",
+                                            "DTypeEmpty", "StatsCountNegative",
+                                            "ShardFileEscapingTheStore"};
+  for (const testing::ManifestMutation& m : testing::ManifestMutations()) {
+    nlohmann::json j = valid;
+    m.edit(j);
+    std::ofstream(path, std::ios::trunc) << j.dump(2);
+    std::vector<std::string> commands = {"inspect "};
+    if (slow_cases.count(m.name)) commands.insert(commands.end(), {"verify ", "load --batch 4 "});
+    for (const std::string& command : commands) {
+      CommandResult r = Cli(command + dir_);
+      EXPECT_EQ(r.exit_code, 1) << m.name << ", " << command << ": " << r.output;
+      EXPECT_THAT(r.output, HasSubstr("manifest " + path + ": ")) << m.name << ", " << command;
+      EXPECT_THAT(r.output, HasSubstr(m.error)) << m.name << ", " << command;
+    }
+  }
+  nlohmann::json with_placeholder = valid;
+  with_placeholder["attrs"]["deep"] = "PLACEHOLDER";
+  std::string deep = with_placeholder.dump();
+  deep.replace(deep.find("\"PLACEHOLDER\""), 13, testing::DeeplyNested(1000000));
+  std::ofstream(path, std::ios::trunc) << deep;
+  for (const std::string command : {"inspect ", "verify ", "load --batch 4 "}) {
+    CommandResult r = Cli(command + dir_);
+    EXPECT_EQ(r.exit_code, 1) << command << ": " << r.output.substr(0, 300);
+    EXPECT_THAT(r.output, HasSubstr("manifest " + path + ": nested more than 64 levels deep"));
+  }
 }
 
 // ---------------------------------------------------------------- bad input through verify

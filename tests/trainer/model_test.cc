@@ -43,8 +43,7 @@ void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y,
   std::vector<float> x =
       RandomVector(batch * config.in_channels * config.height * config.width, 11);
   std::vector<uint64_t> ids = {7, 1000, 42};
-  BatchView view{batch, x.data(), y.empty() ? nullptr : y.data(), ids.data(), 2,
-                 y_valid.empty() ? nullptr : y_valid.data()};
+  BatchView view{batch, x, y, ids, 2, y_valid};
   auto loss = [&] {
     auto r = model.Forward(view, 99);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -108,7 +107,7 @@ TEST(ModelTest, MaeMaskDependsOnSampleAndEpochNotBatchPosition) {
   const int64_t per = c.in_channels * c.height * c.width;
   std::vector<float> x = RandomVector(2 * per, 1);
   std::vector<uint64_t> ids = {5, 9};
-  auto both = (*model)->Forward({2, x.data(), nullptr, ids.data(), 0}, 3);
+  auto both = (*model)->Forward({2, x, {}, ids, 0}, 3);
   ASSERT_TRUE(both.ok());
   // Loss of the pair is the masked-patch mean; each sample alone, in either order, must give the
   // same per-sample contributions (equal masked counts per sample).
@@ -116,10 +115,10 @@ TEST(ModelTest, MaeMaskDependsOnSampleAndEpochNotBatchPosition) {
   std::copy(x.begin() + per, x.end(), x_swapped.begin());
   std::copy(x.begin(), x.begin() + per, x_swapped.begin() + per);
   std::vector<uint64_t> ids_swapped = {9, 5};
-  auto swapped = (*model)->Forward({2, x_swapped.data(), nullptr, ids_swapped.data(), 0}, 3);
+  auto swapped = (*model)->Forward({2, x_swapped, {}, ids_swapped, 0}, 3);
   ASSERT_TRUE(swapped.ok());
   EXPECT_NEAR(both->loss, swapped->loss, 1e-6);
-  auto other_epoch = (*model)->Forward({2, x.data(), nullptr, ids.data(), 1}, 3);
+  auto other_epoch = (*model)->Forward({2, x, {}, ids, 1}, 3);
   ASSERT_TRUE(other_epoch.ok());
   EXPECT_NE(both->loss, other_epoch->loss);
 }
@@ -193,9 +192,7 @@ Pass RunPass(const ModelConfig& c, int64_t batch, const std::vector<float>& x,
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   if (!model.ok()) return {};
   (*model)->InitParams(3);
-  auto r = (*model)->Forward({batch, x.data(), y.data(), ids.data(), 0,
-                              y_valid.empty() ? nullptr : y_valid.data()},
-                             0);
+  auto r = (*model)->Forward({batch, x, y, ids, 0, y_valid}, 0);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) return {};
   (*model)->params().ZeroGrads();
@@ -289,19 +286,59 @@ TEST(ModelTest, MaskedDenseRegressGradientsMatchFiniteDifferences) {
   ExpectModelGradientsMatch(c, RandomVector(3 * 24, 3), valid);
 }
 
-TEST(ModelTest, LabelOutOfRangeNamesTheSample) {
+// TinyConfig's classifier over three classes, initialized.
+std::unique_ptr<VitModel> TinyClassifier() {
   ModelConfig c = TinyConfig(Objective::kClassify);
   c.classes = 3;
   c.y_shape = {1};
   auto model = VitModel::Create(c);
-  ASSERT_TRUE(model.ok());
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (!model.ok()) return nullptr;
   (*model)->InitParams(1);
-  std::vector<float> x = RandomVector(48, 1), y = {1, 3};
+  return std::move(model).value();
+}
+
+TEST(ModelTest, LabelOutOfRangeNamesTheSample) {
+  auto model = TinyClassifier();
+  ASSERT_TRUE(model);
+  std::vector<float> x = RandomVector(2 * 2 * 4 * 6, 1), y = {1, 3};
   std::vector<uint64_t> ids = {10, 11};
-  auto r = (*model)->Forward({2, x.data(), y.data(), ids.data(), 0}, 0);
+  auto r = model->Forward({2, x, y, ids, 0}, 0);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("sample 11 has label 3"), std::string::npos)
       << r.status().message();
+}
+
+// The model indexes x, y and the sample ids by the batch size and its configured shapes; buffers
+// of any other size are refused before anything is read.
+TEST(ModelTest, BatchBuffersOfTheWrongSizeAreInvalidArgumentNamingBothSizes) {
+  auto model = TinyClassifier();
+  ASSERT_TRUE(model);
+  const std::vector<float> x = RandomVector(96, 1), short_x = RandomVector(48, 1);
+  const std::vector<float> y = {1, 2}, short_y = {1};
+  const std::vector<uint64_t> ids = {10, 11}, short_ids = {10};
+  ASSERT_TRUE(model->Forward({2, x, y, ids, 0}, 0).ok());
+  auto r = model->Forward({2, short_x, y, ids, 0}, 0);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("needs 96 x values, got 48"), std::string::npos)
+      << r.status().message();
+  r = model->Forward({2, x, short_y, ids, 0}, 0);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("needs 2 target y values, got 1"), std::string::npos)
+      << r.status().message();
+  r = model->Forward({2, x, {}, ids, 0}, 0);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  r = model->Forward({2, x, y, short_ids, 0}, 0);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("has 1 sample ids"), std::string::npos)
+      << r.status().message();
+  // vit-mae needs no target.
+  auto mae = VitModel::Create(TinyConfig(Objective::kMae));
+  ASSERT_TRUE(mae.ok());
+  (*mae)->InitParams(1);
+  EXPECT_TRUE((*mae)->Forward({2, x, {}, ids, 0}, 0).ok());
+  EXPECT_EQ((*mae)->Forward({2, short_x, {}, ids, 0}, 0).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace

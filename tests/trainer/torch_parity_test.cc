@@ -36,7 +36,7 @@ void ExpectMatchesPyTorch(ModelConfig c) {
   const int64_t batch = 4;
   std::vector<float> x = testing::RandomVector(batch * c.in_channels * c.height * c.width, 5, 2.0f);
   std::vector<float> y = {0, 3, 1, 2};
-  auto loss = model.Forward({batch, x.data(), y.data(), nullptr, 0}, 0);
+  auto loss = model.Forward({batch, x, y, {}, 0}, 0);
   ASSERT_TRUE(loss.ok());
   model.params().ZeroGrads();
   model.Backward();

@@ -121,6 +121,24 @@ TEST(TrainCliTest, ResumeAfterCrashContinuesTheSameLossSequence) {
   }
 }
 
+// The banner is printed after the data source was reopened at the checkpoint's position; it
+// must describe the store, not the source it replaced.
+TEST(TrainCliTest, ResumedRunBannerShowsTheStoreShape) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "3,16,24", 0, 32);
+  const std::string common = CliPath() + " train --store " + store + " --model vit-mae" + kTiny +
+                             " --batch 8 --epochs 2 --checkpoint-every 2 --checkpoint-dir " +
+                             dir.Sub("ck");
+  auto first = RunCommand(common + " --max-steps 2");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  auto resumed = RunCommand(common + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("x [3,16,24], 1 rank(s) x batch 8, 4 steps/epoch"),
+            std::string::npos)
+      << resumed.output;
+}
+
 TEST(TrainCliTest, RegressOnStoreWithoutYFailsBeforeTraining) {
   TempDir dir;
   const std::string store = Synth(dir, "s", "2,16,16", 0);

@@ -152,7 +152,8 @@ Status RunTrain(const TrainArgs& args, Communicator& comm) {
   // The model's input geometry and targets come from the store.
   TS_ASSIGN_OR_RETURN(
       auto train, OpenSource(args.store, 0, split, local_batch, true, args, rank, world, {}, nodes));
-  const SourceInfo& info = train->info();
+  // A copy: resuming below replaces `train`.
+  const SourceInfo info = train->info();
   if (info.x_shape.size() != 3) {
     return InvalidArgument("store ", args.store, ": field x has ", info.x_shape.size(),
                            " dimensions, the ViT needs [C,H,W] tiles");
