@@ -115,7 +115,8 @@ struct ScalingSeries {
   std::string system, benchmark, scale, round;
   std::vector<SeriesPoint> points;  // by node count
 };
-// "dgxa100_n16_ngc21.09_mxnet" -> "dgxa100_ngc21.09_mxnet"; "fugaku_512xA64FX_x" -> "fugaku_A64FX_x"
+// "dgxa100_n16_ngc21.09_mxnet" -> "dgxa100_ngc21.09_mxnet";
+// "fugaku_512xA64FX_x" -> "fugaku_A64FX_x"
 std::string SystemFamily(const std::string& system);
 // Every series with at least two node counts, from the submissions that have a staging median and
 // one node count. Compare groups are ignored.
@@ -151,7 +152,9 @@ struct Validation {
   std::vector<ValidationRow> rows;
   int within_2x = 0;
   std::vector<std::string> skipped;  // series that could not be used, and why
-  double Fraction() const { return rows.empty() ? 0 : static_cast<double>(within_2x) / rows.size(); }
+  double Fraction() const {
+    return rows.empty() ? 0 : static_cast<double>(within_2x) / static_cast<double>(rows.size());
+  }
 };
 // Every (calibration point, predicted point) pair of every series.
 Validation ValidateStagingModel(const std::vector<ScalingSeries>& series,

@@ -334,18 +334,21 @@ class InstanceAnalyzer {
       run.staging_s = SumSeconds(staging_.closed());
       run.staging_source = "interval";
     } else if (staging_.clean() && !staging_implausible_ && run.staging_logged_duration_s) {
-      if (*run.staging_logged_duration_s <= run.run_s) {
-        run.staging_s = run.staging_logged_duration_s;
-        run.staging_source = "staging_duration";
-      } else {
-        w.push_back(StrCat(path_, ":", run.run_start_line, ": logged staging_duration ",
-                           *run.staging_logged_duration_s, " s exceeds the run (", run.run_s,
-                           " s); the run's staging time is unusable"));
-      }
+      run.staging_s = run.staging_logged_duration_s;
+      run.staging_source = "staging_duration";
     }
     if (!run.staging_within_run)
       w.push_back(StrCat(path_, ":", run.run_start_line,
                          ": a staging interval lies (partly) outside run_start..run_stop"));
+    // Staging is part of the time to train; a longer one is a broken log, not a share above 100%.
+    if (run.staging_s && *run.staging_s > run.run_s) {
+      w.push_back(StrCat(path_, ":", run.run_start_line, ": staging (", *run.staging_s, " s, ",
+                         run.staging_source, ") exceeds the run (", run.run_s,
+                         " s); the run's staging time is unusable"));
+      run.staging_s.reset();
+      run.staging_source = "none";
+      staging_implausible_ = true;
+    }
 
     if (epochs_.clean()) {
       run.epochs = static_cast<int>(epochs_.closed().size());

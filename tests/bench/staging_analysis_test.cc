@@ -260,7 +260,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<OddLog>& info) { return info.param.name; });
 
 TEST(StagingAnalysis, LogWithoutAnyRunIsAnErrorNamingTheFirstProblem) {
-  auto runs = AnalyzeText(Ev(0, "INTERVAL_START", "init_start") + Ev(5, "INTERVAL_END", "init_stop"));
+  auto runs =
+      AnalyzeText(Ev(0, "INTERVAL_START", "init_start") + Ev(5, "INTERVAL_END", "init_stop"));
   ASSERT_FALSE(runs.ok());
   EXPECT_NE(runs.status().message().find("t.log: no run_start"), std::string::npos);
   runs = AnalyzeText(Ev(0, "INTERVAL_END", "run_stop"));
@@ -278,7 +279,8 @@ void WriteFile(const std::string& path, const std::string& text) {
 // A complete run: staging `staging_s`, `epochs` epochs of 10 s, starting at t0 (ms).
 std::string GoodRun(int64_t t0, int staging_s, int epochs, const std::string& extra = "") {
   std::string s = Ev(t0, "POINT_IN_TIME", "submission_benchmark") +
-                  Ev(t0, "POINT_IN_TIME", "number_of_nodes") + Ev(t0, "INTERVAL_START", "run_start") +
+                  Ev(t0, "POINT_IN_TIME", "number_of_nodes") +
+                  Ev(t0, "INTERVAL_START", "run_start") +
                   Ev(t0, "INTERVAL_START", "staging_start") + extra +
                   Ev(t0 + staging_s * 1000, "INTERVAL_END", "staging_stop");
   int64_t t = t0 + staging_s * 1000;
@@ -445,6 +447,16 @@ TEST(StagingAnalysis, ImplausibleValuesAreWarnedAndExcluded) {
   ASSERT_TRUE(runs.ok());
   EXPECT_FALSE((*runs)[0].staging_s);
   EXPECT_NE((*runs)[0].warnings[0].find("exceeds the run"), std::string::npos);
+  // A staging interval, plausible times each, far longer than its one-second run.
+  runs = AnalyzeText(Ev(0, "INTERVAL_START", "staging_start") +
+                     Ev(9999999999000, "INTERVAL_START", "run_start") +
+                     Ev(9999999999999, "INTERVAL_END", "staging_stop") +
+                     Ev(9999999999999, "INTERVAL_END", "run_stop"));
+  ASSERT_TRUE(runs.ok());
+  EXPECT_FALSE((*runs)[0].staging_s);
+  EXPECT_FALSE((*runs)[0].staging_per_run);
+  EXPECT_EQ((*runs)[0].state, RunState::kStagingUnusable);
+  EXPECT_DOUBLE_EQ((*runs)[0].split_staging_s, 0);
 }
 
 // A published tree: submissions from the path (round, submitter, system, scale, benchmark), the
