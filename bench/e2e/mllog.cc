@@ -311,34 +311,75 @@ Result<std::optional<MlEvent>> ParseMlLogLine(std::string_view line) {
   return std::optional<MlEvent>(std::move(event));
 }
 
-Result<std::vector<MlLogRecord>> ParseMlLog(std::string_view text, const std::string& where) {
-  std::vector<MlLogRecord> records;
-  records.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
+namespace {
+
+// Calls `on_line(line_number, parsed)` for every line; stops early when it returns false.
+template <typename OnLine>
+void ForEachMlLogLine(std::string_view text, OnLine on_line) {
   int64_t line_number = 0;
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
     ++line_number;
-    auto parsed = ParseMlLogLine(text.substr(start, end - start));
-    if (!parsed.ok())
-      return Status(parsed.status().code(),
-                    StrCat(where, ":", line_number, ": ", parsed.status().message()));
-    if (parsed->has_value()) records.push_back({std::move(**parsed), line_number});
+    if (!on_line(line_number, ParseMlLogLine(text.substr(start, end - start)))) return;
     start = end + 1;
   }
-  return records;
 }
 
-Result<std::vector<MlLogRecord>> ReadMlLog(const std::string& path) {
+Result<std::string> ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return NotFound("cannot open mllog file ", path, ": ", std::strerror(errno));
-  std::string text(static_cast<size_t>(in.tellg()), '\0');
+  const std::streamoff size = in.tellg();
+  if (size < 0) return IOError("cannot read mllog file ", path, " (not a regular file?)");
+  std::string text(static_cast<size_t>(size), '\0');
   in.seekg(0);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad() || static_cast<size_t>(in.gcount()) != text.size())
     return IOError("error reading mllog file ", path);
+  return text;
+}
+
+}  // namespace
+
+Result<std::vector<MlLogRecord>> ParseMlLog(std::string_view text, const std::string& where) {
+  std::vector<MlLogRecord> records;
+  records.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
+  Status error = Status::Ok();
+  ForEachMlLogLine(text, [&](int64_t line, Result<std::optional<MlEvent>> parsed) {
+    if (!parsed.ok()) {
+      error = Status(parsed.status().code(),
+                     StrCat(where, ":", line, ": ", parsed.status().message()));
+      return false;
+    }
+    if (parsed->has_value()) records.push_back({std::move(**parsed), line});
+    return true;
+  });
+  if (!error.ok()) return error;
+  return records;
+}
+
+MlLogContents ParseMlLogTolerant(std::string_view text, const std::string& where) {
+  MlLogContents out;
+  ForEachMlLogLine(text, [&](int64_t line, Result<std::optional<MlEvent>> parsed) {
+    if (!parsed.ok()) {
+      out.malformed.push_back(StrCat(where, ":", line, ": ", parsed.status().message()));
+    } else if (parsed->has_value()) {
+      out.records.push_back({std::move(**parsed), line});
+    }
+    return true;
+  });
+  return out;
+}
+
+Result<std::vector<MlLogRecord>> ReadMlLog(const std::string& path) {
+  TS_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
   return ParseMlLog(text, path);
+}
+
+Result<MlLogContents> ReadMlLogTolerant(const std::string& path) {
+  TS_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  return ParseMlLogTolerant(text, path);
 }
 
 MlLogger::MlLogger(std::ostream* out, std::string ns) : out_(out), ns_(std::move(ns)) {}

@@ -117,6 +117,16 @@ Result<std::vector<MlLogRecord>> ReadMlLog(const std::string& path);
 // The same for text already in memory; `where` names the source in errors.
 Result<std::vector<MlLogRecord>> ParseMlLog(std::string_view text, const std::string& where);
 
+// A log read to the end: published logs hold the odd damaged line, which should not cost the rest.
+struct MlLogContents {
+  std::vector<MlLogRecord> records;
+  // One per malformed `:::MLLOG` line, skipped: "<where>:<line>: <problem>".
+  std::vector<std::string> malformed;
+};
+MlLogContents ParseMlLogTolerant(std::string_view text, const std::string& where);
+// NotFound / IOError only when the file cannot be read at all.
+Result<MlLogContents> ReadMlLogTolerant(const std::string& path);
+
 // Writes events to a stream (stdout or a file it owns). Times come from the system clock unless
 // given; "file" and "lineno" metadata come from the call site, as mllog's get_caller does.
 class MlLogger {

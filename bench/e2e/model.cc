@@ -1,6 +1,7 @@
 #include "bench/e2e/model.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -332,6 +333,195 @@ Json ModelToJson(const ModelParams& params, const std::vector<ModelPoint>& point
   out["schema"] = "tilestage-model/1";
   out["inputs"] = params.ToJson();
   out["points"] = std::move(rows);
+  return out;
+}
+
+namespace {
+
+// A rate the validation does not model (node-local storage, the loader): never the bound.
+constexpr double kUnbounded = 1e30;
+
+ModelParams StagingOnly(double dataset_bytes) {
+  ModelParams p;
+  p.dataset_bytes = dataset_bytes;
+  p.samples = 1;
+  p.epochs = 1;
+  p.mode = StagingMode::kPartition;
+  p.loader_samples_per_s = p.train_samples_per_s = 1;  // epochs are not predicted here
+  p.staging_write_bytes_per_s = p.local_write_bytes_per_s = p.local_read_bytes_per_s = kUnbounded;
+  p.interconnect_bytes_per_s = kUnbounded;
+  return p;
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
+}  // namespace
+
+std::string SystemFamily(const std::string& system) {
+  std::string out;
+  size_t start = 0;
+  while (start <= system.size()) {
+    size_t end = system.find('_', start);
+    if (end == std::string::npos) end = system.size();
+    std::string_view token(system.data() + start, end - start);
+    start = end + 1;
+    const size_t x = token.find('x');
+    if (AllDigits(token)) continue;                                             // "512"
+    if (token.size() > 1 && token[0] == 'n' && AllDigits(token.substr(1))) continue;  // "n16"
+    if (x != std::string_view::npos && x > 0 && AllDigits(token.substr(0, x))) {
+      if (AllDigits(token.substr(x + 1))) continue;  // "256x4"
+      token.remove_prefix(x + 1);                    // "512xA64FX", "16xNVIDIA DGX A100"
+    }
+    if (!out.empty()) out += '_';
+    out += token;
+  }
+  return out;
+}
+
+std::vector<ScalingSeries> FindScalingSeries(const StagingAnalysis& analysis) {
+  std::vector<ScalingSeries> series;
+  for (const GroupSummary& g : analysis.groups) {
+    if (g.compare || !g.staging_s || !g.nodes_min || *g.nodes_min != *g.nodes_max) continue;
+    const std::string system = g.submitter + "/" + SystemFamily(g.system);
+    auto it = std::find_if(series.begin(), series.end(), [&](const ScalingSeries& s) {
+      return s.system == system && s.benchmark == g.benchmark && s.scale == g.scale &&
+             s.round == g.round;
+    });
+    if (it == series.end()) {
+      series.push_back({system, g.benchmark, g.scale, g.round, {}});
+      it = series.end() - 1;
+    }
+    SeriesPoint p;
+    p.submission = g.group;
+    p.instances = g.instances.value_or(1);
+    p.nodes = *g.nodes_min * p.instances;
+    p.staging_s = g.staging_s->median;
+    it->points.push_back(p);
+  }
+  std::vector<ScalingSeries> out;
+  for (ScalingSeries& s : series) {
+    std::sort(s.points.begin(), s.points.end(),
+              [](const SeriesPoint& a, const SeriesPoint& b) { return a.nodes < b.nodes; });
+    if (s.points.front().nodes != s.points.back().nodes) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<Calibration> ParseCalibration(const std::string& name) {
+  if (name == "fs") return Calibration::kFileSystem;
+  if (name == "node") return Calibration::kNode;
+  return InvalidArgument("--calibrate '", name, "': expected fs or node");
+}
+
+const char* CalibrationName(Calibration calibration) {
+  return calibration == Calibration::kFileSystem ? "fs" : "node";
+}
+
+Validation ValidateStagingModel(const std::vector<ScalingSeries>& series,
+                                const ValidationOptions& options) {
+  Validation v;
+  v.calibration = options.calibration;
+  for (const ScalingSeries& s : series) {
+    auto d = options.dataset_bytes.find(s.benchmark);
+    if (d == options.dataset_bytes.end() || !(d->second > 0)) {
+      v.skipped.push_back(StrCat(s.system, " ", s.benchmark, ": no dataset size for '",
+                                 s.benchmark, "' (give --dataset-size ", s.benchmark, "=BYTES)"));
+      continue;
+    }
+    for (const SeriesPoint& c : s.points) {
+      if (!(c.staging_s > 0)) continue;
+      // The one calibrated parameter, from the calibration point alone.
+      ModelParams base = StagingOnly(d->second * c.instances);
+      const double n1 = static_cast<double>(c.nodes);
+      if (options.calibration == Calibration::kFileSystem) {
+        base.fs_aggregate_bytes_per_s = base.dataset_bytes / c.staging_s;
+        // A run faster than the documented link allows sets the per-node limit to what it did.
+        base.staging_read_bytes_per_s = base.fs_node_bytes_per_s =
+            std::max(options.node_bytes_per_s, base.dataset_bytes / (n1 * c.staging_s));
+      } else {
+        base.fs_aggregate_bytes_per_s = kUnbounded;
+        base.staging_read_bytes_per_s = base.fs_node_bytes_per_s =
+            base.dataset_bytes / (n1 * c.staging_s);
+      }
+      for (const SeriesPoint& p : s.points) {
+        if (p.nodes == c.nodes) continue;
+        ModelParams params = base;
+        params.dataset_bytes = d->second * p.instances;
+        const ModelPoint m = PredictAt(params, static_cast<int>(p.nodes));
+        ValidationRow row;
+        row.system = s.system;
+        row.benchmark = s.benchmark;
+        row.scale = s.scale;
+        row.round = s.round;
+        row.calibration_nodes = c.nodes;
+        row.calibration_staging_s = c.staging_s;
+        row.nodes = p.nodes;
+        row.published_s = p.staging_s;
+        row.predicted_s = m.staging_s;
+        row.ratio = m.staging_s / p.staging_s;
+        row.bound = m.staging_bound;
+        row.within_2x = row.ratio >= 0.5 && row.ratio <= 2.0;
+        v.within_2x += row.within_2x;
+        v.rows.push_back(std::move(row));
+      }
+    }
+  }
+  return v;
+}
+
+std::string FormatValidation(const Validation& v) {
+  std::ostringstream os;
+  os << "Calibration: " << CalibrationName(v.calibration) << " ("
+     << (v.calibration == Calibration::kFileSystem
+             ? "the calibration run's staging is taken as bound by the shared file system"
+             : "the calibration run's staging is taken as bound by each node's stager")
+     << "); staging times in seconds, published = the submission's median\n";
+  os << " calibrated_on  calib_s   nodes  published_s  predicted_s   ratio  within_2x  bound"
+        "          series\n";
+  for (const ValidationRow& r : v.rows) {
+    os << Pad(std::to_string(r.calibration_nodes), 14) << Pad(Fmt(r.calibration_staging_s), 9)
+       << Pad(std::to_string(r.nodes), 8) << Pad(Fmt(r.published_s), 13)
+       << Pad(Fmt(r.predicted_s), 13) << Pad(Fmt(r.ratio, "%.3f"), 8)
+       << Pad(r.within_2x ? "yes" : "no", 11) << "  " << r.bound
+       << std::string(r.bound.size() < 13 ? 13 - r.bound.size() : 1, ' ') << r.system << " "
+       << r.benchmark << (r.scale.empty() ? "" : " " + r.scale)
+       << (r.round.empty() ? "" : " " + r.round) << "\n";
+  }
+  for (const std::string& s : v.skipped) os << "skipped: " << s << "\n";
+  os << "Within 2x of the published staging time: " << v.within_2x << " of " << v.rows.size()
+     << " predictions (" << Fmt(v.Fraction() * 100, "%.0f") << "%); goal 80%: "
+     << (v.rows.empty() ? "nothing to check" : v.Fraction() >= 0.8 ? "met" : "not met") << "\n";
+  return os.str();
+}
+
+Json ValidationToJson(const Validation& v) {
+  Json rows = Json::array();
+  for (const ValidationRow& r : v.rows) {
+    rows.push_back({{"system", r.system},
+                    {"benchmark", r.benchmark},
+                    {"scale", r.scale},
+                    {"round", r.round},
+                    {"calibration_nodes", r.calibration_nodes},
+                    {"calibration_staging_s", r.calibration_staging_s},
+                    {"nodes", r.nodes},
+                    {"published_s", r.published_s},
+                    {"predicted_s", r.predicted_s},
+                    {"ratio", r.ratio},
+                    {"bound", r.bound},
+                    {"within_2x", r.within_2x}});
+  }
+  Json out;
+  out["schema"] = "tilestage-model-validation/1";
+  out["calibration"] = CalibrationName(v.calibration);
+  out["rows"] = std::move(rows);
+  out["within_2x"] = v.within_2x;
+  out["predictions"] = v.rows.size();
+  out["fraction_within_2x"] = v.Fraction();
+  out["skipped"] = v.skipped;
   return out;
 }
 

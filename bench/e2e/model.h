@@ -5,11 +5,13 @@
 // overlap, and the limiting resource is named. Pure arithmetic; thread-safe.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/e2e/mllog.h"  // Json
+#include "bench/e2e/staging_analysis.h"
 #include "tiling/status.h"
 
 namespace tilestage::bench {
@@ -93,5 +95,71 @@ Result<std::vector<int>> ParseNodeList(const std::string& text);
 
 std::string FormatModelTable(const ModelParams& params, const std::vector<ModelPoint>& points);
 Json ModelToJson(const ModelParams& params, const std::vector<ModelPoint>& points);
+
+
+// --- Out-of-sample check against published runs (`tilestage bench model --validate`) ---
+//
+// A scaling series is one system (the submitter's system folder with its node count taken out,
+// e.g. dgxa100_n16_ngc21.09_mxnet and dgxa100_n128_ngc21.09_mxnet), one benchmark, one scale and
+// round, measured at two or more node counts. Weak scaling counts all nodes of all instances and
+// stages the dataset once per instance. The model is calibrated on one point of a series and
+// predicts the others; nothing is fitted to the point predicted.
+
+struct SeriesPoint {
+  std::string submission;  // the group label of the analysis
+  int64_t nodes = 0;       // all nodes staging at once (instances × nodes per instance)
+  int instances = 1;
+  double staging_s = 0;    // published: the submission's median staging time
+};
+struct ScalingSeries {
+  std::string system, benchmark, scale, round;
+  std::vector<SeriesPoint> points;  // by node count
+};
+// "dgxa100_n16_ngc21.09_mxnet" -> "dgxa100_ngc21.09_mxnet";
+// "fugaku_512xA64FX_x" -> "fugaku_A64FX_x"
+std::string SystemFamily(const std::string& system);
+// Every series with at least two node counts, from the submissions that have a staging median and
+// one node count. Compare groups are ignored.
+std::vector<ScalingSeries> FindScalingSeries(const StagingAnalysis& analysis);
+
+// What the calibration point is taken to be bound by, which decides the one parameter it sets:
+// kFileSystem: the shared file system, B = D / T (the per-node limit is the documented link
+//   bandwidth); kNode: each node's stager, r = D / (N T) (the file system unlimited).
+enum class Calibration { kFileSystem, kNode };
+Result<Calibration> ParseCalibration(const std::string& name);  // "fs", "node"
+const char* CalibrationName(Calibration calibration);
+
+struct ValidationOptions {
+  Calibration calibration = Calibration::kFileSystem;
+  // One node's bandwidth to the file system (default: one InfiniBand HDR200 link, 25 GB/s).
+  double node_bytes_per_s = 25e9;
+  // Bytes staged per instance, by benchmark (lowercase).
+  std::map<std::string, double> dataset_bytes = {{"cosmoflow", 5.1e12}, {"deepcam", 8.8e12}};
+};
+
+struct ValidationRow {
+  std::string system, benchmark, scale, round;
+  int64_t calibration_nodes = 0;
+  double calibration_staging_s = 0;
+  int64_t nodes = 0;
+  double published_s = 0, predicted_s = 0;
+  double ratio = 0;  // predicted / published
+  std::string bound;  // the model's limiting resource at the predicted point
+  bool within_2x = false;
+};
+struct Validation {
+  Calibration calibration = Calibration::kFileSystem;
+  std::vector<ValidationRow> rows;
+  int within_2x = 0;
+  std::vector<std::string> skipped;  // series that could not be used, and why
+  double Fraction() const {
+    return rows.empty() ? 0 : static_cast<double>(within_2x) / static_cast<double>(rows.size());
+  }
+};
+// Every (calibration point, predicted point) pair of every series.
+Validation ValidateStagingModel(const std::vector<ScalingSeries>& series,
+                                const ValidationOptions& options);
+std::string FormatValidation(const Validation& validation);
+Json ValidationToJson(const Validation& validation);
 
 }  // namespace tilestage::bench

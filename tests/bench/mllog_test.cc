@@ -180,6 +180,32 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"EmptyPayload", ":::MLLOG", "malformed"}),
     [](const ::testing::TestParamInfo<BadLine>& info) { return info.param.name; });
 
+// The tolerant reader skips the same lines, names them, and keeps every other event; a JSON
+// nested deeper than the parser allows is one such line, not a crash.
+TEST_P(MalformedMlLogLine, IsSkippedByTheTolerantReaderNamingFileAndLine) {
+  const std::string good = ":::MLLOG {\"time_ms\": 1, \"event_type\": \"POINT_IN_TIME\", "
+                           "\"key\": \"ok\"}";
+  const std::string text = "header\n" + good + "\n" + GetParam().line + "\n" + good + "\n";
+  const MlLogContents contents = ParseMlLogTolerant(text, "runs/result_7.txt");
+  ASSERT_EQ(contents.records.size(), 2u);
+  EXPECT_EQ(contents.records[1].line, 4);
+  ASSERT_EQ(contents.malformed.size(), 1u);
+  EXPECT_NE(contents.malformed[0].find("runs/result_7.txt:3: "), std::string::npos);
+  EXPECT_NE(contents.malformed[0].find(GetParam().expected), std::string::npos)
+      << contents.malformed[0];
+}
+
+TEST(MlLogRead, DeeplyNestedValueIsAMalformedLineNotACrash) {
+  const std::string deep = ":::MLLOG {\"time_ms\": 1, \"event_type\": \"POINT_IN_TIME\", "
+                           "\"key\": \"x\", \"value\": " +
+                           std::string(100000, '[') + std::string(100000, ']') + "}\n";
+  const MlLogContents contents = ParseMlLogTolerant(deep, "deep.log");
+  EXPECT_TRUE(contents.records.empty());
+  ASSERT_EQ(contents.malformed.size(), 1u);
+  EXPECT_NE(contents.malformed[0].find("deep.log:1: malformed"), std::string::npos)
+      << contents.malformed[0];
+}
+
 TEST(MlLogRead, MissingFileIsNotFound) {
   auto records = ReadMlLog("/nonexistent/dir/mlperf.log");
   ASSERT_FALSE(records.ok());

@@ -197,5 +197,120 @@ TEST(ScalingModel, ParseBytesAndNodeLists) {
   EXPECT_FALSE(ParseNodeList("4,x").ok());
 }
 
+TEST(ModelValidation, SystemFamilyDropsTheNodeCount) {
+  EXPECT_EQ(SystemFamily("dgxa100_n16_ngc21.09_mxnet"), "dgxa100_ngc21.09_mxnet");
+  EXPECT_EQ(SystemFamily("dgxa100_n128_ngc21.09_mxnet"), "dgxa100_ngc21.09_mxnet");
+  EXPECT_EQ(SystemFamily("perlmutter_256x4_ngc21.09_mxnet"), "perlmutter_ngc21.09_mxnet");
+  EXPECT_EQ(SystemFamily("fugaku_512xA64FX_tensorflow_closed"), "fugaku_A64FX_tensorflow_closed");
+  EXPECT_EQ(SystemFamily("juwelsbooster_gpu_n1024_mxnet1.9"), "juwelsbooster_gpu_mxnet1.9");
+  EXPECT_EQ(SystemFamily("18xR750-2xA100-PCIe-80GB"), "R750-2xA100-PCIe-80GB");
+  EXPECT_EQ(SystemFamily("longhorn-tf"), "longhorn-tf");
+}
+
+GroupSummary Group(const std::string& system, int64_t nodes, double staging_s,
+                   const std::string& scale = "strong") {
+  GroupSummary g;
+  g.group = system;
+  g.submitter = "Org";
+  g.system = system;
+  g.scale = scale;
+  g.benchmark = "cosmoflow";
+  g.round = "v1.0";
+  g.nodes_min = g.nodes_max = nodes;
+  g.staging_s = Spread{staging_s, staging_s, staging_s, 1};
+  return g;
+}
+
+TEST(ModelValidation, SeriesAreSystemsAtTwoOrMoreNodeCounts) {
+  StagingAnalysis a;
+  a.groups = {Group("sys_n16_x", 16, 300), Group("sys_n64_x", 64, 100),
+              Group("other_n8", 8, 50),  // one node count only
+              Group("sys_n32_x", 32, 70, "weak")};
+  a.groups.push_back(Group("sys_n128_x", 128, 10));
+  a.groups.back().staging_s.reset();  // no staging figure: not a point
+  a.groups.push_back(Group("sys_n256_x", 256, 10));
+  a.groups.back().compare = true;     // a tilestage run: not published
+  const auto series = FindScalingSeries(a);
+  ASSERT_EQ(series.size(), 1u);
+  EXPECT_EQ(series[0].system, "Org/sys_x");
+  ASSERT_EQ(series[0].points.size(), 2u);
+  EXPECT_EQ(series[0].points[0].nodes, 16);
+  EXPECT_DOUBLE_EQ(series[0].points[1].staging_s, 100);
+}
+
+// The validation's arithmetic on known inputs: 10 TB staged, 25 GB/s per node.
+// fs calibration at (N1, T1): B = D / T1, per-node limit max(25 GB/s, D / (N1 T1));
+// prediction D / min(N2 × limit, B).
+TEST(ModelValidation, FileSystemCalibrationPredictsKnownTimes) {
+  ScalingSeries s{"Org/sys", "cosmoflow", "strong", "v1.0",
+                  {{"a", 2, 1, 100.0}, {"b", 8, 1, 100.0}, {"c", 32, 1, 30.0}}};
+  ValidationOptions options;
+  options.dataset_bytes = {{"cosmoflow", 10e12}};
+  const Validation v = ValidateStagingModel({s}, options);
+  ASSERT_EQ(v.rows.size(), 6u);
+  auto row = [&](int64_t from, int64_t to) {
+    for (const ValidationRow& r : v.rows)
+      if (r.calibration_nodes == from && r.nodes == to) return r;
+    ADD_FAILURE() << from << "->" << to;
+    return ValidationRow{};
+  };
+  // From 2 nodes: faster than 2 links allow, so 50 GB/s per node; B = 100 GB/s.
+  EXPECT_DOUBLE_EQ(row(2, 8).predicted_s, 100.0);
+  EXPECT_DOUBLE_EQ(row(2, 8).ratio, 1.0);
+  EXPECT_EQ(row(2, 8).bound, "fs_aggregate");
+  EXPECT_NEAR(row(2, 32).ratio, 100.0 / 30.0, 1e-12);
+  EXPECT_FALSE(row(2, 32).within_2x);
+  // From 8 nodes: B = 100 GB/s; at 2 nodes the links (2 × 25 GB/s) bind: 200 s.
+  EXPECT_DOUBLE_EQ(row(8, 2).predicted_s, 200.0);
+  EXPECT_DOUBLE_EQ(row(8, 2).ratio, 2.0);
+  EXPECT_TRUE(row(8, 2).within_2x);  // 2x counts as within
+  // From 32 nodes: B = 333 GB/s; 8 nodes get 200 GB/s: 50 s, half the published 100 s.
+  EXPECT_DOUBLE_EQ(row(32, 8).predicted_s, 50.0);
+  EXPECT_TRUE(row(32, 8).within_2x);
+  EXPECT_DOUBLE_EQ(row(32, 2).predicted_s, 200.0);
+  EXPECT_EQ(v.within_2x, 4);
+  EXPECT_NEAR(v.Fraction(), 4.0 / 6.0, 1e-12);
+  const std::string table = FormatValidation(v);
+  EXPECT_NE(table.find("4 of 6 predictions (67%); goal 80%: not met"), std::string::npos)
+      << table;
+  EXPECT_EQ(ValidationToJson(v)["predictions"], 6);
+}
+
+TEST(ModelValidation, NodeCalibrationScalesInverselyWithNodes) {
+  ScalingSeries s{"Org/sys", "cosmoflow", "strong", "", {{"a", 16, 1, 320.0}, {"b", 128, 1, 80.0}}};
+  ValidationOptions options;
+  options.calibration = Calibration::kNode;
+  const Validation v = ValidateStagingModel({s}, options);
+  ASSERT_EQ(v.rows.size(), 2u);
+  EXPECT_DOUBLE_EQ(v.rows[0].predicted_s, 40.0);   // 320 × 16 / 128
+  EXPECT_DOUBLE_EQ(v.rows[0].ratio, 0.5);
+  EXPECT_DOUBLE_EQ(v.rows[1].predicted_s, 640.0);  // 80 × 128 / 16
+  EXPECT_DOUBLE_EQ(v.rows[1].ratio, 2.0);
+  EXPECT_EQ(v.within_2x, 2);
+  EXPECT_EQ(v.rows[0].bound, "stager_read");
+}
+
+// Weak scaling: M instances each stage the dataset; with the file system the bound, staging time
+// grows with the instances.
+TEST(ModelValidation, WeakScalingStagesOneDatasetPerInstance) {
+  ScalingSeries s{"Org/sys", "deepcam", "weak", "", {{"a", 16, 4, 40.0}, {"b", 64, 16, 100.0}}};
+  ValidationOptions options;
+  options.dataset_bytes = {{"deepcam", 1e12}};
+  const Validation v = ValidateStagingModel({s}, options);
+  ASSERT_EQ(v.rows.size(), 2u);
+  EXPECT_DOUBLE_EQ(v.rows[0].predicted_s, 160.0);  // 16 TB / (4 TB / 40 s)
+  EXPECT_DOUBLE_EQ(v.rows[0].ratio, 1.6);
+  EXPECT_DOUBLE_EQ(v.rows[1].predicted_s, 25.0);   // 4 TB / (16 TB / 100 s)
+}
+
+TEST(ModelValidation, BenchmarkWithoutDatasetSizeIsSkippedWithAReason) {
+  ScalingSeries s{"Org/sys", "openfold", "strong", "", {{"a", 8, 1, 10.0}, {"b", 16, 1, 9.0}}};
+  const Validation v = ValidateStagingModel({s}, ValidationOptions{});
+  EXPECT_TRUE(v.rows.empty());
+  ASSERT_EQ(v.skipped.size(), 1u);
+  EXPECT_NE(v.skipped[0].find("--dataset-size openfold=BYTES"), std::string::npos);
+  EXPECT_NE(FormatValidation(v).find("nothing to check"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tilestage::bench

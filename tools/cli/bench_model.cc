@@ -1,6 +1,8 @@
 // tilestage bench model: predicts staging time, epoch time and time-to-train at N nodes from
 // measured per-stage rates and the file-system, node-local and interconnect bandwidths. The model
 // and its check against published MLPerf HPC v1.0 staging figures are in bench/MODEL.md.
+// With --validate PATH..., calibrates the model on one node count of every published system
+// measured at several and prints its predictions for the others beside the published figures.
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -15,6 +17,10 @@ struct ModelArgs {
   std::string config;
   std::string nodes = "1..1024";
   bool json = false;
+  std::vector<std::string> validate;
+  std::string calibrate = "fs";
+  std::string node_bandwidth = "25GB/s";
+  std::vector<std::string> dataset_sizes;  // benchmark=SIZE
   // Flag name -> text as given; each overrides the config file's value.
   std::map<std::string, std::string> given;
 };
@@ -48,7 +54,41 @@ constexpr FlagSpec kFlags[] = {
     {"--batch-per-node", "batch_per_node", false, "Samples per node per step (with --gradient)"},
 };
 
+Status RunValidate(const ModelArgs& args) {
+  bench::ValidationOptions options;
+  TS_ASSIGN_OR_RETURN(options.calibration, bench::ParseCalibration(args.calibrate));
+  auto bandwidth = bench::ParseBytes(args.node_bandwidth);
+  if (!bandwidth.ok() || !(*bandwidth > 0))
+    return InvalidArgument("--node-bandwidth '", args.node_bandwidth,
+                           "' must be a positive rate such as 25GB/s");
+  options.node_bytes_per_s = *bandwidth;
+  for (const std::string& item : args.dataset_sizes) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return InvalidArgument("--dataset-size '", item, "': expected BENCHMARK=SIZE");
+    auto bytes = bench::ParseBytes(item.substr(eq + 1));
+    if (!bytes.ok() || !(*bytes > 0))
+      return InvalidArgument("--dataset-size '", item, "': the size must be positive, e.g. 5.1TB");
+    options.dataset_bytes[item.substr(0, eq)] = *bytes;
+  }
+  TS_ASSIGN_OR_RETURN(std::vector<std::string> logs, bench::ExpandMlLogPaths(args.validate));
+  TS_ASSIGN_OR_RETURN(bench::StagingAnalysis analysis,
+                      bench::AnalyzeMlLogFiles(logs, bench::GroupBy::kSubmission));
+  const auto series = bench::FindScalingSeries(analysis);
+  if (series.empty())
+    return InvalidArgument("no system and benchmark among the ", logs.size(),
+                           " logs is measured at two or more node counts");
+  const bench::Validation validation = bench::ValidateStagingModel(series, options);
+  if (args.json) {
+    std::cout << bench::ValidationToJson(validation).dump(2) << "\n";
+  } else {
+    std::cout << bench::FormatValidation(validation);
+  }
+  return Status::Ok();
+}
+
 Status RunModel(const ModelArgs& args) {
+  if (!args.validate.empty()) return RunValidate(args);
   bench::Json config = bench::Json::object();
   if (!args.config.empty()) {
     std::ifstream in(args.config);
@@ -104,6 +144,20 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--nodes", args->nodes, "Node counts: 1,2,8 or 1..1024 (powers of two)")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print JSON instead of a table");
+  cmd->add_option("--validate", args->validate,
+                  "Published MLPerf logs (files or result trees): calibrate on one node count of "
+                  "every system measured at several, predict the others' staging times");
+  cmd->add_option("--calibrate", args->calibrate,
+                  "With --validate: what the calibration run is taken to be bound by, setting "
+                  "the one calibrated parameter: fs (file-system aggregate) or node (stager "
+                  "rate per node)")
+      ->capture_default_str();
+  cmd->add_option("--node-bandwidth", args->node_bandwidth,
+                  "With --validate --calibrate fs: one node's file-system bandwidth")
+      ->capture_default_str();
+  cmd->add_option("--dataset-size", args->dataset_sizes,
+                  "With --validate: bytes staged per instance, as BENCHMARK=SIZE (defaults: "
+                  "cosmoflow=5.1TB, deepcam=8.8TB)");
   cmd->add_option_function<std::string>(
       "--mode", [args](const std::string& v) { args->given["--mode"] = v; },
       "Staging mode: partition, replicate, replicate-from-fs or none");
