@@ -44,7 +44,8 @@ struct NetcdfRequest {
   // The grid's row (Y) and column (X) dimensions, for grids whose dimensions have no CF
   // coordinate variable (curvilinear grids); empty: from the coordinates, or, for a curvilinear
   // grid, from the 2-D latitude/longitude the variable's `coordinates` attribute names.
-  std::string y_dim, x_dim;
+  std::string y_dim = "";
+  std::string x_dim = "";
 };
 
 // The 2-D latitude/longitude of a curvilinear grid ([H, W] each, row-major), when it has them.

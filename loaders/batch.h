@@ -20,7 +20,6 @@ struct Batch {
   std::vector<int64_t> y_shape;   // per-sample shape of y; empty when the store has no y
   std::vector<float> y;           // size * prod(y_shape) (integer labels converted to float)
   std::vector<uint64_t> indices;  // global record index of each sample
-  // Added members (not in the first contract):
   // 1 where x held a valid value, 0 where it held NaN or the channel's nodata value (x is 0
   // there); filled only when LoaderOptions::validity_mask is set, else empty.
   std::vector<uint8_t> x_valid;

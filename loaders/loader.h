@@ -73,7 +73,6 @@ struct LoaderOptions {
   uint64_t range_end = UINT64_MAX;
   LoaderPosition start;  // resume point
   bool skip_corrupt = false;
-  // Added members (not in the first contract):
   uint64_t block_shards = 4;  // ShuffleMode::kBlock window
   uint64_t block_parts = 64;  // ShuffleMode::kBlock canonical parts (sample_order.h)
   // Nodes of the job; a partition-staged store staged for another node count is refused

@@ -363,6 +363,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         // Keep the softmax for backward.
         for (int64_t k = 0; k < head_out_; ++k) lr[k] = float(std::exp(double(lr[k] - mx)) / sum);
       }
+      if (batch.targets_per_rank > 0) valid_targets_ = batch.targets_per_rank;
       result.loss = valid_targets_ > 0 ? loss / valid_targets_ : 0.0;
       break;
     }
@@ -400,6 +401,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
         sq += w * e * e;
         valid_targets_ += w;
       }
+      if (batch.targets_per_rank > 0) valid_targets_ = batch.targets_per_rank;
       result.loss = valid_targets_ > 0 ? sq / valid_targets_ : 0.0;
       break;
     }

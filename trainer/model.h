@@ -67,7 +67,12 @@ struct BatchView {
   uint64_t epoch = 0;
   // [B, prod(y_shape)]: 0 where the target is missing (nodata, NaN), which the regress and
   // classify losses skip; empty when every target is valid.
-  std::span<const uint8_t> y_valid;
+  std::span<const uint8_t> y_valid = {};
+  // > 0: the regress/classify loss divides by this many targets instead of the batch's own
+  // valid count. Data parallel passes the job's valid targets / ranks, so that the ranks'
+  // averaged gradients are those of the mean over the whole global batch, however the masked
+  // targets fall across ranks.
+  double targets_per_rank = 0.0;
 };
 
 struct LossResult {
@@ -135,7 +140,7 @@ class VitModel {
   // Regress/classify: 1/0 weight of each target element (regress) or sample (classify), empty
   // when all are valid; and the number of valid ones the loss averages over.
   std::vector<float> target_weight_;
-  double valid_targets_ = 0.0;
+  double valid_targets_ = 0.0;  // the loss's divisor: this batch's valid targets, or targets_per_rank
   std::vector<std::vector<float>> dxs_;
   std::vector<float> d_enc_out_, d_pooled_, d_pred_;
   std::vector<float> dec_in_, dec_full_;

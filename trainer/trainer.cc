@@ -1,5 +1,6 @@
 #include "trainer/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -166,6 +167,16 @@ Status Trainer::SaveCheckpoint(const SourcePosition& position, uint64_t batches_
   return Status::Ok();
 }
 
+Result<double> Trainer::TargetsPerRank(const TrainBatch& batch) {
+  if (config_.model.objective == Objective::kMae) return 0.0;
+  double valid = double(batch.y.size());
+  if (!batch.y_valid.empty()) {
+    valid = double(std::count(batch.y_valid.begin(), batch.y_valid.end(), uint8_t{1}));
+  }
+  TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<double>(&valid, 1)));
+  return valid / double(comm_->size());
+}
+
 Result<std::pair<double, double>> Trainer::Evaluate(BatchSource& source) {
   TrainBatch batch;
   double sums[3] = {0.0, 0.0, 0.0};  // loss * samples, correct, samples
@@ -244,6 +255,7 @@ Status Trainer::Run(BatchSource& train, BatchSource* eval) {
       params.ZeroGrads();
       sync_->BeginStep();
       BatchView view{batch.size, batch.x, batch.y, batch.indices, batch.epoch, batch.y_valid};
+      TS_ASSIGN_OR_RETURN(view.targets_per_rank, TargetsPerRank(batch));
       TS_ASSIGN_OR_RETURN(LossResult result, model_->Forward(view, config_.seed));
       model_->Backward([this](int64_t offset) { sync_->OnGradsReady(offset); });
       TS_RETURN_IF_ERROR(sync_->Finish());

@@ -126,6 +126,9 @@ class Trainer {
                         int64_t global_batch);
   // Writes one JSONL record (rank 0), stamped with its wall-clock time_ms.
   void Emit(nlohmann::json record);
+  // The regress/classify loss divisor for this step (BatchView::targets_per_rank): the valid
+  // targets of all ranks' batches over the number of ranks. 0 for vit-mae. Collective.
+  Result<double> TargetsPerRank(const TrainBatch& batch);
 
   TrainerConfig config_;
   Communicator* comm_;

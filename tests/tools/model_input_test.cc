@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "loaders/loader.h"
@@ -113,9 +114,11 @@ TEST_F(LabelStore, IntegerNodataInXAndYIsInvalidInTheLoaderWhereGdalReadsIt) {
   auto loader = Loader::Open(LocalStorage(), store_, o);
   ASSERT_TRUE(loader.ok()) << loader.status().ToString();
   Batch b;
-  int64_t invalid_x = 0, invalid_y = 0, samples = 0;
+  int64_t invalid_x = 0, invalid_y = 0;
+  std::set<uint64_t> seen;  // the last batch is padded to full size with repeated records
   while (*(*loader)->Next(&b)) {
-    for (int64_t s = 0; s < b.size; ++s, ++samples) {
+    for (int64_t s = 0; s < b.size; ++s) {
+      seen.insert(b.indices[s]);
       auto record = (*store)->Read(b.indices[s]);
       ASSERT_TRUE(record.ok());
       const auto& w = record->meta.at("window");
@@ -142,7 +145,7 @@ TEST_F(LabelStore, IntegerNodataInXAndYIsInvalidInTheLoaderWhereGdalReadsIt) {
       }
     }
   }
-  EXPECT_EQ(samples, static_cast<int64_t>((*store)->size()));
+  EXPECT_EQ(seen.size(), (*store)->size());
   EXPECT_GT(invalid_x, 0);
   EXPECT_GT(invalid_y, invalid_x / 3);  // the label's block is unlabelled too
 

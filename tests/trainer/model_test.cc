@@ -1,6 +1,8 @@
 // Whole-model finite-difference checks for each objective, and configuration errors.
 #include "trainer/model.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "tests/trainer/fd_check.h"
@@ -187,12 +189,12 @@ struct Pass {
 
 Pass RunPass(const ModelConfig& c, int64_t batch, const std::vector<float>& x,
              const std::vector<float>& y, const std::vector<uint8_t>& y_valid,
-             const std::vector<uint64_t>& ids) {
+             const std::vector<uint64_t>& ids, double targets_per_rank = 0.0) {
   auto model = VitModel::Create(c);
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   if (!model.ok()) return {};
   (*model)->InitParams(3);
-  auto r = (*model)->Forward({batch, x, y, ids, 0, y_valid}, 0);
+  auto r = (*model)->Forward({batch, x, y, ids, 0, y_valid, targets_per_rank}, 0);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) return {};
   (*model)->params().ZeroGrads();
@@ -230,6 +232,34 @@ TEST(ModelTest, DenseRegressSkipsInvalidTargetPixels) {
   // An all-valid mask is the same as no mask.
   const std::vector<uint8_t> all(y.size(), 1);
   EXPECT_EQ(RunPass(c, batch, x, y, all, ids).loss, RunPass(c, batch, x, y, {}, ids).loss);
+}
+
+// Data parallel averages the ranks' gradients. With the job-wide divisor, two ranks whose halves
+// of the batch hold different numbers of valid targets average to the one-rank gradient.
+TEST(ModelTest, RanksWithUnevenValidTargetsAverageToTheWholeBatchWithTheJobWideDivisor) {
+  ModelConfig c = TinyConfig(Objective::kRegress);
+  c.y_shape = {1, 4, 6};
+  const int64_t xe = 2 * 24, ye = 24;
+  const std::vector<float> x = RandomVector(4 * xe, 41), y = RandomVector(4 * ye, 42);
+  std::vector<uint8_t> valid(y.size(), 1);
+  for (int64_t i = 0; i < 2 * ye; i += 4) valid[i] = valid[i + 1] = valid[i + 2] = 0;
+  const double total = double(std::count(valid.begin(), valid.end(), uint8_t{1}));
+  const Pass whole = RunPass(c, 4, x, y, valid, {0, 1, 2, 3});
+  auto half = [&](int64_t first, double per_rank) {
+    const std::vector<uint8_t> v(valid.begin() + first * ye, valid.begin() + (first + 2) * ye);
+    return RunPass(c, 2, Slice(x, xe, first, 2), Slice(y, ye, first, 2), v,
+                   {uint64_t(first), uint64_t(first + 1)}, per_rank);
+  };
+  const Pass r0 = half(0, total / 2), r1 = half(2, total / 2);
+  EXPECT_NEAR((r0.loss + r1.loss) / 2, whole.loss, 1e-6 * whole.loss);
+  for (size_t i = 0; i < whole.grads.size(); ++i) {
+    ASSERT_NEAR((r0.grads[i] + r1.grads[i]) / 2, whole.grads[i],
+                1e-6 + 1e-4 * std::abs(whole.grads[i]))
+        << i;
+  }
+  // Each rank's own mean would weight the sparse half's targets more.
+  const Pass own0 = half(0, 0.0), own1 = half(2, 0.0);
+  EXPECT_GT(std::abs((own0.loss + own1.loss) / 2 - whole.loss), 1e-3 * whole.loss);
 }
 
 TEST(ModelTest, FullyInvalidSampleCountsAsAbsentFromTheBatch) {
