@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/common/test_util.h"
 #include "tiling/npy.h"
@@ -172,6 +175,20 @@ TEST_F(PythonReaderTest, TruncatedShardRaisesDataLossNamingShard) {
   auto r = RunCheck(StrCat("open-error ", store_));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr(StrCat("DataLossError: shard ", shard, ": truncated")));
+}
+
+TEST_F(PythonReaderTest, ShardNameEscapingTheStoreRaisesDataLoss) {
+  // A valid copy of the shard sits beside the store, where "../" would lead.
+  const std::string shard = "e-shard-00000.tss";
+  std::filesystem::copy_file(store_ + "/" + shard, tmp_.Sub(shard));
+  const std::string manifest = store_ + "/manifest.json";
+  nlohmann::json m = nlohmann::json::parse(std::ifstream(manifest));
+  m["shards"][0]["file"] = "../" + shard;
+  std::ofstream(manifest) << m.dump();
+  auto r = RunCheck(StrCat("open-error ", store_));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(StrCat("DataLossError: ", manifest, ": shard file '../", shard,
+                                         "' is not a plain file name inside the store")));
 }
 
 TEST_F(PythonReaderTest, MissingStoreDirectoryRaisesStoreNotFound) {

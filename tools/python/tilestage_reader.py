@@ -404,7 +404,13 @@ class Store:
         self.shards = []
         self.offsets = [0]
         for entry in m["shards"]:
-            shard_path = os.path.join(self.path, entry["file"])
+            name = entry.get("file") if isinstance(entry, dict) else None
+            # A store is untrusted input: a shard is a plain file inside the store, nothing else.
+            if (not isinstance(name, str) or name in ("", ".", "..", "manifest.json")
+                    or "/" in name or "\0" in name):
+                raise DataLossError(f"{manifest_path}: shard file {name!r} is not a plain file "
+                                    "name inside the store")
+            shard_path = os.path.join(self.path, name)
             if not os.path.exists(shard_path):
                 raise StoreNotFoundError(f"store {self.path}: shard file {shard_path} listed in "
                                          "the manifest is missing")
