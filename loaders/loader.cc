@@ -54,12 +54,16 @@ struct ChannelNorm {
   std::vector<std::optional<double>> nodata;
 };
 
-ChannelNorm MakeNorm(const FieldSchema& field, int64_t channels, bool enabled,
-                     const std::vector<std::optional<double>>& nodata) {
+Result<ChannelNorm> MakeNorm(const std::string& dir, const Manifest& manifest,
+                             const FieldSchema& field, int64_t channels, bool enabled) {
+  TS_ASSIGN_OR_RETURN(auto nodata, FieldNodata(manifest, field.name));
+  if (!nodata.empty() && static_cast<int64_t>(nodata.size()) != channels)
+    return DataLoss("store ", dir, ": the manifest records ", nodata.size(),
+                    " nodata values for the ", channels, " channels of field ", field.name);
   ChannelNorm norm;
   norm.mean.assign(static_cast<size_t>(channels), 0.0f);
   norm.inv_std.assign(static_cast<size_t>(channels), 1.0f);
-  norm.nodata = nodata;
+  norm.nodata = std::move(nodata);
   norm.nodata.resize(static_cast<size_t>(channels));
   if (!enabled || static_cast<int64_t>(field.stats.size()) != channels) return norm;
   for (int64_t c = 0; c < channels; ++c) {
@@ -440,11 +444,7 @@ Status Loader::Impl::Init(const std::string& dir) {
     x_out_shape_[1] = o.crop_h;
     x_out_shape_[2] = o.crop_w;
   }
-  TS_ASSIGN_OR_RETURN(auto x_nodata, FieldNodata(m, "x"));
-  if (!x_nodata.empty() && static_cast<int64_t>(x_nodata.size()) != x_in_shape_[0])
-    return DataLoss("store ", dir, ": the manifest records ", x_nodata.size(),
-                    " nodata values for the ", x_in_shape_[0], " channels of field x");
-  x_norm_ = MakeNorm(*x, x_in_shape_[0], o.normalize, x_nodata);
+  TS_ASSIGN_OR_RETURN(x_norm_, MakeNorm(dir, m, *x, x_in_shape_[0], o.normalize));
   if (const FieldSchema* y = m.FindField("y")) {
     if (y->shape.empty())
       return InvalidArgument("store ", dir, ": field y has a varying shape; the loader needs a "
@@ -459,11 +459,8 @@ Status Loader::Impl::Init(const std::string& dir) {
       y_out_shape_[2] = x_out_shape_[2];
     }
     const int64_t y_channels = y_spatial_ ? y->shape[0] : 1;
-    TS_ASSIGN_OR_RETURN(auto y_nodata, FieldNodata(m, "y"));
-    if (!y_nodata.empty() && static_cast<int64_t>(y_nodata.size()) != y_channels)
-      return DataLoss("store ", dir, ": the manifest records ", y_nodata.size(),
-                      " nodata values for the ", y_channels, " channels of field y");
-    y_norm_ = MakeNorm(*y, y_channels, o.normalize && IsFloat(y->dtype) && y_spatial_, y_nodata);
+    TS_ASSIGN_OR_RETURN(y_norm_, MakeNorm(dir, m, *y, y_channels,
+                                          o.normalize && IsFloat(y->dtype) && y_spatial_));
   }
   needs_transform_ = o.augment || o.crop_h > 0;
 
