@@ -900,7 +900,7 @@ std::string IngestSummary::ToText() const {
 }
 
 Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& options) {
-  const RankInfo world = World();
+  TS_ASSIGN_OR_RETURN(const RankInfo world, World());
   Progress progress(options.progress && world.rank == 0, options.progress_label, 0);
   const SourceSchema& schema = source.schema();
 

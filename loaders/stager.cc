@@ -19,10 +19,10 @@
 #include <map>
 #include <mutex>
 
-#include "loaders/mllog.h"
 #include "loaders/stage_plan.h"
 #include "tiling/checksum.h"
 #include "tiling/manifest.h"
+#include "tiling/mllog.h"
 #include "tiling/store.h"
 
 namespace tilestage {
@@ -34,37 +34,6 @@ constexpr uint64_t kReadPieceBytes = 8 << 20;  // parallel read granularity insi
 constexpr uint64_t kHashBlockBytes = 8 << 20;
 
 uint64_t RoundUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
-
-// ------------------------------------------------------------------ MPI helpers
-
-// Every rank of comm learns the first failing rank's status (code and message), so all ranks
-// leave a collective phase together and report the same error.
-Status AgreeStatus(MPI_Comm comm, const Status& mine) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  int candidate = mine.ok() ? INT_MAX : rank, first = INT_MAX;
-  MPI_Allreduce(&candidate, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (first == INT_MAX) return Status::Ok();
-  int code = static_cast<int>(mine.code());
-  std::string message = mine.message();
-  int length = static_cast<int>(message.size());
-  MPI_Bcast(&code, 1, MPI_INT, first, comm);
-  MPI_Bcast(&length, 1, MPI_INT, first, comm);
-  message.resize(static_cast<size_t>(length));
-  MPI_Bcast(message.data(), length, MPI_CHAR, first, comm);
-  return Status(static_cast<StatusCode>(code), message);
-}
-
-void BcastString(MPI_Comm comm, int root, std::string* text) {
-  uint64_t length = text->size();
-  MPI_Bcast(&length, 1, MPI_UINT64_T, root, comm);
-  text->resize(length);
-  // Manifests are far below 2 GiB; chunking keeps the int count honest regardless.
-  for (uint64_t off = 0; off < length; off += INT_MAX / 2) {
-    const int n = static_cast<int>(std::min<uint64_t>(INT_MAX / 2, length - off));
-    MPI_Bcast(text->data() + off, n, MPI_CHAR, root, comm);
-  }
-}
 
 std::string ReplaceNode(const std::string& pattern, int node) {
   std::string out = pattern;
@@ -382,7 +351,7 @@ Status CopyLocalShard(LocalShard* s, bool sync, const std::atomic<bool>& cancell
 
 class NodeStager {
  public:
-  NodeStager(MPI_Comm leaders, int node, int nodes, const StageOptions& options)
+  NodeStager(Communicator& leaders, int node, int nodes, const StageOptions& options)
       : leaders_(leaders), node_(node), nodes_(nodes), o_(options) {}
   ~NodeStager() { commits_.wait(); }
 
@@ -405,7 +374,7 @@ class NodeStager {
   // this store's files; nothing else there is removed.
   bool IsStaleTemporary(const std::string& name) const;
 
-  MPI_Comm leaders_;
+  Communicator& leaders_;
   int node_, nodes_;
   const StageOptions& o_;
   Storage* src_ = nullptr;
@@ -439,7 +408,7 @@ Status NodeStager::ReadManifest() {
     else status = m.status().WithContext(StrCat("source store ", o_.from));
   }
   TS_RETURN_IF_ERROR(AgreeStatus(leaders_, status));
-  BcastString(leaders_, 0, &text);
+  TS_RETURN_IF_ERROR(leaders_.BroadcastBytes(&text, 0));
   auto j = nlohmann::json::parse(text, nullptr, false);
   TS_ASSIGN_OR_RETURN(manifest_, Manifest::FromJson(j, JoinPath(o_.from, kManifestName)));
   for (const auto& s : manifest_.shards) shard_bytes_.push_back(s.bytes);
@@ -556,21 +525,16 @@ Status NodeStager::Land(const TransferChunk& chunk, const uint8_t* bytes) {
 }
 
 Status NodeStager::Transfer() {
-  MPI_Comm replicas;
-  MPI_Comm_split(leaders_, plan_.member_of(node_), plan_.group_of(node_), &replicas);
-  int me = 0, count = 1;
-  MPI_Comm_rank(replicas, &me);
-  MPI_Comm_size(replicas, &count);
-  struct Free {
-    MPI_Comm* c;
-    ~Free() { MPI_Comm_free(c); }
-  } free_replicas{&replicas};
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> replica_comm,
+                      leaders_.Split(plan_.member_of(node_), plan_.group_of(node_)));
+  Communicator& replicas = *replica_comm;
+  const int me = replicas.rank(), count = replicas.size();
 
   // A shard moves when any node of the replica set lacks it.
-  std::vector<uint8_t> missing(mine_.size()), any_missing(mine_.size());
+  std::vector<uint8_t> missing(mine_.size());
   for (size_t k = 0; k < mine_.size(); ++k) missing[k] = intact_[k] ? 0 : 1;
-  MPI_Allreduce(missing.data(), any_missing.data(), static_cast<int>(missing.size()),
-                MPI_UNSIGNED_CHAR, MPI_MAX, replicas);
+  std::vector<uint8_t> any_missing = missing;
+  TS_RETURN_IF_ERROR(replicas.AllreduceMax(any_missing));
   std::vector<size_t> moving;
   for (size_t k = 0; k < mine_.size(); ++k)
     if (any_missing[k]) moving.push_back(mine_[k]);
@@ -595,7 +559,7 @@ Status NodeStager::Transfer() {
   }
   TS_RETURN_IF_ERROR(AgreeStatus(replicas, status));
 
-  // Allgatherv displacements are ints: keep count * chunk below 2 GiB.
+  // MPI's allgather displacements are ints: keep count * chunk below 2 GiB.
   uint64_t chunk = std::min<uint64_t>(o_.chunk_bytes, kMaxStageChunkBytes);
   chunk = std::min<uint64_t>(chunk, (static_cast<uint64_t>(INT_MAX) / count) / kAlign * kAlign);
   chunk = std::max<uint64_t>(RoundUp(chunk, kAlign), kAlign);
@@ -604,8 +568,8 @@ Status NodeStager::Transfer() {
   for (const auto& list : schedule) rounds = std::max(rounds, list.size());
 
   AlignedBuffer buffers[2] = {AlignedBuffer(chunk * count), AlignedBuffer(chunk * count)};
-  std::vector<int> counts(count), displs(count);
-  for (int r = 0; r < count; ++r) displs[r] = static_cast<int>(r * chunk);
+  std::vector<uint64_t> counts(count), offsets(count);
+  for (int r = 0; r < count; ++r) offsets[r] = static_cast<uint64_t>(r) * chunk;
   tbb::task_group writes;
   Status write_status;
   auto land_round = [&](size_t round, uint8_t* base) {
@@ -629,10 +593,9 @@ Status NodeStager::Transfer() {
     Status mine = !write_status.ok() ? write_status : read_status;
     TS_RETURN_IF_ERROR(AgreeStatus(replicas, mine));
     for (int r = 0; r < count; ++r)
-      counts[r] = round < schedule[r].size() ? static_cast<int>(schedule[r][round].bytes) : 0;
+      counts[r] = round < schedule[r].size() ? schedule[r][round].bytes : 0;
     if (count > 1)
-      MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base, counts.data(), displs.data(),
-                     MPI_BYTE, replicas);
+      TS_RETURN_IF_ERROR(replicas.AllgatherBytesInPlace({base, chunk * count}, counts, offsets));
     writes.run([&, round, base] { write_status = land_round(round, base); });
   }
   writes.wait();
@@ -833,78 +796,61 @@ nlohmann::json StageReport::ToJson() const {
           {"per_node", nodes_json}};
 }
 
-Result<StageReport> StageStore(MPI_Comm comm, const StageOptions& options_in) {
+Result<StageReport> StageStore(Communicator& comm, const StageOptions& options_in) {
   StageOptions options = options_in;
   if (!options.source_storage) options.source_storage = LocalStorage();
   if (!options.dest_storage) options.dest_storage = LocalStorage();
-  int rank = 0, size = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
+  const int rank = comm.rank(), size = comm.size();
 
-  MPI_Comm node_comm, leaders = MPI_COMM_NULL;
-  if (options.ranks_per_node > 0)
-    MPI_Comm_split(comm, rank / options.ranks_per_node, rank, &node_comm);
-  else
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node_comm);
-  int node_rank = 0;
-  MPI_Comm_rank(node_comm, &node_rank);
-  const bool leader = node_rank == 0;
-  MPI_Comm_split(comm, leader ? 0 : MPI_UNDEFINED, rank, &leaders);
-  int ids[2] = {0, 1};  // node, nodes
-  if (leader) {
-    MPI_Comm_rank(leaders, &ids[0]);
-    MPI_Comm_size(leaders, &ids[1]);
+  std::unique_ptr<Communicator> node_comm;
+  if (options.ranks_per_node > 0) {
+    TS_ASSIGN_OR_RETURN(node_comm, comm.Split(rank / options.ranks_per_node, rank));
+  } else {
+    TS_ASSIGN_OR_RETURN(node_comm, comm.SplitByNode());
   }
-  MPI_Bcast(ids, 2, MPI_INT, 0, node_comm);
+  const bool leader = node_comm->rank() == 0;
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> leaders, comm.Split(leader ? 0 : -1, rank));
+  // The node's number and the node count, from its leader (the only rank that knows them).
+  constexpr int64_t kUnknown = INT64_MAX;
+  int64_t ids[2] = {leader ? leaders->rank() : kUnknown, leader ? leaders->size() : kUnknown};
+  TS_RETURN_IF_ERROR(node_comm->AllreduceMin(ids));
 
   StageReport report;
   report.mode = StageModeName(options.mode);
   report.ranks = size;
-  report.nodes = ids[1];
+  report.nodes = static_cast<int>(ids[1]);
   Status status;
   if (options.from.empty() || options.to.empty())
     status = InvalidArgument("staging needs a source (--from) and a destination (--to)");
   else if (options.chunk_bytes == 0 || options.chunk_bytes > kMaxStageChunkBytes)
     status = InvalidArgument("chunk size ", options.chunk_bytes, " must be in (0, 1 GiB]");
-  else if (ids[1] > 1 && options.to.find("{node}") == std::string::npos &&
+  else if (report.nodes > 1 && options.to.find("{node}") == std::string::npos &&
            options.ranks_per_node > 0)
     status = InvalidArgument("destination ", options.to, " must contain {node} when several ",
                              "simulated nodes share this host");
   TS_RETURN_IF_ERROR(AgreeStatus(comm, status));
 
-  MPI_Barrier(comm);
+  TS_RETURN_IF_ERROR(comm.Barrier());
   const auto t0 = Clock::now();
-  report.start_ms = WallClockMs();
+  report.start_ms = MlLogger::NowMs();
   NodeStageReport mine;
-  if (leader) status = NodeStager(leaders, ids[0], ids[1], options).Run(&mine);
+  const int node = static_cast<int>(ids[0]);
+  if (leader) status = NodeStager(*leaders, node, report.nodes, options).Run(&mine);
   status = AgreeStatus(comm, status.ok() ? status
                                          : status.WithContext(StrCat("rank ", rank, " (node ",
-                                                                     ids[0], ")")));
-  MPI_Barrier(comm);
+                                                                     node, ")")));
+  TS_RETURN_IF_ERROR(comm.Barrier());
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  report.stop_ms = WallClockMs();
-  if (leaders != MPI_COMM_NULL) MPI_Comm_free(&leaders);
-  MPI_Comm_free(&node_comm);
+  report.stop_ms = MlLogger::NowMs();
   TS_RETURN_IF_ERROR(status);
 
   // Per-node reports to rank 0.
-  const std::string text = leader ? mine.ToJson().dump() : std::string();
-  int length = static_cast<int>(text.size());
-  std::vector<int> lengths(size), displs(size);
-  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, comm);
-  int total = 0;
-  for (int r = 0; r < size; ++r) {
-    displs[r] = total;
-    total += lengths[r];
-  }
-  std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
-  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR,
-              0, comm);
+  TS_ASSIGN_OR_RETURN(std::vector<std::string> texts,
+                      comm.GatherBytes(leader ? mine.ToJson().dump() : std::string(), 0));
   if (rank == 0) {
-    for (int r = 0; r < size; ++r)
-      if (lengths[r] > 0)
-        report.node_reports.push_back(
-            NodeStageReport::FromJson(nlohmann::json::parse(all.substr(displs[r], lengths[r]))));
+    for (const std::string& text : texts)
+      if (!text.empty())
+        report.node_reports.push_back(NodeStageReport::FromJson(nlohmann::json::parse(text)));
   } else if (leader) {
     report.node_reports.push_back(mine);
   }

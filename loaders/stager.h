@@ -1,10 +1,10 @@
 // Stager: copies a tile store to node-local storage under MPI (DESIGN.md §4).
 //
-// Ranks on one node (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED) share one copy; the node's
+// Ranks on one node (Communicator::SplitByNode) share one copy; the node's
 // lowest rank (its leader) does the I/O. The plan (stage_plan.h) gives each node its shards:
 // partition = a disjoint, balanced share per node (or per node within groups of --group nodes);
 // replicate = every shard on every node. Each shard is read from the source by one node of its
-// replica set and redistributed with MPI_Allgatherv in rounds of at most chunk_bytes (<= 1 GiB)
+// replica set and redistributed with an allgather in rounds of at most chunk_bytes (<= 1 GiB)
 // per node, so every byte leaves the source once. Reads are TBB-parallel in large pieces
 // (optionally O_DIRECT), writes of different shards run in parallel and overlap the next round's
 // read; every shard's XXH3 hash is checked against the source manifest as it lands, and a shard is
@@ -15,10 +15,8 @@
 // lists the shards that node holds, written last.
 //
 // Thread-safety: StageStore is collective over `comm`: every rank calls it, from one thread per
-// process (MPI is called only from that thread; TBB threads do the I/O).
+// process (the communicator is called only from that thread; TBB threads do the I/O).
 #pragma once
-
-#include <mpi.h>
 
 #include <cstdint>
 #include <memory>
@@ -27,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tiling/comm/communicator.h"
 #include "tiling/status.h"
 #include "tiling/storage.h"
 
@@ -51,7 +50,7 @@ struct StageOptions {
   bool sync = true;
   int threads = 0;         // TBB threads per node leader (0 = TBB default)
   uint64_t chunk_bytes = 64ull << 20;  // per node and round, at most kMaxStageChunkBytes
-  // 0: nodes are detected with MPI_COMM_TYPE_SHARED. N > 0: every N consecutive ranks form one
+  // 0: nodes are detected as the ranks sharing memory (SplitByNode). N > 0: every N consecutive ranks form one
   // simulated node (tests and single-host benchmarks of the multi-node paths).
   int ranks_per_node = 0;
   std::shared_ptr<Storage> source_storage;  // default LocalStorage()
@@ -95,6 +94,6 @@ struct StageReport {
 
 // Collective. On error every rank returns the same Status (the first failing rank's, naming the
 // shard or path and the rank).
-Result<StageReport> StageStore(MPI_Comm comm, const StageOptions& options);
+Result<StageReport> StageStore(Communicator& comm, const StageOptions& options);
 
 }  // namespace tilestage

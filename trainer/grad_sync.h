@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "tiling/status.h"
-#include "trainer/communicator.h"
+#include "tiling/comm/communicator.h"
 #include "trainer/params.h"
 
 namespace tilestage::trainer {

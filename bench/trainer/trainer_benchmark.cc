@@ -4,8 +4,6 @@
 // the data stall when the staging loader feeds the trainer. Prints a table and one JSON line.
 // Measures only: no assertions. Run through bench/trainer/run_trainer_bench.sh for the PyTorch
 // comparison.
-#define OMPI_SKIP_MPICXX 1
-#include <mpi.h>
 #include <tbb/global_control.h>
 
 #include <chrono>
@@ -15,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tiling/comm/mpi_env.h"
 #include "tiling/synth.h"
 #include "trainer/gemm.h"
 #include "trainer/loader_source.h"
@@ -175,8 +174,8 @@ RunResult RunSteps(const Args& a, Communicator& comm, AllreduceMode mode, BatchS
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  auto mpi = MpiSession::Start();
+  if (!mpi.ok()) return 1;
   Args a = Parse(argc, argv);
   tbb::global_control threads(tbb::global_control::max_allowed_parallelism, a.threads);
   auto comm_or = NewMpiCommunicator();
@@ -265,7 +264,5 @@ int main(int argc, char** argv) {
                 static_cast<long long>(4 * a.dim), static_cast<long long>(a.dim), gemm_square);
     std::cout << out.dump() << std::endl;
   }
-  comm_or->reset();
-  MPI_Finalize();
   return 0;
 }

@@ -1,11 +1,13 @@
 // Multi-rank staging and loading, run by ctest under `mpirun -np 2`. Each rank is a simulated
 // node (ranks_per_node = 1) with its own destination directory, so the partition and replicate
-// paths (MPI_Allgatherv redistribution, per-node manifests) run on one host. Assertions avoid
+// paths (allgather redistribution, per-node manifests) run on one host. Assertions avoid
 // early returns so no rank skips a collective.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -20,6 +22,19 @@
 
 namespace tilestage {
 namespace {
+
+// The job's communicator, made on first use (collectively: every rank runs the same tests).
+Communicator& World() {
+  static std::unique_ptr<Communicator> world = [] {
+    auto comm = NewMpiCommunicator();
+    if (!comm.ok()) {
+      std::fprintf(stderr, "%s\n", comm.status().ToString().c_str());
+      std::abort();
+    }
+    return std::move(comm).value();
+  }();
+  return *world;
+}
 
 int Rank() {
   int r = 0;
@@ -85,7 +100,7 @@ std::vector<std::string> StagedShards(const std::string& dir) {
 
 TEST(StageMpi, PartitionGivesEachNodeADisjointBalancedShareThatVerifies) {
   SharedStore s;
-  auto report = StageStore(MPI_COMM_WORLD, Options(s, StageMode::kPartition));
+  auto report = StageStore(World(), Options(s, StageMode::kPartition));
   EXPECT_TRUE(report.ok()) << report.status().ToString();
   if (Rank() == 0 && report.ok()) {
     EXPECT_EQ(report->nodes, Size());
@@ -112,7 +127,7 @@ TEST(StageMpi, PartitionGivesEachNodeADisjointBalancedShareThatVerifies) {
 
 TEST(StageMpi, ReplicateGivesEveryNodeEveryShardReadingEachByteOnce) {
   SharedStore s;
-  auto report = StageStore(MPI_COMM_WORLD, Options(s, StageMode::kReplicate));
+  auto report = StageStore(World(), Options(s, StageMode::kReplicate));
   EXPECT_TRUE(report.ok()) << report.status().ToString();
   if (Rank() == 0 && report.ok()) {
     uint64_t read = 0;
@@ -136,7 +151,7 @@ TEST(StageMpi, CorruptSourceShardFailsOnEveryRankNamingIt) {
   const std::string bad = s.src + "/" + s.manifest.shards[1].file;
   if (Rank() == 0) testing::FlipByte(bad, 4200);
   MPI_Barrier(MPI_COMM_WORLD);
-  auto report = StageStore(MPI_COMM_WORLD, Options(s, StageMode::kReplicate));
+  auto report = StageStore(World(), Options(s, StageMode::kReplicate));
   EXPECT_FALSE(report.ok());
   EXPECT_NE(report.status().message().find(bad), std::string::npos)
       << report.status().ToString();
@@ -151,7 +166,7 @@ TEST(StageMpi, RanksOnOneNodeShareOneCopy) {
   StageOptions o = Options(s, StageMode::kPartition);
   o.ranks_per_node = 0;  // both ranks run on this host: MPI_COMM_TYPE_SHARED puts them together
   o.to = s.root + "/shared";
-  auto report = StageStore(MPI_COMM_WORLD, o);
+  auto report = StageStore(World(), o);
   EXPECT_TRUE(report.ok()) << report.status().ToString();
   if (Rank() == 0 && report.ok()) {
     EXPECT_EQ(report->nodes, 1);

@@ -1,4 +1,4 @@
-// The stager in one process (MPI_COMM_SELF: one node): copies verified against the source bytes
+// The stager in one process (a single-process communicator: one node): copies verified against the source bytes
 // and VerifyStore, resume, and the faults the issue names. Multi-node paths: mpi_test.cc.
 #include "loaders/stager.h"
 
@@ -20,6 +20,11 @@ namespace tilestage {
 namespace {
 
 using testing::TempDir;
+
+// One process is one node.
+Result<StageReport> Stage(const StageOptions& options) {
+  return StageStore(*NewSingleProcessCommunicator(), options);
+}
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -115,7 +120,7 @@ TEST(StagePlan, ScheduleReadsCoversEveryByteOnceInChunks) {
 
 TEST(Stage, ReplicateCopiesEveryShardByteForByteAndTheCopyVerifies) {
   StageFixture f;
-  auto report = StageStore(MPI_COMM_SELF, f.Options());
+  auto report = Stage(f.Options());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->node_reports.size(), 1u);
   const NodeStageReport& n = report->node_reports[0];
@@ -138,11 +143,11 @@ TEST(Stage, ReplicateCopiesEveryShardByteForByteAndTheCopyVerifies) {
 
 TEST(Stage, SecondRunSkipsShardsAlreadyStagedAndIntact) {
   StageFixture f;
-  ASSERT_TRUE(StageStore(MPI_COMM_SELF, f.Options()).ok());
+  ASSERT_TRUE(Stage(f.Options()).ok());
   // Damage one staged shard: only it is staged again.
   const std::string damaged = JoinPath(f.dst, f.manifest.shards[1].file);
   testing::FlipByte(damaged, 5000);
-  auto again = StageStore(MPI_COMM_SELF, f.Options());
+  auto again = Stage(f.Options());
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->node_reports[0].shards_skipped, f.manifest.shards.size() - 1);
   EXPECT_EQ(again->node_reports[0].shards_written, 1u);
@@ -155,7 +160,7 @@ TEST(Stage, CorruptSourceShardIsNamedAndNoCopyIsLeft) {
   StageFixture f;
   const std::string bad = JoinPath(f.src, f.manifest.shards[2].file);
   testing::FlipByte(bad, 4200);  // inside the first record: the shard hash no longer matches
-  auto report = StageStore(MPI_COMM_SELF, f.Options());
+  auto report = Stage(f.Options());
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find(bad), std::string::npos)
@@ -196,7 +201,7 @@ TEST(Stage, ShardsLargerThanOneCopyPieceAreCopiedByteForByte) {
   ASSERT_GT(f.manifest.shards[0].bytes, 2u << 20);
   for (bool sync : {false, true}) {
     std::filesystem::remove_all(f.dst);
-    auto report = StageStore(MPI_COMM_SELF, f.Options(sync));
+    auto report = Stage(f.Options(sync));
     ASSERT_TRUE(report.ok()) << report.status().ToString();
     EXPECT_EQ(report->node_reports[0].bytes_written, f.manifest.TotalBytes());
     for (const auto& s : f.manifest.shards)
@@ -211,7 +216,7 @@ TEST(Stage, CorruptByteInALaterPieceOfALargeShardIsCaught) {
   LargeShardFixture f;
   const std::string bad = JoinPath(f.src, f.manifest.shards[0].file);
   testing::FlipByte(bad, (2 << 20) + 12345);  // in the third 1 MiB piece
-  auto report = StageStore(MPI_COMM_SELF, f.Options(true));
+  auto report = Stage(f.Options(true));
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find(bad), std::string::npos)
@@ -227,7 +232,7 @@ TEST(Stage, SourceShardLongerThanTheManifestSaysIsDataLoss) {
   StageFixture f;
   const std::string bad = JoinPath(f.src, f.manifest.shards[1].file);
   std::ofstream(bad, std::ios::app | std::ios::binary) << "trailing bytes";
-  auto report = StageStore(MPI_COMM_SELF, f.Options());
+  auto report = Stage(f.Options());
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(report.status().message().find(bad), std::string::npos)
@@ -242,7 +247,7 @@ TEST(Stage, DestinationFullIsResourceExhaustedBeforeAnythingIsWritten) {
   FaultOptions faults;
   faults.write_budget_bytes = f.manifest.TotalBytes() / 2;
   o.dest_storage = NewFaultInjectingStorage(LocalStorage(), faults);
-  auto report = StageStore(MPI_COMM_SELF, o);
+  auto report = Stage(o);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(report.status().message().find(f.dst), std::string::npos);
@@ -279,7 +284,7 @@ TEST(Stage, DiskFullMidWriteIsResourceExhaustedAndLeavesNoPartialShard) {
   faults.write_budget_bytes = f.manifest.shards[0].bytes + f.manifest.shards[1].bytes / 2;
   o.dest_storage =
       std::make_shared<LyingFreeSpace>(NewFaultInjectingStorage(LocalStorage(), faults));
-  auto report = StageStore(MPI_COMM_SELF, o);
+  auto report = Stage(o);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kResourceExhausted) << report.status().ToString();
   for (const auto& name : Names(f.dst)) {
@@ -296,7 +301,7 @@ TEST(Stage, InterruptedStageRunAgainGivesTheCorrectResult) {
   FaultOptions faults;
   faults.fail_reads_containing = f.manifest.shards[3].file;
   o.source_storage = NewFaultInjectingStorage(LocalStorage(), faults);
-  auto first = StageStore(MPI_COMM_SELF, o);
+  auto first = Stage(o);
   ASSERT_FALSE(first.ok());
   EXPECT_NE(first.status().message().find(f.manifest.shards[3].file), std::string::npos)
       << first.status().ToString();
@@ -304,7 +309,7 @@ TEST(Stage, InterruptedStageRunAgainGivesTheCorrectResult) {
   // A killed process would also leave a temporary file behind.
   std::ofstream(JoinPath(f.dst, f.manifest.shards[4].file + ".tmp-99999-0")) << "partial";
 
-  auto second = StageStore(MPI_COMM_SELF, f.Options());
+  auto second = Stage(f.Options());
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(second->node_reports[0].shards_skipped, 3u);
   EXPECT_EQ(second->node_reports[0].shards_written, f.manifest.shards.size() - 3);
@@ -326,7 +331,7 @@ TEST(Stage, CleanupRemovesOnlyTheStagersOwnTemporaries) {
                                          "x" + shard + ".tmp-1-2"};
   for (const auto& name : stale) std::ofstream(JoinPath(f.dst, name)) << "partial";
   for (const auto& name : kept) std::ofstream(JoinPath(f.dst, name)) << "mine";
-  auto report = StageStore(MPI_COMM_SELF, f.Options());
+  auto report = Stage(f.Options());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   const auto names = Names(f.dst);
   for (const auto& name : stale)
@@ -353,7 +358,7 @@ TEST(Stage, DirectIoWorksOrFallsBackCleanly) {
     o.to = dst;
     o.direct_io = true;
     o.chunk_bytes = 64 << 10;
-    auto report = StageStore(MPI_COMM_SELF, o);
+    auto report = Stage(o);
     ASSERT_TRUE(report.ok()) << base << ": " << report.status().ToString();
     for (const auto& s : f.manifest.shards)
       EXPECT_EQ(Slurp(JoinPath(dst, s.file)), Slurp(JoinPath(f.src, s.file))) << base;
@@ -367,7 +372,7 @@ TEST(Stage, MissingSourceManifestIsNotFoundNamingTheStore) {
   StageFixture f;
   StageOptions o = f.Options();
   o.from = f.tmp.Sub("nowhere");
-  auto report = StageStore(MPI_COMM_SELF, o);
+  auto report = Stage(o);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kNotFound);
   EXPECT_NE(report.status().message().find(o.from), std::string::npos);
@@ -377,7 +382,7 @@ TEST(Stage, ReplicateWithGroupIsInvalidArgument) {
   StageFixture f;
   StageOptions o = f.Options();
   o.group = 2;
-  EXPECT_EQ(StageStore(MPI_COMM_SELF, o).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Stage(o).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,15 +1,10 @@
 #include "tools/cli/ingest_common.h"
 
-// The C API only: Open MPI's deprecated C++ bindings need a library we do not link.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
-
 #include <cstdlib>
 #include <iostream>
 
-#include "ingest/mpi_split.h"
-#include "loaders/mpi_env.h"
+#include "tiling/comm/communicator.h"
+#include "tiling/comm/mpi_env.h"
 
 namespace tilestage::cli {
 
@@ -102,28 +97,22 @@ Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args) {
 
 int RunIngestCommand(const IngestArgs& args, const std::string& label,
                      const std::function<Result<std::unique_ptr<ingest::Source>>()>& make_source) {
-  bool mpi_started = false;
-  if (StartedByMpiLauncher()) {
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-      int provided = 0;
-      if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-        return Report(IOError("MPI_Init_thread failed"));
-      mpi_started = true;
-    }
-  }
-  const ingest::RankInfo world = ingest::World();
+  // A plain run (no launcher) needs no MPI at all.
+  auto mpi = MpiSession::Start(MpiSession::When::kUnderLauncher);
+  if (!mpi.ok()) return Report(mpi.status());
+  auto world = NewWorldCommunicator();
+  if (!world.ok()) return Report(world.status());
+  const int rank = (*world)->rank();
   auto run = [&]() -> Result<ingest::IngestSummary> {
     TS_ASSIGN_OR_RETURN(ingest::DriverOptions options, MakeDriverOptions(args));
-    options.progress = options.progress && world.rank == 0;
+    options.progress = options.progress && rank == 0;
     options.progress_label = "ingest " + label;
     TS_ASSIGN_OR_RETURN(std::unique_ptr<ingest::Source> source, make_source());
     return ingest::RunIngest(*source, options);
   };
   Result<ingest::IngestSummary> summary = run();
   int code = 0;
-  if (world.rank == 0) {
+  if (rank == 0) {
     if (summary.ok()) {
       if (args.json)
         std::cout << summary->ToJson().dump(2) << "\n";
@@ -136,7 +125,6 @@ int RunIngestCommand(const IngestArgs& args, const std::string& label,
   } else if (!summary.ok()) {
     code = summary.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
   }
-  if (mpi_started) MPI_Finalize();
   return code;
 }
 

@@ -8,14 +8,18 @@
 // overrides a value the user set, and does nothing under a launcher. Other MPI implementations
 // ignore OMPI_MCA_* variables.
 //
+// MpiSession initializes MPI for a command and finalizes it at the end; the command then talks
+// to the other ranks only through a Communicator (communicator.h).
+//
 // Thread-safety: call from the main thread before MPI_Init and before any other thread reads the
 // environment (setenv is not thread-safe).
 #pragma once
 
-#include <mpi.h>
-
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "tiling/status.h"
 
 namespace tilestage {
 
@@ -27,12 +31,24 @@ bool StartedByMpiLauncher();
 // "NAME=value" pairs it set; under a launcher, sets nothing and returns an empty list.
 std::vector<std::string> PrepareSingletonMpi();
 
-// Initializes MPI (MPI_THREAD_FUNNELED) unless it already is, with PrepareSingletonMpi's settings
-// first. Returns true when this call initialized MPI, so the caller also calls MPI_Finalize.
-bool InitMpiIfNeeded();
+// MPI for the lifetime of a command. Every Communicator over MPI must be destroyed before it.
+class MpiSession {
+ public:
+  enum class When {
+    kAlways,          // also a process outside any launcher (an MPI singleton)
+    kUnderLauncher,   // only when StartedByMpiLauncher(); otherwise MPI stays uninitialized
+  };
+  // Initializes MPI (MPI_THREAD_FUNNELED) unless it already is, with PrepareSingletonMpi's
+  // settings first. IOError with MPI's message when MPI_Init_thread fails.
+  static Result<std::unique_ptr<MpiSession>> Start(When when = When::kAlways);
+  // Finalizes MPI when Start initialized it.
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
 
-// Collective over comm: the number of nodes (shared-memory domains, MPI_COMM_TYPE_SHARED) its
-// ranks run on.
-int CountNodes(MPI_Comm comm);
+ private:
+  explicit MpiSession(bool initialized_here) : initialized_here_(initialized_here) {}
+  bool initialized_here_;
+};
 
 }  // namespace tilestage

@@ -1,8 +1,8 @@
-#include "loaders/mpi_env.h"
-
-#include <mpi.h>
+#include "tiling/comm/mpi_env.h"
 
 #include <cstdlib>
+
+#include "tiling/comm/mpi_status.h"
 
 namespace tilestage {
 
@@ -30,26 +30,27 @@ std::vector<std::string> PrepareSingletonMpi() {
   return set;
 }
 
-bool InitMpiIfNeeded() {
-  int initialized = 0, provided = 0;
-  MPI_Initialized(&initialized);
-  if (initialized) return false;
+Result<std::unique_ptr<MpiSession>> MpiSession::Start(When when) {
+  int initialized = 0;
+  TS_RETURN_IF_ERROR(comm_internal::MpiStatus(MPI_Initialized(&initialized), "MPI_Initialized"));
+  if (initialized || (when == When::kUnderLauncher && !StartedByMpiLauncher()))
+    return std::unique_ptr<MpiSession>(new MpiSession(false));
   PrepareSingletonMpi();  // outside mpirun: skip Open MPI's singleton daemon and UCX start-up
-  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-  return true;
+  int provided = 0;
+  TS_RETURN_IF_ERROR(comm_internal::MpiStatus(
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread"));
+  if (provided < MPI_THREAD_FUNNELED) {
+    TS_RETURN_IF_ERROR(comm_internal::MpiStatus(MPI_Finalize(), "MPI_Finalize"));
+    return FailedPrecondition("MPI_Init_thread: the MPI library provides thread level ", provided,
+                              ", tilestage needs MPI_THREAD_FUNNELED");
+  }
+  return std::unique_ptr<MpiSession>(new MpiSession(true));
 }
 
-int CountNodes(MPI_Comm comm) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm node;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
-  int node_rank = 0;
-  MPI_Comm_rank(node, &node_rank);
-  MPI_Comm_free(&node);
-  int leader = node_rank == 0 ? 1 : 0, nodes = 0;
-  MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, comm);
-  return nodes;
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  if (!initialized_here_ || MPI_Finalized(&finalized) != MPI_SUCCESS || finalized) return;
+  comm_internal::ReportMpiFailure(MPI_Finalize(), "MPI_Finalize");
 }
 
 }  // namespace tilestage

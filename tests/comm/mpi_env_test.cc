@@ -1,6 +1,6 @@
 // PrepareSingletonMpi: which Open MPI defaults a process outside any launcher gets, and that a
 // launcher's or the user's own settings are left alone.
-#include "loaders/mpi_env.h"
+#include "tiling/comm/mpi_env.h"
 
 #include <gtest/gtest.h>
 
