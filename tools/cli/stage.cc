@@ -1,13 +1,12 @@
 // tilestage stage: copy a store to node-local storage under MPI (partition or replicate), with
 // verification, resume and MLPerf-style :::MLLOG staging events.
-#include <mpi.h>
-
 #include <cstdio>
 #include <iostream>
 
-#include "loaders/mllog.h"
-#include "loaders/mpi_env.h"
 #include "loaders/stager.h"
+#include "tiling/comm/communicator.h"
+#include "tiling/comm/mpi_env.h"
+#include "tiling/mllog.h"
 #include "tools/cli/command.h"
 
 namespace tilestage::cli {
@@ -25,7 +24,26 @@ struct StageArgs {
   bool json = false;
 };
 
-Status RunStage(const StageArgs& args, int rank) {
+// The MLPerf HPC staging events of a finished staging, as lines.
+Result<std::vector<std::string>> StagingMllog(const StageReport& r, const std::string& source) {
+  const int64_t start = static_cast<int64_t>(r.start_ms), stop = static_cast<int64_t>(r.stop_ms);
+  std::vector<Result<MlEvent>> events;
+  events.push_back(MakeMlEvent(MlEventType::kIntervalStart, mlkey::kStagingStart, nullptr, start,
+                               {{"mode", r.mode}, {"nodes", r.nodes}, {"source", source}}));
+  events.push_back(MakeMlEvent(MlEventType::kIntervalEnd, mlkey::kStagingStop, nullptr, stop,
+                               {{"staged_bytes", r.bytes_written()}}));
+  events.push_back(MakeMlEvent(MlEventType::kPointInTime, mlkey::kStagingDuration, r.seconds,
+                               stop, {{"unit", "s"}}));
+  std::vector<std::string> lines;
+  for (const auto& event : events) {
+    TS_RETURN_IF_ERROR(event.status());
+    TS_ASSIGN_OR_RETURN(std::string line, FormatMlLogLine(*event));
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+Status RunStage(const StageArgs& args, Communicator& comm) {
   StageOptions o;
   o.from = args.from;
   o.to = args.to;
@@ -36,18 +54,10 @@ Status RunStage(const StageArgs& args, int rank) {
   o.threads = args.threads;
   TS_ASSIGN_OR_RETURN(o.chunk_bytes, ParseByteSize(args.chunk));
   o.ranks_per_node = args.ranks_per_node;
-  TS_ASSIGN_OR_RETURN(StageReport r, StageStore(MPI_COMM_WORLD, o));
-  if (rank != 0) return Status::Ok();
+  TS_ASSIGN_OR_RETURN(StageReport r, StageStore(comm, o));
+  if (comm.rank() != 0) return Status::Ok();
 
-  const nlohmann::json start_meta = {{"mode", r.mode}, {"nodes", r.nodes}, {"source", args.from}};
-  const nlohmann::json stop_meta = {{"staged_bytes", r.bytes_written()}};
-  const nlohmann::json duration_meta = {{"unit", "s"}};
-  const std::string mllog[] = {
-      TS_MLLOG(MllogEvent::kIntervalStart, "staging_start", nullptr, r.start_ms, start_meta),
-      TS_MLLOG(MllogEvent::kIntervalEnd, "staging_stop", nullptr, r.stop_ms, stop_meta),
-      TS_MLLOG(MllogEvent::kPointInTime, "staging_duration", r.seconds, r.stop_ms,
-               duration_meta),
-  };
+  TS_ASSIGN_OR_RETURN(const std::vector<std::string> mllog, StagingMllog(r, args.from));
   if (args.json) {
     nlohmann::json j = r.ToJson();
     j["source"] = args.from;
@@ -100,16 +110,22 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "one host); default: detect nodes with MPI_COMM_TYPE_SHARED");
   cmd->add_flag("--json", args->json, "Print the report as JSON (MLLOG lines go to stderr)");
   cmd->callback([args, exit_code] {
-    const bool mpi_started_here = InitMpiIfNeeded();
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    const Status status = RunStage(*args, rank);
+    auto mpi = MpiSession::Start();
+    if (!mpi.ok()) {
+      *exit_code = Report(mpi.status());
+      return;
+    }
+    auto comm = NewMpiCommunicator();
+    if (!comm.ok()) {
+      *exit_code = Report(comm.status());
+      return;
+    }
+    const Status status = RunStage(*args, **comm);
     // Every rank has the same status; one message is enough.
-    *exit_code = rank == 0                ? Report(status)
-                 : status.ok()              ? 0
+    *exit_code = (*comm)->rank() == 0                        ? Report(status)
+                 : status.ok()                               ? 0
                  : status.code() == StatusCode::kInvalidArgument ? 2
                                                                  : 1;
-    if (mpi_started_here) MPI_Finalize();
   });
 });
 
