@@ -1,22 +1,17 @@
 // tilestage load: stream a store through the TBB loader (optionally under mpirun, one share per
 // rank) and report throughput, per-stage busy time, queue occupancy, the data stall and, with
 // --compute-ms emulating a training step, AU% = compute time / wall time.
-#include <mpi.h>
-
-#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <thread>
 
-#include "loaders/loader.h"
-#include "loaders/mllog.h"
-#include "loaders/mpi_env.h"
+#include "loaders/load_job.h"
+#include "tiling/comm/communicator.h"
+#include "tiling/comm/mpi_env.h"
+#include "tiling/mllog.h"
 #include "tools/cli/command.h"
 
 namespace tilestage::cli {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct LoadArgs {
   std::string store;
@@ -39,21 +34,16 @@ struct LoadArgs {
   bool json = false;
 };
 
-Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
-  int rank = 0, world = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &world);
-  *rank_out = rank;
-  int world_rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-
-  LoaderOptions o;
+Result<LoadJobOptions> MakeOptions(const LoadArgs& args) {
+  LoadJobOptions job;
+  job.store = args.store;
+  job.epochs = args.epochs;
+  job.compute_ms = args.compute_ms;
+  job.node_local = args.node_local;
+  LoaderOptions& o = job.loader;
   o.batch_size = args.batch;
   TS_ASSIGN_OR_RETURN(o.shuffle, ParseShuffleMode(args.shuffle));
   o.seed = args.seed;
-  o.rank = rank;
-  o.world_size = world;
-  o.nodes = CountNodes(MPI_COMM_WORLD);  // the job's nodes, also under --node-local
   o.threads = args.threads;
   o.prefetch = args.prefetch;
   TS_ASSIGN_OR_RETURN(o.mem_budget_bytes, ParseByteSize(args.mem_budget));
@@ -66,129 +56,20 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
   o.block_parts = args.block_parts;
   o.drop_last = args.drop_last;
   o.start = {args.start_epoch, args.start_sample};
-  if (args.epochs == 0) return InvalidArgument("--epochs must be at least 1");
-  if (args.compute_ms < 0) return InvalidArgument("--compute-ms must be >= 0");
+  return job;
+}
 
-  auto opened = Loader::Open(LocalStorage(), args.store, o);
-  // All ranks fail alike on bad options; a rank-specific failure must not leave others waiting.
-  int ok = opened.ok() ? 1 : 0, all_ok = 0;
-  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  if (!opened.ok()) return opened.status();
-  if (!all_ok) return Internal("another rank failed to open ", args.store);
-  Loader& loader = **opened;
-
-  MPI_Barrier(MPI_COMM_WORLD);
-  const uint64_t start_ms = WallClockMs();
-  const auto t0 = Clock::now();
-  double compute_s = 0;
-  uint64_t batches = 0, samples = 0;
-  Batch batch;
-  Status status;
-  for (uint64_t e = 0; e < args.epochs && status.ok(); ++e) {
-    while (true) {
-      auto more = loader.Next(&batch);
-      if (!more.ok()) {
-        status = more.status();
-        break;
-      }
-      if (!*more) break;
-      ++batches;
-      samples += static_cast<uint64_t>(batch.size);
-      if (args.compute_ms > 0) {
-        const auto c0 = Clock::now();
-        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(args.compute_ms));
-        compute_s += std::chrono::duration<double>(Clock::now() - c0).count();
-      }
-    }
-  }
-  const double wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const LoaderStats st = loader.stats();
-
-  nlohmann::json mine = {
-      {"rank", rank},
-      {"world_rank", world_rank},
-      {"batches", batches},
-      {"samples", samples},
-      {"wall_s", wall_s},
-      {"compute_s", compute_s},
-      {"au_percent", wall_s > 0 ? 100.0 * compute_s / wall_s : 0.0},
-      {"samples_per_s", wall_s > 0 ? samples / wall_s : 0.0},
-      {"stored_bytes_read", st.bytes_read},
-      {"stored_mb_per_s", wall_s > 0 ? st.bytes_read / wall_s / 1e6 : 0.0},
-      {"corrupt_skipped", st.corrupt_skipped},
-      {"corrupt_examples", st.corrupt_examples},
-      {"wait_s_total", st.wait_s_total},
-      {"wait_ms_per_batch", batches ? 1e3 * st.wait_s_total / batches : 0.0},
-      {"wait_ms_max", 1e3 * st.wait_s_max},
-      {"queue_occupancy_mean", st.queue_occupancy_mean},
-      {"queue_capacity", st.queue_capacity},
-      {"tokens_in_flight", st.tokens_in_flight},
-      {"memory_bound_bytes", st.memory_bound_bytes},
-      {"threads", st.threads},
-      {"position", {{"epoch", loader.position().epoch},
-                    {"samples_consumed", loader.position().samples_consumed}}},
-  };
-  nlohmann::json stages = nlohmann::json::object();
-  for (const auto& s : st.stages) stages[s.name] = {{"busy_s", s.busy_s}, {"items", s.items}};
-  mine["stages"] = stages;
-  if (!status.ok()) mine["error"] = status.ToString();
-
-  // Gather every rank's report on world rank 0.
-  const std::string text = mine.dump();
-  int length = static_cast<int>(text.size()), size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  std::vector<int> lengths(size), displs(size);
-  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
-  int total = 0;
-  for (int r = 0; r < size; ++r) {
-    displs[r] = total;
-    total += lengths[r];
-  }
-  std::string all(static_cast<size_t>(world_rank == 0 ? total : 0), '\0');
-  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR,
-              0, MPI_COMM_WORLD);
-  if (!status.ok()) return status;
-  if (world_rank != 0) return Status::Ok();
-
-  nlohmann::json ranks = nlohmann::json::array();
-  uint64_t total_samples = 0;
-  double max_wall = 0, total_compute = 0;
-  for (int r = 0; r < size; ++r) {
-    ranks.push_back(nlohmann::json::parse(all.substr(displs[r], lengths[r])));
-    total_samples += ranks.back()["samples"].get<uint64_t>();
-    max_wall = std::max(max_wall, ranks.back()["wall_s"].get<double>());
-    total_compute += ranks.back()["compute_s"].get<double>();
-  }
-  const double throughput = max_wall > 0 ? total_samples / max_wall : 0.0;
-  const nlohmann::json throughput_value = {{"throughput", throughput}};
-  const nlohmann::json throughput_meta = {{"unit", "samples/s"}};
-  nlohmann::json report = {
-      {"store", args.store},
-      {"batch", args.batch},
-      {"epochs", args.epochs},
-      {"shuffle", args.shuffle},
-      {"ranks", size},
-      {"samples", total_samples},
-      {"wall_s", max_wall},
-      {"samples_per_s", max_wall > 0 ? total_samples / max_wall : 0.0},
-      {"au_percent", max_wall > 0 ? 100.0 * total_compute / (size * max_wall) : 0.0},
-      {"per_rank", ranks},
-      {"mllog", {TS_MLLOG(MllogEvent::kPointInTime, "tracked_stats", throughput_value,
-                          start_ms, throughput_meta)}},
-  };
-  if (args.json) {
-    std::cout << report.dump(2) << "\n";
-    return Status::Ok();
-  }
+void PrintText(const LoadArgs& args, const nlohmann::json& report) {
   std::printf("loaded %s: %llu samples in %.3f s over %d rank(s): %.1f samples/s",
-              args.store.c_str(), static_cast<unsigned long long>(total_samples), max_wall, size,
+              args.store.c_str(), static_cast<unsigned long long>(report["samples"].get<uint64_t>()),
+              report["wall_s"].get<double>(), report["ranks"].get<int>(),
               report["samples_per_s"].get<double>());
   // AU (compute time / wall time) only means something with an emulated step to measure.
   if (args.compute_ms > 0)
     std::printf(", AU %.1f%%\n", report["au_percent"].get<double>());
   else
     std::printf(" (no AU: pass --compute-ms to emulate a training step)\n");
-  for (const auto& r : ranks) {
+  for (const auto& r : report["per_rank"]) {
     std::printf("rank %d: %llu batches, %.1f samples/s, %.1f MB/s stored, stall %.3f ms/batch "
                 "(max %.3f), queue %.2f/%d, %llu in flight, <= %.1f MiB, %d threads",
                 r["rank"].get<int>(), static_cast<unsigned long long>(r["batches"].get<uint64_t>()),
@@ -207,6 +88,27 @@ Status RunLoad(const LoadArgs& args, MPI_Comm comm, int* rank_out) {
     for (const auto& e : r["corrupt_examples"])
       std::printf("  skipped: %s\n", e.get<std::string>().c_str());
   }
+}
+
+Status RunLoad(const LoadArgs& args, Communicator& world) {
+  TS_ASSIGN_OR_RETURN(const LoadJobOptions options, MakeOptions(args));
+  TS_ASSIGN_OR_RETURN(LoadJobResult result, RunLoadJob(world, options));
+  if (world.rank() != 0) return Status::Ok();
+  nlohmann::json report = result.report;
+  report["store"] = args.store;
+  report["batch"] = args.batch;
+  report["epochs"] = args.epochs;
+  report["shuffle"] = args.shuffle;
+  TS_ASSIGN_OR_RETURN(MlEvent event, MakeMlEvent(MlEventType::kPointInTime, "tracked_stats",
+                                                 {{"throughput", result.samples_per_s}},
+                                                 result.start_ms, {{"unit", "samples/s"}}));
+  TS_ASSIGN_OR_RETURN(std::string line, FormatMlLogLine(event));
+  report["mllog"] = {line};
+  if (args.json) {
+    std::cout << report.dump(2) << "\n";
+    return Status::Ok();
+  }
+  PrintText(args, report);
   return Status::Ok();
 }
 
@@ -245,18 +147,13 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "Resume: samples of the epoch consumed by all ranks (whole global batches)");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->callback([args, exit_code] {
-    const bool mpi_started_here = InitMpiIfNeeded();
-    MPI_Comm comm = MPI_COMM_WORLD;
-    if (args->node_local) {
-      int rank = 0;
-      MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &comm);
+    auto mpi = MpiSession::Start();
+    if (!mpi.ok()) {
+      *exit_code = Report(mpi.status());
+      return;
     }
-    int rank = 0;
-    const Status status = RunLoad(*args, comm, &rank);
-    *exit_code = Report(status);
-    if (comm != MPI_COMM_WORLD) MPI_Comm_free(&comm);
-    if (mpi_started_here) MPI_Finalize();
+    auto world = NewMpiCommunicator();
+    *exit_code = Report(world.ok() ? RunLoad(*args, **world) : world.status());
   });
 });
 
