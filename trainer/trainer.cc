@@ -136,9 +136,7 @@ void Trainer::Emit(nlohmann::json record) {
   if (comm_->rank() == 0 && config_.jsonl != nullptr) {
     // Wall-clock time of the record (Unix ms), so that readers (bench e2e's MLLOG events) need
     // not infer it from when the line arrived.
-    record["time_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
+    record["time_ms"] = MlLogger::NowMs();
     *config_.jsonl << record.dump() << "\n";
     config_.jsonl->flush();
   }
@@ -197,172 +195,221 @@ Result<std::pair<double, double>> Trainer::Evaluate(BatchSource& source) {
   return std::pair<double, double>{sums[0] / sums[2], accuracy};
 }
 
-Status Trainer::Run(BatchSource& train, BatchSource* eval) {
-  TS_RETURN_IF_ERROR(CheckSourceFits(train));
-  if (eval != nullptr) TS_RETURN_IF_ERROR(CheckSourceFits(*eval));
-  const SourceInfo& info = train.info();
-  const uint64_t bpe = info.batches_per_epoch;
-  int64_t total_steps = config_.epochs * int64_t(bpe);
+struct Trainer::RunPlan {
+  const SourceInfo* info = nullptr;  // the training source's
+  int64_t total_steps = 0;
   // With max_steps below the epochs' total, training stops mid-epoch; otherwise the epochs end
   // it (so the last epoch still gets its evaluation and checkpoint).
-  const bool step_limited = config_.max_steps > 0 && config_.max_steps < total_steps;
-  if (step_limited) total_steps = config_.max_steps;
-  const int world = comm_->size();
-  const int64_t x_len = Product(info.x_shape);
-  ParamStore& params = model_->params();
-  Emit({{"type", "run"},
-        {"parameters", params.total()},
-        {"x_shape", info.x_shape},
-        {"world", world},
-        {"batch", info.batch_size},
-        {"global_batch", info.global_batch},
-        {"steps_per_epoch", bpe},
-        {"epochs", config_.epochs}});
-  TrainBatch batch;
-  uint64_t epoch = train.position().epoch;
-  bool done = step_limited && step_ >= total_steps;
-  while (!done && epoch < uint64_t(config_.epochs)) {
-    double epoch_loss = 0.0, epoch_stall_ms = 0.0, epoch_wall_ms = 0.0;
-    int64_t epoch_steps = 0, epoch_samples = 0;
-    bool epoch_ended = false;
-    while (true) {
-      if (step_limited && step_ >= total_steps) {
-        done = true;
-        break;
-      }
-      if (config_.interrupt_after_steps >= 0 && step_ >= config_.interrupt_after_steps) {
-        return Status::Ok();
-      }
-      const double t0 = NowMs();
-      TS_ASSIGN_OR_RETURN(bool got, train.Next(&batch));
-      const double t1 = NowMs();
-      if (!got) {
-        epoch_ended = true;
-        break;
-      }
-      if (batch.size != info.batch_size) {
-        // Averaging the ranks' mean gradients weights every sample of the global batch alike
-        // only when the parts are equal.
-        return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
-                               batch.epoch, " holds ", batch.size, " samples, not this rank's ",
-                               info.batch_size, " of the global batch of ", info.global_batch);
-      }
-      if (int64_t(batch.x.size()) != batch.size * x_len) {
-        return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
-                               batch.epoch, " holds ", batch.x.size(), " x values for ", batch.size,
-                               " samples of ", ShapeString(info.x_shape));
-      }
-      params.ZeroGrads();
-      sync_->BeginStep();
-      BatchView view{batch.size, batch.x, batch.y, batch.indices, batch.epoch, batch.y_valid};
-      TS_ASSIGN_OR_RETURN(view.targets_per_rank, TargetsPerRank(batch));
-      TS_ASSIGN_OR_RETURN(LossResult result, model_->Forward(view, config_.seed));
-      model_->Backward([this](int64_t offset) { sync_->OnGradsReady(offset); });
-      TS_RETURN_IF_ERROR(sync_->Finish());
-      double reduced[2] = {result.loss, std::isfinite(result.loss) ? 0.0 : 1.0};
-      TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<double>(reduced, 2)));
-      const double loss = reduced[0] / world;
-      if (reduced[1] > 0.0 || !std::isfinite(loss)) {
-        return FailedPrecondition(
-            "non-finite loss (", loss, ") at step ", step_ + 1, " (epoch ", batch.epoch, ", batch ",
-            batch.index_in_epoch, "); stopping. Last good checkpoint: ",
-            last_checkpoint_.empty() ? std::string("none written") : last_checkpoint_);
-      }
-      const double grad_norm = ClipGradNorm(params, config_.adamw.clip_norm);
-      const double lr = ScheduledLearningRate(config_.adamw, step_, total_steps);
-      AdamWStep(params, config_.adamw, lr, step_ + 1);
-      ++step_;
-      const double t2 = NowMs();
+  bool step_limited = false;
+  int64_t x_len = 0;  // values of x per sample
+};
 
-      StepRecord rec;
-      rec.step = step_;
-      rec.epoch = batch.epoch;
-      rec.loss = loss;
-      rec.lr = lr;
-      rec.grad_norm = grad_norm;
-      rec.stall_ms = t1 - t0;
-      rec.allreduce_ms = sync_->comm_ms();
-      rec.allreduce_exposed_ms = sync_->exposed_ms();
-      rec.step_ms = t2 - t0;
-      rec.compute_ms = (t2 - t1) - rec.allreduce_ms;
-      rec.samples_per_s = double(batch.size * world) / ((t2 - t0) / 1e3);
-      steps_.push_back(rec);
-      epoch_loss += loss;
-      epoch_stall_ms += rec.stall_ms;
-      epoch_wall_ms += rec.step_ms;
-      ++epoch_steps;
-      epoch_samples += batch.size * world;
-      Emit({{"type", "step"},
-            {"step", rec.step},
-            {"epoch", rec.epoch},
-            {"loss", rec.loss},
-            {"lr", rec.lr},
-            {"grad_norm", rec.grad_norm},
-            {"samples_per_s", rec.samples_per_s},
-            {"stall_ms", rec.stall_ms},
-            {"compute_ms", rec.compute_ms},
-            {"allreduce_ms", rec.allreduce_ms},
-            {"allreduce_exposed_ms", rec.allreduce_exposed_ms},
-            {"step_ms", rec.step_ms}});
-      if (comm_->rank() == 0 && config_.progress != nullptr && config_.log_every > 0 &&
-          (step_ % config_.log_every == 0 || step_ == total_steps)) {
-        char line[256];
-        std::snprintf(line, sizeof(line),
-                      "epoch %llu step %lld/%lld loss %.4f lr %.2e %.1f samples/s stall %.1f ms "
-                      "allreduce %.1f ms (exposed %.1f)\n",
-                      static_cast<unsigned long long>(rec.epoch + 1), static_cast<long long>(step_),
-                      static_cast<long long>(total_steps), loss, lr, rec.samples_per_s,
-                      rec.stall_ms, rec.allreduce_ms, rec.allreduce_exposed_ms);
-        *config_.progress << line << std::flush;
-      }
-      if (config_.checksum_every > 0 && step_ % config_.checksum_every == 0) {
-        TS_RETURN_IF_ERROR(CheckRanksAgree());
-      }
-      if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) {
-        TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.global_batch));
-      }
-    }
-    if (!epoch_ended) break;
-    EpochRecord er;
-    er.epoch = epoch;
-    er.train_loss = epoch_steps > 0 ? epoch_loss / double(epoch_steps) : 0.0;
-    er.samples_per_s = epoch_wall_ms > 0 ? double(epoch_samples) / (epoch_wall_ms / 1e3) : 0.0;
-    er.stall_fraction = epoch_wall_ms > 0 ? epoch_stall_ms / epoch_wall_ms : 0.0;
-    double eval_ms = 0.0;
-    if (eval != nullptr) {
-      const double eval_start = NowMs();
-      TS_ASSIGN_OR_RETURN(auto ev, Evaluate(*eval));
-      eval_ms = NowMs() - eval_start;
-      er.eval_loss = ev.first;
-      er.eval_accuracy = ev.second;
-    }
-    epochs_.push_back(er);
-    nlohmann::json j = {{"type", "epoch"},
-                        {"epoch", er.epoch},
-                        {"step", step_},
-                        {"train_loss", er.train_loss},
-                        {"samples_per_s", er.samples_per_s},
-                        {"stall_fraction", er.stall_fraction}};
-    if (eval != nullptr) {
-      j["eval_loss"] = er.eval_loss;
-      j["eval_ms"] = eval_ms;
-    }
-    if (er.eval_accuracy >= 0) j["eval_accuracy"] = er.eval_accuracy;
-    Emit(j);
-    if (comm_->rank() == 0 && config_.progress != nullptr) {
-      char line[256];
-      std::snprintf(line, sizeof(line),
-                    "epoch %llu done: train loss %.4f eval loss %s %.1f samples/s stall %.1f%%\n",
-                    static_cast<unsigned long long>(epoch + 1), er.train_loss,
-                    eval ? std::to_string(er.eval_loss).c_str() : "-", er.samples_per_s,
-                    100.0 * er.stall_fraction);
-      *config_.progress << line << std::flush;
-    }
-    TS_RETURN_IF_ERROR(SaveCheckpoint(train.position(), bpe, info.global_batch));
+struct Trainer::EpochTotals {
+  double loss = 0.0, stall_ms = 0.0, wall_ms = 0.0;
+  int64_t steps = 0, samples = 0;
+};
+
+Status Trainer::Run(BatchSource& train, BatchSource* eval) {
+  TS_ASSIGN_OR_RETURN(const RunPlan plan, PlanRun(train, eval));
+  TS_RETURN_IF_ERROR(MlLog(MlEventType::kIntervalStart, mlkey::kRunStart));
+  uint64_t epoch = train.position().epoch;
+  bool done = plan.step_limited && step_ >= plan.total_steps;
+  while (!done && epoch < uint64_t(config_.epochs)) {
+    TS_RETURN_IF_ERROR(
+        MlLog(MlEventType::kIntervalStart, mlkey::kEpochStart, nullptr, {{"epoch_num", epoch + 1}}));
+    EpochTotals totals;
+    TS_ASSIGN_OR_RETURN(const EpochEnd end, TrainEpoch(train, plan, &totals));
+    if (end == EpochEnd::kInterrupted) return Status::Ok();  // as if killed: nothing more
+    if (end == EpochEnd::kStepLimit) break;
+    TS_RETURN_IF_ERROR(FinishEpoch(epoch, totals, train, eval, plan));
     ++epoch;
   }
   if (config_.checksum_every > 0) TS_RETURN_IF_ERROR(CheckRanksAgree());
+  return MlLog(MlEventType::kIntervalEnd, mlkey::kRunStop, nullptr, {{"status", "success"}});
+}
+
+Result<Trainer::RunPlan> Trainer::PlanRun(BatchSource& train, BatchSource* eval) {
+  TS_RETURN_IF_ERROR(CheckSourceFits(train));
+  if (eval != nullptr) TS_RETURN_IF_ERROR(CheckSourceFits(*eval));
+  RunPlan plan;
+  plan.info = &train.info();
+  plan.total_steps = config_.epochs * int64_t(plan.info->batches_per_epoch);
+  plan.step_limited = config_.max_steps > 0 && config_.max_steps < plan.total_steps;
+  if (plan.step_limited) plan.total_steps = config_.max_steps;
+  plan.x_len = Product(plan.info->x_shape);
+  Emit({{"type", "run"},
+        {"parameters", model_->params().total()},
+        {"x_shape", plan.info->x_shape},
+        {"world", comm_->size()},
+        {"batch", plan.info->batch_size},
+        {"global_batch", plan.info->global_batch},
+        {"steps_per_epoch", plan.info->batches_per_epoch},
+        {"epochs", config_.epochs}});
+  return plan;
+}
+
+Result<Trainer::EpochEnd> Trainer::TrainEpoch(BatchSource& train, const RunPlan& plan,
+                                              EpochTotals* totals) {
+  const SourceInfo& info = *plan.info;
+  TrainBatch batch;
+  while (true) {
+    if (plan.step_limited && step_ >= plan.total_steps) return EpochEnd::kStepLimit;
+    if (config_.interrupt_after_steps >= 0 && step_ >= config_.interrupt_after_steps)
+      return EpochEnd::kInterrupted;
+    const double t0 = NowMs();
+    TS_ASSIGN_OR_RETURN(bool got, train.Next(&batch));
+    const double t1 = NowMs();
+    if (!got) return EpochEnd::kSourceDone;
+    if (batch.size != info.batch_size) {
+      // Averaging the ranks' mean gradients weights every sample of the global batch alike
+      // only when the parts are equal.
+      return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
+                             batch.epoch, " holds ", batch.size, " samples, not this rank's ",
+                             info.batch_size, " of the global batch of ", info.global_batch);
+    }
+    if (int64_t(batch.x.size()) != batch.size * plan.x_len) {
+      return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
+                             batch.epoch, " holds ", batch.x.size(), " x values for ", batch.size,
+                             " samples of ", ShapeString(info.x_shape));
+    }
+    TS_ASSIGN_OR_RETURN(StepRecord rec, TrainStep(batch, plan));
+    const double t2 = NowMs();
+    rec.stall_ms = t1 - t0;
+    rec.step_ms = t2 - t0;
+    rec.compute_ms = (t2 - t1) - rec.allreduce_ms;
+    rec.samples_per_s = double(batch.size * comm_->size()) / ((t2 - t0) / 1e3);
+    steps_.push_back(rec);
+    totals->loss += rec.loss;
+    totals->stall_ms += rec.stall_ms;
+    totals->wall_ms += rec.step_ms;
+    ++totals->steps;
+    totals->samples += batch.size * comm_->size();
+    TS_RETURN_IF_ERROR(AfterStep(rec, train, plan));
+  }
+}
+
+Result<StepRecord> Trainer::TrainStep(const TrainBatch& batch, const RunPlan& plan) {
+  ParamStore& params = model_->params();
+  params.ZeroGrads();
+  sync_->BeginStep();
+  BatchView view{batch.size, batch.x, batch.y, batch.indices, batch.epoch, batch.y_valid};
+  TS_ASSIGN_OR_RETURN(view.targets_per_rank, TargetsPerRank(batch));
+  TS_ASSIGN_OR_RETURN(LossResult result, model_->Forward(view, config_.seed));
+  model_->Backward([this](int64_t offset) { sync_->OnGradsReady(offset); });
+  TS_RETURN_IF_ERROR(sync_->Finish());
+  double reduced[2] = {result.loss, std::isfinite(result.loss) ? 0.0 : 1.0};
+  TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<double>(reduced, 2)));
+  const double loss = reduced[0] / comm_->size();
+  if (reduced[1] > 0.0 || !std::isfinite(loss)) {
+    return FailedPrecondition(
+        "non-finite loss (", loss, ") at step ", step_ + 1, " (epoch ", batch.epoch, ", batch ",
+        batch.index_in_epoch, "); stopping. Last good checkpoint: ",
+        last_checkpoint_.empty() ? std::string("none written") : last_checkpoint_);
+  }
+  StepRecord rec;
+  rec.grad_norm = ClipGradNorm(params, config_.adamw.clip_norm);
+  rec.lr = ScheduledLearningRate(config_.adamw, step_, plan.total_steps);
+  AdamWStep(params, config_.adamw, rec.lr, step_ + 1);
+  ++step_;
+  rec.step = step_;
+  rec.epoch = batch.epoch;
+  rec.loss = loss;
+  rec.allreduce_ms = sync_->comm_ms();
+  rec.allreduce_exposed_ms = sync_->exposed_ms();
+  return rec;
+}
+
+Status Trainer::AfterStep(const StepRecord& rec, BatchSource& train, const RunPlan& plan) {
+  Emit({{"type", "step"},
+        {"step", rec.step},
+        {"epoch", rec.epoch},
+        {"loss", rec.loss},
+        {"lr", rec.lr},
+        {"grad_norm", rec.grad_norm},
+        {"samples_per_s", rec.samples_per_s},
+        {"stall_ms", rec.stall_ms},
+        {"compute_ms", rec.compute_ms},
+        {"allreduce_ms", rec.allreduce_ms},
+        {"allreduce_exposed_ms", rec.allreduce_exposed_ms},
+        {"step_ms", rec.step_ms}});
+  if (comm_->rank() == 0 && config_.progress != nullptr && config_.log_every > 0 &&
+      (step_ % config_.log_every == 0 || step_ == plan.total_steps)) {
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "epoch %llu step %lld/%lld loss %.4f lr %.2e %.1f samples/s stall %.1f ms "
+                  "allreduce %.1f ms (exposed %.1f)\n",
+                  static_cast<unsigned long long>(rec.epoch + 1), static_cast<long long>(step_),
+                  static_cast<long long>(plan.total_steps), rec.loss, rec.lr, rec.samples_per_s,
+                  rec.stall_ms, rec.allreduce_ms, rec.allreduce_exposed_ms);
+    *config_.progress << line << std::flush;
+  }
+  if (config_.checksum_every > 0 && step_ % config_.checksum_every == 0) {
+    TS_RETURN_IF_ERROR(CheckRanksAgree());
+  }
+  if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) {
+    TS_RETURN_IF_ERROR(
+        SaveCheckpoint(train.position(), plan.info->batches_per_epoch, plan.info->global_batch));
+  }
   return Status::Ok();
+}
+
+Status Trainer::FinishEpoch(uint64_t epoch, const EpochTotals& totals, BatchSource& train,
+                            BatchSource* eval, const RunPlan& plan) {
+  const Json epoch_num = {{"epoch_num", epoch + 1}};
+  EpochRecord er;
+  er.epoch = epoch;
+  er.train_loss = totals.steps > 0 ? totals.loss / double(totals.steps) : 0.0;
+  er.samples_per_s = totals.wall_ms > 0 ? double(totals.samples) / (totals.wall_ms / 1e3) : 0.0;
+  er.stall_fraction = totals.wall_ms > 0 ? totals.stall_ms / totals.wall_ms : 0.0;
+  double eval_ms = 0.0;
+  if (eval != nullptr) {
+    TS_RETURN_IF_ERROR(MlLog(MlEventType::kIntervalStart, mlkey::kEvalStart, nullptr, epoch_num));
+    const double eval_start = NowMs();
+    TS_ASSIGN_OR_RETURN(auto ev, Evaluate(*eval));
+    eval_ms = NowMs() - eval_start;
+    er.eval_loss = ev.first;
+    er.eval_accuracy = ev.second;
+    TS_RETURN_IF_ERROR(MlLog(MlEventType::kIntervalEnd, mlkey::kEvalStop, nullptr, epoch_num));
+    if (er.eval_accuracy >= 0) {
+      TS_RETURN_IF_ERROR(
+          MlLog(MlEventType::kPointInTime, mlkey::kEvalAccuracy, er.eval_accuracy, epoch_num));
+    } else {
+      TS_RETURN_IF_ERROR(MlLog(MlEventType::kPointInTime, "eval_loss", er.eval_loss, epoch_num));
+    }
+  }
+  epochs_.push_back(er);
+  nlohmann::json j = {{"type", "epoch"},
+                      {"epoch", er.epoch},
+                      {"step", step_},
+                      {"train_loss", er.train_loss},
+                      {"samples_per_s", er.samples_per_s},
+                      {"stall_fraction", er.stall_fraction}};
+  if (eval != nullptr) {
+    j["eval_loss"] = er.eval_loss;
+    j["eval_ms"] = eval_ms;
+  }
+  if (er.eval_accuracy >= 0) j["eval_accuracy"] = er.eval_accuracy;
+  Emit(j);
+  if (comm_->rank() == 0 && config_.progress != nullptr) {
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "epoch %llu done: train loss %.4f eval loss %s %.1f samples/s stall %.1f%%\n",
+                  static_cast<unsigned long long>(epoch + 1), er.train_loss,
+                  eval ? std::to_string(er.eval_loss).c_str() : "-", er.samples_per_s,
+                  100.0 * er.stall_fraction);
+    *config_.progress << line << std::flush;
+  }
+  TS_RETURN_IF_ERROR(
+      SaveCheckpoint(train.position(), plan.info->batches_per_epoch, plan.info->global_batch));
+  return MlLog(MlEventType::kIntervalEnd, mlkey::kEpochStop, nullptr, epoch_num);
+}
+
+Status Trainer::MlLog(MlEventType type, const char* key, Json value, Json metadata,
+                      SourceLocation where) {
+  if (comm_->rank() != 0 || config_.mllog == nullptr) return Status::Ok();
+  TS_ASSIGN_OR_RETURN(MlEvent event, MakeMlEvent(type, key, std::move(value), MlLogger::NowMs(),
+                                                 std::move(metadata), where));
+  return config_.mllog->Log(event);
 }
 
 }  // namespace tilestage::trainer

@@ -6,7 +6,8 @@
 // learning rate. Every rank runs the same code on its own slice of each global batch; rank 0
 // broadcasts the initial weights and writes checkpoints and logs. A periodic parameter checksum
 // (XXH3 of the weights, allgathered) stops all ranks with a message when they diverge.
-// Evaluation runs over the held-out source after each epoch.
+// Evaluation runs over the held-out source after each epoch. Rank 0 logs JSONL records, progress
+// lines and MLLOG events (tiling/mllog.h) as configured.
 //
 // Elastic determinism: a step's result does not depend on how its global batch is split. Every
 // rank's part holds exactly global_batch / W samples (checked each step), so the mean over ranks
@@ -26,10 +27,11 @@
 #include <string>
 #include <vector>
 
+#include "tiling/mllog.h"
 #include "tiling/status.h"
 #include "tiling/storage.h"
 #include "trainer/batch_source.h"
-#include "trainer/communicator.h"
+#include "tiling/comm/communicator.h"
 #include "trainer/grad_sync.h"
 #include "trainer/model.h"
 #include "trainer/optimizer.h"
@@ -63,6 +65,9 @@ struct TrainerConfig {
   // one per epoch (with eval_ms when evaluated); each carries its wall-clock time_ms.
   std::ostream* jsonl = nullptr;
   std::ostream* progress = nullptr;  // rank 0: human progress lines
+  // rank 0: MLPerf events: run_start/run_stop, epoch_start/epoch_stop and eval_start/eval_stop
+  // (metadata epoch_num, 1-based), then eval_accuracy (vit-classify) or eval_loss.
+  MlLogger* mllog = nullptr;
 
   // The configuration a checkpoint must match, and that it records.
   nlohmann::json ToJson() const;
@@ -122,6 +127,21 @@ class Trainer {
  private:
   Trainer(const TrainerConfig& config, Communicator* comm, std::shared_ptr<Storage> storage)
       : config_(config), comm_(comm), storage_(std::move(storage)) {}
+  // Run's phases (trainer.cc): the plan of the run, one epoch of steps, one step, what follows a
+  // step (records, progress, checksum, checkpoint), and the end of an epoch (evaluation, records,
+  // checkpoint).
+  struct RunPlan;
+  struct EpochTotals;
+  enum class EpochEnd { kSourceDone, kStepLimit, kInterrupted };
+  Result<RunPlan> PlanRun(BatchSource& train, BatchSource* eval);
+  Result<EpochEnd> TrainEpoch(BatchSource& train, const RunPlan& plan, EpochTotals* totals);
+  Result<StepRecord> TrainStep(const TrainBatch& batch, const RunPlan& plan);
+  Status AfterStep(const StepRecord& rec, BatchSource& train, const RunPlan& plan);
+  Status FinishEpoch(uint64_t epoch, const EpochTotals& totals, BatchSource& train,
+                     BatchSource* eval, const RunPlan& plan);
+  // An MLLOG event on rank 0 (when configured); a failed write stops the run like other I/O.
+  Status MlLog(MlEventType type, const char* key, Json value = nullptr,
+               Json metadata = Json::object(), SourceLocation where = SourceLocation::current());
   Status SaveCheckpoint(const SourcePosition& position, uint64_t batches_per_epoch,
                         int64_t global_batch);
   // Writes one JSONL record (rank 0), stamped with its wall-clock time_ms.

@@ -60,6 +60,36 @@ TEST(TrainCliTest, ClassifyTrainsEvaluatesAndCheckpoints) {
   EXPECT_EQ(nlohmann::json::parse(latest)["checkpoint"], "step-00000018");
 }
 
+// --mllog: rank 0 appends the run's MLPerf events, the classifier's eval_accuracy equal to the
+// accuracy of the JSONL epoch record, under two ranks as under one.
+TEST(TrainCliTest, MllogFileHasEpochEvalAndAccuracyEventsOfRankZeroOnly) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 4);
+  auto r = RunCommand(std::string(TILESTAGE_MPIRUN_CMD) + " -np 2 " + CliPath() +
+                      " train --store " + store + " --model vit-classify" + kTiny +
+                      " --batch 8 --epochs 2 --eval-fraction 0.25 --json " +
+                      dir.Sub("log.jsonl") + " --mllog " + dir.Sub("mllog.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto epochs = ReadJsonl(dir.Sub("log.jsonl"), "epoch");
+  ASSERT_EQ(epochs.size(), 2u);
+  std::ifstream in(dir.Sub("mllog.txt"));
+  std::vector<std::string> keys;
+  for (std::string line; std::getline(in, line);) {
+    ASSERT_EQ(line.rfind(":::MLLOG {\"namespace\": \"\", \"time_ms\": ", 0), 0u) << line;
+    const auto j = nlohmann::json::parse(line.substr(9));
+    keys.push_back(j["key"]);
+    if (j["key"] == "eval_accuracy") {
+      const int epoch = j["metadata"]["epoch_num"].get<int>() - 1;
+      EXPECT_EQ(j["value"].get<double>(), epochs[epoch]["eval_accuracy"].get<double>());
+    }
+  }
+  // One rank wrote: each event once.
+  EXPECT_EQ(keys, (std::vector<std::string>{"run_start", "epoch_start", "eval_start", "eval_stop",
+                                            "eval_accuracy", "epoch_stop", "epoch_start",
+                                            "eval_start", "eval_stop", "eval_accuracy",
+                                            "epoch_stop", "run_stop"}));
+}
+
 TEST(TrainCliTest, JsonlOpensWithRunRecordAndStampsEveryRecordWithWallClock) {
   TempDir dir;
   const std::string store = Synth(dir, "s", "1,16,16", 4);

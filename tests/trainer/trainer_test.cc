@@ -110,6 +110,48 @@ TEST(TrainerTest, GoldenMaeReconstructionLossFalls) {
   EXPECT_LT(e.back().train_loss, 0.6);
 }
 
+// The trainer's own MLLOG events, checked with nlohmann's parser: the run brackets every epoch,
+// each epoch brackets its evaluation, and the evaluation's result follows it (the eval loss for
+// objectives without an accuracy).
+TEST(TrainerTest, MllogHasRunEpochAndEvalEventsInOrderWithEpochNumbers) {
+  auto comm = NewSingleProcessCommunicator();
+  TrainerConfig config = MaeConfig();
+  std::ostringstream log;
+  MlLogger logger(&log);
+  config.mllog = &logger;
+  auto data = MakeSynthData(32, {1, 16, 16}, 0, 5);
+  auto trainer = Trainer::Create(config, comm.get(), LocalStorage());
+  ASSERT_TRUE(trainer.ok());
+  ASSERT_TRUE((*trainer)->InitializeWeights().ok());
+  auto train = NewInMemoryBatchSource(data, config.batch_size, 0, 1, config.seed, true);
+  auto eval = NewInMemoryBatchSource(data, config.batch_size, 0, 1, 0, false);
+  ASSERT_TRUE((*trainer)->Run(*train, eval.get()).ok());
+
+  std::vector<std::string> keys;
+  std::istringstream lines(log.str());
+  int64_t last_time = 0;
+  for (std::string line; std::getline(lines, line);) {
+    ASSERT_EQ(line.rfind(":::MLLOG ", 0), 0u) << line;
+    const auto j = nlohmann::json::parse(line.substr(9));
+    std::string key = j["key"];
+    if (j["metadata"].contains("epoch_num")) key += " " + j["metadata"]["epoch_num"].dump();
+    keys.push_back(key);
+    EXPECT_EQ(j["metadata"]["file"], "trainer/trainer.cc") << line;
+    EXPECT_GE(j["time_ms"].get<int64_t>(), last_time) << line;
+    last_time = j["time_ms"];
+    if (j["key"] == "eval_loss") {
+      ASSERT_EQ((*trainer)->epochs().size(), 2u);
+      const int epoch = j["metadata"]["epoch_num"].get<int>() - 1;
+      EXPECT_EQ(j["value"].get<double>(), (*trainer)->epochs()[epoch].eval_loss);
+    }
+    if (j["key"] == "run_stop") EXPECT_EQ(j["metadata"]["status"], "success");
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{
+                      "run_start", "epoch_start 1", "eval_start 1", "eval_stop 1", "eval_loss 1",
+                      "epoch_stop 1", "epoch_start 2", "eval_start 2", "eval_stop 2",
+                      "eval_loss 2", "epoch_stop 2", "run_stop"}));
+}
+
 // Runs `config` to the end, or interrupts after `interrupt_at` steps and resumes from the
 // checkpoint; returns the losses of the whole run.
 std::vector<double> RunMaybeInterrupted(TrainerConfig config, int64_t interrupt_at,
