@@ -548,18 +548,9 @@ Result<std::string> PrepareOutput(const RankInfo& world, const DriverOptions& op
   std::string dir = options.out;
   Status status;
   if (world.rank == 0) {
-    status = [&]() -> Status {
-      TS_RETURN_IF_ERROR(RecoverStore(storage, options.out));
-      TS_ASSIGN_OR_RETURN(bool exists, storage.Exists(JoinPath(options.out, kManifestName)));
-      if (!exists) return Status::Ok();
-      if (!options.overwrite)
-        return AlreadyExists("--out ", options.out,
-                             " already holds a tile store; pass --overwrite to replace it (the "
-                             "old store stays complete until the new one is), or choose another "
-                             "--out");
-      dir = StagingDir(options.out);
-      return storage.CreateDirs(dir);
-    }();
+    auto prepared = PrepareStoreOutput(storage, options.out, options.overwrite);
+    if (prepared.ok()) dir = *prepared;
+    else status = prepared.status();
   }
   const nlohmann::json decision = {{"status", StatusToJson(status)}, {"dir", dir}};
   TS_ASSIGN_OR_RETURN(std::string shared, BroadcastFromRoot(world, decision.dump()));

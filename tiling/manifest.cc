@@ -6,6 +6,7 @@
 #include <ctime>
 #include <set>
 
+#include "tiling/json_read.h"
 #include "tiling/shard.h"
 
 namespace tilestage {
@@ -55,9 +56,9 @@ nlohmann::json Manifest::ToJson() const {
 
 namespace {
 
-// Nesting beyond this is refused while parsing: copying or printing a JSON value recurses once per
-// level, and a manifest made by tilestage nests five levels at most.
-constexpr int kMaxJsonDepth = 64;
+// A manifest lists one entry (~120 bytes) per shard: this is millions of shards, and keeps a file
+// of garbage from being read whole into memory.
+constexpr uint64_t kMaxManifestBytes = 512ull << 20;
 // Per sample and field. Far above any tile, and low enough that sizes derived from a shape (a
 // batch of samples, per-channel tables) neither overflow nor ask for absurd allocations.
 constexpr uint64_t kMaxFieldBytes = 1ull << 32;
@@ -280,6 +281,14 @@ Result<Manifest> ParseManifest(const nlohmann::json& j, const std::string& where
     }
     m.shards.push_back(std::move(e));
   }
+  // Tools that only list stores read these totals; they must say what the shards say.
+  for (const auto& [key, total] : {std::pair{"samples", total_records}, {"bytes", total_bytes}}) {
+    TS_ASSIGN_OR_RETURN(const auto* stated, p.Member(j, key, key, false));
+    if (!stated) continue;
+    TS_ASSIGN_OR_RETURN(uint64_t value, p.Count(*stated, key));
+    if (value != total)
+      return p.Bad(key, " is ", value, " but the shards add up to ", total);
+  }
 
   TS_ASSIGN_OR_RETURN(const auto* provenance, p.Member(j, "provenance", "provenance", false));
   if (provenance) {
@@ -329,18 +338,13 @@ Result<Manifest> ReadManifest(Storage& storage, const std::string& dir) {
   if (!exists)
     return NotFound("store ", dir, ": no ", kManifestName,
                     " (not a tile store, or an incomplete one whose writer did not finish)");
-  TS_ASSIGN_OR_RETURN(auto bytes, storage.ReadAll(path));
-  bool too_deep = false;
-  const auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
-    const bool opens = event == nlohmann::json::parse_event_t::object_start ||
-                       event == nlohmann::json::parse_event_t::array_start;
-    if (opens && depth >= kMaxJsonDepth) too_deep = true;
-    return !too_deep;  // the parser keeps no more of the document
-  };
-  auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), limit_depth, false);
-  if (too_deep)
-    return DataLoss("manifest ", path, ": nested more than ", kMaxJsonDepth, " levels deep");
-  if (j.is_discarded()) return DataLoss("manifest ", path, ": not valid JSON");
+  TS_ASSIGN_OR_RETURN(auto file, storage.OpenRead(path));
+  if (file->size() > kMaxManifestBytes)
+    return DataLoss("manifest ", path, ": ", file->size(), " bytes, more than the ",
+                    kMaxManifestBytes, " a manifest may have");
+  std::vector<uint8_t> bytes(file->size());
+  TS_RETURN_IF_ERROR(file->ReadAt(0, bytes));
+  TS_ASSIGN_OR_RETURN(const nlohmann::json j, ParseBoundedJson(bytes, "manifest " + path));
   return Manifest::FromJson(j, path);
 }
 

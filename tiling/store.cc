@@ -246,4 +246,18 @@ Status RecoverStore(Storage& storage, const std::string& dir) {
   return has_staged ? storage.RemoveAll(StagingDir(dir)) : Status::Ok();
 }
 
+Result<std::string> PrepareStoreOutput(Storage& storage, const std::string& out, bool overwrite) {
+  TS_RETURN_IF_ERROR(RecoverStore(storage, out));
+  TS_ASSIGN_OR_RETURN(bool exists, storage.Exists(JoinPath(out, kManifestName)));
+  if (!exists) return out;
+  if (!overwrite) {
+    return AlreadyExists("--out ", out,
+                         " already holds a tile store; pass --overwrite to replace it (the old "
+                         "store stays complete until the new one is), or choose another --out");
+  }
+  const std::string staged = StagingDir(out);
+  TS_RETURN_IF_ERROR(storage.CreateDirs(staged));
+  return staged;
+}
+
 }  // namespace tilestage

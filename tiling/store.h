@@ -134,5 +134,9 @@ Status PublishStore(Storage& storage, const std::string& staged, const std::stri
 // old store that an interrupted PublishStore moved aside back where dir is missing, and removes a
 // leftover staging directory (an unfinished new store, or an old one not yet removed).
 Status RecoverStore(Storage& storage, const std::string& dir);
+// Where a writer of a new store at `out` writes, after RecoverStore: `out` itself when it holds
+// no complete store; StagingDir(out), created, when `overwrite` replaces the one there (publish it
+// with PublishStore once complete); AlreadyExists naming --out and --overwrite otherwise.
+Result<std::string> PrepareStoreOutput(Storage& storage, const std::string& out, bool overwrite);
 
 }  // namespace tilestage

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "tiling/checksum.h"
+#include "tiling/json_read.h"
 #include "trainer/safetensors.h"
 
 namespace tilestage::trainer {
@@ -137,8 +138,8 @@ Result<std::string> FindLatestCheckpoint(Storage& storage, const std::string& ro
     return NotFound("checkpoint directory ", root, " holds no complete checkpoint (no ",
                     kLatestFile, ")");
   TS_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, storage.ReadAll(path));
+  TS_ASSIGN_OR_RETURN(const nlohmann::json j, ParseBoundedJson(bytes, path));
   try {
-    const nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end());
     return JoinPath(root, j.at("checkpoint").get<std::string>());
   } catch (const std::exception& e) {
     return DataLoss(path, ": ", e.what());
@@ -149,10 +150,9 @@ Result<CheckpointState> ReadCheckpoint(Storage& storage, const std::string& dir,
                                        const nlohmann::json& expected_config, ParamStore* params) {
   const std::string state_path = JoinPath(dir, kStateFile);
   TS_ASSIGN_OR_RETURN(std::vector<uint8_t> state_bytes, storage.ReadAll(state_path));
-  nlohmann::json j;
+  TS_ASSIGN_OR_RETURN(const nlohmann::json j, ParseBoundedJson(state_bytes, state_path));
   CheckpointState state;
   try {
-    j = nlohmann::json::parse(state_bytes.begin(), state_bytes.end());
     state.step = j.at("step");
     state.position.epoch = j.at("position").at("epoch");
     const nlohmann::json& position = j.at("position");

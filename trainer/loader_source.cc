@@ -22,14 +22,19 @@ Result<std::unique_ptr<LoaderBatchSource>> LoaderBatchSource::Open(std::shared_p
   if (const FieldSchema* y = m.FindField("y"); y != nullptr) {
     info.y_shape = y->shape.empty() ? std::vector<int64_t>{1} : y->shape;
   }
-  // attrs are free-form: a class count of another type is no class count.
-  const auto classes = [](const nlohmann::json& j) {
-    return j.is_object() && j.contains("classes") && j["classes"].is_number_integer();
-  };
-  if (classes(m.attrs)) {
-    info.classes = m.attrs["classes"];
-  } else if (m.attrs.contains("synthetic") && classes(m.attrs["synthetic"])) {
-    info.classes = m.attrs["synthetic"]["classes"];
+  // attrs are free-form: a class count of another type is no class count, but a negative one is
+  // a broken manifest (the model bounds how many classes it can have).
+  for (const auto& [path, place] :
+       {std::pair{"/classes", "classes"}, {"/synthetic/classes", "synthetic.classes"}}) {
+    const nlohmann::json::json_pointer pointer(path);
+    if (!m.attrs.contains(pointer) || !m.attrs[pointer].is_number_integer()) continue;
+    const int64_t classes = m.attrs[pointer].get<int64_t>();
+    if (classes < 0) {
+      return DataLoss("manifest ", JoinPath(store_dir, kManifestName), ": attrs.", place, " is ",
+                      m.attrs[pointer].dump(), ", expected a non-negative class count");
+    }
+    info.classes = classes;
+    break;
   }
   info.batches_per_epoch = source->loader_->batches_per_epoch();
   info.batch_size = options.batch_size;

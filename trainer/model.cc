@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <unistd.h>
+
 #include "tiling/synth.h"
 
 namespace tilestage::trainer {
@@ -93,6 +95,18 @@ Status ModelConfig::Validate() const {
     return InvalidArgument("model: --dim ", dim, " --depth ", depth, " --heads ", heads,
                            " --patch ", patch, " --mlp-ratio ", mlp_ratio, " must be positive");
   }
+  // Far beyond any model this CPU trainer can train; small enough that every size product (a
+  // parameter count, an activation) fits in int64.
+  constexpr int64_t kMaxSize = int64_t{1} << 16;
+  for (const auto& [option, value] :
+       {std::pair{"--dim", dim}, {"--depth", depth}, {"--heads", heads}, {"--patch", patch},
+        {"--decoder-dim", decoder_dim}, {"--decoder-depth", decoder_depth},
+        {"--decoder-heads", decoder_heads}}) {
+    if (value > kMaxSize)
+      return InvalidArgument("model: ", option, " ", value, " is more than ", kMaxSize);
+  }
+  constexpr int64_t kMaxTokens = int64_t{1} << 16, kMaxClasses = int64_t{1} << 20;
+  if (mlp_ratio > 64) return InvalidArgument("model: --mlp-ratio ", mlp_ratio, " is more than 64");
   if (dim % heads != 0)
     return InvalidArgument("model: --dim ", dim, " not divisible by --heads ", heads);
   if (!learned_pos && dim % 4 != 0) {
@@ -117,9 +131,18 @@ Status ModelConfig::Validate() const {
                            " % ", patch, " = ", width % patch, "): use ", fixes,
                            "or re-ingest with --tile H,W in multiples of ", patch);
   }
+  if (const int64_t tokens = (height / patch) * (width / patch); tokens > kMaxTokens) {
+    return InvalidArgument("model: ", height, "x", width, " tiles at --patch ", patch, " are ",
+                           tokens, " tokens, more than ", kMaxTokens,
+                           " (attention grows with their square): use a larger --patch or --crop");
+  }
   switch (objective) {
     case Objective::kClassify:
       if (classes < 2) return InvalidArgument("vit-classify: needs --classes >= 2, got ", classes);
+      if (classes > kMaxClasses) {
+        return InvalidArgument("vit-classify: ", classes, " classes (--classes, or the store's ",
+                               "class count) is more than ", kMaxClasses);
+      }
       if (y_shape.empty()) {
         return InvalidArgument("vit-classify: needs a label field y, which the data lacks");
       }
@@ -167,7 +190,21 @@ Status ApplyPreset(const std::string& preset, ModelConfig* config) {
 Result<std::unique_ptr<VitModel>> VitModel::Create(const ModelConfig& config) {
   TS_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<VitModel> model(new VitModel(config));
-  model->Build();
+  try {
+    model->Build();
+    // Weights, gradients and both Adam moments: four floats per parameter.
+    const uint64_t need = 4 * sizeof(float) * uint64_t(model->params_.total());
+    const uint64_t have = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
+    if (need > have) {
+      return ResourceExhausted("model: ", model->params_.total(), " parameters need ", need >> 20,
+                               " MiB for weights, gradients and Adam moments; this machine has ",
+                               have >> 20, " MiB");
+    }
+    model->params_.Finalize();
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted("model: not enough memory for ", model->params_.total(),
+                             " parameters and their tables");
+  }
   return model;
 }
 
@@ -220,7 +257,6 @@ void VitModel::Build() {
       break;
     }
   }
-  params_.Finalize();
 }
 
 double VitModel::ForwardFlopsPerSample() const {

@@ -103,7 +103,7 @@ class VitModel {
 
  private:
   explicit VitModel(const ModelConfig& config) : config_(config) {}
-  void Build();
+  void Build();  // registers every parameter and fixed table; Create allocates the parameters
   void SelectTokens(const BatchView& batch, uint64_t seed);
 
   ModelConfig config_;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "tiling/json_read.h"
+
 namespace tilestage::trainer {
 
 std::vector<uint8_t> EncodeSafetensors(const std::vector<TensorRef>& tensors,
@@ -43,12 +45,8 @@ Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const s
     return DataLoss(where, ": header length ", header_len, " exceeds the file (", bytes.size(),
                     " bytes): truncated or not safetensors");
   }
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + header_len);
-  } catch (const std::exception& e) {
-    return DataLoss(where, ": bad safetensors header JSON: ", e.what());
-  }
+  TS_ASSIGN_OR_RETURN(const nlohmann::json header,
+                      ParseBoundedJson(bytes.subspan(8, header_len), where + " header"));
   const uint8_t* data = bytes.data() + 8 + header_len;
   const uint64_t data_len = bytes.size() - 8 - header_len;
   SafetensorsFile file;

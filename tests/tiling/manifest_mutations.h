@@ -129,6 +129,13 @@ inline const std::vector<ManifestMutation>& ManifestMutations() {
       {"StatsNotAnArray", [](J& j) { j["fields"][0]["stats"] = 3; },
        "field 'x' stats is 3, expected an array of objects"},
       // Top level, provenance and attrs.
+      {"SamplesDisagreeWithTheShards",
+       [](J& j) { j["samples"] = j["samples"].get<uint64_t>() + 1; },
+       "but the shards add up to"},
+      {"BytesTotalDisagreesWithTheShards", [](J& j) { j["bytes"] = 1; },
+       "bytes is 1 but the shards add up to"},
+      {"SamplesNegative", [](J& j) { j["samples"] = -3; },
+       "samples is -3, expected a non-negative integer"},
       {"ProvenanceCommandNotAString", [](J& j) { j["provenance"]["command"] = 1; },
        "provenance.command is 1, expected a string"},
       {"ProvenanceTimeNotAString", [](J& j) { j["provenance"]["time"] = {{"y", 2026}}; },

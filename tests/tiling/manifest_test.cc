@@ -1,11 +1,18 @@
 // The manifest reader refuses every malformed manifest with DataLoss naming manifest.json and the
 // field, and reads a valid one: a table of single edits of a real store's manifest.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "tests/tiling/manifest_mutations.h"
 #include "tests/tiling/store_fixture.h"
+#include "tiling/json_read.h"
 #include "tiling/manifest.h"
+#include "tiling/storage.h"
 
 namespace tilestage {
 namespace {
@@ -96,6 +103,37 @@ TEST(ManifestReader, InvalidJsonIsDataLossNamingTheFile) {
   auto m = ReadManifest(*storage, "/s");
   EXPECT_EQ(m.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(m.status().message(), HasSubstr("manifest /s/manifest.json: not valid JSON"));
+}
+
+TEST(ManifestReader, ManifestLargerThanAnyStoreNeedsIsRefusedBeforeReading) {
+  const std::string dir = ::testing::TempDir() + "/huge_manifest";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/manifest.json";
+  std::ofstream(path).close();
+  // Sparse: the reader must refuse it from its size, without reading 600 MiB.
+  ASSERT_EQ(::truncate(path.c_str(), 600ll << 20), 0);
+  auto m = ReadManifest(*LocalStorage(), dir);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(m.status().message(),
+              HasSubstr("manifest " + path + ": 629145600 bytes, more than the 536870912"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(BoundedJson, InvalidJsonNamesThePlaceAndTheByte) {
+  auto j = ParseBoundedJson(std::string("{\"a\": [1, 2,, 3]}"), "checkpoint /c/state.json");
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(j.status().message(), "checkpoint /c/state.json: not valid JSON at byte 13");
+}
+
+TEST(BoundedJson, NestingAtTheBoundReadsAndOneDeeperIsRefused) {
+  auto at_bound = ParseBoundedJson(testing::DeeplyNested(kMaxJsonDepth), "x");
+  ASSERT_TRUE(at_bound.ok()) << at_bound.status().ToString();
+  EXPECT_EQ(*at_bound, nlohmann::json::parse(testing::DeeplyNested(kMaxJsonDepth)));
+  auto deeper = ParseBoundedJson(testing::DeeplyNested(kMaxJsonDepth + 1), "x");
+  ASSERT_FALSE(deeper.ok());
+  EXPECT_EQ(deeper.status().message(), "x: nested more than 64 levels deep");
 }
 
 }  // namespace

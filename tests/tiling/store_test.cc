@@ -354,6 +354,7 @@ TEST_F(BadStoreTest, MissingShardFileIsNotFoundNamingIt) {
 TEST_F(BadStoreTest, ManifestRecordCountDisagreeingWithShardIsDataLoss) {
   EditManifest([](nlohmann::json& j) {
     j["shards"][0]["records"] = j["shards"][0]["records"].get<int>() + 1;
+    j["samples"] = j["samples"].get<int>() + 1;  // consistent, so the shard is what disagrees
   });
   Status s = OpenStatus();
   EXPECT_EQ(s.code(), StatusCode::kDataLoss);
@@ -365,7 +366,10 @@ TEST_F(BadStoreTest, ManifestRecordCountDisagreeingWithShardIsDataLoss) {
 }
 
 TEST_F(BadStoreTest, ManifestByteSizeDisagreeingWithShardIsDataLoss) {
-  EditManifest([](nlohmann::json& j) { j["shards"][1]["bytes"] = 12345; });
+  EditManifest([](nlohmann::json& j) {
+    j["bytes"] = j["bytes"].get<uint64_t>() - j["shards"][1]["bytes"].get<uint64_t>() + 12345;
+    j["shards"][1]["bytes"] = 12345;
+  });
   Status s = OpenStatus();
   EXPECT_EQ(s.code(), StatusCode::kDataLoss);
   EXPECT_THAT(s.message(), HasSubstr(shard1_));

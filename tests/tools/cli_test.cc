@@ -107,6 +107,30 @@ TEST_F(CliStoreTest, SynthStatisticsMatchTheRecords) {
   for (int c = 0; c < 2; ++c) EXPECT_NEAR(stats[c].mean, sum[c] / (20 * 256), 1e-9);
 }
 
+TEST_F(CliStoreTest, SynthOntoAStoreIsRefusedAndOverwriteReplacesIt) {
+  const auto manifest_text = [&] {
+    std::ifstream in(dir_ + "/manifest.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string before = manifest_text();
+  CommandResult refused = Cli("synth --out " + dir_ + " --samples 5 --shape 2,16,16");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("--out " + dir_ + " already holds a tile store; pass "
+                                        "--overwrite to replace it"));
+  EXPECT_EQ(manifest_text(), before) << "the store was touched";
+
+  CommandResult replaced = Cli("synth --out " + dir_ + " --samples 5 --shape 2,16,16 --overwrite");
+  ASSERT_EQ(replaced.exit_code, 0) << replaced.output;
+  auto store = Store::Open(LocalStorage(), dir_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->size(), 5u);
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(tmp_.path()))
+    names.insert(e.path().filename());
+  EXPECT_EQ(names, std::set<std::string>{"store"}) << "no staging or old store left beside it";
+  EXPECT_EQ(Cli("verify " + dir_).exit_code, 0);
+}
+
 TEST(Cli, SynthIsDeterministicForASeed) {
   TempDir tmp;
   const std::string args = " --samples 12 --shape 1,8,8 --dtype u16 --codec lz4 --shard-size 8KiB";
@@ -271,7 +295,10 @@ TEST_F(CliStoreTest, VerifyMissingShardFailsNamingIt) {
 }
 
 TEST_F(CliStoreTest, VerifyManifestRecordCountMismatchFailsNamingShard) {
-  EditManifest([&](nlohmann::json& j) { j["shards"][1]["records"] = records_in_shard1_ + 2; });
+  EditManifest([&](nlohmann::json& j) {
+    j["shards"][1]["records"] = records_in_shard1_ + 2;
+    j["samples"] = j["samples"].get<uint64_t>() + 2;  // consistent: only the shard disagrees
+  });
   VerifyFails(StrCat(shards_[1], ": ", records_in_shard1_, " records, manifest says ",
                      records_in_shard1_ + 2));
 }
@@ -282,7 +309,10 @@ TEST_F(CliStoreTest, VerifyManifestHashMismatchFailsNamingShard) {
 }
 
 TEST_F(CliStoreTest, VerifyManifestByteSizeMismatchFailsNamingShard) {
-  EditManifest([](nlohmann::json& j) { j["shards"][0]["bytes"] = 4096; });
+  EditManifest([](nlohmann::json& j) {
+    j["bytes"] = j["bytes"].get<uint64_t>() - j["shards"][0]["bytes"].get<uint64_t>() + 4096;
+    j["shards"][0]["bytes"] = 4096;
+  });
   VerifyFails(shards_[0] + ": " + std::to_string(testing::FileSize(shards_[0])) +
               " bytes, manifest says 4096");
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "tests/trainer/fd_check.h"
@@ -155,6 +156,34 @@ TEST(ModelTest, RegressWithoutTargetIsInvalidArgument) {
   auto model = VitModel::Create(c);
   ASSERT_FALSE(model.ok());
   EXPECT_NE(model.status().message().find("target field y"), std::string::npos);
+}
+
+TEST(ModelTest, AbsurdSizesAreInvalidArgumentNamingTheOption) {
+  ModelConfig dim = TinyConfig(Objective::kMae);
+  dim.dim = int64_t{1} << 40;
+  EXPECT_EQ(VitModel::Create(dim).status().message(), "model: --dim 1099511627776 is more than 65536");
+  ModelConfig classes = TinyConfig(Objective::kClassify);
+  classes.y_shape = {1};
+  classes.classes = int64_t{1} << 40;
+  EXPECT_THAT(VitModel::Create(classes).status().message(),
+              ::testing::HasSubstr("vit-classify: 1099511627776 classes"));
+  ModelConfig tokens = TinyConfig(Objective::kMae);
+  tokens.height = tokens.width = 1024;
+  tokens.patch = 2;  // 512 x 512 tokens
+  EXPECT_THAT(VitModel::Create(tokens).status().message(),
+              ::testing::HasSubstr("are 262144 tokens, more than 65536"));
+}
+
+TEST(ModelTest, ModelLargerThanTheMachineIsResourceExhaustedBeforeAllocating) {
+  ModelConfig c = TinyConfig(Objective::kMae);
+  c.dim = 65536;
+  c.heads = 1;
+  c.depth = 64;  // 64 blocks of 12 dim^2 parameters: ~13 TiB with gradients and moments
+  auto model = VitModel::Create(c);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(model.status().message(),
+              ::testing::HasSubstr("MiB for weights, gradients and Adam moments"));
 }
 
 TEST(ModelTest, PatchNotDividingTileIsInvalidArgument) {

@@ -221,6 +221,21 @@ TEST(TrainCliTest, TruncatedCheckpointFailsResume) {
   EXPECT_NE(r.output.find(weights), std::string::npos) << r.output;
 }
 
+TEST(TrainCliTest, NegativeClassCountInTheManifestIsDataLossNamingIt) {
+  TempDir dir;
+  const std::string store = Synth(dir, "s", "1,16,16", 3, 16);
+  nlohmann::json m;
+  std::ifstream(store + "/manifest.json") >> m;
+  m["attrs"]["synthetic"]["classes"] = -5;
+  std::ofstream(store + "/manifest.json", std::ios::trunc) << m.dump();
+  auto r = RunCommand(CliPath() + " train --store " + store + " --model vit-classify" + kTiny +
+                      " --batch 8 --max-steps 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("manifest " + store + "/manifest.json: attrs.synthetic.classes is -5"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(TrainCliTest, TwoRanksUnderMpirunShareTheGlobalBatch) {
   TempDir dir;
   const std::string store = Synth(dir, "s", "1,16,16", 4);

@@ -444,5 +444,16 @@ TEST(SafetensorsTest, TruncatedHeaderIsDataLoss) {
   EXPECT_NE(parsed.status().message().find("x.safetensors"), std::string::npos);
 }
 
+TEST(SafetensorsTest, HeaderNestedBeyondTheBoundIsDataLossNotAStackOverflow) {
+  const std::string deep = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  std::vector<uint8_t> bytes(8);
+  for (int i = 0; i < 8; ++i) bytes[i] = uint8_t(uint64_t(deep.size()) >> (8 * i));
+  bytes.insert(bytes.end(), deep.begin(), deep.end());
+  auto parsed = ParseSafetensors(bytes, "x.safetensors");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(parsed.status().message(), "x.safetensors header: nested more than 64 levels deep");
+}
+
 }  // namespace
 }  // namespace tilestage::trainer

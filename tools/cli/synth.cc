@@ -20,6 +20,7 @@ struct SynthArgs {
   uint64_t seed = 0;
   int classes = 0;
   uint32_t alignment = kDefaultAlignment;
+  bool overwrite = false;
 };
 
 Status RunSynth(const SynthArgs& args) {
@@ -32,7 +33,10 @@ Status RunSynth(const SynthArgs& args) {
   TS_ASSIGN_OR_RETURN(options.codec, ParseCodec(args.codec));
   TS_ASSIGN_OR_RETURN(options.shard_target_bytes, ParseByteSize(args.shard_size));
   options.alignment = args.alignment;
-  TS_ASSIGN_OR_RETURN(auto writer, StoreWriter::Create(LocalStorage(), args.out, options));
+  const std::shared_ptr<Storage> storage = LocalStorage();
+  TS_ASSIGN_OR_RETURN(const std::string write_dir,
+                      PrepareStoreOutput(*storage, args.out, args.overwrite));
+  TS_ASSIGN_OR_RETURN(auto writer, StoreWriter::Create(storage, write_dir, options));
 
   std::vector<ChannelStats> stats;
   constexpr uint64_t kBatch = 256;
@@ -64,7 +68,8 @@ Status RunSynth(const SynthArgs& args) {
   if (spec.classes > 0) manifest.fields.push_back({"y", DType::kI32, {1}, {"label"}, {}, {}});
   manifest.provenance = MakeProvenance(CommandLine());
   manifest.attrs = {{"synthetic", {{"seed", spec.seed}, {"classes", spec.classes}}}};
-  TS_RETURN_IF_ERROR(WriteManifest(*LocalStorage(), args.out, manifest));
+  TS_RETURN_IF_ERROR(WriteManifest(*storage, write_dir, manifest));
+  if (write_dir != args.out) TS_RETURN_IF_ERROR(PublishStore(*storage, write_dir, args.out));
   std::cout << "wrote " << manifest.TotalRecords() << " samples in " << manifest.shards.size()
             << " shards (" << manifest.TotalBytes() << " bytes) to " << args.out << "\n";
   return Status::Ok();
@@ -75,6 +80,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   CLI::App* cmd = root.add_subcommand(
       "synth", "Write a deterministic synthetic tile store (smooth fields plus noise)");
   cmd->add_option("--out", args->out, "Store directory to write")->required();
+  cmd->add_flag("--overwrite", args->overwrite,
+                "Replace a store at --out (the old one stays complete until the new one is)");
   cmd->add_option("--samples", args->samples, "Number of samples")->capture_default_str();
   cmd->add_option("--shape", args->shape, "Sample shape C,H,W")->capture_default_str();
   cmd->add_option("--dtype", args->dtype, "u8 i8 u16 i16 u32 i32 f32 f64")->capture_default_str();
