@@ -27,7 +27,11 @@ TEST(SystemInfo, FindSourceRootWalksUpFromTheBinary) {
 
 TEST(SystemInfo, NoSourceTreeIsNotFoundNamingTheBinary) {
   TempDir dir;
+  // The working directory is the fallback: make it one without a source tree.
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path());
   auto root = FindSourceRoot(dir.Sub("bin/tilestage"));
+  fs::current_path(cwd);
   ASSERT_FALSE(root.ok());
   EXPECT_EQ(root.status().code(), StatusCode::kNotFound);
   EXPECT_NE(root.status().message().find(dir.Sub("bin/tilestage")), std::string::npos);
