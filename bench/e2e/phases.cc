@@ -284,6 +284,13 @@ Result<DataStallResult> RunDataStallPhase(const E2eRunContext& ctx, const Stagin
   for (int round = 1; round <= c.stall_rounds; ++round) {
     const std::string suffix = "_r" + std::to_string(round);
     TS_RETURN_IF_ERROR(EvictFromPageCache(files));
+    // What eviction left in the cache: a cold run is only as cold as this says.
+    uint64_t resident = 0;
+    for (const std::string& f : files) {
+      TS_ASSIGN_OR_RETURN(uint64_t bytes, ResidentBytes(f));
+      resident += bytes;
+    }
+    result.resident_after_evict_bytes.push_back(double(resident));
     TS_ASSIGN_OR_RETURN(Json cold, load_run("stalls_cold" + suffix));
     TS_ASSIGN_OR_RETURN(Json cached, load_run("stalls_cached" + suffix));
     int64_t batches = 0;
@@ -303,6 +310,7 @@ Result<DataStallResult> RunDataStallPhase(const E2eRunContext& ctx, const Stagin
     }
   }
   TS_ASSIGN_OR_RETURN(result.summary, SummarizeStallRounds(result.rounds));
+  result.staged_bytes = double(TotalBytes(files));
   for (const std::string& n : result.summary.noise) ctx.progress.Line("  noise: " + n);
   return result;
 }
@@ -314,7 +322,9 @@ Json DataStallResult::ToJson() const {
               {"synthetic_s", summary.median.synthetic_s},
               {"cached_s", summary.median.cached_s},
               {"cold_s", summary.median.cold_s},
-              {"rounds", rounds_json}};
+              {"rounds", rounds_json},
+              {"staged_bytes", staged_bytes},
+              {"resident_after_evict_bytes", resident_after_evict_bytes}};
 }
 
 }  // namespace tilestage::bench

@@ -102,9 +102,14 @@ struct DataStallResult {
   double compute_ms = 0;  // the stand-in compute per batch
   std::vector<StallRound> rounds;
   StallSummary summary;
+  double staged_bytes = 0;
+  // Per round, the staged bytes still in the page cache after eviction, before the cold run
+  // (0 on a disk file system; all of them on tmpfs, where nothing can be evicted).
+  std::vector<double> resident_after_evict_bytes;
   Json cold_step, cached_step;  // round 1's `tilestage load --json` outputs
 
-  // The results document's data_stalls: the medians and every round (the report flags noise).
+  // The results document's data_stalls: the medians, every round and what eviction left cached
+  // (the report flags noise).
   Json ToJson() const;
 };
 Result<DataStallResult> RunDataStallPhase(const E2eRunContext& ctx, const StagingResult& staging,

@@ -20,20 +20,32 @@ std::string Tail(const std::string& path, size_t max_bytes) {
   return s.size() > max_bytes ? "..." + s.substr(s.size() - max_bytes) : s;
 }
 
-// Closes the descriptors it holds on every return path.
-struct Fds {
-  std::vector<int> fds;
-  ~Fds() {
-    for (int fd : fds)
-      if (fd >= 0) close(fd);
+// A file descriptor closed when it goes out of scope (every return path) or on Close().
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Close(); }
+  int get() const { return fd_; }
+  void Close() { Reset(-1); }
+  void Reset(int fd) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
   }
-  void Close(int& fd) {
-    if (fd >= 0) close(fd);
-    for (int& f : fds)
-      if (f == fd) f = -1;
-    fd = -1;
-  }
+
+ private:
+  int fd_;
 };
+
+// A pipe whose ends are closed on exec (the child's stdout end is dup2'ed, which clears it).
+Status MakePipe(const std::string& step, Fd* read_end, Fd* write_end) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return IOError("step ", step, ": pipe: ", std::strerror(errno));
+  read_end->Reset(fds[0]);
+  write_end->Reset(fds[1]);
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -57,21 +69,15 @@ Result<StepOutput> RunStep(const std::string& step, const std::vector<std::strin
     cmd << JoinArgs(argv) << "\n";
     if (!cmd) return IOError("step ", step, ": cannot write ", cmd_path);
   }
-  int out_pipe[2], exec_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0)
-    return IOError("step ", step, ": pipe: ", std::strerror(errno));
-  Fds fds{{out_pipe[0], out_pipe[1]}};
+  Fd out_read, out_write, exec_read, exec_write;
+  TS_RETURN_IF_ERROR(MakePipe(step, &out_read, &out_write));
   // The child reports a failed exec through this pipe; a successful exec closes it (CLOEXEC).
-  if (pipe2(exec_pipe, O_CLOEXEC) != 0)
-    return IOError("step ", step, ": pipe: ", std::strerror(errno));
-  fds.fds.push_back(exec_pipe[0]);
-  fds.fds.push_back(exec_pipe[1]);
-  int err_fd = open(result.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (err_fd < 0) {
+  TS_RETURN_IF_ERROR(MakePipe(step, &exec_read, &exec_write));
+  Fd err(open(result.stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (err.get() < 0) {
     return IOError("step ", step, ": cannot create ", result.stderr_path, ": ",
                    std::strerror(errno));
   }
-  fds.fds.push_back(err_fd);
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
@@ -79,20 +85,20 @@ Result<StepOutput> RunStep(const std::string& step, const std::vector<std::strin
   const pid_t pid = fork();
   if (pid < 0) return IOError("step ", step, ": fork: ", std::strerror(errno));
   if (pid == 0) {
-    dup2(out_pipe[1], 1);
-    dup2(err_fd, 2);
+    dup2(out_write.get(), 1);
+    dup2(err.get(), 2);
     execvp(cargv[0], cargv.data());
     const int e = errno;
-    (void)!write(exec_pipe[1], &e, sizeof e);
+    (void)!write(exec_write.get(), &e, sizeof e);
     _exit(127);
   }
-  fds.Close(out_pipe[1]);
-  fds.Close(exec_pipe[1]);
-  fds.Close(err_fd);
+  out_write.Close();
+  exec_write.Close();
+  err.Close();
   std::string pending;
   char buf[65536];
   while (true) {
-    const ssize_t n = read(out_pipe[0], buf, sizeof(buf));
+    const ssize_t n = read(out_read.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     const int64_t now_ms = MlLogger::NowMs();
@@ -106,7 +112,7 @@ Result<StepOutput> RunStep(const std::string& step, const std::vector<std::strin
   }
   int exec_errno = 0;
   ssize_t got;
-  while ((got = read(exec_pipe[0], &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {
+  while ((got = read(exec_read.get(), &exec_errno, sizeof exec_errno)) < 0 && errno == EINTR) {
   }
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
