@@ -2,14 +2,14 @@
 // checked against the raw figures in the same run: every field present, the time-to-train split
 // adding up to the run, every ratio recomputed from the timings it comes from, and the run's
 // mllog file read back by `tilestage bench analyze`. No timing is asserted, only consistency.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/common/test_util.h"
 
@@ -40,7 +40,9 @@ class E2eTiny : public ::testing::Test {
     delete run_;
     delete dir_;
   }
-  void SetUp() override { ASSERT_EQ(run_->exit_code, 0) << run_->output; }
+  void SetUp() override {
+    ASSERT_EQ(run_->exit_code, 0) << run_->output;
+  }
   static const json& Stage(const json& doc, const std::string& name, const std::string& unit) {
     for (const auto& s : doc["stages"]) {
       if (s["name"] == name && s["unit"] == unit) return s;
@@ -61,24 +63,24 @@ testing::CommandResult* E2eTiny::run_ = nullptr;
 json E2eTiny::results_, E2eTiny::report_;
 
 TEST_F(E2eTiny, WritesLogResultsReportAndCharts) {
-  for (const char* f :
-       {"mllog.txt", "results.json", "report/report.json", "report/report.md", "report/stages.svg",
-        "report/time_to_train.svg", "report/data_stalls.svg", "node_local/node0/manifest.json"}) {
+  for (const char* f : {"mllog.txt", "results.json", "report/report.json", "report/report.md",
+                        "report/stages.svg", "report/time_to_train.svg",
+                        "report/data_stalls.svg", "node_local/node0/manifest.json"}) {
     EXPECT_GT(testing::FileSize(out_ + "/" + f), 0) << f;
   }
   // The human table names each part.
-  for (const char* s :
-       {"time to train", "staging/run", "staging/epoch", "data stalls", "system:", "provenance:"}) {
+  for (const char* s : {"time to train", "staging/run", "staging/epoch", "data stalls",
+                        "system:", "provenance:"}) {
     EXPECT_NE(run_->output.find(s), std::string::npos) << s;
   }
 }
 
 TEST_F(E2eTiny, EveryStageRowIsPresentWithAPositiveRate) {
   const std::set<std::pair<std::string, std::string>> want = {
-      {"ingest geotiff", "MB/s"},   {"ingest geotiff", "tiles/s"}, {"ingest netcdf", "MB/s"},
-      {"ingest netcdf", "tiles/s"}, {"ingest hdf5", "MB/s"},       {"ingest hdf5", "tiles/s"},
-      {"staging", "GB/s"},          {"loader", "samples/s"},       {"loader", "GB/s"},
-      {"training", "samples/s"},    {"training", "GFLOP/s"},       {"allreduce", "GB/s"}};
+      {"ingest geotiff", "MB/s"}, {"ingest geotiff", "tiles/s"}, {"ingest netcdf", "MB/s"},
+      {"ingest netcdf", "tiles/s"}, {"ingest hdf5", "MB/s"},     {"ingest hdf5", "tiles/s"},
+      {"staging", "GB/s"},        {"loader", "samples/s"},       {"loader", "GB/s"},
+      {"training", "samples/s"},  {"training", "GFLOP/s"},       {"allreduce", "GB/s"}};
   std::set<std::pair<std::string, std::string>> got;
   for (const auto& s : report_["stages"]) {
     got.insert({s["name"].get<std::string>(), s["unit"].get<std::string>()});
@@ -88,15 +90,13 @@ TEST_F(E2eTiny, EveryStageRowIsPresentWithAPositiveRate) {
   // Without --no-peers' Python peers only cp remains; limits are measured in the run.
   EXPECT_EQ(Stage(report_, "staging", "GB/s")["peer"]["name"], "cp -r + sync");
   EXPECT_TRUE(Stage(report_, "ingest geotiff", "MB/s")["peer"].is_null());
-  for (const auto& [name, unit] :
-       std::vector<std::pair<std::string, std::string>>{{"staging", "GB/s"},
-                                                        {"training", "GFLOP/s"},
-                                                        {"allreduce", "GB/s"},
-                                                        {"loader", "GB/s"}}) {
+  for (const auto& [name, unit] : std::vector<std::pair<std::string, std::string>>{
+           {"staging", "GB/s"}, {"training", "GFLOP/s"}, {"allreduce", "GB/s"},
+           {"loader", "GB/s"}}) {
     EXPECT_GT(Stage(report_, name, unit)["derived"]["limit_rate"].get<double>(), 0) << name;
   }
-  for (const char* k :
-       {"host", "cpu", "cores", "memory_bytes", "os", "compiler", "mpi", "limits"}) {
+  for (const char* k : {"host", "cpu", "cores", "memory_bytes", "os", "compiler", "mpi",
+                        "limits"}) {
     EXPECT_TRUE(report_["system"].contains(k)) << k;
   }
   for (const char* k : {"command", "config", "time_utc", "git", "inputs", "mllog"}) {
@@ -135,8 +135,9 @@ TEST_F(E2eTiny, RatesAndRatiosFollowFromTheRawTimings) {
   EXPECT_DOUBLE_EQ(lrow["tilestage"]["seconds"].get<double>(), load["wall_s"].get<double>());
   // Ingest: GeoTIFF is timed as a whole process (like gdal_retile.py), NetCDF and HDF5 by the
   // ingest's own elapsed_s (like xarray and h5py, timed after their imports).
-  EXPECT_DOUBLE_EQ(Stage(report_, "ingest geotiff", "MB/s")["tilestage"]["seconds"].get<double>(),
-                   results_["steps"]["ingest_geotiff"]["process_wall_s"].get<double>());
+  EXPECT_DOUBLE_EQ(
+      Stage(report_, "ingest geotiff", "MB/s")["tilestage"]["seconds"].get<double>(),
+      results_["steps"]["ingest_geotiff"]["process_wall_s"].get<double>());
   for (const char* m : {"netcdf", "hdf5"}) {
     EXPECT_DOUBLE_EQ(
         Stage(report_, std::string("ingest ") + m, "MB/s")["tilestage"]["seconds"].get<double>(),
@@ -158,8 +159,8 @@ TEST_F(E2eTiny, TimeToTrainSplitAddsUpToTheRun) {
   EXPECT_GT(t["staging_s"].get<double>(), 0);
   EXPECT_GT(t["training_s"].get<double>(), 0);
   EXPECT_GT(t["evaluation_s"].get<double>(), 0);
-  EXPECT_NEAR(t["derived"]["staging_per_run"].get<double>(), t["staging_s"].get<double>() / run_s,
-              1e-12);
+  EXPECT_NEAR(t["derived"]["staging_per_run"].get<double>(),
+              t["staging_s"].get<double>() / run_s, 1e-12);
   const auto epochs = t["epoch_s"].get<std::vector<double>>();
   ASSERT_EQ(epochs.size(), results_["provenance"]["config"]["epochs"].get<size_t>());
   double mean = 0;
@@ -174,8 +175,8 @@ TEST_F(E2eTiny, TimeToTrainSplitAddsUpToTheRun) {
 }
 
 TEST_F(E2eTiny, MllogReadBackByAnalyzeGivesTheSameStaging) {
-  const auto r =
-      testing::RunCommand(testing::CliPath() + " bench analyze --json " + out_ + "/mllog.txt");
+  const auto r = testing::RunCommand(testing::CliPath() + " bench analyze --json " + out_ +
+                                     "/mllog.txt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const json a = json::parse(r.output.substr(r.output.find('{')));
   ASSERT_EQ(a["runs"].size(), 1u);
@@ -184,14 +185,14 @@ TEST_F(E2eTiny, MllogReadBackByAnalyzeGivesTheSameStaging) {
   EXPECT_EQ(run["staging_source"], "interval");
   EXPECT_DOUBLE_EQ(run["run_s"].get<double>(), t["run_s"].get<double>());
   EXPECT_DOUBLE_EQ(run["staging_s"].get<double>(), t["staging_s"].get<double>());
-  EXPECT_NEAR(run["staging_per_run"].get<double>(), t["derived"]["staging_per_run"].get<double>(),
-              1e-12);
+  EXPECT_NEAR(run["staging_per_run"].get<double>(),
+              t["derived"]["staging_per_run"].get<double>(), 1e-12);
   EXPECT_NEAR(run["staging_per_epoch"].get<double>(),
               t["derived"]["staging_per_epoch"].get<double>(), 1e-12);
   EXPECT_EQ(run["epochs"].get<size_t>(), t["epoch_s"].size());
   // The stager's logged interval is its barrier-to-barrier time, to the millisecond of the log.
-  EXPECT_NEAR(run["staging_s"].get<double>(), results_["steps"]["stage"]["seconds"].get<double>(),
-              2e-3);
+  EXPECT_NEAR(run["staging_s"].get<double>(),
+              results_["steps"]["stage"]["seconds"].get<double>(), 2e-3);
   EXPECT_TRUE(run["staging_within_run"].get<bool>());
   EXPECT_TRUE(run["warnings"].empty()) << run["warnings"].dump();
 }
@@ -250,8 +251,8 @@ TEST(E2eArgs, ConfigWithUnknownKeyNamesFileAndKey) {
   testing::TempDir dir;
   const std::string cfg = dir.path() + "/cfg.json";
   std::ofstream(cfg) << R"({"epochs": 2, "epochz": 3})";
-  const auto r = testing::RunCommand(testing::CliPath() + " bench e2e --config " + cfg + " --out " +
-                                     dir.path() + "/out");
+  const auto r = testing::RunCommand(testing::CliPath() + " bench e2e --config " + cfg +
+                                     " --out " + dir.path() + "/out");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find(cfg), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("epochz"), std::string::npos) << r.output;
@@ -261,8 +262,8 @@ TEST(E2eArgs, ConfigWithWrongTypeIsRejected) {
   testing::TempDir dir;
   const std::string cfg = dir.path() + "/cfg.json";
   std::ofstream(cfg) << R"({"epochs": "three"})";
-  const auto r = testing::RunCommand(testing::CliPath() + " bench e2e --config " + cfg + " --out " +
-                                     dir.path() + "/out");
+  const auto r = testing::RunCommand(testing::CliPath() + " bench e2e --config " + cfg +
+                                     " --out " + dir.path() + "/out");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("\"epochs\" has the wrong type"), std::string::npos) << r.output;
 }
