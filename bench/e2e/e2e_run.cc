@@ -32,8 +32,7 @@ Status PrepareOutDir(const std::string& out, const std::string& steps_dir) {
 // init_start … init_stop: the limits and ingest. run_start … run_stop: staging and training.
 // The log is closed before the caller analyses it.
 Status RunLoggedPhases(E2eRunContext& ctx, const Json& system, E2ePhaseResults* r) {
-  const std::string mllog = ctx.out + "/mllog.txt";
-  TS_ASSIGN_OR_RETURN(std::unique_ptr<MlLogger> log, MlLogger::OpenFile(mllog));
+  TS_ASSIGN_OR_RETURN(std::unique_ptr<MlLogger> log, MlLogger::OpenFile(ctx.MlLogPath()));
   TS_RETURN_IF_ERROR(log->Event(mlkey::kSubmissionBenchmark, "tilestage-e2e"));
   TS_RETURN_IF_ERROR(log->Event(mlkey::kSubmissionOrg, "tilestage"));
   TS_RETURN_IF_ERROR(log->Event(mlkey::kSubmissionPlatform, system["host"]));
@@ -64,7 +63,7 @@ Json Provenance(const E2eRunContext& ctx, const E2eRunPaths& paths, const Ingest
   p["source_root"] = ctx.root;
   p["git"] = CommandFirstLine({"git", "-C", ctx.root, "describe", "--always", "--dirty"});
   p["inputs"] = ingest.AllInputs();
-  p["mllog"] = ctx.out + "/mllog.txt";
+  p["mllog"] = ctx.MlLogPath();
   p["steps_dir"] = ctx.StepsDir();
   return p;
 }
@@ -92,7 +91,7 @@ Result<E2eResults> RunE2eBenchmark(const E2eConfig& config, const E2eRunPaths& p
   }
   TS_ASSIGN_OR_RETURN(r.stalls, RunDataStallPhase(ctx, r.staging, r.train));
 
-  const std::string mllog = ctx.out + "/mllog.txt";
+  const std::string mllog = ctx.MlLogPath();
   TS_ASSIGN_OR_RETURN(StagingAnalysis analysis, AnalyzeMlLogFiles({mllog}, GroupBy::kFile));
   if (analysis.runs.size() != 1) {
     return DataLoss(mllog, ": expected one run, found ", analysis.runs.size());

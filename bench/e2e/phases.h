@@ -39,6 +39,7 @@ struct E2eRunContext {
   Progress progress;
 
   std::string StepsDir() const { return out + "/steps"; }
+  std::string MlLogPath() const { return out + "/mllog.txt"; }
   std::string PeersScript() const { return root + "/bench/e2e_run/peers.py"; }
 };
 
