@@ -17,6 +17,13 @@ std::string Fmt(double v, const char* format = "%.3g") {
 
 Json Opt(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
 
+// {"synthetic_s": [min, max], ...} over the rounds.
+Json StallRangeJson(const StallSummary& s) {
+  return {{"synthetic_s", {s.min.synthetic_s, s.max.synthetic_s}},
+          {"cached_s", {s.min.cached_s, s.max.cached_s}},
+          {"cold_s", {s.min.cold_s, s.max.cold_s}}};
+}
+
 // Text for a Markdown table cell: a "|" would end the cell, a newline the row.
 std::string Cell(const std::string& text) {
   std::string out;
@@ -239,6 +246,24 @@ Result<E2eResults> E2eResultsFromJson(const Json& j, const std::string& where) {
     TS_ASSIGN_OR_RETURN(d.synthetic_s, PositiveNumber(*ds_it, "synthetic_s", path));
     TS_ASSIGN_OR_RETURN(d.cached_s, PositiveNumber(*ds_it, "cached_s", path));
     TS_ASSIGN_OR_RETURN(d.cold_s, PositiveNumber(*ds_it, "cold_s", path));
+    auto rounds_it = ds_it->find("rounds");
+    if (rounds_it != ds_it->end()) {
+      if (!rounds_it->is_array() || rounds_it->empty())
+        return InvalidArgument(path, ".rounds must be a non-empty array");
+      for (size_t i = 0; i < rounds_it->size(); ++i) {
+        const Json& rj = (*rounds_it)[i];
+        const std::string rpath = path + ".rounds[" + std::to_string(i) + "]";
+        if (!rj.is_object()) return InvalidArgument(rpath, " must be an object");
+        StallRound round;
+        TS_ASSIGN_OR_RETURN(round.synthetic_s, PositiveNumber(rj, "synthetic_s", rpath));
+        TS_ASSIGN_OR_RETURN(round.cached_s, PositiveNumber(rj, "cached_s", rpath));
+        TS_ASSIGN_OR_RETURN(round.cold_s, PositiveNumber(rj, "cold_s", rpath));
+        d.rounds.push_back(round);
+      }
+    } else {
+      d.rounds.push_back({d.synthetic_s, d.cached_s, d.cold_s});
+    }
+    TS_ASSIGN_OR_RETURN(d.summary, SummarizeStallRounds(d.rounds));
     d.compute_s = d.synthetic_s;
     // Run-to-run noise can make a slower stage look negative; a stall is never below zero.
     d.prep_stall_s = std::max(0.0, d.cached_s - d.synthetic_s);
@@ -315,10 +340,13 @@ Json E2eReportJson(const E2eResults& r) {
   }
   if (r.data_stalls) {
     const DataStalls& d = *r.data_stalls;
+    Json rounds = Json::array();
+    for (const StallRound& r : d.rounds) rounds.push_back(StallRoundJson(r));
     out["data_stalls"] = {{"samples", d.samples},
                           {"synthetic_s", d.synthetic_s},
                           {"cached_s", d.cached_s},
                           {"cold_s", d.cold_s},
+                          {"rounds", rounds},
                           {"derived",
                            {{"compute_s", d.compute_s},
                             {"prep_stall_s", d.prep_stall_s},
@@ -328,7 +356,10 @@ Json E2eReportJson(const E2eResults& r) {
                             {"fetch_stall_share", d.fetch_stall_share},
                             {"synthetic_samples_per_s", d.samples / d.synthetic_s},
                             {"cached_samples_per_s", d.samples / d.cached_s},
-                            {"cold_samples_per_s", d.samples / d.cold_s}}}};
+                            {"cold_samples_per_s", d.samples / d.cold_s},
+                            {"rounds", d.summary.rounds},
+                            {"range", StallRangeJson(d.summary)},
+                            {"noise", d.summary.noise}}}};
   } else {
     out["data_stalls"] = nullptr;
   }
@@ -386,7 +417,16 @@ std::string E2eReportMarkdown(const E2eResults& r) {
        << "AU " << Fmt(d.au_percent, "%.1f%%") << "; preprocessing stall "
        << Fmt(d.prep_stall_s, "%.3f") << " s (" << Fmt(100 * d.prep_stall_share, "%.1f%%")
        << "), fetch stall " << Fmt(d.fetch_stall_s, "%.3f") << " s ("
-       << Fmt(100 * d.fetch_stall_share, "%.1f%%") << ")\n\n![data stalls](data_stalls.svg)\n\n";
+       << Fmt(100 * d.fetch_stall_share, "%.1f%%") << ")\n\n";
+    if (d.summary.rounds > 1) {
+      os << "Medians of " << d.summary.rounds << " rounds; range synthetic "
+         << Fmt(d.summary.min.synthetic_s, "%.3f") << "–" << Fmt(d.summary.max.synthetic_s, "%.3f")
+         << " s, cached " << Fmt(d.summary.min.cached_s, "%.3f") << "–"
+         << Fmt(d.summary.max.cached_s, "%.3f") << " s, cold " << Fmt(d.summary.min.cold_s, "%.3f")
+         << "–" << Fmt(d.summary.max.cold_s, "%.3f") << " s.\n\n";
+    }
+    for (const std::string& n : d.summary.noise) os << "Noise: " << n << ".\n\n";
+    os << "![data stalls](data_stalls.svg)\n\n";
   }
   auto facts = [&](const char* title, const Json& j) {
     if (j.empty()) return;

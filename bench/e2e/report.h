@@ -18,18 +18,24 @@
 //   "data_stalls": {"samples": 4096,         // the same samples in each of the three runs
 //                   "synthetic_s": 10,       // synthetic data in memory: compute only
 //                   "cached_s": 12,          // dataset in the page cache: compute + preprocessing
-//                   "cold_s": 15}            // caches dropped: compute + preprocessing + fetch
+//                   "cold_s": 15,            // caches dropped: compute + preprocessing + fetch
+//                   "rounds": [{"synthetic_s": 10, "cached_s": 12, "cold_s": 15}, ...]}
+//                                            // optional: every round measured; the three figures
+//                                            // above are then their medians (data_stalls.h)
 // }
 // Derived (DS-Analyzer's differential method): prep_stall_s = cached_s - synthetic_s,
 // fetch_stall_s = cold_s - cached_s, au_percent = 100 * synthetic_s / cold_s (the share of the
 // cold run's wall time the trainer computes). other_s = run_s - staging_s - training_s -
 // evaluation_s; staging_per_run = staging_s / run_s; staging_per_epoch = staging_s / mean(epoch_s).
+// A stall is never below zero: where a run came out faster than the run it contains, the
+// report's data_stalls.derived.noise says so (and how often over the rounds) and the stall is 0.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bench/e2e/data_stalls.h"
 #include "bench/e2e/mllog.h"  // Json
 #include "bench/e2e/staging_analysis.h"
 #include "tiling/status.h"
@@ -69,6 +75,8 @@ struct DataStalls {
   // Derived.
   double compute_s = 0, prep_stall_s = 0, fetch_stall_s = 0, au_percent = 0;
   double prep_stall_share = 0, fetch_stall_share = 0;  // of the cold run's wall time
+  std::vector<StallRound> rounds;  // as measured; one round when the document gives none
+  StallSummary summary;            // range over the rounds and the noise flags
 };
 
 struct E2eResults {

@@ -204,7 +204,15 @@ INSTANTIATE_TEST_SUITE_P(
                    "time_to_train.epoch_s[1] must be a positive number"},
         BadResults{"StallRunMissing", R"({"data_stalls": {"samples": 1, "synthetic_s": 1,
                        "cached_s": 2}})",
-                   "data_stalls.cold_s must be a number"}),
+                   "data_stalls.cold_s must be a number"},
+        BadResults{"StallRoundNotPositive", R"({"data_stalls": {"samples": 1, "synthetic_s": 1,
+                       "cached_s": 2, "cold_s": 3, "rounds": [{"synthetic_s": 1,
+                       "cached_s": 2, "cold_s": 3}, {"synthetic_s": 1, "cached_s": -2,
+                       "cold_s": 3}]}})",
+                   "data_stalls.rounds[1].cached_s must be a positive number"},
+        BadResults{"StallRoundsEmpty", R"({"data_stalls": {"samples": 1, "synthetic_s": 1,
+                       "cached_s": 2, "cold_s": 3, "rounds": []}})",
+                   "data_stalls.rounds must be a non-empty array"}),
     [](const ::testing::TestParamInfo<BadResults>& info) { return info.param.name; });
 
 TEST(E2eReport, TimeToTrainFromAnalyzedLogMatchesTheAnalyzer) {
@@ -224,6 +232,50 @@ TEST(E2eReport, TimeToTrainFromAnalyzedLogMatchesTheAnalyzer) {
   EXPECT_NEAR(t.staging_per_run, *run.staging_per_run, 1e-12);
   EXPECT_NEAR(*t.staging_per_epoch, *run.staging_per_epoch, 1e-12);
   EXPECT_EQ(t.epoch_s, (std::vector<double>{70.001, 65.0, 65.0}));
+}
+
+// Runs faster than the run they contain are noise: the stall is 0 and the report says so, with
+// the figures kept as measured.
+TEST(E2eReport, StallOrderingViolatedByNoiseIsFlaggedNotOverwritten) {
+  Json j = SmallResults();
+  j["data_stalls"] = Json::parse(R"({"samples": 100, "synthetic_s": 10.0, "cached_s": 12.0,
+      "cold_s": 11.5, "rounds": [{"synthetic_s": 10.0, "cached_s": 12.0, "cold_s": 11.5},
+                                 {"synthetic_s": 9.0, "cached_s": 12.5, "cold_s": 11.0},
+                                 {"synthetic_s": 10.5, "cached_s": 11.0, "cold_s": 13.0}]})");
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const DataStalls& d = *r->data_stalls;
+  EXPECT_DOUBLE_EQ(d.cold_s, 11.5);
+  EXPECT_DOUBLE_EQ(d.fetch_stall_s, 0.0);
+  EXPECT_DOUBLE_EQ(d.prep_stall_s, 2.0);
+  const Json report = E2eReportJson(*r);
+  const Json& derived = report["data_stalls"]["derived"];
+  ASSERT_EQ(derived["noise"].size(), 1u) << derived.dump();
+  const std::string noise = derived["noise"][0];
+  EXPECT_NE(noise.find("cold run faster than cached in 2 of 3 round(s)"), std::string::npos)
+      << noise;
+  EXPECT_NE(noise.find("fetch stall reported as 0"), std::string::npos) << noise;
+  EXPECT_EQ(derived["rounds"], 3);
+  EXPECT_EQ(derived["range"]["synthetic_s"], Json::parse("[9.0, 10.5]"));
+  EXPECT_EQ(report["data_stalls"]["rounds"].size(), 3u);
+  const std::string md = E2eReportMarkdown(*r);
+  EXPECT_NE(md.find("Medians of 3 rounds"), std::string::npos) << md;
+  EXPECT_NE(md.find("Noise: cold run faster than cached"), std::string::npos) << md;
+}
+
+TEST(E2eReport, SingleMeasuredStallsWithoutRoundsAreOneRound) {
+  Json j = SmallResults();
+  j["data_stalls"]["cached_s"] = 9.0;  // below synthetic 10.0
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Json derived = E2eReportJson(*r)["data_stalls"]["derived"];
+  EXPECT_EQ(derived["rounds"], 1);
+  ASSERT_EQ(derived["noise"].size(), 1u);
+  EXPECT_NE(derived["noise"][0].get<std::string>().find("cached run faster than synthetic"),
+            std::string::npos);
+  EXPECT_TRUE(E2eReportJson(*E2eResultsFromJson(SmallResults(), "r"))["data_stalls"]["derived"]
+                  ["noise"]
+                      .empty());
 }
 
 TEST(E2eReport, MarkdownCellsEscapePipes) {

@@ -1,0 +1,119 @@
+// The phases of one `tilestage bench e2e` run. Each runs its tools as steps (step_runner.h) of the
+// tilestage binary, under mpirun where they are MPI programs, or of the Python peers, and returns
+// a typed result that the results document (e2e_results.h) is built from:
+//   init:  ingest of a GeoTIFF scene, NetCDF and HDF5 files (examples/data/; copies for bigger
+//          presets) [RunIngestPhase];
+//   run:   staging under mpirun to <out>/node_local/node{node} [RunStagingPhase], then training
+//          with evaluation (vit-mae) under mpirun on the staged store [RunTrainPhase]; both log
+//          their events into the run's mllog;
+//   after: cp of the store (staging peer) [RunCopyPeerPhase], loader throughput beside PyTorch
+//          [RunLoaderPhase], the Python ingest peers [RunPeerIngestPhase] and the DS-Analyzer
+//          differential runs, repeated [RunDataStallPhase].
+//
+// Thread-safety: the phases of one run are sequential (each reads earlier results and they
+// measure the same machine); E2eRunContext is read-only during a phase apart from its progress
+// lines.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench/e2e/data_stalls.h"
+#include "bench/e2e/e2e_config.h"
+#include "bench/e2e/limits.h"
+#include "bench/e2e/mllog.h"
+#include "bench/e2e/progress.h"
+#include "bench/e2e/train_records.h"
+#include "tiling/status.h"
+
+namespace tilestage::bench {
+
+// What every phase of one run needs: the settings and where things are.
+struct E2eRunContext {
+  E2eConfig config;
+  std::string out;   // the run's output directory (absolute)
+  std::string root;  // the source tree: examples/data, bench/e2e_run/peers.py
+  std::string exe;   // the tilestage binary the steps run
+  Progress progress;
+
+  std::string StepsDir() const { return out + "/steps"; }
+  std::string MlLogPath() const { return out + "/mllog.txt"; }
+  std::string PeersScript() const { return root + "/bench/e2e_run/peers.py"; }
+};
+
+inline constexpr std::array<const char*, 3> kIngestModalities = {"geotiff", "netcdf", "hdf5"};
+
+struct IngestFigures {
+  std::vector<std::string> inputs;
+  // GeoTIFF: the whole process (like gdal_retile.py, a command); NetCDF and HDF5: the ingest's
+  // own elapsed_s (like xarray and h5py, timed after their imports).
+  double seconds = 0;
+  double input_bytes = 0;
+  double tiles = 0;  // tiles_written
+  Json step;         // the ingest's --json output plus process_wall_s
+};
+
+struct IngestResult {
+  std::array<IngestFigures, 3> modality;  // in kIngestModalities' order
+  std::vector<std::string> AllInputs() const;
+};
+Result<IngestResult> RunIngestPhase(const E2eRunContext& ctx);
+
+// The Python peers' --json outputs, in kIngestModalities' order.
+struct PeerIngestResult {
+  std::array<Json, 3> modality;
+};
+Result<PeerIngestResult> RunPeerIngestPhase(const E2eRunContext& ctx, const IngestResult& ingest);
+
+struct StagingResult {
+  std::string staged;  // node 0's staged store
+  double seconds = 0;  // the stager's barrier-to-barrier time
+  double bytes = 0;    // bytes_written
+  Json step;
+};
+// The stager's own mllog events are copied into `log` as it wrote them.
+Result<StagingResult> RunStagingPhase(const E2eRunContext& ctx, MlLogger& log);
+
+struct TrainResult {
+  TrainFigures figures;
+  double flops_per_sample = 0;  // 3x the model's forward FLOPs; 0 when the shape is unknown
+  double allreduce_bytes = 0;   // fp32 gradients, every step
+  Json step;                    // {"records": [...]} every JSON record training printed
+};
+Result<TrainResult> RunTrainPhase(const E2eRunContext& ctx, const StagingResult& staging,
+                                  MlLogger& log);
+
+// The staging peer: cp -r of the ingested GeoTIFF store to the same file system, then sync (the
+// stager fsyncs each shard before publishing it). {"seconds", "cp_s", "sync_s", "bytes"}.
+Result<Json> RunCopyPeerPhase(const E2eRunContext& ctx);
+
+struct LoaderResult {
+  Json load;  // `tilestage load --json` on the staged store, no compute
+  std::optional<Json> peer_loader, peer_train;  // with peers only
+};
+// The loader's throughput, and with peers PyTorch's DataLoader on the same store and PyTorch's
+// training step with the same encoder.
+Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResult& staging,
+                                    const TrainResult& train);
+
+struct DataStallResult {
+  double samples = 0;
+  double compute_ms = 0;  // the stand-in compute per batch
+  std::vector<StallRound> rounds;
+  StallSummary summary;
+  double staged_bytes = 0;
+  // Per round, the staged bytes still in the page cache after eviction, before the cold run
+  // (0 on a disk file system; all of them on tmpfs, where nothing can be evicted).
+  std::vector<double> resident_after_evict_bytes;
+  Json cold_step, cached_step;  // round 1's `tilestage load --json` outputs
+
+  // The results document's data_stalls: the medians, every round and what eviction left cached
+  // (the report flags noise).
+  Json ToJson() const;
+};
+Result<DataStallResult> RunDataStallPhase(const E2eRunContext& ctx, const StagingResult& staging,
+                                          const TrainResult& train);
+
+}  // namespace tilestage::bench
