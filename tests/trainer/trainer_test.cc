@@ -144,7 +144,9 @@ TEST(TrainerTest, MllogHasRunEpochAndEvalEventsInOrderWithEpochNumbers) {
       const int epoch = j["metadata"]["epoch_num"].get<int>() - 1;
       EXPECT_EQ(j["value"].get<double>(), (*trainer)->epochs()[epoch].eval_loss);
     }
-    if (j["key"] == "run_stop") EXPECT_EQ(j["metadata"]["status"], "success");
+    if (j["key"] == "run_stop") {
+      EXPECT_EQ(j["metadata"]["status"], "success");
+    }
   }
   EXPECT_EQ(keys, (std::vector<std::string>{
                       "run_start", "epoch_start 1", "eval_start 1", "eval_stop 1", "eval_loss 1",
