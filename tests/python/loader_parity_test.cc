@@ -57,8 +57,14 @@ TEST(PythonPackage, LoaderBatchesEqualCppLoaderBitForBit) {
   }
   {
     Case c{"--dtype i8 --codec none --classes 3",
-           {{"batch_size", 2}, {"seed", 5}, {"rank", 1}, {"world_size", 2}, {"shuffle", "block"},
-            {"block_shards", 2}, {"block_parts", 3}, {"drop_last", true}},
+           {{"batch_size", 2},
+            {"seed", 5},
+            {"rank", 1},
+            {"world_size", 2},
+            {"shuffle", "block"},
+            {"block_shards", 2},
+            {"block_parts", 3},
+            {"drop_last", true}},
            {}};
     c.options.batch_size = 2;
     c.options.seed = 5;
@@ -79,10 +85,10 @@ TEST(PythonPackage, LoaderBatchesEqualCppLoaderBitForBit) {
     ASSERT_EQ(synth.exit_code, 0) << synth.output;
     const std::string dump = tmp.Sub("dump");
     std::filesystem::create_directories(dump);
-    auto py = testing::RunCommand("PYTHONPATH=" TILESTAGE_PYTHON_PACKAGE_DIR " " +
-                                  testing::PythonPath() + " " + testing::SourceDir() +
-                                  "/tests/python/dump_batches.py " + store + " " + dump + " '" +
-                                  c.python.dump() + "'");
+    auto py =
+        testing::RunCommand("PYTHONPATH=" TILESTAGE_PYTHON_PACKAGE_DIR " " + testing::PythonPath() +
+                            " " + testing::SourceDir() + "/tests/python/dump_batches.py " + store +
+                            " " + dump + " '" + c.python.dump() + "'");
     ASSERT_EQ(py.exit_code, 0) << py.output;
 
     auto loader = Loader::Open(LocalStorage(), store, c.options);

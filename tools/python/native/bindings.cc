@@ -42,12 +42,23 @@ PyObject* g_data_loss_error = nullptr;
 [[noreturn]] void Raise(const Status& status) {
   PyObject* type = PyExc_RuntimeError;
   switch (status.code()) {
-    case StatusCode::kNotFound: type = PyExc_FileNotFoundError; break;
-    case StatusCode::kDataLoss: type = g_data_loss_error; break;
-    case StatusCode::kInvalidArgument: type = PyExc_ValueError; break;
-    case StatusCode::kIOError: type = PyExc_OSError; break;
-    case StatusCode::kResourceExhausted: type = PyExc_MemoryError; break;
-    default: break;
+    case StatusCode::kNotFound:
+      type = PyExc_FileNotFoundError;
+      break;
+    case StatusCode::kDataLoss:
+      type = g_data_loss_error;
+      break;
+    case StatusCode::kInvalidArgument:
+      type = PyExc_ValueError;
+      break;
+    case StatusCode::kIOError:
+      type = PyExc_OSError;
+      break;
+    case StatusCode::kResourceExhausted:
+      type = PyExc_MemoryError;
+      break;
+    default:
+      break;
   }
   PyErr_SetString(type, status.message().c_str());
   throw py::error_already_set();
@@ -67,8 +78,7 @@ py::object JsonToPython(const nlohmann::json& j) {
 py::array ToNumpy(Array array) {
   auto* owned = new Array(std::move(array));
   py::capsule base(owned, [](void* p) { delete static_cast<Array*>(p); });
-  return py::array(py::dtype(DTypeNumpy(owned->dtype)), owned->shape, {}, owned->data.data(),
-                   base);
+  return py::array(py::dtype(DTypeNumpy(owned->dtype)), owned->shape, {}, owned->data.data(), base);
 }
 
 class PyStore {
@@ -82,8 +92,8 @@ class PyStore {
     const int64_t n = static_cast<int64_t>(store_->size());
     if (index < 0) index += n;
     if (index < 0 || index >= n)
-      throw py::index_error("record " + std::to_string(index) + " out of range for store " +
-                            path_ + " of " + std::to_string(n) + " records");
+      throw py::index_error("record " + std::to_string(index) + " out of range for store " + path_ +
+                            " of " + std::to_string(n) + " records");
     Result<Sample> sample = [&] {
       py::gil_scoped_release release;
       return store_->Read(static_cast<uint64_t>(index));
@@ -194,10 +204,12 @@ class PyLoader {
     py::dict out;
     out["x"] = View(b.x, BatchShape(b.size, b.x_shape), base, py::dtype::of<float>());
     if (!b.x_valid.empty())
-      out["x_valid"] = View(b.x_valid, BatchShape(b.size, b.x_shape), base, py::dtype::of<uint8_t>());
+      out["x_valid"] =
+          View(b.x_valid, BatchShape(b.size, b.x_shape), base, py::dtype::of<uint8_t>());
     if (!b.y_shape.empty()) {
       out["y"] = View(b.y, BatchShape(b.size, b.y_shape), base, py::dtype::of<float>());
-      out["y_valid"] = View(b.y_valid, BatchShape(b.size, b.y_shape), base, py::dtype::of<uint8_t>());
+      out["y_valid"] =
+          View(b.y_valid, BatchShape(b.size, b.y_shape), base, py::dtype::of<uint8_t>());
     }
     // Record indices are far below 2^63: int64 as torch wants them, over the same bytes.
     out["index"] = View(b.indices, {b.size}, base, py::dtype::of<int64_t>());
@@ -312,9 +324,8 @@ PYBIND11_MODULE(_native, m) {
                        uint64_t seed, int rank, int world_size, int threads, int prefetch,
                        uint64_t mem_budget, bool normalize, bool augment, int64_t crop_h,
                        int64_t crop_w, bool drop_last, uint64_t range_begin, uint64_t range_end,
-                       const std::string& on_corrupt, uint64_t block_shards,
-                       uint64_t block_parts, bool validity_mask, uint64_t start_epoch,
-                       uint64_t start_samples) {
+                       const std::string& on_corrupt, uint64_t block_shards, uint64_t block_parts,
+                       bool validity_mask, uint64_t start_epoch, uint64_t start_samples) {
              return std::make_unique<PyLoader>(
                  path, MakeOptions(batch_size, shuffle, seed, rank, world_size, threads, prefetch,
                                    mem_budget, normalize, augment, crop_h, crop_w, drop_last,
@@ -324,10 +335,9 @@ PYBIND11_MODULE(_native, m) {
            py::arg("path"), py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"),
            py::arg("rank"), py::arg("world_size"), py::arg("threads"), py::arg("prefetch"),
            py::arg("mem_budget"), py::arg("normalize"), py::arg("augment"), py::arg("crop_h"),
-           py::arg("crop_w"), py::arg("drop_last"), py::arg("range_begin"),
-           py::arg("range_end"), py::arg("on_corrupt"), py::arg("block_shards"),
-           py::arg("block_parts"), py::arg("validity_mask"), py::arg("start_epoch"),
-           py::arg("start_samples"))
+           py::arg("crop_w"), py::arg("drop_last"), py::arg("range_begin"), py::arg("range_end"),
+           py::arg("on_corrupt"), py::arg("block_shards"), py::arg("block_parts"),
+           py::arg("validity_mask"), py::arg("start_epoch"), py::arg("start_samples"))
       .def("next", &PyLoader::Next)
       .def("close", &PyLoader::Close)
       .def("position", &PyLoader::Position)
