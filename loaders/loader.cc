@@ -317,7 +317,9 @@ class Loader::Impl {
   }
 
   Status Init(const std::string& dir);
-  Result<bool> Next(Batch* batch);
+  // `interrupted` may be empty: then the wait is not interruptible.
+  Result<std::optional<bool>> Next(Batch* batch, const std::function<bool()>& interrupted,
+                                   std::chrono::milliseconds poll);
   // Global: this rank's samples consumed, in whole batches, times the world size.
   LoaderPosition position() const {
     std::lock_guard lock(position_mu_);
@@ -876,7 +878,9 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   return Status::Ok();
 }
 
-Result<bool> Loader::Impl::Next(Batch* batch) {
+Result<std::optional<bool>> Loader::Impl::Next(Batch* batch,
+                                               const std::function<bool()>& interrupted,
+                                               std::chrono::milliseconds poll) {
   if (!sticky_error_.ok()) return sticky_error_;
   LoaderPosition pos;  // this rank's
   {
@@ -887,7 +891,7 @@ Result<bool> Loader::Impl::Next(Batch* batch) {
     StopProducer();
     std::lock_guard lock(position_mu_);
     position_ = {pos.epoch + 1, 0};
-    return false;
+    return std::optional<bool>(false);
   }
   if (!running_) StartProducer(pos.epoch, pos.samples_consumed);
 
@@ -895,9 +899,19 @@ Result<bool> Loader::Impl::Next(Batch* batch) {
   BatchBuffer* buffer = nullptr;
   {
     std::unique_lock lock(mu_);
-    occupancy_sum_ += static_cast<double>(ready_.size());
+    const double occupancy = static_cast<double>(ready_.size());
+    auto has_news = [&] { return !ready_.empty() || producer_done_; };
+    if (!interrupted) {
+      cv_.wait(lock, has_news);
+    } else {
+      while (!cv_.wait_for(lock, poll, has_news)) {
+        lock.unlock();
+        if (interrupted()) return std::optional<bool>();
+        lock.lock();
+      }
+    }
+    occupancy_sum_ += occupancy;
     ++next_calls_;
-    cv_.wait(lock, [&] { return !ready_.empty() || producer_done_; });
     if (ready_.empty()) {
       sticky_error_ = producer_error_.ok()
                           ? Internal("loader: the pipeline ended before the epoch did")
@@ -923,7 +937,7 @@ Result<bool> Loader::Impl::Next(Batch* batch) {
   cv_.notify_all();
   std::lock_guard lock(position_mu_);
   position_.samples_consumed += covered;
-  return true;
+  return std::optional<bool>(true);
 }
 
 LoaderStats Loader::Impl::stats() const {
@@ -959,7 +973,15 @@ Result<std::unique_ptr<Loader>> Loader::Open(std::shared_ptr<Storage> storage,
   return std::unique_ptr<Loader>(new Loader(std::move(impl)));
 }
 
-Result<bool> Loader::Next(Batch* batch) { return impl_->Next(batch); }
+Result<bool> Loader::Next(Batch* batch) {
+  TS_ASSIGN_OR_RETURN(std::optional<bool> more, impl_->Next(batch, {}, {}));
+  return *more;
+}
+Result<std::optional<bool>> Loader::NextUnless(Batch* batch,
+                                               const std::function<bool()>& interrupted,
+                                               std::chrono::milliseconds poll) {
+  return impl_->Next(batch, interrupted, poll);
+}
 LoaderPosition Loader::position() const { return impl_->position(); }
 uint64_t Loader::batches_per_epoch() const { return impl_->batches_per_epoch_; }
 uint64_t Loader::samples_per_epoch() const { return impl_->share_; }

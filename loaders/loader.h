@@ -33,12 +33,15 @@
 // shard and record (skip_corrupt = false), or is dropped from its batch and counted (true): the
 // batch then has fewer samples, batches_per_epoch stays the same on every rank.
 //
-// Thread-safety: one consumer thread calls Next(); position(), stats() and the other const
+// Thread-safety: one consumer thread calls Next() (or NextUnless()); position(), stats() and the other const
 // accessors may be called from any thread. Internal TBB threads do the work.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -128,6 +131,12 @@ class Loader {
   // end of the epoch (the next call starts the following epoch). *batch's old buffers are taken
   // back for reuse. Errors (DataLoss naming shard and record, IOError) are sticky.
   Result<bool> Next(Batch* batch);
+  // Next() for a consumer that must stay responsive while it waits (Python's Ctrl-C): about
+  // every `poll` of waiting it calls `interrupted` on the calling thread, with no loader lock
+  // held; once that returns true it returns std::nullopt, having consumed nothing (the loader
+  // stays usable). Otherwise it returns what Next() would.
+  Result<std::optional<bool>> NextUnless(Batch* batch, const std::function<bool()>& interrupted,
+                                         std::chrono::milliseconds poll);
 
   // What to save in a checkpoint: reopening with start = position() continues exactly.
   LoaderPosition position() const;

@@ -15,6 +15,8 @@ packages=(
   libzstd-dev liblz4-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-numpy python3-xxhash python3-zstandard python3-lz4
+  # The tilestage Python package's native extension (tools/python).
+  pybind11-dev python3-dev
   # Independent truth for tests: PyTorch checks the trainer's gradients, cftime its calendars.
   python3-torch python3-cftime
 )

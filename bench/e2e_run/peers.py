@@ -8,6 +8,8 @@ JSON line {"peer": ..., "seconds": ..., ...} on stdout. Measures; asserts nothin
   peers.py netcdf --vars t2m,u10 FILE...              xarray.open_dataset + float32 arrays
   peers.py hdf5 --dataset /entry/data/data FILE...    h5py full read
   peers.py loader --store DIR --batch B [--workers W] torch DataLoader over the tile store
+  peers.py tilestage-python --store DIR --batch B --package-dir build/release/python [--threads T]
+                                                      the tilestage package's Loader from Python
 """
 import argparse
 import glob
@@ -91,6 +93,27 @@ def cmd_loader(a):
             "samples": samples, "bytes": nbytes, "workers": a.workers}
 
 
+def cmd_tilestage_python(a):
+    """The row "tilestage (Python)": tilestage.Loader (C++ pipeline, numpy views of its batch
+    buffers) consumed with torch.from_numpy(x).sum(), timed from the Loader's creation."""
+    import torch
+    sys.path.insert(0, a.package_dir)
+    import tilestage
+    t0 = time.perf_counter()
+    loader = tilestage.Loader(a.store, a.batch, seed=0, threads=a.threads)
+    samples = 0
+    nbytes = 0
+    for batch in loader:
+        x = torch.from_numpy(batch["x"])
+        x.sum()
+        samples += x.shape[0]
+        nbytes += x.numel() * x.element_size()
+    dt = time.perf_counter() - t0
+    return {"peer": "tilestage (Python)", "torch_version": torch.__version__, "seconds": dt,
+            "samples": samples, "bytes": nbytes, "threads": a.threads,
+            "stall_s": loader.stats()["wait_s_total"]}
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -109,9 +132,14 @@ def main():
     lo.add_argument("--batch", type=int, default=32)
     lo.add_argument("--workers", type=int, default=1)
     lo.add_argument("--reader-dir", required=True)
+    tp = sub.add_parser("tilestage-python")
+    tp.add_argument("--store", required=True)
+    tp.add_argument("--batch", type=int, default=32)
+    tp.add_argument("--threads", type=int, default=0)
+    tp.add_argument("--package-dir", required=True)
     a = p.parse_args()
     result = {"geotiff": cmd_geotiff, "netcdf": cmd_netcdf, "hdf5": cmd_hdf5,
-              "loader": cmd_loader}[a.cmd](a)
+              "loader": cmd_loader, "tilestage-python": cmd_tilestage_python}[a.cmd](a)
     print(json.dumps(result), flush=True)
 
 

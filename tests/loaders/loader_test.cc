@@ -156,6 +156,37 @@ TEST(Loader, ThreadCountDoesNotChangeBatches) {
   EXPECT_EQ(one, run(4));
 }
 
+TEST(Loader, InterruptedWaitConsumesNothingAndLoadingContinues) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.seed = 3;
+  o.threads = 1;
+  o.prefetch = 1;
+  auto plain = OpenOrDie(f.dir, o);
+  const std::vector<uint64_t> want = Indices(Epoch(*plain));
+  auto loader = OpenOrDie(f.dir, o);
+  std::vector<uint64_t> got;
+  int polls = 0, interruptions = 0;
+  Batch batch;
+  while (true) {
+    // Every wait is cut short at its first poll (1 ms), so most calls return no batch.
+    auto more = loader->NextUnless(&batch, [&] { return ++polls % 2 == 1; },
+                                   std::chrono::milliseconds(1));
+    ASSERT_TRUE(more.ok()) << more.status().ToString();
+    if (!more->has_value()) {
+      ++interruptions;
+      EXPECT_EQ(loader->position().samples_consumed, got.size());
+      continue;
+    }
+    if (!**more) break;
+    got.insert(got.end(), batch.indices.begin(), batch.indices.end());
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(loader->position().epoch, 1u);
+  EXPECT_EQ(loader->stats().batches, want.size() / 4);
+}
+
 TEST(Loader, ResumeContinuesWithExactlyTheRemainingBatches) {
   Fixture f;
   LoaderOptions o;

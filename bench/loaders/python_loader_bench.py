@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""The tilestage Python package's loader vs `tilestage load` and torch DataLoaders, one store.
+
+    PYTHONPATH=build/release/python /usr/bin/python3 bench/loaders/python_loader_bench.py \
+        --store DIR [--tilestage BIN] [--batch B] [--threads T] [--mem-budget BYTES]
+        [--repeats R] [--json OUT]
+
+Same samples (one epoch of every record, global shuffle, seed 0), batch B, float32 x normalized
+with the manifest statistics, checksums verified on every side:
+  * tilestage.Loader from Python, each batch consumed with torch.from_numpy(x).sum(); timed from
+    the Loader's creation to the last batch, in a child process (its own peak RSS);
+  * the same with 2 ranks (rank 0 and 1 of world 2, two processes at once): per-rank samples/s,
+    peak RSS of each against --mem-budget;
+  * `tilestage load` (C++), its own loop time and its peak RSS;
+  * torch DataLoader over the pure-numpy reader (tools/python/tilestage_reader.py), num_workers
+    0 and 2 (load_vs_torch.py's Dataset), worker start-up included.
+Best of R repeats. Prints samples/s, the ratios (targets: Python >= 0.9x `tilestage load`,
+>= 5x the best DataLoader) and peak RSS, then one JSON line. Measures; asserts nothing.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+
+def python_epoch(store, batch, threads, mem_budget, rank, world):
+    """Child process: one epoch through tilestage.Loader; prints a JSON line."""
+    import torch
+    import tilestage
+    t0 = time.perf_counter()
+    loader = tilestage.Loader(store, batch, seed=0, threads=threads, mem_budget=mem_budget,
+                              rank=rank, world_size=world)
+    n, total = 0, 0.0
+    for b in loader:
+        total += float(torch.from_numpy(b["x"]).sum())
+        n += b["x"].shape[0]
+    seconds = time.perf_counter() - t0
+    stats = loader.stats()
+    print(json.dumps({"samples": n, "seconds": seconds, "samples_per_s": n / seconds,
+                      "stall_s": stats["wait_s_total"], "memory_bound": stats["memory_bound_bytes"],
+                      "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+
+
+def run_measured(cmds, env=None):
+    """Runs the commands at once; returns [(stdout, peak RSS bytes)] in order."""
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True, env=env) for c in cmds]
+    out = []
+    for p in procs:
+        stdout = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            sys.exit(f"{' '.join(cmds[procs.index(p)])} failed with {p.returncode}")
+        out.append((stdout, usage.ru_maxrss * 1024))
+    return out
+
+
+def best(runs):
+    return max(runs, key=lambda r: r["samples_per_s"])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--store", required=True)
+    p.add_argument("--tilestage", default=os.path.join(ROOT, "build/release/tools/tilestage"))
+    p.add_argument("--reader-dir", default=os.path.join(ROOT, "tools/python"))
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--mem-budget", type=int, default=1 << 30)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json")
+    p.add_argument("--child", nargs=2, type=int, metavar=("RANK", "WORLD"), help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        return python_epoch(a.store, a.batch, a.threads, a.mem_budget, *a.child)
+
+    me = [sys.executable, os.path.abspath(__file__), "--store", a.store, "--batch", str(a.batch),
+          "--threads", str(a.threads), "--mem-budget", str(a.mem_budget)]
+    results = {"store": a.store, "batch": a.batch, "threads": a.threads,
+               "mem_budget": a.mem_budget}
+
+    def python_run(world):
+        runs = run_measured([me + ["--child", str(r), str(world)] for r in range(world)],
+                            env=os.environ)
+        ranks = [dict(json.loads(out), peak_rss=rss) for out, rss in runs]
+        return {"samples_per_s": min(r["samples_per_s"] for r in ranks), "ranks": ranks}
+
+    results["python"] = best([python_run(1) for _ in range(a.repeats)])
+    results["python_2_ranks"] = best([python_run(2) for _ in range(a.repeats)])
+
+    load_cmd = [a.tilestage, "load", a.store, "--batch", str(a.batch), "--threads",
+                str(a.threads), "--mem-budget", str(a.mem_budget), "--json"]
+    loads = []
+    for _ in range(a.repeats):
+        (out, rss), = run_measured([load_cmd])
+        r = json.loads(out)
+        loads.append({"samples": r["samples"], "seconds": r["wall_s"],
+                      "samples_per_s": r["samples_per_s"], "peak_rss": rss})
+    results["tilestage_load"] = dict(best(loads), command=" ".join(load_cmd))
+
+    sys.path.insert(0, HERE)
+    from load_vs_torch import ReaderDataset, norm_params, torch_epoch
+    with open(os.path.join(a.store, "manifest.json")) as f:
+        mean, inv_std = norm_params(json.load(f))
+    ds = ReaderDataset(a.store, a.reader_dir, mean, inv_std)
+    for workers in (0, 2):
+        runs = [torch_epoch(ds, a.batch, workers) for _ in range(a.repeats)]
+        n, s = min(runs, key=lambda r: r[1])
+        results[f"torch_reader_w{workers}"] = {"samples": n, "seconds": s, "samples_per_s": n / s}
+
+    py = results["python"]["samples_per_s"]
+    cxx = results["tilestage_load"]["samples_per_s"]
+    best_torch = max(results[f"torch_reader_w{w}"]["samples_per_s"] for w in (0, 2))
+    results["ratio_python_over_load"] = py / cxx
+    results["ratio_python_over_best_dataloader"] = py / best_torch
+
+    rows = [("tilestage.Loader (Python)", py, results["python"]["ranks"][0]["peak_rss"]),
+            ("tilestage.Loader (Python), 2 ranks, per rank",
+             results["python_2_ranks"]["samples_per_s"],
+             max(r["peak_rss"] for r in results["python_2_ranks"]["ranks"])),
+            ("tilestage load (C++)", cxx, results["tilestage_load"]["peak_rss"]),
+            ("torch DataLoader, numpy reader, workers=0",
+             results["torch_reader_w0"]["samples_per_s"], None),
+            ("torch DataLoader, numpy reader, workers=2",
+             results["torch_reader_w2"]["samples_per_s"], None)]
+    print(f"{'loader':48s} {'samples/s':>10s} {'Python x':>9s} {'peak RSS MiB':>13s}")
+    for name, rate, rss in rows:
+        print(f"{name:48s} {rate:10.1f} {py / rate:8.2f}x " +
+              (f"{rss / 2**20:13.1f}" if rss else f"{'-':>13s}"))
+    print(f"Python / tilestage load: {py / cxx:.3f}x (target >= 0.9); Python / best DataLoader: "
+          f"{py / best_torch:.2f}x (target >= 5); memory budget {a.mem_budget / 2**20:.0f} MiB per rank")
+    print(json.dumps(results))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
