@@ -82,6 +82,15 @@ Json E2eStageRows(const E2ePhaseResults& r) {
     gbs["limit"] = Limit("raw read bandwidth (page cache)", r.limits.read.cached_gb_per_s);
     stages.push_back(rate);
     stages.push_back(gbs);
+    if (r.loader.python_loader && r.loader.peer_loader) {
+      // The same loader through the Python package, against the same peer.
+      const Json& py = *r.loader.python_loader;
+      const Json& p = *r.loader.peer_loader;
+      Json python = Row("loader (Python)", "samples/s", py.value("samples", 0.0),
+                        py.value("seconds", 0.0));
+      python["peer"] = Peer("PyTorch DataLoader", p.value("samples", 0.0), p.value("seconds", 0.0));
+      stages.push_back(python);
+    }
   }
   const TrainResult& t = r.train;
   Json training = Json{{"name", "training"},
@@ -118,6 +127,7 @@ Json E2eStepsJson(const E2ePhaseResults& r) {
   steps["peer_cp"] = r.peer_cp;
   steps["load"] = r.loader.load;
   if (r.loader.peer_loader) steps["peer_loader"] = *r.loader.peer_loader;
+  if (r.loader.python_loader) steps["python_loader"] = *r.loader.python_loader;
   if (r.loader.peer_train) steps["peer_train"] = *r.loader.peer_train;
   if (r.peer_ingest) {
     for (size_t i = 0; i < kIngestModalities.size(); ++i) {

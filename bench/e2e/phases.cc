@@ -227,6 +227,15 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
                   {"/usr/bin/python3", ctx.PeersScript(), "loader", "--store", staging.staged,
                    "--batch", std::to_string(c.loader_batch), "--workers",
                    std::to_string(c.threads), "--reader-dir", ctx.root + "/tools/python"}));
+  // The Python package sits beside the binary's tools/ folder in the build tree.
+  const std::string package_dir =
+      (fs::path(ctx.exe).parent_path().parent_path() / "python").string();
+  TS_ASSIGN_OR_RETURN(
+      result.python_loader,
+      RunJsonStep(ctx, "python_loader",
+                  {"/usr/bin/python3", ctx.PeersScript(), "tilestage-python", "--store",
+                   staging.staged, "--batch", std::to_string(c.loader_batch), "--threads",
+                   std::to_string(c.threads), "--package-dir", package_dir}));
   // PyTorch's training step with the same encoder shape (a classification head: the peer
   // script has no MAE), same threads per process, same per-rank batch.
   const std::vector<int64_t>& x = train.figures.x_shape;

@@ -92,9 +92,10 @@ Result<Json> RunCopyPeerPhase(const E2eRunContext& ctx);
 struct LoaderResult {
   Json load;  // `tilestage load --json` on the staged store, no compute
   std::optional<Json> peer_loader, peer_train;  // with peers only
+  std::optional<Json> python_loader;  // with peers: the tilestage Python package's Loader
 };
-// The loader's throughput, and with peers PyTorch's DataLoader on the same store and PyTorch's
-// training step with the same encoder.
+// The loader's throughput, and with peers the same loader through the Python package, PyTorch's
+// DataLoader on the same store and PyTorch's training step with the same encoder.
 Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResult& staging,
                                     const TrainResult& train);
 

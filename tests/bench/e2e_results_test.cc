@@ -25,6 +25,7 @@ E2ePhaseResults Measured(bool peers) {
       p = Json{{"input_bytes", 4e6}, {"seconds", 8.0}, {"tiles", 50}};
     }
     r.loader.peer_loader = Json{{"samples", 100}, {"seconds", 10.0}};
+    r.loader.python_loader = Json{{"samples", 200}, {"seconds", 5.0}};
     r.loader.peer_train = Json{{"samples_per_s", 5.0}};
   }
   r.staging = {"/out/node_local/node0", 0.5, 1e9, Json{{"seconds", 0.5}}};
@@ -69,7 +70,7 @@ Result<E2eResults> RoundTrip(const E2ePhaseResults& r, bool peers) {
 TEST(E2eResults, EveryStageRowFollowsFromThePhaseResults) {
   auto parsed = RoundTrip(Measured(true), true);
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-  EXPECT_EQ(parsed->stages.size(), 12u);
+  EXPECT_EQ(parsed->stages.size(), 13u);
   const StageResult* staging = Find(*parsed, "staging", "GB/s");
   ASSERT_NE(staging, nullptr);
   EXPECT_DOUBLE_EQ(staging->tilestage.rate, 1.0 / 0.5);
@@ -83,6 +84,10 @@ TEST(E2eResults, EveryStageRowFollowsFromThePhaseResults) {
   const StageResult* loader_gbs = Find(*parsed, "loader", "GB/s");
   ASSERT_NE(loader_gbs, nullptr);
   EXPECT_DOUBLE_EQ(loader_gbs->tilestage.rate, 0.4 / 4.0);
+  const StageResult* python = Find(*parsed, "loader (Python)", "samples/s");
+  ASSERT_NE(python, nullptr);
+  EXPECT_DOUBLE_EQ(python->tilestage.rate, 200.0 / 5.0);
+  EXPECT_DOUBLE_EQ(python->peer->rate, 100.0 / 10.0);
   const StageResult* gflops = Find(*parsed, "training", "GFLOP/s");
   ASSERT_NE(gflops, nullptr);
   EXPECT_DOUBLE_EQ(gflops->tilestage.rate, 20.0);
@@ -106,6 +111,7 @@ TEST(E2eResults, WithoutPeersOnlyTheCopyPeerRemains) {
   }
   const Json steps = E2eStepsJson(Measured(false));
   EXPECT_FALSE(steps.contains("peer_loader"));
+  EXPECT_FALSE(steps.contains("python_loader"));
   EXPECT_FALSE(steps.contains("peer_ingest_geotiff"));
   EXPECT_TRUE(steps.contains("stalls_cold"));
 }
