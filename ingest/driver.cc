@@ -1,14 +1,10 @@
 #include "ingest/driver.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -239,47 +235,12 @@ Status StatusFromJson(const nlohmann::json& j) {
   return Status(static_cast<StatusCode>(code), j.at("message").get<std::string>());
 }
 
-// XXH3 of a source file for the provenance. Gives up between 64 MiB pieces once `stop` is set
-// (the ingest failed and reports its own error), so a failure does not wait for a large input.
-Result<nlohmann::json> HashFile(const std::string& path, const std::atomic<bool>& stop) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open source file", path, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoStatus("stat source file", path, err);
-  }
-  const uint64_t bytes = static_cast<uint64_t>(st.st_size);
-  Hasher hasher;
-  constexpr uint64_t kPieceBytes = 64ull << 20;
-  std::vector<uint8_t> buf;
-  for (uint64_t offset = 0; offset < bytes; offset += kPieceBytes) {
-    if (stop) {
-      ::close(fd);
-      return Internal(path, ": hashing stopped");
-    }
-    const uint64_t piece = std::min(kPieceBytes, bytes - offset);
-    // Mapped rather than read: the file is usually in the page cache from the ingest itself.
-    // MAP_POPULATE: one pass over the page tables instead of a fault per page.
-    void* map = ::mmap(nullptr, piece, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
-                       static_cast<off_t>(offset));
-    if (map != MAP_FAILED) {
-      hasher.Update({static_cast<const uint8_t*>(map), piece});
-      ::munmap(map, piece);
-      continue;
-    }
-    buf.resize(piece);
-    const ssize_t n = ::pread(fd, buf.data(), piece, static_cast<off_t>(offset));
-    if (n != static_cast<ssize_t>(piece)) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return ErrnoStatus("read source file", path, err);
-    }
-    hasher.Update({buf.data(), piece});
-  }
-  ::close(fd);
-  return nlohmann::json{{"path", path}, {"bytes", bytes}, {"xxh3", HashToHex(hasher.Digest())}};
+// XXH3 of a source file for the provenance. Gives up once `stop` is set (the ingest failed and
+// reports its own error), so a failure does not wait for a large input.
+Result<nlohmann::json> HashSourceFile(const std::string& path, const std::atomic<bool>& stop) {
+  TS_ASSIGN_OR_RETURN(auto file, LocalStorage()->OpenRead(path));
+  TS_ASSIGN_OR_RETURN(const uint64_t hash, HashWholeFile(*file, &stop));
+  return nlohmann::json{{"path", path}, {"bytes", file->size()}, {"xxh3", HashToHex(hash)}};
 }
 
 std::string ShardPrefix(const RankInfo& world) {
@@ -689,7 +650,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
       std::vector<Result<nlohmann::json>> hashes;
       for (const std::string& file : files) {
         if (stop_hashing) break;
-        hashes.push_back(HashFile(file, stop_hashing));
+        hashes.push_back(HashSourceFile(file, stop_hashing));
       }
       return hashes;
     });

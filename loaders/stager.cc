@@ -31,7 +31,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kAlign = 4096;            // O_DIRECT alignment of buffers, offsets, lengths
 constexpr uint64_t kReadPieceBytes = 8 << 20;  // parallel read granularity inside a chunk
-constexpr uint64_t kHashBlockBytes = 8 << 20;
 
 uint64_t RoundUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
@@ -227,18 +226,6 @@ class DestFile {
   bool committed_ = false;
   std::unique_ptr<WritableFile> file_;
 };
-
-Result<uint64_t> HashWholeFile(Storage& storage, const std::string& path) {
-  TS_ASSIGN_OR_RETURN(auto file, storage.OpenRead(path));
-  std::vector<uint8_t> buf(std::min<uint64_t>(kHashBlockBytes, file->size()));
-  Hasher hasher;
-  for (uint64_t off = 0; off < file->size(); off += kHashBlockBytes) {
-    const uint64_t n = std::min<uint64_t>(kHashBlockBytes, file->size() - off);
-    TS_RETURN_IF_ERROR(file->ReadAt(off, {buf.data(), n}));
-    hasher.Update({buf.data(), n});
-  }
-  return hasher.Digest();
-}
 
 // One shard on its way in: every node of the replica set hashes every transferred shard, even
 // one it already holds, so all of them see a corrupt source shard at the same moment.
@@ -460,14 +447,13 @@ Status NodeStager::CheckExisting() {
       const std::string path = DestPath(mine_[k]);
       auto exists = dst_->Exists(path);
       if (!exists.ok() || !*exists) return;
-      auto hash = HashWholeFile(*dst_, path);
       // A shard that cannot be read or does not match is simply staged again (replaced
       // atomically); only an intact one is skipped.
+      auto file = dst_->OpenRead(path);
+      if (!file.ok()) return;
+      auto hash = HashWholeFile(**file);
       const ShardEntry& e = manifest_.shards[mine_[k]];
-      if (hash.ok() && HashToHex(*hash) == e.hash) {
-        auto file = dst_->OpenRead(path);
-        if (file.ok() && (*file)->size() == e.bytes) intact_[k] = 1;
-      }
+      if (hash.ok() && HashToHex(*hash) == e.hash && (*file)->size() == e.bytes) intact_[k] = 1;
     });
   });
   return Status::Ok();

@@ -533,16 +533,6 @@ Status ShardReader::ReadUncompressedInto(uint64_t i, Sample* sample,
   return Status::Ok();
 }
 
-Result<uint64_t> ShardReader::HashFile() const {
-  constexpr uint64_t kBlock = 8 << 20;
-  std::vector<uint8_t> buf(std::min<uint64_t>(kBlock, file_->size()));
-  Hasher hasher;
-  for (uint64_t off = 0; off < file_->size(); off += kBlock) {
-    const uint64_t n = std::min<uint64_t>(kBlock, file_->size() - off);
-    TS_RETURN_IF_ERROR(file_->ReadAt(off, {buf.data(), n}));
-    hasher.Update({buf.data(), n});
-  }
-  return hasher.Digest();
-}
+Result<uint64_t> ShardReader::HashFile() const { return HashWholeFile(*file_); }
 
 }  // namespace tilestage
