@@ -110,18 +110,10 @@ class SourceFile {
   // Reads [offset, offset + n) into out; out has RoundUp(n, kAlign) bytes of aligned room.
   Status Read(uint64_t offset, uint64_t n, uint8_t* out) const {
     if (!direct()) return file_->ReadAt(offset, {out, n});
-    const uint64_t want = RoundUp(n, kAlign);
-    uint64_t done = 0;
-    while (done < n) {
-      const ssize_t got = ::pread(fd_, out + done, want - done, static_cast<off_t>(offset + done));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("read", path_, errno);
-      }
-      if (got == 0)
-        return DataLoss(path_, ": truncated: cannot read ", n, " bytes at offset ", offset);
-      done += static_cast<uint64_t>(got);
-    }
+    const int64_t got = PreadFull(fd_, out, RoundUp(n, kAlign), offset);
+    if (got < 0) return ErrnoStatus("read", path_, errno);
+    if (static_cast<uint64_t>(got) < n)
+      return DataLoss(path_, ": truncated: cannot read ", n, " bytes at offset ", offset);
     return Status::Ok();
   }
 
@@ -269,14 +261,10 @@ struct LocalShard {
 
 Status ReadFull(int fd, const std::string& path, uint64_t offset, uint64_t n, uint8_t* out,
                 uint64_t file_bytes) {
-  for (uint64_t done = 0; done < n;) {
-    const ssize_t got = ::pread(fd, out + done, n - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return ErrnoStatus("read", path, errno);
-    if (got == 0)
-      return DataLoss(path, ": truncated at ", offset + done, " of ", file_bytes, " bytes");
-    done += static_cast<uint64_t>(got);
-  }
+  const int64_t got = PreadFull(fd, out, n, offset);
+  if (got < 0) return ErrnoStatus("read", path, errno);
+  if (static_cast<uint64_t>(got) < n)
+    return DataLoss(path, ": truncated at ", offset + got, " of ", file_bytes, " bytes");
   return Status::Ok();
 }
 
