@@ -188,12 +188,7 @@ class DestFile {
       return ErrnoStatus("rename to", path_, errno);
     committed_ = true;
     if (!sync_) return Status::Ok();
-    const std::string dir = std::filesystem::path(path_).parent_path().string();
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
+    (void)FsyncDirectoryOf(path_);  // best effort: the shard itself is durable
     return Status::Ok();
   }
 

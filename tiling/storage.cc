@@ -105,6 +105,8 @@ class LocalReadableFile final : public ReadableFile {
   uint64_t size_;
 };
 
+}  // namespace
+
 Status FsyncDirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
@@ -114,6 +116,8 @@ Status FsyncDirectoryOf(const std::string& path) {
   ::close(fd);
   return Status::Ok();
 }
+
+namespace {
 
 class LocalWritableFile final : public WritableFile {
  public:

@@ -93,6 +93,9 @@ std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
 // For the local file system's readers and others that hold a file descriptor.
 int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset);
 
+// fsync(2) of the directory holding `path`, so that a rename into it is durable.
+Status FsyncDirectoryOf(const std::string& path);
+
 // "a/b" from ("a", "b"); keeps b when it is absolute.
 std::string JoinPath(const std::string& a, const std::string& b);
 std::string BaseName(const std::string& path);
