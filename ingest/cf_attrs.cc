@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "ingest/cf_time.h"
-#include "ingest/vector4.h"
+#include "tiling/vector4.h"
 
 namespace tilestage::ingest {
 namespace {
@@ -57,7 +57,7 @@ template <typename T>
 }
 
 // The unit-stride inner loop, most of the per-value work of a NetCDF ingest. Values compare as
-// doubles, as netCDF-C gives attributes; four at a time in double vectors (ingest/vector4.h),
+// doubles, as netCDF-C gives attributes; four at a time in double vectors (tiling/vector4.h),
 // since the compiler does not vectorize the conversions and selects by itself.
 template <typename Stored, typename Out>
 TS_AVX2_CLONES __attribute__((noinline)) uint64_t UnpackRun(const Stored* __restrict in, size_t n,

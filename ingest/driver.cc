@@ -1,14 +1,10 @@
 #include "ingest/driver.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -25,7 +21,7 @@
 
 #include "ingest/mpi_split.h"
 #include "ingest/progress.h"
-#include "ingest/vector4.h"
+#include "ingest/rank_messages.h"
 #include "tiling/checksum.h"
 #include "tiling/manifest.h"
 #include "tiling/shard.h"
@@ -33,246 +29,6 @@
 
 namespace tilestage::ingest {
 namespace {
-
-// ------------------------------------------------------------------ per-tile statistics
-
-// Integer types up to 16 bits: exact integer sums (vectorizable, no per-value division), turned
-// into Welford's (mean, m2) once per tile. Others: two passes in double.
-// Bytes (the commonest imagery): 32-bit accumulators over chunks that cannot overflow them
-// (16384 * 255^2 < 2^32), which the compiler vectorizes without widening to 64 bits.
-ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
-  ChannelStats s;
-  s.total = static_cast<uint64_t>(n);
-  s.count = static_cast<uint64_t>(n);
-  if (n == 0) return s;
-  uint64_t sum = 0;
-  unsigned __int128 sumsq = 0;
-  uint8_t lo = 255, hi = 0;
-  for (int64_t start = 0; start < n; start += 16384) {
-    const int64_t end = std::min<int64_t>(n, start + 16384);
-    uint32_t sum32 = 0, sq32 = 0;
-    uint8_t lo8 = 255, hi8 = 0;
-    for (int64_t i = start; i < end; ++i) {
-      const uint32_t x = v[i];
-      sum32 += x;
-      sq32 += x * x;
-      lo8 = std::min<uint8_t>(lo8, v[i]);
-      hi8 = std::max<uint8_t>(hi8, v[i]);
-    }
-    sum += sum32;
-    sumsq += sq32;
-    lo = std::min(lo, lo8);
-    hi = std::max(hi, hi8);
-  }
-  const __int128 n128 = n;
-  const __int128 numerator =
-      n128 * static_cast<__int128>(sumsq) - static_cast<__int128>(sum) * static_cast<__int128>(sum);
-  s.mean = static_cast<double>(sum) / static_cast<double>(n);
-  s.m2 = static_cast<double>(numerator) / static_cast<double>(n);
-  s.min = lo;
-  s.max = hi;
-  return s;
-}
-
-// Floats and 32/64-bit integers: sums in double, in 16 independent lanes (four vectors of four)
-// combined in a fixed order at the end, so the result depends only on the values, not on the
-// buffer, the thread count or the instruction set. Written with GCC vector types because the
-// compiler does not vectorize the conditional (NaN-skipping) loops by itself. WideStats below
-// makes one pass over the values, and a second only when the first could lose precision.
-enum class Validity { kAll, kNotNan, kMaskedNotNan };
-
-// All-ones lanes where the value counts: not NaN, and (kMaskedNotNan) its mask byte is not 0.
-template <Validity kValidity>
-[[gnu::always_inline]] inline void ValidLanes(const Double4& x, const uint8_t* valid, Int4* ok) {
-  *ok = x == x;
-  if constexpr (kValidity == Validity::kMaskedNotNan) {
-    Four<uint8_t>::type b;
-    std::memcpy(&b, valid, sizeof b);
-    *ok &= __builtin_convertvector(b, Int4) != 0;
-  }
-}
-
-// Whether value i counts (the scalar form of ValidLanes).
-template <typename T, Validity kValidity>
-[[gnu::always_inline]] inline bool ValidAt(const T* v, const uint8_t* valid, int64_t i) {
-  if constexpr (kValidity == Validity::kAll) return true;
-  bool ok = v[i] == v[i];
-  if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
-  return ok;
-}
-
-// One pass over the valid values: sums of d = x - shift and d * d, then mean = shift + S1 / count
-// and m2 = S2 - S1 * S1 / count. The shift keeps the sums small; see WideStats for its choice.
-template <typename T, Validity kValidity>
-[[gnu::always_inline]] inline ChannelStats ShiftedStats(const T* v, const uint8_t* valid, int64_t n,
-                                                        double shift) {
-  constexpr int kVectors = 4, kWidth = 4 * kVectors;
-  constexpr double kInf = std::numeric_limits<double>::infinity();
-  ChannelStats s;
-  s.total = static_cast<uint64_t>(n);
-  const int64_t body = n - n % kWidth;
-  Double4 sum[kVectors] = {}, sum_sq[kVectors] = {}, lo[kVectors], hi[kVectors];
-  Int4 count[kVectors] = {};
-  for (int k = 0; k < kVectors; ++k) {
-    lo[k] = Double4{} + kInf;
-    hi[k] = Double4{} - kInf;
-  }
-  for (int64_t i = 0; i < body; i += kWidth) {
-    for (int k = 0; k < kVectors; ++k) {
-      Double4 x;
-      LoadDouble4(v + i + 4 * k, &x);
-      Double4 d = x - shift;
-      Double4 x_lo = x, x_hi = x;
-      if constexpr (kValidity != Validity::kAll) {
-        Int4 ok;
-        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
-        d = ok ? d : 0.0;
-        x_lo = ok ? x : kInf;
-        x_hi = ok ? x : -kInf;
-        count[k] -= ok;  // all-ones is -1
-      }
-      sum[k] += d;
-      sum_sq[k] += d * d;
-      lo[k] = x_lo < lo[k] ? x_lo : lo[k];
-      hi[k] = x_hi > hi[k] ? x_hi : hi[k];
-    }
-  }
-  double s1 = 0.0, s2 = 0.0, min = kInf, max = -kInf;
-  uint64_t total_count = kValidity == Validity::kAll ? static_cast<uint64_t>(n) : 0;
-  for (int k = 0; k < kVectors; ++k)
-    for (int j = 0; j < 4; ++j) {
-      s1 += sum[k][j];
-      s2 += sum_sq[k][j];
-      min = std::min(min, lo[k][j]);
-      max = std::max(max, hi[k][j]);
-      if constexpr (kValidity != Validity::kAll) total_count += static_cast<uint64_t>(count[k][j]);
-    }
-  for (int64_t i = body; i < n; ++i) {
-    if (!ValidAt<T, kValidity>(v, valid, i)) continue;
-    const double x = static_cast<double>(v[i]);
-    s1 += x - shift;
-    s2 += (x - shift) * (x - shift);
-    min = std::min(min, x);
-    max = std::max(max, x);
-    if constexpr (kValidity != Validity::kAll) ++total_count;
-  }
-  if (total_count == 0) return s;
-  const double count_d = static_cast<double>(total_count);
-  s.count = total_count;
-  s.mean = shift + s1 / count_d;
-  s.m2 = s2 - s1 * (s1 / count_d);
-  s.min = min;
-  s.max = max;
-  return s;
-}
-
-// Statistics in one pass, shifted by the first valid value. S1 * S1 / count, which the pass
-// subtracts from S2, is count * (mean - shift)^2, and about log10 of its ratio to m2 digits cancel;
-// beyond kMaxCancelled (4 of a double's 16 digits) a second pass shifts by the mean just found,
-// which makes S1 nearly 0: the classic two-pass formula.
-template <typename T, Validity kValidity>
-[[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
-  constexpr double kMaxCancelled = 1e4;
-  int64_t first = 0;
-  while (first < n && !ValidAt<T, kValidity>(v, valid, first)) ++first;
-  if (first == n) {
-    ChannelStats none;
-    none.total = static_cast<uint64_t>(n);
-    return none;
-  }
-  const double shift = static_cast<double>(v[first]);
-  const ChannelStats s = ShiftedStats<T, kValidity>(v, valid, n, shift);
-  const double shifted_part = static_cast<double>(s.count) * (s.mean - shift) * (s.mean - shift);
-  // Not finite: a NaN where every value was taken as valid (FloatStats starts again, skipping
-  // NaN), or an infinity, which leaves the mean infinite and m2 undefined.
-  if (shifted_part <= kMaxCancelled * s.m2 || !std::isfinite(s.mean)) return s;
-  return ShiftedStats<T, kValidity>(v, valid, n, s.mean);
-}
-
-// Fully valid data (the common case) first, without the per-lane tests; a NaN or infinity makes
-// the mean non-finite and the NaN-skipping version takes over.
-template <typename T>
-[[gnu::always_inline]] inline ChannelStats FloatStats(const T* v, const uint8_t* valid, int64_t n) {
-  if (valid) return WideStats<T, Validity::kMaskedNotNan>(v, valid, n);
-  if constexpr (std::is_floating_point_v<T>) {
-    const ChannelStats s = WideStats<T, Validity::kAll>(v, nullptr, n);
-    if (std::isfinite(s.mean)) return s;
-    return WideStats<T, Validity::kNotNan>(v, nullptr, n);
-  } else {
-    return WideStats<T, Validity::kAll>(v, nullptr, n);
-  }
-}
-
-// The float loops are the hottest of a float ingest (NetCDF): compiled once more for AVX2, twice
-// the lanes per instruction, and picked at load time. AVX2 without FMA keeps every operation, so
-// both versions give bit-identical results.
-TS_AVX2_CLONES ChannelStats F32Stats(const float* v, const uint8_t* valid, int64_t n) {
-  return FloatStats(v, valid, n);
-}
-TS_AVX2_CLONES ChannelStats F64Stats(const double* v, const uint8_t* valid, int64_t n) {
-  return FloatStats(v, valid, n);
-}
-
-template <typename T>
-ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
-  if constexpr (std::is_same_v<T, uint8_t>) {
-    if (!valid) return ByteStatsAllValid(v, n);
-  }
-  ChannelStats s;
-  s.total = static_cast<uint64_t>(n);
-  if constexpr (std::is_integral_v<T> && sizeof(T) <= 2) {
-    using Sum = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
-    Sum sum = 0;
-    uint64_t sumsq = 0, count = 0;
-    T lo = std::numeric_limits<T>::max(), hi = std::numeric_limits<T>::lowest();
-    // Chunks keep sumsq within 64 bits: 2^16 values of at most 2^32 each.
-    unsigned __int128 sumsq_total = 0;
-    for (int64_t start = 0; start < n; start += 65536) {
-      const int64_t end = std::min<int64_t>(n, start + 65536);
-      sumsq = 0;
-      if (valid) {
-        for (int64_t i = start; i < end; ++i) {
-          const bool ok = valid[i] != 0;
-          const int64_t x = ok ? static_cast<int64_t>(v[i]) : 0;
-          sum += static_cast<Sum>(x);
-          sumsq += static_cast<uint64_t>(x * x);
-          count += ok;
-          if (ok) {
-            lo = std::min(lo, v[i]);
-            hi = std::max(hi, v[i]);
-          }
-        }
-      } else {
-        for (int64_t i = start; i < end; ++i) {
-          const int64_t x = v[i];
-          sum += static_cast<Sum>(x);
-          sumsq += static_cast<uint64_t>(x * x);
-          lo = std::min(lo, v[i]);
-          hi = std::max(hi, v[i]);
-        }
-        count += end - start;
-      }
-      sumsq_total += sumsq;
-    }
-    s.count = count;
-    if (count) {
-      const __int128 n128 = count;
-      const __int128 sum128 = sum;
-      const __int128 numerator = n128 * static_cast<__int128>(sumsq_total) - sum128 * sum128;
-      s.mean = static_cast<double>(sum) / static_cast<double>(count);
-      s.m2 = static_cast<double>(numerator) / static_cast<double>(count);
-      s.min = lo;
-      s.max = hi;
-    }
-    return s;
-  } else if constexpr (std::is_same_v<T, float>) {
-    return F32Stats(v, valid, n);
-  } else if constexpr (std::is_same_v<T, double>) {
-    return F64Stats(v, valid, n);
-  } else {
-    return FloatStats(v, valid, n);
-  }
-}
 
 // ------------------------------------------------------------------ cutting and conversion
 
@@ -437,32 +193,9 @@ double ValidFraction(const Array& tile, const std::vector<uint8_t>& valid,
   return static_cast<double>(ok) / static_cast<double>(plane);
 }
 
-// ------------------------------------------------------------------ serialization of results
+// ------------------------------------------------------------------ helpers of the steps
 
-// Per-item statistics travel to rank 0 as raw bytes, in a gather of their own beside the JSON
-// payload: bits, so rank 0 merges exactly what the ranks computed (the ranks run one binary), and
-// no text, because a JSON number per word made the gather of a long NetCDF series (1825 items x
-// 18 channels) a tenth of the ingest.
-static_assert(std::is_trivially_copyable_v<ChannelStats>);
-
-void PackStats(const std::map<int64_t, std::vector<ChannelStats>>& per_item, std::string* out) {
-  for (const auto& [item, stats] : per_item)
-    out->append(reinterpret_cast<const char*>(stats.data()), stats.size() * sizeof(ChannelStats));
-}
-
-// The channel statistics of `count` packed entries at *offset of bytes; advances *offset.
-Result<std::vector<ChannelStats>> UnpackStats(const std::string& bytes, size_t count,
-                                              size_t* offset) {
-  if (bytes.size() < *offset || (bytes.size() - *offset) / sizeof(ChannelStats) < count)
-    return Internal("gathered statistics: ", bytes.size(), " bytes, expected ",
-                    *offset + count * sizeof(ChannelStats));
-  std::vector<ChannelStats> out(count);
-  if (count > 0) std::memcpy(out.data(), bytes.data() + *offset, count * sizeof(ChannelStats));
-  *offset += count * sizeof(ChannelStats);
-  return out;
-}
-
-// Merges the channel statistics of consecutive items (UnpackStats) in item order.
+// Merges the channel statistics of consecutive items (RankReport) in item order.
 void MergeItemStats(const std::vector<ChannelStats>& items, std::vector<ChannelStats>& total) {
   const size_t channels = total.size();
   if (channels == 0) return;
@@ -471,56 +204,12 @@ void MergeItemStats(const std::vector<ChannelStats>& items, std::vector<ChannelS
                       std::vector<ChannelStats>(items.begin() + i, items.begin() + i + channels));
 }
 
-nlohmann::json StatusToJson(const Status& s) {
-  return {{"code", static_cast<int>(s.code())}, {"message", s.message()}};
-}
-Status StatusFromJson(const nlohmann::json& j) {
-  const int code = j.at("code").get<int>();
-  if (code == 0) return Status::Ok();
-  return Status(static_cast<StatusCode>(code), j.at("message").get<std::string>());
-}
-
-// XXH3 of a source file for the provenance. Gives up between 64 MiB pieces once `stop` is set
-// (the ingest failed and reports its own error), so a failure does not wait for a large input.
-Result<nlohmann::json> HashFile(const std::string& path, const std::atomic<bool>& stop) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open source file", path, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return ErrnoStatus("stat source file", path, err);
-  }
-  const uint64_t bytes = static_cast<uint64_t>(st.st_size);
-  Hasher hasher;
-  constexpr uint64_t kPieceBytes = 64ull << 20;
-  std::vector<uint8_t> buf;
-  for (uint64_t offset = 0; offset < bytes; offset += kPieceBytes) {
-    if (stop) {
-      ::close(fd);
-      return Internal(path, ": hashing stopped");
-    }
-    const uint64_t piece = std::min(kPieceBytes, bytes - offset);
-    // Mapped rather than read: the file is usually in the page cache from the ingest itself.
-    // MAP_POPULATE: one pass over the page tables instead of a fault per page.
-    void* map = ::mmap(nullptr, piece, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd,
-                       static_cast<off_t>(offset));
-    if (map != MAP_FAILED) {
-      hasher.Update({static_cast<const uint8_t*>(map), piece});
-      ::munmap(map, piece);
-      continue;
-    }
-    buf.resize(piece);
-    const ssize_t n = ::pread(fd, buf.data(), piece, static_cast<off_t>(offset));
-    if (n != static_cast<ssize_t>(piece)) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return ErrnoStatus("read source file", path, err);
-    }
-    hasher.Update({buf.data(), piece});
-  }
-  ::close(fd);
-  return nlohmann::json{{"path", path}, {"bytes", bytes}, {"xxh3", HashToHex(hasher.Digest())}};
+// XXH3 of a source file for the provenance. Gives up once `stop` is set (the ingest failed and
+// reports its own error), so a failure does not wait for a large input.
+Result<SourceHash> HashSourceFile(const std::string& path, const std::atomic<bool>& stop) {
+  TS_ASSIGN_OR_RETURN(auto file, LocalStorage()->OpenRead(path));
+  TS_ASSIGN_OR_RETURN(const uint64_t hash, HashWholeFile(*file, &stop));
+  return SourceHash{path, file->size(), hash};
 }
 
 std::string ShardPrefix(const RankInfo& world) {
@@ -552,11 +241,11 @@ Result<std::string> PrepareOutput(const RankInfo& world, const DriverOptions& op
     if (prepared.ok()) dir = *prepared;
     else status = prepared.status();
   }
-  const nlohmann::json decision = {{"status", StatusToJson(status)}, {"dir", dir}};
-  TS_ASSIGN_OR_RETURN(std::string shared, BroadcastFromRoot(world, decision.dump()));
-  const nlohmann::json got = nlohmann::json::parse(shared);
-  TS_RETURN_IF_ERROR(StatusFromJson(got.at("status")));
-  return got.at("dir").get<std::string>();
+  TS_ASSIGN_OR_RETURN(const std::string shared,
+                      BroadcastFromRoot(world, EncodeOutputDecision({status, dir})));
+  TS_ASSIGN_OR_RETURN(OutputDecision decision, DecodeOutputDecision(shared));
+  TS_RETURN_IF_ERROR(decision.status);
+  return std::move(decision.dir);
 }
 
 // ------------------------------------------------------------------ the local (per-rank) run
@@ -584,7 +273,7 @@ struct LocalResult {
   std::map<int64_t, std::vector<ChannelStats>> y_stats;
   std::map<int64_t, uint64_t> tiles_per_item;
   uint64_t considered = 0, written = 0, dropped = 0, raw_bytes = 0;
-  nlohmann::json sources = nlohmann::json::array();
+  std::vector<SourceHash> sources;
 };
 
 struct ThreadState {
@@ -658,7 +347,7 @@ class LocalRun {
       CutField(ctx, x_out, &x_tile, &ts.x_valid);
       // Statistics first: without a mask, the valid fraction is read off their counts.
       std::vector<ChannelStats> x_stats =
-          TileChannelStats(x_tile, ts.x_valid.empty() ? nullptr : ts.x_valid.data());
+          ComputeChannelStats(x_tile, ts.x_valid.empty() ? nullptr : ts.x_valid.data());
       const double valid_fraction = ValidFraction(x_tile, ts.x_valid, x_stats);
       if (valid_fraction <= 0.0 || valid_fraction < options_.min_valid) {
         ++out->dropped;
@@ -681,7 +370,7 @@ class LocalRun {
                         info.width};
         CutField(yctx, y_out, &y_tile, &ts.y_valid);
         out->y_stats.push_back(
-            TileChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
+            ComputeChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
         out->raw_bytes += y_tile.ByteSize();
       }
       nlohmann::json& meta = ts.sample.meta;
@@ -835,24 +524,6 @@ nlohmann::json NodataJson(const FieldInfo& info) {
 
 }  // namespace
 
-std::vector<ChannelStats> TileChannelStats(const Array& tile, const uint8_t* valid) {
-  const int64_t channels = NumChannels(tile);
-  const int64_t plane = channels ? tile.NumElements() / channels : 0;
-  std::vector<ChannelStats> stats(channels);
-  VisitDType(tile.dtype, [&](auto zero) {
-    using T = decltype(zero);
-    const T* v = reinterpret_cast<const T*>(tile.data.data());
-    for (int64_t c = 0; c < channels; ++c) {
-      const uint8_t* channel_valid = valid ? valid + c * plane : nullptr;
-      // A channel without an invalid value takes the faster unmasked path.
-      if (channel_valid && !std::memchr(channel_valid, 0, static_cast<size_t>(plane)))
-        channel_valid = nullptr;
-      stats[c] = ChannelStatsOf<T>(v + c * plane, channel_valid, plane);
-    }
-  });
-  return stats;
-}
-
 nlohmann::json IngestSummary::ToJson() const {
   return {{"out", out},
           {"kind", kind},
@@ -890,13 +561,14 @@ std::string IngestSummary::ToText() const {
   return os.str();
 }
 
-Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& options) {
-  TS_ASSIGN_OR_RETURN(const RankInfo world, World());
-  Progress progress(options.progress && world.rank == 0, options.progress_label, 0);
-  const SourceSchema& schema = source.schema();
+// ------------------------------------------------------------------ the steps of RunIngest
 
-  // Everything that can be checked without reading pixels is checked before touching the output,
-  // identically on every rank (so all ranks fail together, before any collective).
+namespace {
+
+// Everything that can be checked without reading pixels is checked before touching the output,
+// identically on every rank (so all ranks fail together, before any collective).
+Status ValidateOptions(const Source& source, const DriverOptions& options) {
+  const SourceSchema& schema = source.schema();
   if (options.out.empty()) return InvalidArgument("--out: an output store directory is required");
   if (!(options.min_valid >= 0.0 && options.min_valid <= 1.0))
     return InvalidArgument("--min-valid ", options.min_valid, ": must be between 0 and 1");
@@ -906,55 +578,119 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   if (options.y_dtype && !schema.y)
     return InvalidArgument("a y dtype was given but the source has no y field");
   if (source.num_items() <= 0) return InvalidArgument(source.kind(), " source: no input items");
-  std::vector<std::vector<std::vector<Region>>> plans(source.num_items());
-  uint64_t planned_tiles = 0;
+  return Status::Ok();
+}
+
+// The windows of every item (the same on every rank) and this rank's share of them.
+struct IngestPlan {
+  std::vector<std::vector<std::vector<Region>>> windows;  // item -> row of windows -> window
+  ItemRange range;                                        // this rank's items
+  uint64_t rank_tiles = 0;                                // windows in range
+  int threads = 1;
+  std::string shard_prefix;
+};
+
+Result<IngestPlan> PlanIngest(const Source& source, const DriverOptions& options,
+                              const RankInfo& world) {
+  IngestPlan plan;
+  plan.windows.resize(source.num_items());
   for (int64_t i = 0; i < source.num_items(); ++i) {
     const ItemInfo& info = source.item(i);
-    TS_ASSIGN_OR_RETURN(plans[i], PlanWindows(options.tile, info.height, info.width, info.name));
-    for (const auto& row : plans[i]) planned_tiles += row.size();
+    TS_ASSIGN_OR_RETURN(plan.windows[i],
+                        PlanWindows(options.tile, info.height, info.width, info.name));
   }
+  plan.threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
+  plan.range = ItemBlock(source.num_items(), world.rank, world.size);
+  plan.shard_prefix = ShardPrefix(world);
+  for (int64_t i = plan.range.begin; i < plan.range.end; ++i)
+    for (const auto& row : plan.windows[i]) plan.rank_tiles += row.size();
+  return plan;
+}
 
-  const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
-  const ItemRange range = ItemBlock(source.num_items(), world.rank, world.size);
-  const std::string prefix = ShardPrefix(world);
-  uint64_t my_tiles = 0;
-  for (int64_t i = range.begin; i < range.end; ++i)
-    for (const auto& row : plans[i]) my_tiles += row.size();
-  Progress local_progress(options.progress && world.rank == 0, options.progress_label, my_tiles);
-
-  TS_ASSIGN_OR_RETURN(const std::string write_dir, PrepareOutput(world, options));
-
-  StoreWriterOptions writer_options;
-  writer_options.codec = options.codec;
-  writer_options.shard_target_bytes = options.shard_target_bytes;
-  writer_options.shard_prefix = prefix;
-  LocalResult local;
-  // Source files are hashed on a thread of their own while the tiles are cut, so the hashing
-  // fills the pipeline's idle moments (serialized library reads, start and end) instead of adding
-  // its time after them. One thread is enough: hashing runs at several GB/s.
-  std::future<std::vector<Result<nlohmann::json>>> hashing;
-  std::atomic<bool> stop_hashing{false};
-  if (options.hash_sources) {
-    hashing = std::async(std::launch::async, [&stop_hashing, files = FilesToHash(source, range)] {
-      std::vector<Result<nlohmann::json>> hashes;
+// Source files are hashed on a thread of their own while the tiles are cut, so the hashing fills
+// the pipeline's idle moments (serialized library reads, start and end) instead of adding its
+// time after them. One thread is enough: hashing runs at several GB/s.
+class SourceHashing {
+ public:
+  SourceHashing(const Source& source, ItemRange range, bool enabled) {
+    if (!enabled) return;
+    hashing_ = std::async(std::launch::async, [this, files = FilesToHash(source, range)] {
+      std::vector<Result<SourceHash>> hashes;
       for (const std::string& file : files) {
-        if (stop_hashing) break;
-        hashes.push_back(HashFile(file, stop_hashing));
+        if (stop_) break;
+        hashes.push_back(HashSourceFile(file, stop_));
       }
       return hashes;
     });
   }
+
+  // Waits for the hashes, or stops the hashing when the run failed (`needed` false) and its
+  // hashes are of no use. Returns the first hashing error.
+  Status Finish(bool needed, std::vector<SourceHash>* out) {
+    if (!hashing_.valid()) return Status::Ok();
+    stop_ = !needed;
+    std::vector<Result<SourceHash>> hashes = hashing_.get();
+    if (!needed) return Status::Ok();
+    for (auto& h : hashes) {
+      if (!h.ok()) return h.status();
+      out->push_back(std::move(h).value());
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::future<std::vector<Result<SourceHash>>> hashing_;
+};
+
+// What this rank tells rank 0, from the result of its local run.
+RankReport MakeRankReport(const Source& source, ItemRange range, LocalResult local) {
+  RankReport report;
+  report.status = local.status;
+  if (!report.status.ok()) return report;
+  report.shards = std::move(local.shards);
+  report.first_item = range.begin;
+  for (int64_t i = range.begin; i < range.end; ++i) {
+    report.tiles_per_item.push_back(local.tiles_per_item[i]);
+    const auto& x = local.x_stats[i];
+    report.x_stats.insert(report.x_stats.end(), x.begin(), x.end());
+    if (source.schema().y) {
+      const auto& y = local.y_stats[i];
+      report.y_stats.insert(report.y_stats.end(), y.begin(), y.end());
+    }
+  }
+  report.sources = std::move(local.sources);
+  report.considered = local.considered;
+  report.written = local.written;
+  report.dropped = local.dropped;
+  report.raw_bytes = local.raw_bytes;
+  return report;
+}
+
+// Cuts, encodes and writes this rank's tiles into its own shards in write_dir, hashing its source
+// files meanwhile. Failures are reported, not returned: every rank must reach the gather.
+RankReport WriteRankShards(const Source& source, const DriverOptions& options,
+                           const RankInfo& world, const IngestPlan& plan,
+                           const std::string& write_dir) {
+  Progress progress(options.progress && world.rank == 0, options.progress_label,
+                    plan.rank_tiles);
+  SourceHashing hashing(source, plan.range, options.hash_sources);
+  StoreWriterOptions writer_options;
+  writer_options.codec = options.codec;
+  writer_options.shard_target_bytes = options.shard_target_bytes;
+  writer_options.shard_prefix = plan.shard_prefix;
+  LocalResult local;
   auto writer = StoreWriter::Create(options.storage, write_dir, writer_options);
   if (!writer.ok()) {
     local.status = writer.status();
   } else {
     int64_t tile_rows = options.tile.height;
     if (options.tile.whole_item)
-      for (int64_t i = range.begin; i < range.end; ++i)
+      for (int64_t i = plan.range.begin; i < plan.range.end; ++i)
         tile_rows = std::max(tile_rows, source.item(i).height);
-    source.PrepareReads(tile_rows, threads);
-    LocalRun run(source, options, plans, range);
-    local = run.Run(**writer, local_progress, threads);
+    source.PrepareReads(tile_rows, plan.threads);
+    LocalRun run(source, options, plan.windows, plan.range);
+    local = run.Run(**writer, progress, plan.threads);
     if (local.status.ok()) {
       auto shards = (*writer)->Close();
       if (shards.ok())
@@ -963,183 +699,195 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
         local.status = shards.status();
     }
   }
-  local_progress.Finish();
-  if (hashing.valid()) {
-    stop_hashing = !local.status.ok();  // a failed run needs no hashes
-    std::vector<Result<nlohmann::json>> hashes = hashing.get();
-    for (auto& h : hashes) {
-      if (!local.status.ok()) break;
-      if (!h.ok()) {
-        local.status = h.status();
-        break;
-      }
-      local.sources.push_back(*h);
-    }
-  }
+  progress.Finish();
+  if (Status s = hashing.Finish(local.status.ok(), &local.sources); !s.ok()) local.status = s;
+  return MakeRankReport(source, plan.range, std::move(local));
+}
 
+// Rank 0: the ranks' reports merged in rank order (= item order): shards, statistics and
+// provenance for the manifest, counts into *summary. Returns the first rank's error.
+struct MergedReports {
+  std::vector<ShardEntry> shards;
+  std::vector<ChannelStats> x_stats, y_stats;
+  nlohmann::json sources = nlohmann::json::array();
+};
+
+Result<MergedReports> MergeReports(const Source& source, const std::vector<std::string>& gathered,
+                                   IngestSummary* summary) {
+  const SourceSchema& schema = source.schema();
+  MergedReports merged;
+  merged.x_stats.resize(schema.x.channels());
+  merged.y_stats.resize(schema.y ? schema.y->channels() : 0);
+  for (size_t rank = 0; rank < gathered.size(); ++rank) {
+    TS_ASSIGN_OR_RETURN(const RankReport report,
+                        DecodeRankReport(gathered[rank], static_cast<int>(rank)));
+    TS_RETURN_IF_ERROR(report.status);
+    const size_t items = report.tiles_per_item.size();
+    if (report.x_stats.size() != items * merged.x_stats.size() ||
+        report.y_stats.size() != items * merged.y_stats.size())
+      return Internal("ingest report from rank ", rank, ": ", report.x_stats.size(), " x and ",
+                      report.y_stats.size(), " y statistics for ", items, " items");
+    merged.shards.insert(merged.shards.end(), report.shards.begin(), report.shards.end());
+    for (size_t i = 0; i < items; ++i)
+      if (report.tiles_per_item[i] == 0)
+        summary->items_without_tiles.push_back(
+            source.item(report.first_item + static_cast<int64_t>(i)).name);
+    MergeItemStats(report.x_stats, merged.x_stats);
+    MergeItemStats(report.y_stats, merged.y_stats);
+    for (const SourceHash& h : report.sources) merged.sources.push_back(h.ToJson());
+    summary->tiles_considered += report.considered;
+    summary->tiles_written += report.written;
+    summary->tiles_dropped += report.dropped;
+    summary->raw_bytes += report.raw_bytes;
+  }
+  return merged;
+}
+
+// The manifest of the merged reports: fields with their statistics, provenance and the ingest's
+// settings.
+Manifest BuildManifest(const Source& source, const DriverOptions& options, const RankInfo& world,
+                       const IngestSummary& summary, MergedReports merged) {
+  const SourceSchema& schema = source.schema();
+  Manifest manifest;
+  manifest.shards = std::move(merged.shards);
+  manifest.kind = source.kind();
+  manifest.codec = options.codec;
+  const DType x_out = options.x_dtype.value_or(schema.x.dtype);
+  std::vector<int64_t> shape{schema.x.channels(), options.tile.height, options.tile.width};
+  if (options.tile.whole_item) {
+    shape = {schema.x.channels(), source.item(0).height, source.item(0).width};
+    for (int64_t i = 1; i < source.num_items(); ++i)
+      if (source.item(i).height != shape[1] || source.item(i).width != shape[2]) shape.clear();
+  }
+  manifest.fields.push_back(
+      MakeFieldSchema("x", schema.x, x_out, shape, std::move(merged.x_stats)));
+  if (schema.y) {
+    std::vector<int64_t> y_shape = shape;
+    if (!y_shape.empty()) y_shape[0] = schema.y->channels();
+    manifest.fields.push_back(MakeFieldSchema("y", *schema.y,
+                                              options.y_dtype.value_or(schema.y->dtype), y_shape,
+                                              std::move(merged.y_stats)));
+  }
+  manifest.provenance = MakeProvenance(options.command_line);
+  manifest.provenance["sources"] = std::move(merged.sources);
+  manifest.attrs = source.ManifestAttrs();
+  nlohmann::json ingest = {
+      {"tile", options.tile.whole_item
+                   ? nlohmann::json("full")
+                   : nlohmann::json({options.tile.height, options.tile.width})},
+      {"edge", EdgePolicyName(options.tile.edge)},
+      {"min_valid", options.min_valid},
+      {"items", summary.items},
+      {"tiles_considered", summary.tiles_considered},
+      {"tiles_dropped", summary.tiles_dropped},
+      {"ranks", world.size},
+      {"nodata", {{"x", NodataJson(schema.x)}}},
+      {"pad_fill",
+       "the channel's nodata value, 0 when it has none; padded pixels are "
+       "invalid"},
+      {"invalid_to_nan", IsFloat(x_out) && x_out != schema.x.dtype}};
+  if (!options.tile.whole_item)
+    ingest["stride"] = {options.tile.stride_rows, options.tile.stride_cols};
+  if (schema.y) ingest["nodata"]["y"] = NodataJson(*schema.y);
+  manifest.attrs["ingest"] = ingest;
+  return manifest;
+}
+
+// Shards of earlier runs into this directory (another rank count) are not part of the store.
+void PruneStaleShards(Storage& storage, const std::string& dir, const Manifest& manifest) {
+  std::set<std::string> listed;
+  for (const auto& s : manifest.shards) listed.insert(s.file);
+  auto names = storage.List(dir);
+  if (!names.ok()) return;
+  for (const auto& name : *names)
+    if (name.size() > 4 && name.ends_with(kShardSuffix) && !listed.count(name) &&
+        name.find("shard-") != std::string::npos)
+      (void)storage.Remove(JoinPath(dir, name));
+}
+
+// Writes the manifest (which makes the store complete) and, when the run wrote beside an old
+// store, swaps the new one in; every rank has finished writing (the gather).
+Status WriteAndPublish(const DriverOptions& options, const std::string& write_dir,
+                       const Manifest& manifest, IngestSummary* summary) {
+  Status status = WriteManifest(*options.storage, write_dir, manifest);
+  if (status.ok()) {
+    auto written = Store::Open(options.storage, write_dir);
+    if (written.ok()) summary->compression_ratio = MeasureStore(**written).ratio();
+  }
+  if (status.ok() && write_dir != options.out)
+    status = PublishStore(*options.storage, write_dir, options.out);
+  summary->shards = manifest.shards.size();
+  summary->stored_bytes = manifest.TotalBytes();
+  return status;
+}
+
+// Rank 0: from the gathered reports to the published store, or the first error.
+Status FinishStore(const Source& source, const DriverOptions& options, const RankInfo& world,
+                   const std::string& write_dir, const std::vector<std::string>& gathered,
+                   IngestSummary* summary) {
+  TS_ASSIGN_OR_RETURN(MergedReports merged, MergeReports(source, gathered, summary));
+  if (summary->tiles_written == 0)
+    return FailedPrecondition("no tiles written to ", options.out, ": all ",
+                              summary->tiles_considered, " tile(s) cut from ", summary->items,
+                              " item(s) were dropped (no valid pixel, or valid "
+                              "fraction below --min-valid ",
+                              options.min_valid, "); first item: ", source.item(0).name,
+                              "; no manifest written");
+  const Manifest manifest = BuildManifest(source, options, world, *summary, std::move(merged));
+  PruneStaleShards(*options.storage, write_dir, manifest);
+  return WriteAndPublish(options, write_dir, manifest, summary);
+}
+
+// After a failed run every rank removes the shards it wrote; rank 0 removes the staging directory
+// once all have.
+void CleanUpFailedRun(const RankInfo& world, const DriverOptions& options,
+                      const std::string& write_dir, const std::string& shard_prefix) {
+  RemoveOwnShards(*options.storage, write_dir, shard_prefix);
+  if (write_dir == options.out) return;
+  (void)GatherToRoot(world, "");  // every rank has removed its shards
+  if (world.rank == 0) (void)options.storage->RemoveAll(write_dir);
+}
+
+}  // namespace
+
+Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& options) {
+  TS_ASSIGN_OR_RETURN(const RankInfo world, World());
+  Progress progress(options.progress && world.rank == 0, options.progress_label, 0);
+  TS_RETURN_IF_ERROR(ValidateOptions(source, options));
+  TS_ASSIGN_OR_RETURN(const IngestPlan plan, PlanIngest(source, options, world));
+  TS_ASSIGN_OR_RETURN(const std::string write_dir, PrepareOutput(world, options));
+
+  const RankReport report = WriteRankShards(source, options, world, plan, write_dir);
   // One gather of everything rank 0 needs; every rank reaches it, failed or not.
-  nlohmann::json payload = {{"status", StatusToJson(local.status)}};
-  if (local.status.ok()) {
-    nlohmann::json shards = nlohmann::json::array();
-    for (const auto& s : local.shards)
-      shards.push_back(
-          {{"file", s.file}, {"records", s.records}, {"bytes", s.bytes}, {"hash", s.hash}});
-    nlohmann::json tiles = nlohmann::json::array();
-    for (int64_t i = range.begin; i < range.end; ++i) tiles.push_back(local.tiles_per_item[i]);
-    payload["shards"] = shards;
-    payload["items"] = {{"first", range.begin}, {"tiles", tiles}};
-    payload["sources"] = local.sources;
-    payload["counts"] = {local.considered, local.written, local.dropped, local.raw_bytes};
-  }
-  std::string packed_stats;  // x of every item, then y
-  if (local.status.ok()) {
-    PackStats(local.x_stats, &packed_stats);
-    PackStats(local.y_stats, &packed_stats);
-  }
-  auto gathered = GatherToRoot(world, payload.dump());
-  auto gathered_stats = GatherToRoot(world, packed_stats);
-  if (!gathered.ok() || !gathered_stats.ok()) {
-    RemoveOwnShards(*options.storage, write_dir, prefix);
-    return gathered.ok() ? gathered_stats.status() : gathered.status();
+  auto gathered = GatherToRoot(world, EncodeRankReport(report));
+  if (!gathered.ok()) {
+    RemoveOwnShards(*options.storage, write_dir, plan.shard_prefix);
+    return gathered.status();
   }
 
-  // Rank 0 merges in rank order (= item order) and writes the manifest.
-  Status final_status;
-  IngestSummary summary;
+  IngestOutcome outcome;
+  IngestSummary& summary = outcome.summary;
   summary.out = options.out;
   summary.kind = source.kind();
   summary.items = source.num_items();
   summary.ranks = world.size;
-  summary.threads = threads;
-  if (world.rank == 0) {
-    Manifest manifest;
-    std::vector<ChannelStats> x_stats(schema.x.channels());
-    std::vector<ChannelStats> y_stats(schema.y ? schema.y->channels() : 0);
-    nlohmann::json sources = nlohmann::json::array();
-    for (size_t rank = 0; rank < gathered->size(); ++rank) {
-      const nlohmann::json part = nlohmann::json::parse((*gathered)[rank]);
-      if (Status s = StatusFromJson(part.at("status")); !s.ok()) {
-        if (final_status.ok()) final_status = s;
-        continue;
-      }
-      for (const auto& s : part.at("shards"))
-        manifest.shards.push_back({s.at("file"), s.at("records"), s.at("bytes"), s.at("hash")});
-      const nlohmann::json& items = part.at("items");
-      const int64_t first = items.at("first").get<int64_t>();
-      const nlohmann::json& tiles = items.at("tiles");
-      for (size_t i = 0; i < tiles.size(); ++i)
-        if (tiles[i].get<uint64_t>() == 0)
-          summary.items_without_tiles.push_back(source.item(first + static_cast<int64_t>(i)).name);
-      size_t offset = 0;
-      const std::string& rank_stats = (*gathered_stats)[rank];
-      auto x_items = UnpackStats(rank_stats, tiles.size() * x_stats.size(), &offset);
-      auto y_items = UnpackStats(rank_stats, tiles.size() * y_stats.size(), &offset);
-      if (!x_items.ok() || !y_items.ok()) {
-        if (final_status.ok()) final_status = x_items.ok() ? y_items.status() : x_items.status();
-        continue;
-      }
-      MergeItemStats(*x_items, x_stats);
-      MergeItemStats(*y_items, y_stats);
-      for (const auto& s : part.at("sources")) sources.push_back(s);
-      const auto& counts = part.at("counts");
-      summary.tiles_considered += counts[0].get<uint64_t>();
-      summary.tiles_written += counts[1].get<uint64_t>();
-      summary.tiles_dropped += counts[2].get<uint64_t>();
-      summary.raw_bytes += counts[3].get<uint64_t>();
-    }
-    if (final_status.ok() && summary.tiles_written == 0) {
-      final_status = FailedPrecondition(
-          "no tiles written to ", options.out, ": all ", summary.tiles_considered,
-          " tile(s) cut from ", summary.items,
-          " item(s) were dropped (no valid pixel, or valid "
-          "fraction below --min-valid ",
-          options.min_valid, "); first item: ", source.item(0).name, "; no manifest written");
-    }
-    if (final_status.ok()) {
-      manifest.kind = source.kind();
-      manifest.codec = options.codec;
-      const DType x_out = options.x_dtype.value_or(schema.x.dtype);
-      std::vector<int64_t> shape{schema.x.channels(), options.tile.height, options.tile.width};
-      if (options.tile.whole_item) {
-        shape = {schema.x.channels(), source.item(0).height, source.item(0).width};
-        for (int64_t i = 1; i < source.num_items(); ++i)
-          if (source.item(i).height != shape[1] || source.item(i).width != shape[2]) shape.clear();
-      }
-      manifest.fields.push_back(MakeFieldSchema("x", schema.x, x_out, shape, x_stats));
-      if (schema.y) {
-        std::vector<int64_t> y_shape = shape;
-        if (!y_shape.empty()) y_shape[0] = schema.y->channels();
-        manifest.fields.push_back(MakeFieldSchema(
-            "y", *schema.y, options.y_dtype.value_or(schema.y->dtype), y_shape, y_stats));
-      }
-      manifest.provenance = MakeProvenance(options.command_line);
-      manifest.provenance["sources"] = sources;
-      manifest.attrs = source.ManifestAttrs();
-      nlohmann::json ingest = {
-          {"tile", options.tile.whole_item
-                       ? nlohmann::json("full")
-                       : nlohmann::json({options.tile.height, options.tile.width})},
-          {"edge", EdgePolicyName(options.tile.edge)},
-          {"min_valid", options.min_valid},
-          {"items", summary.items},
-          {"tiles_considered", summary.tiles_considered},
-          {"tiles_dropped", summary.tiles_dropped},
-          {"ranks", world.size},
-          {"nodata", {{"x", NodataJson(schema.x)}}},
-          {"pad_fill",
-           "the channel's nodata value, 0 when it has none; padded pixels are "
-           "invalid"},
-          {"invalid_to_nan", IsFloat(x_out) && x_out != schema.x.dtype}};
-      if (!options.tile.whole_item)
-        ingest["stride"] = {options.tile.stride_rows, options.tile.stride_cols};
-      if (schema.y) ingest["nodata"]["y"] = NodataJson(*schema.y);
-      manifest.attrs["ingest"] = ingest;
-      // Shards of earlier runs into this directory (another rank count) are not part of it.
-      std::set<std::string> listed;
-      for (const auto& s : manifest.shards) listed.insert(s.file);
-      if (auto names = options.storage->List(write_dir); names.ok()) {
-        for (const auto& name : *names)
-          if (name.size() > 4 && name.ends_with(kShardSuffix) && !listed.count(name) &&
-              name.find("shard-") != std::string::npos)
-            (void)options.storage->Remove(JoinPath(write_dir, name));
-      }
-      final_status = WriteManifest(*options.storage, write_dir, manifest);
-      if (final_status.ok()) {
-        auto written = Store::Open(options.storage, write_dir);
-        if (written.ok()) summary.compression_ratio = MeasureStore(**written).ratio();
-      }
-      // Every rank finished (the gather above): the complete new store replaces the old one.
-      if (final_status.ok() && write_dir != options.out)
-        final_status = PublishStore(*options.storage, write_dir, options.out);
-      summary.shards = manifest.shards.size();
-      summary.stored_bytes = manifest.TotalBytes();
-    }
-  }
+  summary.threads = plan.threads;
+  if (world.rank == 0)
+    outcome.status = FinishStore(source, options, world, write_dir, *gathered, &summary);
   summary.elapsed_s = progress.elapsed_s();
+
   // Every rank learns the outcome, so all return the same status and summary.
-  nlohmann::json outcome = {{"status", StatusToJson(final_status)}, {"summary", summary.ToJson()}};
-  auto shared = BroadcastFromRoot(world, outcome.dump());
-  if (!shared.ok()) return shared.status();
-  const nlohmann::json result = nlohmann::json::parse(*shared);
-  final_status = StatusFromJson(result.at("status"));
-  if (!final_status.ok()) {
-    RemoveOwnShards(*options.storage, write_dir, prefix);
-    if (write_dir != options.out) {
-      (void)GatherToRoot(world, "");  // every rank has removed its shards
-      if (world.rank == 0) (void)options.storage->RemoveAll(write_dir);
-    }
-    return final_status;
+  TS_ASSIGN_OR_RETURN(const std::string shared,
+                      BroadcastFromRoot(world, EncodeIngestOutcome(outcome)));
+  TS_ASSIGN_OR_RETURN(IngestOutcome decided, DecodeIngestOutcome(shared));
+  if (!decided.status.ok()) {
+    CleanUpFailedRun(world, options, write_dir, plan.shard_prefix);
+    return decided.status;
   }
-  const auto& js = result.at("summary");
-  summary.tiles_considered = js.at("tiles_considered");
-  summary.tiles_written = js.at("tiles_written");
-  summary.tiles_dropped = js.at("tiles_dropped");
-  summary.raw_bytes = js.at("raw_bytes");
-  summary.stored_bytes = js.at("stored_bytes");
-  summary.compression_ratio = js.at("compression_ratio");
-  summary.shards = js.at("shards");
-  summary.items_without_tiles = js.at("items_without_tiles").get<std::vector<std::string>>();
-  return summary;
+  // The store's figures are rank 0's; the time and threads are this process's own.
+  decided.summary.elapsed_s = summary.elapsed_s;
+  decided.summary.threads = summary.threads;
+  return decided.summary;
 }
 
 }  // namespace tilestage::ingest

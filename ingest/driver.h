@@ -95,8 +95,4 @@ struct IngestSummary {
 // summary (or the same error) on every rank.
 Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& options);
 
-// Per-channel statistics of the valid values of a channel-first tile: `valid` (may be null) is a
-// [C, H*W] byte mask (0 = invalid), NaN is always invalid. Exposed for tests; used per tile.
-std::vector<ChannelStats> TileChannelStats(const Array& tile, const uint8_t* valid);
-
 }  // namespace tilestage::ingest

@@ -288,225 +288,266 @@ struct NetcdfDataset::FilePlan {
   std::vector<std::pair<std::string, std::string>> read_paths;  // variable -> "direct", ...
 };
 
+struct NetcdfDataset::FileScan {
+  std::unique_ptr<FilePlan> plan;
+  std::vector<NetcdfChannel> channels;
+  std::vector<NetcdfAxis> verticals;
+  VarLayout first;  // the first requested variable: its grid is the file's
+};
+
 NetcdfDataset::~NetcdfDataset() = default;
 
-Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& request) {
+namespace {
+
+Status ValidateRequest(const NetcdfRequest& request) {
   if (request.files.empty()) return InvalidArgument("no netCDF files given");
   if (request.variables.empty()) return InvalidArgument("no variables requested (--vars)");
-  {
-    std::set<std::string> seen;
-    for (const auto& v : request.variables) {
-      if (v.empty()) return InvalidArgument("empty variable name in the request");
-      if (!seen.insert(v).second) return InvalidArgument("variable ", v, " requested twice");
-    }
+  std::set<std::string> seen;
+  for (const auto& v : request.variables) {
+    if (v.empty()) return InvalidArgument("empty variable name in the request");
+    if (!seen.insert(v).second) return InvalidArgument("variable ", v, " requested twice");
   }
-  std::unique_ptr<NetcdfDataset> ds(new NetcdfDataset());
-  ds->float64_ = request.float64;
-  std::vector<std::unique_ptr<FilePlan>> plans;
-  std::vector<std::string> vertical_names;  // per variable, "" when 2-D
+  return Status::Ok();
+}
 
-  for (size_t f = 0; f < request.files.size(); ++f) {
-    const std::string& path = request.files[f];
-    auto plan = std::make_unique<FilePlan>();
-    TS_ASSIGN_OR_RETURN(plan->file, NcFile::Open(path));
-    const NcFile& file = *plan->file;
-    std::vector<NetcdfChannel> channels;
-    std::vector<NetcdfAxis> verticals;
-    std::optional<VarLayout> first;
-    std::optional<VarLayout> time_source;
-    bool time_decided = false;
-    for (const std::string& name : request.variables) {
-      TS_ASSIGN_OR_RETURN(VarLayout v, ResolveVariable(file, name, request));
-      if (!first) {
-        first = v;
-      } else if (!SameValues(first->lat.values, v.lat.values) ||
-                 !SameValues(first->lon.values, v.lon.values)) {
-        return InvalidArgument(
-            path, ": variables ", first->info.name, " (", first->lat.name, "=",
-            first->lat.values.size(), ", ", first->lon.name, "=", first->lon.values.size(),
-            ") and ", v.info.name, " (", v.lat.name, "=", v.lat.values.size(), ", ", v.lon.name,
-            "=", v.lon.values.size(),
-            ") are on different grids; one store holds one grid (ingest them separately)");
-      }
-      // Every variable must agree on time: all on the same time axis, or all without one.
-      const bool has_time_dim = v.t_pos >= 0;
-      if (!time_decided) {
-        time_source = v;
-        time_decided = true;
-      } else {
-        const bool first_dim = time_source->t_pos >= 0;
-        if (first_dim != has_time_dim ||
-            (has_time_dim &&
-             time_source->info.dim_lens[time_source->t_pos] != v.info.dim_lens[v.t_pos])) {
-          return InvalidArgument(path, ": variables ", time_source->info.name, " and ", v.info.name,
-                                 " do not share one time axis");
-        }
-      }
-      // Levels.
-      std::vector<size_t> level_indices;
+// Every variable of a file is on the grid of the first one.
+Status CheckSameGrid(const std::string& path, const VarLayout& first, const VarLayout& v) {
+  if (SameValues(first.lat.values, v.lat.values) && SameValues(first.lon.values, v.lon.values))
+    return Status::Ok();
+  return InvalidArgument(path, ": variables ", first.info.name, " (", first.lat.name, "=",
+                         first.lat.values.size(), ", ", first.lon.name, "=",
+                         first.lon.values.size(), ") and ", v.info.name, " (", v.lat.name, "=",
+                         v.lat.values.size(), ", ", v.lon.name, "=", v.lon.values.size(),
+                         ") are on different grids; one store holds one grid (ingest them "
+                         "separately)");
+}
+
+// Every variable must agree on time: all on the same time axis, or all without one.
+Status CheckSameTimeAxis(const std::string& path, const VarLayout& time_source,
+                         const VarLayout& v) {
+  const bool has_time_dim = v.t_pos >= 0;
+  const bool first_dim = time_source.t_pos >= 0;
+  if (first_dim != has_time_dim ||
+      (has_time_dim &&
+       time_source.info.dim_lens[time_source.t_pos] != v.info.dim_lens[v.t_pos]))
+    return InvalidArgument(path, ": variables ", time_source.info.name, " and ", v.info.name,
+                           " do not share one time axis");
+  return Status::Ok();
+}
+
+// Indices on v's vertical axis of the requested levels (all levels when none are requested).
+Result<std::vector<size_t>> SelectLevels(const std::string& path, const std::string& name,
+                                         const VarLayout& v, const NetcdfRequest& request) {
+  const auto& values = v.vertical->values;
+  std::vector<size_t> indices;
+  if (request.levels.empty()) {
+    indices.resize(values.size());
+    std::iota(indices.begin(), indices.end(), size_t{0});
+    return indices;
+  }
+  for (double level : request.levels) {
+    size_t k = 0;
+    while (k < values.size() && !SameValue(values[k], level)) ++k;
+    if (k == values.size())
+      return NotFound(path, ": variable ", name, " has no level ", FormatLevel(level),
+                      " on its vertical axis ", v.vertical->name, " (levels: ", JoinLevels(values),
+                      ")");
+    indices.push_back(k);
+  }
+  return indices;
+}
+
+// A file's time axis: none (one step), or the decoded instants of its CF time coordinate.
+struct FileTime {
+  bool has_time = false;
+  Calendar calendar = Calendar::kStandard;
+  std::string units;
+  std::vector<int64_t> instants;
+  size_t num_steps = 1;
+};
+
+Result<FileTime> ReadTimeAxis(const NcFile& file, const std::string& path,
+                              const VarLayout& time_source) {
+  FileTime time;
+  if (!time_source.time_coordinate) {
+    if (time_source.t_pos >= 0) return Internal(path, ": time dimension without coordinate");
+    return time;
+  }
+  const AxisAttrs& attrs = *time_source.time_attrs;
+  const std::string coord = time_source.time_coordinate->name;
+  auto calendar = ParseCalendar(attrs.calendar);
+  if (!calendar.ok())
+    return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord));
+  auto units = ParseTimeUnits(attrs.units, *calendar);
+  if (!units.ok()) return units.status().WithContext(StrCat(path, ": time coordinate ", coord));
+  TS_ASSIGN_OR_RETURN(auto values, file.ReadAllDouble(*time_source.time_coordinate));
+  if (time_source.t_pos >= 0 && values.size() != time_source.info.dim_lens[time_source.t_pos])
+    return Internal(path, ": time coordinate length mismatch");
+  for (size_t i = 0; i < values.size(); ++i) {
+    auto instant = DecodeTime(*units, values[i]);
+    if (!instant.ok())
+      return instant.status().WithContext(StrCat(path, ": time coordinate ", coord, " [", i, "]"));
+    if (!time.instants.empty() && *instant <= time.instants.back())
+      return InvalidArgument(path, ": time coordinate ", coord, " is not strictly increasing: [",
+                             i - 1, "] ", InstantToIso(*calendar, time.instants.back()), ", [",
+                             i, "] ", InstantToIso(*calendar, *instant),
+                             *instant == time.instants.back() ? " (duplicate time)" : "");
+    time.instants.push_back(*instant);
+  }
+  time.has_time = true;
+  time.calendar = *calendar;
+  time.units = attrs.units;
+  time.num_steps = time.instants.size();
+  return time;
+}
+
+}  // namespace
+
+// Resolves the requested variables in one file: its channels (one per variable and level), how
+// each is read, and its time axis.
+Result<NetcdfDataset::FileScan> NetcdfDataset::ScanFile(const NetcdfRequest& request,
+                                                         const std::string& path) {
+  FileScan scan;
+  scan.plan = std::make_unique<FilePlan>();
+  FilePlan* plan = scan.plan.get();
+  TS_ASSIGN_OR_RETURN(plan->file, NcFile::Open(path));
+  const NcFile& file = *plan->file;
+  std::optional<VarLayout> time_source;
+  for (const std::string& name : request.variables) {
+    TS_ASSIGN_OR_RETURN(VarLayout v, ResolveVariable(file, name, request));
+    if (!time_source) {
+      scan.first = v;
+      time_source = v;
+    } else {
+      TS_RETURN_IF_ERROR(CheckSameGrid(path, scan.first, v));
+      TS_RETURN_IF_ERROR(CheckSameTimeAxis(path, *time_source, v));
+    }
+    std::vector<size_t> level_indices;
+    if (v.vertical) {
+      TS_ASSIGN_OR_RETURN(level_indices, SelectLevels(path, name, v, request));
+      scan.verticals.push_back(*v.vertical);
+    }
+    NcDirectLayout direct = NotDirectByRequest();
+    if (request.direct_reads) {
+      TS_ASSIGN_OR_RETURN(direct, file.DirectLayout(v.info));
+    }
+    const size_t type_size = NcTypeSize(v.packing.stored_type);
+    const size_t plane = scan.first.lat.values.size() * scan.first.lon.values.size();
+    const size_t num_levels = v.vertical ? level_indices.size() : 1;
+    for (size_t l = 0; l < num_levels; ++l) {
+      NetcdfChannel ch;
+      ch.variable = name;
+      ch.units = v.units;
+      ChannelRead read;
+      read.var = v.info;
+      read.packing = v.packing;
+      read.t_pos = v.t_pos;
+      read.y_pos = v.y_pos;
+      read.x_pos = v.x_pos;
+      read.type_size = type_size;
+      read.x_major = v.x_pos < v.y_pos;
+      read.direct = direct;
+      read.start.assign(v.info.dim_lens.size(), 0);
+      read.count.assign(v.info.dim_lens.size(), 1);
+      read.count[v.y_pos] = v.info.dim_lens[v.y_pos];
+      read.count[v.x_pos] = v.info.dim_lens[v.x_pos];
       if (v.vertical) {
-        const auto& values = v.vertical->values;
-        if (request.levels.empty()) {
-          level_indices.resize(values.size());
-          std::iota(level_indices.begin(), level_indices.end(), size_t{0});
-        } else {
-          for (double level : request.levels) {
-            size_t k = 0;
-            while (k < values.size() && !SameValue(values[k], level)) ++k;
-            if (k == values.size()) {
-              return NotFound(path, ": variable ", name, " has no level ", FormatLevel(level),
-                              " on its vertical axis ", v.vertical->name,
-                              " (levels: ", JoinLevels(values), ")");
-            }
-            level_indices.push_back(k);
-          }
-        }
-        verticals.push_back(*v.vertical);
+        ch.level = v.vertical->values[level_indices[l]];
+        ch.name = name + "_" + FormatLevel(*ch.level);
+        read.start[v.z_pos] = level_indices[l];
+      } else {
+        ch.name = name;
       }
-      NcDirectLayout direct = NotDirectByRequest();
-      if (request.direct_reads) {
-        TS_ASSIGN_OR_RETURN(direct, file.DirectLayout(v.info));
-      }
-      const size_t type_size = NcTypeSize(v.packing.stored_type);
-      const size_t plane = first->lat.values.size() * first->lon.values.size();
-      const size_t num_levels = v.vertical ? level_indices.size() : 1;
-      for (size_t l = 0; l < num_levels; ++l) {
-        NetcdfChannel ch;
-        ch.variable = name;
-        ch.units = v.units;
-        ChannelRead read;
-        read.var = v.info;
-        read.packing = v.packing;
-        read.t_pos = v.t_pos;
-        read.y_pos = v.y_pos;
-        read.x_pos = v.x_pos;
-        read.type_size = type_size;
-        read.x_major = v.x_pos < v.y_pos;
-        read.direct = direct;
-        read.start.assign(v.info.dim_lens.size(), 0);
-        read.count.assign(v.info.dim_lens.size(), 1);
-        read.count[v.y_pos] = v.info.dim_lens[v.y_pos];
-        read.count[v.x_pos] = v.info.dim_lens[v.x_pos];
-        if (v.vertical) {
-          ch.level = v.vertical->values[level_indices[l]];
-          ch.name = name + "_" + FormatLevel(*ch.level);
-          read.start[v.z_pos] = level_indices[l];
-        } else {
-          ch.name = name;
-        }
-        plan->raw_step_bytes += plane * type_size;
-        plan->reads.push_back(std::move(read));
-        channels.push_back(std::move(ch));
-      }
-      plan->packing.emplace_back(name, v.packing.Describe());
-      plan->read_paths.emplace_back(name, direct.Describe());
+      plan->raw_step_bytes += plane * type_size;
+      plan->reads.push_back(std::move(read));
+      scan.channels.push_back(std::move(ch));
     }
-
-    // Time axis of this file.
-    if (time_source->time_coordinate) {
-      const AxisAttrs& attrs = *time_source->time_attrs;
-      const std::string coord = time_source->time_coordinate->name;
-      auto calendar = ParseCalendar(attrs.calendar);
-      if (!calendar.ok()) {
-        return calendar.status().WithContext(StrCat(path, ": time coordinate ", coord));
-      }
-      auto units = ParseTimeUnits(attrs.units, *calendar);
-      if (!units.ok()) {
-        return units.status().WithContext(StrCat(path, ": time coordinate ", coord));
-      }
-      TS_ASSIGN_OR_RETURN(auto values, file.ReadAllDouble(*time_source->time_coordinate));
-      if (time_source->t_pos >= 0 &&
-          values.size() != time_source->info.dim_lens[time_source->t_pos]) {
-        return Internal(path, ": time coordinate length mismatch");
-      }
-      for (size_t i = 0; i < values.size(); ++i) {
-        auto instant = DecodeTime(*units, values[i]);
-        if (!instant.ok()) {
-          return instant.status().WithContext(
-              StrCat(path, ": time coordinate ", coord, " [", i, "]"));
-        }
-        if (!plan->instants.empty() && *instant <= plan->instants.back()) {
-          return InvalidArgument(path, ": time coordinate ", coord,
-                                 " is not strictly increasing: [", i - 1, "] ",
-                                 InstantToIso(*calendar, plan->instants.back()), ", [", i, "] ",
-                                 InstantToIso(*calendar, *instant),
-                                 *instant == plan->instants.back() ? " (duplicate time)" : "");
-        }
-        plan->instants.push_back(*instant);
-      }
-      plan->has_time = true;
-      plan->calendar = *calendar;
-      plan->time_units = attrs.units;
-      plan->num_steps = plan->instants.size();
-    } else if (time_source->t_pos >= 0) {
-      return Internal(path, ": time dimension without coordinate");
-    } else {
-      plan->num_steps = 1;
-    }
-
-    // Consistency with the first file: same channels (levels), same grid.
-    if (f == 0) {
-      ds->channels_ = std::move(channels);
-      ds->lat_ = first->lat;
-      ds->lon_ = first->lon;
-      if (first->coords_2d && first->y_pos >= 0 &&
-          first->coords_2d->first.dim_names ==
-              std::vector<std::string>{first->info.dim_names[first->y_pos],
-                                       first->info.dim_names[first->x_pos]}) {
-        NetcdfCoords2d c;
-        const auto& [lat, lon] = *first->coords_2d;
-        c.lat_name = lat.name;
-        c.lon_name = lon.name;
-        TS_ASSIGN_OR_RETURN(auto lat_attrs, ReadAxisAttrs(file, lat));
-        TS_ASSIGN_OR_RETURN(auto lon_attrs, ReadAxisAttrs(file, lon));
-        c.lat_units = lat_attrs.units;
-        c.lon_units = lon_attrs.units;
-        TS_ASSIGN_OR_RETURN(c.lat, file.ReadAllDouble(lat));
-        TS_ASSIGN_OR_RETURN(c.lon, file.ReadAllDouble(lon));
-        ds->coords_2d_ = std::move(c);
-      }
-      if (!first->grid_mapping.empty()) {
-        auto gm = file.Find(first->grid_mapping);
-        if (!gm)
-          return InvalidArgument(path, ": variable ", first->info.name, ": grid_mapping \"",
-                                 first->grid_mapping, "\" names no variable of the file");
-        TS_ASSIGN_OR_RETURN(auto attrs, file.AllAttrs(gm->varid));
-        ds->grid_mapping_ = {{"name", gm->name}, {"attributes", attrs}};
-        for (const char* key : {"crs_wkt", "spatial_ref"}) {
-          if (attrs.contains(key) && attrs[key].is_string()) {
-            ds->crs_wkt_ = attrs[key].get<std::string>();
-            break;
-          }
-        }
-      }
-      ds->vertical_ = std::move(verticals);
-      ds->raw_step_bytes_ = plan->raw_step_bytes;
-    } else {
-      const std::string& first_path = request.files[0];
-      if (!SameValues(ds->lat_.values, first->lat.values) ||
-          !SameValues(ds->lon_.values, first->lon.values)) {
-        return InvalidArgument(
-            path, ": grid (", first->lat.name, "=", first->lat.values.size(), ", ", first->lon.name,
-            "=", first->lon.values.size(), ") differs from ", first_path, " (", ds->lat_.name, "=",
-            ds->lat_.values.size(), ", ", ds->lon_.name, "=", ds->lon_.values.size(), ")");
-      }
-      if (channels.size() != ds->channels_.size()) {
-        return InvalidArgument(path, ": has ", channels.size(), " channels for the request, ",
-                               first_path, " has ", ds->channels_.size(),
-                               " (different vertical levels?)");
-      }
-      for (size_t c = 0; c < channels.size(); ++c) {
-        if (channels[c].name != ds->channels_[c].name) {
-          return InvalidArgument(path, ": channel ", c, " is ", channels[c].name, " but ",
-                                 first_path, " has ", ds->channels_[c].name);
-        }
-      }
-      ds->raw_step_bytes_ = std::max(ds->raw_step_bytes_, plan->raw_step_bytes);
-    }
-    plans.push_back(std::move(plan));
+    plan->packing.emplace_back(name, v.packing.Describe());
+    plan->read_paths.emplace_back(name, direct.Describe());
   }
+  TS_ASSIGN_OR_RETURN(FileTime time, ReadTimeAxis(file, path, *time_source));
+  plan->has_time = time.has_time;
+  plan->calendar = time.calendar;
+  plan->time_units = std::move(time.units);
+  plan->instants = std::move(time.instants);
+  plan->num_steps = time.num_steps;
+  return scan;
+}
 
-  // Order the files along time and check that they do not overlap.
+// The first file sets the channels, the grid (with 2-D coordinates and grid mapping) and the
+// vertical axes that the others must match.
+Status NetcdfDataset::AdoptFirstFile(FileScan& scan) {
+  const VarLayout& first = scan.first;
+  const NcFile& file = *scan.plan->file;
+  const std::string& path = file.path();
+  channels_ = std::move(scan.channels);
+  lat_ = first.lat;
+  lon_ = first.lon;
+  if (first.coords_2d && first.y_pos >= 0 &&
+      first.coords_2d->first.dim_names ==
+          std::vector<std::string>{first.info.dim_names[first.y_pos],
+                                   first.info.dim_names[first.x_pos]}) {
+    NetcdfCoords2d c;
+    const auto& [lat, lon] = *first.coords_2d;
+    c.lat_name = lat.name;
+    c.lon_name = lon.name;
+    TS_ASSIGN_OR_RETURN(auto lat_attrs, ReadAxisAttrs(file, lat));
+    TS_ASSIGN_OR_RETURN(auto lon_attrs, ReadAxisAttrs(file, lon));
+    c.lat_units = lat_attrs.units;
+    c.lon_units = lon_attrs.units;
+    TS_ASSIGN_OR_RETURN(c.lat, file.ReadAllDouble(lat));
+    TS_ASSIGN_OR_RETURN(c.lon, file.ReadAllDouble(lon));
+    coords_2d_ = std::move(c);
+  }
+  if (!first.grid_mapping.empty()) {
+    auto gm = file.Find(first.grid_mapping);
+    if (!gm)
+      return InvalidArgument(path, ": variable ", first.info.name, ": grid_mapping \"",
+                             first.grid_mapping, "\" names no variable of the file");
+    TS_ASSIGN_OR_RETURN(auto attrs, file.AllAttrs(gm->varid));
+    grid_mapping_ = {{"name", gm->name}, {"attributes", attrs}};
+    for (const char* key : {"crs_wkt", "spatial_ref"}) {
+      if (attrs.contains(key) && attrs[key].is_string()) {
+        crs_wkt_ = attrs[key].get<std::string>();
+        break;
+      }
+    }
+  }
+  vertical_ = std::move(scan.verticals);
+  raw_step_bytes_ = scan.plan->raw_step_bytes;
+  return Status::Ok();
+}
+
+// Every later file has the first one's grid and channels (levels).
+Status NetcdfDataset::CheckLikeFirstFile(const NetcdfRequest& request, const FileScan& scan) {
+  const std::string& path = scan.plan->file->path();
+  const std::string& first_path = request.files[0];
+  const VarLayout& first = scan.first;
+  if (!SameValues(lat_.values, first.lat.values) || !SameValues(lon_.values, first.lon.values)) {
+    return InvalidArgument(
+        path, ": grid (", first.lat.name, "=", first.lat.values.size(), ", ", first.lon.name,
+        "=", first.lon.values.size(), ") differs from ", first_path, " (", lat_.name, "=",
+        lat_.values.size(), ", ", lon_.name, "=", lon_.values.size(), ")");
+  }
+  const std::vector<NetcdfChannel>& channels = scan.channels;
+  if (channels.size() != channels_.size()) {
+    return InvalidArgument(path, ": has ", channels.size(), " channels for the request, ",
+                           first_path, " has ", channels_.size(),
+                           " (different vertical levels?)");
+  }
+  for (size_t c = 0; c < channels.size(); ++c) {
+    if (channels[c].name != channels_[c].name) {
+      return InvalidArgument(path, ": channel ", c, " is ", channels[c].name, " but ",
+                             first_path, " has ", channels_[c].name);
+    }
+  }
+  raw_step_bytes_ = std::max(raw_step_bytes_, scan.plan->raw_step_bytes);
+  return Status::Ok();
+}
+
+// Orders the files along time, checks that they do not overlap, and lists the steps.
+Status NetcdfDataset::OrderAlongTime(const NetcdfRequest& request,
+                                     std::vector<std::unique_ptr<FilePlan>> plans) {
   const size_t timed = static_cast<size_t>(
       std::count_if(plans.begin(), plans.end(), [](const auto& p) { return p->has_time; }));
   if (timed != 0 && timed != plans.size()) {
@@ -536,37 +577,55 @@ Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& 
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
       return plans[a]->instants.front() < plans[b]->instants.front();
     });
-    ds->has_time_ = true;
-    ds->calendar_ = plans[0]->calendar;
-    ds->time_units_ = plans[order[0]]->time_units;
+    has_time_ = true;
+    calendar_ = plans[0]->calendar;
+    time_units_ = plans[order[0]]->time_units;
     for (size_t k = 1; k < order.size(); ++k) {
       const FilePlan& prev = *plans[order[k - 1]];
       const FilePlan& next = *plans[order[k]];
       if (next.instants.front() <= prev.instants.back()) {
         return InvalidArgument(
             "files overlap in time: ", request.files[order[k - 1]], " covers ",
-            InstantToIso(ds->calendar_, prev.instants.front()), " .. ",
-            InstantToIso(ds->calendar_, prev.instants.back()), " and ", request.files[order[k]],
-            " starts at ", InstantToIso(ds->calendar_, next.instants.front()),
+            InstantToIso(calendar_, prev.instants.front()), " .. ",
+            InstantToIso(calendar_, prev.instants.back()), " and ", request.files[order[k]],
+            " starts at ", InstantToIso(calendar_, next.instants.front()),
             next.instants.front() == prev.instants.back() ? " (duplicate time)" : "");
       }
     }
   }
   for (size_t k = 0; k < order.size(); ++k) {
-    ds->files_.push_back(request.files[order[k]]);
-    ds->plans_.push_back(std::move(plans[order[k]]));
-    const FilePlan& plan = *ds->plans_.back();
+    files_.push_back(request.files[order[k]]);
+    plans_.push_back(std::move(plans[order[k]]));
+    const FilePlan& plan = *plans_.back();
     for (size_t i = 0; i < plan.num_steps; ++i) {
       NetcdfStep step;
       step.file = k;
       step.index = i;
       if (plan.has_time) {
         step.instant_ms = plan.instants[i];
-        step.iso = InstantToIso(ds->calendar_, plan.instants[i]);
+        step.iso = InstantToIso(calendar_, plan.instants[i]);
       }
-      ds->steps_.push_back(std::move(step));
+      steps_.push_back(std::move(step));
     }
   }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<NetcdfDataset>> NetcdfDataset::Open(const NetcdfRequest& request) {
+  TS_RETURN_IF_ERROR(ValidateRequest(request));
+  std::unique_ptr<NetcdfDataset> ds(new NetcdfDataset());
+  ds->float64_ = request.float64;
+  std::vector<std::unique_ptr<FilePlan>> plans;
+  for (size_t f = 0; f < request.files.size(); ++f) {
+    TS_ASSIGN_OR_RETURN(FileScan scan, ScanFile(request, request.files[f]));
+    if (f == 0) {
+      TS_RETURN_IF_ERROR(ds->AdoptFirstFile(scan));
+    } else {
+      TS_RETURN_IF_ERROR(ds->CheckLikeFirstFile(request, scan));
+    }
+    plans.push_back(std::move(scan.plan));
+  }
+  TS_RETURN_IF_ERROR(ds->OrderAlongTime(request, std::move(plans)));
   return ds;
 }
 

@@ -141,7 +141,16 @@ class NetcdfDataset {
  private:
   struct ChannelRead;  // how one channel is read from one file
   struct FilePlan;
+  struct FileScan;  // one file's plan and what Open compares across files
   NetcdfDataset() = default;
+
+  // The steps of Open: each file on its own, then the files against the first one, then the
+  // files in time order.
+  static Result<FileScan> ScanFile(const NetcdfRequest& request, const std::string& path);
+  Status AdoptFirstFile(FileScan& scan);
+  Status CheckLikeFirstFile(const NetcdfRequest& request, const FileScan& scan);
+  Status OrderAlongTime(const NetcdfRequest& request,
+                        std::vector<std::unique_ptr<FilePlan>> plans);
 
   std::vector<std::string> files_;
   std::vector<std::unique_ptr<FilePlan>> plans_;  // parallel to files_

@@ -14,6 +14,7 @@
 
 #include "ingest/hdf5_util.h"
 #include "tiling/codec.h"
+#include "tiling/storage.h"
 
 namespace tilestage::ingest {
 
@@ -238,23 +239,6 @@ class ClassicHeaderParser {
   size_t pos_ = 0;
   int version_ = 0;
 };
-
-// Reads exactly `bytes` at `offset`; the number of bytes read when the file ends first, -1 (errno
-// set) on an error.
-int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset) {
-  uint64_t done = 0;
-  while (done < bytes) {
-    const ssize_t got = ::pread(fd, static_cast<uint8_t*>(out) + done, bytes - done,
-                                static_cast<off_t>(offset + done));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (got == 0) break;
-    done += static_cast<uint64_t>(got);
-  }
-  return static_cast<int64_t>(done);
-}
 
 std::string Hyperslab(const std::vector<size_t>& start, const std::vector<size_t>& count) {
   std::string out = "[";

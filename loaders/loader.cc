@@ -22,7 +22,6 @@
 #include <optional>
 #include <thread>
 
-#include "loaders/record_view.h"
 #include "loaders/stage_plan.h"
 #include "tiling/checksum.h"
 #include "tiling/shard.h"

@@ -31,7 +31,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kAlign = 4096;            // O_DIRECT alignment of buffers, offsets, lengths
 constexpr uint64_t kReadPieceBytes = 8 << 20;  // parallel read granularity inside a chunk
-constexpr uint64_t kHashBlockBytes = 8 << 20;
 
 uint64_t RoundUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
@@ -80,18 +79,10 @@ class SourceFile {
   // Reads [offset, offset + n) into out; out has RoundUp(n, kAlign) bytes of aligned room.
   Status Read(uint64_t offset, uint64_t n, uint8_t* out) const {
     if (!direct()) return file_->ReadAt(offset, {out, n});
-    const uint64_t want = RoundUp(n, kAlign);
-    uint64_t done = 0;
-    while (done < n) {
-      const ssize_t got = ::pread(fd_, out + done, want - done, static_cast<off_t>(offset + done));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("read", path_, errno);
-      }
-      if (got == 0)
-        return DataLoss(path_, ": truncated: cannot read ", n, " bytes at offset ", offset);
-      done += static_cast<uint64_t>(got);
-    }
+    const int64_t got = PreadFull(fd_, out, RoundUp(n, kAlign), offset);
+    if (got < 0) return ErrnoStatus("read", path_, errno);
+    if (static_cast<uint64_t>(got) < n)
+      return DataLoss(path_, ": truncated: cannot read ", n, " bytes at offset ", offset);
     return Status::Ok();
   }
 
@@ -166,12 +157,7 @@ class DestFile {
       return ErrnoStatus("rename to", path_, errno);
     committed_ = true;
     if (!sync_) return Status::Ok();
-    const std::string dir = std::filesystem::path(path_).parent_path().string();
-    const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
+    (void)FsyncDirectoryOf(path_);  // best effort: the shard itself is durable
     return Status::Ok();
   }
 
@@ -196,18 +182,6 @@ class DestFile {
   bool committed_ = false;
   std::unique_ptr<WritableFile> file_;
 };
-
-Result<uint64_t> HashWholeFile(Storage& storage, const std::string& path) {
-  TS_ASSIGN_OR_RETURN(auto file, storage.OpenRead(path));
-  std::vector<uint8_t> buf(std::min<uint64_t>(kHashBlockBytes, file->size()));
-  Hasher hasher;
-  for (uint64_t off = 0; off < file->size(); off += kHashBlockBytes) {
-    const uint64_t n = std::min<uint64_t>(kHashBlockBytes, file->size() - off);
-    TS_RETURN_IF_ERROR(file->ReadAt(off, {buf.data(), n}));
-    hasher.Update({buf.data(), n});
-  }
-  return hasher.Digest();
-}
 
 // One shard on its way in: every node of the replica set hashes every transferred shard, even
 // one it already holds, so all of them see a corrupt source shard at the same moment.
@@ -251,14 +225,10 @@ struct LocalShard {
 
 Status ReadFull(int fd, const std::string& path, uint64_t offset, uint64_t n, uint8_t* out,
                 uint64_t file_bytes) {
-  for (uint64_t done = 0; done < n;) {
-    const ssize_t got = ::pread(fd, out + done, n - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return ErrnoStatus("read", path, errno);
-    if (got == 0)
-      return DataLoss(path, ": truncated at ", offset + done, " of ", file_bytes, " bytes");
-    done += static_cast<uint64_t>(got);
-  }
+  const int64_t got = PreadFull(fd, out, n, offset);
+  if (got < 0) return ErrnoStatus("read", path, errno);
+  if (static_cast<uint64_t>(got) < n)
+    return DataLoss(path, ": truncated at ", offset + got, " of ", file_bytes, " bytes");
   return Status::Ok();
 }
 
@@ -429,14 +399,13 @@ Status NodeStager::CheckExisting() {
       const std::string path = DestPath(mine_[k]);
       auto exists = dst_->Exists(path);
       if (!exists.ok() || !*exists) return;
-      auto hash = HashWholeFile(*dst_, path);
       // A shard that cannot be read or does not match is simply staged again (replaced
       // atomically); only an intact one is skipped.
+      auto file = dst_->OpenRead(path);
+      if (!file.ok()) return;
+      auto hash = HashWholeFile(**file);
       const ShardEntry& e = manifest_.shards[mine_[k]];
-      if (hash.ok() && HashToHex(*hash) == e.hash) {
-        auto file = dst_->OpenRead(path);
-        if (file.ok() && (*file)->size() == e.bytes) intact_[k] = 1;
-      }
+      if (hash.ok() && HashToHex(*hash) == e.hash && (*file)->size() == e.bytes) intact_[k] = 1;
     });
   });
   return Status::Ok();

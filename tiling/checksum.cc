@@ -7,7 +7,11 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
+
+#include "tiling/storage.h"
 
 namespace tilestage {
 
@@ -30,5 +34,19 @@ void Hasher::Update(std::span<const uint8_t> bytes) {
   XXH3_64bits_update(state_->xxh, bytes.data(), bytes.size());
 }
 uint64_t Hasher::Digest() const { return XXH3_64bits_digest(state_->xxh); }
+
+Result<uint64_t> HashWholeFile(const ReadableFile& file, const std::atomic<bool>* stop) {
+  constexpr uint64_t kBlockBytes = 8 << 20;
+  const uint64_t size = file.size();
+  std::vector<uint8_t> buf(std::min(kBlockBytes, size));
+  Hasher hasher;
+  for (uint64_t off = 0; off < size; off += kBlockBytes) {
+    if (stop && *stop) return Internal(file.path(), ": hashing stopped");
+    const uint64_t n = std::min(kBlockBytes, size - off);
+    TS_RETURN_IF_ERROR(file.ReadAt(off, {buf.data(), n}));
+    hasher.Update({buf.data(), n});
+  }
+  return hasher.Digest();
+}
 
 }  // namespace tilestage

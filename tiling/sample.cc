@@ -7,18 +7,21 @@ Array::Array(DType dtype_in, std::vector<int64_t> shape_in)
   data.assign(static_cast<size_t>(NumElements()) * DTypeSize(dtype), 0);
 }
 
-int64_t Array::NumElements() const {
+int64_t ShapeElements(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
 
-std::string Array::Describe() const {
-  std::string s = DTypeName(dtype);
-  s += "[";
+std::string FormatShape(const std::vector<int64_t>& shape) {
+  std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
   return s + "]";
 }
+
+int64_t Array::NumElements() const { return ShapeElements(shape); }
+
+std::string Array::Describe() const { return DTypeName(dtype) + FormatShape(shape); }
 
 double ElementAsDouble(const Array& array, int64_t i) {
   return VisitDType(array.dtype, [&](auto zero) {

@@ -18,6 +18,11 @@
 
 namespace tilestage {
 
+// Elements of an array of this shape (1 for a scalar).
+int64_t ShapeElements(const std::vector<int64_t>& shape);
+// "[3,64,64]", as messages and Array::Describe write shapes.
+std::string FormatShape(const std::vector<int64_t>& shape);
+
 struct Array {
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "tiling/checksum.h"
+#include "tiling/json_read.h"
 
 namespace tilestage {
 
@@ -130,28 +131,11 @@ Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec)
   return rec;
 }
 
-namespace {
+// ------------------------------------------------------------------------------ parsing
 
-struct FieldDesc {
-  std::string name;
-  DType dtype = DType::kU8;
-  std::vector<int64_t> shape;
-  uint64_t raw = 0, stored = 0;
-  uint64_t payload_offset = 0;  // from the start of the record
-};
-
-struct RecordLayout {
-  uint32_t header_bytes = 0;
-  std::span<const uint8_t> meta;
-  std::vector<FieldDesc> fields;
-};
-
-// Parses and checks a record's header (fixed part, field table, metadata) from the first bytes of
-// the record. record_bytes is the whole record's stored size: payload extents are checked
-// against it, so a layout that parses is safe to read payloads by.
 Status ParseRecordHeader(std::span<const uint8_t> header, uint64_t record_bytes,
-                         const IndexEntry& entry, const std::string& where,
-                         RecordLayout* layout) {
+                         const IndexEntry& entry, const std::string& where, RecordHeader* out,
+                         std::vector<FieldView>* fields) {
   Cursor c(header);
   std::span<const uint8_t> magic;
   uint16_t nfields = 0, reserved = 0;
@@ -159,87 +143,118 @@ Status ParseRecordHeader(std::span<const uint8_t> header, uint64_t record_bytes,
   if (!c.ReadBytes(4, &magic) || !std::equal(magic.begin(), magic.end(), kRecordMagic.begin()))
     return DataLoss(where, ": bad record magic");
   if (!c.Read(&nfields) || !c.Read(&reserved) || !c.Read(&meta_bytes) ||
-      !c.Read(&layout->header_bytes))
+      !c.Read(&out->header_bytes))
     return DataLoss(where, ": record header truncated");
-  if (layout->header_bytes > record_bytes)
-    return DataLoss(where, ": record header of ", layout->header_bytes, " bytes exceeds the ",
+  if (out->header_bytes > record_bytes)
+    return DataLoss(where, ": record header of ", out->header_bytes, " bytes exceeds the ",
                     record_bytes, "-byte record");
 
-  layout->fields.resize(nfields);
-  for (FieldDesc& d : layout->fields) {
+  fields->resize(nfields);
+  for (FieldView& d : *fields) {
     uint16_t name_len = 0;
     uint8_t dtype_code = 0, ndim = 0;
     std::span<const uint8_t> name;
     if (!c.Read(&name_len) || !c.ReadBytes(name_len, &name) || !c.Read(&dtype_code) ||
         !c.Read(&ndim))
       return DataLoss(where, ": field table truncated");
-    d.name.assign(name.begin(), name.end());
+    d.name = std::string_view(reinterpret_cast<const char*>(name.data()), name.size());
+    d.data = {};
     auto dtype = DTypeFromCode(dtype_code);
     if (!dtype.ok()) return DataLoss(where, ": field '", d.name, "': ", dtype.status().message());
     d.dtype = *dtype;
     if (ndim > kMaxDims) return DataLoss(where, ": field '", d.name, "': ", int(ndim), " dims");
     uint64_t elements = 1;
-    d.shape.clear();
-    for (int k = 0; k < ndim; ++k) {
-      int64_t dim = 0;
+    d.shape.resize(ndim);
+    for (int64_t& dim : d.shape) {
       if (!c.Read(&dim)) return DataLoss(where, ": field table truncated");
       if (dim < 0 || (dim > 0 && elements > (UINT64_MAX >> 4) / static_cast<uint64_t>(dim)))
         return DataLoss(where, ": field '", d.name, "': bad dimension ", dim);
       elements *= static_cast<uint64_t>(dim);
-      d.shape.push_back(dim);
     }
-    if (!c.Read(&d.raw) || !c.Read(&d.stored)) return DataLoss(where, ": field table truncated");
-    if (d.raw != elements * DTypeSize(d.dtype))
-      return DataLoss(where, ": field '", d.name, "': ", d.raw, " raw bytes for ", elements,
+    if (!c.Read(&d.raw_bytes) || !c.Read(&d.stored_bytes))
+      return DataLoss(where, ": field table truncated");
+    if (d.raw_bytes != elements * DTypeSize(d.dtype))
+      return DataLoss(where, ": field '", d.name, "': ", d.raw_bytes, " raw bytes for ", elements,
                       " elements of ", DTypeName(d.dtype));
   }
-  if (!c.ReadBytes(meta_bytes, &layout->meta) || c.pos() != layout->header_bytes)
+  if (!c.ReadBytes(meta_bytes, &out->meta) || c.pos() != out->header_bytes)
     return DataLoss(where, ": record header size mismatch");
 
-  uint64_t offset = layout->header_bytes, raw_total = layout->header_bytes;
-  for (FieldDesc& d : layout->fields) {
-    if (d.stored > record_bytes - offset)
+  uint64_t offset = out->header_bytes, raw_total = out->header_bytes;
+  for (FieldView& d : *fields) {
+    if (d.stored_bytes > record_bytes - offset)
       return DataLoss(where, ": field '", d.name, "' payload truncated");
-    if (d.raw > entry.raw_size)
+    if (d.raw_bytes > entry.raw_size)
       return DataLoss(where, ": field '", d.name, "' larger than record");
+    // Uncompressed payloads are read in place or copied by their stored size: exactly raw.
+    if (entry.codec == Codec::kNone && d.stored_bytes != d.raw_bytes)
+      return DataLoss(where, ": field '", d.name, "': stored ", d.stored_bytes, " bytes, raw ",
+                      d.raw_bytes);
     // Checked before anything is allocated, so damaged sizes cannot exhaust memory.
-    if (d.raw > MaxDecodedBytes(entry.codec, d.stored))
-      return DataLoss(where, ": field '", d.name, "': ", d.raw, " raw bytes cannot come from ",
-                      d.stored, " ", CodecName(entry.codec), " bytes");
+    if (d.raw_bytes > MaxDecodedBytes(entry.codec, d.stored_bytes))
+      return DataLoss(where, ": field '", d.name, "': ", d.raw_bytes,
+                      " raw bytes cannot come from ", d.stored_bytes, " ",
+                      CodecName(entry.codec), " bytes");
     d.payload_offset = offset;
-    offset += d.stored;
-    raw_total += d.raw;
+    offset += d.stored_bytes;
+    raw_total += d.raw_bytes;
   }
   if (raw_total != entry.raw_size)
     return DataLoss(where, ": decoded ", raw_total, " bytes, index says ", entry.raw_size);
   return Status::Ok();
 }
 
-// Sizes sample's fields to the layout, reusing the vectors already there (no reallocation and no
-// zero-filling when a previous record had the same layout, the common case in a loader).
-Status PrepareSample(const RecordLayout& layout, const std::string& where, Sample* sample) {
-  sample->meta = nlohmann::json::parse(layout.meta.begin(), layout.meta.end(), nullptr,
-                                       /*allow_exceptions=*/false);
-  if (sample->meta.is_discarded()) return DataLoss(where, ": metadata is not valid JSON");
-  sample->fields.resize(layout.fields.size());
-  for (size_t k = 0; k < layout.fields.size(); ++k) {
-    const FieldDesc& d = layout.fields[k];
-    Field& f = sample->fields[k];
-    if (f.name != d.name) f.name = d.name;
-    f.array.dtype = d.dtype;
-    f.array.shape = d.shape;
-    f.array.data.resize(d.raw);
+Status ParseRecordView(std::span<const uint8_t> stored, const IndexEntry& entry,
+                       const std::string& where, std::vector<FieldView>* fields,
+                       std::vector<std::vector<uint8_t>>* scratch) {
+  RecordHeader header;
+  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &header, fields));
+  const bool in_place = entry.codec == Codec::kNone && !entry.shuffled;
+  if (!in_place && scratch->size() < fields->size()) scratch->resize(fields->size());
+  for (size_t k = 0; k < fields->size(); ++k) {
+    FieldView& f = (*fields)[k];
+    const std::span<const uint8_t> payload = stored.subspan(f.payload_offset, f.stored_bytes);
+    if (in_place) {
+      f.data = payload;
+      continue;
+    }
+    std::vector<uint8_t>& buf = (*scratch)[k];
+    buf.resize(f.raw_bytes);
+    Status s = DecodeBlock(entry.codec, entry.shuffled, payload, DTypeSize(f.dtype), buf);
+    if (!s.ok()) return DataLoss(where, ": field '", f.name, "': ", s.message());
+    f.data = buf;
   }
   return Status::Ok();
 }
 
-Status DecodePayloads(std::span<const uint8_t> stored, const RecordLayout& layout,
-                      const IndexEntry& entry, const std::string& where, Sample* sample) {
-  TS_RETURN_IF_ERROR(PrepareSample(layout, where, sample));
-  for (size_t k = 0; k < layout.fields.size(); ++k) {
-    const FieldDesc& d = layout.fields[k];
+namespace {
+
+// Sizes sample's fields to the layout, reusing the vectors already there (no reallocation and no
+// zero-filling when a previous record had the same layout, the common case in a loader).
+Status PrepareSample(const RecordHeader& header, const std::vector<FieldView>& fields,
+                     const std::string& where, Sample* sample) {
+  TS_ASSIGN_OR_RETURN(sample->meta, ParseBoundedJson(header.meta, where + ": metadata"));
+  sample->fields.resize(fields.size());
+  for (size_t k = 0; k < fields.size(); ++k) {
+    const FieldView& d = fields[k];
+    Field& f = sample->fields[k];
+    if (f.name != d.name) f.name = d.name;
+    f.array.dtype = d.dtype;
+    f.array.shape = d.shape;
+    f.array.data.resize(d.raw_bytes);
+  }
+  return Status::Ok();
+}
+
+Status DecodePayloads(std::span<const uint8_t> stored, const RecordHeader& header,
+                      const std::vector<FieldView>& fields, const IndexEntry& entry,
+                      const std::string& where, Sample* sample) {
+  TS_RETURN_IF_ERROR(PrepareSample(header, fields, where, sample));
+  for (size_t k = 0; k < fields.size(); ++k) {
+    const FieldView& d = fields[k];
     Array& a = sample->fields[k].array;
-    Status s = DecodeBlock(entry.codec, entry.shuffled, stored.subspan(d.payload_offset, d.stored),
+    Status s = DecodeBlock(entry.codec, entry.shuffled,
+                           stored.subspan(d.payload_offset, d.stored_bytes),
                            DTypeSize(a.dtype), a.data);
     if (!s.ok()) return DataLoss(where, ": field '", d.name, "': ", s.message());
   }
@@ -248,9 +263,10 @@ Status DecodePayloads(std::span<const uint8_t> stored, const RecordLayout& layou
 
 Status DecodeRecordInto(std::span<const uint8_t> stored, const IndexEntry& entry,
                         const std::string& where, Sample* sample) {
-  RecordLayout layout;
-  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &layout));
-  return DecodePayloads(stored, layout, entry, where, sample);
+  RecordHeader header;
+  std::vector<FieldView> fields;
+  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &header, &fields));
+  return DecodePayloads(stored, header, fields, entry, where, sample);
 }
 
 // Per-thread scratch for stored bytes, reused across reads so that the hot path neither
@@ -479,29 +495,30 @@ Status ShardReader::ReadUncompressedInto(uint64_t i, Sample* sample,
     TS_RETURN_IF_ERROR(file_->ReadAt(e.offset, probe));
   }
   const std::string where = StrCat("shard ", path(), ": record ", i);
-  RecordLayout layout;
-  if (!ParseRecordHeader(probe, e.stored_size, e, where, &layout).ok())
+  RecordHeader header;
+  std::vector<FieldView> fields;
+  if (!ParseRecordHeader(probe, e.stored_size, e, where, &header, &fields).ok())
     return Unimplemented("header does not parse");
-  for (const FieldDesc& d : layout.fields)
+  for (const FieldView& d : fields)
     if (e.shuffled && DTypeSize(d.dtype) > 1) return Unimplemented("shuffled");
   // For codec none, ParseRecordHeader has checked stored == raw for every field.
-  if (!PrepareSample(layout, where, sample).ok()) return Unimplemented("bad metadata");
+  if (!PrepareSample(header, fields, where, sample).ok()) return Unimplemented("bad metadata");
 
   Hasher hasher;
   const bool verify = options.verify_checksum;
   const uint64_t have = probe.size();
   if (verify) hasher.Update(probe);
-  for (size_t k = 0; k < layout.fields.size(); ++k) {
-    const FieldDesc& d = layout.fields[k];
+  for (size_t k = 0; k < fields.size(); ++k) {
+    const FieldView& d = fields[k];
     uint8_t* out = sample->fields[k].array.data.data();
     // The part of the payload that came with the probe, then the rest straight from the file.
     const uint64_t in_probe =
-        d.payload_offset < have ? std::min<uint64_t>(d.stored, have - d.payload_offset) : 0;
+        d.payload_offset < have ? std::min<uint64_t>(d.stored_bytes, have - d.payload_offset) : 0;
     if (in_probe) std::memcpy(out, probe.data() + d.payload_offset, in_probe);
     // In chunks that stay in cache between the read and the hash.
     constexpr uint64_t kChunkBytes = 256 << 10;
-    for (uint64_t done = in_probe; done < d.stored;) {
-      std::span<uint8_t> chunk(out + done, std::min(kChunkBytes, d.stored - done));
+    for (uint64_t done = in_probe; done < d.stored_bytes;) {
+      std::span<uint8_t> chunk(out + done, std::min(kChunkBytes, d.stored_bytes - done));
       TS_RETURN_IF_ERROR(file_->ReadAt(e.offset + d.payload_offset + done, chunk));
       if (verify) hasher.Update(chunk);
       done += chunk.size();
@@ -515,16 +532,6 @@ Status ShardReader::ReadUncompressedInto(uint64_t i, Sample* sample,
   return Status::Ok();
 }
 
-Result<uint64_t> ShardReader::HashFile() const {
-  constexpr uint64_t kBlock = 8 << 20;
-  std::vector<uint8_t> buf(std::min<uint64_t>(kBlock, file_->size()));
-  Hasher hasher;
-  for (uint64_t off = 0; off < file_->size(); off += kBlock) {
-    const uint64_t n = std::min<uint64_t>(kBlock, file_->size() - off);
-    TS_RETURN_IF_ERROR(file_->ReadAt(off, {buf.data(), n}));
-    hasher.Update({buf.data(), n});
-  }
-  return hasher.Digest();
-}
+Result<uint64_t> ShardReader::HashFile() const { return HashWholeFile(*file_); }
 
 }  // namespace tilestage

@@ -11,9 +11,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tiling/codec.h"
+#include "tiling/dtype.h"
 #include "tiling/sample.h"
 #include "tiling/status.h"
 #include "tiling/storage.h"
@@ -49,6 +51,40 @@ struct EncodedRecord {
 };
 
 Result<EncodedRecord> EncodeRecord(const Sample& sample, const CodecSpec& codec);
+
+// One field of a stored record, as the record's header describes it. `name` points into the
+// header bytes; `data` is set by ParseRecordView only.
+struct FieldView {
+  std::string_view name;
+  DType dtype = DType::kU8;
+  std::vector<int64_t> shape;
+  uint64_t raw_bytes = 0;         // once decoded
+  uint64_t stored_bytes = 0;      // in the record
+  uint64_t payload_offset = 0;    // from the start of the record
+  std::span<const uint8_t> data;  // raw (decoded) little-endian bytes
+};
+
+struct RecordHeader {
+  uint32_t header_bytes = 0;  // fixed part, field table and metadata
+  std::span<const uint8_t> meta;
+};
+
+// The one parser of a record's header (fixed part, field table, metadata; FORMAT.md §Records),
+// from the first bytes of the record. record_bytes is the whole record's stored size: payload
+// extents are checked against it and against the codec, so a header that parses is safe to read
+// payloads by. Reuses *fields' vectors, so a caller that keeps them allocates nothing per record.
+// Errors are DataLoss naming `where`. Thread-safety: plain functions over caller-owned data.
+Status ParseRecordHeader(std::span<const uint8_t> header, uint64_t record_bytes,
+                         const IndexEntry& entry, const std::string& where, RecordHeader* out,
+                         std::vector<FieldView>* fields);
+
+// The fields of `stored` (checksum already verified) located in place, for a loader's hot path:
+// unlike DecodeRecord it neither parses the metadata JSON nor copies uncompressed payloads (an
+// uncompressed field's data is a span into `stored`). Compressed or shuffled payloads are decoded
+// into (*scratch)[field index]; the views stay valid while `stored` and *scratch live.
+Status ParseRecordView(std::span<const uint8_t> stored, const IndexEntry& entry,
+                       const std::string& where, std::vector<FieldView>* fields,
+                       std::vector<std::vector<uint8_t>>* scratch);
 // Decodes stored bytes (already checksum-verified) into a Sample. `where` names the shard and
 // record in error messages.
 Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,

@@ -1,6 +1,12 @@
 #include "tiling/stats.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "tiling/vector4.h"
 
 namespace tilestage {
 
@@ -90,26 +96,278 @@ Result<ChannelStats> ChannelStats::FromJson(const nlohmann::json& j) {
 
 int64_t NumChannels(const Array& array) { return array.shape.size() >= 3 ? array.shape[0] : 1; }
 
-std::vector<ChannelStats> ComputeChannelStats(const Array& array, std::optional<double> nodata) {
+namespace {
+
+// ------------------------------------------------------------------ per-channel kernels
+
+// Integer types up to 16 bits: exact integer sums (vectorizable, no per-value division), turned
+// into Welford's (mean, m2) once per tile. Others: two passes in double.
+// Bytes (the commonest imagery): 32-bit accumulators over chunks that cannot overflow them
+// (16384 * 255^2 < 2^32), which the compiler vectorizes without widening to 64 bits.
+ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  s.count = static_cast<uint64_t>(n);
+  if (n == 0) return s;
+  uint64_t sum = 0;
+  unsigned __int128 sumsq = 0;
+  uint8_t lo = 255, hi = 0;
+  for (int64_t start = 0; start < n; start += 16384) {
+    const int64_t end = std::min<int64_t>(n, start + 16384);
+    uint32_t sum32 = 0, sq32 = 0;
+    uint8_t lo8 = 255, hi8 = 0;
+    for (int64_t i = start; i < end; ++i) {
+      const uint32_t x = v[i];
+      sum32 += x;
+      sq32 += x * x;
+      lo8 = std::min<uint8_t>(lo8, v[i]);
+      hi8 = std::max<uint8_t>(hi8, v[i]);
+    }
+    sum += sum32;
+    sumsq += sq32;
+    lo = std::min(lo, lo8);
+    hi = std::max(hi, hi8);
+  }
+  const __int128 n128 = n;
+  const __int128 numerator =
+      n128 * static_cast<__int128>(sumsq) - static_cast<__int128>(sum) * static_cast<__int128>(sum);
+  s.mean = static_cast<double>(sum) / static_cast<double>(n);
+  s.m2 = static_cast<double>(numerator) / static_cast<double>(n);
+  s.min = lo;
+  s.max = hi;
+  return s;
+}
+
+// Floats and 32/64-bit integers: sums in double, in 16 independent lanes (four vectors of four)
+// combined in a fixed order at the end, so the result depends only on the values, not on the
+// buffer, the thread count or the instruction set. Written with GCC vector types because the
+// compiler does not vectorize the conditional (NaN-skipping) loops by itself. WideStats below
+// makes one pass over the values, and a second only when the first could lose precision.
+enum class Validity { kAll, kNotNan, kMaskedNotNan };
+
+// All-ones lanes where the value counts: not NaN, and (kMaskedNotNan) its mask byte is not 0.
+template <Validity kValidity>
+[[gnu::always_inline]] inline void ValidLanes(const Double4& x, const uint8_t* valid, Int4* ok) {
+  *ok = x == x;
+  if constexpr (kValidity == Validity::kMaskedNotNan) {
+    Four<uint8_t>::type b;
+    std::memcpy(&b, valid, sizeof b);
+    *ok &= __builtin_convertvector(b, Int4) != 0;
+  }
+}
+
+// Whether value i counts (the scalar form of ValidLanes).
+template <typename T, Validity kValidity>
+[[gnu::always_inline]] inline bool ValidAt(const T* v, const uint8_t* valid, int64_t i) {
+  if constexpr (kValidity == Validity::kAll) return true;
+  bool ok = v[i] == v[i];
+  if constexpr (kValidity == Validity::kMaskedNotNan) ok = ok && valid[i] != 0;
+  return ok;
+}
+
+// One pass over the valid values: sums of d = x - shift and d * d, then mean = shift + S1 / count
+// and m2 = S2 - S1 * S1 / count. The shift keeps the sums small; see WideStats for its choice.
+template <typename T, Validity kValidity>
+[[gnu::always_inline]] inline ChannelStats ShiftedStats(const T* v, const uint8_t* valid, int64_t n,
+                                                        double shift) {
+  constexpr int kVectors = 4, kWidth = 4 * kVectors;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  const int64_t body = n - n % kWidth;
+  Double4 sum[kVectors] = {}, sum_sq[kVectors] = {}, lo[kVectors], hi[kVectors];
+  Int4 count[kVectors] = {};
+  for (int k = 0; k < kVectors; ++k) {
+    lo[k] = Double4{} + kInf;
+    hi[k] = Double4{} - kInf;
+  }
+  for (int64_t i = 0; i < body; i += kWidth) {
+    for (int k = 0; k < kVectors; ++k) {
+      Double4 x;
+      LoadDouble4(v + i + 4 * k, &x);
+      Double4 d = x - shift;
+      Double4 x_lo = x, x_hi = x;
+      if constexpr (kValidity != Validity::kAll) {
+        Int4 ok;
+        ValidLanes<kValidity>(x, valid + i + 4 * k, &ok);
+        d = ok ? d : 0.0;
+        x_lo = ok ? x : kInf;
+        x_hi = ok ? x : -kInf;
+        count[k] -= ok;  // all-ones is -1
+      }
+      sum[k] += d;
+      sum_sq[k] += d * d;
+      lo[k] = x_lo < lo[k] ? x_lo : lo[k];
+      hi[k] = x_hi > hi[k] ? x_hi : hi[k];
+    }
+  }
+  double s1 = 0.0, s2 = 0.0, min = kInf, max = -kInf;
+  uint64_t total_count = kValidity == Validity::kAll ? static_cast<uint64_t>(n) : 0;
+  for (int k = 0; k < kVectors; ++k)
+    for (int j = 0; j < 4; ++j) {
+      s1 += sum[k][j];
+      s2 += sum_sq[k][j];
+      min = std::min(min, lo[k][j]);
+      max = std::max(max, hi[k][j]);
+      if constexpr (kValidity != Validity::kAll) total_count += static_cast<uint64_t>(count[k][j]);
+    }
+  for (int64_t i = body; i < n; ++i) {
+    if (!ValidAt<T, kValidity>(v, valid, i)) continue;
+    const double x = static_cast<double>(v[i]);
+    s1 += x - shift;
+    s2 += (x - shift) * (x - shift);
+    min = std::min(min, x);
+    max = std::max(max, x);
+    if constexpr (kValidity != Validity::kAll) ++total_count;
+  }
+  if (total_count == 0) return s;
+  const double count_d = static_cast<double>(total_count);
+  s.count = total_count;
+  s.mean = shift + s1 / count_d;
+  s.m2 = s2 - s1 * (s1 / count_d);
+  s.min = min;
+  s.max = max;
+  return s;
+}
+
+// Statistics in one pass, shifted by the first valid value. S1 * S1 / count, which the pass
+// subtracts from S2, is count * (mean - shift)^2, and about log10 of its ratio to m2 digits cancel;
+// beyond kMaxCancelled (4 of a double's 16 digits) a second pass shifts by the mean just found,
+// which makes S1 nearly 0: the classic two-pass formula.
+template <typename T, Validity kValidity>
+[[gnu::always_inline]] inline ChannelStats WideStats(const T* v, const uint8_t* valid, int64_t n) {
+  constexpr double kMaxCancelled = 1e4;
+  int64_t first = 0;
+  while (first < n && !ValidAt<T, kValidity>(v, valid, first)) ++first;
+  if (first == n) {
+    ChannelStats none;
+    none.total = static_cast<uint64_t>(n);
+    return none;
+  }
+  const double shift = static_cast<double>(v[first]);
+  const ChannelStats s = ShiftedStats<T, kValidity>(v, valid, n, shift);
+  const double shifted_part = static_cast<double>(s.count) * (s.mean - shift) * (s.mean - shift);
+  // Not finite: a NaN where every value was taken as valid (FloatStats starts again, skipping
+  // NaN), or an infinity, which leaves the mean infinite and m2 undefined.
+  if (shifted_part <= kMaxCancelled * s.m2 || !std::isfinite(s.mean)) return s;
+  return ShiftedStats<T, kValidity>(v, valid, n, s.mean);
+}
+
+// Fully valid data (the common case) first, without the per-lane tests; a NaN or infinity makes
+// the mean non-finite and the NaN-skipping version takes over.
+template <typename T>
+[[gnu::always_inline]] inline ChannelStats FloatStats(const T* v, const uint8_t* valid, int64_t n) {
+  if (valid) return WideStats<T, Validity::kMaskedNotNan>(v, valid, n);
+  if constexpr (std::is_floating_point_v<T>) {
+    const ChannelStats s = WideStats<T, Validity::kAll>(v, nullptr, n);
+    if (std::isfinite(s.mean)) return s;
+    return WideStats<T, Validity::kNotNan>(v, nullptr, n);
+  } else {
+    return WideStats<T, Validity::kAll>(v, nullptr, n);
+  }
+}
+
+// The float loops are the hottest of a float ingest (NetCDF): compiled once more for AVX2, twice
+// the lanes per instruction, and picked at load time. AVX2 without FMA keeps every operation, so
+// both versions give bit-identical results.
+TS_AVX2_CLONES ChannelStats F32Stats(const float* v, const uint8_t* valid, int64_t n) {
+  return FloatStats(v, valid, n);
+}
+TS_AVX2_CLONES ChannelStats F64Stats(const double* v, const uint8_t* valid, int64_t n) {
+  return FloatStats(v, valid, n);
+}
+
+template <typename T>
+ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    if (!valid) return ByteStatsAllValid(v, n);
+  }
+  ChannelStats s;
+  s.total = static_cast<uint64_t>(n);
+  if constexpr (std::is_integral_v<T> && sizeof(T) <= 2) {
+    using Sum = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
+    Sum sum = 0;
+    uint64_t sumsq = 0, count = 0;
+    T lo = std::numeric_limits<T>::max(), hi = std::numeric_limits<T>::lowest();
+    // Chunks keep sumsq within 64 bits: 2^16 values of at most 2^32 each.
+    unsigned __int128 sumsq_total = 0;
+    for (int64_t start = 0; start < n; start += 65536) {
+      const int64_t end = std::min<int64_t>(n, start + 65536);
+      sumsq = 0;
+      if (valid) {
+        for (int64_t i = start; i < end; ++i) {
+          const bool ok = valid[i] != 0;
+          const int64_t x = ok ? static_cast<int64_t>(v[i]) : 0;
+          sum += static_cast<Sum>(x);
+          sumsq += static_cast<uint64_t>(x * x);
+          count += ok;
+          if (ok) {
+            lo = std::min(lo, v[i]);
+            hi = std::max(hi, v[i]);
+          }
+        }
+      } else {
+        for (int64_t i = start; i < end; ++i) {
+          const int64_t x = v[i];
+          sum += static_cast<Sum>(x);
+          sumsq += static_cast<uint64_t>(x * x);
+          lo = std::min(lo, v[i]);
+          hi = std::max(hi, v[i]);
+        }
+        count += end - start;
+      }
+      sumsq_total += sumsq;
+    }
+    s.count = count;
+    if (count) {
+      const __int128 n128 = count;
+      const __int128 sum128 = sum;
+      const __int128 numerator = n128 * static_cast<__int128>(sumsq_total) - sum128 * sum128;
+      s.mean = static_cast<double>(sum) / static_cast<double>(count);
+      s.m2 = static_cast<double>(numerator) / static_cast<double>(count);
+      s.min = lo;
+      s.max = hi;
+    }
+    return s;
+  } else if constexpr (std::is_same_v<T, float>) {
+    return F32Stats(v, valid, n);
+  } else if constexpr (std::is_same_v<T, double>) {
+    return F64Stats(v, valid, n);
+  } else {
+    return FloatStats(v, valid, n);
+  }
+}
+
+
+}  // namespace
+
+std::vector<ChannelStats> ComputeChannelStats(const Array& array, const uint8_t* valid) {
   const int64_t channels = NumChannels(array);
-  const int64_t per_channel = channels ? array.NumElements() / channels : 0;
+  const int64_t plane = channels ? array.NumElements() / channels : 0;
   std::vector<ChannelStats> stats(channels);
   VisitDType(array.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T* values = reinterpret_cast<const T*>(array.data.data());
+    const T* v = reinterpret_cast<const T*>(array.data.data());
     for (int64_t c = 0; c < channels; ++c) {
-      ChannelStats& s = stats[c];
-      const T* v = values + c * per_channel;
-      for (int64_t i = 0; i < per_channel; ++i) {
-        const double x = static_cast<double>(v[i]);
-        if (std::isnan(x) || (nodata && x == *nodata))
-          s.AddInvalid();
-        else
-          s.Add(x);
-      }
+      const uint8_t* channel_valid = valid ? valid + c * plane : nullptr;
+      // A channel without an invalid value takes the faster unmasked path.
+      if (channel_valid && !std::memchr(channel_valid, 0, static_cast<size_t>(plane)))
+        channel_valid = nullptr;
+      stats[c] = ChannelStatsOf<T>(v + c * plane, channel_valid, plane);
     }
   });
   return stats;
+}
+
+std::vector<ChannelStats> ComputeChannelStats(const Array& array, std::optional<double> nodata) {
+  if (!nodata) return ComputeChannelStats(array, nullptr);
+  std::vector<uint8_t> valid(static_cast<size_t>(array.NumElements()));
+  VisitDType(array.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* v = reinterpret_cast<const T*>(array.data.data());
+    for (size_t i = 0; i < valid.size(); ++i) valid[i] = static_cast<double>(v[i]) != *nodata;
+  });
+  return ComputeChannelStats(array, valid.data());
 }
 
 void MergeChannelStats(std::vector<ChannelStats>& into, const std::vector<ChannelStats>& from) {

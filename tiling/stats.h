@@ -1,9 +1,12 @@
 // Per-channel statistics for normalization: count, mean, std, min, max and valid fraction.
 //
-// Accumulated with Welford's update and merged with Chan et al.'s pairwise formula, so partial
-// results from threads, files and ranks combine into the statistics of the union. Merging in a
-// fixed order (e.g. by tile or file number) makes the result independent of thread and rank
-// counts. Value types: not synchronized.
+// ComputeChannelStats is the one kernel for a block of values (a tile, a sample): exact integer
+// sums for integers up to 16 bits, vectorized sums in double in a fixed lane order for the rest
+// (a second pass when the first could lose precision), so its result depends only on the values,
+// not on the thread count or instruction set. Partial results from tiles, files and ranks are
+// merged with Chan et al.'s pairwise formula into the statistics of the union; merging in a fixed
+// order (e.g. by tile or file number) makes the result independent of thread and rank counts.
+// Add() is Welford's update, one value at a time. Value types: not synchronized.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +54,9 @@ struct ChannelStats {
 // values equal to nodata when given, count as invalid.
 std::vector<ChannelStats> ComputeChannelStats(const Array& array,
                                               std::optional<double> nodata = std::nullopt);
+// The same with a validity mask: `valid` (may be null) is [C, ...] like the array, 0 = invalid;
+// NaN is always invalid.
+std::vector<ChannelStats> ComputeChannelStats(const Array& array, const uint8_t* valid);
 void MergeChannelStats(std::vector<ChannelStats>& into, const std::vector<ChannelStats>& from);
 int64_t NumChannels(const Array& array);
 

@@ -92,16 +92,10 @@ class LocalReadableFile final : public ReadableFile {
   uint64_t size() const override { return size_; }
   Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
     if (offset + out.size() > size_) return TruncatedRead(path_, offset, out.size(), size_);
-    size_t done = 0;
-    while (done < out.size()) {
-      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, offset + done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus("read", path_, errno);
-      }
-      if (n == 0) return TruncatedRead(path_, offset, out.size(), size_);
-      done += n;
-    }
+    const int64_t got = PreadFull(fd_, out.data(), out.size(), offset);
+    if (got < 0) return ErrnoStatus("read", path_, errno);
+    if (static_cast<uint64_t>(got) < out.size())
+      return TruncatedRead(path_, offset, out.size(), size_);
     return Status::Ok();
   }
 
@@ -110,6 +104,8 @@ class LocalReadableFile final : public ReadableFile {
   int fd_;
   uint64_t size_;
 };
+
+}  // namespace
 
 Status FsyncDirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
@@ -120,6 +116,8 @@ Status FsyncDirectoryOf(const std::string& path) {
   ::close(fd);
   return Status::Ok();
 }
+
+namespace {
 
 class LocalWritableFile final : public WritableFile {
  public:
@@ -605,6 +603,21 @@ std::shared_ptr<Storage> NewMemoryStorage() { return std::make_shared<MemoryStor
 std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
                                                   FaultOptions options) {
   return std::make_shared<FaultInjectingStorage>(std::move(base), std::move(options));
+}
+
+int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset) {
+  uint64_t done = 0;
+  while (done < bytes) {
+    const ssize_t got = ::pread(fd, static_cast<uint8_t*>(out) + done, bytes - done,
+                                static_cast<off_t>(offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (got == 0) break;
+    done += static_cast<uint64_t>(got);
+  }
+  return static_cast<int64_t>(done);
 }
 
 }  // namespace tilestage

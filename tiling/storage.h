@@ -88,6 +88,14 @@ struct FaultOptions {
 std::shared_ptr<Storage> NewFaultInjectingStorage(std::shared_ptr<Storage> base,
                                                   FaultOptions options);
 
+// pread(2) of `bytes` bytes at `offset` until all are read or the file ends, retrying short reads
+// and EINTR: the number of bytes read (fewer only at the end of the file), or -1 with errno set.
+// For the local file system's readers and others that hold a file descriptor.
+int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset);
+
+// fsync(2) of the directory holding `path`, so that a rename into it is durable.
+Status FsyncDirectoryOf(const std::string& path);
+
 // "a/b" from ("a", "b"); keeps b when it is absolute.
 std::string JoinPath(const std::string& a, const std::string& b);
 std::string BaseName(const std::string& path);

@@ -2,14 +2,10 @@
 
 #include <algorithm>
 
+#include "tiling/sample.h"
+
 namespace tilestage::trainer {
 namespace {
-
-int64_t Product(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
 
 class InMemoryBatchSource : public BatchSource {
  public:
@@ -43,7 +39,7 @@ class InMemoryBatchSource : public BatchSource {
       TS_ASSIGN_OR_RETURN(epoch_order_,
                           order_->RankOrder(position_.epoch, uint64_t(rank_), uint64_t(world_), 0));
     }
-    const int64_t x_len = Product(data_->x_shape), y_len = Product(data_->y_shape);
+    const int64_t x_len = ShapeElements(data_->x_shape), y_len = ShapeElements(data_->y_shape);
     batch->epoch = position_.epoch;
     batch->index_in_epoch = index;
     batch->size = b;
@@ -76,7 +72,7 @@ class InMemoryBatchSource : public BatchSource {
 }  // namespace
 
 int64_t InMemoryData::count() const {
-  const int64_t len = Product(x_shape);
+  const int64_t len = ShapeElements(x_shape);
   return len > 0 ? int64_t(x.size()) / len : 0;
 }
 

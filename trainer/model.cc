@@ -13,18 +13,6 @@ namespace {
 
 constexpr uint64_t kMaskStream = 0x3a5c;
 
-int64_t Product(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 }  // namespace
 
 const char* ObjectiveName(Objective objective) {
@@ -146,13 +134,13 @@ Status ModelConfig::Validate() const {
       if (y_shape.empty()) {
         return InvalidArgument("vit-classify: needs a label field y, which the data lacks");
       }
-      if (Product(y_shape) != 1) {
+      if (ShapeElements(y_shape) != 1) {
         return InvalidArgument("vit-classify: y must be one label per sample, got shape ",
-                               ShapeString(y_shape));
+                               FormatShape(y_shape));
       }
       break;
     case Objective::kRegress:
-      if (y_shape.empty() || Product(y_shape) <= 0) {
+      if (y_shape.empty() || ShapeElements(y_shape) <= 0) {
         return InvalidArgument("vit-regress: needs a target field y, which the data lacks");
       }
       break;
@@ -236,7 +224,7 @@ void VitModel::Build() {
       break;
     case Objective::kRegress:
       dense_regress_ = c.y_shape.size() == 3 && c.y_shape[1] == c.height && c.y_shape[2] == c.width;
-      head_out_ = dense_regress_ ? c.y_shape[0] * c.patch * c.patch : Product(c.y_shape);
+      head_out_ = dense_regress_ ? c.y_shape[0] * c.patch * c.patch : ShapeElements(c.y_shape);
       head_.Init(params_, "head", c.dim, head_out_);
       break;
     case Objective::kMae: {
@@ -305,11 +293,11 @@ void VitModel::SelectTokens(const BatchView& batch, uint64_t seed) {
   }
 }
 
-Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
+// The layers index the buffers by the config's sizes: a short buffer would be read past its end.
+Status VitModel::CheckBatch(const BatchView& batch) const {
   const ModelConfig& c = config_;
-  const int64_t bsz = batch.size, d = c.dim, t_all = tokens_, p_len = patch_len_;
+  const int64_t bsz = batch.size;
   if (bsz <= 0) return InvalidArgument("model: empty batch");
-  // The layers below index the buffers by these sizes: a short buffer would be read past its end.
   const uint64_t x_want = uint64_t(bsz) * uint64_t(c.in_channels * c.height * c.width);
   if (batch.x.size() != x_want) {
     return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples of [",
@@ -317,7 +305,7 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
                            " x values, got ", batch.x.size());
   }
   if (c.objective != Objective::kMae) {
-    const uint64_t y_want = uint64_t(bsz) * uint64_t(Product(c.y_shape));
+    const uint64_t y_want = uint64_t(bsz) * uint64_t(ShapeElements(c.y_shape));
     if (batch.y.size() != y_want) {
       return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples needs ",
                              y_want, " target y values, got ", batch.y.size());
@@ -331,6 +319,14 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
     return InvalidArgument(ObjectiveName(c.objective), ": batch of ", bsz, " samples has ",
                            batch.sample_ids.size(), " sample ids");
   }
+  return Status::Ok();
+}
+
+// Patches, the kept tokens (all but MAE's masked ones) embedded with their positions, the
+// transformer blocks and the final norm.
+void VitModel::Encode(const BatchView& batch, uint64_t seed) {
+  const ModelConfig& c = config_;
+  const int64_t bsz = batch.size, d = c.dim, t_all = tokens_, p_len = patch_len_;
   batch_ = batch;
   batch_size_ = bsz;
   patches_.resize(bsz * t_all * p_len);
@@ -356,142 +352,167 @@ Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
   }
   enc_out_.resize(rows * d);
   norm_.Forward(params_, xs_[c.depth].data(), rows, enc_out_.data());
+}
 
+// The mean of each sample's encoded tokens, into pooled_.
+void VitModel::MeanPool() {
+  const int64_t bsz = batch_size_, d = config_.dim, rows = bsz * keep_;
+  pooled_.assign(bsz * d, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* pb = pooled_.data() + (r / keep_) * d;
+    const float* er = enc_out_.data() + r * d;
+    for (int64_t j = 0; j < d; ++j) pb[j] += er[j];
+  }
+  for (float& v : pooled_) v /= float(keep_);
+}
+
+// Cross-entropy of the pooled head's logits; leaves the softmax in logits_ for Backward.
+Status VitModel::ClassifyLoss(const BatchView& batch, LossResult* result) {
+  const int64_t bsz = batch.size;
+  MeanPool();
+  logits_.resize(bsz * head_out_);
+  head_.Forward(params_, pooled_.data(), bsz, logits_.data());
+  double loss = 0.0;
+  target_weight_.clear();
+  if (!batch.y_valid.empty()) {
+    target_weight_.resize(bsz);
+    for (int64_t b = 0; b < bsz; ++b) target_weight_[b] = batch.y_valid[b] ? 1.0f : 0.0f;
+  }
+  valid_targets_ = 0.0;
+  for (int64_t b = 0; b < bsz; ++b) {
+    if (!target_weight_.empty() && target_weight_[b] == 0.0f) continue;  // unlabelled
+    valid_targets_ += 1.0;
+    const float label_value = batch.y[b];
+    const int64_t label = int64_t(label_value);
+    if (!(label_value >= 0.0f) || float(label) != label_value || label >= head_out_) {
+      const uint64_t id = !batch.sample_ids.empty() ? batch.sample_ids[b] : uint64_t(b);
+      return InvalidArgument("vit-classify: sample ", id, " has label ", label_value,
+                             ", expected an integer in [0, ", head_out_, ")");
+    }
+    float* lr = logits_.data() + b * head_out_;
+    const int64_t arg = std::max_element(lr, lr + head_out_) - lr;
+    if (arg == label) ++result->correct;
+    const float mx = lr[arg];
+    double sum = 0.0;
+    for (int64_t k = 0; k < head_out_; ++k) sum += std::exp(double(lr[k] - mx));
+    loss += std::log(sum) - double(lr[label] - mx);
+    // Keep the softmax for backward.
+    for (int64_t k = 0; k < head_out_; ++k) lr[k] = float(std::exp(double(lr[k] - mx)) / sum);
+  }
+  if (batch.targets_per_rank > 0) valid_targets_ = batch.targets_per_rank;
+  result->loss = valid_targets_ > 0 ? loss / valid_targets_ : 0.0;
+  return Status::Ok();
+}
+
+// Weighted mean squared error of the head: per patch row (dense) or per sample (pooled).
+double VitModel::RegressLoss(const BatchView& batch) {
+  const ModelConfig& c = config_;
+  const int64_t bsz = batch.size, rows = bsz * keep_;
+  if (dense_regress_) {
+    pred_.resize(rows * head_out_);
+    head_.Forward(params_, enc_out_.data(), rows, pred_.data());
+    target_.resize(rows * head_out_);
+    Im2Patches(batch.y.data(), bsz, c.y_shape[0], c.height, c.width, c.patch, target_.data());
+  } else {
+    MeanPool();
+    pred_.resize(bsz * head_out_);
+    head_.Forward(params_, pooled_.data(), bsz, pred_.data());
+    target_.assign(batch.y.begin(), batch.y.begin() + bsz * head_out_);
+  }
+  const int64_t count = int64_t(pred_.size());
+  target_weight_.clear();
+  if (!batch.y_valid.empty()) {
+    // The weights take the targets' layout: per element, or patch rows like target_.
+    std::vector<float> valid(batch.y_valid.begin(), batch.y_valid.end());
+    target_weight_.resize(count);
+    if (dense_regress_) {
+      Im2Patches(valid.data(), bsz, c.y_shape[0], c.height, c.width, c.patch,
+                 target_weight_.data());
+    } else {
+      target_weight_ = std::move(valid);
+    }
+  }
+  double sq = 0.0;
+  valid_targets_ = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    const double w = target_weight_.empty() ? 1.0 : double(target_weight_[i]);
+    const double e = double(pred_[i]) - double(target_[i]);
+    sq += w * e * e;
+    valid_targets_ += w;
+  }
+  if (batch.targets_per_rank > 0) valid_targets_ = batch.targets_per_rank;
+  return valid_targets_ > 0 ? sq / valid_targets_ : 0.0;
+}
+
+// MAE: the decoder over all tokens (mask tokens where masked) and the mean squared error of its
+// reconstruction of the masked patches.
+double VitModel::MaeLoss() {
+  const ModelConfig& c = config_;
+  const int64_t bsz = batch_size_, t_all = tokens_, p_len = patch_len_, rows = bsz * keep_;
+  const int64_t dd = c.decoder_dim, full_rows = bsz * t_all;
+  dec_in_.resize(rows * dd);
+  dec_embed_.Forward(params_, enc_out_.data(), rows, dec_in_.data());
+  dec_xs_.resize(c.decoder_depth + 1);
+  for (auto& x : dec_xs_) x.resize(full_rows * dd);
+  float* full = dec_xs_[0].data();
+  const float* mask_token = params_.param(mask_token_);
+  for (int64_t r = 0; r < full_rows; ++r) std::copy_n(mask_token, dd, full + r * dd);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t b = r / keep_, t = keep_ids_[r];
+    std::copy_n(dec_in_.data() + r * dd, dd, full + (b * t_all + t) * dd);
+  }
+  for (int64_t r = 0; r < full_rows; ++r) {
+    const float* pr = fixed_dec_pos_.data() + (r % t_all) * dd;
+    for (int64_t j = 0; j < dd; ++j) full[r * dd + j] += pr[j];
+  }
+  for (int64_t l = 0; l < c.decoder_depth; ++l) {
+    dec_blocks_[l].Forward(params_, dec_xs_[l].data(), bsz, t_all, dec_xs_[l + 1].data());
+  }
+  dec_out_.resize(full_rows * dd);
+  dec_norm_.Forward(params_, dec_xs_[c.decoder_depth].data(), full_rows, dec_out_.data());
+  pred_.resize(full_rows * p_len);
+  dec_pred_.Forward(params_, dec_out_.data(), full_rows, pred_.data());
+  // Per-patch normalized targets (MAE's norm_pix_loss), population variance.
+  target_.resize(full_rows * p_len);
+  double sq = 0.0;
+  int64_t masked_count = 0;
+  for (int64_t r = 0; r < full_rows; ++r) {
+    const float* src = patches_.data() + r * p_len;
+    double mean = 0.0, var = 0.0;
+    for (int64_t j = 0; j < p_len; ++j) mean += src[j];
+    mean /= double(p_len);
+    for (int64_t j = 0; j < p_len; ++j) var += (src[j] - mean) * (src[j] - mean);
+    var /= double(p_len);
+    const double inv = 1.0 / std::sqrt(var + 1e-6);
+    float* dst = target_.data() + r * p_len;
+    for (int64_t j = 0; j < p_len; ++j) dst[j] = float((src[j] - mean) * inv);
+    if (!masked_[r]) continue;
+    ++masked_count;
+    double row = 0.0;
+    for (int64_t j = 0; j < p_len; ++j) {
+      const double e = double(pred_[r * p_len + j]) - double(dst[j]);
+      row += e * e;
+    }
+    sq += row / double(p_len);
+  }
+  masked_count_ = masked_count;
+  return sq / double(masked_count);
+}
+
+Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
+  TS_RETURN_IF_ERROR(CheckBatch(batch));
+  Encode(batch, seed);
   LossResult result;
-  auto mean_pool = [&] {
-    pooled_.assign(bsz * d, 0.0f);
-    for (int64_t r = 0; r < rows; ++r) {
-      float* pb = pooled_.data() + (r / keep_) * d;
-      const float* er = enc_out_.data() + r * d;
-      for (int64_t j = 0; j < d; ++j) pb[j] += er[j];
-    }
-    for (float& v : pooled_) v /= float(keep_);
-  };
-  switch (c.objective) {
-    case Objective::kClassify: {
-      mean_pool();
-      logits_.resize(bsz * head_out_);
-      head_.Forward(params_, pooled_.data(), bsz, logits_.data());
-      double loss = 0.0;
-      target_weight_.clear();
-      if (!batch.y_valid.empty()) {
-        target_weight_.resize(bsz);
-        for (int64_t b = 0; b < bsz; ++b) target_weight_[b] = batch.y_valid[b] ? 1.0f : 0.0f;
-      }
-      valid_targets_ = 0.0;
-      for (int64_t b = 0; b < bsz; ++b) {
-        if (!target_weight_.empty() && target_weight_[b] == 0.0f) continue;  // unlabelled
-        valid_targets_ += 1.0;
-        const float label_value = batch.y[b];
-        const int64_t label = int64_t(label_value);
-        if (!(label_value >= 0.0f) || float(label) != label_value || label >= head_out_) {
-          const uint64_t id = !batch.sample_ids.empty() ? batch.sample_ids[b] : uint64_t(b);
-          return InvalidArgument("vit-classify: sample ", id, " has label ", label_value,
-                                 ", expected an integer in [0, ", head_out_, ")");
-        }
-        float* lr = logits_.data() + b * head_out_;
-        const int64_t arg = std::max_element(lr, lr + head_out_) - lr;
-        if (arg == label) ++result.correct;
-        const float mx = lr[arg];
-        double sum = 0.0;
-        for (int64_t k = 0; k < head_out_; ++k) sum += std::exp(double(lr[k] - mx));
-        loss += std::log(sum) - double(lr[label] - mx);
-        // Keep the softmax for backward.
-        for (int64_t k = 0; k < head_out_; ++k) lr[k] = float(std::exp(double(lr[k] - mx)) / sum);
-      }
-      if (batch.targets_per_rank > 0) valid_targets_ = batch.targets_per_rank;
-      result.loss = valid_targets_ > 0 ? loss / valid_targets_ : 0.0;
+  switch (config_.objective) {
+    case Objective::kClassify:
+      TS_RETURN_IF_ERROR(ClassifyLoss(batch, &result));
       break;
-    }
-    case Objective::kRegress: {
-      double sq = 0.0;
-      int64_t count = 0;
-      if (dense_regress_) {
-        pred_.resize(rows * head_out_);
-        head_.Forward(params_, enc_out_.data(), rows, pred_.data());
-        target_.resize(rows * head_out_);
-        Im2Patches(batch.y.data(), bsz, c.y_shape[0], c.height, c.width, c.patch, target_.data());
-      } else {
-        mean_pool();
-        pred_.resize(bsz * head_out_);
-        head_.Forward(params_, pooled_.data(), bsz, pred_.data());
-        target_.assign(batch.y.begin(), batch.y.begin() + bsz * head_out_);
-      }
-      count = int64_t(pred_.size());
-      target_weight_.clear();
-      if (!batch.y_valid.empty()) {
-        // The weights take the targets' layout: per element, or patch rows like target_.
-        std::vector<float> valid(batch.y_valid.begin(), batch.y_valid.end());
-        target_weight_.resize(count);
-        if (dense_regress_) {
-          Im2Patches(valid.data(), bsz, c.y_shape[0], c.height, c.width, c.patch,
-                     target_weight_.data());
-        } else {
-          target_weight_ = std::move(valid);
-        }
-      }
-      valid_targets_ = 0.0;
-      for (int64_t i = 0; i < count; ++i) {
-        const double w = target_weight_.empty() ? 1.0 : double(target_weight_[i]);
-        const double e = double(pred_[i]) - double(target_[i]);
-        sq += w * e * e;
-        valid_targets_ += w;
-      }
-      if (batch.targets_per_rank > 0) valid_targets_ = batch.targets_per_rank;
-      result.loss = valid_targets_ > 0 ? sq / valid_targets_ : 0.0;
+    case Objective::kRegress:
+      result.loss = RegressLoss(batch);
       break;
-    }
-    case Objective::kMae: {
-      const int64_t dd = c.decoder_dim, full_rows = bsz * t_all;
-      dec_in_.resize(rows * dd);
-      dec_embed_.Forward(params_, enc_out_.data(), rows, dec_in_.data());
-      dec_xs_.resize(c.decoder_depth + 1);
-      for (auto& x : dec_xs_) x.resize(full_rows * dd);
-      float* full = dec_xs_[0].data();
-      const float* mask_token = params_.param(mask_token_);
-      for (int64_t r = 0; r < full_rows; ++r) std::copy_n(mask_token, dd, full + r * dd);
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t b = r / keep_, t = keep_ids_[r];
-        std::copy_n(dec_in_.data() + r * dd, dd, full + (b * t_all + t) * dd);
-      }
-      for (int64_t r = 0; r < full_rows; ++r) {
-        const float* pr = fixed_dec_pos_.data() + (r % t_all) * dd;
-        for (int64_t j = 0; j < dd; ++j) full[r * dd + j] += pr[j];
-      }
-      for (int64_t l = 0; l < c.decoder_depth; ++l) {
-        dec_blocks_[l].Forward(params_, dec_xs_[l].data(), bsz, t_all, dec_xs_[l + 1].data());
-      }
-      dec_out_.resize(full_rows * dd);
-      dec_norm_.Forward(params_, dec_xs_[c.decoder_depth].data(), full_rows, dec_out_.data());
-      pred_.resize(full_rows * p_len);
-      dec_pred_.Forward(params_, dec_out_.data(), full_rows, pred_.data());
-      // Per-patch normalized targets (MAE's norm_pix_loss), population variance.
-      target_.resize(full_rows * p_len);
-      double sq = 0.0;
-      int64_t masked_count = 0;
-      for (int64_t r = 0; r < full_rows; ++r) {
-        const float* src = patches_.data() + r * p_len;
-        double mean = 0.0, var = 0.0;
-        for (int64_t j = 0; j < p_len; ++j) mean += src[j];
-        mean /= double(p_len);
-        for (int64_t j = 0; j < p_len; ++j) var += (src[j] - mean) * (src[j] - mean);
-        var /= double(p_len);
-        const double inv = 1.0 / std::sqrt(var + 1e-6);
-        float* dst = target_.data() + r * p_len;
-        for (int64_t j = 0; j < p_len; ++j) dst[j] = float((src[j] - mean) * inv);
-        if (!masked_[r]) continue;
-        ++masked_count;
-        double row = 0.0;
-        for (int64_t j = 0; j < p_len; ++j) {
-          const double e = double(pred_[r * p_len + j]) - double(dst[j]);
-          row += e * e;
-        }
-        sq += row / double(p_len);
-      }
-      masked_count_ = masked_count;
-      result.loss = sq / double(masked_count);
+    case Objective::kMae:
+      result.loss = MaeLoss();
       break;
-    }
   }
   return result;
 }

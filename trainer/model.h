@@ -105,6 +105,14 @@ class VitModel {
   explicit VitModel(const ModelConfig& config) : config_(config) {}
   void Build();  // registers every parameter and fixed table; Create allocates the parameters
   void SelectTokens(const BatchView& batch, uint64_t seed);
+  // The steps of Forward: the batch checked against the config, the encoder over the kept
+  // tokens (into enc_out_), then the objective's head and loss.
+  Status CheckBatch(const BatchView& batch) const;
+  void Encode(const BatchView& batch, uint64_t seed);
+  void MeanPool();
+  Status ClassifyLoss(const BatchView& batch, LossResult* result);
+  double RegressLoss(const BatchView& batch);
+  double MaeLoss();
 
   ModelConfig config_;
   ParamStore params_;

@@ -95,6 +95,43 @@ TEST_P(ShardRoundTripTest, FieldsShapesAndMetadataArePreserved) {
   }
 }
 
+IndexEntry EntryFor(const EncodedRecord& rec) {
+  IndexEntry e;
+  e.stored_size = rec.stored.size();
+  e.raw_size = rec.raw_size;
+  e.checksum = rec.checksum;
+  e.codec = rec.codec.codec;
+  e.shuffled = rec.codec.shuffle;
+  return e;
+}
+
+// The loader's in-place view of a record shows what the decoder reads, and an uncompressed,
+// unshuffled field is a span into the stored bytes themselves (no copy).
+TEST_P(ShardRoundTripTest, RecordViewLocatesTheFieldsThatDecodeRecordReads) {
+  const CodecSpec codec = *ParseCodec(GetParam());
+  std::vector<FieldView> views;
+  std::vector<std::vector<uint8_t>> scratch;
+  for (uint64_t i = 0; i < 3; ++i) {
+    const Sample sample = MixedSample(i);
+    auto rec = EncodeRecord(sample, codec);
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    const IndexEntry e = EntryFor(*rec);
+    ASSERT_TRUE(ParseRecordView(rec->stored, e, "record", &views, &scratch).ok());
+    ASSERT_EQ(views.size(), sample.fields.size());
+    for (size_t k = 0; k < views.size(); ++k) {
+      const Field& f = sample.fields[k];
+      EXPECT_EQ(views[k].name, f.name);
+      EXPECT_EQ(views[k].dtype, f.array.dtype);
+      EXPECT_EQ(views[k].shape, f.array.shape);
+      EXPECT_EQ(std::vector<uint8_t>(views[k].data.begin(), views[k].data.end()), f.array.data)
+          << f.name;
+      const bool in_stored = views[k].data.data() >= rec->stored.data() &&
+                             views[k].data.data() < rec->stored.data() + rec->stored.size();
+      EXPECT_EQ(in_stored, codec.codec == Codec::kNone && !codec.shuffle) << f.name;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryCodec, ShardRoundTripTest,
                          ::testing::Values("none", "none+shuffle", "lz4", "lz4+shuffle", "zstd:1",
                                            "zstd:7+shuffle"),
@@ -181,6 +218,54 @@ TEST(Shard, ReadIntoReusesOneSampleAcrossChangingLayouts) {
       ExpectSameSample(reused, w.samples[i]);
     }
   }
+}
+
+// An uncompressed field whose table entry claims more stored bytes than its raw size (the record
+// grown to hold them, checksum recomputed) would overrun the field's buffer when copied by its
+// stored size: the reader, the decoder and the loader's view all refuse it.
+TEST(Shard, UncompressedFieldStoredLargerThanRawIsDataLoss) {
+  Sample s;
+  s.Add("m", Array::FromVector<uint8_t>({4}, {1, 2, 3, 4}));
+  auto rec = EncodeRecord(s, {});
+  ASSERT_TRUE(rec.ok());
+  // Fixed header (16 bytes), then name length, "m", dtype, ndim, one dim, raw size: stored size.
+  constexpr size_t kStoredSizeAt = 16 + 2 + 1 + 1 + 1 + 8 + 8;
+  ASSERT_EQ(Load<uint64_t>(rec->stored, kStoredSizeAt), 4u);
+  const uint64_t claimed = 8;
+  std::memcpy(rec->stored.data() + kStoredSizeAt, &claimed, sizeof claimed);
+  rec->stored.insert(rec->stored.end(), {9, 9, 9, 9});
+  rec->checksum = Xxh3(rec->stored.data(), rec->stored.size());
+
+  std::vector<FieldView> views;
+  std::vector<std::vector<uint8_t>> scratch;
+  Status view = ParseRecordView(rec->stored, EntryFor(*rec), "record 0", &views, &scratch);
+  EXPECT_EQ(view.code(), StatusCode::kDataLoss);
+  EXPECT_THAT(view.message(), HasSubstr("record 0: field 'm': stored 8 bytes, raw 4"));
+  auto decoded = DecodeRecord(rec->stored, EntryFor(*rec), "record 0");
+  EXPECT_EQ(decoded.status().code(), StatusCode::kDataLoss);
+
+  auto storage = NewMemoryStorage();
+  auto writer = ShardWriter::Create(*storage, "/o.tss");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append(*rec).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto reader = ShardReader::Open(*storage, "/o.tss");
+  ASSERT_TRUE(reader.ok());
+  auto read = (*reader)->Read(0);
+  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(read.status().message(), HasSubstr("shard /o.tss: record 0: field 'm': stored 8"));
+}
+
+TEST(Shard, RecordMetadataNestedBeyondTheBoundIsDataLossNamingTheRecord) {
+  Sample s = MixedSample(1);
+  s.meta["deep"] = nlohmann::json::parse(std::string(100, '[') + std::string(100, ']'));
+  auto rec = EncodeRecord(s, {});
+  ASSERT_TRUE(rec.ok());
+  auto decoded = DecodeRecord(rec->stored, EntryFor(*rec), "shard /d.tss: record 0");
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(decoded.status().message(),
+            "shard /d.tss: record 0: metadata: nested more than 64 levels deep");
 }
 
 TEST(Shard, UncompressedRecordWithHeaderLargerThanFourKiBReadsBack) {

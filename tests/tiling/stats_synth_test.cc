@@ -1,10 +1,13 @@
-// Channel statistics against a direct two-pass computation (with NaN and nodata), exact merging
-// of partial statistics, and the synthetic generator's determinism and compressibility.
+// Channel statistics against a direct two-pass computation (with NaN, nodata and masks, every
+// dtype) and Welford's update, exact merging of partial statistics, and the synthetic generator's determinism and compressibility.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <set>
+#include <span>
+#include <type_traits>
 
 #include "tiling/codec.h"
 #include "tiling/shard.h"
@@ -271,6 +274,152 @@ TEST(Synth, CounterUniformIsInUnitInterval) {
   EXPECT_NEAR(sum / 10000, 0.5, 0.02);
   EXPECT_EQ(CounterHash(1, 2, 3), CounterHash(1, 2, 3));
   EXPECT_NE(CounterHash(1, 2, 3), CounterHash(1, 2, 4));
+}
+
+// Welford's update value by value (ChannelStats::Add) over v[begin, end): the reference the
+// kernel's integer, byte and lane paths are checked against.
+template <typename T>
+ChannelStats Welford(std::span<const T> v, size_t begin, size_t end, const uint8_t* valid) {
+  ChannelStats s;
+  for (size_t i = begin; i < end; ++i) {
+    if (std::isnan(static_cast<double>(v[i])) || (valid && !valid[i]))
+      s.AddInvalid();
+    else
+      s.Add(static_cast<double>(v[i]));
+  }
+  return s;
+}
+
+void ExpectMatchesWelford(const ChannelStats& fast, const ChannelStats& slow, double mean_rel) {
+  EXPECT_EQ(fast.count, slow.count);
+  EXPECT_EQ(fast.total, slow.total);
+  EXPECT_NEAR(fast.mean, slow.mean, mean_rel * std::fabs(slow.mean));
+  EXPECT_NEAR(fast.m2, slow.m2, 1e-9 * slow.m2);
+  EXPECT_EQ(fast.min, slow.min);
+  EXPECT_EQ(fast.max, slow.max);
+}
+
+TEST(ChannelStatsKernel, IntegerFastPathMatchesWelford) {
+  Array a(DType::kU16, {2, 3, 5});
+  auto v = a.As<uint16_t>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint16_t>((i * 977) % 65535);
+  std::vector<uint8_t> valid(v.size(), 1);
+  valid[3] = 0;
+  valid[20] = 0;
+  const auto fast = ComputeChannelStats(a, valid.data());
+  for (size_t c = 0; c < 2; ++c)
+    ExpectMatchesWelford(fast[c], Welford<uint16_t>(v, c * 15, (c + 1) * 15, valid.data()), 1e-9);
+}
+
+TEST(ChannelStatsKernel, ByteFastPathMatchesWelfordOnLargeTiles) {
+  // More values than one 32-bit accumulation chunk, all 255 at the end (the overflow edge).
+  Array a(DType::kU8, {2, 300, 300});
+  auto v = a.As<uint8_t>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i % 90000 > 70000 ? 255 : (i * 131) % 256;
+  const auto fast = ComputeChannelStats(a, nullptr);
+  const size_t plane = v.size() / 2;
+  for (size_t c = 0; c < 2; ++c)
+    ExpectMatchesWelford(fast[c], Welford<uint8_t>(v, c * plane, (c + 1) * plane, nullptr), 1e-12);
+}
+
+TEST(ChannelStatsKernel, FloatLanesMatchWelfordWithAndWithoutInvalidValues) {
+  // 3 channels of 1001 values (not a multiple of the lane count), around a large mean.
+  Array a(DType::kF32, {3, 7, 143});
+  auto v = a.As<float>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 50000.0f + static_cast<float>((i * 7919) % 2003);
+  const size_t plane = v.size() / 3;
+  v[plane + 5] = std::numeric_limits<float>::quiet_NaN();  // channel 1: a NaN, no mask
+  std::vector<uint8_t> valid(v.size(), 1);
+  valid[2 * plane + 9] = 0;  // channel 2: masked out
+  const uint8_t* masks[] = {nullptr, valid.data()};
+  for (const uint8_t* mask : masks) {
+    const auto fast = ComputeChannelStats(a, mask);
+    for (size_t c = 0; c < 3; ++c) {
+      SCOPED_TRACE(StrCat("channel ", c));
+      ExpectMatchesWelford(fast[c], Welford<float>(v, c * plane, (c + 1) * plane, mask), 1e-12);
+    }
+  }
+}
+
+TEST(ChannelStatsKernel, FarOutlierFirstMatchesWelford) {
+  // The statistics sum deviations from the first valid value in one pass; a first value far from
+  // all others makes those sums cancel digits, and the result must still match Welford.
+  for (const bool masked : {false, true}) {
+    Array a(DType::kF64, {1, 500, 400});
+    auto v = a.As<double>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = 1e7 + 1e-3 * static_cast<double>(i % 97);
+    v[0] = -1e9;
+    std::vector<uint8_t> valid(v.size(), 1);
+    valid[1] = 0;
+    const uint8_t* mask = masked ? valid.data() : nullptr;
+    const auto fast = ComputeChannelStats(a, mask);
+    ExpectMatchesWelford(fast[0], Welford<double>(v, 0, v.size(), mask), 1e-12);
+    EXPECT_EQ(fast[0].min, -1e9);
+  }
+}
+
+TEST(ChannelStatsKernel, InfinityIsAValidValueThatMakesTheMeanInfinite) {
+  Array a(DType::kF32, {1, 4, 8});
+  auto v = a.As<float>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  v[17] = std::numeric_limits<float>::infinity();
+  const auto stats = ComputeChannelStats(a, nullptr);
+  EXPECT_EQ(stats[0].count, 32u);
+  EXPECT_EQ(stats[0].max, std::numeric_limits<double>::infinity());
+  EXPECT_EQ(stats[0].min, 0.0);
+  EXPECT_TRUE(std::isinf(stats[0].mean));
+}
+
+// The kernel against the textbook two-pass computation in double, for every dtype, on lengths that
+// are not multiples of the vector width, with NaN (floats), nodata and a mask.
+TEST(ChannelStatsKernel, EveryDTypeMatchesDirectDoubleComputationOnOddLengths) {
+  for (const DType dtype : {DType::kU8, DType::kI8, DType::kU16, DType::kI16, DType::kU32,
+                            DType::kI32, DType::kF32, DType::kF64}) {
+    for (const int64_t n : {1, 7, 17, 1001, 70001}) {
+      Array a(dtype, {2, 1, n});
+      std::vector<double> values(static_cast<size_t>(2 * n));
+      VisitDType(dtype, [&](auto zero) {
+        using T = decltype(zero);
+        T* v = reinterpret_cast<T*>(a.data.data());
+        for (size_t i = 0; i < values.size(); ++i) {
+          // Spread over the type's range for small types, around a large offset for wide ones.
+          const double x = sizeof(T) <= 2 ? static_cast<double>((i * 7919) % 251) - 120.0
+                                          : 1e6 + static_cast<double>((i * 7919) % 100003) / 8;
+          v[i] = static_cast<T>(std::is_signed_v<T> || x >= 0 ? x : -x);
+          if constexpr (std::is_floating_point_v<T>)
+            if (i % 13 == 5) v[i] = std::numeric_limits<T>::quiet_NaN();
+          values[i] = static_cast<double>(v[i]);
+        }
+      });
+      const double nodata = values[values.size() / 2];
+      std::vector<uint8_t> mask(values.size());
+      for (size_t i = 0; i < mask.size(); ++i) mask[i] = i % 11 != 3;
+      for (const int variant : {0, 1, 2}) {  // plain, nodata, mask
+        const auto stats = variant == 0   ? ComputeChannelStats(a)
+                           : variant == 1 ? ComputeChannelStats(a, nodata)
+                                          : ComputeChannelStats(a, mask.data());
+        ASSERT_EQ(stats.size(), 2u);
+        for (int64_t c = 0; c < 2; ++c) {
+          std::vector<double> channel(values.begin() + c * n, values.begin() + (c + 1) * n);
+          if (variant == 2)
+            for (int64_t i = 0; i < n; ++i)
+              if (!mask[c * n + i]) channel[i] = std::nan("");
+          const TwoPass direct =
+              DirectStats(channel, variant == 1 ? std::optional<double>(nodata) : std::nullopt);
+          const std::string what = StrCat(DTypeName(dtype), " n=", n, " variant ", variant,
+                                          " channel ", c);
+          EXPECT_EQ(stats[c].count, direct.count) << what;
+          EXPECT_EQ(stats[c].total, direct.total) << what;
+          EXPECT_NEAR(stats[c].mean, direct.mean, 1e-13 * std::fabs(direct.mean)) << what;
+          EXPECT_NEAR(stats[c].variance(), direct.var, 1e-10 * direct.var + 1e-12) << what;
+          if (direct.count) {
+            EXPECT_EQ(stats[c].min, direct.min) << what;
+            EXPECT_EQ(stats[c].max, direct.max) << what;
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // libFuzzer target for the shard reader: arbitrary bytes as a shard file in MemoryStorage, opened
 // with ShardReader::Open and read record by record. Because record checksums stop damaged
 // records before they are decoded, every record extent that Open accepts is also handed to
-// DecodeRecord directly, so the decoder sees the mutated bytes too.
+// DecodeRecord and to ParseRecordView (the loader's parser) directly, so both see the mutated
+// bytes too.
 //   cmake --preset fuzz && cmake --build build/fuzz --target shard_reader_fuzzer
 //   build/fuzz/tiling/shard_reader_fuzzer -max_total_time=60 CORPUS_DIR
 #include <cstddef>
@@ -18,11 +19,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ShardReader& shard = **reader;
   (void)shard.HashFile();
   const uint64_t n = std::min<uint64_t>(shard.num_records(), 64);
+  std::vector<FieldView> views;
+  std::vector<std::vector<uint8_t>> scratch;
   for (uint64_t i = 0; i < n; ++i) {
     (void)shard.Read(i);
     const IndexEntry& e = shard.entry(i);
     // Open guarantees the extent lies inside the file.
     (void)DecodeRecord({data + e.offset, e.stored_size}, e, "fuzz");
+    (void)ParseRecordView({data + e.offset, e.stored_size}, e, "fuzz", &views, &scratch);
   }
   return 0;
 }

@@ -1,6 +1,6 @@
-// Four-wide double vectors (GCC vector types) for the per-value loops of an ingest that the
-// compiler does not vectorize by itself: conditional statistics (ingest/driver.cc) and CF
-// unpacking (ingest/cf_attrs.cc). Every operation is plain IEEE arithmetic, lane by lane, so the
+// Four-wide double vectors (GCC vector types) for the per-value loops that the compiler does not
+// vectorize by itself: conditional statistics (tiling/stats.cc) and CF unpacking
+// (ingest/cf_attrs.cc). Every operation is plain IEEE arithmetic, lane by lane, so the
 // results are the same bits whether the code runs as SSE2 or AVX2.
 //
 // TS_AVX2_CLONES compiles a function a second time for AVX2 (without FMA, which would change the
@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace tilestage::ingest {
+namespace tilestage {
 
 // Off under ThreadSanitizer (the resolvers run before its runtime starts) and under clang (the
 // `fuzz` preset: clang 14 cannot clone templates or noinline functions); the default version
@@ -62,4 +62,4 @@ template <typename T>
   std::memcpy(p, &t, sizeof t);
 }
 
-}  // namespace tilestage::ingest
+}  // namespace tilestage
