@@ -8,14 +8,16 @@
 Same samples (one epoch of every record, global shuffle, seed 0), batch B, float32 x normalized
 with the manifest statistics, checksums verified on every side:
   * tilestage.Loader from Python, each batch consumed with torch.from_numpy(x).sum(); timed from
-    the Loader's creation to the last batch, in a child process (its own peak RSS);
+    the Loader's creation to the last batch, in a child process (its own peak RSS, and the
+    anonymous memory the Loader added, which is what --mem-budget bounds: peak RSS also counts
+    the mapped shard pages, reclaimable page cache);
   * the same with 2 ranks (rank 0 and 1 of world 2, two processes at once): per-rank samples/s,
     peak RSS of each against --mem-budget;
   * `tilestage load` (C++), its own loop time and its peak RSS;
   * torch DataLoader over the pure-numpy reader (tools/python/tilestage_reader.py), num_workers
     0 and 2 (load_vs_torch.py's Dataset), worker start-up included.
 Best of R repeats. Prints samples/s, the ratios (targets: Python >= 0.9x `tilestage load`,
->= 5x the best DataLoader) and peak RSS, then one JSON line. Measures; asserts nothing.
+>= 5x the best DataLoader), peak RSS and the loader's anonymous memory, then one JSON line. Measures; asserts nothing.
 """
 import argparse
 import json
@@ -29,21 +31,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 
+def anon_rss():
+    """Anonymous resident bytes: peak RSS also counts the shard pages the loader maps, which are
+    page cache the kernel reclaims at will; what the memory budget bounds is anonymous memory."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def python_epoch(store, batch, threads, mem_budget, rank, world):
     """Child process: one epoch through tilestage.Loader; prints a JSON line."""
     import torch
     import tilestage
+    anon_before = anon_rss()
+    anon_peak = anon_before
     t0 = time.perf_counter()
     loader = tilestage.Loader(store, batch, seed=0, threads=threads, mem_budget=mem_budget,
                               rank=rank, world_size=world)
     n, total = 0, 0.0
-    for b in loader:
+    for i, b in enumerate(loader):
         total += float(torch.from_numpy(b["x"]).sum())
         n += b["x"].shape[0]
+        if i % 8 == 0:
+            anon_peak = max(anon_peak, anon_rss())
     seconds = time.perf_counter() - t0
     stats = loader.stats()
     print(json.dumps({"samples": n, "seconds": seconds, "samples_per_s": n / seconds,
                       "stall_s": stats["wait_s_total"], "memory_bound": stats["memory_bound_bytes"],
+                      "loader_anon_bytes": anon_peak - anon_before,
                       "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 
@@ -120,19 +137,21 @@ def main():
     results["ratio_python_over_load"] = py / cxx
     results["ratio_python_over_best_dataloader"] = py / best_torch
 
-    rows = [("tilestage.Loader (Python)", py, results["python"]["ranks"][0]["peak_rss"]),
+    one, two = results["python"]["ranks"], results["python_2_ranks"]["ranks"]
+    rows = [("tilestage.Loader (Python)", py, one[0]["peak_rss"], one[0]["loader_anon_bytes"]),
             ("tilestage.Loader (Python), 2 ranks, per rank",
-             results["python_2_ranks"]["samples_per_s"],
-             max(r["peak_rss"] for r in results["python_2_ranks"]["ranks"])),
-            ("tilestage load (C++)", cxx, results["tilestage_load"]["peak_rss"]),
+             results["python_2_ranks"]["samples_per_s"], max(r["peak_rss"] for r in two),
+             max(r["loader_anon_bytes"] for r in two)),
+            ("tilestage load (C++)", cxx, results["tilestage_load"]["peak_rss"], None),
             ("torch DataLoader, numpy reader, workers=0",
-             results["torch_reader_w0"]["samples_per_s"], None),
+             results["torch_reader_w0"]["samples_per_s"], None, None),
             ("torch DataLoader, numpy reader, workers=2",
-             results["torch_reader_w2"]["samples_per_s"], None)]
-    print(f"{'loader':48s} {'samples/s':>10s} {'Python x':>9s} {'peak RSS MiB':>13s}")
-    for name, rate, rss in rows:
-        print(f"{name:48s} {rate:10.1f} {py / rate:8.2f}x " +
-              (f"{rss / 2**20:13.1f}" if rss else f"{'-':>13s}"))
+             results["torch_reader_w2"]["samples_per_s"], None, None)]
+    print(f"{'loader':48s} {'samples/s':>10s} {'Python x':>9s} {'peak RSS MiB':>13s} "
+          f"{'loader anon MiB':>16s}")
+    mib = lambda v, w: f"{v / 2**20:{w}.1f}" if v is not None else f"{'-':>{w}s}"
+    for name, rate, rss, anon in rows:
+        print(f"{name:48s} {rate:10.1f} {py / rate:8.2f}x {mib(rss, 13)} {mib(anon, 16)}")
     print(f"Python / tilestage load: {py / cxx:.3f}x (target >= 0.9); Python / best DataLoader: "
           f"{py / best_torch:.2f}x (target >= 5); memory budget {a.mem_budget / 2**20:.0f} MiB per rank")
     print(json.dumps(results))
