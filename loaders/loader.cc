@@ -39,12 +39,6 @@ constexpr const char* kStageNames[kNumStages] = {"read",      "verify",  "decode
 constexpr uint64_t kAugmentStream = 0x4155474d454e54ull;  // "AUGMENT"
 constexpr size_t kMaxCorruptExamples = 8;
 
-int64_t Product(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
 // Per-channel affine normalization (identity where statistics are missing or disabled) and the
 // value that marks a missing pixel in each channel, when the manifest records one.
 struct ChannelNorm {
@@ -222,16 +216,6 @@ const FieldView* FindView(const std::vector<FieldView>& views, std::string_view 
   for (const auto& v : views)
     if (v.name == name) return &v;
   return nullptr;
-}
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) out.push_back(',');
-    out.append(std::to_string(shape[i]));
-  }
-  out.push_back(']');
-  return out;
 }
 
 // One sample's spatial augmentation: crop offset, flips, quarter turns. Output pixel (i, j) of
@@ -504,10 +488,10 @@ Status Loader::Impl::Init(const std::string& dir) {
   position_ = {o.start.epoch, o.start.samples_consumed / global * batch};
 
   // Memory: prefetch queued batches plus the caller's, then as many in-flight samples as fit.
-  const uint64_t x_bytes = static_cast<uint64_t>(Product(x_out_shape_)) *
+  const uint64_t x_bytes = static_cast<uint64_t>(ShapeElements(x_out_shape_)) *
                            (sizeof(float) + (o.validity_mask ? 1 : 0));
   const uint64_t y_bytes =
-      has_y_ ? static_cast<uint64_t>(Product(y_out_shape_)) * (sizeof(float) + 1) : 0;
+      has_y_ ? static_cast<uint64_t>(ShapeElements(y_out_shape_)) * (sizeof(float) + 1) : 0;
   const uint64_t batch_bytes = batch * (x_bytes + y_bytes + sizeof(uint64_t) + 1);
   uint64_t max_stored = 0, max_raw = 0;
   for (size_t s = 0; s < store_->num_shards(); ++s)
@@ -515,8 +499,8 @@ Status Loader::Impl::Init(const std::string& dir) {
       max_stored = std::max(max_stored, store_->shard(s).entry(r).stored_size);
       max_raw = std::max(max_raw, store_->shard(s).entry(r).raw_size);
     }
-  const uint64_t scratch = needs_transform_ ? static_cast<uint64_t>(Product(x_in_shape_)) * 5 +
-                                                  (has_y_ ? Product(y_in_shape_) * 5 : 0)
+  const uint64_t scratch = needs_transform_ ? static_cast<uint64_t>(ShapeElements(x_in_shape_)) * 5 +
+                                                  (has_y_ ? ShapeElements(y_in_shape_) * 5 : 0)
                                             : 0;
   const uint64_t token_bytes = max_stored + max_raw + scratch + sizeof(Item);
   const uint64_t fixed = static_cast<uint64_t>(o.prefetch + 1) * batch_bytes;
@@ -642,10 +626,10 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
       b.size = static_cast<int64_t>(n);
       b.skipped = 0;
       b.x_shape = x_out_shape_;
-      b.x.resize(n * static_cast<uint64_t>(Product(x_out_shape_)));
+      b.x.resize(n * static_cast<uint64_t>(ShapeElements(x_out_shape_)));
       b.x_valid.resize(options_.validity_mask ? b.x.size() : 0);
       b.y_shape = has_y_ ? y_out_shape_ : std::vector<int64_t>{};
-      b.y.resize(has_y_ ? n * static_cast<uint64_t>(Product(y_out_shape_)) : 0);
+      b.y.resize(has_y_ ? n * static_cast<uint64_t>(ShapeElements(y_out_shape_)) : 0);
       b.y_valid.resize(b.y.size());
       b.indices.resize(n);
       current->slot_ok.assign(n, 0);
@@ -737,8 +721,8 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
     if (last && !failed) {
       // Skipped samples leave holes; close them so the batch is dense.
       Batch& b = buffer->batch;
-      const int64_t xe = Product(x_out_shape_);
-      const int64_t ye = has_y_ ? Product(y_out_shape_) : 0;
+      const int64_t xe = ShapeElements(x_out_shape_);
+      const int64_t ye = has_y_ ? ShapeElements(y_out_shape_) : 0;
       int64_t kept = 0;
       for (int64_t s = 0; s < b.size; ++s) {
         if (!buffer->slot_ok[s]) continue;
@@ -808,22 +792,22 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   const FieldView* x = FindView(item->views, "x");
   if (!x) return DataLoss(where(), ": no field 'x'");
   if (x->shape != x_in_shape_)
-    return DataLoss(where(), ": field x is ", DTypeName(x->dtype), ShapeString(x->shape),
-                    ", the manifest says shape ", ShapeString(x_in_shape_));
+    return DataLoss(where(), ": field x is ", DTypeName(x->dtype), FormatShape(x->shape),
+                    ", the manifest says shape ", FormatShape(x_in_shape_));
   const FieldView* y = nullptr;
   if (has_y_) {
     y = FindView(item->views, "y");
     if (!y) return DataLoss(where(), ": no field 'y'");
     if (y->shape != y_in_shape_)
-      return DataLoss(where(), ": field y is ", DTypeName(y->dtype), ShapeString(y->shape),
-                      ", the manifest says shape ", ShapeString(y_in_shape_));
+      return DataLoss(where(), ": field y is ", DTypeName(y->dtype), FormatShape(y->shape),
+                      ", the manifest says shape ", FormatShape(y_in_shape_));
   }
   BatchBuffer* buffer = item->buffer;
   Batch& b = buffer->batch;
-  const int64_t xe = Product(x_out_shape_);
+  const int64_t xe = ShapeElements(x_out_shape_);
   float* x_out = b.x.data() + item->slot * xe;
   uint8_t* mask_out = options_.validity_mask ? b.x_valid.data() + item->slot * xe : nullptr;
-  const int64_t ye = has_y_ ? Product(y_out_shape_) : 0;
+  const int64_t ye = has_y_ ? ShapeElements(y_out_shape_) : 0;
   float* y_out = has_y_ ? b.y.data() + item->slot * ye : nullptr;
   uint8_t* y_mask_out = has_y_ ? b.y_valid.data() + item->slot * ye : nullptr;
   b.indices[item->slot] = item->index;
@@ -834,7 +818,7 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
     Timed(kNormalize, t0);
     return Status::Ok();
   }
-  item->scratch.resize(static_cast<size_t>(Product(x_in_shape_)));
+  item->scratch.resize(static_cast<size_t>(ShapeElements(x_in_shape_)));
   item->scratch_mask.resize(mask_out ? item->scratch.size() : 0);
   NormalizeInto(*x, x_norm_, item->scratch.data(),
                 mask_out ? item->scratch_mask.data() : nullptr, /*to_batch=*/false);
@@ -863,7 +847,7 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   if (mask_out) t.Apply(item->scratch_mask.data(), x_in_shape_[0], mask_out);
   if (y) {
     if (y_spatial_) {
-      item->y_scratch.resize(static_cast<size_t>(Product(y_in_shape_)));
+      item->y_scratch.resize(static_cast<size_t>(ShapeElements(y_in_shape_)));
       item->y_scratch_mask.resize(item->y_scratch.size());
       NormalizeInto(*y, y_norm_, item->y_scratch.data(), item->y_scratch_mask.data(),
                     /*to_batch=*/false);

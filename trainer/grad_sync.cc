@@ -4,15 +4,12 @@
 #include <chrono>
 
 namespace tilestage::trainer {
-namespace {
 
 double NowMs() {
   return std::chrono::duration<double, std::milli>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-}  // namespace
 
 Result<AllreduceMode> ParseAllreduceMode(const std::string& name) {
   if (name == "overlap") return AllreduceMode::kOverlap;

@@ -21,6 +21,9 @@
 
 namespace tilestage::trainer {
 
+// Monotonic milliseconds, for the trainer's step and allreduce timings.
+double NowMs();
+
 enum class AllreduceMode { kOverlap, kBlocking };
 Result<AllreduceMode> ParseAllreduceMode(const std::string& name);  // "overlap" | "blocking"
 

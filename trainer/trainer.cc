@@ -7,30 +7,10 @@
 #include <span>
 
 #include "tiling/checksum.h"
+#include "tiling/sample.h"
 #include "trainer/checkpoint.h"
 
 namespace tilestage::trainer {
-namespace {
-
-double NowMs() {
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-int64_t Product(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-}  // namespace
 
 nlohmann::json TrainerConfig::ToJson() const {
   nlohmann::json data = {
@@ -83,17 +63,17 @@ Status Trainer::CheckSourceFits(const BatchSource& source) const {
   const ModelConfig& m = config_.model;
   const std::vector<int64_t> want = {m.in_channels, m.height, m.width};
   if (info.x_shape.size() != 3) {
-    return InvalidArgument("data ", info.name, ": field x has shape ", ShapeString(info.x_shape),
+    return InvalidArgument("data ", info.name, ": field x has shape ", FormatShape(info.x_shape),
                            ", the ViT needs channel-first tiles [C,H,W]");
   }
   if (info.x_shape[0] != m.in_channels) {
     return InvalidArgument("data ", info.name, ": field x has ", info.x_shape[0],
                            " channels, the model was built for ", m.in_channels, " (x ",
-                           ShapeString(info.x_shape), " vs ", ShapeString(want), ")");
+                           FormatShape(info.x_shape), " vs ", FormatShape(want), ")");
   }
   if (info.x_shape != want) {
-    return InvalidArgument("data ", info.name, ": field x is ", ShapeString(info.x_shape),
-                           ", the model was built for ", ShapeString(want));
+    return InvalidArgument("data ", info.name, ": field x is ", FormatShape(info.x_shape),
+                           ", the model was built for ", FormatShape(want));
   }
   if (m.objective != Objective::kMae) {
     if (info.y_shape.empty()) {
@@ -101,10 +81,10 @@ Status Trainer::CheckSourceFits(const BatchSource& source) const {
                              ObjectiveName(m.objective), " needs as its ",
                              m.objective == Objective::kClassify ? "label" : "target");
     }
-    if (Product(info.y_shape) != Product(m.y_shape) ||
+    if (ShapeElements(info.y_shape) != ShapeElements(m.y_shape) ||
         (m.objective == Objective::kRegress && info.y_shape != m.y_shape)) {
-      return InvalidArgument("data ", info.name, ": field y is ", ShapeString(info.y_shape),
-                             ", the model was built for ", ShapeString(m.y_shape));
+      return InvalidArgument("data ", info.name, ": field y is ", FormatShape(info.y_shape),
+                             ", the model was built for ", FormatShape(m.y_shape));
     }
   }
   if (info.batches_per_epoch == 0) {
@@ -236,7 +216,7 @@ Result<Trainer::RunPlan> Trainer::PlanRun(BatchSource& train, BatchSource* eval)
   plan.total_steps = config_.epochs * int64_t(plan.info->batches_per_epoch);
   plan.step_limited = config_.max_steps > 0 && config_.max_steps < plan.total_steps;
   if (plan.step_limited) plan.total_steps = config_.max_steps;
-  plan.x_len = Product(plan.info->x_shape);
+  plan.x_len = ShapeElements(plan.info->x_shape);
   Emit({{"type", "run"},
         {"parameters", model_->params().total()},
         {"x_shape", plan.info->x_shape},
@@ -270,7 +250,7 @@ Result<Trainer::EpochEnd> Trainer::TrainEpoch(BatchSource& train, const RunPlan&
     if (int64_t(batch.x.size()) != batch.size * plan.x_len) {
       return InvalidArgument("data ", info.name, ": batch ", batch.index_in_epoch, " of epoch ",
                              batch.epoch, " holds ", batch.x.size(), " x values for ", batch.size,
-                             " samples of ", ShapeString(info.x_shape));
+                             " samples of ", FormatShape(info.x_shape));
     }
     TS_ASSIGN_OR_RETURN(StepRecord rec, TrainStep(batch, plan));
     const double t2 = NowMs();
