@@ -287,6 +287,27 @@ struct Item {
   }
 };
 
+// One epoch's pass of the pipeline: the state its serial input and collate stages share.
+struct PipelineRun {
+  uint64_t epoch = 0;
+  const std::vector<uint64_t>* order = nullptr;
+  size_t* next = nullptr;          // the next position of *order to feed
+  uint64_t base = 0;               // the position of (*order)[0] in the rank's epoch share
+  BatchBuffer* current = nullptr;  // the batch the input stage is filling
+  int64_t slot = 0;                // its next slot
+  std::mutex error_mu;             // the input and collate stages may run at once
+  Status error;
+
+  bool Failed() {
+    std::lock_guard lock(error_mu);
+    return !error.ok();
+  }
+  void Fail(const Status& status) {
+    std::lock_guard lock(error_mu);
+    if (error.ok()) error = status;
+  }
+};
+
 }  // namespace
 
 class Loader::Impl {
@@ -337,11 +358,18 @@ class Loader::Impl {
   void StartProducer(uint64_t epoch, uint64_t from);
   void StopProducer();
   void ProducerMain(uint64_t epoch, std::vector<uint64_t> order);
+  // One epoch's pass of the pipeline over `order` from *next: input -> read -> verify -> decode
+  // (normalize, augment) -> collate, each stage a step below.
   Status RunPipeline(uint64_t epoch, const std::vector<uint64_t>& order, size_t* next);
-  void Process(Item* item, uint64_t epoch);
+  Item* NextItem(PipelineRun& run, tbb::flow_control& fc);
+  bool StartBatch(PipelineRun& run);  // false when stopping or no buffer is free
+  Item* ReadItem(Item* item);
+  Item* VerifyItem(Item* item);
+  Item* DecodeItem(Item* item, uint64_t epoch);
+  void CollateItem(PipelineRun& run, Item* item);
+  void CloseSkippedHoles(BatchBuffer* buffer) const;
   Status DecodeInto(Item* item, uint64_t epoch);
   Status ChecksumError(const Item& item, uint64_t actual) const;
-  void Collate(Item* item);
   void Timed(Stage stage, Clock::time_point since) {
     busy_ns_[stage].fetch_add(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count(),
@@ -587,189 +615,191 @@ void Loader::Impl::ProducerMain(uint64_t epoch, std::vector<uint64_t> order) {
   cv_.notify_all();
 }
 
-Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& order,
-                                 size_t* next) {
+Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& order, size_t* next) {
+  PipelineRun run;
+  run.epoch = epoch;
+  run.order = &order;
+  run.next = next;
+  run.base = share_ - order.size();
+  using tbb::filter_mode;
+  const auto input = tbb::make_filter<void, Item*>(
+      filter_mode::serial_in_order, [&](tbb::flow_control& fc) { return NextItem(run, fc); });
+  const auto read = tbb::make_filter<Item*, Item*>(filter_mode::parallel,
+                                                   [&](Item* item) { return ReadItem(item); });
+  const auto verify = tbb::make_filter<Item*, Item*>(filter_mode::parallel,
+                                                     [&](Item* item) { return VerifyItem(item); });
+  const auto decode = tbb::make_filter<Item*, Item*>(
+      filter_mode::parallel, [&](Item* item) { return DecodeItem(item, epoch); });
+  const auto collate = tbb::make_filter<Item*, void>(filter_mode::serial_in_order,
+                                                     [&](Item* item) { CollateItem(run, item); });
+  tbb::parallel_pipeline(tokens_, input & read & verify & decode & collate);
+  // A batch whose input was cut short by an error is incomplete; give its buffer back.
+  if (run.current) {
+    std::lock_guard lock(mu_);
+    free_.push_back(run.current);
+  }
+  return run.error;  // the stages are done: no lock needed
+}
+
+// The input stage: the next record of the order, in the slot after the previous one, in a batch
+// buffer taken from the free list when the last one is full. Stops at the end of the order, on
+// the first error, and when no buffer is free (the consumer stopped).
+Item* Loader::Impl::NextItem(PipelineRun& run, tbb::flow_control& fc) {
+  if (run.Failed() || *run.next >= run.order->size() || (!run.current && !StartBatch(run))) {
+    fc.stop();
+    return nullptr;
+  }
+  Item* item;
+  {
+    std::lock_guard lock(item_mu_);
+    item = free_items_.back();
+    free_items_.pop_back();
+  }
+  item->buffer = run.current;
+  item->slot = run.slot++;
+  item->index = (*run.order)[(*run.next)++];
+  item->last_in_batch = static_cast<uint64_t>(run.slot) == run.current->positions;
+  item->status = Status::Ok();
+  if (item->last_in_batch) run.current = nullptr;
+  return item->Publish();
+}
+
+bool Loader::Impl::StartBatch(PipelineRun& run) {
+  BatchBuffer* buffer;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_ || free_.empty()) return false;
+    buffer = free_.back();
+    free_.pop_back();
+  }
   const uint64_t batch_size = static_cast<uint64_t>(options_.batch_size);
-  BatchBuffer* current = nullptr;
-  int64_t slot = 0;
-  Status error;
-  std::mutex error_mu;
-  const uint64_t base = share_ - order.size();  // position of order[0] in the share
+  const uint64_t first = run.base + *run.next;
+  const uint64_t n = std::min<uint64_t>(batch_size, run.order->size() - *run.next);
+  buffer->first_position = first;
+  buffer->positions = n;
+  Batch& b = buffer->batch;
+  b.epoch = run.epoch;
+  b.index_in_epoch = first / batch_size;
+  b.size = static_cast<int64_t>(n);
+  b.skipped = 0;
+  b.x_shape = x_out_shape_;
+  b.x.resize(n * static_cast<uint64_t>(ShapeElements(x_out_shape_)));
+  b.x_valid.resize(options_.validity_mask ? b.x.size() : 0);
+  b.y_shape = has_y_ ? y_out_shape_ : std::vector<int64_t>{};
+  b.y.resize(has_y_ ? n * static_cast<uint64_t>(ShapeElements(y_out_shape_)) : 0);
+  b.y_valid.resize(b.y.size());
+  b.indices.resize(n);
+  buffer->slot_ok.assign(n, 0);
+  run.current = buffer;
+  run.slot = 0;
+  return true;
+}
 
-  auto input = [&](tbb::flow_control& fc) -> Item* {
-    {
-      std::lock_guard lock(error_mu);
-      if (!error.ok()) {
-        fc.stop();
-        return nullptr;
-      }
-    }
-    if (*next >= order.size()) {
-      fc.stop();
-      return nullptr;
-    }
-    if (!current) {
-      std::lock_guard lock(mu_);
-      if (stop_ || free_.empty()) {
-        fc.stop();
-        return nullptr;
-      }
-      current = free_.back();
-      free_.pop_back();
-      const uint64_t first = base + *next;
-      const uint64_t n = std::min<uint64_t>(batch_size, order.size() - *next);
-      current->first_position = first;
-      current->positions = n;
-      Batch& b = current->batch;
-      b.epoch = epoch;
-      b.index_in_epoch = first / batch_size;
-      b.size = static_cast<int64_t>(n);
-      b.skipped = 0;
-      b.x_shape = x_out_shape_;
-      b.x.resize(n * static_cast<uint64_t>(ShapeElements(x_out_shape_)));
-      b.x_valid.resize(options_.validity_mask ? b.x.size() : 0);
-      b.y_shape = has_y_ ? y_out_shape_ : std::vector<int64_t>{};
-      b.y.resize(has_y_ ? n * static_cast<uint64_t>(ShapeElements(y_out_shape_)) : 0);
-      b.y_valid.resize(b.y.size());
-      b.indices.resize(n);
-      current->slot_ok.assign(n, 0);
-      slot = 0;
-    }
-    Item* item;
-    {
-      std::lock_guard lock(item_mu_);
-      item = free_items_.back();
-      free_items_.pop_back();
-    }
-    item->buffer = current;
-    item->slot = slot++;
-    item->index = order[(*next)++];
-    item->last_in_batch = static_cast<uint64_t>(slot) == current->positions;
-    item->status = Status::Ok();
-    if (item->last_in_batch) current = nullptr;
+Item* Loader::Impl::ReadItem(Item* item) {
+  item->Acquire();
+  const auto t0 = Clock::now();
+  auto loc = store_->Locate(item->index);
+  if (!loc.ok()) {
+    item->status = loc.status();
     return item->Publish();
-  };
+  }
+  item->shard = loc->shard;
+  item->record = loc->record;
+  const IndexEntry& e = store_->shard(item->shard).entry(item->record);
+  if (!maps_.empty()) {
+    // Index extents were validated against the file size when the shard was opened.
+    item->bytes = maps_[item->shard].subspan(e.offset, e.stored_size);
+  } else {
+    item->stored.resize(e.stored_size);
+    item->status = files_[item->shard]->ReadAt(e.offset, item->stored);
+    item->bytes = item->stored;
+  }
+  bytes_read_.fetch_add(e.stored_size, std::memory_order_relaxed);
+  Timed(kRead, t0);
+  return item->Publish();
+}
 
-  auto read = [&](Item* item) -> Item* {
-    item->Acquire();
-    const auto t0 = Clock::now();
-    auto loc = store_->Locate(item->index);
-    if (!loc.ok()) {
-      item->status = loc.status();
-      return item;
-    }
-    item->shard = loc->shard;
-    item->record = loc->record;
-    const IndexEntry& e = store_->shard(item->shard).entry(item->record);
-    if (!maps_.empty()) {
-      // Index extents were validated against the file size when the shard was opened.
-      item->bytes = maps_[item->shard].subspan(e.offset, e.stored_size);
+Item* Loader::Impl::VerifyItem(Item* item) {
+  item->Acquire();
+  if (!item->status.ok()) return item->Publish();
+  const auto t0 = Clock::now();
+  const IndexEntry& e = store_->shard(item->shard).entry(item->record);
+  const uint64_t actual = Hash64(item->bytes);
+  if (actual != e.checksum) item->status = ChecksumError(*item, actual);
+  Timed(kVerify, t0);
+  return item->Publish();
+}
+
+Item* Loader::Impl::DecodeItem(Item* item, uint64_t epoch) {
+  item->Acquire();
+  if (item->status.ok()) item->status = DecodeInto(item, epoch);
+  return item->Publish();
+}
+
+// The collate stage, in input order: records the item's outcome in its batch (a corrupt record
+// skipped or the run's first error), returns the item to the pool, and hands a batch whose last
+// item arrived to the consumer, or back to the free list when the run failed.
+void Loader::Impl::CollateItem(PipelineRun& run, Item* item) {
+  item->Acquire();
+  const auto t0 = Clock::now();
+  BatchBuffer* buffer = item->buffer;
+  if (item->status.ok()) {
+    buffer->slot_ok[item->slot] = 1;
+  } else if (options_.skip_corrupt && item->status.code() == StatusCode::kDataLoss) {
+    corrupt_skipped_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(mu_);
+    if (corrupt_examples_.size() < kMaxCorruptExamples)
+      corrupt_examples_.push_back(item->status.message());
+  } else {
+    run.Fail(item->status);
+  }
+  const bool last = item->last_in_batch;
+  {
+    std::lock_guard lock(item_mu_);
+    free_items_.push_back(item);
+  }
+  if (last) {
+    const bool failed = run.Failed();
+    if (!failed) CloseSkippedHoles(buffer);
+    std::lock_guard lock(mu_);
+    if (failed) {
+      free_.push_back(buffer);
     } else {
-      item->stored.resize(e.stored_size);
-      item->status = files_[item->shard]->ReadAt(e.offset, item->stored);
-      item->bytes = item->stored;
-    }
-    bytes_read_.fetch_add(e.stored_size, std::memory_order_relaxed);
-    Timed(kRead, t0);
-    return item->Publish();
-  };
-
-  auto verify = [&](Item* item) -> Item* {
-    item->Acquire();
-    if (!item->status.ok()) return item->Publish();
-    const auto t0 = Clock::now();
-    const IndexEntry& e = store_->shard(item->shard).entry(item->record);
-    const uint64_t actual = Hash64(item->bytes);
-    if (actual != e.checksum) item->status = ChecksumError(*item, actual);
-    Timed(kVerify, t0);
-    return item->Publish();
-  };
-
-  auto process = [&](Item* item) -> Item* {
-    item->Acquire();
-    if (item->status.ok()) item->status = DecodeInto(item, epoch);
-    return item->Publish();
-  };
-
-  auto collate = [&](Item* item) {
-    item->Acquire();
-    const auto t0 = Clock::now();
-    BatchBuffer* buffer = item->buffer;
-    if (!item->status.ok()) {
-      if (options_.skip_corrupt && item->status.code() == StatusCode::kDataLoss) {
-        corrupt_skipped_.fetch_add(1, std::memory_order_relaxed);
-        std::lock_guard lock(mu_);
-        if (corrupt_examples_.size() < kMaxCorruptExamples)
-          corrupt_examples_.push_back(item->status.message());
-      } else {
-        std::lock_guard lock(error_mu);
-        if (error.ok()) error = item->status;
-      }
-    } else {
-      buffer->slot_ok[item->slot] = 1;
-    }
-    const bool last = item->last_in_batch;
-    {
-      std::lock_guard lock(item_mu_);
-      free_items_.push_back(item);
-    }
-    bool failed;
-    {
-      std::lock_guard lock(error_mu);
-      failed = !error.ok();
-    }
-    if (last && !failed) {
-      // Skipped samples leave holes; close them so the batch is dense.
-      Batch& b = buffer->batch;
-      const int64_t xe = ShapeElements(x_out_shape_);
-      const int64_t ye = has_y_ ? ShapeElements(y_out_shape_) : 0;
-      int64_t kept = 0;
-      for (int64_t s = 0; s < b.size; ++s) {
-        if (!buffer->slot_ok[s]) continue;
-        if (kept != s) {
-          std::copy_n(b.x.begin() + s * xe, xe, b.x.begin() + kept * xe);
-          if (!b.x_valid.empty())
-            std::copy_n(b.x_valid.begin() + s * xe, xe, b.x_valid.begin() + kept * xe);
-          if (ye) {
-            std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
-            std::copy_n(b.y_valid.begin() + s * ye, ye, b.y_valid.begin() + kept * ye);
-          }
-          b.indices[kept] = b.indices[s];
-        }
-        ++kept;
-      }
-      b.skipped = b.size - kept;
-      if (kept != b.size) {
-        b.size = kept;
-        b.x.resize(kept * xe);
-        if (!b.x_valid.empty()) b.x_valid.resize(kept * xe);
-        b.y.resize(kept * ye);
-        b.y_valid.resize(kept * ye);
-        b.indices.resize(kept);
-      }
-      std::lock_guard lock(mu_);
       ready_.push_back(buffer);
       cv_.notify_all();
-    } else if (last) {
-      std::lock_guard lock(mu_);
-      free_.push_back(buffer);
     }
-    Timed(kCollate, t0);
-  };
-
-  tbb::parallel_pipeline(
-      tokens_,
-      tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order, input) &
-          tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, read) &
-          tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, verify) &
-          tbb::make_filter<Item*, Item*>(tbb::filter_mode::parallel, process) &
-          tbb::make_filter<Item*, void>(tbb::filter_mode::serial_in_order, collate));
-  // A batch whose input was cut short by an error is incomplete; give its buffer back.
-  if (current) {
-    std::lock_guard lock(mu_);
-    free_.push_back(current);
   }
-  return error;
+  Timed(kCollate, t0);
+}
+
+// Skipped samples leave holes; closing them keeps the batch dense.
+void Loader::Impl::CloseSkippedHoles(BatchBuffer* buffer) const {
+  Batch& b = buffer->batch;
+  const int64_t xe = ShapeElements(x_out_shape_);
+  const int64_t ye = has_y_ ? ShapeElements(y_out_shape_) : 0;
+  int64_t kept = 0;
+  for (int64_t s = 0; s < b.size; ++s) {
+    if (!buffer->slot_ok[s]) continue;
+    if (kept != s) {
+      std::copy_n(b.x.begin() + s * xe, xe, b.x.begin() + kept * xe);
+      if (!b.x_valid.empty())
+        std::copy_n(b.x_valid.begin() + s * xe, xe, b.x_valid.begin() + kept * xe);
+      if (ye) {
+        std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
+        std::copy_n(b.y_valid.begin() + s * ye, ye, b.y_valid.begin() + kept * ye);
+      }
+      b.indices[kept] = b.indices[s];
+    }
+    ++kept;
+  }
+  b.skipped = b.size - kept;
+  if (kept == b.size) return;
+  b.size = kept;
+  b.x.resize(kept * xe);
+  if (!b.x_valid.empty()) b.x_valid.resize(kept * xe);
+  b.y.resize(kept * ye);
+  b.y_valid.resize(kept * ye);
+  b.indices.resize(kept);
 }
 
 Status Loader::Impl::ChecksumError(const Item& item, uint64_t actual) const {

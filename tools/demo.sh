@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh --bench
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target tilestage
+cmake --build --preset release -j "$(nproc)" --target tilestage tilestage_python
 # The main job: the whole path on the real files in examples/data, in one run, beside the tools
 # people use today. Ingest a GeoTIFF scene, a NetCDF file and an HDF5 detector frame; stage the
 # GeoTIFF store under mpirun -np 2; train a small ViT masked autoencoder with evaluation under

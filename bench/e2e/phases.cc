@@ -228,14 +228,24 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
                    "--batch", std::to_string(c.loader_batch), "--workers",
                    std::to_string(c.threads), "--reader-dir", ctx.root + "/tools/python"}));
   // The Python package sits beside the binary's tools/ folder in the build tree.
-  const std::string package_dir =
-      (fs::path(ctx.exe).parent_path().parent_path() / "python").string();
-  TS_ASSIGN_OR_RETURN(
-      result.python_loader,
-      RunJsonStep(ctx, "python_loader",
-                  {"/usr/bin/python3", ctx.PeersScript(), "tilestage-python", "--store",
-                   staging.staged, "--batch", std::to_string(c.loader_batch), "--threads",
-                   std::to_string(c.threads), "--package-dir", package_dir}));
+  const fs::path package_dir = fs::path(ctx.exe).parent_path().parent_path() / "python";
+  bool built = false;  // the extension, tilestage/_native.<python tag>.so
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(package_dir / "tilestage", ec)) {
+    const std::string name = e.path().filename().string();
+    built = built || (name.starts_with("_native") && e.path().extension() == ".so");
+  }
+  if (!built) {
+    ctx.progress.Line("loader (Python): not measured, the package is not built at " +
+                      package_dir.string() + " (build target tilestage_python)");
+  } else {
+    TS_ASSIGN_OR_RETURN(
+        result.python_loader,
+        RunJsonStep(ctx, "python_loader",
+                    {"/usr/bin/python3", ctx.PeersScript(), "tilestage-python", "--store",
+                     staging.staged, "--batch", std::to_string(c.loader_batch), "--threads",
+                     std::to_string(c.threads), "--package-dir", package_dir.string()}));
+  }
   // PyTorch's training step with the same encoder shape (a classification head: the peer
   // script has no MAE), same threads per process, same per-rank batch.
   const std::vector<int64_t>& x = train.figures.x_shape;
