@@ -130,32 +130,16 @@ Result<StagingResult> RunStagingPhase(const E2eRunContext& ctx, MlLogger& log) {
 Result<TrainResult> RunTrainPhase(const E2eRunContext& ctx, const StagingResult& staging,
                                   MlLogger& log) {
   const E2eConfig& c = ctx.config;
-  const std::vector<std::string> argv = Concat(MpirunPrefix(c.np), {ctx.exe,
-                                                                    "train",
-                                                                    "--store",
-                                                                    staging.staged,
-                                                                    "--model",
-                                                                    "vit-mae",
-                                                                    "--eval-fraction",
-                                                                    std::to_string(c.eval_fraction),
-                                                                    "--epochs",
-                                                                    std::to_string(c.epochs),
-                                                                    "--batch",
-                                                                    std::to_string(c.batch),
-                                                                    "--dim",
-                                                                    std::to_string(c.dim),
-                                                                    "--depth",
-                                                                    std::to_string(c.depth),
-                                                                    "--heads",
-                                                                    std::to_string(c.heads),
-                                                                    "--patch",
-                                                                    std::to_string(c.patch),
-                                                                    "--threads",
-                                                                    std::to_string(c.threads),
-                                                                    "--json",
-                                                                    "-",
-                                                                    "--checkpoint-dir",
-                                                                    ctx.out + "/checkpoints"});
+  // Option and value side by side.
+  // clang-format off
+  const std::vector<std::string> argv = Concat(MpirunPrefix(c.np), {
+      ctx.exe, "train", "--store", staging.staged, "--model", "vit-mae",
+      "--eval-fraction", std::to_string(c.eval_fraction), "--epochs", std::to_string(c.epochs),
+      "--batch", std::to_string(c.batch), "--dim", std::to_string(c.dim),
+      "--depth", std::to_string(c.depth), "--heads", std::to_string(c.heads),
+      "--patch", std::to_string(c.patch), "--threads", std::to_string(c.threads),
+      "--json", "-", "--checkpoint-dir", ctx.out + "/checkpoints"});
+  // clang-format on
   ctx.progress.Line("train vit-mae under mpirun -np " + std::to_string(c.np) + ": " +
                     std::to_string(c.epochs) + " epochs, batch " + std::to_string(c.batch) +
                     ", eval on " + std::to_string(int(c.eval_fraction * 100)) + "% held out");
@@ -251,30 +235,16 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
   const std::vector<int64_t>& x = train.figures.x_shape;
   if (x.size() == 3) {
     ctx.progress.Line("peer: PyTorch training step (same ViT encoder)");
-    TS_ASSIGN_OR_RETURN(result.peer_train, RunJsonStep(ctx, "peer_train",
-                                                       {"/usr/bin/python3",
-                                                        ctx.root + "/bench/trainer/torch_vit.py",
-                                                        "bench",
-                                                        "--dim",
-                                                        std::to_string(c.dim),
-                                                        "--depth",
-                                                        std::to_string(c.depth),
-                                                        "--heads",
-                                                        std::to_string(c.heads),
-                                                        "--patch",
-                                                        std::to_string(c.patch),
-                                                        "--size",
-                                                        std::to_string(x[1]),
-                                                        "--channels",
-                                                        std::to_string(x[0]),
-                                                        "--batch",
-                                                        std::to_string(c.batch),
-                                                        "--steps",
-                                                        "4",
-                                                        "--warmup",
-                                                        "1",
-                                                        "--threads",
-                                                        std::to_string(c.threads * c.np)}));
+    // Option and value side by side.
+  // clang-format off
+    TS_ASSIGN_OR_RETURN(result.peer_train, RunJsonStep(ctx, "peer_train", {
+        "/usr/bin/python3", ctx.root + "/bench/trainer/torch_vit.py", "bench",
+        "--dim", std::to_string(c.dim), "--depth", std::to_string(c.depth),
+        "--heads", std::to_string(c.heads), "--patch", std::to_string(c.patch),
+        "--size", std::to_string(x[1]), "--channels", std::to_string(x[0]),
+        "--batch", std::to_string(c.batch), "--steps", "4", "--warmup", "1",
+        "--threads", std::to_string(c.threads * c.np)}));
+    // clang-format on
   }
   return result;
 }
