@@ -5,23 +5,16 @@
 #include <cstdio>
 
 namespace tilestage::bench {
-namespace {
-
-// mllog's "file" metadata: this file's path in the repository (the test checks it).
-constexpr char kThisFile[] = "bench/e2e/train_records.cc";
-
-}  // namespace
 
 TrainRecordFollower::TrainRecordFollower(MlLogger* log, int epochs, const Progress* progress)
     : log_(log), epochs_(epochs), progress_(progress) {}
 
 Status TrainRecordFollower::LogAt(int64_t time_ms, MlEventType type, const char* key, Json value,
                                   int64_t epoch_num, SourceLocation where) {
-  // The records' times are past, so the writer's Start/End (stamped now) do not fit; the event
-  // carries the metadata they would write: file, line, then the caller's.
-  return log_->Log(
-      MlEvent{"", time_ms, type, key, std::move(value),
-              Json{{"file", kThisFile}, {"lineno", where.line()}, {"epoch_num", epoch_num}}});
+  // The records' times are past, so the writer's Start/End (stamped now) do not fit.
+  TS_ASSIGN_OR_RETURN(MlEvent event, MakeMlEvent(type, key, std::move(value), time_ms,
+                                                 Json{{"epoch_num", epoch_num}}, where));
+  return log_->Log(event);
 }
 
 void TrainRecordFollower::OnLine(const std::string& line, int64_t arrival_ms) {
