@@ -258,6 +258,44 @@ bool IsClassicFormat(const std::string& format) {
   return format == "classic" || format == "64bit_offset" || format == "cdf5";
 }
 
+// Headers are small; 16 MiB covers files with very many variables and attributes.
+constexpr uint64_t kMaxClassicHeaderBytes = 16ull << 20;
+
+// The netCDF-3 header of the file at path, read and checked before netCDF-C sees it: netCDF-C
+// (4.9.0) trusts a header's lengths, so a damaged one makes nc_open read out of bounds (an 837-byte
+// file crashes it, and ncdump) or allocate gigabytes. DataLoss naming the file when a name, count
+// or length runs past the bytes. nullopt, left to netCDF-C, for what is not netCDF-3 (netCDF-4,
+// not netCDF at all, a missing file), an unknown version, and streaming files (record count not
+// written), which the parser does not handle.
+Result<std::optional<NcClassicHeader>> ReadClassicHeader(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::optional<NcClassicHeader>();
+  struct stat st;
+  std::vector<uint8_t> bytes;
+  int64_t got = -1;
+  if (::fstat(fd, &st) == 0) {
+    bytes.resize(std::min<uint64_t>(static_cast<uint64_t>(st.st_size), kMaxClassicHeaderBytes));
+    got = PreadFull(fd, bytes.data(), bytes.size(), 0);
+  }
+  const int err = errno;
+  ::close(fd);
+  if (got < 0) return ErrnoStatus("read", path, err);
+  bytes.resize(static_cast<size_t>(got));
+  const auto at = [&](size_t i) { return i < bytes.size() ? bytes[i] : 0; };
+  const bool classic = at(0) == 'C' && at(1) == 'D' && at(2) == 'F' &&
+                       (at(3) == 1 || at(3) == 2 || at(3) == 5);
+  const bool streaming = at(3) != 5 && at(4) == 0xFF && at(5) == 0xFF && at(6) == 0xFF &&
+                         at(7) == 0xFF;
+  if (!classic || streaming) return std::optional<NcClassicHeader>();
+  const size_t available = bytes.size();
+  auto header = ClassicHeaderParser(std::move(bytes)).Parse();
+  if (!header) {
+    return DataLoss(path, ": damaged netCDF-3 header: a name, count or length in it runs past ",
+                    "the ", available, " bytes read");
+  }
+  return header;
+}
+
 }  // namespace
 
 std::string NcDirectLayout::Describe() const {
@@ -268,6 +306,7 @@ Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     return InvalidArgument(path, ": is a directory, not a netCDF file");
+  TS_ASSIGN_OR_RETURN(std::optional<NcClassicHeader> header, ReadClassicHeader(path));
   std::unique_ptr<NcFile> file;
   int format = 0;
   // Every netCDF call under the lock; `file` (whose destructor takes the lock to close) is only
@@ -325,20 +364,12 @@ Result<std::unique_ptr<NcFile>> NcFile::Open(const std::string& path) {
   struct stat st;
   if (::fstat(file->fd_, &st) != 0) return ErrnoStatus("stat", path, errno);
   file->file_bytes_ = static_cast<uint64_t>(st.st_size);
-  if (IsClassicFormat(file->format_)) {
-    // Headers are small; 16 MiB covers files with very many variables and attributes.
-    std::vector<uint8_t> bytes(std::min<uint64_t>(file->file_bytes_, 16ull << 20));
-    const int64_t got = PreadFull(file->fd_, bytes.data(), bytes.size(), 0);
-    if (got < 0) return ErrnoStatus("read", path, errno);
-    bytes.resize(static_cast<size_t>(got));
-    auto header = ClassicHeaderParser(std::move(bytes)).Parse();
-    if (header) {
-      if (file->file_bytes_ < header->expected_size) {
-        return DataLoss(path, ": truncated: its netCDF header places data up to byte ",
-                        header->expected_size, " but the file has ", file->file_bytes_, " bytes");
-      }
-      file->classic_ = std::make_shared<const NcClassicHeader>(std::move(*header));
+  if (IsClassicFormat(file->format_) && header) {
+    if (file->file_bytes_ < header->expected_size) {
+      return DataLoss(path, ": truncated: its netCDF header places data up to byte ",
+                      header->expected_size, " but the file has ", file->file_bytes_, " bytes");
     }
+    file->classic_ = std::make_shared<const NcClassicHeader>(std::move(*header));
   }
   return file;
 }

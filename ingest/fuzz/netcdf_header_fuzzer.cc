@@ -3,11 +3,9 @@
 // variable the direct path (our header parser, pread) is read against netCDF-C's own read of the
 // same elements (the first and the last); they must agree wherever both succeed.
 //   cmake --preset fuzz && cmake --build build/fuzz --target netcdf_header_fuzzer
-//   ASAN_OPTIONS=allocator_may_return_null=1 build/fuzz/ingest/netcdf_header_fuzzer \
-//       -max_total_time=300 -max_len=4096 CORPUS_DIR ingest/fuzz/netcdf_corpus
-// NcFile::Open calls nc_open first, and netCDF-C (4.9.0) allocates what a header's name and
-// count fields say: a 1 KB input asks it for 4 GB and 16 GB, which stops the fuzzer within a
-// minute (out-of-memory) before our own parser is reached much.
+//   ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=1024
+//   build/fuzz/ingest/netcdf_header_fuzzer -max_total_time=300 -max_len=4096 -malloc_limit_mb=2048
+//       CORPUS_DIR ingest/fuzz/netcdf_corpus
 // The seed corpus (ingest/fuzz/netcdf_corpus, written by ncgen -k nc3/nc6/nc5) is replayed by
 // ctest in every build (tiling/fuzz/fuzz_replay_main.cc), without fuzzing.
 #include <unistd.h>

@@ -283,6 +283,21 @@ TEST(NetcdfCli, DamagedHeaderNamesTheFile) {
   EXPECT_FALSE(HasManifest(out));
 }
 
+// Found by ingest/fuzz/netcdf_header_fuzzer: a 837-byte netCDF-3 header whose lengths run past
+// the file makes netCDF-C 4.9.0's nc_open read out of bounds (Debian's ncdump -h segfaults on it).
+TEST(NetcdfCli, HeaderThatCrashesNetcdfCIsRefusedAsDamagedNamingTheFile) {
+  TempDir tmp;
+  const std::string input =
+      testing::SourceDir() + "/ingest/fuzz/netcdf_corpus/crash_netcdfc_ncx_pad_getn_text.nc";
+  const std::string out = tmp.Sub("store");
+  auto run = Ingest("--out " + out + " --vars t2m " + input);
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("DataLoss: " + input + ": damaged netCDF-3 header"),
+            std::string::npos)
+      << run.output;
+  EXPECT_FALSE(HasManifest(out));
+}
+
 TEST(NetcdfCli, UnknownCalendarNamesFileAndCalendarAndWritesNoManifest) {
   TempDir tmp;
   FixtureSpec spec;
