@@ -282,10 +282,10 @@ Result<std::optional<NcClassicHeader>> ReadClassicHeader(const std::string& path
   if (got < 0) return ErrnoStatus("read", path, err);
   bytes.resize(static_cast<size_t>(got));
   const auto at = [&](size_t i) { return i < bytes.size() ? bytes[i] : 0; };
-  const bool classic = at(0) == 'C' && at(1) == 'D' && at(2) == 'F' &&
-                       (at(3) == 1 || at(3) == 2 || at(3) == 5);
-  const bool streaming = at(3) != 5 && at(4) == 0xFF && at(5) == 0xFF && at(6) == 0xFF &&
-                         at(7) == 0xFF;
+  const bool classic =
+      at(0) == 'C' && at(1) == 'D' && at(2) == 'F' && (at(3) == 1 || at(3) == 2 || at(3) == 5);
+  const bool streaming =
+      at(3) != 5 && at(4) == 0xFF && at(5) == 0xFF && at(6) == 0xFF && at(7) == 0xFF;
   if (!classic || streaming) return std::optional<NcClassicHeader>();
   const size_t available = bytes.size();
   auto header = ClassicHeaderParser(std::move(bytes)).Parse();
