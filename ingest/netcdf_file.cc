@@ -147,6 +147,7 @@ class ClassicHeaderParser {
       if (!Name(nullptr) || !NonNeg(&len)) return std::nullopt;
       dim_lens.push_back(len);
     }
+    if (std::count(dim_lens.begin(), dim_lens.end(), 0) > 1) return std::nullopt;  // one unlimited
     if (!AttrList()) return std::nullopt;
     if (!Word(&tag) || !NonNeg(&n)) return std::nullopt;
     uint64_t fixed_end = 0;
@@ -159,6 +160,8 @@ class ClassicHeaderParser {
       for (uint64_t d = 0; d < ndims; ++d) {
         uint64_t dimid = 0;
         if (!NonNeg(&dimid) || dimid >= dim_lens.size()) return std::nullopt;
+        // The record dimension (length 0 in the list) may only come first, as the format says.
+        if (d > 0 && dim_lens[dimid] == 0) return std::nullopt;
         if (d == 0 && dim_lens[dimid] == 0) {
           v.is_record = true;
           v.dim_lens.push_back(h.numrecs);
@@ -171,6 +174,8 @@ class ClassicHeaderParser {
       if (!AttrList() || !Word(&type) || !NonNeg(&vsize)) return std::nullopt;
       if (!(version_ == 1 ? Word(&v.begin) : Big(8, &v.begin))) return std::nullopt;
       v.type = static_cast<int>(type);
+      // An unknown type has no size; netCDF-C divides by it (a SIGFPE the header fuzzer found).
+      if (type > NC_MAX_ATOMIC_TYPE || NcTypeSize(v.type) == 0) return std::nullopt;
       v.bytes = elems * NcTypeSize(v.type);
       if (v.is_record) {
         // vsize is this padded size too, but it saturates for huge variables: compute it.
@@ -262,11 +267,12 @@ bool IsClassicFormat(const std::string& format) {
 constexpr uint64_t kMaxClassicHeaderBytes = 16ull << 20;
 
 // The netCDF-3 header of the file at path, read and checked before netCDF-C sees it: netCDF-C
-// (4.9.0) trusts a header's lengths, so a damaged one makes nc_open read out of bounds (an 837-byte
-// file crashes it, and ncdump) or allocate gigabytes. DataLoss naming the file when a name, count
-// or length runs past the bytes. nullopt, left to netCDF-C, for what is not netCDF-3 (netCDF-4,
-// not netCDF at all, a missing file), an unknown version, and streaming files (record count not
-// written), which the parser does not handle.
+// (4.9.0) trusts a header, so a damaged one makes nc_open read out of bounds, divide by zero (an
+// unknown variable type) or allocate gigabytes; Debian's ncdump crashes on such files too.
+// DataLoss naming the file when a name, count, length, type or dimension is not what the format
+// allows. nullopt, left to netCDF-C, for what is not netCDF-3 (netCDF-4, not netCDF at all, a
+// missing file), an unknown version, and streaming files (record count not written), which the
+// parser does not handle.
 Result<std::optional<NcClassicHeader>> ReadClassicHeader(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::optional<NcClassicHeader>();
@@ -290,8 +296,8 @@ Result<std::optional<NcClassicHeader>> ReadClassicHeader(const std::string& path
   const size_t available = bytes.size();
   auto header = ClassicHeaderParser(std::move(bytes)).Parse();
   if (!header) {
-    return DataLoss(path, ": damaged netCDF-3 header: a name, count or length in it runs past ",
-                    "the ", available, " bytes read");
+    return DataLoss(path, ": damaged netCDF-3 header: a name, count, length, type or dimension ",
+                    "in its first ", available, " bytes is not what the format allows");
   }
   return header;
 }
