@@ -1,5 +1,6 @@
 // Batch: one collated batch as the loader hands it to the trainer. Channel-first float32,
-// normalized per channel with the manifest statistics, samples laid out one after another.
+// normalized per channel with the manifest statistics, samples laid out one after another; or,
+// with LoaderOptions::keep_stored_dtype, the stored values in the stored dtype (x_stored/y_stored).
 //
 // The loader recycles the buffers: Loader::Next swaps a filled batch into the caller's Batch and
 // takes the caller's previous buffers back for reuse, so steady-state loading allocates nothing.
@@ -8,6 +9,8 @@
 
 #include <cstdint>
 #include <vector>
+
+#include "tiling/dtype.h"
 
 namespace tilestage {
 
@@ -20,6 +23,12 @@ struct Batch {
   std::vector<int64_t> y_shape;   // per-sample shape of y; empty when the store has no y
   std::vector<float> y;           // size * prod(y_shape) (integer labels converted to float)
   std::vector<uint64_t> indices;  // global record index of each sample
+  // LoaderOptions::keep_stored_dtype: x and y as the store holds them (little-endian values of
+  // x_dtype / y_dtype, laid out as x and y would be), and x and y are empty.
+  DType x_dtype = DType::kF32;
+  std::vector<uint8_t> x_stored;
+  DType y_dtype = DType::kF32;
+  std::vector<uint8_t> y_stored;
   // 1 where x held a valid value, 0 where it held NaN or the channel's nodata value (x is 0
   // there); filled only when LoaderOptions::validity_mask is set, else empty.
   std::vector<uint8_t> x_valid;

@@ -212,6 +212,29 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
 #endif
 }
 
+// Writes 1/0 validity of a channel-first field (NaN and the channel's nodata invalid) into mask,
+// for fields delivered in their stored dtype.
+void MarkValidInto(const FieldView& field, const ChannelNorm& norm, uint8_t* mask) {
+  const int64_t channels = static_cast<int64_t>(norm.nodata.size());
+  const int64_t size = static_cast<int64_t>(DTypeSize(field.dtype));
+  const int64_t per_channel = static_cast<int64_t>(field.data.size()) / size / std::max<int64_t>(channels, 1);
+  VisitDType(field.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t c = 0; c < channels; ++c) {
+      const std::optional<T> nd = NodataAs<T>(norm.nodata[c]);
+      const uint8_t* s = field.data.data() + c * per_channel * size;
+      uint8_t* m = mask + c * per_channel;
+      for (int64_t i = 0; i < per_channel; ++i) {
+        T raw;
+        std::memcpy(&raw, s + i * size, sizeof(T));
+        bool valid = !(nd && raw == *nd);
+        if constexpr (std::is_floating_point_v<T>) valid = valid && !std::isnan(raw);
+        m[i] = valid ? 1 : 0;
+      }
+    }
+  });
+}
+
 const FieldView* FindView(const std::vector<FieldView>& views, std::string_view name) {
   for (const auto& v : views)
     if (v.name == name) return &v;
@@ -248,6 +271,16 @@ struct Transform {
         const auto [si, sj] = Source(i, j);
         for (int64_t c = 0; c < channels; ++c)
           out[(c * out_h + i) * out_w + j] = in[(c * in_h + si) * in_w + sj];
+      }
+  }
+  // Apply over elements of `size` bytes (stored values of any dtype, not necessarily aligned).
+  void ApplyBytes(const uint8_t* in, int64_t channels, size_t size, uint8_t* out) const {
+    for (int64_t i = 0; i < out_h; ++i)
+      for (int64_t j = 0; j < out_w; ++j) {
+        const auto [si, sj] = Source(i, j);
+        for (int64_t c = 0; c < channels; ++c)
+          std::memcpy(out + ((c * out_h + i) * out_w + j) * size,
+                      in + ((c * in_h + si) * in_w + sj) * size, size);
       }
   }
 };
@@ -347,6 +380,7 @@ class Loader::Impl {
   // Fields.
   std::vector<int64_t> x_in_shape_, x_out_shape_, y_in_shape_, y_out_shape_;
   bool has_y_ = false, y_spatial_ = false;
+  DType x_dtype_ = DType::kF32, y_dtype_ = DType::kF32;
   ChannelNorm x_norm_, y_norm_;
   bool needs_transform_ = false;
   uint64_t tokens_ = 0;
@@ -369,6 +403,8 @@ class Loader::Impl {
   void CollateItem(PipelineRun& run, Item* item);
   void CloseSkippedHoles(BatchBuffer* buffer) const;
   Status DecodeInto(Item* item, uint64_t epoch);
+  Transform SampleTransform(uint64_t epoch, uint64_t index) const;
+  void DeliverStored(const FieldView& x, const FieldView* y, Item* item, uint64_t epoch);
   Status ChecksumError(const Item& item, uint64_t actual) const;
   void Timed(Stage stage, Clock::time_point since) {
     busy_ns_[stage].fetch_add(
@@ -416,6 +452,8 @@ Status Loader::Impl::Init(const std::string& dir) {
     return InvalidArgument("rank ", o.rank, " out of range for world size ", o.world_size);
   if (o.prefetch < 1) return InvalidArgument("prefetch must be at least 1, got ", o.prefetch);
   if (o.threads < 0) return InvalidArgument("threads must be >= 0, got ", o.threads);
+  if (o.keep_stored_dtype && o.normalize)
+    return InvalidArgument("the stored dtype is kept only without normalization (normalize off)");
   if (o.crop_h < 0 || o.crop_w < 0 || (o.crop_h > 0) != (o.crop_w > 0))
     return InvalidArgument("crop must give both height and width, got ", o.crop_h, "x", o.crop_w);
 
@@ -449,6 +487,7 @@ Status Loader::Impl::Init(const std::string& dir) {
     return InvalidArgument("store ", dir, ": field x has shape of rank ", x->shape.size(),
                            "; the loader needs a fixed channel-first [C,H,W] shape");
   x_in_shape_ = x->shape;
+  x_dtype_ = x->dtype;
   x_out_shape_ = x_in_shape_;
   if (o.crop_h > 0) {
     if (o.crop_h > x_in_shape_[1] || o.crop_w > x_in_shape_[2])
@@ -463,6 +502,7 @@ Status Loader::Impl::Init(const std::string& dir) {
       return InvalidArgument("store ", dir, ": field y has a varying shape; the loader needs a "
                              "fixed one");
     has_y_ = true;
+    y_dtype_ = y->dtype;
     y_in_shape_ = y->shape;
     y_out_shape_ = y_in_shape_;
     y_spatial_ = y->shape.size() == 3 && y->shape[1] == x_in_shape_[1] &&
@@ -516,10 +556,12 @@ Status Loader::Impl::Init(const std::string& dir) {
   position_ = {o.start.epoch, o.start.samples_consumed / global * batch};
 
   // Memory: prefetch queued batches plus the caller's, then as many in-flight samples as fit.
+  const uint64_t x_value = o.keep_stored_dtype ? DTypeSize(x_dtype_) : sizeof(float);
+  const uint64_t y_value = o.keep_stored_dtype && has_y_ ? DTypeSize(y_dtype_) : sizeof(float);
   const uint64_t x_bytes = static_cast<uint64_t>(ShapeElements(x_out_shape_)) *
-                           (sizeof(float) + (o.validity_mask ? 1 : 0));
+                           (x_value + (o.validity_mask ? 1 : 0));
   const uint64_t y_bytes =
-      has_y_ ? static_cast<uint64_t>(ShapeElements(y_out_shape_)) * (sizeof(float) + 1) : 0;
+      has_y_ ? static_cast<uint64_t>(ShapeElements(y_out_shape_)) * (y_value + 1) : 0;
   const uint64_t batch_bytes = batch * (x_bytes + y_bytes + sizeof(uint64_t) + 1);
   uint64_t max_stored = 0, max_raw = 0;
   for (size_t s = 0; s < store_->num_shards(); ++s)
@@ -683,11 +725,18 @@ bool Loader::Impl::StartBatch(PipelineRun& run) {
   b.size = static_cast<int64_t>(n);
   b.skipped = 0;
   b.x_shape = x_out_shape_;
-  b.x.resize(n * static_cast<uint64_t>(ShapeElements(x_out_shape_)));
-  b.x_valid.resize(options_.validity_mask ? b.x.size() : 0);
   b.y_shape = has_y_ ? y_out_shape_ : std::vector<int64_t>{};
-  b.y.resize(has_y_ ? n * static_cast<uint64_t>(ShapeElements(y_out_shape_)) : 0);
-  b.y_valid.resize(b.y.size());
+  const uint64_t x_elements = n * static_cast<uint64_t>(ShapeElements(x_out_shape_));
+  const uint64_t y_elements = has_y_ ? n * static_cast<uint64_t>(ShapeElements(y_out_shape_)) : 0;
+  const bool stored = options_.keep_stored_dtype;
+  b.x_dtype = x_dtype_;
+  b.y_dtype = y_dtype_;
+  b.x.resize(stored ? 0 : x_elements);
+  b.y.resize(stored ? 0 : y_elements);
+  b.x_stored.resize(stored ? x_elements * DTypeSize(x_dtype_) : 0);
+  b.y_stored.resize(stored ? y_elements * DTypeSize(y_dtype_) : 0);
+  b.x_valid.resize(options_.validity_mask ? x_elements : 0);
+  b.y_valid.resize(y_elements);
   b.indices.resize(n);
   buffer->slot_ok.assign(n, 0);
   run.current = buffer;
@@ -781,11 +830,19 @@ void Loader::Impl::CloseSkippedHoles(BatchBuffer* buffer) const {
   for (int64_t s = 0; s < b.size; ++s) {
     if (!buffer->slot_ok[s]) continue;
     if (kept != s) {
-      std::copy_n(b.x.begin() + s * xe, xe, b.x.begin() + kept * xe);
+      if (!b.x.empty()) std::copy_n(b.x.begin() + s * xe, xe, b.x.begin() + kept * xe);
+      if (!b.x_stored.empty()) {
+        const int64_t bytes = xe * static_cast<int64_t>(DTypeSize(b.x_dtype));
+        std::copy_n(b.x_stored.begin() + s * bytes, bytes, b.x_stored.begin() + kept * bytes);
+      }
       if (!b.x_valid.empty())
         std::copy_n(b.x_valid.begin() + s * xe, xe, b.x_valid.begin() + kept * xe);
       if (ye) {
-        std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
+        if (!b.y.empty()) std::copy_n(b.y.begin() + s * ye, ye, b.y.begin() + kept * ye);
+        if (!b.y_stored.empty()) {
+          const int64_t bytes = ye * static_cast<int64_t>(DTypeSize(b.y_dtype));
+          std::copy_n(b.y_stored.begin() + s * bytes, bytes, b.y_stored.begin() + kept * bytes);
+        }
         std::copy_n(b.y_valid.begin() + s * ye, ye, b.y_valid.begin() + kept * ye);
       }
       b.indices[kept] = b.indices[s];
@@ -795,9 +852,11 @@ void Loader::Impl::CloseSkippedHoles(BatchBuffer* buffer) const {
   b.skipped = b.size - kept;
   if (kept == b.size) return;
   b.size = kept;
-  b.x.resize(kept * xe);
+  if (!b.x.empty()) b.x.resize(kept * xe);
+  if (!b.x_stored.empty()) b.x_stored.resize(kept * xe * DTypeSize(b.x_dtype));
   if (!b.x_valid.empty()) b.x_valid.resize(kept * xe);
-  b.y.resize(kept * ye);
+  if (!b.y.empty()) b.y.resize(kept * ye);
+  if (!b.y_stored.empty()) b.y_stored.resize(kept * ye * DTypeSize(b.y_dtype));
   b.y_valid.resize(kept * ye);
   b.indices.resize(kept);
 }
@@ -821,27 +880,30 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   t0 = Clock::now();
   const FieldView* x = FindView(item->views, "x");
   if (!x) return DataLoss(where(), ": no field 'x'");
-  if (x->shape != x_in_shape_)
+  if (x->shape != x_in_shape_ || x->dtype != x_dtype_)
     return DataLoss(where(), ": field x is ", DTypeName(x->dtype), FormatShape(x->shape),
-                    ", the manifest says shape ", FormatShape(x_in_shape_));
+                    ", the manifest says ", DTypeName(x_dtype_), FormatShape(x_in_shape_));
+  Batch& b = item->buffer->batch;
   const FieldView* y = nullptr;
   if (has_y_) {
     y = FindView(item->views, "y");
     if (!y) return DataLoss(where(), ": no field 'y'");
-    if (y->shape != y_in_shape_)
+    if (y->shape != y_in_shape_ || y->dtype != y_dtype_)
       return DataLoss(where(), ": field y is ", DTypeName(y->dtype), FormatShape(y->shape),
-                      ", the manifest says shape ", FormatShape(y_in_shape_));
+                      ", the manifest says ", DTypeName(y_dtype_), FormatShape(y_in_shape_));
   }
-  BatchBuffer* buffer = item->buffer;
-  Batch& b = buffer->batch;
+  b.indices[item->slot] = item->index;
+  if (options_.keep_stored_dtype) {
+    DeliverStored(*x, y, item, epoch);
+    Timed(kNormalize, t0);
+    return Status::Ok();
+  }
   const int64_t xe = ShapeElements(x_out_shape_);
   float* x_out = b.x.data() + item->slot * xe;
   uint8_t* mask_out = options_.validity_mask ? b.x_valid.data() + item->slot * xe : nullptr;
   const int64_t ye = has_y_ ? ShapeElements(y_out_shape_) : 0;
   float* y_out = has_y_ ? b.y.data() + item->slot * ye : nullptr;
   uint8_t* y_mask_out = has_y_ ? b.y_valid.data() + item->slot * ye : nullptr;
-  b.indices[item->slot] = item->index;
-
   if (!needs_transform_) {
     NormalizeInto(*x, x_norm_, x_out, mask_out, /*to_batch=*/true);
     if (y) NormalizeInto(*y, y_norm_, y_out, y_mask_out, /*to_batch=*/true);
@@ -855,24 +917,7 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   Timed(kNormalize, t0);
 
   t0 = Clock::now();
-  // Draws keyed by (seed, epoch, record): the same sample gets the same augmentation whatever
-  // the thread count, rank count or resume point.
-  const uint64_t key = CounterHash(options_.seed, kAugmentStream, CounterHash(epoch, item->index, 0));
-  Transform t;
-  t.in_h = x_in_shape_[1];
-  t.in_w = x_in_shape_[2];
-  t.out_h = x_out_shape_[1];
-  t.out_w = x_out_shape_[2];
-  if (options_.crop_h > 0) {
-    t.y0 = static_cast<int64_t>(CounterHash(key, 1, 0) % static_cast<uint64_t>(t.in_h - t.out_h + 1));
-    t.x0 = static_cast<int64_t>(CounterHash(key, 2, 0) % static_cast<uint64_t>(t.in_w - t.out_w + 1));
-  }
-  if (options_.augment) {
-    const uint64_t bits = CounterHash(key, 3, 0);
-    t.flip_v = bits & 1;
-    t.flip_h = bits & 2;
-    if (t.out_h == t.out_w) t.quarter_turns = static_cast<int>((bits >> 2) & 3);
-  }
+  const Transform t = SampleTransform(epoch, item->index);
   t.Apply(item->scratch.data(), x_in_shape_[0], x_out);
   if (mask_out) t.Apply(item->scratch_mask.data(), x_in_shape_[0], mask_out);
   if (y) {
@@ -889,6 +934,58 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   }
   Timed(kAugment, t0);
   return Status::Ok();
+}
+
+// Draws keyed by (seed, epoch, record): the same sample gets the same crop and augmentation
+// whatever the thread count, rank count or resume point.
+Transform Loader::Impl::SampleTransform(uint64_t epoch, uint64_t index) const {
+  const uint64_t key = CounterHash(options_.seed, kAugmentStream, CounterHash(epoch, index, 0));
+  Transform t;
+  t.in_h = x_in_shape_[1];
+  t.in_w = x_in_shape_[2];
+  t.out_h = x_out_shape_[1];
+  t.out_w = x_out_shape_[2];
+  if (options_.crop_h > 0) {
+    t.y0 = static_cast<int64_t>(CounterHash(key, 1, 0) % static_cast<uint64_t>(t.in_h - t.out_h + 1));
+    t.x0 = static_cast<int64_t>(CounterHash(key, 2, 0) % static_cast<uint64_t>(t.in_w - t.out_w + 1));
+  }
+  if (options_.augment) {
+    const uint64_t bits = CounterHash(key, 3, 0);
+    t.flip_v = bits & 1;
+    t.flip_h = bits & 2;
+    if (t.out_h == t.out_w) t.quarter_turns = static_cast<int>((bits >> 2) & 3);
+  }
+  return t;
+}
+
+// keep_stored_dtype: the stored bytes go into the batch as they are (cropped and augmented like
+// the float path), and the validity masks are computed from them.
+void Loader::Impl::DeliverStored(const FieldView& x, const FieldView* y, Item* item,
+                                 uint64_t epoch) {
+  Batch& b = item->buffer->batch;
+  const Transform t = SampleTransform(epoch, item->index);
+  auto deliver = [&](const FieldView& f, const ChannelNorm& norm, int64_t channels, bool spatial,
+                     uint8_t* out, uint8_t* mask) {
+    const size_t size = DTypeSize(f.dtype);
+    if (!spatial || t.identity()) {
+      std::memcpy(out, f.data.data(), f.data.size());
+      if (mask) MarkValidInto(f, norm, mask);
+      return;
+    }
+    t.ApplyBytes(f.data.data(), channels, size, out);
+    if (!mask) return;
+    item->scratch_mask.resize(f.data.size() / size);
+    MarkValidInto(f, norm, item->scratch_mask.data());
+    t.Apply(item->scratch_mask.data(), channels, mask);
+  };
+  const int64_t xe = ShapeElements(x_out_shape_);
+  deliver(x, x_norm_, x_in_shape_[0], /*spatial=*/true,
+          b.x_stored.data() + item->slot * xe * DTypeSize(x.dtype),
+          options_.validity_mask ? b.x_valid.data() + item->slot * xe : nullptr);
+  if (!y) return;
+  const int64_t ye = ShapeElements(y_out_shape_);
+  deliver(*y, y_norm_, y_spatial_ ? y_in_shape_[0] : 1, y_spatial_,
+          b.y_stored.data() + item->slot * ye * DTypeSize(y->dtype), b.y_valid.data() + item->slot * ye);
 }
 
 Result<std::optional<bool>> Loader::Impl::Next(Batch* batch,

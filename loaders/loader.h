@@ -70,6 +70,9 @@ struct LoaderOptions {
   int prefetch = 4;  // batches queued ahead of the consumer (>= 1)
   uint64_t mem_budget_bytes = 1ull << 30;
   bool normalize = true;
+  // Deliver x and y in their stored dtype (Batch::x_stored, y_stored), values untouched (NaN and
+  // nodata included; the validity masks say which are invalid). Needs normalize = false.
+  bool keep_stored_dtype = false;
   bool augment = false;  // random flips, and rot90 when the (cropped) tile is square
   // Global record indices [range_begin, range_end) of the store (train/eval splits).
   uint64_t range_begin = 0;

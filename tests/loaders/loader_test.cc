@@ -538,37 +538,59 @@ TEST(Loader, NanBecomesZeroWithValidityMask) {
 
 // Integer stores keep their sentinels (DEM -32768, label 255, Landsat 0): the nodata values the
 // ingest recorded in the manifest are invalid in x and y for every dtype, 0 after normalization.
-TEST(Loader, NodataIsInvalidInXAndYForEveryDtype) {
-  for (DType dtype : {DType::kU8, DType::kI8, DType::kU16, DType::kI16, DType::kU32, DType::kI32,
-                      DType::kF32, DType::kF64}) {
-    SCOPED_TRACE(DTypeName(dtype));
-    // Channel 0's nodata is the type's lowest value (i8 -128, i16 -32768, ...; -9999 for floats),
-    // channel 2's is 0; channel 1 has none, so the same planted values are data there.
-    const double low = VisitDType(dtype, [](auto zero) {
+// Channel 0's nodata is the type's lowest value (i8 -128, i16 -32768, ...; -9999 for floats; 255
+// for unsigned types), channel 2's is 0; channel 1 has none, so the same planted values are data
+// there. Labels: 3 is nodata.
+double PlantedSentinel(DType dtype) {
+  const double low = VisitDType(dtype, [](auto zero) {
+    using T = decltype(zero);
+    return std::is_floating_point_v<T> ? -9999.0
+                                       : static_cast<double>(std::numeric_limits<T>::lowest());
+  });
+  return low == 0.0 ? 255.0 : low;
+}
+
+SynthStoreSpec PlantedNodataSpec(DType dtype) {
+  SynthStoreSpec spec;
+  spec.dtype = dtype;
+  spec.classes = 4;
+  spec.edit = [sentinel = PlantedSentinel(dtype)](uint64_t index, Sample& s) {
+    Array& x = *s.Find("x");
+    const int64_t plane = x.NumElements() / 3;
+    VisitDType(x.dtype, [&](auto zero) {
       using T = decltype(zero);
-      return std::is_floating_point_v<T> ? -9999.0
-                                         : static_cast<double>(std::numeric_limits<T>::lowest());
+      T* v = x.As<T>().data();
+      for (int64_t c = 0; c < 3; ++c) {
+        v[c * plane + index % plane] = static_cast<T>(c == 2 ? 0.0 : sentinel);
+        v[c * plane + 7] = static_cast<T>(c == 2 ? 0.0 : sentinel);
+      }
     });
-    const double sentinel = low == 0.0 ? 255.0 : low;  // u8..u32: lowest is 0, use 255
-    SynthStoreSpec spec;
-    spec.dtype = dtype;
-    spec.classes = 4;
-    spec.edit = [sentinel](uint64_t index, Sample& s) {
-      Array& x = *s.Find("x");
-      const int64_t plane = x.NumElements() / 3;
-      VisitDType(x.dtype, [&](auto zero) {
-        using T = decltype(zero);
-        T* v = x.As<T>().data();
-        for (int64_t c = 0; c < 3; ++c) {
-          v[c * plane + index % plane] = static_cast<T>(c == 2 ? 0.0 : sentinel);
-          v[c * plane + 7] = static_cast<T>(c == 2 ? 0.0 : sentinel);
-        }
-      });
-    };
-    Fixture f(spec);
-    // What the ingest records: one value (or null) per channel of x, and the label nodata.
-    f.manifest.attrs["ingest"]["nodata"] = {{"x", {sentinel, nullptr, 0}}, {"y", {3}}};
-    ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, f.manifest).ok());
+  };
+  return spec;
+}
+
+constexpr DType kEveryDtype[] = {DType::kU8,  DType::kI8,  DType::kU16, DType::kI16,
+                                 DType::kU32, DType::kI32, DType::kF32, DType::kF64};
+
+// What the ingest records: one value (or null) per channel of x, and the label nodata.
+void RecordPlantedNodata(Fixture& f, DType dtype) {
+  f.manifest.attrs["ingest"]["nodata"] = {{"x", {PlantedSentinel(dtype), nullptr, 0}},
+                                          {"y", {3}}};
+  ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, f.manifest).ok());
+}
+
+struct PlantedNodataStore : Fixture {
+  explicit PlantedNodataStore(DType dtype) : Fixture(PlantedNodataSpec(dtype)) {
+    RecordPlantedNodata(*this, dtype);
+  }
+};
+
+TEST(Loader, NodataIsInvalidInXAndYForEveryDtype) {
+  for (DType dtype : kEveryDtype) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const double sentinel = PlantedSentinel(dtype);
+    PlantedNodataStore f(dtype);
+    const SynthStoreSpec& spec = f.spec;
     const auto& stats = f.manifest.fields[0].stats;
     for (bool with_mask : {true, false}) {
       LoaderOptions o;
@@ -607,6 +629,60 @@ TEST(Loader, NodataIsInvalidInXAndYForEveryDtype) {
       EXPECT_GT(invalid_y, 0);
     }
   }
+}
+
+TEST(Loader, StoredDtypeKeepsEveryStoredByteAndMarksNodataInvalidForEveryDtype) {
+  for (DType dtype : kEveryDtype) {
+    SCOPED_TRACE(DTypeName(dtype));
+    const double sentinel = PlantedSentinel(dtype);
+    PlantedNodataStore f(dtype);
+    const SynthStoreSpec& spec = f.spec;
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.normalize = false;
+    o.keep_stored_dtype = true;
+    o.validity_mask = true;
+    auto loader = OpenOrDie(f.dir, o);
+    ASSERT_TRUE(loader);
+    const size_t size = DTypeSize(dtype);
+    int64_t invalid_x = 0;
+    for (const Batch& b : Epoch(*loader)) {
+      ASSERT_TRUE(b.x.empty());
+      ASSERT_TRUE(b.y.empty());
+      ASSERT_EQ(b.x_dtype, dtype);
+      ASSERT_EQ(b.y_dtype, DType::kI32);
+      ASSERT_EQ(b.x_stored.size(), static_cast<size_t>(b.size) * 192 * size);
+      for (int64_t s = 0; s < b.size; ++s) {
+        Sample truth = testing::SynthStoreSample(spec, b.indices[s]);
+        const Array& x = *truth.Find("x");
+        ASSERT_EQ(std::memcmp(b.x_stored.data() + s * 192 * size, x.data.data(), 192 * size), 0)
+            << "sample " << b.indices[s];
+        for (int64_t i = 0; i < 192; ++i) {
+          const int64_t c = i / 64;
+          const double v = ElementAsDouble(x, i);
+          const bool valid = !((c == 0 && v == sentinel) || (c == 2 && v == 0.0));
+          ASSERT_EQ(b.x_valid[s * 192 + i], valid ? 1 : 0) << i;
+          invalid_x += !valid;
+        }
+        int32_t label;
+        std::memcpy(&label, b.y_stored.data() + s * 4, 4);
+        EXPECT_EQ(label, truth.Find("y")->As<int32_t>()[0]);
+        EXPECT_EQ(b.y_valid[s], label == 3 ? 0 : 1);
+      }
+    }
+    EXPECT_GE(invalid_x, 64 * 2);
+  }
+}
+
+TEST(Loader, StoredDtypeWithNormalizationIsInvalidArgument) {
+  Fixture f;
+  LoaderOptions o;
+  o.keep_stored_dtype = true;
+  auto loader = Loader::Open(LocalStorage(), f.dir, o);
+  ASSERT_FALSE(loader.ok());
+  EXPECT_EQ(loader.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(loader.status().message().find("normalize off"), std::string::npos)
+      << loader.status().ToString();
 }
 
 TEST(Loader, MalformedNodataInTheManifestIsDataLossNamingTheEntry) {

@@ -1,6 +1,7 @@
 // tilestage.Loader (the Python package, tests/python/dump_batches.py) against the C++ Loader
 // opened here with the same options: two epochs of the same batches, x, y and indices bit for
-// bit, for several dtypes, codecs, normalization on and off, augmentation, ranks and shuffles.
+// bit, for several dtypes, codecs, normalization on and off (then the stored dtype),
+// augmentation, ranks and shuffles.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -45,12 +46,13 @@ TEST(PythonPackage, LoaderBatchesEqualCppLoaderBitForBit) {
     cases.push_back(c);
   }
   {
-    Case c{"--dtype f32 --codec lz4 --classes 2",
+    Case c{"--dtype i16 --codec lz4 --classes 2",
            {{"batch_size", 4}, {"seed", 1}, {"normalize", false}, {"augment", true}, {"crop", 4}},
            {}};
     c.options.batch_size = 4;
     c.options.seed = 1;
     c.options.normalize = false;
+    c.options.keep_stored_dtype = true;
     c.options.augment = true;
     c.options.crop_h = c.options.crop_w = 4;
     cases.push_back(c);
@@ -101,8 +103,13 @@ TEST(PythonPackage, LoaderBatchesEqualCppLoaderBitForBit) {
         ASSERT_TRUE(more.ok()) << more.status().ToString();
         if (!*more) break;
         const std::string n = std::to_string(k++);
-        ExpectBytes(dump + "/x-" + n + ".bin", b.x, "x of batch " + n);
-        ExpectBytes(dump + "/y-" + n + ".bin", b.y, "y of batch " + n);
+        if (c.options.keep_stored_dtype) {
+          ExpectBytes(dump + "/x-" + n + ".bin", b.x_stored, "stored x of batch " + n);
+          ExpectBytes(dump + "/y-" + n + ".bin", b.y_stored, "stored y of batch " + n);
+        } else {
+          ExpectBytes(dump + "/x-" + n + ".bin", b.x, "x of batch " + n);
+          ExpectBytes(dump + "/y-" + n + ".bin", b.y, "y of batch " + n);
+        }
         ExpectBytes(dump + "/index-" + n + ".bin", b.indices, "index of batch " + n);
       }
     }

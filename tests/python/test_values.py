@@ -4,9 +4,10 @@ bit for bit, for every dtype and codec."""
 import unittest
 
 import numpy as np
+import torch
 
 import tilestage
-from tsutil import TempDir, all_batches, bits, export, reader, synth
+from tsutil import TempDir, all_batches, bits, export, ingest_geotiff, reader, synth
 
 DTYPES = ["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64"]
 CODECS = ["none", "lz4", "zstd:1+shuffle", "lz4+shuffle", "zstd:3", "none+shuffle", "lz4", "zstd:1"]
@@ -19,13 +20,14 @@ class Values(unittest.TestCase):
         loader = tilestage.Loader(store, 4, seed=5, normalize=normalize, threads=2)
         seen = []
         for x, y, index in all_batches(loader):
-            self.assertEqual(x.dtype, np.float32)
+            self.assertEqual(x.dtype, np.float32 if normalize else truth[0]["x"].dtype)
             self.assertEqual(x.shape, (len(index), 2, 6, 5))
             for k, i in enumerate(index):
                 rec = truth[int(i)]
-                want_x = rec["x"] if normalize else rec["x"].astype(np.float32)
-                np.testing.assert_array_equal(bits(x[k]), bits(want_x), f"{dtype} {codec} {i}")
-                np.testing.assert_array_equal(y[k], rec["y"].astype(np.float32))
+                np.testing.assert_array_equal(bits(x[k]), bits(rec["x"]), f"{dtype} {codec} {i}")
+                want_y = rec["y"].astype(np.float32) if normalize else rec["y"]
+                self.assertEqual(y.dtype, want_y.dtype)
+                np.testing.assert_array_equal(y[k], want_y)
                 seen.append(int(i))
         # 22 records, global batch 4: 6 batches, the last padded with 2 records of the epoch.
         self.assertEqual(sorted(set(seen)), list(range(22)))
@@ -34,8 +36,6 @@ class Values(unittest.TestCase):
             want = export(store, record, normalize, tmp)
             got = next(b for b in all_batches(tilestage.Loader(store, 22, shuffle="none",
                                                                 normalize=normalize)))[0][record]
-            if not normalize:
-                want = want.astype(np.float32)
             np.testing.assert_array_equal(bits(got), bits(want), f"export {dtype} {record}")
 
     def test_normalized_batches_equal_reader_and_export_every_dtype_and_codec(self):
@@ -47,6 +47,29 @@ class Values(unittest.TestCase):
         with TempDir() as tmp:
             for dtype, codec in zip(DTYPES, CODECS[::-1]):
                 self.check_store(tmp, dtype, codec, normalize=False)
+
+    def test_stored_dtype_batches_mark_the_same_invalid_pixels_as_normalized_ones(self):
+        with TempDir() as tmp:
+            for tif, dtype in (("RGB.byte.tif", np.uint8), ("float_raster_with_nodata.tif", np.float32)):
+                store = ingest_geotiff(tif, f"{tmp}/{tif}", tile="4,4")
+                kw = dict(seed=3, validity_mask=True, augment=True, crop=(4, 3))
+                stored = next(iter(tilestage.Loader(store, 8, normalize=False, **kw)))
+                normed = next(iter(tilestage.Loader(store, 8, **kw)))
+                self.assertEqual(stored["x"].dtype, dtype)
+                invalid = stored["x_valid"] == 0
+                self.assertGreater(invalid.sum(), 0, tif)
+                np.testing.assert_array_equal(stored["x_valid"], normed["x_valid"], tif)
+                np.testing.assert_array_equal(normed["x"][invalid], 0, tif)
+
+    def test_torch_gets_stored_uint16_as_int32_with_every_value(self):
+        import tilestage.torch
+        with TempDir() as tmp:
+            store = synth(f"{tmp}/s", samples=8, dtype="u16")
+            truth = reader(store, False)
+            for b in tilestage.torch.Loader(store, 4, normalize=False, shuffle="none"):
+                self.assertEqual(b["x"].dtype, torch.int32)
+                for k, i in enumerate(b["index"].tolist()):
+                    np.testing.assert_array_equal(b["x"][k].numpy(), truth[i]["x"].astype(np.int32))
 
     def test_store_records_equal_reader_with_meta(self):
         with TempDir() as tmp:

@@ -13,6 +13,7 @@ import tilestage_reader
 
 CLI = os.environ["TILESTAGE_CLI"]
 PYTHON = os.environ.get("TILESTAGE_PYTHON", "/usr/bin/python3")
+SHARED_DATA = os.environ["TILESTAGE_SHARED_DATA"]
 
 
 def run_cli(*args):
@@ -27,6 +28,13 @@ def synth(path, samples=24, shape="2,6,5", dtype="f32", codec="none", classes=3,
         args += ["--classes", classes]
     run_cli(*args)
     return path
+
+
+def ingest_geotiff(name, out, tile):
+    """A store of a GeoTIFF of ../shared/data/geotiff (real files written by others)."""
+    run_cli("ingest", "geotiff", os.path.join(SHARED_DATA, "geotiff", name), "--out", out,
+            "--tile", tile)
+    return out
 
 
 def export(store, record, normalize, out_dir, field="x"):

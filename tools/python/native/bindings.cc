@@ -202,12 +202,17 @@ class PyLoader {
     py::capsule base(new Lease{pool_, std::move(batch)},
                      [](void* p) { delete static_cast<Lease*>(p); });
     py::dict out;
-    out["x"] = View(b.x, BatchShape(b.size, b.x_shape), base, py::dtype::of<float>());
+    const bool stored = loader.options().keep_stored_dtype;
+    out["x"] = stored ? View(b.x_stored, BatchShape(b.size, b.x_shape), base,
+                             py::dtype(DTypeNumpy(b.x_dtype)))
+                      : View(b.x, BatchShape(b.size, b.x_shape), base, py::dtype::of<float>());
     if (!b.x_valid.empty())
       out["x_valid"] =
           View(b.x_valid, BatchShape(b.size, b.x_shape), base, py::dtype::of<uint8_t>());
     if (!b.y_shape.empty()) {
-      out["y"] = View(b.y, BatchShape(b.size, b.y_shape), base, py::dtype::of<float>());
+      out["y"] = stored ? View(b.y_stored, BatchShape(b.size, b.y_shape), base,
+                               py::dtype(DTypeNumpy(b.y_dtype)))
+                        : View(b.y, BatchShape(b.size, b.y_shape), base, py::dtype::of<float>());
       out["y_valid"] =
           View(b.y_valid, BatchShape(b.size, b.y_shape), base, py::dtype::of<uint8_t>());
     }
@@ -287,6 +292,7 @@ LoaderOptions MakeOptions(int64_t batch_size, const std::string& shuffle, uint64
   o.prefetch = prefetch;
   o.mem_budget_bytes = mem_budget;
   o.normalize = normalize;
+  o.keep_stored_dtype = !normalize;
   o.augment = augment;
   o.crop_h = crop_h;
   o.crop_w = crop_w;

@@ -61,8 +61,9 @@ class Loader:
     saved state_dict resumes on any world size that divides the global batch.
 
     Each batch is a dict: "x" float32 [B, C, H, W] (normalized with the manifest's per-channel
-    statistics, NaN and nodata as 0; normalize=False keeps the stored values, as float32), "y"
-    and "y_valid" when the store has y, "x_valid" with validity_mask=True, "index" int64 [B] (the
+    statistics, NaN and nodata as 0; normalize=False keeps the stored values in the stored dtype,
+    NaN and nodata included: "x_valid" and "y_valid" say which are invalid), "y" and "y_valid"
+    when the store has y, "x_valid" with validity_mask=True, "index" int64 [B] (the
     records' global indices), "epoch", "skipped" (records dropped as corrupt, on_corrupt="skip"),
     and "meta" (one dict per sample) with meta=True.
 
