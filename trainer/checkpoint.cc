@@ -1,5 +1,6 @@
 #include "trainer/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -32,7 +33,7 @@ Status LoadTensors(const SafetensorsFile& file, const std::string& where, const 
                                 nlohmann::json(it->second.shape).dump(), ", this model needs ",
                                 nlohmann::json(info.shape).dump());
     }
-    std::memcpy(out->data() + info.offset, it->second.data, 4 * info.size);
+    std::copy(it->second.values.begin(), it->second.values.end(), out->begin() + info.offset);
   }
   if (file.tensors.size() != params.infos().size()) {
     return FailedPrecondition(where, ": holds ", file.tensors.size(), " tensors, this model has ",

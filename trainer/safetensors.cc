@@ -1,6 +1,7 @@
 #include "trainer/safetensors.h"
 
 #include <cstring>
+#include <optional>
 
 #include "tiling/json_read.h"
 
@@ -35,6 +36,21 @@ std::vector<uint8_t> EncodeSafetensors(const std::vector<TensorRef>& tensors,
   return out;
 }
 
+namespace {
+
+// The element count of `shape`; none when a dimension is negative or the count exceeds `limit`
+// (the floats the data section holds), so that no product can overflow.
+std::optional<uint64_t> ElementsWithin(const std::vector<int64_t>& shape, uint64_t limit) {
+  uint64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d != 0 && n > limit / uint64_t(d))) return std::nullopt;
+    n *= uint64_t(d);
+  }
+  return n;
+}
+
+}  // namespace
+
 Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const std::string& where) {
   if (bytes.size() < 8) {
     return DataLoss(where, ": ", bytes.size(), " bytes, too short for a safetensors header");
@@ -63,16 +79,16 @@ Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const s
       SafetensorsEntry e;
       e.shape = it->at("shape").get<std::vector<int64_t>>();
       const auto offsets = it->at("data_offsets").get<std::vector<uint64_t>>();
-      int64_t n = 1;
-      for (int64_t d : e.shape) n *= d;
-      if (offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] > data_len ||
-          offsets[1] - offsets[0] != uint64_t(4 * n)) {
+      const std::optional<uint64_t> elements = ElementsWithin(e.shape, data_len / 4);
+      if (!elements || offsets.size() != 2 || offsets[1] < offsets[0] || offsets[1] > data_len ||
+          offsets[1] - offsets[0] != 4 * *elements) {
         return DataLoss(where, ": tensor ", it.key(), " data_offsets ",
-                        it->at("data_offsets").dump(), " do not fit its shape or the ", data_len,
+                        it->at("data_offsets").dump(), " do not fit its shape ",
+                        it->at("shape").dump(), " or the ", data_len,
                         "-byte data section (truncated?)");
       }
-      e.data = reinterpret_cast<const float*>(data + offsets[0]);
-      e.size = n;
+      e.values.resize(*elements);
+      std::memcpy(e.values.data(), data + offsets[0], 4 * *elements);
       file.tensors[it.key()] = e;
     }
   } catch (const std::exception& e) {

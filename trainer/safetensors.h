@@ -28,17 +28,16 @@ std::vector<uint8_t> EncodeSafetensors(const std::vector<TensorRef>& tensors,
 
 struct SafetensorsEntry {
   std::vector<int64_t> shape;
-  const float* data = nullptr;  // points into the parsed buffer
-  int64_t size = 0;
+  std::vector<float> values;  // prod(shape) floats, copied: offsets need not be 4-byte aligned
 };
 struct SafetensorsFile {
   std::map<std::string, SafetensorsEntry> tensors;
   std::map<std::string, std::string> metadata;
 };
 
-// Parses and validates (header bounds, dtype F32, offsets inside the data and matching the
-// shape). The result points into `bytes`, which must outlive it. Errors are DataLoss naming
-// `where` and the problem.
+// Parses and validates (header bounds, dtype F32, dimensions not negative, offsets inside the
+// data and matching the shape) and copies each tensor out of `bytes`. Errors are DataLoss naming
+// `where`, the tensor and the problem.
 Result<SafetensorsFile> ParseSafetensors(std::span<const uint8_t> bytes, const std::string& where);
 
 }  // namespace tilestage::trainer

@@ -59,18 +59,18 @@ void ExpectMatchesPyTorch(ModelConfig c) {
   const std::vector<uint8_t> gbytes = ReadFile(dir.Sub("g.safetensors"));
   auto parsed = ParseSafetensors(gbytes, "torch grads");
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
-  EXPECT_NEAR(loss->loss, parsed->tensors.at("loss").data[0], 1e-5 * std::abs(loss->loss));
+  EXPECT_NEAR(loss->loss, parsed->tensors.at("loss").values[0], 1e-5 * std::abs(loss->loss));
   const auto& grads = model.params().grads();
   int64_t compared = 0;
   for (const ParamInfo& info : model.params().infos()) {
     auto it = parsed->tensors.find(info.name);
     ASSERT_NE(it, parsed->tensors.end()) << info.name;
-    ASSERT_EQ(it->second.size, info.size) << info.name;
+    ASSERT_EQ(int64_t(it->second.values.size()), info.size) << info.name;
     double max_abs = 0.0;
     for (int64_t i = 0; i < info.size; ++i)
-      max_abs = std::max(max_abs, double(std::abs(it->second.data[i])));
+      max_abs = std::max(max_abs, double(std::abs(it->second.values[i])));
     for (int64_t i = 0; i < info.size; ++i) {
-      ASSERT_NEAR(grads[info.offset + i], it->second.data[i], 1e-6 + 1e-3 * max_abs)
+      ASSERT_NEAR(grads[info.offset + i], it->second.values[i], 1e-6 + 1e-3 * max_abs)
           << info.name << "[" << i << "]";
       ++compared;
     }

@@ -263,11 +263,8 @@ std::vector<float> Weights(const std::string& path) {
   EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
   std::vector<float> out;
   if (!parsed.ok()) return out;
-  for (const auto& [name, t] : parsed->tensors) {
-    size_t n = 1;
-    for (int64_t d : t.shape) n *= size_t(d);
-    out.insert(out.end(), t.data, t.data + n);
-  }
+  for (const auto& [name, t] : parsed->tensors)
+    out.insert(out.end(), t.values.begin(), t.values.end());
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -148,10 +149,10 @@ TEST(TrainerTest, MllogHasRunEpochAndEvalEventsInOrderWithEpochNumbers) {
       EXPECT_EQ(j["metadata"]["status"], "success");
     }
   }
-  EXPECT_EQ(keys, (std::vector<std::string>{
-                      "run_start", "epoch_start 1", "eval_start 1", "eval_stop 1", "eval_loss 1",
-                      "epoch_stop 1", "epoch_start 2", "eval_start 2", "eval_stop 2",
-                      "eval_loss 2", "epoch_stop 2", "run_stop"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"run_start", "epoch_start 1", "eval_start 1",
+                                            "eval_stop 1", "eval_loss 1", "epoch_stop 1",
+                                            "epoch_start 2", "eval_start 2", "eval_stop 2",
+                                            "eval_loss 2", "epoch_stop 2", "run_stop"}));
 }
 
 // Runs `config` to the end, or interrupts after `interrupt_at` steps and resumes from the
@@ -433,7 +434,7 @@ TEST(SafetensorsTest, IndependentPythonReaderSeesTheWeights) {
   EXPECT_EQ(r.output, "pt 0 -7.0 3.25 42.0 F32\n");
   auto parsed = ParseSafetensors(bytes, "m");
   ASSERT_TRUE(parsed.ok());
-  EXPECT_EQ(parsed->tensors.at("layer.weight").data[4], 1e-3f);
+  EXPECT_EQ(parsed->tensors.at("layer.weight").values[4], 1e-3f);
 }
 
 TEST(SafetensorsTest, TruncatedHeaderIsDataLoss) {
@@ -446,12 +447,48 @@ TEST(SafetensorsTest, TruncatedHeaderIsDataLoss) {
   EXPECT_NE(parsed.status().message().find("x.safetensors"), std::string::npos);
 }
 
+// A safetensors file with `header` as its JSON header and `data` as its data section.
+std::vector<uint8_t> SafetensorsBytes(const std::string& header, const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> bytes(8);
+  for (int i = 0; i < 8; ++i) bytes[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  bytes.insert(bytes.end(), data.begin(), data.end());
+  return bytes;
+}
+
+TEST(SafetensorsTest, ShapesWhoseProductIsNegativeOrWrapsAroundAreDataLoss) {
+  const std::vector<uint8_t> data(16, 0);
+  // [-2, -1] multiplies to 2 and (2^62 + 1) * 4 wraps to 4 in 64 bits: both match their offsets.
+  for (const std::string shape : {"[-2, -1]", "[4611686018427387905, 4]"}) {
+    SCOPED_TRACE(shape);
+    const std::string header = R"({"a": {"dtype": "F32", "shape": )" + shape +
+                               R"(, "data_offsets": [0, )" + (shape[1] == '-' ? "8" : "16") + "]}}";
+    auto parsed = ParseSafetensors(SafetensorsBytes(header, data), "x.safetensors");
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(parsed.status().message().find("x.safetensors: tensor a data_offsets [0,"),
+              std::string::npos)
+        << parsed.status().message();
+  }
+}
+
+TEST(SafetensorsTest, TensorsAtOffsetsNotAlignedToFourBytesReadTheirValues) {
+  // An unpadded header (odd length) and a tensor starting 2 bytes into the data section: the
+  // floats lie at addresses no float pointer may point to.
+  const float values[2] = {1.5f, -7.25f};
+  std::vector<uint8_t> data(2, 0xee);
+  data.resize(10);
+  std::memcpy(data.data() + 2, values, 8);
+  const std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
+  ASSERT_NE(header.size() % 4, 0u);
+  auto parsed = ParseSafetensors(SafetensorsBytes(header, data), "x.safetensors");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->tensors.at("a").values, std::vector<float>({1.5f, -7.25f}));
+}
+
 TEST(SafetensorsTest, HeaderNestedBeyondTheBoundIsDataLossNotAStackOverflow) {
   const std::string deep = "{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
-  std::vector<uint8_t> bytes(8);
-  for (int i = 0; i < 8; ++i) bytes[i] = uint8_t(uint64_t(deep.size()) >> (8 * i));
-  bytes.insert(bytes.end(), deep.begin(), deep.end());
-  auto parsed = ParseSafetensors(bytes, "x.safetensors");
+  auto parsed = ParseSafetensors(SafetensorsBytes(deep, {}), "x.safetensors");
   ASSERT_FALSE(parsed.ok());
   EXPECT_EQ(parsed.status().code(), StatusCode::kDataLoss);
   EXPECT_EQ(parsed.status().message(), "x.safetensors header: nested more than 64 levels deep");
