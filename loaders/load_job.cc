@@ -1,8 +1,13 @@
 #include "loaders/load_job.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "tiling/mllog.h"
@@ -15,8 +20,30 @@ using Clock = std::chrono::steady_clock;
 struct Streamed {
   uint64_t batches = 0, samples = 0;
   double wall_s = 0, compute_s = 0;
+  std::optional<double> x_sum;  // with read_batches: the sum of every x value read
   Status status;
 };
+
+// Sixteen partial sums in four SSE registers: as fast as a vectorized torch.sum, so that
+// --read-batches costs what a PyTorch consumer's read costs.
+double SumOf(const std::vector<float>& values) {
+  size_t i = 0;
+  double sum = 0;
+#if defined(__SSE2__)
+  __m128 a = _mm_setzero_ps(), b = a, c = a, d = a;
+  for (; i + 16 <= values.size(); i += 16) {
+    a = _mm_add_ps(a, _mm_loadu_ps(values.data() + i));
+    b = _mm_add_ps(b, _mm_loadu_ps(values.data() + i + 4));
+    c = _mm_add_ps(c, _mm_loadu_ps(values.data() + i + 8));
+    d = _mm_add_ps(d, _mm_loadu_ps(values.data() + i + 12));
+  }
+  float partial[4];
+  _mm_storeu_ps(partial, _mm_add_ps(_mm_add_ps(a, b), _mm_add_ps(c, d)));
+  for (float p : partial) sum += p;
+#endif
+  for (; i < values.size(); ++i) sum += values[i];
+  return sum;
+}
 
 Streamed Stream(Loader& loader, const LoadJobOptions& options) {
   Streamed out;
@@ -32,6 +59,7 @@ Streamed Stream(Loader& loader, const LoadJobOptions& options) {
       if (!*more) break;
       ++out.batches;
       out.samples += static_cast<uint64_t>(batch.size);
+      if (options.read_batches) out.x_sum = out.x_sum.value_or(0) + SumOf(batch.x);
       if (options.compute_ms > 0) {
         const auto c0 = Clock::now();
         std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(options.compute_ms));
@@ -74,6 +102,7 @@ nlohmann::json RankReport(const Streamed& s, const Loader& loader, int rank, int
   for (const auto& stage : st.stages)
     stages[stage.name] = {{"busy_s", stage.busy_s}, {"items", stage.items}};
   mine["stages"] = stages;
+  if (s.x_sum) mine["x_sum"] = *s.x_sum;
   if (!s.status.ok()) mine["error"] = s.status.ToString();
   return mine;
 }

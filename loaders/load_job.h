@@ -23,6 +23,9 @@ struct LoadJobOptions {
   LoaderOptions loader;
   uint64_t epochs = 1;
   double compute_ms = 0;    // emulated training step per batch (a sleep); 0: none
+  // Each batch's x is summed, as a training step reads it: comparable with consumers that read
+  // their batches (a PyTorch loop's torch.sum). The sum is part of wall time, not compute time.
+  bool read_batches = false;
   bool node_local = false;  // split samples over the ranks of each node only (partition staging)
 };
 

@@ -75,12 +75,15 @@ class NpyDataset(Dataset):
         return torch.from_numpy(normalize(np.load(self.files[i]), self.mean, self.inv_std))
 
 
-def torch_epoch(ds, batch, workers):
+def torch_epoch(ds, batch, workers, consume=False):
+    """One shuffled epoch; `consume`: each batch is summed, as a training step would read it."""
     torch.manual_seed(0)
     t0 = time.perf_counter()
     loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
-    n = 0
+    n, total = 0, 0.0
     for b in loader:
+        if consume:
+            total += float(b.sum())
         n += b.shape[0]
     return n, time.perf_counter() - t0
 

@@ -2,6 +2,7 @@
 // reports, MLLOG lines, exit codes and the error messages a user sees.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -67,6 +68,43 @@ TEST(LoadCli, ReportsThroughputStagesStallAndAu) {
   EXPECT_TRUE(rank.contains("wait_ms_per_batch"));
   EXPECT_TRUE(rank.contains("queue_occupancy_mean"));
   EXPECT_GE(rank["compute_s"].get<double>(), 20 * 0.001);
+}
+
+TEST(LoadCli, ReadBatchesSumsEveryNormalizedValueOfEveryEpoch) {
+  TempDir tmp;
+  const std::string store = MakeStore(tmp);
+  {
+    // Over a whole epoch the store's own statistics normalize x to a sum near 0, which a loader
+    // that read nothing would match too: shift the recorded means so that the sum is not 0.
+    const std::string path = store + "/manifest.json";
+    std::ifstream in(path);
+    nlohmann::json m = nlohmann::json::parse(in);
+    for (auto& c : m["fields"][0]["stats"]) c["mean"] = c["mean"].get<double>() - 1.0;
+    std::ofstream(path) << m.dump();
+  }
+  auto r = RunCommand(CliPath() + " load " + store + " --batch 10 --epochs 2 --read-batches --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = JsonFrom(r.output);
+  // The direct computation: every record's x normalized with the manifest's statistics, twice.
+  auto opened = Store::Open(LocalStorage(), store);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  const Store& s = **opened;
+  const auto& stats = s.manifest().fields[0].stats;
+  double want = 0;
+  for (uint64_t i = 0; i < s.size(); ++i) {
+    auto sample = s.Read(i);
+    ASSERT_TRUE(sample.ok()) << sample.status().ToString();
+    const Array& x = *sample->Find("x");
+    const int64_t per_channel = x.NumElements() / static_cast<int64_t>(stats.size());
+    for (int64_t e = 0; e < x.NumElements(); ++e) {
+      const auto& c = stats[e / per_channel];
+      want += 2 * (ElementAsDouble(x, e) - c.mean) / c.std();
+    }
+  }
+  ASSERT_GT(std::abs(want), 1000.0);
+  EXPECT_NEAR(j["per_rank"][0]["x_sum"].get<double>(), want, 1e-5 * std::abs(want));
+  auto plain = RunCommand(CliPath() + " load " + store + " --batch 10 --json");
+  EXPECT_FALSE(JsonFrom(plain.output)["per_rank"][0].contains("x_sum"));
 }
 
 TEST(LoadCli, CorruptRecordFailNamesShardAndRecord) {

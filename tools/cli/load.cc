@@ -23,6 +23,7 @@ struct LoadArgs {
   int prefetch = 4;
   std::string mem_budget = "1GiB";
   double compute_ms = 0;
+  bool read_batches = false;
   std::string on_corrupt = "fail";
   bool augment = false;
   int64_t crop = 0;
@@ -39,6 +40,7 @@ Result<LoadJobOptions> MakeOptions(const LoadArgs& args) {
   job.store = args.store;
   job.epochs = args.epochs;
   job.compute_ms = args.compute_ms;
+  job.read_batches = args.read_batches;
   job.node_local = args.node_local;
   LoaderOptions& o = job.loader;
   o.batch_size = args.batch;
@@ -129,6 +131,9 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--mem-budget", args->mem_budget, "Loader memory budget per rank")
       ->capture_default_str();
   cmd->add_option("--compute-ms", args->compute_ms, "Emulated training step per batch (sleep)");
+  cmd->add_flag("--read-batches", args->read_batches,
+                "Sum each batch's x, as a training step reads it (to compare with consumers that "
+                "read their batches, such as a PyTorch loop)");
   cmd->add_option("--on-corrupt", args->on_corrupt, "fail or skip")->capture_default_str();
   cmd->add_flag("--augment", args->augment, "Random flips and quarter turns, seeded per sample");
   cmd->add_option("--crop", args->crop, "Random square crop of this size (0 = none)");
