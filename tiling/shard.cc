@@ -204,11 +204,13 @@ Status ParseRecordHeader(std::span<const uint8_t> header, uint64_t record_bytes,
   return Status::Ok();
 }
 
-Status ParseRecordView(std::span<const uint8_t> stored, const IndexEntry& entry,
-                       const std::string& where, std::vector<FieldView>* fields,
-                       std::vector<std::vector<uint8_t>>* scratch) {
-  RecordHeader header;
-  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &header, fields));
+namespace {
+
+// Points each parsed field's data at its payload in `stored`, or decodes a compressed or
+// shuffled payload into (*scratch)[field index].
+Status LocatePayloads(std::span<const uint8_t> stored, const IndexEntry& entry,
+                      const std::string& where, std::vector<FieldView>* fields,
+                      std::vector<std::vector<uint8_t>>* scratch) {
   const bool in_place = entry.codec == Codec::kNone && !entry.shuffled;
   if (!in_place && scratch->size() < fields->size()) scratch->resize(fields->size());
   for (size_t k = 0; k < fields->size(); ++k) {
@@ -225,6 +227,25 @@ Status ParseRecordView(std::span<const uint8_t> stored, const IndexEntry& entry,
     f.data = buf;
   }
   return Status::Ok();
+}
+
+}  // namespace
+
+Status ParseRecordView(std::span<const uint8_t> stored, const IndexEntry& entry,
+                       const std::string& where, std::vector<FieldView>* fields,
+                       std::vector<std::vector<uint8_t>>* scratch) {
+  RecordHeader header;
+  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &header, fields));
+  return LocatePayloads(stored, entry, where, fields, scratch);
+}
+
+Status CheckRecordDecodes(std::span<const uint8_t> stored, const IndexEntry& entry,
+                          const std::string& where, std::vector<FieldView>* fields,
+                          std::vector<std::vector<uint8_t>>* scratch) {
+  RecordHeader header;
+  TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &header, fields));
+  TS_RETURN_IF_ERROR(ParseBoundedJson(header.meta, where + ": metadata").status());
+  return LocatePayloads(stored, entry, where, fields, scratch);
 }
 
 namespace {
@@ -533,5 +554,55 @@ Status ShardReader::ReadUncompressedInto(uint64_t i, Sample* sample,
 }
 
 Result<uint64_t> ShardReader::HashFile() const { return HashWholeFile(*file_); }
+
+Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const {
+  // Blocks that fit in a core's L2 cache, so that the record checks reread cached bytes.
+  constexpr uint64_t kBlockBytes = 1 << 20;
+  std::vector<uint64_t> by_offset(index_.size());
+  uint64_t largest = 0;
+  for (uint64_t i = 0; i < by_offset.size(); ++i) {
+    by_offset[i] = i;
+    largest = std::max(largest, index_[i].stored_size);
+  }
+  std::sort(by_offset.begin(), by_offset.end(),
+            [&](uint64_t a, uint64_t b) { return index_[a].offset < index_[b].offset; });
+  const uint64_t size = file_size();
+  Hasher file_hash;
+  // The file's bytes [lo, hi); every byte is read and hashed once. Room for a block after the
+  // largest record, allocated (and zeroed) once.
+  std::vector<uint8_t> buf(std::min(size, largest + kBlockBytes));
+  uint64_t lo = 0, hi = 0;
+  // Reads on from hi to at least `end`, keeping the bytes from `keep` on.
+  auto read_to = [&](uint64_t end, uint64_t keep) -> Status {
+    keep = std::clamp(keep, lo, hi);
+    std::memmove(buf.data(), buf.data() + (keep - lo), hi - keep);
+    lo = keep;
+    const uint64_t new_hi = std::min({size, lo + buf.size(), std::max(end, hi + kBlockBytes)});
+    const std::span<uint8_t> fresh(buf.data() + (hi - lo), new_hi - hi);
+    TS_RETURN_IF_ERROR(file_->ReadAt(hi, fresh));
+    file_hash.Update(fresh);
+    hi = new_hi;
+    return Status::Ok();
+  };
+  std::vector<FieldView> fields;  // reused across records, like the loader's
+  std::vector<std::vector<uint8_t>> scratch;
+  for (uint64_t i : by_offset) {
+    const IndexEntry& e = index_[i];
+    const uint64_t end = e.offset + e.stored_size;
+    while (end > hi) TS_RETURN_IF_ERROR(read_to(end, e.offset));
+    const std::span<const uint8_t> stored(buf.data() + (e.offset - lo), e.stored_size);
+    const uint64_t actual = Hash64(stored);
+    if (actual != e.checksum) {
+      problems->push_back(DataLoss("shard ", path(), ": record ", i, ": checksum mismatch (stored ",
+                                   HashToHex(e.checksum), ", computed ", HashToHex(actual), ")"));
+      continue;
+    }
+    const std::string where = StrCat("shard ", path(), ": record ", i);
+    if (Status decoded = CheckRecordDecodes(stored, e, where, &fields, &scratch); !decoded.ok())
+      problems->push_back(decoded);
+  }
+  while (hi < size) TS_RETURN_IF_ERROR(read_to(hi + kBlockBytes, hi));
+  return file_hash.Digest();
+}
 
 }  // namespace tilestage

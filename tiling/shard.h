@@ -85,6 +85,13 @@ Status ParseRecordHeader(std::span<const uint8_t> header, uint64_t record_bytes,
 Status ParseRecordView(std::span<const uint8_t> stored, const IndexEntry& entry,
                        const std::string& where, std::vector<FieldView>* fields,
                        std::vector<std::vector<uint8_t>>* scratch);
+// What verify checks of stored bytes (checksum already verified): the header, the metadata JSON
+// and every payload decode, as DecodeRecord would, without copying uncompressed payloads
+// (compressed ones are decoded into *scratch). DataLoss naming `where`.
+Status CheckRecordDecodes(std::span<const uint8_t> stored, const IndexEntry& entry,
+                          const std::string& where, std::vector<FieldView>* fields,
+                          std::vector<std::vector<uint8_t>>* scratch);
+
 // Decodes stored bytes (already checksum-verified) into a Sample. `where` names the shard and
 // record in error messages.
 Result<Sample> DecodeRecord(std::span<const uint8_t> stored, const IndexEntry& entry,
@@ -153,6 +160,11 @@ class ShardReader {
   Status ReadInto(uint64_t i, Sample* sample, const ReadOptions& options = {}) const;
   // XXH3-64 of the whole file, read in large blocks.
   Result<uint64_t> HashFile() const;
+  // Reads the file once, front to back in blocks, and from the same bytes while they are in
+  // cache computes the whole-file hash and checks every record's checksum and decoding. Each
+  // damaged record is appended to *problems (DataLoss naming shard and record). Returns the
+  // whole-file hash, or the error that stopped the read.
+  Result<uint64_t> VerifyRecords(std::vector<Status>* problems) const;
 
  private:
   ShardReader() = default;

@@ -113,8 +113,10 @@ struct VerifyReport {
 };
 
 // Checks the manifest, every shard's whole-file hash, record count and size, and every record's
-// checksum and decoding. Returns the first problem as DataLoss/NotFound (all are in *report).
-Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report);
+// checksum and decoding, reading each shard once; shards in parallel on `threads` threads (0: one
+// per core). Returns the first problem as DataLoss/NotFound (all are in *report, in shard order
+// whatever the thread count).
+Status VerifyStore(Storage& storage, const std::string& dir, VerifyReport* report, int threads = 0);
 
 // Replacing a complete store (ingest --overwrite). The new store is written into StagingDir(dir),
 // a sibling directory on the same file system, and PublishStore puts it in place only once it is

@@ -301,6 +301,65 @@ TEST_F(BadStoreTest, FlippedByteInRecordIsDataLossNamingShardAndRecord) {
   EXPECT_THAT(report.problems, ::testing::Contains(HasSubstr("file hash")));
 }
 
+TEST_F(BadStoreTest, VerifyReportsTheSameProblemsInShardOrderForAnyThreadCount) {
+  const IndexEntry e0 = Entry(shard0_, 1);
+  const IndexEntry e1 = Entry(shard1_, 2);
+  testing::FlipByte(shard0_, static_cast<long>(e0.offset + e0.stored_size / 2));
+  testing::FlipByte(shard1_, static_cast<long>(e1.offset + e1.stored_size / 2));
+  std::vector<std::vector<std::string>> seen;
+  for (int threads : {1, 2, 4}) {
+    VerifyReport report;
+    Status s = VerifyStore(*LocalStorage(), dir_, &report, threads);
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+    EXPECT_THAT(s.message(), HasSubstr(shard0_));
+    EXPECT_EQ(report.records_checked, spec_.samples);
+    seen.push_back(report.problems);
+  }
+  ASSERT_EQ(seen[0].size(), 4u);  // per shard: its file hash, then its record
+  EXPECT_THAT(seen[0][0], HasSubstr(shard0_ + ": file hash"));
+  EXPECT_THAT(seen[0][1], HasSubstr(shard0_ + ": record 1: checksum mismatch"));
+  EXPECT_THAT(seen[0][2], HasSubstr(shard1_ + ": file hash"));
+  EXPECT_THAT(seen[0][3], HasSubstr(shard1_ + ": record 2: checksum mismatch"));
+  EXPECT_EQ(seen[1], seen[0]);
+  EXPECT_EQ(seen[2], seen[0]);
+}
+
+TEST_F(BadStoreTest, FlippedPaddingByteBetweenRecordsIsAFileHashMismatchOnly) {
+  // Records are 4 KiB-aligned: the byte before record 1 is padding no record checksum covers.
+  const IndexEntry e = Entry(shard0_, 1);
+  ASSERT_GT(e.offset, Entry(shard0_, 0).offset + Entry(shard0_, 0).stored_size);
+  testing::FlipByte(shard0_, static_cast<long>(e.offset - 1));
+  VerifyReport report;
+  EXPECT_EQ(Verify(&report).code(), StatusCode::kDataLoss);
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_THAT(report.problems[0], HasSubstr(shard0_ + ": file hash"));
+}
+
+TEST(Store, VerifyNamesADamagedRecordLargerThanItsReadBlock) {
+  // 3 records of 2 MiB: each spans more than one of verify's 1 MiB read blocks.
+  TempDir tmp;
+  TestStoreSpec spec;
+  spec.synth.shape = {2, 512, 512};
+  spec.samples = 3;
+  spec.options.shard_target_bytes = 64 << 20;
+  const std::string dir = tmp.Sub("s");
+  const Manifest m = WriteTestStore(LocalStorage(), dir, spec);
+  ASSERT_EQ(m.shards.size(), 1u);
+  const std::string shard = dir + "/" + m.shards[0].file;
+  VerifyReport intact;
+  ASSERT_TRUE(VerifyStore(*LocalStorage(), dir, &intact).ok()) << intact.problems[0];
+  auto reader = ShardReader::Open(*LocalStorage(), shard);
+  ASSERT_TRUE(reader.ok());
+  const IndexEntry e = (*reader)->entry(1);
+  ASSERT_GT(e.stored_size, 1u << 20);
+  testing::FlipByte(shard, static_cast<long>(e.offset + e.stored_size - 10));
+  VerifyReport report;
+  EXPECT_EQ(VerifyStore(*LocalStorage(), dir, &report).code(), StatusCode::kDataLoss);
+  EXPECT_THAT(report.problems,
+              ::testing::Contains(HasSubstr(shard + ": record 1: checksum mismatch")));
+  EXPECT_EQ(report.problems.size(), 2u);  // the record and the file hash
+}
+
 TEST_F(BadStoreTest, FlippedByteInIndexIsDataLossNamingShard) {
   const long index_offset =
       testing::FileSize(shard0_) - kFooterBytes - manifest_.shards[0].records * kIndexEntryBytes;

@@ -8,9 +8,9 @@
 namespace tilestage::cli {
 namespace {
 
-int RunVerify(const std::string& dir) {
+int RunVerify(const std::string& dir, int threads) {
   VerifyReport report;
-  Status status = VerifyStore(*LocalStorage(), dir, &report);
+  Status status = VerifyStore(*LocalStorage(), dir, &report, threads);
   for (const auto& problem : report.problems) std::cerr << "tilestage: " << problem << "\n";
   if (!status.ok()) {
     if (report.problems.empty()) return Report(status);
@@ -27,10 +27,13 @@ int RunVerify(const std::string& dir) {
 
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   auto dir = std::make_shared<std::string>();
+  auto threads = std::make_shared<int>(0);
   CLI::App* cmd = root.add_subcommand(
       "verify", "Check every shard hash and record checksum; non-zero exit on any mismatch");
   cmd->add_option("store", *dir, "Store directory")->required();
-  cmd->callback([=] { *exit_code = RunVerify(*dir); });
+  cmd->add_option("--threads", *threads, "Shards verified at once (0 = one per core)")
+      ->capture_default_str();
+  cmd->callback([=] { *exit_code = RunVerify(*dir, *threads); });
 });
 
 }  // namespace
