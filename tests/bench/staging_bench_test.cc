@@ -9,6 +9,7 @@
 #include <sys/vfs.h>
 
 #include <fstream>
+#include <iterator>
 
 #include "bench/e2e/staging_analysis.h"
 #include "tests/common/test_util.h"
@@ -299,6 +300,29 @@ TEST(BenchStagingCli, TwoRanksUnderMpirunShareTheEpochsAndGiveOneAnswer) {
   EXPECT_EQ(j["node_local_epoch"]["samples"], 64);
   EXPECT_EQ(j["staging"]["staged_bytes"], j["store_bytes"]);
   EXPECT_TRUE(j["answer"].contains("breakeven_epochs"));
+}
+
+// examples/slurm/stage_and_train.sbatch outside Slurm: mpirun as the launcher, a GeoTIFF from
+// examples/data, a tiny model; every step must run and bench analyze must list both strategies.
+TEST(SlurmExample, IngestStageTrainBenchAndAnalyzeRunWithMpirunAsLauncher) {
+  TempDir dir;
+  const std::string root = testing::SourceDir();
+  const std::string env =
+      "SLURM_NTASKS=2 SLURM_CPUS_PER_TASK=1 OUT=" + dir.Sub("out") + " TILESTAGE=" + Cli() +
+      " LAUNCH='" + TILESTAGE_MPIEXEC +
+      " --allow-run-as-root --oversubscribe --bind-to none -np 2'" + " INPUTS=" + root +
+      "/examples/data/geotiff/RGB.byte.tif" +
+      " INGEST='ingest geotiff --tile 32,32 --min-valid 0.5' STORE=" + dir.Sub("store") +
+      " NODE_LOCAL=" + dir.Sub("local") + " MODEL='vit-mae --dim 32 --depth 1 --heads 2'" +
+      " GLOBAL_BATCH=16 EPOCHS=2 PUBLISHED=" + TILESTAGE_BENCH_TEST_DATA + "/cosmoflow_style";
+  const testing::CommandResult r =
+      testing::RunCommand(env + " bash " + root + "/examples/slurm/stage_and_train.sbatch 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(dir.Sub("out/analyze.txt"));
+  const std::string analyze((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(analyze.find("bench_staging/staged.mllog"), std::string::npos) << analyze;
+  EXPECT_NE(analyze.find("bench_staging/in_place.mllog"), std::string::npos) << analyze;
+  EXPECT_NE(r.output.find("break-even"), std::string::npos) << r.output;
 }
 
 }  // namespace
