@@ -1,5 +1,6 @@
 #include "bench/e2e/staging_bench.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "loaders/stager.h"
 #include "tiling/manifest.h"
 #include "tiling/storage.h"
+#include "trainer/train_job.h"
 
 namespace tilestage::bench {
 
@@ -32,12 +34,16 @@ Status CheckOptions(const StagingBenchOptions& o) {
   if (!(o.compute_ms >= 0) || !std::isfinite(o.compute_ms))
     return InvalidArgument("--compute-ms must be a number >= 0, got ", o.compute_ms);
   if (o.batch < 1) return InvalidArgument("--batch must be at least 1, got ", o.batch);
+  if (o.train && o.compute_ms > 0)
+    return InvalidArgument("--compute-ms ", o.compute_ms,
+                           " and --train are exclusive: the step "
+                           "is either emulated or real");
   for (int n : o.model_nodes)
     if (n < 1) return InvalidArgument("--nodes: node counts must be >= 1, got ", n);
-  if (!o.model_nodes.empty() && !(o.compute_ms > 0))
+  if (!o.model_nodes.empty() && !o.train && !(o.compute_ms > 0))
     return InvalidArgument(
-        "--nodes: the model needs the training rate, so --compute-ms must be "
-        "> 0, got ",
+        "--nodes: the model needs the training rate: give --train or "
+        "--compute-ms > 0, got ",
         o.compute_ms);
   for (double bw : {o.fs_aggregate_bytes_per_s, o.fs_node_bytes_per_s, o.local_read_bytes_per_s,
                     o.local_write_bytes_per_s})
@@ -120,6 +126,49 @@ Result<EpochMeasurement> MeasureEpoch(Communicator& world, const StagingBenchOpt
   return m;
 }
 
+// One epoch of `store` with the real training step (the trainer's job, no checkpoints or logs of
+// its own); the figures from rank 0's JSONL records: the epoch runs from its first step's start to
+// its epoch record (evaluation included, as MLPerf's epochs do), model set-up left out.
+Result<EpochMeasurement> MeasureTrainEpoch(Communicator& world, const StagingBenchOptions& o,
+                                           const std::string& strategy, const std::string& store) {
+  trainer::TrainJobOptions job = *o.train;
+  job.store = store;
+  job.epochs = 1;
+  job.max_steps = -1;
+  job.json = "-";
+  job.mllog.clear();
+  job.checkpoint_dir.clear();
+  job.checkpoint_every = 0;
+  job.resume = false;
+  job.log_every = 0;
+  std::ostringstream records, progress;
+  TS_RETURN_IF_ERROR(AgreeStatus(world, trainer::RunTrainJob(job, world, records, progress)));
+  EpochMeasurement m;
+  m.strategy = strategy;
+  m.store = store;
+  if (world.rank() != 0) return m;
+  std::istringstream lines(records.str());
+  for (std::string line; std::getline(lines, line);) {
+    const Json r = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!r.is_object()) continue;
+    const std::string type = r.value("type", "");
+    const int64_t time_ms = r.value("time_ms", int64_t(0));
+    if (type == "step") {
+      const double step_ms = r.value("step_ms", 0.0), stall_ms = r.value("stall_ms", 0.0);
+      if (m.batches++ == 0) m.start_ms = time_ms - std::llround(step_ms);
+      m.samples += uint64_t(job.batch);
+      m.stall_s += stall_ms / 1e3;
+      m.compute_s += (step_ms - stall_ms) / 1e3;
+    } else if (type == "epoch") {
+      m.stop_ms = time_ms;
+    }
+  }
+  if (m.batches == 0 || m.stop_ms == 0)
+    return DataLoss("training on ", store, " wrote no step or epoch record");
+  m.wall_s = double(m.stop_ms - m.start_ms) / 1e3;
+  return m;
+}
+
 // Node leaders remove their node's staged copy (ours: kStagedDirName).
 Status RemoveStagedCopy(Communicator& world, const NodeLayout& layout, const std::string& dest) {
   Status status;
@@ -147,7 +196,7 @@ ModelParams MeasuredModelParams(const StagingBench& b) {
   p.staging_read_bytes_per_s = stager_node_rate;
   p.staging_write_bytes_per_s = stager_node_rate;
   p.loader_samples_per_s = b.loader_samples_per_s / nodes;
-  p.train_samples_per_s = double(b.ranks) / nodes * double(o.batch) * 1e3 / o.compute_ms;
+  p.train_samples_per_s = b.train_samples_per_s / nodes;
   p.fs_node_bytes_per_s = o.fs_node_bytes_per_s > 0 ? o.fs_node_bytes_per_s : stager_node_rate;
   p.fs_aggregate_bytes_per_s =
       o.fs_aggregate_bytes_per_s > 0 ? o.fs_aggregate_bytes_per_s : p.fs_node_bytes_per_s * nodes;
@@ -284,6 +333,8 @@ Json StagingBench::ToJson() const {
             {"records", records},
             {"batch", options.batch},
             {"compute_ms", options.compute_ms},
+            {"step", step},
+            {"train_samples_per_s", train_samples_per_s},
             {"staging",
              {{"seconds", staging_s},
               {"staged_bytes", staged_bytes},
@@ -311,42 +362,51 @@ Result<StagingBench> RunStagingBench(Communicator& world, const StagingBenchOpti
   TS_ASSIGN_OR_RETURN(NodeLayout layout, FindNodes(world));
   StagingBench b;
   b.options = options;
+  if (options.train) b.options.batch = std::max<int64_t>(1, options.train->batch / world.size());
+  const StagingBenchOptions& o = b.options;
   b.ranks = world.size();
   b.nodes = layout.count;
-  auto manifest = ReadManifest(*LocalStorage(), options.store);
+  b.step = o.train ? StrCat("the training step of tilestage train --model ", o.train->model,
+                            ", global batch ", o.train->batch)
+                   : StrCat(FormatFixed(o.compute_ms, 1), " ms compute per batch of ", o.batch,
+                            " per rank (emulated)");
+  auto manifest = ReadManifest(*LocalStorage(), o.store);
   TS_RETURN_IF_ERROR(AgreeStatus(world, manifest.status()));
   b.store_bytes = manifest->TotalBytes();
   b.records = manifest->TotalRecords();
   if (root) {
     std::error_code ec;
-    fs::create_directories(options.out, ec);
+    fs::create_directories(o.out, ec);
     Status status;
-    if (ec) status = IOError("cannot create the output folder ", options.out, ": ", ec.message());
+    if (ec) status = IOError("cannot create the output folder ", o.out, ": ", ec.message());
     TS_RETURN_IF_ERROR(AgreeStatus(world, status));
   } else {
     TS_RETURN_IF_ERROR(AgreeStatus(world, Status::Ok()));
   }
-  const std::vector<std::string> source_files = FilesUnder(options.store);
+  const std::vector<std::string> source_files = FilesUnder(o.store);
   say(StrCat(FormatFixed(b.store_bytes / 1e6, 1), " MB, ", b.records, " records, ", b.ranks,
-             " rank(s) on ", b.nodes, " node(s), ", FormatFixed(options.compute_ms, 1),
-             " ms compute per batch of ", options.batch));
+             " rank(s) on ", b.nodes, " node(s), ", b.step));
+  // An epoch with the step asked for: the real one, or the stand-in.
+  auto epoch = [&](const std::string& strategy, const std::string& store, bool node_local) {
+    return o.train ? MeasureTrainEpoch(world, o, strategy, store)
+                   : MeasureEpoch(world, o, strategy, store, node_local, o.compute_ms);
+  };
 
-  say("epoch read in place from " + options.store + " (cold)");
+  say("epoch read in place from " + o.store + " (cold)");
   TS_ASSIGN_OR_RETURN(b.evictions.emplace_back(),
                       Evict(world, layout, "source before the in-place epoch", source_files));
-  TS_ASSIGN_OR_RETURN(b.in_place, MeasureEpoch(world, options, "in_place", options.store,
-                                               /*node_local=*/false, options.compute_ms));
+  TS_ASSIGN_OR_RETURN(b.in_place, epoch("in_place", o.store, /*node_local=*/false));
 
-  say("staging to " + options.node_local + " (cold source)");
-  const std::string pattern = options.node_local + "/" + kStagedDirName;
+  say("staging to " + o.node_local + " (cold source)");
+  const std::string pattern = o.node_local + "/" + kStagedDirName;
   const std::string dest = StageDestination(pattern, layout.index);
   TS_RETURN_IF_ERROR(RemoveStagedCopy(world, layout, dest));
   TS_ASSIGN_OR_RETURN(b.evictions.emplace_back(),
                       Evict(world, layout, "source before staging", source_files));
   StageOptions stage;
-  stage.from = options.store;
+  stage.from = o.store;
   stage.to = pattern;
-  stage.threads = options.threads;
+  stage.threads = o.threads;
   TS_ASSIGN_OR_RETURN(const StageReport staged, StageStore(world, stage));
   b.staging_s = staged.seconds;
   b.staged_bytes = staged.bytes_written();
@@ -358,12 +418,11 @@ Result<StagingBench> RunStagingBench(Communicator& world, const StagingBenchOpti
   const std::vector<std::string> local_files = FilesUnder(dest);
   TS_ASSIGN_OR_RETURN(b.evictions.emplace_back(),
                       Evict(world, layout, "node-local copy before its epoch", local_files));
-  TS_ASSIGN_OR_RETURN(b.node_local, MeasureEpoch(world, options, "node_local", dest,
-                                                 /*node_local=*/true, options.compute_ms));
+  TS_ASSIGN_OR_RETURN(b.node_local, epoch("node_local", dest, /*node_local=*/true));
 
   say("the loader alone and a raw read of the node-local copy (the model's rates)");
   TS_ASSIGN_OR_RETURN(const EpochMeasurement loader_only,
-                      MeasureEpoch(world, options, "loader", dest, /*node_local=*/true, 0));
+                      MeasureEpoch(world, o, "loader", dest, /*node_local=*/true, 0));
   if (loader_only.wall_s > 0) b.loader_samples_per_s = loader_only.samples / loader_only.wall_s;
   TS_ASSIGN_OR_RETURN(b.evictions.emplace_back(),
                       Evict(world, layout, "node-local copy before the raw read", local_files));
@@ -371,22 +430,26 @@ Result<StagingBench> RunStagingBench(Communicator& world, const StagingBenchOpti
   if (layout.leader()) raw_s = ReadAllSeconds(local_files);
   TS_RETURN_IF_ERROR(AgreeStatus(world, raw_s.status()));
   if (*raw_s > 0) b.local_raw_read_bytes_per_s = TotalBytes(local_files) / *raw_s;
-  if (!options.keep_staged) TS_RETURN_IF_ERROR(RemoveStagedCopy(world, layout, dest));
+  if (!o.keep_staged) TS_RETURN_IF_ERROR(RemoveStagedCopy(world, layout, dest));
   if (!root) return b;
 
-  TS_ASSIGN_OR_RETURN(b.answer, ComputeStagingAnswer(b.staging_s, b.in_place.wall_s,
-                                                     b.node_local.wall_s, options.epochs));
-  if (!options.model_nodes.empty()) {
-    b.model_params = MeasuredModelParams(b);
-    TS_ASSIGN_OR_RETURN(b.model, Predict(*b.model_params, options.model_nodes));
+  if (o.train && b.node_local.compute_s > 0) {
+    b.train_samples_per_s = b.node_local.samples / b.node_local.compute_s;
+  } else if (o.compute_ms > 0) {
+    b.train_samples_per_s = double(b.ranks) * double(o.batch) * 1e3 / o.compute_ms;
   }
-  b.staged_mllog = options.out + "/staged.mllog";
-  b.in_place_mllog = options.out + "/in_place.mllog";
-  TS_ASSIGN_OR_RETURN(const std::vector<MlEvent> staging_events,
-                      StagingMlEvents(staged, options.store));
+  TS_ASSIGN_OR_RETURN(b.answer, ComputeStagingAnswer(b.staging_s, b.in_place.wall_s,
+                                                     b.node_local.wall_s, o.epochs));
+  if (!o.model_nodes.empty()) {
+    b.model_params = MeasuredModelParams(b);
+    TS_ASSIGN_OR_RETURN(b.model, Predict(*b.model_params, o.model_nodes));
+  }
+  b.staged_mllog = o.out + "/staged.mllog";
+  b.in_place_mllog = o.out + "/in_place.mllog";
+  TS_ASSIGN_OR_RETURN(const std::vector<MlEvent> staging_events, StagingMlEvents(staged, o.store));
   TS_RETURN_IF_ERROR(WriteStrategyLog(b.staged_mllog, b, b.node_local, staging_events));
   TS_RETURN_IF_ERROR(WriteStrategyLog(b.in_place_mllog, b, b.in_place, {}));
-  TS_RETURN_IF_ERROR(WriteText(options.out + "/results.json", b.ToJson().dump(2) + "\n"));
+  TS_RETURN_IF_ERROR(WriteText(o.out + "/results.json", b.ToJson().dump(2) + "\n"));
   return b;
 }
 
@@ -395,8 +458,7 @@ std::string FormatStagingBench(const StagingBench& b) {
   std::ostringstream os;
   os << "Should I stage? " << b.options.store << " (" << FormatFixed(b.store_bytes / 1e6, 1)
      << " MB, " << b.records << " records) to " << b.options.node_local << ", " << b.ranks
-     << " rank(s) on " << b.nodes << " node(s), " << FormatFixed(b.options.compute_ms, 1)
-     << " ms compute per batch of " << b.options.batch << "\n\n";
+     << " rank(s) on " << b.nodes << " node(s), " << b.step << "\n\n";
   os << std::left << std::setw(26) << "measured" << std::right << std::setw(10) << "time"
      << std::setw(10) << "compute" << std::setw(10) << "stall" << std::setw(13) << "stall share"
      << "\n";

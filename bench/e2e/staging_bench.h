@@ -8,14 +8,15 @@
 //      /dev/shm nothing can be evicted, and the residency figures say so);
 //   4. the loader alone over the (now cached) node-local copy, and a raw read of it cold: the
 //      loader and node-local rates `bench model` takes;
-// each epoch with a compute stand-in of compute_ms per batch (a sleep, as DLIO emulates a step),
-// and the data stall of each (DS-Analyzer style: the consumer's wait for batches against the
-// compute). From these parts it answers, for the requested epochs: time to train with and without
-// staging, the staging share, staging/epoch and the break-even epoch count (StagingAnswer), plus
-// `bench model`'s prediction at N nodes (model.h) when node counts are asked for. Two mllog files
-// (staged.mllog, in_place.mllog) hold a run per strategy for `bench analyze --compare`: the
-// measured epoch at its real time, then the requested epochs projected from it (each projected
-// event carries "projected": true in its metadata).
+// each epoch with a compute stand-in of compute_ms per batch (a sleep, as DLIO emulates a step)
+// or with the real training step (`train`: the trainer's job, one epoch, its step records), and
+// the data stall of each (DS-Analyzer style: the step's wait for its batch against the rest). From
+// these parts it answers, for the requested epochs: time to train with and without staging, the
+// staging share, staging/epoch and the break-even epoch count (StagingAnswer), plus `bench model`'s
+// prediction at N nodes (model.h) when node counts are asked for. Two mllog files (staged.mllog,
+// in_place.mllog) hold a run per strategy for `bench analyze --compare`: the measured epoch at its
+// real time, then the requested epochs projected from it (each projected event carries "projected":
+// true in its metadata).
 //
 // Thread-safety: RunStagingBench is collective over the communicator (every rank calls it, from
 // one thread per process); ComputeStagingAnswer and the *Json/Format functions are pure.
@@ -30,6 +31,7 @@
 #include "bench/e2e/model.h"
 #include "tiling/comm/communicator.h"
 #include "tiling/status.h"
+#include "trainer/train_job.h"
 
 namespace tilestage::bench {
 
@@ -41,8 +43,11 @@ struct StagingBenchOptions {
   std::string out;        // results.json and the two mllog files (written by rank 0)
   uint64_t epochs = 1;    // epochs of the training run the answer is for (>= 1)
   double compute_ms = 0;  // compute stand-in per batch and rank (>= 0)
-  int64_t batch = 32;     // samples per batch per rank
-  int threads = 0;        // loader and stager TBB threads per rank (0 = TBB default)
+  // The real training step instead of the stand-in: `tilestage train`'s options (store, epochs,
+  // outputs and checkpoints are set per measured epoch). Its global batch sets the loader's.
+  std::optional<trainer::TrainJobOptions> train;
+  int64_t batch = 32;  // samples per batch per rank (with train: its global batch / ranks)
+  int threads = 0;     // loader and stager TBB threads per rank (0 = TBB default)
   uint64_t seed = 0;
   bool keep_staged = false;
   // `bench model` at these node counts (empty: no prediction). Bandwidths of 0 default to what
@@ -63,8 +68,10 @@ struct EvictionRecord {
   uint64_t resident_after_bytes = 0;
 };
 
-// One epoch under the compute stand-in. Times are the slowest rank's; the stall is the largest
-// per-rank wait for batches (the consumer idle in Loader::Next).
+// One epoch under the compute stand-in (times the slowest rank's, the stall the largest per-rank
+// wait for batches in Loader::Next) or of the real training step (rank 0's step records: the
+// stall is the steps' wait for their batches, the compute the rest of each step, allreduce
+// included; stored_bytes_read is then not known and 0).
 struct EpochMeasurement {
   std::string strategy;               // "in_place" or "node_local"
   std::string store;                  // world rank 0's store
@@ -108,6 +115,8 @@ struct StagingBench {
   int64_t staging_start_ms = 0, staging_stop_ms = 0;
   std::string staged_store;  // world rank 0's node-local copy
   EpochMeasurement in_place, node_local;
+  std::string step;                       // the training step, in words
+  double train_samples_per_s = 0;         // the step's rate without stalls, all ranks
   double loader_samples_per_s = 0;        // the loader alone, node-local and cached, all ranks
   double local_raw_read_bytes_per_s = 0;  // raw cold read of rank 0's node-local copy
   std::vector<EvictionRecord> evictions;

@@ -215,6 +215,15 @@ TEST_F(StagingBenchRun, MllogOfBothStrategiesReadsBackInTheStagingAnalysis) {
   EXPECT_EQ(compare_groups, 2);
 }
 
+// Options whose store, node-local folder and output lie in `dir`.
+StagingBenchOptions OptionsIn(const TempDir& dir) {
+  StagingBenchOptions o;
+  o.store = dir.Sub("store");
+  o.node_local = dir.Sub("local");
+  o.out = dir.Sub("out");
+  return o;
+}
+
 Status RunAlone(const StagingBenchOptions& options) {
   auto comm = NewSingleProcessCommunicator();
   return RunStagingBench(*comm, options).status();
@@ -222,9 +231,8 @@ Status RunAlone(const StagingBenchOptions& options) {
 
 TEST(StagingBenchOptions, MissingNodeLocalIsInvalidArgumentNamingTheOption) {
   TempDir dir;
-  StagingBenchOptions o;
-  o.store = dir.Sub("store");
-  o.out = dir.Sub("out");
+  StagingBenchOptions o = OptionsIn(dir);
+  o.node_local.clear();
   const Status status = RunAlone(o);
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(status.message().find("--node-local"), std::string::npos) << status.ToString();
@@ -232,13 +240,59 @@ TEST(StagingBenchOptions, MissingNodeLocalIsInvalidArgumentNamingTheOption) {
 
 TEST(StagingBenchOptions, MissingStoreIsNotFoundNamingIt) {
   TempDir dir;
-  StagingBenchOptions o;
+  StagingBenchOptions o = OptionsIn(dir);
   o.store = dir.Sub("no_store");
-  o.node_local = dir.Sub("local");
-  o.out = dir.Sub("out");
   const Status status = RunAlone(o);
   EXPECT_EQ(status.code(), StatusCode::kNotFound);
   EXPECT_NE(status.message().find("no_store"), std::string::npos) << status.ToString();
+}
+
+TEST(StagingBenchTrain, RealTrainingStepGivesEveryFigureFromTheStepRecords) {
+  TempDir dir;
+  testing::SynthStoreSpec spec;
+  spec.samples = 64;
+  spec.shape = {3, 16, 16};
+  spec.shard_target_bytes = 64 << 10;
+  testing::WriteSynthStore(LocalStorage(), dir.Sub("store"), spec);
+  StagingBenchOptions o = OptionsIn(dir);
+  o.epochs = 2;
+  o.threads = 2;
+  trainer::TrainJobOptions train;
+  train.model = "vit-mae";
+  train.dim = 32;
+  train.depth = 1;
+  train.heads = 2;
+  train.batch = 16;
+  o.train = train;
+  auto comm = NewSingleProcessCommunicator();
+  auto run = RunStagingBench(*comm, o);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  const StagingBench& b = *run;
+  EXPECT_EQ(b.options.batch, 16);  // the loader's batch follows the training batch
+  EXPECT_NE(b.step.find("vit-mae"), std::string::npos) << b.step;
+  for (const EpochMeasurement* m : {&b.in_place, &b.node_local}) {
+    SCOPED_TRACE(m->strategy);
+    EXPECT_EQ(m->batches, 4u);  // 64 samples in steps of 16
+    EXPECT_EQ(m->samples, 64u);
+    EXPECT_GT(m->compute_s, 0);
+    EXPECT_GE(m->stall_s, 0);
+    // The steps lie within the epoch; its ends are whole milliseconds.
+    EXPECT_LE(m->compute_s + m->stall_s, m->wall_s + 0.002);
+    EXPECT_LE(m->start_ms, m->stop_ms);
+  }
+  EXPECT_DOUBLE_EQ(b.train_samples_per_s, 64 / b.node_local.compute_s);
+  EXPECT_DOUBLE_EQ(b.answer.time_with_staging_s, b.staging_s + 2 * b.node_local.wall_s);
+  EXPECT_DOUBLE_EQ(b.answer.time_in_place_s, 2 * b.in_place.wall_s);
+}
+
+TEST(StagingBenchOptions, ComputeMsAndTrainTogetherAreInvalidArgument) {
+  TempDir dir;
+  StagingBenchOptions o = OptionsIn(dir);
+  o.compute_ms = 5;
+  o.train = trainer::TrainJobOptions();
+  const Status status = RunAlone(o);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("exclusive"), std::string::npos) << status.ToString();
 }
 
 // The CLI: a store from `tilestage synth`, the JSON answer, and the mllog files read back by
@@ -283,6 +337,17 @@ TEST(BenchStagingCli, AnswersInJsonAndItsMllogsReadBackInBenchAnalyze) {
   int compare_groups = 0;
   for (const auto& g : analysis["groups"]) compare_groups += g.value("compare", false) ? 1 : 0;
   EXPECT_EQ(compare_groups, 2);
+}
+
+TEST(BenchStagingCli, TrainOptionsThatDoNotParseAreAnErrorNamingTrain) {
+  TempDir dir;
+  const std::string store = SynthStore(dir);
+  const testing::CommandResult r =
+      testing::RunCommand(Cli() + " bench staging --store " + store + " --node-local " +
+                          dir.Sub("local") + " --train '--model vit-mae --no-such-option 3' 2>&1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--train"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--no-such-option"), std::string::npos) << r.output;
 }
 
 TEST(BenchStagingCli, TwoRanksUnderMpirunShareTheEpochsAndGiveOneAnswer) {

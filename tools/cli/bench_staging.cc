@@ -2,13 +2,17 @@
 // staging (cold source), an epoch in place and one from node-local storage with their data
 // stalls, and answers for the requested epochs (bench/e2e/staging_bench.h); optionally under
 // mpirun, and with `bench model`'s prediction at N nodes.
+#include <tbb/global_control.h>
+
 #include <iostream>
+#include <memory>
 
 #include "bench/e2e/model.h"
 #include "bench/e2e/staging_bench.h"
 #include "tiling/comm/communicator.h"
 #include "tiling/comm/mpi_env.h"
 #include "tools/cli/command.h"
+#include "tools/cli/train_options.h"
 
 namespace tilestage::cli {
 namespace {
@@ -17,6 +21,7 @@ struct StagingArgs {
   bench::StagingBenchOptions options;
   std::string nodes;  // "1,8,64" or "1..1024"
   std::string fs_aggregate, fs_node, local_read, local_write;
+  std::string train;  // tilestage train's options, as one string
   bool json = false;
 };
 
@@ -32,6 +37,9 @@ Status ParseBandwidth(const std::string& flag, const std::string& text, double* 
 
 Status RunStaging(StagingArgs args, Communicator& world) {
   bench::StagingBenchOptions& o = args.options;
+  if (!args.train.empty()) {
+    TS_ASSIGN_OR_RETURN(o.train, ParseTrainArgs("--train", args.train));
+  }
   if (!args.nodes.empty()) {
     TS_ASSIGN_OR_RETURN(o.model_nodes, bench::ParseNodeList(args.nodes));
   }
@@ -71,7 +79,14 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--compute-ms", o.compute_ms,
                   "Training step per batch on each rank, emulated by a sleep (as DLIO does)")
       ->capture_default_str();
-  cmd->add_option("--batch", o.batch, "Samples per batch on each rank")->capture_default_str();
+  cmd->add_option("--train", args->train,
+                  "The real training step instead of --compute-ms: tilestage train's options as "
+                  "one string, e.g. \"--model vit-mae --preset tiny --batch 256\" (the store, "
+                  "epochs and outputs are set by bench staging)");
+  cmd->add_option("--batch", o.batch,
+                  "Samples per batch on each rank (with --train: its batch "
+                  "over the ranks)")
+      ->capture_default_str();
   cmd->add_option("--threads", o.threads, "Loader and stager TBB threads per rank (0 = all)");
   cmd->add_option("--seed", o.seed, "Shuffle seed")->capture_default_str();
   cmd->add_flag("--keep-staged", o.keep_staged, "Keep the staged copy after the run");
@@ -93,6 +108,11 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
     if (!mpi.ok()) {
       *exit_code = Report(mpi.status());
       return;
+    }
+    std::unique_ptr<tbb::global_control> threads;
+    if (args->options.threads > 0) {
+      threads = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                      args->options.threads);
     }
     auto world = NewWorldCommunicator();
     if (!world.ok()) {
