@@ -304,6 +304,7 @@ Json DataStallResult::ToJson() const {
   Json rounds_json = Json::array();
   for (const StallRound& r : rounds) rounds_json.push_back(StallRoundJson(r));
   return Json{{"samples", samples},
+              {"compute_ms", compute_ms},
               {"synthetic_s", summary.median.synthetic_s},
               {"cached_s", summary.median.cached_s},
               {"cold_s", summary.median.cold_s},
