@@ -36,15 +36,12 @@ Status CheckOptions(const StagingBenchOptions& o) {
   if (o.batch < 1) return InvalidArgument("--batch must be at least 1, got ", o.batch);
   if (o.train && o.compute_ms > 0)
     return InvalidArgument("--compute-ms ", o.compute_ms,
-                           " and --train are exclusive: the step "
-                           "is either emulated or real");
+                           " and --train are exclusive: the step is emulated or real");
   for (int n : o.model_nodes)
     if (n < 1) return InvalidArgument("--nodes: node counts must be >= 1, got ", n);
   if (!o.model_nodes.empty() && !o.train && !(o.compute_ms > 0))
-    return InvalidArgument(
-        "--nodes: the model needs the training rate: give --train or "
-        "--compute-ms > 0, got ",
-        o.compute_ms);
+    return InvalidArgument("--nodes needs the training rate: --train or --compute-ms > 0, got ",
+                           o.compute_ms);
   for (double bw : {o.fs_aggregate_bytes_per_s, o.fs_node_bytes_per_s, o.local_read_bytes_per_s,
                     o.local_write_bytes_per_s})
     if (!(bw >= 0) || !std::isfinite(bw))
@@ -112,7 +109,7 @@ Result<EpochMeasurement> MeasureEpoch(Communicator& world, const StagingBenchOpt
   m.strategy = strategy;
   m.store = store;
   if (world.rank() != 0) return m;
-  const Json& report = loaded->report;
+  const nlohmann::json& report = loaded->report;
   m.samples = report.at("samples").get<uint64_t>();
   m.wall_s = report.at("wall_s").get<double>();
   for (const auto& r : report.at("per_rank")) {
