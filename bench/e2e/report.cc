@@ -191,6 +191,8 @@ Result<E2eResults> E2eResultsFromJson(const Json& j, const std::string& where) {
       if (!s.contains("tilestage")) return InvalidArgument(path, ".tilestage is missing");
       TS_ASSIGN_OR_RETURN(stage.tilestage, ParseMeasure(s["tilestage"], path + ".tilestage",
                                                         "tilestage"));
+      stage.fixed_cost_scale =
+          stage.tilestage.seconds && *stage.tilestage.seconds < kFixedCostScaleS;
       if (s.contains("peer") && !s["peer"].is_null()) {
         TS_ASSIGN_OR_RETURN(stage.peer, ParseMeasure(s["peer"], path + ".peer", "peer"));
         stage.vs_peer = stage.tilestage.rate / stage.peer->rate;
@@ -315,7 +317,8 @@ Json E2eReportJson(const E2eResults& r) {
                     {"peer_rate", s.peer ? Json(s.peer->rate) : Json(nullptr)},
                     {"limit_rate", s.limit ? Json(s.limit->rate) : Json(nullptr)},
                     {"vs_peer", Opt(s.vs_peer)},
-                    {"of_limit", Opt(s.of_limit)}};
+                    {"of_limit", Opt(s.of_limit)},
+                    {"fixed_cost_scale", s.fixed_cost_scale}};
     stages.push_back(std::move(j));
   }
   out["stages"] = std::move(stages);
@@ -382,7 +385,16 @@ std::string E2eReportMarkdown(const E2eResults& r) {
          << (s.vs_peer ? Fmt(*s.vs_peer, "%.2fx") : "-") << " | "
          << (s.limit ? Cell(s.limit->name) : "-") << " | "
          << (s.limit ? Fmt(s.limit->rate, "%.4g") : "-") << " | "
-         << (s.of_limit ? Fmt(*s.of_limit * 100, "%.1f%%") : "-") << " |\n";
+         << (s.of_limit ? Fmt(*s.of_limit * 100, "%.1f%%") : "-")
+         << (s.fixed_cost_scale ? " (fixed-cost scale)" : "") << " |\n";
+    }
+    if (std::any_of(r.stages.begin(), r.stages.end(),
+                    [](const StageResult& s) { return s.fixed_cost_scale; })) {
+      os << "\nRows marked *fixed-cost scale* were measured in under "
+         << Fmt(kFixedCostScaleS, "%g")
+         << " s: start-up and other fixed costs dominate their rates, so their ratios are no "
+            "finding about the stage. A bigger store (`--preset medium`, or `tilestage bench "
+            "staging` on your own) measures the stage itself.\n";
     }
     os << "\n![stage rates](stages.svg)\n\n";
   }
@@ -456,6 +468,7 @@ std::string StagesSvg(const std::vector<StageResult>& stages) {
     std::string heading = s.name + " (" + s.unit + ")";
     if (s.vs_peer) heading += "  " + Fmt(*s.vs_peer, "%.2fx") + " vs " + s.peer->name;
     if (s.of_limit) heading += "  " + Fmt(*s.of_limit * 100, "%.0f%%") + " of limit";
+    if (s.fixed_cost_scale) heading += "  (fixed-cost scale)";
     out += Text(10, y + 10, heading);
     y += 16;
     auto bar = [&](const Measure& m, const char* color) {

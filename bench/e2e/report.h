@@ -50,6 +50,12 @@ struct Measure {
   double rate = 0;  // amount / seconds, or as given
 };
 
+// A stage whose tilestage measurement took less than this ran at fixed-cost scale: process
+// start-up, file opening and the like dominate its rate, so its ratios to peer and limit say
+// little about the stage (the demo's tiny stores), and the report says so instead of presenting
+// them as findings.
+inline constexpr double kFixedCostScaleS = 1.0;
+
 struct StageResult {
   std::string name;
   std::string unit;
@@ -58,6 +64,7 @@ struct StageResult {
   std::optional<Measure> limit;
   std::optional<double> vs_peer;   // tilestage rate / peer rate
   std::optional<double> of_limit;  // tilestage rate / limit rate
+  bool fixed_cost_scale = false;   // tilestage.seconds < kFixedCostScaleS
 };
 
 struct TimeToTrain {

@@ -278,6 +278,24 @@ TEST(E2eReport, SingleMeasuredStallsWithoutRoundsAreOneRound) {
                       .empty());
 }
 
+TEST(E2eReport, StagesMeasuredInUnderASecondAreMarkedFixedCostScale) {
+  Json j = SmallResults();
+  j["stages"][1]["tilestage"] = {{"amount", 10}, {"seconds", 0.05}};
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->stages[0].fixed_cost_scale);  // 2 s
+  EXPECT_TRUE(r->stages[1].fixed_cost_scale);   // 0.05 s
+  EXPECT_FALSE(r->stages[2].fixed_cost_scale);  // a rate without its time
+  EXPECT_EQ(E2eReportJson(*r)["stages"][1]["derived"]["fixed_cost_scale"], true);
+  const std::string md = E2eReportMarkdown(*r);
+  EXPECT_NE(md.find("| loader | samples/s |"), std::string::npos) << md;
+  EXPECT_NE(md.find("(fixed-cost scale) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Rows marked *fixed-cost scale*"), std::string::npos) << md;
+  EXPECT_EQ(E2eReportMarkdown(*E2eResultsFromJson(SmallResults(), "results.json"))
+                .find("fixed-cost scale"),
+            std::string::npos);
+}
+
 TEST(E2eReport, MarkdownCellsEscapePipes) {
   Json j = SmallResults();
   j["stages"][0]["peer"]["name"] = "cp | tee";
