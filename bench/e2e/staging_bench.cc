@@ -25,11 +25,23 @@ namespace {
 // instead of resuming from it (a resumed staging would time nothing).
 constexpr char kStagedDirName[] = "tilestage_bench_staging";
 
+// Whether `inner` is `outer` or lies below it (after resolving both as far as they exist).
+bool Within(const std::string& inner, const std::string& outer) {
+  std::error_code ec;
+  const fs::path in = fs::weakly_canonical(fs::absolute(inner), ec);
+  const fs::path out = fs::weakly_canonical(fs::absolute(outer), ec);
+  auto [out_end, in_at] = std::mismatch(out.begin(), out.end(), in.begin(), in.end());
+  return out_end == out.end() || (std::next(out_end) == out.end() && out_end->empty());
+}
+
 Status CheckOptions(const StagingBenchOptions& o) {
   if (o.store.empty()) return InvalidArgument("bench staging needs a source store (--store)");
   if (o.node_local.empty())
     return InvalidArgument("bench staging needs a node-local directory (--node-local)");
   if (o.out.empty()) return InvalidArgument("bench staging needs an output folder (--out)");
+  if (Within(o.node_local, o.store))
+    return InvalidArgument("--node-local ", o.node_local, " lies inside the store ", o.store,
+                           ": the staged copy would become part of what it copies");
   if (o.epochs == 0) return InvalidArgument("--epochs must be at least 1, got 0");
   if (!(o.compute_ms >= 0) || !std::isfinite(o.compute_ms))
     return InvalidArgument("--compute-ms must be a number >= 0, got ", o.compute_ms);

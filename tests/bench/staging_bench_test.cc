@@ -238,6 +238,16 @@ TEST(StagingBenchOptions, MissingNodeLocalIsInvalidArgumentNamingTheOption) {
   EXPECT_NE(status.message().find("--node-local"), std::string::npos) << status.ToString();
 }
 
+TEST(StagingBenchOptions, NodeLocalInsideTheStoreIsInvalidArgumentNamingBoth) {
+  TempDir dir;
+  StagingBenchOptions o = OptionsIn(dir);
+  o.node_local = dir.Sub("store/scratch");
+  const Status status = RunAlone(o);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find(o.node_local), std::string::npos) << status.ToString();
+  EXPECT_NE(status.message().find(o.store), std::string::npos) << status.ToString();
+}
+
 TEST(StagingBenchOptions, MissingStoreIsNotFoundNamingIt) {
   TempDir dir;
   StagingBenchOptions o = OptionsIn(dir);

@@ -92,7 +92,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_flag("--keep-staged", o.keep_staged, "Keep the staged copy after the run");
   cmd->add_option("--nodes", args->nodes,
                   "Also predict with bench model at these node counts (\"1,8,64\" or \"1..1024\"; "
-                  "needs --compute-ms)");
+                  "needs --compute-ms or --train)");
   cmd->add_option("--fs-aggregate", args->fs_aggregate,
                   "Model: file-system aggregate bandwidth (default: the per-node rate measured "
                   "here times the nodes of this run)");
