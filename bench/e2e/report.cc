@@ -549,6 +549,52 @@ std::string DataStallsSvg(const DataStalls& d) {
   return out;
 }
 
+std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars) {
+  constexpr double kCharW = 7.0, kBarMaxW = 480, kBarH = 26, kTop = 40;
+  constexpr const char* kPalette[] = {kColorStaging, kColorTraining, kColorPrep,
+                                      kColorOther,   kColorEval,     kColorTilestage};
+  std::vector<std::string> names;  // legend order: first appearance
+  double label_w = 0, longest_s = 0;
+  for (const TimeBar& bar : bars) {
+    label_w = std::max(label_w, kCharW * double(bar.label.size()));
+    double total_s = 0;
+    for (const auto& [name, s] : bar.parts) {
+      total_s += s;
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+    longest_s = std::max(longest_s, total_s);
+  }
+  auto color = [&](const std::string& name) {
+    const size_t i = size_t(std::find(names.begin(), names.end(), name) - names.begin());
+    return kPalette[i % std::size(kPalette)];
+  };
+  const double x0 = 10 + label_w + 8;
+  double legend_w = 10;
+  for (const std::string& name : names) legend_w += 30 + kCharW * double(name.size());
+  const int width = int(std::max(x0 + kBarMaxW + 90, legend_w));
+  const int height = int(kTop + kBarH * 1.5 * double(bars.size()) + 40);
+  const int title_w = int(20 + 9.0 * double(title.size()));  // 15 px bold
+  std::string out = SvgOpen(std::max(width, title_w), height, title);
+  double y = kTop;
+  for (const TimeBar& bar : bars) {
+    out += Text(x0 - 6, y + kBarH * 0.65, bar.label, "end");
+    double x = x0, total_s = 0;
+    for (const auto& [name, s] : bar.parts) {
+      const double w = longest_s > 0 ? kBarMaxW * s / longest_s : 0;
+      out += Rect(x, y, w, kBarH, color(name), name + " " + Fmt(s, "%.3g") + " s");
+      x += w;
+      total_s += s;
+    }
+    out += Text(x + 4, y + kBarH * 0.65, Fmt(total_s, "%.3g") + " s");
+    y += kBarH * 1.5;
+  }
+  std::vector<std::pair<const char*, std::string>> legend;
+  for (const std::string& name : names) legend.push_back({color(name), name});
+  out += Legend(10, y + 16, legend);
+  out += "</svg>\n";
+  return out;
+}
+
 Status WriteE2eReport(Storage& storage, const std::string& dir, const E2eResults& results) {
   TS_RETURN_IF_ERROR(storage.CreateDirs(dir));
   // report.json goes last: a directory with report.json holds a complete report.

@@ -112,6 +112,16 @@ std::string StagesSvg(const std::vector<StageResult>& stages);
 std::string TimeToTrainSvg(const TimeToTrain& ttt);
 std::string DataStallsSvg(const DataStalls& stalls);
 
+// One horizontal bar of StackedBarsSvg: its parts in seconds, named alike in every bar.
+struct TimeBar {
+  std::string label;
+  std::vector<std::pair<std::string, double>> parts;
+};
+// Bars on one time axis (the longest fills the width), each part coloured by its name's place in
+// the legend, its seconds in its tooltip and each bar's total at its end; the label column is as
+// wide as the longest label, so no label is clipped.
+std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars);
+
 // Writes report.md, the SVG charts (stages.svg, time_to_train.svg, data_stalls.svg, each when its
 // part is present) and last report.json into `dir` (created if needed), each atomically.
 Status WriteE2eReport(Storage& storage, const std::string& dir, const E2eResults& results);

@@ -356,7 +356,8 @@ Json StagingBench::ToJson() const {
             {"local_raw_read_bytes_per_s", local_raw_read_bytes_per_s},
             {"evictions", evictions_json},
             {"answer", answer.ToJson()},
-            {"mllog", {{"staged", staged_mllog}, {"in_place", in_place_mllog}}}};
+            {"mllog", {{"staged", staged_mllog}, {"in_place", in_place_mllog}}},
+            {"chart", chart}};
   if (model_params) j["model"] = ModelToJson(*model_params, model);
   return j;
 }
@@ -458,8 +459,29 @@ Result<StagingBench> RunStagingBench(Communicator& world, const StagingBenchOpti
   TS_ASSIGN_OR_RETURN(const std::vector<MlEvent> staging_events, StagingMlEvents(staged, o.store));
   TS_RETURN_IF_ERROR(WriteStrategyLog(b.staged_mllog, b, b.node_local, staging_events));
   TS_RETURN_IF_ERROR(WriteStrategyLog(b.in_place_mllog, b, b.in_place, {}));
+  b.chart = o.out + "/time.svg";
+  TS_RETURN_IF_ERROR(WriteText(b.chart, StagingBenchSvg(b)));
   TS_RETURN_IF_ERROR(WriteText(o.out + "/results.json", b.ToJson().dump(2) + "\n"));
   return b;
+}
+
+std::string StagingBenchSvg(const StagingBench& b) {
+  const StagingAnswer& a = b.answer;
+  const double n = double(a.epochs);
+  auto epochs = [&](const EpochMeasurement& m) {
+    return std::vector<std::pair<std::string, double>>{
+        {"compute", n * m.compute_s},
+        {"data stall", n * m.stall_s},
+        {"rest of the epoch", n * std::max(0.0, m.wall_s - m.compute_s - m.stall_s)}};
+  };
+  TimeBar staged{"with staging", {{"staging", b.staging_s}}};
+  for (auto& part : epochs(b.node_local)) staged.parts.push_back(part);
+  const TimeBar in_place{"read in place", epochs(b.in_place)};
+  const std::string breakeven =
+      a.breakeven_epochs ? "break-even " + FormatFixed(*a.breakeven_epochs, 1) + " epochs"
+                         : "staging never breaks even";
+  return StackedBarsSvg(StrCat("Where the time goes: ", a.epochs, " epoch(s), ", breakeven),
+                        {staged, in_place});
 }
 
 std::string FormatStagingBench(const StagingBench& b) {
@@ -494,7 +516,8 @@ std::string FormatStagingBench(const StagingBench& b) {
   os << "  answer: " << (a.staging_pays_off ? "stage" : "read in place") << " for " << a.epochs
      << " epoch(s)\n";
   os << "\nmllog: " << b.staged_mllog << ", " << b.in_place_mllog
-     << " (tilestage bench analyze <published logs> --compare <each>)\n";
+     << " (tilestage bench analyze <published logs> --compare <each>)\n"
+     << "chart: " << b.chart << "\n";
   if (b.model_params) {
     os << "\nbench model at N nodes (inputs measured here unless given):\n"
        << FormatModelTable(*b.model_params, b.model);

@@ -29,6 +29,7 @@
 
 #include "bench/e2e/mllog.h"  // Json
 #include "bench/e2e/model.h"
+#include "bench/e2e/report.h"
 #include "tiling/comm/communicator.h"
 #include "tiling/status.h"
 #include "trainer/train_job.h"
@@ -124,6 +125,7 @@ struct StagingBench {
   std::optional<ModelParams> model_params;  // with options.model_nodes
   std::vector<ModelPoint> model;
   std::string staged_mllog, in_place_mllog;  // paths under options.out
+  std::string chart;                         // options.out/time.svg (StagingBenchSvg)
   Json ToJson() const;
 };
 
@@ -133,6 +135,10 @@ struct StagingBench {
 // naming the path when the output folder, an eviction or a residency query fails. Every rank
 // returns the same status.
 Result<StagingBench> RunStagingBench(Communicator& world, const StagingBenchOptions& options);
+
+// Where the time of the requested epochs goes with staging and in place: staging, compute, data
+// stall and the rest of each epoch, as stacked bars on one axis (an SVG document).
+std::string StagingBenchSvg(const StagingBench& bench);
 
 // The table a person reads: the measured parts, the stall per strategy, the answer, the model.
 std::string FormatStagingBench(const StagingBench& bench);

@@ -296,6 +296,25 @@ TEST(E2eReport, StagesMeasuredInUnderASecondAreMarkedFixedCostScale) {
             std::string::npos);
 }
 
+TEST(E2eReport, StackedBarsStartPastTheLongestLabelAndColourEachPartApart) {
+  const std::string label(60, 'w');
+  const std::string svg = StackedBarsSvg(
+      "t", {{"short", {{"staging", 1}, {"compute", 3}}}, {label, {{"compute", 2}, {"stall", 1}}}});
+  // The first bar's first part follows its label (the first right-aligned text).
+  const size_t first = svg.find("<rect x=\"", svg.find("text-anchor=\"end\""));
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_GT(std::stod(svg.substr(first + 9)), 7.0 * double(label.size())) << svg;
+  auto fill_of = [&](const std::string& part) {
+    const size_t title = svg.find("<title>" + part + " ");
+    const size_t fill = svg.rfind("fill=\"", title);
+    return svg.substr(fill + 6, 7);
+  };
+  EXPECT_NE(fill_of("staging"), fill_of("compute"));
+  EXPECT_NE(fill_of("compute"), fill_of("stall"));
+  EXPECT_NE(fill_of("staging"), fill_of("stall"));
+  EXPECT_NE(svg.find("4 s"), std::string::npos);  // the longest bar's total
+}
+
 TEST(E2eReport, MarkdownCellsEscapePipes) {
   Json j = SmallResults();
   j["stages"][0]["peer"]["name"] = "cp | tee";

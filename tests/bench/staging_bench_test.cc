@@ -175,7 +175,7 @@ TEST_F(StagingBenchRun, EvictionsLeaveNothingOfTheFilesInThePageCache) {
   EXPECT_GT(ev[3].resident_before_bytes, 0u);
 }
 
-TEST_F(StagingBenchRun, StagedCopyIsRemovedAndResultsAreWritten) {
+TEST_F(StagingBenchRun, StagedCopyIsRemovedAndResultsAndChartAreWritten) {
   ASSERT_NE(bench_, nullptr);
   EXPECT_FALSE(std::filesystem::exists(bench_->staged_store));
   std::ifstream in(dir_->Sub("out/results.json"));
@@ -183,6 +183,11 @@ TEST_F(StagingBenchRun, StagedCopyIsRemovedAndResultsAreWritten) {
   const Json j = Json::parse(in);
   EXPECT_EQ(j["answer"]["epochs"], 3);
   EXPECT_DOUBLE_EQ(j["answer"]["staging_s"].get<double>(), bench_->staging_s);
+  std::ifstream chart(dir_->Sub("out/time.svg"));
+  const std::string svg((std::istreambuf_iterator<char>(chart)), std::istreambuf_iterator<char>());
+  for (const char* text :
+       {">with staging<", ">read in place<", "<title>staging ", "<title>data stall ", "</svg>"})
+    EXPECT_NE(svg.find(text), std::string::npos) << text;
 }
 
 TEST_F(StagingBenchRun, MllogOfBothStrategiesReadsBackInTheStagingAnalysis) {
