@@ -39,6 +39,6 @@ logs=("$out/mllog.txt")
 [ -d "$published" ] && logs=("$published" --compare "$out/mllog.txt")
 echo "== the staging analysis of the run's MLPerf log, as for published MLPerf HPC logs"
 "$bin" bench analyze "${logs[@]}" --compare "$out/bench_staging/staged.mllog" \
-  --compare "$out/bench_staging/in_place.mllog"
+  --compare "$out/bench_staging/in_place.mllog" --svg "$out/report/staging_share.svg"
 echo
 echo "demo finished in $(( $(date +%s) - start )) s; open $out/report/report.md for the report"

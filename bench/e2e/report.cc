@@ -549,7 +549,8 @@ std::string DataStallsSvg(const DataStalls& d) {
   return out;
 }
 
-std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars) {
+std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars,
+                           const std::string& unit) {
   constexpr double kCharW = 7.0, kBarMaxW = 480, kBarH = 26, kTop = 40;
   constexpr const char* kPalette[] = {kColorStaging, kColorTraining, kColorPrep,
                                       kColorOther,   kColorEval,     kColorTilestage};
@@ -581,11 +582,11 @@ std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>&
     double x = x0, total_s = 0;
     for (const auto& [name, s] : bar.parts) {
       const double w = longest_s > 0 ? kBarMaxW * s / longest_s : 0;
-      out += Rect(x, y, w, kBarH, color(name), name + " " + Fmt(s, "%.3g") + " s");
+      out += Rect(x, y, w, kBarH, color(name), name + " " + Fmt(s, "%.3g") + " " + unit);
       x += w;
       total_s += s;
     }
-    out += Text(x + 4, y + kBarH * 0.65, Fmt(total_s, "%.3g") + " s");
+    out += Text(x + 4, y + kBarH * 0.65, Fmt(total_s, "%.3g") + " " + unit);
     y += kBarH * 1.5;
   }
   std::vector<std::pair<const char*, std::string>> legend;
@@ -593,6 +594,16 @@ std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>&
   out += Legend(10, y + 16, legend);
   out += "</svg>\n";
   return out;
+}
+
+std::string StagingShareSvg(const StagingAnalysis& analysis) {
+  std::vector<TimeBar> bars;
+  for (const GroupSummary& g : analysis.groups) {
+    if (!g.staging_per_run) continue;
+    bars.push_back({g.group, {{g.compare ? "tilestage run" : "published submission",
+                               100 * g.staging_per_run->median}}});
+  }
+  return StackedBarsSvg("Staging share of time to train (median per submission)", bars, "%");
 }
 
 Status WriteE2eReport(Storage& storage, const std::string& dir, const E2eResults& results) {

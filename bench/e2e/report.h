@@ -112,7 +112,8 @@ std::string StagesSvg(const std::vector<StageResult>& stages);
 std::string TimeToTrainSvg(const TimeToTrain& ttt);
 std::string DataStallsSvg(const DataStalls& stalls);
 
-// One horizontal bar of StackedBarsSvg: its parts in seconds, named alike in every bar.
+// One horizontal bar of StackedBarsSvg: its parts (seconds, or the chart's unit), named alike in
+// every bar.
 struct TimeBar {
   std::string label;
   std::vector<std::pair<std::string, double>> parts;
@@ -120,7 +121,12 @@ struct TimeBar {
 // Bars on one time axis (the longest fills the width), each part coloured by its name's place in
 // the legend, its seconds in its tooltip and each bar's total at its end; the label column is as
 // wide as the longest label, so no label is clipped.
-std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars);
+std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars,
+                           const std::string& unit = "s");
+
+// The staging share of time to train (median per group) of every group with a staging time, one
+// bar each, the --compare groups (tilestage runs) coloured apart from the published submissions.
+std::string StagingShareSvg(const StagingAnalysis& analysis);
 
 // Writes report.md, the SVG charts (stages.svg, time_to_train.svg, data_stalls.svg, each when its
 // part is present) and last report.json into `dir` (created if needed), each atomically.

@@ -315,6 +315,25 @@ TEST(E2eReport, StackedBarsStartPastTheLongestLabelAndColourEachPartApart) {
   EXPECT_NE(svg.find("4 s"), std::string::npos);  // the longest bar's total
 }
 
+TEST(E2eReport, StagingShareChartHasABarPerSubmissionAndTheComparedRunApart) {
+  const std::string data = std::string(TILESTAGE_BENCH_TEST_DATA) + "/cosmoflow_style/";
+  AnalyzeOptions options;
+  options.compare = {data + "result_1.txt"};
+  auto analysis = AnalyzeMlLogFiles({data + "result_2.txt", data + "result_3.txt"}, options);
+  ASSERT_TRUE(analysis.ok()) << analysis.status().ToString();
+  const std::string svg = StagingShareSvg(*analysis);
+  int published = 0, compared = 0;
+  for (const GroupSummary& g : analysis->groups) {
+    if (!g.staging_per_run) continue;
+    (g.compare ? compared : published) += 1;
+    EXPECT_NE(svg.find(">" + XmlEscape(g.group) + "<"), std::string::npos) << g.group;
+  }
+  EXPECT_GE(published, 1);
+  EXPECT_EQ(compared, 1);
+  EXPECT_NE(svg.find("<title>published submission "), std::string::npos) << svg;
+  EXPECT_NE(svg.find("<title>tilestage run "), std::string::npos) << svg;
+}
+
 TEST(E2eReport, MarkdownCellsEscapePipes) {
   Json j = SmallResults();
   j["stages"][0]["peer"]["name"] = "cp | tee";

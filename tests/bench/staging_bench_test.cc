@@ -403,6 +403,7 @@ TEST(SlurmExample, IngestStageTrainBenchAndAnalyzeRunWithMpirunAsLauncher) {
   EXPECT_NE(analyze.find("bench_staging/staged.mllog"), std::string::npos) << analyze;
   EXPECT_NE(analyze.find("bench_staging/in_place.mllog"), std::string::npos) << analyze;
   EXPECT_NE(r.output.find("break-even"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.Sub("out/staging_share.svg")));
 }
 
 }  // namespace
