@@ -14,9 +14,9 @@
 // these parts it answers, for the requested epochs: time to train with and without staging, the
 // staging share, staging/epoch and the break-even epoch count (StagingAnswer), plus `bench model`'s
 // prediction at N nodes (model.h) when node counts are asked for. Two mllog files (staged.mllog,
-// in_place.mllog) hold a run per strategy for `bench analyze --compare`: the measured epoch at its
-// real time, then the requested epochs projected from it (each projected event carries "projected":
-// true in its metadata).
+// in_place.mllog) hold a run per strategy for `bench analyze --compare`: staging at its real time
+// (staged only), the measured epoch right after it (in place: at its real start), then the other
+// requested epochs projected from it (their events carry "projected": true in their metadata).
 //
 // Thread-safety: RunStagingBench is collective over the communicator (every rank calls it, from
 // one thread per process); ComputeStagingAnswer and the *Json/Format functions are pure.
@@ -41,7 +41,7 @@ struct StagingBenchOptions {
   // Node-local directory ("{node}" is replaced by the node number). The staged copy goes to a
   // fresh subdirectory of it, removed at the end unless keep_staged.
   std::string node_local;
-  std::string out;        // results.json and the two mllog files (written by rank 0)
+  std::string out;        // results.json, time.svg and the two mllog files (written by rank 0)
   uint64_t epochs = 1;    // epochs of the training run the answer is for (>= 1)
   double compute_ms = 0;  // compute stand-in per batch and rank (>= 0)
   // The real training step instead of the stand-in: `tilestage train`'s options (store, epochs,
