@@ -34,14 +34,6 @@ constexpr uint64_t kReadPieceBytes = 8 << 20;  // parallel read granularity insi
 
 uint64_t RoundUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
-std::string ReplaceNode(const std::string& pattern, int node) {
-  std::string out = pattern;
-  const std::string key = "{node}";
-  for (size_t pos; (pos = out.find(key)) != std::string::npos;)
-    out.replace(pos, key.size(), std::to_string(node));
-  return out;
-}
-
 // ------------------------------------------------------------------ aligned buffers and files
 
 struct AlignedBuffer {
@@ -655,7 +647,7 @@ Status NodeStager::Run(NodeStageReport* report) {
   }
   TS_ASSIGN_OR_RETURN(plan_, MakeStagePlan(shard_bytes_, nodes_, group));
   mine_ = plan_.shards_of_node(node_);
-  dest_ = ReplaceNode(o_.to, node_);
+  dest_ = StageDestination(o_.to, node_);
   report->node = node_;
   report->dest = dest_;
   report->group = plan_.group;
@@ -690,6 +682,14 @@ Status NodeStager::Run(NodeStageReport* report) {
 }  // namespace
 
 // ------------------------------------------------------------------ public
+
+std::string StageDestination(const std::string& pattern, int node) {
+  std::string out = pattern;
+  const std::string key = "{node}";
+  for (size_t pos; (pos = out.find(key)) != std::string::npos;)
+    out.replace(pos, key.size(), std::to_string(node));
+  return out;
+}
 
 Result<StageMode> ParseStageMode(const std::string& text) {
   if (text == "partition") return StageMode::kPartition;
@@ -828,6 +828,24 @@ Result<StageReport> StageStore(Communicator& comm, const StageOptions& options_i
     report.store_bytes = report.node_reports.front().store_bytes;
   }
   return report;
+}
+
+Result<std::vector<MlEvent>> StagingMlEvents(const StageReport& report, const std::string& source,
+                                             SourceLocation where) {
+  const auto start = static_cast<int64_t>(report.start_ms);
+  const auto stop = static_cast<int64_t>(report.stop_ms);
+  std::vector<MlEvent> events;
+  TS_ASSIGN_OR_RETURN(
+      events.emplace_back(),
+      MakeMlEvent(MlEventType::kIntervalStart, mlkey::kStagingStart, nullptr, start,
+                  {{"mode", report.mode}, {"nodes", report.nodes}, {"source", source}}, where));
+  TS_ASSIGN_OR_RETURN(events.emplace_back(),
+                      MakeMlEvent(MlEventType::kIntervalEnd, mlkey::kStagingStop, nullptr, stop,
+                                  {{"staged_bytes", report.bytes_written()}}, where));
+  TS_ASSIGN_OR_RETURN(events.emplace_back(),
+                      MakeMlEvent(MlEventType::kPointInTime, mlkey::kStagingDuration,
+                                  report.seconds, stop, {{"unit", "s"}}, where));
+  return events;
 }
 
 }  // namespace tilestage

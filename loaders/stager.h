@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tiling/comm/communicator.h"
+#include "tiling/mllog.h"
 #include "tiling/status.h"
 #include "tiling/storage.h"
 
@@ -92,8 +93,19 @@ struct StageReport {
   nlohmann::json ToJson() const;
 };
 
+// The destination of node `node`: the pattern with every "{node}" replaced by the number. Nodes
+// are numbered by their leaders' (lowest) ranks, in order.
+std::string StageDestination(const std::string& pattern, int node);
+
 // Collective. On error every rank returns the same Status (the first failing rank's, naming the
 // shard or path and the rank).
 Result<StageReport> StageStore(Communicator& comm, const StageOptions& options);
+
+// The MLPerf HPC staging events of a finished staging (staging_start, staging_stop and a
+// staging_duration point event in seconds) at the report's wall-clock times, as `tilestage stage`
+// and `tilestage bench staging` log them; "file" and "lineno" name the caller, as mllog's
+// get_caller does. Fails only as MakeMlEvent does.
+Result<std::vector<MlEvent>> StagingMlEvents(const StageReport& report, const std::string& source,
+                                             SourceLocation where = SourceLocation::current());
 
 }  // namespace tilestage

@@ -180,6 +180,14 @@ std::string FormatE2eTable(const E2eResults& r, const std::string& preset, const
                 st.limit ? FormatFixed(st.limit->rate, 3).c_str() : "-",
                 st.of_limit ? (FormatFixed(100.0 * *st.of_limit, 1) + "%").c_str() : "-");
   }
+  if (std::any_of(r.stages.begin(), r.stages.end(),
+                  [](const StageResult& st) { return st.fixed_cost_scale; })) {
+    s += "fixed-cost scale (measured in under " + FormatFixed(kFixedCostScaleS, 0) + " s, so " +
+         "start-up dominates; no finding about the stage):";
+    for (const auto& st : r.stages)
+      if (st.fixed_cost_scale) s += " " + st.name + " (" + st.unit + ")";
+    s += "\n";
+  }
   if (r.data_stalls) {
     const DataStalls& d = *r.data_stalls;
     s += Printf(

@@ -84,6 +84,15 @@ Result<uint64_t> ResidentBytes(const std::string& path) {
   return resident;
 }
 
+Result<uint64_t> ResidentBytes(const std::vector<std::string>& files) {
+  uint64_t resident = 0;
+  for (const std::string& f : files) {
+    TS_ASSIGN_OR_RETURN(const uint64_t bytes, ResidentBytes(f));
+    resident += bytes;
+  }
+  return resident;
+}
+
 Result<double> ReadAllSeconds(const std::vector<std::string>& files) {
   std::vector<char> buf(8 << 20);
   const auto t0 = std::chrono::steady_clock::now();

@@ -27,6 +27,8 @@ Status EvictFromPageCache(const std::vector<std::string>& files);
 // Bytes of the file now in the page cache (mincore over a read-only mapping; an empty file is 0).
 // IOError names the file.
 Result<uint64_t> ResidentBytes(const std::string& path);
+// The same summed over files.
+Result<uint64_t> ResidentBytes(const std::vector<std::string>& files);
 
 // Seconds to read every byte of the files with read(2) in 8 MiB chunks. IOError names the file.
 Result<double> ReadAllSeconds(const std::vector<std::string>& files);

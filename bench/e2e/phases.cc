@@ -274,11 +274,7 @@ Result<DataStallResult> RunDataStallPhase(const E2eRunContext& ctx, const Stagin
     const std::string suffix = "_r" + std::to_string(round);
     TS_RETURN_IF_ERROR(EvictFromPageCache(files));
     // What eviction left in the cache: a cold run is only as cold as this says.
-    uint64_t resident = 0;
-    for (const std::string& f : files) {
-      TS_ASSIGN_OR_RETURN(uint64_t bytes, ResidentBytes(f));
-      resident += bytes;
-    }
+    TS_ASSIGN_OR_RETURN(const uint64_t resident, ResidentBytes(files));
     result.resident_after_evict_bytes.push_back(double(resident));
     TS_ASSIGN_OR_RETURN(Json cold, load_run("stalls_cold" + suffix));
     TS_ASSIGN_OR_RETURN(Json cached, load_run("stalls_cached" + suffix));
@@ -308,6 +304,7 @@ Json DataStallResult::ToJson() const {
   Json rounds_json = Json::array();
   for (const StallRound& r : rounds) rounds_json.push_back(StallRoundJson(r));
   return Json{{"samples", samples},
+              {"compute_ms", compute_ms},
               {"synthetic_s", summary.median.synthetic_s},
               {"cached_s", summary.median.cached_s},
               {"cold_s", summary.median.cold_s},

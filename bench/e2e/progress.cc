@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <utility>
 
 namespace tilestage::bench {
 
@@ -9,10 +10,12 @@ double SteadySeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-Progress::Progress() : t0_(SteadySeconds()) {}
+Progress::Progress() : Progress("e2e") {}
+
+Progress::Progress(std::string tag) : tag_(std::move(tag)), t0_(SteadySeconds()) {}
 
 void Progress::Line(const std::string& text) const {
-  std::fprintf(stderr, "[e2e %7.1fs] %s\n", Elapsed(), text.c_str());
+  std::fprintf(stderr, "[%s %7.1fs] %s\n", tag_.c_str(), Elapsed(), text.c_str());
   std::fflush(stderr);
 }
 

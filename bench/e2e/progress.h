@@ -1,4 +1,5 @@
-// The e2e run's clock and its progress lines on stderr ("[e2e   12.3s] ingest geotiff: 1 file").
+// A benchmark run's clock and its progress lines on stderr ("[e2e   12.3s] ingest geotiff: 1 file";
+// the tag names the command).
 //
 // Thread-safety: SteadySeconds is thread-safe; Progress is immutable after construction and each
 // Line is one fprintf, so threads may share one (their lines do not interleave mid-line).
@@ -13,11 +14,13 @@ double SteadySeconds();
 
 class Progress {
  public:
-  Progress();
+  Progress();  // tagged "e2e"
+  explicit Progress(std::string tag);
   void Line(const std::string& text) const;
   double Elapsed() const;
 
  private:
+  std::string tag_;
   double t0_;
 };
 

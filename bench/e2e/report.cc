@@ -191,6 +191,8 @@ Result<E2eResults> E2eResultsFromJson(const Json& j, const std::string& where) {
       if (!s.contains("tilestage")) return InvalidArgument(path, ".tilestage is missing");
       TS_ASSIGN_OR_RETURN(stage.tilestage, ParseMeasure(s["tilestage"], path + ".tilestage",
                                                         "tilestage"));
+      stage.fixed_cost_scale =
+          stage.tilestage.seconds && *stage.tilestage.seconds < kFixedCostScaleS;
       if (s.contains("peer") && !s["peer"].is_null()) {
         TS_ASSIGN_OR_RETURN(stage.peer, ParseMeasure(s["peer"], path + ".peer", "peer"));
         stage.vs_peer = stage.tilestage.rate / stage.peer->rate;
@@ -315,7 +317,8 @@ Json E2eReportJson(const E2eResults& r) {
                     {"peer_rate", s.peer ? Json(s.peer->rate) : Json(nullptr)},
                     {"limit_rate", s.limit ? Json(s.limit->rate) : Json(nullptr)},
                     {"vs_peer", Opt(s.vs_peer)},
-                    {"of_limit", Opt(s.of_limit)}};
+                    {"of_limit", Opt(s.of_limit)},
+                    {"fixed_cost_scale", s.fixed_cost_scale}};
     stages.push_back(std::move(j));
   }
   out["stages"] = std::move(stages);
@@ -382,7 +385,16 @@ std::string E2eReportMarkdown(const E2eResults& r) {
          << (s.vs_peer ? Fmt(*s.vs_peer, "%.2fx") : "-") << " | "
          << (s.limit ? Cell(s.limit->name) : "-") << " | "
          << (s.limit ? Fmt(s.limit->rate, "%.4g") : "-") << " | "
-         << (s.of_limit ? Fmt(*s.of_limit * 100, "%.1f%%") : "-") << " |\n";
+         << (s.of_limit ? Fmt(*s.of_limit * 100, "%.1f%%") : "-")
+         << (s.fixed_cost_scale ? " (fixed-cost scale)" : "") << " |\n";
+    }
+    if (std::any_of(r.stages.begin(), r.stages.end(),
+                    [](const StageResult& s) { return s.fixed_cost_scale; })) {
+      os << "\nRows marked *fixed-cost scale* were measured in under "
+         << Fmt(kFixedCostScaleS, "%g")
+         << " s: start-up and other fixed costs dominate their rates, so their ratios are no "
+            "finding about the stage. A bigger store (`--preset medium`, or `tilestage bench "
+            "staging` on your own) measures the stage itself.\n";
     }
     os << "\n![stage rates](stages.svg)\n\n";
   }
@@ -456,6 +468,7 @@ std::string StagesSvg(const std::vector<StageResult>& stages) {
     std::string heading = s.name + " (" + s.unit + ")";
     if (s.vs_peer) heading += "  " + Fmt(*s.vs_peer, "%.2fx") + " vs " + s.peer->name;
     if (s.of_limit) heading += "  " + Fmt(*s.of_limit * 100, "%.0f%%") + " of limit";
+    if (s.fixed_cost_scale) heading += "  (fixed-cost scale)";
     out += Text(10, y + 10, heading);
     y += 16;
     auto bar = [&](const Measure& m, const char* color) {
@@ -534,6 +547,63 @@ std::string DataStallsSvg(const DataStalls& d) {
                              {kColorFetch, "fetch stall"}});
   out += "</svg>\n";
   return out;
+}
+
+std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars,
+                           const std::string& unit) {
+  constexpr double kCharW = 7.0, kBarMaxW = 480, kBarH = 26, kTop = 40;
+  constexpr const char* kPalette[] = {kColorStaging, kColorTraining, kColorPrep,
+                                      kColorOther,   kColorEval,     kColorTilestage};
+  std::vector<std::string> names;  // legend order: first appearance
+  double label_w = 0, longest_s = 0;
+  for (const TimeBar& bar : bars) {
+    label_w = std::max(label_w, kCharW * double(bar.label.size()));
+    double total_s = 0;
+    for (const auto& [name, s] : bar.parts) {
+      total_s += s;
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+    longest_s = std::max(longest_s, total_s);
+  }
+  auto color = [&](const std::string& name) {
+    const size_t i = size_t(std::find(names.begin(), names.end(), name) - names.begin());
+    return kPalette[i % std::size(kPalette)];
+  };
+  const double x0 = 10 + label_w + 8;
+  double legend_w = 10;
+  for (const std::string& name : names) legend_w += 30 + kCharW * double(name.size());
+  const int width = int(std::max(x0 + kBarMaxW + 90, legend_w));
+  const int height = int(kTop + kBarH * 1.5 * double(bars.size()) + 40);
+  const int title_w = int(20 + 9.0 * double(title.size()));  // 15 px bold
+  std::string out = SvgOpen(std::max(width, title_w), height, title);
+  double y = kTop;
+  for (const TimeBar& bar : bars) {
+    out += Text(x0 - 6, y + kBarH * 0.65, bar.label, "end");
+    double x = x0, total_s = 0;
+    for (const auto& [name, s] : bar.parts) {
+      const double w = longest_s > 0 ? kBarMaxW * s / longest_s : 0;
+      out += Rect(x, y, w, kBarH, color(name), name + " " + Fmt(s, "%.3g") + " " + unit);
+      x += w;
+      total_s += s;
+    }
+    out += Text(x + 4, y + kBarH * 0.65, Fmt(total_s, "%.3g") + " " + unit);
+    y += kBarH * 1.5;
+  }
+  std::vector<std::pair<const char*, std::string>> legend;
+  for (const std::string& name : names) legend.push_back({color(name), name});
+  out += Legend(10, y + 16, legend);
+  out += "</svg>\n";
+  return out;
+}
+
+std::string StagingShareSvg(const StagingAnalysis& analysis) {
+  std::vector<TimeBar> bars;
+  for (const GroupSummary& g : analysis.groups) {
+    if (!g.staging_per_run) continue;
+    bars.push_back({g.group, {{g.compare ? "tilestage run" : "published submission",
+                               100 * g.staging_per_run->median}}});
+  }
+  return StackedBarsSvg("Staging share of time to train (median per submission)", bars, "%");
 }
 
 Status WriteE2eReport(Storage& storage, const std::string& dir, const E2eResults& results) {

@@ -50,6 +50,12 @@ struct Measure {
   double rate = 0;  // amount / seconds, or as given
 };
 
+// A stage whose tilestage measurement took less than this ran at fixed-cost scale: process
+// start-up, file opening and the like dominate its rate, so its ratios to peer and limit say
+// little about the stage (the demo's tiny stores), and the report says so instead of presenting
+// them as findings.
+inline constexpr double kFixedCostScaleS = 1.0;
+
 struct StageResult {
   std::string name;
   std::string unit;
@@ -58,6 +64,7 @@ struct StageResult {
   std::optional<Measure> limit;
   std::optional<double> vs_peer;   // tilestage rate / peer rate
   std::optional<double> of_limit;  // tilestage rate / limit rate
+  bool fixed_cost_scale = false;   // tilestage.seconds < kFixedCostScaleS
 };
 
 struct TimeToTrain {
@@ -104,6 +111,22 @@ std::string E2eReportMarkdown(const E2eResults& results);
 std::string StagesSvg(const std::vector<StageResult>& stages);
 std::string TimeToTrainSvg(const TimeToTrain& ttt);
 std::string DataStallsSvg(const DataStalls& stalls);
+
+// One horizontal bar of StackedBarsSvg: its parts (seconds, or the chart's unit), named alike in
+// every bar.
+struct TimeBar {
+  std::string label;
+  std::vector<std::pair<std::string, double>> parts;
+};
+// Bars on one time axis (the longest fills the width), each part coloured by its name's place in
+// the legend, its seconds in its tooltip and each bar's total at its end; the label column is as
+// wide as the longest label, so no label is clipped.
+std::string StackedBarsSvg(const std::string& title, const std::vector<TimeBar>& bars,
+                           const std::string& unit = "s");
+
+// The staging share of time to train (median per group) of every group with a staging time, one
+// bar each, the --compare groups (tilestage runs) coloured apart from the published submissions.
+std::string StagingShareSvg(const StagingAnalysis& analysis);
 
 // Writes report.md, the SVG charts (stages.svg, time_to_train.svg, data_stalls.svg, each when its
 // part is present) and last report.json into `dir` (created if needed), each atomically.

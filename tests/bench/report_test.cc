@@ -278,6 +278,62 @@ TEST(E2eReport, SingleMeasuredStallsWithoutRoundsAreOneRound) {
                       .empty());
 }
 
+TEST(E2eReport, StagesMeasuredInUnderASecondAreMarkedFixedCostScale) {
+  Json j = SmallResults();
+  j["stages"][1]["tilestage"] = {{"amount", 10}, {"seconds", 0.05}};
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->stages[0].fixed_cost_scale);  // 2 s
+  EXPECT_TRUE(r->stages[1].fixed_cost_scale);   // 0.05 s
+  EXPECT_FALSE(r->stages[2].fixed_cost_scale);  // a rate without its time
+  EXPECT_EQ(E2eReportJson(*r)["stages"][1]["derived"]["fixed_cost_scale"], true);
+  const std::string md = E2eReportMarkdown(*r);
+  EXPECT_NE(md.find("| loader | samples/s |"), std::string::npos) << md;
+  EXPECT_NE(md.find("(fixed-cost scale) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Rows marked *fixed-cost scale*"), std::string::npos) << md;
+  EXPECT_EQ(E2eReportMarkdown(*E2eResultsFromJson(SmallResults(), "results.json"))
+                .find("fixed-cost scale"),
+            std::string::npos);
+}
+
+TEST(E2eReport, StackedBarsStartPastTheLongestLabelAndColourEachPartApart) {
+  const std::string label(60, 'w');
+  const std::string svg = StackedBarsSvg(
+      "t", {{"short", {{"staging", 1}, {"compute", 3}}}, {label, {{"compute", 2}, {"stall", 1}}}});
+  // The first bar's first part follows its label (the first right-aligned text).
+  const size_t first = svg.find("<rect x=\"", svg.find("text-anchor=\"end\""));
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_GT(std::stod(svg.substr(first + 9)), 7.0 * double(label.size())) << svg;
+  auto fill_of = [&](const std::string& part) {
+    const size_t title = svg.find("<title>" + part + " ");
+    const size_t fill = svg.rfind("fill=\"", title);
+    return svg.substr(fill + 6, 7);
+  };
+  EXPECT_NE(fill_of("staging"), fill_of("compute"));
+  EXPECT_NE(fill_of("compute"), fill_of("stall"));
+  EXPECT_NE(fill_of("staging"), fill_of("stall"));
+  EXPECT_NE(svg.find("4 s"), std::string::npos);  // the longest bar's total
+}
+
+TEST(E2eReport, StagingShareChartHasABarPerSubmissionAndTheComparedRunApart) {
+  const std::string data = std::string(TILESTAGE_BENCH_TEST_DATA) + "/cosmoflow_style/";
+  AnalyzeOptions options;
+  options.compare = {data + "result_1.txt"};
+  auto analysis = AnalyzeMlLogFiles({data + "result_2.txt", data + "result_3.txt"}, options);
+  ASSERT_TRUE(analysis.ok()) << analysis.status().ToString();
+  const std::string svg = StagingShareSvg(*analysis);
+  int published = 0, compared = 0;
+  for (const GroupSummary& g : analysis->groups) {
+    if (!g.staging_per_run) continue;
+    (g.compare ? compared : published) += 1;
+    EXPECT_NE(svg.find(">" + XmlEscape(g.group) + "<"), std::string::npos) << g.group;
+  }
+  EXPECT_GE(published, 1);
+  EXPECT_EQ(compared, 1);
+  EXPECT_NE(svg.find("<title>published submission "), std::string::npos) << svg;
+  EXPECT_NE(svg.find("<title>tilestage run "), std::string::npos) << svg;
+}
+
 TEST(E2eReport, MarkdownCellsEscapePipes) {
   Json j = SmallResults();
   j["stages"][0]["peer"]["name"] = "cp | tee";

@@ -2,8 +2,10 @@
 // train, staging share, epochs per run; medians with min-max per submission). Definitions in
 // bench/e2e/staging_analysis.h and bench/MODEL.md. Tables, JSON or CSV go to stdout, warnings
 // about odd runs and lines to stderr, so the output stays parseable.
+#include <fstream>
 #include <iostream>
 
+#include "bench/e2e/report.h"
 #include "bench/e2e/staging_analysis.h"
 #include "tools/cli/command.h"
 
@@ -17,6 +19,7 @@ struct AnalyzeArgs {
   bool json = false;
   bool csv = false;
   bool runs = false;
+  std::string svg;  // the staging-share chart, when given
 };
 
 Status RunAnalyze(const AnalyzeArgs& args) {
@@ -26,6 +29,12 @@ Status RunAnalyze(const AnalyzeArgs& args) {
   options.compare = args.compare;
   TS_ASSIGN_OR_RETURN(std::vector<std::string> logs, bench::ExpandMlLogPaths(args.logs));
   TS_ASSIGN_OR_RETURN(bench::StagingAnalysis analysis, bench::AnalyzeMlLogFiles(logs, options));
+  if (!args.svg.empty()) {
+    std::ofstream out(args.svg, std::ios::trunc);
+    out << bench::StagingShareSvg(analysis);
+    out.close();
+    if (!out) return IOError("--svg: cannot write ", args.svg);
+  }
   for (const std::string& w : analysis.warnings) std::cerr << "warning: " << w << "\n";
   for (const bench::RunAnalysis& run : analysis.runs)
     for (const std::string& w : run.warnings) std::cerr << "warning: " << w << "\n";
@@ -56,6 +65,9 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "Group runs by: submission (submitter, system, strong/weak, benchmark, round "
                   "from the path or the log), dir, file, platform (logged) or all")
       ->capture_default_str();
+  cmd->add_option("--svg", args->svg,
+                  "Also write a chart of each submission's staging share (tilestage runs "
+                  "coloured apart) to this SVG file");
   cmd->add_flag("--runs", args->runs, "Also print (or, with --csv, print instead) one row per run");
   cmd->add_flag("--json", args->json, "Print JSON (runs and submissions) instead of tables");
   cmd->add_flag("--csv", args->csv, "Print CSV, one row per submission (per run with --runs)");

@@ -26,18 +26,10 @@ struct StageArgs {
 
 // The MLPerf HPC staging events of a finished staging, as lines.
 Result<std::vector<std::string>> StagingMllog(const StageReport& r, const std::string& source) {
-  const int64_t start = static_cast<int64_t>(r.start_ms), stop = static_cast<int64_t>(r.stop_ms);
-  std::vector<Result<MlEvent>> events;
-  events.push_back(MakeMlEvent(MlEventType::kIntervalStart, mlkey::kStagingStart, nullptr, start,
-                               {{"mode", r.mode}, {"nodes", r.nodes}, {"source", source}}));
-  events.push_back(MakeMlEvent(MlEventType::kIntervalEnd, mlkey::kStagingStop, nullptr, stop,
-                               {{"staged_bytes", r.bytes_written()}}));
-  events.push_back(MakeMlEvent(MlEventType::kPointInTime, mlkey::kStagingDuration, r.seconds,
-                               stop, {{"unit", "s"}}));
+  TS_ASSIGN_OR_RETURN(const std::vector<MlEvent> events, StagingMlEvents(r, source));
   std::vector<std::string> lines;
-  for (const auto& event : events) {
-    TS_RETURN_IF_ERROR(event.status());
-    TS_ASSIGN_OR_RETURN(std::string line, FormatMlLogLine(*event));
+  for (const MlEvent& event : events) {
+    TS_ASSIGN_OR_RETURN(std::string line, FormatMlLogLine(event));
     lines.push_back(std::move(line));
   }
   return lines;
