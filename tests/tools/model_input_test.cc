@@ -270,6 +270,49 @@ TEST_F(LabelStore, RegressLossOnAU8LabelWithNodataIsSane) {
   ExpectRegressLossSkipsNodataTargets(store_);
 }
 
+// The u8 label (nodata 255) stored as float (--y-dtype f32): its nodata becomes NaN, invalid in
+// y_valid exactly where GDAL reads 255 (the manifest records no float nodata: NaN marks them), and
+// vit-regress skips those targets: its loss stays at the scale of the classes 0..3.
+TEST_F(LabelStore, FloatLabelDtypeKeepsLabelNodataInvalidAndOutOfTheLoss) {
+  const std::string store = tmp_->Sub("lab_f32");
+  CommandResult r = Cli("ingest geotiff --no-progress " + Raster() + " --label " + label_ +
+                        " --out " + store + " --tile 64,64 --y-dtype f32");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto opened = Store::Open(LocalStorage(), store);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  const Manifest& m = (*opened)->manifest();
+  EXPECT_EQ(m.FindField("y")->dtype, DType::kF32);
+  EXPECT_EQ(m.attrs.at("ingest").at("nodata").at("y"), nlohmann::json::array({nullptr}));
+  EXPECT_EQ(m.attrs.at("ingest").at("source_nodata").at("y"),
+            nlohmann::json::array({static_cast<double>(kLabelNodata)}));
+  const ChannelStats& y_stats = m.FindField("y")->stats[0];
+  EXPECT_LE(y_stats.max, 3.0);  // the 255s are outside the statistics
+  const float y_mean = static_cast<float>(y_stats.mean);
+  const float y_inv_std = static_cast<float>(1.0 / y_stats.std());
+  std::unique_ptr<Loader> loader = LoaderInOrder(store, 16, false);
+  ASSERT_TRUE(loader);
+  Batch b;
+  int64_t invalid_y = 0;
+  while (*loader->Next(&b)) {
+    for (int64_t s = 0; s < b.size; ++s) {
+      auto record = (*opened)->Read(b.indices[s]);
+      ASSERT_TRUE(record.ok());
+      const auto& w = record->meta.at("window");
+      const auto labels = GdalRead(label_, 1, w[0], w[1], 64, 64);
+      for (int64_t i = 0; i < 64 * 64; ++i) {
+        const bool valid = labels[i] != kLabelNodata;
+        ASSERT_EQ(b.y_valid[s * 4096 + i], valid ? 1 : 0) << "record " << b.indices[s];
+        // A float y on x's grid is normalized like x, with its own statistics.
+        ASSERT_EQ(b.y[s * 4096 + i],
+                  valid ? (static_cast<float>(labels[i]) - y_mean) * y_inv_std : 0.0f);
+        invalid_y += !valid;
+      }
+    }
+  }
+  EXPECT_GT(invalid_y, 0);
+  ExpectRegressLossSkipsNodataTargets(store);
+}
+
 TEST(ModelInput, StatisticsExcludeNodataAsGdalComputesThem) {
   TempDir tmp;
   // --edge pad: every pixel lies in exactly one tile (padding is invalid), as GDAL counts it.
