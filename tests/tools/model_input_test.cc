@@ -313,6 +313,43 @@ TEST_F(LabelStore, FloatLabelDtypeKeepsLabelNodataInvalidAndOutOfTheLoss) {
   ExpectRegressLossSkipsNodataTargets(store);
 }
 
+// The "loss_targets" of the first `tilestage train` step on `store` (vit-mae, batch 8, store
+// order, patch 8, mask ratio 0.75): the valid pixels of the masked patches it averaged over.
+double FirstMaeStepTargets(const std::string& store) {
+  CommandResult r = RunCommand(CliPath() + " train --store " + store +
+                               " --model vit-mae --max-steps 1 --batch 8 --shuffle none --patch 8 "
+                               "--mask-ratio 0.75 --depth 1 --dim 32 --heads 2 --json - "
+                               "2>/dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("type", "") == "step") return j.at("loss_targets");
+  }
+  ADD_FAILURE() << "no step record: " << r.output;
+  return 0.0;
+}
+
+// tilestage train --model vit-mae asks the loader for x's validity: on a padded store its loss
+// averages over fewer pixels than the masked patches hold (the first batch, in store order,
+// holds a tile that is 3 columns of Landsat and 61 of padding); on a store without invalid
+// pixels, over all of them: 8 samples x 48 masked patches of 64 pixels.
+TEST(ModelInput, MaeTrainingLeavesPaddedPixelsOutOfTheLoss) {
+  const std::string path = SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B1.TIF");
+  TempDir tmp;
+  for (const char* edge : {"pad", "shift"}) {
+    CommandResult r = Cli("ingest geotiff --no-progress " + path + " --out " + tmp.Sub(edge) +
+                          " --tile 64,64 --edge " + edge);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const double full = 8.0 * 48 * 64;
+  EXPECT_EQ(FirstMaeStepTargets(tmp.Sub("shift")), full);
+  const double padded = FirstMaeStepTargets(tmp.Sub("pad"));
+  EXPECT_GT(padded, 0.0);
+  EXPECT_LT(padded, full);
+}
+
 TEST(ModelInput, StatisticsExcludeNodataAsGdalComputesThem) {
   TempDir tmp;
   // --edge pad: every pixel lies in exactly one tile (padding is invalid), as GDAL counts it.
