@@ -132,8 +132,8 @@ Status CutField(const CutContext& ctx, Array* tile, std::vector<uint8_t>* valid)
   bool has_nodata = false, refuse = false;
   for (const auto& nd : ctx.info->nodata) has_nodata |= nd.has_value();
   for (const bool r : stored.refuse_collisions) refuse |= r;
-  const bool nan_only = !padded && !has_mask && !has_nodata && !refuse && IsFloat(src.dtype) &&
-                        IsFloat(out);
+  const bool nan_only =
+      !padded && !has_mask && !has_nodata && !refuse && IsFloat(src.dtype) && IsFloat(out);
   const bool may_be_invalid =
       (padded || has_mask || has_nodata || refuse || IsFloat(src.dtype)) && !nan_only;
   // A converted field stores its invalid pixels as its own nodata value (NaN for float).
@@ -677,7 +677,7 @@ struct IngestPlan {
   uint64_t rank_tiles = 0;                                // windows in range
   int threads = 1;
   std::string shard_prefix;
-  StoredField x;                 // what the store keeps of x and y
+  StoredField x;  // what the store keeps of x and y
   std::optional<StoredField> y;
 };
 
@@ -699,13 +699,12 @@ Result<IngestPlan> PlanIngest(const Source& source, const DriverOptions& options
   for (int64_t i = 0; i < source.num_items(); ++i)
     for (const auto& row : plan.windows[i])
       for (const Region& w : row)
-        any_padded |= w.row + w.height > source.item(i).height ||
-                      w.col + w.width > source.item(i).width;
+        any_padded |=
+            w.row + w.height > source.item(i).height || w.col + w.width > source.item(i).width;
   const SourceSchema& schema = source.schema();
   plan.x = PlanStoredField("x", schema.x, options.x_dtype.value_or(schema.x.dtype), any_padded);
   if (schema.y)
-    plan.y = PlanStoredField("y", *schema.y, options.y_dtype.value_or(schema.y->dtype),
-                             any_padded);
+    plan.y = PlanStoredField("y", *schema.y, options.y_dtype.value_or(schema.y->dtype), any_padded);
   return plan;
 }
 
@@ -848,8 +847,7 @@ Result<MergedReports> MergeReports(const Source& source, const std::vector<std::
 // The manifest of the merged reports: fields with their statistics, provenance and the ingest's
 // settings.
 Manifest BuildManifest(const Source& source, const DriverOptions& options, const RankInfo& world,
-                       const IngestPlan& plan, const IngestSummary& summary,
-                       MergedReports merged) {
+                       const IngestPlan& plan, const IngestSummary& summary, MergedReports merged) {
   const SourceSchema& schema = source.schema();
   Manifest manifest;
   manifest.shards = std::move(merged.shards);
@@ -875,9 +873,8 @@ Manifest BuildManifest(const Source& source, const DriverOptions& options, const
   manifest.provenance["sources"] = std::move(merged.sources);
   manifest.attrs = source.ManifestAttrs();
   nlohmann::json ingest = {
-      {"tile", options.tile.whole_item
-                   ? nlohmann::json("full")
-                   : nlohmann::json({options.tile.height, options.tile.width})},
+      {"tile", options.tile.whole_item ? nlohmann::json("full")
+                                       : nlohmann::json({options.tile.height, options.tile.width})},
       {"edge", EdgePolicyName(options.tile.edge)},
       {"min_valid", options.min_valid},
       {"items", summary.items},
@@ -932,8 +929,8 @@ Status WriteAndPublish(const DriverOptions& options, const std::string& write_di
 
 // Rank 0: from the gathered reports to the published store, or the first error.
 Status FinishStore(const Source& source, const DriverOptions& options, const RankInfo& world,
-                   const IngestPlan& plan, const std::string& write_dir, const std::vector<std::string>& gathered,
-                   IngestSummary* summary) {
+                   const IngestPlan& plan, const std::string& write_dir,
+                   const std::vector<std::string>& gathered, IngestSummary* summary) {
   TS_ASSIGN_OR_RETURN(MergedReports merged, MergeReports(source, gathered, summary));
   if (summary->tiles_written == 0)
     return FailedPrecondition("no tiles written to ", options.out, ": all ",
@@ -942,7 +939,8 @@ Status FinishStore(const Source& source, const DriverOptions& options, const Ran
                               "fraction below --min-valid ",
                               options.min_valid, "); first item: ", source.item(0).name,
                               "; no manifest written");
-  const Manifest manifest = BuildManifest(source, options, world, plan, *summary, std::move(merged));
+  const Manifest manifest =
+      BuildManifest(source, options, world, plan, *summary, std::move(merged));
   PruneStaleShards(*options.storage, write_dir, manifest);
   return WriteAndPublish(options, write_dir, manifest, summary);
 }

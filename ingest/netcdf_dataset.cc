@@ -552,7 +552,8 @@ Status NetcdfDataset::CheckLikeFirstFile(const NetcdfRequest& request, const Fil
   }
   // A curvilinear grid is its 2-D latitude/longitude: the same Y/X sizes may place the pixels
   // elsewhere, and tiles keep the first file's coordinates.
-  TS_ASSIGN_OR_RETURN(const std::optional<NetcdfCoords2d> coords, ReadCoords2d(*scan.plan->file, first));
+  TS_ASSIGN_OR_RETURN(const std::optional<NetcdfCoords2d> coords,
+                      ReadCoords2d(*scan.plan->file, first));
   if (coords.has_value() != coords_2d_.has_value())
     return InvalidArgument(path, ": ", coords ? "has" : "lacks", " the 2-D latitude/longitude ",
                            coords ? coords->lat_name : coords_2d_->lat_name, "/",
@@ -561,8 +562,7 @@ Status NetcdfDataset::CheckLikeFirstFile(const NetcdfRequest& request, const Fil
   if (coords) {
     const int64_t width = std::max<int64_t>(1, static_cast<int64_t>(lon_.values.size()));
     std::string diff = FirstDifference(coords->lat_name, coords_2d_->lat, coords->lat, width);
-    if (diff.empty())
-      diff = FirstDifference(coords->lon_name, coords_2d_->lon, coords->lon, width);
+    if (diff.empty()) diff = FirstDifference(coords->lon_name, coords_2d_->lon, coords->lon, width);
     if (!diff.empty())
       return InvalidArgument(path, ": curvilinear grid differs from ", first_path, " (", diff,
                              " there); one store holds one grid: ingest each grid into its own "

@@ -534,8 +534,8 @@ Result<double> VitModel::MaeTargets(const BatchView& batch, uint64_t seed) {
     const int64_t b = r / tokens_, gy = (r % tokens_) / gw, gx = (r % tokens_) % gw;
     for (int64_t ch = 0; ch < c.in_channels; ++ch)
       for (int64_t ky = 0; ky < p; ++ky) {
-        const uint8_t* v =
-            batch.x_valid.data() + (b * c.in_channels + ch) * plane + (gy * p + ky) * c.width + gx * p;
+        const uint8_t* v = batch.x_valid.data() + (b * c.in_channels + ch) * plane +
+                           (gy * p + ky) * c.width + gx * p;
         valid += double(std::count(v, v + p, uint8_t{1}));
       }
   }

@@ -613,8 +613,8 @@ TEST(NetcdfCli, CurvilinearFilesWithDifferentTwoDimensionalCoordinatesAreRefused
   WriteGridFile(a, {.projected = false});
   WriteGridFile(b, {.projected = false, .hours = {12, 18}});
   WriteGridFile(moved, {.projected = false, .hours = {12, 18}, .lat_origin = 30.5});
-  auto same = Ingest("--no-progress --out " + tmp.Sub("same") + " --vars tas --tile 5,6 " + a +
-                     " " + b);
+  auto same =
+      Ingest("--no-progress --out " + tmp.Sub("same") + " --vars tas --tile 5,6 " + a + " " + b);
   ASSERT_EQ(same.exit_code, 0) << same.output;
   auto store = Store::Open(LocalStorage(), tmp.Sub("same"));
   ASSERT_TRUE(store.ok());
@@ -624,10 +624,11 @@ TEST(NetcdfCli, CurvilinearFilesWithDifferentTwoDimensionalCoordinatesAreRefused
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->meta.at("corners_lat_lon")[0][0], lat_b.At({{"nj", 0}, {"ni", 0}}));
 
-  auto refused = Ingest("--no-progress --out " + tmp.Sub("moved") + " --vars tas --tile 5,6 " +
-                        a + " " + moved);
+  auto refused = Ingest("--no-progress --out " + tmp.Sub("moved") + " --vars tas --tile 5,6 " + a +
+                        " " + moved);
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
-  EXPECT_NE(refused.output.find(moved + ": curvilinear grid differs from " + a + " (lat[0,0] 30.5 vs 30 there)"),
+  EXPECT_NE(refused.output.find(moved + ": curvilinear grid differs from " + a +
+                                " (lat[0,0] 30.5 vs 30 there)"),
             std::string::npos)
       << refused.output;
   EXPECT_FALSE(std::filesystem::exists(tmp.Sub("moved") + "/manifest.json"));

@@ -40,8 +40,8 @@ bool Contains(const std::string& text, const std::string& what) {
 std::string Raster() { return SharedData("geotiff/RGB.byte.tif"); }
 
 // Reads band `band` of `path` in the window (row, col, h, w) as GDAL sees it, as doubles.
-std::vector<double> GdalRead(const std::string& path, int band, int64_t row, int64_t col,
-                             int64_t h, int64_t w) {
+std::vector<double> GdalRead(const std::string& path, int band, int64_t row, int64_t col, int64_t h,
+                             int64_t w) {
   GDALAllRegister();
   GDALDatasetH ds = GDALOpen(path.c_str(), GA_ReadOnly);
   EXPECT_NE(ds, nullptr) << path;

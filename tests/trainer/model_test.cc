@@ -352,8 +352,8 @@ TEST(ModelTest, MaskedDenseRegressGradientsMatchFiniteDifferences) {
 
 // x of `batch` TinyConfig samples with every 5th pixel and all of sample 1's first channel
 // invalid (0, as the loader delivers them), and the validity.
-std::pair<std::vector<float>, std::vector<uint8_t>> XWithHoles(const ModelConfig& c,
-                                                               int64_t batch, uint64_t seed) {
+std::pair<std::vector<float>, std::vector<uint8_t>> XWithHoles(const ModelConfig& c, int64_t batch,
+                                                               uint64_t seed) {
   const int64_t per = c.in_channels * c.height * c.width;
   std::vector<float> x = RandomVector(batch * per, seed);
   std::vector<uint8_t> valid(x.size(), 1);
@@ -432,8 +432,7 @@ TEST(ModelTest, MaeSkipsInvalidPixels) {
   ASSERT_TRUE(model.ok());
   (*model)->InitParams(3);
   ASSERT_TRUE((*model)->Forward({3, x, {}, ids, 0}, 0).ok());  // RunPass's masks
-  const std::vector<uint8_t> masked((*model)->token_mask().begin(),
-                                    (*model)->token_mask().end());
+  const std::vector<uint8_t> masked((*model)->token_mask().begin(), (*model)->token_mask().end());
   const int64_t p = c.patch, gw = c.width / p, tokens = (c.height / p) * gw;
   std::vector<float> sentinel = x;
   int64_t planted = 0;
