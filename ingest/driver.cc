@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "ingest/mpi_split.h"
+#include "ingest/nodata_values.h"
 #include "ingest/progress.h"
 #include "ingest/rank_messages.h"
 #include "tiling/checksum.h"
@@ -51,23 +52,74 @@ D ConvertValue(S v) {
   }
 }
 
+// What the store keeps of one field: its dtype and, per channel, the stored value that marks an
+// invalid pixel (null: none; float fields then mark them with NaN). The loader knows validity only
+// from the stored values, so every pixel that is invalid (NaN, the source's nodata, a mask,
+// padding) must be stored as a value it reads as invalid, whatever dtype the store keeps.
+struct StoredField {
+  std::string name;  // "x" or "y", for messages
+  DType dtype = DType::kF32;
+  std::vector<std::optional<double>> nodata;
+  // Per channel: a valid value could convert (round, saturate) into the stored nodata value and
+  // silently turn invalid; such a value is refused.
+  std::vector<bool> refuse_collisions;
+};
+
+// The stored field for source field `info` kept as `out`. Float output: invalid values become NaN
+// when converted, and keep the source's nodata when the dtype is kept. Integer output: a field
+// that may hold invalid pixels (NaN in a float source, the source's nodata, padded windows) keeps
+// the source's nodata when `out` represents it exactly, else gets DefaultNodata(out).
+StoredField PlanStoredField(const std::string& name, const FieldInfo& info, DType out,
+                            bool any_padded) {
+  StoredField f;
+  f.name = name;
+  f.dtype = out;
+  const size_t channels = static_cast<size_t>(info.channels());
+  f.nodata.resize(channels);
+  f.refuse_collisions.assign(channels, false);
+  for (size_t c = 0; c < channels; ++c) {
+    std::optional<double> nd = c < info.nodata.size() ? info.nodata[c] : std::nullopt;
+    // An integer source never holds a nodata value its type cannot represent: no pixel matches.
+    if (nd && !RepresentsExactly(info.dtype, *nd)) nd.reset();
+    if (IsFloat(out)) {
+      if (out == info.dtype) f.nodata[c] = nd;
+      continue;
+    }
+    if (!(IsFloat(info.dtype) || nd || any_padded)) continue;
+    if (nd && RepresentsExactly(out, *nd)) {
+      f.nodata[c] = nd;
+      f.refuse_collisions[c] = out != info.dtype;
+    } else {
+      f.nodata[c] = DefaultNodata(out);
+      f.refuse_collisions[c] = true;
+    }
+  }
+  return f;
+}
+
 struct CutContext {
   const Array* src = nullptr;   // [C, box.height, box.width]
   const Array* mask = nullptr;  // [C or 1, box.height, box.width] or empty
   const FieldInfo* info = nullptr;
+  const StoredField* stored = nullptr;
+  const std::string* item_name = nullptr;
   Region box;     // region the source data covers (clipped to the item)
   Region window;  // the tile, possibly extending past the item (pad)
   int64_t item_height = 0;
   int64_t item_width = 0;
 };
 
-// Cuts ctx.window out of ctx.src into *tile (dtype out), and fills *valid ([C, th*tw], 1 = valid)
-// unless the values alone tell validity, in which case valid is left empty: every value is valid
-// (integers without nodata, mask or padding), or NaN is the only invalid value (float data kept
-// as float32/float64, without nodata, mask or padding). Statistics then skip NaN by themselves and
-// ValidFraction reads NaN off the tile, which saves building and reducing a byte per value.
-void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t>* valid) {
+// Cuts ctx.window out of ctx.src into *tile (dtype ctx.stored->dtype), storing every invalid
+// pixel as the stored nodata value (NaN for float fields without one), and fills *valid ([C,
+// th*tw], 1 = valid) unless the values alone tell validity, in which case valid is left empty:
+// every value is valid (integers without nodata, mask or padding), or NaN is the only invalid value
+// (float data kept as float32/float64, without nodata, mask or padding). Statistics then skip NaN
+// by themselves and ValidFraction reads NaN off the tile, which saves building and reducing a byte
+// per value. InvalidArgument when a valid value converts into the stored nodata value.
+Status CutField(const CutContext& ctx, Array* tile, std::vector<uint8_t>* valid) {
   const Array& src = *ctx.src;
+  const StoredField& stored = *ctx.stored;
+  const DType out = stored.dtype;
   const int64_t channels = src.shape[0];
   const int64_t th = ctx.window.height, tw = ctx.window.width;
   const Region inside = ClipToItem(ctx.window, ctx.item_height, ctx.item_width);
@@ -77,11 +129,15 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
   const bool padded = vr < th || vc < tw;
   const bool has_mask = ctx.mask && !ctx.mask->data.empty();
   const int64_t mask_channels = has_mask ? ctx.mask->shape[0] : 0;
-  bool has_nodata = false;
+  bool has_nodata = false, refuse = false;
   for (const auto& nd : ctx.info->nodata) has_nodata |= nd.has_value();
-  const bool nan_only = !padded && !has_mask && !has_nodata && IsFloat(src.dtype) && IsFloat(out);
-  const bool may_be_invalid = (padded || has_mask || has_nodata || IsFloat(src.dtype)) && !nan_only;
-  const bool nan_invalid = IsFloat(out) && out != src.dtype;
+  for (const bool r : stored.refuse_collisions) refuse |= r;
+  const bool nan_only =
+      !padded && !has_mask && !has_nodata && !refuse && IsFloat(src.dtype) && IsFloat(out);
+  const bool may_be_invalid =
+      (padded || has_mask || has_nodata || refuse || IsFloat(src.dtype)) && !nan_only;
+  // A converted field stores its invalid pixels as its own nodata value (NaN for float).
+  const bool rewrite_invalid = out != src.dtype;
 
   const bool in_place = tile == ctx.src;  // the data already is the tile (same dtype, no pad)
   if (!in_place && (tile->dtype != out || tile->shape != std::vector<int64_t>{channels, th, tw}))
@@ -91,26 +147,25 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
   else
     valid->clear();
 
-  VisitDType(src.dtype, [&](auto s_zero) {
+  return VisitDType(src.dtype, [&](auto s_zero) -> Status {
     using S = decltype(s_zero);
-    VisitDType(out, [&](auto d_zero) {
+    return VisitDType(out, [&](auto d_zero) -> Status {
       using D = decltype(d_zero);
       const S* s_all = reinterpret_cast<const S*>(src.data.data());
       D* d_all = reinterpret_cast<D*>(tile->data.data());
       for (int64_t c = 0; c < channels; ++c) {
         const std::optional<double> nd =
             c < static_cast<int64_t>(ctx.info->nodata.size()) ? ctx.info->nodata[c] : std::nullopt;
-        const double nd_value = nd.value_or(0.0);
-        const D fill = ConvertValue<D>(nd_value);
+        const std::optional<double> stored_nd = stored.nodata[c];
+        const D fill = stored_nd ? ConvertValue<D>(*stored_nd)
+                                 : (std::is_floating_point_v<D>
+                                        ? std::numeric_limits<D>::quiet_NaN()
+                                        : D{0});  // integers without nodata are never invalid
+        const bool check_collisions = stored.refuse_collisions[c];
         // GDAL compares float pixels with the nodata value cast to the band type; integer
         // bands only match a nodata value they can represent exactly.
-        bool has_nd_s = false;
-        S nd_s{};
-        if (nd.has_value() && nd_value >= static_cast<double>(std::numeric_limits<S>::lowest()) &&
-            nd_value <= static_cast<double>(std::numeric_limits<S>::max())) {
-          nd_s = static_cast<S>(nd_value);
-          has_nd_s = std::is_floating_point_v<S> || static_cast<double>(nd_s) == nd_value;
-        }
+        const bool has_nd_s = nd.has_value() && RepresentsExactly(src.dtype, *nd);
+        const S nd_s = has_nd_s ? static_cast<S>(*nd) : S{};
         const S* s_plane = s_all + c * box_plane;
         D* d_plane = d_all + c * th * tw;
         const uint8_t* m_plane =
@@ -144,14 +199,27 @@ void CutField(const CutContext& ctx, DType out, Array* tile, std::vector<uint8_t
             for (int64_t i = 0; i < vc; ++i) v[i] &= m[i] != 0;
           if (has_nd_s)
             for (int64_t i = 0; i < vc; ++i) v[i] &= s[i] != nd_s;
-          if constexpr (std::is_floating_point_v<D>) {
-            if (nan_invalid)
-              for (int64_t i = 0; i < vc; ++i)
-                d[i] = v[i] ? d[i] : std::numeric_limits<D>::quiet_NaN();
+          if (check_collisions) {
+            uint8_t collided = 0;
+            for (int64_t i = 0; i < vc; ++i) collided |= v[i] & (d[i] == fill);
+            if (collided) {
+              int64_t i = 0;
+              while (!(v[i] && d[i] == fill)) ++i;
+              return InvalidArgument(
+                  "field ", stored.name, " of ", *ctx.item_name, ", channel ", c, ", row ",
+                  ctx.window.row + r, ", col ", ctx.window.col + i, ": the valid value ",
+                  static_cast<double>(s[i]), " is stored as ", DTypeName(out), " ",
+                  static_cast<double>(fill),
+                  ", the nodata value that marks invalid pixels (NaN, the source's nodata or "
+                  "padding); store a wider --dtype (e.g. f32) or keep the source's dtype");
+            }
           }
+          if (rewrite_invalid)
+            for (int64_t i = 0; i < vc; ++i) d[i] = v[i] ? d[i] : fill;
           std::fill(v + vc, v + tw, uint8_t{0});
         }
       }
+      return Status::Ok();
     });
   });
 }
@@ -287,8 +355,14 @@ struct ThreadState {
 class LocalRun {
  public:
   LocalRun(const Source& source, const DriverOptions& options,
-           const std::vector<std::vector<std::vector<Region>>>& plans, ItemRange range)
-      : source_(source), options_(options), plans_(plans), range_(range) {}
+           const std::vector<std::vector<std::vector<Region>>>& plans, ItemRange range,
+           const StoredField& x_stored, const std::optional<StoredField>& y_stored)
+      : source_(source),
+        options_(options),
+        plans_(plans),
+        range_(range),
+        x_stored_(x_stored),
+        y_stored_(y_stored) {}
 
   void ProcessUnit(const Unit& unit, ThreadState& ts, UnitResult* out) {
     out->item = unit.item;
@@ -317,8 +391,8 @@ class LocalRun {
         return;
       }
     }
-    const DType x_out = options_.x_dtype.value_or(schema.x.dtype);
-    const DType y_out = schema.y ? options_.y_dtype.value_or(schema.y->dtype) : DType::kU8;
+    const DType x_out = x_stored_.dtype;
+    const DType y_out = y_stored_ ? y_stored_->dtype : DType::kU8;
     if (ts.sample.fields.empty()) {
       ts.sample.Add("x", Array());
       if (schema.y) ts.sample.Add("y", Array());
@@ -340,11 +414,17 @@ class LocalRun {
       CutContext ctx{x_in_place ? &x_tile : &ts.data.x,
                      &ts.data.x_mask,
                      &schema.x,
+                     &x_stored_,
+                     &info.name,
                      box,
                      window,
                      info.height,
                      info.width};
-      CutField(ctx, x_out, &x_tile, &ts.x_valid);
+      if (Status s = CutField(ctx, &x_tile, &ts.x_valid); !s.ok()) {
+        if (x_in_place) std::swap(x_tile, ts.data.x);
+        out->status = s;
+        return;
+      }
       // Statistics first: without a mask, the valid fraction is read off their counts.
       std::vector<ChannelStats> x_stats =
           ComputeChannelStats(x_tile, ts.x_valid.empty() ? nullptr : ts.x_valid.data());
@@ -364,11 +444,18 @@ class LocalRun {
         CutContext yctx{y_in_place ? &y_tile : &ts.data.y,
                         &ts.data.y_mask,
                         &*schema.y,
+                        &*y_stored_,
+                        &info.name,
                         box,
                         window,
                         info.height,
                         info.width};
-        CutField(yctx, y_out, &y_tile, &ts.y_valid);
+        if (Status s = CutField(yctx, &y_tile, &ts.y_valid); !s.ok()) {
+          if (x_in_place) std::swap(x_tile, ts.data.x);
+          if (y_in_place) std::swap(y_tile, ts.data.y);
+          out->status = s;
+          return;
+        }
         out->y_stats.push_back(
             ComputeChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
         out->raw_bytes += y_tile.ByteSize();
@@ -489,6 +576,8 @@ class LocalRun {
   const DriverOptions& options_;
   const std::vector<std::vector<std::vector<Region>>>& plans_;
   ItemRange range_;
+  const StoredField& x_stored_;
+  const std::optional<StoredField>& y_stored_;
 };
 
 // Files of items [range) that this rank hashes: those whose first use (over all items) is here.
@@ -516,9 +605,9 @@ FieldSchema MakeFieldSchema(const std::string& name, const FieldInfo& info, DTyp
   return f;
 }
 
-nlohmann::json NodataJson(const FieldInfo& info) {
+nlohmann::json NodataJson(const std::vector<std::optional<double>>& nodata) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& nd : info.nodata) out.push_back(nd ? nlohmann::json(*nd) : nlohmann::json());
+  for (const auto& nd : nodata) out.push_back(nd ? nlohmann::json(*nd) : nlohmann::json());
   return out;
 }
 
@@ -588,6 +677,8 @@ struct IngestPlan {
   uint64_t rank_tiles = 0;                                // windows in range
   int threads = 1;
   std::string shard_prefix;
+  StoredField x;  // what the store keeps of x and y
+  std::optional<StoredField> y;
 };
 
 Result<IngestPlan> PlanIngest(const Source& source, const DriverOptions& options,
@@ -604,6 +695,16 @@ Result<IngestPlan> PlanIngest(const Source& source, const DriverOptions& options
   plan.shard_prefix = ShardPrefix(world);
   for (int64_t i = plan.range.begin; i < plan.range.end; ++i)
     for (const auto& row : plan.windows[i]) plan.rank_tiles += row.size();
+  bool any_padded = false;
+  for (int64_t i = 0; i < source.num_items(); ++i)
+    for (const auto& row : plan.windows[i])
+      for (const Region& w : row)
+        any_padded |=
+            w.row + w.height > source.item(i).height || w.col + w.width > source.item(i).width;
+  const SourceSchema& schema = source.schema();
+  plan.x = PlanStoredField("x", schema.x, options.x_dtype.value_or(schema.x.dtype), any_padded);
+  if (schema.y)
+    plan.y = PlanStoredField("y", *schema.y, options.y_dtype.value_or(schema.y->dtype), any_padded);
   return plan;
 }
 
@@ -689,7 +790,7 @@ RankReport WriteRankShards(const Source& source, const DriverOptions& options,
       for (int64_t i = plan.range.begin; i < plan.range.end; ++i)
         tile_rows = std::max(tile_rows, source.item(i).height);
     source.PrepareReads(tile_rows, plan.threads);
-    LocalRun run(source, options, plan.windows, plan.range);
+    LocalRun run(source, options, plan.windows, plan.range, plan.x, plan.y);
     local = run.Run(**writer, progress, plan.threads);
     if (local.status.ok()) {
       auto shards = (*writer)->Close();
@@ -746,7 +847,7 @@ Result<MergedReports> MergeReports(const Source& source, const std::vector<std::
 // The manifest of the merged reports: fields with their statistics, provenance and the ingest's
 // settings.
 Manifest BuildManifest(const Source& source, const DriverOptions& options, const RankInfo& world,
-                       const IngestSummary& summary, MergedReports merged) {
+                       const IngestPlan& plan, const IngestSummary& summary, MergedReports merged) {
   const SourceSchema& schema = source.schema();
   Manifest manifest;
   manifest.shards = std::move(merged.shards);
@@ -772,23 +873,28 @@ Manifest BuildManifest(const Source& source, const DriverOptions& options, const
   manifest.provenance["sources"] = std::move(merged.sources);
   manifest.attrs = source.ManifestAttrs();
   nlohmann::json ingest = {
-      {"tile", options.tile.whole_item
-                   ? nlohmann::json("full")
-                   : nlohmann::json({options.tile.height, options.tile.width})},
+      {"tile", options.tile.whole_item ? nlohmann::json("full")
+                                       : nlohmann::json({options.tile.height, options.tile.width})},
       {"edge", EdgePolicyName(options.tile.edge)},
       {"min_valid", options.min_valid},
       {"items", summary.items},
       {"tiles_considered", summary.tiles_considered},
       {"tiles_dropped", summary.tiles_dropped},
       {"ranks", world.size},
-      {"nodata", {{"x", NodataJson(schema.x)}}},
+      // The stored values that mark invalid pixels (what readers compare with), and the
+      // source's own, which differ when a conversion or padding needed a value of its own.
+      {"nodata", {{"x", NodataJson(plan.x.nodata)}}},
+      {"source_nodata", {{"x", NodataJson(schema.x.nodata)}}},
       {"pad_fill",
-       "the channel's nodata value, 0 when it has none; padded pixels are "
-       "invalid"},
+       "the channel's stored nodata value (NaN for float channels without one); padded "
+       "pixels are invalid"},
       {"invalid_to_nan", IsFloat(x_out) && x_out != schema.x.dtype}};
   if (!options.tile.whole_item)
     ingest["stride"] = {options.tile.stride_rows, options.tile.stride_cols};
-  if (schema.y) ingest["nodata"]["y"] = NodataJson(*schema.y);
+  if (schema.y) {
+    ingest["nodata"]["y"] = NodataJson(plan.y->nodata);
+    ingest["source_nodata"]["y"] = NodataJson(schema.y->nodata);
+  }
   manifest.attrs["ingest"] = ingest;
   return manifest;
 }
@@ -823,8 +929,8 @@ Status WriteAndPublish(const DriverOptions& options, const std::string& write_di
 
 // Rank 0: from the gathered reports to the published store, or the first error.
 Status FinishStore(const Source& source, const DriverOptions& options, const RankInfo& world,
-                   const std::string& write_dir, const std::vector<std::string>& gathered,
-                   IngestSummary* summary) {
+                   const IngestPlan& plan, const std::string& write_dir,
+                   const std::vector<std::string>& gathered, IngestSummary* summary) {
   TS_ASSIGN_OR_RETURN(MergedReports merged, MergeReports(source, gathered, summary));
   if (summary->tiles_written == 0)
     return FailedPrecondition("no tiles written to ", options.out, ": all ",
@@ -833,7 +939,8 @@ Status FinishStore(const Source& source, const DriverOptions& options, const Ran
                               "fraction below --min-valid ",
                               options.min_valid, "); first item: ", source.item(0).name,
                               "; no manifest written");
-  const Manifest manifest = BuildManifest(source, options, world, *summary, std::move(merged));
+  const Manifest manifest =
+      BuildManifest(source, options, world, plan, *summary, std::move(merged));
   PruneStaleShards(*options.storage, write_dir, manifest);
   return WriteAndPublish(options, write_dir, manifest, summary);
 }
@@ -873,7 +980,7 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   summary.ranks = world.size;
   summary.threads = plan.threads;
   if (world.rank == 0)
-    outcome.status = FinishStore(source, options, world, write_dir, *gathered, &summary);
+    outcome.status = FinishStore(source, options, world, plan, write_dir, *gathered, &summary);
   summary.elapsed_s = progress.elapsed_s();
 
   // Every rank learns the outcome, so all return the same status and summary.

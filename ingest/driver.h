@@ -57,7 +57,11 @@ struct DriverOptions {
   // Tiles whose fraction of pixels valid in every channel of x is below this are dropped.
   double min_valid = 0.0;
   // Output dtypes of x and y; nullopt keeps the source's. Converting to a float type turns
-  // invalid values into NaN; converting to an integer type rounds to nearest and saturates.
+  // invalid values into NaN; converting to an integer type rounds to nearest and saturates, and
+  // invalid values (NaN, the source's nodata, padding) become the field's stored nodata value: the
+  // source's when the type represents it, else DefaultNodata (ingest/nodata_values.h). A valid
+  // value that would round or saturate into it is refused (InvalidArgument naming item, channel and
+  // pixel). attrs.ingest.nodata records the stored values, attrs.ingest.source_nodata the source's.
   std::optional<DType> x_dtype;
   std::optional<DType> y_dtype;
   CodecSpec codec;

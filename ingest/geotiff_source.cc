@@ -18,6 +18,7 @@
 #include <set>
 
 #include "ingest/geotiff_gdal.h"
+#include "ingest/nodata_values.h"
 
 namespace tilestage::ingest {
 namespace {
@@ -310,40 +311,17 @@ void DecideMasks(FieldPlan* plan, const std::vector<std::optional<double>>& sche
     plan->mask_mode = FieldPlan::MaskMode::kPerChannel;
 }
 
-// The nodata value chosen for masked pixels of an integer field that has none: the end of the
-// type's range farthest from typical data (the maximum of unsigned types, the minimum of signed
-// ones), as GDAL tools commonly pick it.
-double DefaultFill(DType dtype) {
-  return VisitDType(dtype, [](auto zero) -> double {
-    using T = decltype(zero);
-    if constexpr (std::is_floating_point_v<T>)
-      return std::numeric_limits<double>::quiet_NaN();
-    else if constexpr (std::is_signed_v<T>)
-      return static_cast<double>(std::numeric_limits<T>::lowest());
-    else
-      return static_cast<double>(std::numeric_limits<T>::max());
-  });
-}
-
 // Pixels a mask marks invalid (alpha, mask bands, the warper's fill outside the source footprint)
 // must be invalid in the stored values too, whatever dtype the store keeps: a channel with a
 // nodata value fills them with it; a float channel without one with NaN; an integer channel
-// without one gets a nodata value (`fill`, else DefaultFill) recorded in the manifest.
+// without one gets a nodata value (`fill`, else DefaultNodata) recorded in the manifest.
 Status ChooseFills(FieldInfo* info, const std::vector<FieldPlan*>& plans,
                    std::optional<double> fill, std::optional<DType> store_dtype) {
   const size_t c = static_cast<size_t>(info->channels());
   info->nodata.resize(c);
-  if (fill && !IsFloat(info->dtype)) {
-    const bool fits = VisitDType(info->dtype, [&](auto zero) {
-      using T = decltype(zero);
-      return *fill >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
-             *fill <= static_cast<double>(std::numeric_limits<T>::max()) &&
-             static_cast<double>(static_cast<T>(*fill)) == *fill;
-    });
-    if (!fits)
-      return InvalidArgument("--dst-nodata ", *fill, ": not a value of the bands' type ",
-                             DTypeName(info->dtype));
-  }
+  if (fill && !RepresentsExactly(info->dtype, *fill))
+    return InvalidArgument("--dst-nodata ", *fill, ": not a value of the bands' type ",
+                           DTypeName(info->dtype));
   std::vector<bool> chosen(c, false);
   for (size_t i = 0; i < c; ++i) {
     const bool masked = std::any_of(plans.begin(), plans.end(),
@@ -355,7 +333,7 @@ Status ChooseFills(FieldInfo* info, const std::vector<FieldPlan*>& plans,
       info->nodata[i] = *fill;
       chosen[i] = true;
     } else {
-      info->nodata[i] = DefaultFill(info->dtype);
+      info->nodata[i] = DefaultNodata(info->dtype);
       chosen[i] = true;
     }
   }

@@ -889,7 +889,7 @@ std::optional<std::string> Hdf5FrameReader::DiscoverPixelMask() const {
   const std::vector<int64_t> frame{info_.height, info_.width};
   for (const char* name : {"pixel_mask", "mask_shared", "mask"}) {
     for (const auto& e : datasets) {
-      if (leaf(e.path) != name || e.shape != frame) continue;
+      if (leaf(e.path) != name || (e.shape != frame && e.shape != info_.shape)) continue;
       // CXI keeps its masks in the detector groups of /entry_N; NXmx's pixel_mask is unique.
       if (std::string(name) != "pixel_mask" &&
           (e.path.rfind("/entry_", 0) != 0 || e.path.find("detector") == std::string::npos))
@@ -918,9 +918,10 @@ Result<Array> Hdf5FrameReader::ReadPixelMask(const std::string& path_in) const {
     TS_ASSIGN_OR_RETURN(auto dims, Dims(ds.get(), where));
     std::vector<int64_t> shape(dims.begin(), dims.end());
     if (shape != std::vector<int64_t>{info_.height, info_.width})
-      return InvalidArgument(where, ": shape ", ShapeText(shape), " is not the frame shape [",
+      return InvalidArgument(where, ": shape ", ShapeText(shape), " is neither the frame shape [",
                              info_.height, ",", info_.width, "] of ", info_.dataset,
-                             " (one mask shared by every frame)");
+                             " (one mask shared by every frame) nor its shape ",
+                             ShapeText(info_.shape), " (one mask per frame)");
     values.resize(static_cast<size_t>(info_.height * info_.width));
     // As double: every integer mask value keeps its zero/nonzero-ness (no clipping of negatives).
     if (H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
@@ -928,6 +929,30 @@ Result<Array> Hdf5FrameReader::ReadPixelMask(const std::string& path_in) const {
   }
   Array valid(DType::kU8, {info_.height, info_.width});
   for (size_t i = 0; i < values.size(); ++i) valid.data[i] = values[i] == 0;
+  return valid;
+}
+
+Result<Hdf5FrameReader::PixelMask> Hdf5FrameReader::OpenPixelMask(const std::string& path) const {
+  PixelMask mask;
+  if (!info_.scan_shape.empty()) {
+    auto aux = OpenAux(path, 2);
+    if (aux.ok() && aux->shape == info_.shape) {
+      mask.per_frame = std::move(aux).value();
+      return mask;
+    }
+  }
+  TS_ASSIGN_OR_RETURN(mask.shared, ReadPixelMask(path));
+  return mask;
+}
+
+Result<Array> Hdf5FrameReader::ReadFrameMasks(const Hdf5AuxInfo& mask, int64_t first,
+                                              int64_t count) const {
+  // As float: every integer mask value keeps its zero/nonzero-ness (HDF5 would clip negatives
+  // and large values into a narrow integer type).
+  TS_ASSIGN_OR_RETURN(Array values, ReadAux(mask, first, count, DType::kF32));
+  Array valid(DType::kU8, {count, info_.height, info_.width});
+  const auto v = values.As<float>();
+  for (size_t i = 0; i < valid.data.size(); ++i) valid.data[i] = v[i] == 0.0f;
   return valid;
 }
 

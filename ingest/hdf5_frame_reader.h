@@ -90,12 +90,23 @@ class Hdf5FrameReader {
   bool HasDataset(const std::string& path) const;
   // The pixel mask that goes with the frames: NXmx `pixel_mask` (in an NXdetector), else CXI's
   // detector `mask_shared` or `mask` (under /entry_N), whichever first has the frame shape
-  // [H, W]; nullopt when the file has none.
+  // [H, W] or the frames' shape (one mask per frame); nullopt when the file has none.
   std::optional<std::string> DiscoverPixelMask() const;
   // Reads a pixel mask [H, W] (any integer or float type) as validity, u8 [H, W]: 1 where the
   // mask is 0, 0 where it is nonzero (NXmx and CXI: nonzero bits flag gaps, dead, hot pixels).
   // InvalidArgument naming the file, the path and both shapes when it is not [H, W].
   Result<Array> ReadPixelMask(const std::string& path) const;
+  // A pixel mask, either one [H, W] for every frame (`shared`, as ReadPixelMask reads it), or one
+  // per frame with the frames' shape ([N,H,W], [Ny,Nx,H,W]: `per_frame`, rows for
+  // ReadFrameMasks). Errors as ReadPixelMask, for a mask of neither shape.
+  struct PixelMask {
+    Array shared;
+    std::optional<Hdf5AuxInfo> per_frame;
+  };
+  Result<PixelMask> OpenPixelMask(const std::string& path) const;
+  // The validity (u8 [count, H, W], as ReadPixelMask) of frames [first, first + count) from a
+  // per-frame mask.
+  Result<Array> ReadFrameMasks(const Hdf5AuxInfo& mask, int64_t first, int64_t count) const;
   // Rows [first, first + count) of an auxiliary dataset as [count, item_shape...], in `as`.
   Result<Array> ReadAux(const Hdf5AuxInfo& aux, int64_t first, int64_t count, DType as) const;
 

@@ -78,16 +78,20 @@ double MaskFill(DType dtype) {
   });
 }
 
-// Writes MaskFill into the pixels `valid` ([h, w]) marks 0, in every frame of frames [n, h, w].
+// Writes MaskFill into the pixels `valid` marks 0 in frames [n, h, w]: valid is one [h, w] for
+// every frame, or [n, h, w], one per frame.
 void FillMasked(const Array& valid, Array* frames) {
-  const size_t plane = valid.data.size();
+  const size_t plane = static_cast<size_t>(frames->shape[1] * frames->shape[2]);
+  const size_t valid_stride = valid.data.size() == plane ? 0 : plane;
   VisitDType(frames->dtype, [&](auto zero) {
     using T = decltype(zero);
     const T fill = static_cast<T>(MaskFill(frames->dtype));
     T* v = reinterpret_cast<T*>(frames->data.data());
     const size_t n = frames->data.size() / sizeof(T) / plane;
-    for (size_t f = 0; f < n; ++f, v += plane)
-      for (size_t i = 0; i < plane; ++i) v[i] = valid.data[i] ? v[i] : fill;
+    for (size_t f = 0; f < n; ++f, v += plane) {
+      const uint8_t* m = valid.data.data() + f * valid_stride;
+      for (size_t i = 0; i < plane; ++i) v[i] = m[i] ? v[i] : fill;
+    }
   });
 }
 
@@ -95,6 +99,8 @@ struct FileState {
   std::unique_ptr<Hdf5FrameReader> reader;
   std::string mask_path;  // empty: no pixel mask
   Array valid;            // u8 [out_height, out_width] after the transform: 0 = masked
+  // A mask per frame (CXI masks [N,H,W]): read with each batch of frames instead of `valid`.
+  std::optional<Hdf5AuxInfo> frame_masks;
   std::optional<Hdf5AuxInfo> positions;
   std::vector<Hdf5AuxInfo> targets;
   int64_t first_item = 0;
@@ -254,9 +260,14 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
         state.mask_path = *found;
     }
     if (!state.mask_path.empty()) {
-      TS_ASSIGN_OR_RETURN(Array raw, state.reader->ReadPixelMask(state.mask_path));
-      state.valid = Array(DType::kU8, {box_.out_height, box_.out_width});
-      options.transform.ApplyToMask(raw.data.data(), info.width, box_, state.valid.data.data());
+      TS_ASSIGN_OR_RETURN(auto mask, state.reader->OpenPixelMask(state.mask_path));
+      if (mask.per_frame) {
+        state.frame_masks = std::move(mask.per_frame);
+      } else {
+        state.valid = Array(DType::kU8, {box_.out_height, box_.out_width});
+        options.transform.ApplyToMask(mask.shared.data.data(), info.width, box_,
+                                      state.valid.data.data());
+      }
     }
     std::string positions_path = options.positions == "none" ? "" : options.positions;
     if (options.positions.empty()) {
@@ -317,6 +328,7 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
                           {"filters", info.filters},
                           {"virtual", info.is_virtual},
                           {"pixel_mask", state.mask_path},
+                          {"pixel_mask_per_frame", state.frame_masks.has_value()},
                           {"positions", state.positions ? state.positions->path : ""}});
     any_mask |= !state.mask_path.empty();
     files_.push_back(std::move(state));
@@ -370,7 +382,18 @@ Result<BatchPtr> Hdf5Source::LoadBatch(size_t f, int64_t batch) const {
           t.Apply(info.dtype, frame, info.width, box_, dst + static_cast<size_t>(i) * out_frame);
         }));
   }
-  if (!state.mask_path.empty()) FillMasked(state.valid, &out->x);
+  if (state.frame_masks) {
+    TS_ASSIGN_OR_RETURN(Array raw, state.reader->ReadFrameMasks(*state.frame_masks, first, count));
+    Array valid(DType::kU8, {count, box_.out_height, box_.out_width});
+    const size_t in_plane = static_cast<size_t>(info.height * info.width);
+    const size_t out_plane = static_cast<size_t>(box_.out_height * box_.out_width);
+    for (int64_t i = 0; i < count; ++i)
+      t.ApplyToMask(raw.data.data() + i * in_plane, info.width, box_,
+                    valid.data.data() + i * out_plane);
+    FillMasked(valid, &out->x);
+  } else if (!state.mask_path.empty()) {
+    FillMasked(state.valid, &out->x);
+  }
   if (!state.targets.empty()) {
     const int64_t nt = static_cast<int64_t>(state.targets.size());
     const int64_t plane = box_.out_height * box_.out_width;

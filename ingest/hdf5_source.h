@@ -27,7 +27,8 @@ struct Hdf5SourceOptions {
   // (/entry_1/sample_1/geometry_1/translation, /entry_1/data_1/translation) when present;
   // "none": no positions.
   std::string positions;
-  // Pixel mask [H, W] in each file (nonzero = invalid); empty: discover it (NXmx pixel_mask, CXI
+  // Pixel mask in each file (nonzero = invalid): [H, W] for every frame, or one per frame with
+  // the frames' shape ([N,H,W], [Ny,Nx,H,W]); empty: discover it (NXmx pixel_mask, CXI
   // mask_shared/mask); "none": use none. Masked pixels are invalid: NaN in float output, and in
   // integer output the dtype's maximum, recorded as the channel's nodata (detectors already
   // write it for gap and overflow pixels: Eiger's 0xFFFFFFFF).

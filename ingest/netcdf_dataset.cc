@@ -474,6 +474,42 @@ Result<NetcdfDataset::FileScan> NetcdfDataset::ScanFile(const NetcdfRequest& req
   return scan;
 }
 
+namespace {
+
+// The 2-D latitude/longitude of the grid of `first` in `file`, when it has them on its Y/X
+// dimensions.
+Result<std::optional<NetcdfCoords2d>> ReadCoords2d(const NcFile& file, const VarLayout& first) {
+  if (!(first.coords_2d && first.y_pos >= 0 &&
+        first.coords_2d->first.dim_names ==
+            std::vector<std::string>{first.info.dim_names[first.y_pos],
+                                     first.info.dim_names[first.x_pos]}))
+    return std::optional<NetcdfCoords2d>();
+  NetcdfCoords2d c;
+  const auto& [lat, lon] = *first.coords_2d;
+  c.lat_name = lat.name;
+  c.lon_name = lon.name;
+  TS_ASSIGN_OR_RETURN(auto lat_attrs, ReadAxisAttrs(file, lat));
+  TS_ASSIGN_OR_RETURN(auto lon_attrs, ReadAxisAttrs(file, lon));
+  c.lat_units = lat_attrs.units;
+  c.lon_units = lon_attrs.units;
+  TS_ASSIGN_OR_RETURN(c.lat, file.ReadAllDouble(lat));
+  TS_ASSIGN_OR_RETURN(c.lon, file.ReadAllDouble(lon));
+  return std::optional<NetcdfCoords2d>(std::move(c));
+}
+
+// Where two 2-D coordinate arrays first differ ("lat[3,7] 41.2 vs 41.25"), empty when equal.
+std::string FirstDifference(const std::string& name, const std::vector<double>& a,
+                            const std::vector<double>& b, int64_t width) {
+  if (a.size() != b.size()) return StrCat(name, " has ", b.size(), " values, not ", a.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!SameValue(a[i], b[i]))
+      return StrCat(name, "[", int64_t(i) / width, ",", int64_t(i) % width, "] ", b[i], " vs ",
+                    a[i]);
+  return "";
+}
+
+}  // namespace
+
 // The first file sets the channels, the grid (with 2-D coordinates and grid mapping) and the
 // vertical axes that the others must match.
 Status NetcdfDataset::AdoptFirstFile(FileScan& scan) {
@@ -483,22 +519,7 @@ Status NetcdfDataset::AdoptFirstFile(FileScan& scan) {
   channels_ = std::move(scan.channels);
   lat_ = first.lat;
   lon_ = first.lon;
-  if (first.coords_2d && first.y_pos >= 0 &&
-      first.coords_2d->first.dim_names ==
-          std::vector<std::string>{first.info.dim_names[first.y_pos],
-                                   first.info.dim_names[first.x_pos]}) {
-    NetcdfCoords2d c;
-    const auto& [lat, lon] = *first.coords_2d;
-    c.lat_name = lat.name;
-    c.lon_name = lon.name;
-    TS_ASSIGN_OR_RETURN(auto lat_attrs, ReadAxisAttrs(file, lat));
-    TS_ASSIGN_OR_RETURN(auto lon_attrs, ReadAxisAttrs(file, lon));
-    c.lat_units = lat_attrs.units;
-    c.lon_units = lon_attrs.units;
-    TS_ASSIGN_OR_RETURN(c.lat, file.ReadAllDouble(lat));
-    TS_ASSIGN_OR_RETURN(c.lon, file.ReadAllDouble(lon));
-    coords_2d_ = std::move(c);
-  }
+  TS_ASSIGN_OR_RETURN(coords_2d_, ReadCoords2d(file, first));
   if (!first.grid_mapping.empty()) {
     auto gm = file.Find(first.grid_mapping);
     if (!gm)
@@ -528,6 +549,24 @@ Status NetcdfDataset::CheckLikeFirstFile(const NetcdfRequest& request, const Fil
         path, ": grid (", first.lat.name, "=", first.lat.values.size(), ", ", first.lon.name,
         "=", first.lon.values.size(), ") differs from ", first_path, " (", lat_.name, "=",
         lat_.values.size(), ", ", lon_.name, "=", lon_.values.size(), ")");
+  }
+  // A curvilinear grid is its 2-D latitude/longitude: the same Y/X sizes may place the pixels
+  // elsewhere, and tiles keep the first file's coordinates.
+  TS_ASSIGN_OR_RETURN(const std::optional<NetcdfCoords2d> coords,
+                      ReadCoords2d(*scan.plan->file, first));
+  if (coords.has_value() != coords_2d_.has_value())
+    return InvalidArgument(path, ": ", coords ? "has" : "lacks", " the 2-D latitude/longitude ",
+                           coords ? coords->lat_name : coords_2d_->lat_name, "/",
+                           coords ? coords->lon_name : coords_2d_->lon_name, " that ", first_path,
+                           coords ? " lacks" : " has", "; one store holds one grid");
+  if (coords) {
+    const int64_t width = std::max<int64_t>(1, static_cast<int64_t>(lon_.values.size()));
+    std::string diff = FirstDifference(coords->lat_name, coords_2d_->lat, coords->lat, width);
+    if (diff.empty()) diff = FirstDifference(coords->lon_name, coords_2d_->lon, coords->lon, width);
+    if (!diff.empty())
+      return InvalidArgument(path, ": curvilinear grid differs from ", first_path, " (", diff,
+                             " there); one store holds one grid: ingest each grid into its own "
+                             "store");
   }
   const std::vector<NetcdfChannel>& channels = scan.channels;
   if (channels.size() != channels_.size()) {

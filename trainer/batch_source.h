@@ -26,6 +26,9 @@ struct TrainBatch {
   int64_t size = 0;
   std::vector<int64_t> x_shape;  // per sample, [C, H, W]
   std::vector<float> x;
+  // Per x element: 0 where the pixel held no data (nodata, NaN, padding); empty when all are
+  // valid or the source does not deliver it (LoaderBatchSource: with validity_mask).
+  std::vector<uint8_t> x_valid;
   std::vector<int64_t> y_shape;  // per sample; empty when the data has no y
   std::vector<float> y;
   // Per y element: 0 where the target is missing (nodata, NaN); empty when all are valid.

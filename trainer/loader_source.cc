@@ -47,6 +47,7 @@ Result<bool> LoaderBatchSource::Next(TrainBatch* batch) {
   std::swap(batch_.x, batch->x);
   std::swap(batch_.y, batch->y);
   std::swap(batch_.y_valid, batch->y_valid);
+  std::swap(batch_.x_valid, batch->x_valid);
   std::swap(batch_.indices, batch->indices);
   TS_ASSIGN_OR_RETURN(bool got, loader_->Next(&batch_));
   if (!got) return false;
@@ -58,6 +59,7 @@ Result<bool> LoaderBatchSource::Next(TrainBatch* batch) {
   std::swap(batch_.x, batch->x);
   std::swap(batch_.y, batch->y);
   std::swap(batch_.y_valid, batch->y_valid);
+  std::swap(batch_.x_valid, batch->x_valid);
   std::swap(batch_.indices, batch->indices);
   return true;
 }

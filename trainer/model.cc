@@ -311,6 +311,10 @@ Status VitModel::CheckBatch(const BatchView& batch) const {
                              y_want, " target y values, got ", batch.y.size());
     }
   }
+  if (!batch.x_valid.empty() && batch.x_valid.size() != batch.x.size()) {
+    return InvalidArgument(ObjectiveName(c.objective), ": batch has ", batch.x.size(),
+                           " x values but ", batch.x_valid.size(), " validity flags");
+  }
   if (!batch.y_valid.empty() && batch.y_valid.size() != batch.y.size()) {
     return InvalidArgument(ObjectiveName(c.objective), ": batch has ", batch.y.size(),
                            " target y values but ", batch.y_valid.size(), " validity flags");
@@ -472,31 +476,70 @@ double VitModel::MaeLoss() {
   dec_norm_.Forward(params_, dec_xs_[c.decoder_depth].data(), full_rows, dec_out_.data());
   pred_.resize(full_rows * p_len);
   dec_pred_.Forward(params_, dec_out_.data(), full_rows, pred_.data());
-  // Per-patch normalized targets (MAE's norm_pix_loss), population variance.
+  // Invalid pixels (0 after normalization) are no data to reconstruct: they carry weight 0 in
+  // the targets' normalization and in the loss.
+  const BatchView& batch = batch_;
+  if (batch.x_valid.empty()) {
+    target_weight_.clear();
+  } else {
+    x_valid_f_.assign(batch.x_valid.begin(), batch.x_valid.end());
+    target_weight_.resize(full_rows * p_len);
+    Im2Patches(x_valid_f_.data(), bsz, c.in_channels, c.height, c.width, c.patch,
+               target_weight_.data());
+  }
+  // Per-patch normalized targets (MAE's norm_pix_loss) over the patch's valid pixels,
+  // population variance.
   target_.resize(full_rows * p_len);
-  double sq = 0.0;
-  int64_t masked_count = 0;
+  double sq = 0.0, valid = 0.0;
   for (int64_t r = 0; r < full_rows; ++r) {
     const float* src = patches_.data() + r * p_len;
-    double mean = 0.0, var = 0.0;
-    for (int64_t j = 0; j < p_len; ++j) mean += src[j];
-    mean /= double(p_len);
-    for (int64_t j = 0; j < p_len; ++j) var += (src[j] - mean) * (src[j] - mean);
-    var /= double(p_len);
-    const double inv = 1.0 / std::sqrt(var + 1e-6);
+    const float* w = target_weight_.empty() ? nullptr : target_weight_.data() + r * p_len;
     float* dst = target_.data() + r * p_len;
-    for (int64_t j = 0; j < p_len; ++j) dst[j] = float((src[j] - mean) * inv);
+    double n = 0.0, mean = 0.0, var = 0.0;
+    for (int64_t j = 0; j < p_len; ++j) {
+      const double wj = w ? w[j] : 1.0;
+      n += wj;
+      mean += wj * src[j];
+    }
+    if (n == 0.0) {
+      std::fill_n(dst, p_len, 0.0f);
+      continue;
+    }
+    mean /= n;
+    for (int64_t j = 0; j < p_len; ++j) var += (w ? w[j] : 1.0) * (src[j] - mean) * (src[j] - mean);
+    var /= n;
+    const double inv = 1.0 / std::sqrt(var + 1e-6);
+    for (int64_t j = 0; j < p_len; ++j) dst[j] = w && !w[j] ? 0.0f : float((src[j] - mean) * inv);
     if (!masked_[r]) continue;
-    ++masked_count;
-    double row = 0.0;
+    valid += n;
     for (int64_t j = 0; j < p_len; ++j) {
       const double e = double(pred_[r * p_len + j]) - double(dst[j]);
-      row += e * e;
+      sq += (w ? w[j] : 1.0) * e * e;
     }
-    sq += row / double(p_len);
   }
-  masked_count_ = masked_count;
-  return sq / double(masked_count);
+  valid_targets_ = batch.targets_per_rank > 0 ? batch.targets_per_rank : valid;
+  return valid_targets_ > 0 ? sq / valid_targets_ : 0.0;
+}
+
+Result<double> VitModel::MaeTargets(const BatchView& batch, uint64_t seed) {
+  TS_RETURN_IF_ERROR(CheckBatch(batch));
+  const ModelConfig& c = config_;
+  SelectTokens(batch, seed);
+  const int64_t masked = std::count(masked_.begin(), masked_.end(), uint8_t{1});
+  if (batch.x_valid.empty()) return double(masked * patch_len_);
+  const int64_t p = c.patch, gw = c.width / p, plane = c.height * c.width;
+  double valid = 0.0;
+  for (int64_t r = 0; r < batch.size * tokens_; ++r) {
+    if (!masked_[r]) continue;
+    const int64_t b = r / tokens_, gy = (r % tokens_) / gw, gx = (r % tokens_) % gw;
+    for (int64_t ch = 0; ch < c.in_channels; ++ch)
+      for (int64_t ky = 0; ky < p; ++ky) {
+        const uint8_t* v = batch.x_valid.data() + (b * c.in_channels + ch) * plane +
+                           (gy * p + ky) * c.width + gx * p;
+        valid += double(std::count(v, v + p, uint8_t{1}));
+      }
+  }
+  return valid;
 }
 
 Result<LossResult> VitModel::Forward(const BatchView& batch, uint64_t seed) {
@@ -568,11 +611,13 @@ void VitModel::Backward(const std::function<void(int64_t)>& on_grads_ready) {
     case Objective::kMae: {
       const int64_t dd = c.decoder_dim, full_rows = bsz * t_all;
       d_pred_.assign(full_rows * p_len, 0.0f);
-      const float scale = 2.0f / float(p_len * masked_count_);
+      const float scale = valid_targets_ > 0 ? float(2.0 / valid_targets_) : 0.0f;
       for (int64_t r = 0; r < full_rows; ++r) {
         if (!masked_[r]) continue;
+        const float* w = target_weight_.empty() ? nullptr : target_weight_.data() + r * p_len;
         for (int64_t j = 0; j < p_len; ++j) {
-          d_pred_[r * p_len + j] = scale * (pred_[r * p_len + j] - target_[r * p_len + j]);
+          d_pred_[r * p_len + j] =
+              scale * (w ? w[j] : 1.0f) * (pred_[r * p_len + j] - target_[r * p_len + j]);
         }
       }
       d_dec_out_.assign(full_rows * dd, 0.0f);

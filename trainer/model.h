@@ -72,11 +72,17 @@ struct BatchView {
   // valid count. Data parallel passes the job's valid targets / ranks, so that the ranks'
   // averaged gradients are those of the mean over the whole global batch, however the masked
   // targets fall across ranks.
+  // MAE: the job's valid pixels of masked patches / ranks (MaeTargets summed over ranks).
   double targets_per_rank = 0.0;
+  // [B, C, H, W]: 0 where x held no data (nodata, NaN, padding; 0 after normalization), which the
+  // MAE reconstruction loss skips (and its per-patch target normalization ignores); empty when
+  // every pixel is valid.
+  std::span<const uint8_t> x_valid = {};
 };
 
 struct LossResult {
-  // Mean over the batch's valid targets (MAE: over masked patches); 0 when no target is valid.
+  // Mean over the batch's valid targets (MAE: over the valid pixels of masked patches); 0 when
+  // no target is valid.
   double loss = 0.0;
   int64_t correct = 0;  // classify: samples whose arg-max equals the label
 };
@@ -97,6 +103,17 @@ class VitModel {
   // the gradients at [offset, total) are final (offsets only decrease), so an allreduce of that
   // range may start while the rest of backward runs.
   void Backward(const std::function<void(int64_t)>& on_grads_ready = {});
+
+  // MAE: the number of valid x pixels in the masked patches of `batch` (the masks `seed` keys,
+  // as Forward draws them), what the loss averages over; a data-parallel job sums it over ranks
+  // for BatchView::targets_per_rank. InvalidArgument as Forward for a malformed batch.
+  Result<double> MaeTargets(const BatchView& batch, uint64_t seed);
+
+  // The last MAE Forward's reconstruction [B*T, P] (patches in Im2Patches order, in units of the
+  // per-patch normalized targets) and its token mask [B, T] (1: masked, reconstructed): what a
+  // user visualizes, and what the tests check the loss against. Valid until the next Forward.
+  std::span<const float> reconstruction() const { return pred_; }
+  std::span<const uint8_t> token_mask() const { return masked_; }
 
   // Multiply-adds of one forward pass for one sample x 2 (GFLOP/s accounting); backward ~2x.
   double ForwardFlopsPerSample() const;
@@ -120,7 +137,6 @@ class VitModel {
   bool dense_regress_ = false;
   int64_t head_out_ = 0;
   int64_t norm_offset_ = 0, dec_embed_offset_ = 0, dec_norm_offset_ = 0;
-  int64_t masked_count_ = 0;
 
   Linear patch_embed_;
   ParamRef pos_embed_;  // learned only
@@ -145,9 +161,11 @@ class VitModel {
   std::vector<std::vector<float>> xs_;  // encoder residual stream, depth+1 entries
   std::vector<float> enc_out_;          // after the final norm
   std::vector<float> pooled_, logits_, pred_, target_;
-  // Regress/classify: 1/0 weight of each target element (regress) or sample (classify), empty
-  // when all are valid; and the number of valid ones the loss averages over.
+  // Regress/classify: 1/0 weight of each target element (regress) or sample (classify); MAE: of
+  // each pixel of each patch [B*T, P]; empty when all are valid. And the number of valid ones
+  // the loss averages over.
   std::vector<float> target_weight_;
+  std::vector<float> x_valid_f_;  // MAE: x_valid as float, patchified into target_weight_
   double valid_targets_ = 0.0;  // the loss's divisor: this batch's valid targets, or targets_per_rank
   std::vector<std::vector<float>> dxs_;
   std::vector<float> d_enc_out_, d_pooled_, d_pred_;

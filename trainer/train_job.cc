@@ -58,6 +58,8 @@ class SourceOpener {
     o.range_begin = begin;
     o.range_end = end;
     o.drop_last = train;  // equal batches on every rank and step
+    // The MAE loss reconstructs x: pixels without data must not be targets.
+    o.validity_mask = args_.model == ObjectiveName(Objective::kMae);
     o.start = {start.epoch, start.samples_consumed};
     auto source = LoaderBatchSource::Open(LocalStorage(), store, o);
     if (!source.ok()) return source.status().WithContext(StrCat("opening store ", store));

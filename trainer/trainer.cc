@@ -145,10 +145,11 @@ Status Trainer::SaveCheckpoint(const SourcePosition& position, uint64_t batches_
   return Status::Ok();
 }
 
-Result<double> Trainer::TargetsPerRank(const TrainBatch& batch) {
-  if (config_.model.objective == Objective::kMae) return 0.0;
+Result<double> Trainer::TargetsPerRank(const TrainBatch& batch, const BatchView& view) {
   double valid = double(batch.y.size());
-  if (!batch.y_valid.empty()) {
+  if (config_.model.objective == Objective::kMae) {
+    TS_ASSIGN_OR_RETURN(valid, model_->MaeTargets(view, config_.seed));
+  } else if (!batch.y_valid.empty()) {
     valid = double(std::count(batch.y_valid.begin(), batch.y_valid.end(), uint8_t{1}));
   }
   TS_RETURN_IF_ERROR(comm_->AllreduceSum(std::span<double>(&valid, 1)));
@@ -163,6 +164,7 @@ Result<std::pair<double, double>> Trainer::Evaluate(BatchSource& source) {
     if (!got) break;
     // Epoch 0 for the masks: every evaluation sees the same masked patches.
     BatchView view{batch.size, batch.x, batch.y, batch.indices, 0, batch.y_valid};
+    view.x_valid = batch.x_valid;
     TS_ASSIGN_OR_RETURN(LossResult r, model_->Forward(view, config_.seed));
     sums[0] += r.loss * double(batch.size);
     sums[1] += double(r.correct);
@@ -273,7 +275,8 @@ Result<StepRecord> Trainer::TrainStep(const TrainBatch& batch, const RunPlan& pl
   params.ZeroGrads();
   sync_->BeginStep();
   BatchView view{batch.size, batch.x, batch.y, batch.indices, batch.epoch, batch.y_valid};
-  TS_ASSIGN_OR_RETURN(view.targets_per_rank, TargetsPerRank(batch));
+  view.x_valid = batch.x_valid;
+  TS_ASSIGN_OR_RETURN(view.targets_per_rank, TargetsPerRank(batch, view));
   TS_ASSIGN_OR_RETURN(LossResult result, model_->Forward(view, config_.seed));
   model_->Backward([this](int64_t offset) { sync_->OnGradsReady(offset); });
   TS_RETURN_IF_ERROR(sync_->Finish());
@@ -294,6 +297,7 @@ Result<StepRecord> Trainer::TrainStep(const TrainBatch& batch, const RunPlan& pl
   rec.step = step_;
   rec.epoch = batch.epoch;
   rec.loss = loss;
+  rec.loss_targets = view.targets_per_rank * comm_->size();
   rec.allreduce_ms = sync_->comm_ms();
   rec.allreduce_exposed_ms = sync_->exposed_ms();
   return rec;
@@ -304,6 +308,7 @@ Status Trainer::AfterStep(const StepRecord& rec, BatchSource& train, const RunPl
         {"step", rec.step},
         {"epoch", rec.epoch},
         {"loss", rec.loss},
+        {"loss_targets", rec.loss_targets},
         {"lr", rec.lr},
         {"grad_norm", rec.grad_norm},
         {"samples_per_s", rec.samples_per_s},

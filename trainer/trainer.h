@@ -77,6 +77,9 @@ struct StepRecord {
   int64_t step = 0;  // 1-based update count
   uint64_t epoch = 0;
   double loss = 0.0;  // averaged over ranks
+  // The valid targets of the whole global batch the loss averaged over (vit-mae: valid pixels of
+  // masked patches; regress/classify: valid y values).
+  double loss_targets = 0.0;
   double lr = 0.0;
   double grad_norm = 0.0;
   double stall_ms = 0.0, compute_ms = 0.0, allreduce_ms = 0.0, allreduce_exposed_ms = 0.0;
@@ -146,9 +149,11 @@ class Trainer {
                         int64_t global_batch);
   // Writes one JSONL record (rank 0), stamped with its wall-clock time_ms.
   void Emit(nlohmann::json record);
-  // The regress/classify loss divisor for this step (BatchView::targets_per_rank): the valid
-  // targets of all ranks' batches over the number of ranks. 0 for vit-mae. Collective.
-  Result<double> TargetsPerRank(const TrainBatch& batch);
+  // The loss divisor for this step (BatchView::targets_per_rank): the valid targets of all
+  // ranks' batches (vit-mae: valid pixels of masked patches) over the number of ranks, so that
+  // the ranks' averaged gradients are those of the mean over the global batch. One scalar
+  // allreduce; collective.
+  Result<double> TargetsPerRank(const TrainBatch& batch, const BatchView& view);
 
   TrainerConfig config_;
   Communicator* comm_;

@@ -439,6 +439,7 @@ struct GridFile {
   bool projected = true;  // false: curvilinear (dims nj, ni without coordinate variables)
   std::vector<double> hours = {0, 6};
   bool coordinates_attr = true;
+  double lat_origin = 30.0;  // latitude of pixel (0, 0)
 };
 
 void Check(int rc, const char* what) { ASSERT_EQ(rc, NC_NOERR) << what << ": " << nc_strerror(rc); }
@@ -505,7 +506,7 @@ void WriteGridFile(const std::string& path, const GridFile& g) {
   for (size_t y = 0; y < ny; ++y)
     for (size_t x = 0; x < nx; ++x) {
       // A rotated, sheared grid: latitude varies along both dimensions.
-      lat[y * nx + x] = 30.0 + 0.9 * y - 0.2 * x;
+      lat[y * nx + x] = g.lat_origin + 0.9 * y - 0.2 * x;
       lon[y * nx + x] = -100.0 + 1.1 * x + 0.3 * y;
     }
   for (size_t t = 0; t < nt; ++t)
@@ -601,6 +602,36 @@ TEST(NetcdfCli, CurvilinearGridTilesOverItsDimensionsWithTwoDimensionalCoordinat
   const auto attrs = NetcdfAttrs(**store);
   EXPECT_EQ(attrs.at("coordinates_2d").at("dims"), nlohmann::json::array({"nj", "ni"}));
   EXPECT_EQ(attrs.at("y").at("kind"), "y");
+}
+
+// Files along time on a curvilinear grid: the same 2-D latitude/longitude concatenate (the tiles
+// of the second file carry its coordinates, which are the first's); a second file whose
+// latitudes differ, on a grid of the same size, is refused naming it and the first difference.
+TEST(NetcdfCli, CurvilinearFilesWithDifferentTwoDimensionalCoordinatesAreRefused) {
+  TempDir tmp;
+  const std::string a = tmp.Sub("a.nc"), b = tmp.Sub("b.nc"), moved = tmp.Sub("moved.nc");
+  WriteGridFile(a, {.projected = false});
+  WriteGridFile(b, {.projected = false, .hours = {12, 18}});
+  WriteGridFile(moved, {.projected = false, .hours = {12, 18}, .lat_origin = 30.5});
+  auto same =
+      Ingest("--no-progress --out " + tmp.Sub("same") + " --vars tas --tile 5,6 " + a + " " + b);
+  ASSERT_EQ(same.exit_code, 0) << same.output;
+  auto store = Store::Open(LocalStorage(), tmp.Sub("same"));
+  ASSERT_TRUE(store.ok());
+  ASSERT_EQ((*store)->size(), 4u);
+  testing::NcTruth lat_b(b, "lat");
+  auto last = (*store)->Read(3);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->meta.at("corners_lat_lon")[0][0], lat_b.At({{"nj", 0}, {"ni", 0}}));
+
+  auto refused = Ingest("--no-progress --out " + tmp.Sub("moved") + " --vars tas --tile 5,6 " + a +
+                        " " + moved);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find(moved + ": curvilinear grid differs from " + a +
+                                " (lat[0,0] 30.5 vs 30 there)"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(tmp.Sub("moved") + "/manifest.json"));
 }
 
 TEST(NetcdfCli, GridDimsNameTheGridOfAVariableWithoutCoordinates) {

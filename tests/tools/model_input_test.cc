@@ -8,9 +8,11 @@
 #include <gdal.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -37,19 +39,88 @@ bool Contains(const std::string& text, const std::string& what) {
 
 std::string Raster() { return SharedData("geotiff/RGB.byte.tif"); }
 
-// Reads band `band` of `path` in the window (row, col, h, w) as GDAL sees it.
-std::vector<uint8_t> GdalRead(const std::string& path, int band, int64_t row, int64_t col,
-                              int64_t h, int64_t w) {
+// Reads band `band` of `path` in the window (row, col, h, w) as GDAL sees it, as doubles.
+std::vector<double> GdalRead(const std::string& path, int band, int64_t row, int64_t col, int64_t h,
+                             int64_t w) {
+  GDALAllRegister();
   GDALDatasetH ds = GDALOpen(path.c_str(), GA_ReadOnly);
   EXPECT_NE(ds, nullptr) << path;
-  std::vector<uint8_t> out(static_cast<size_t>(h * w));
+  std::vector<double> out(static_cast<size_t>(h * w));
   if (!ds) return out;
   EXPECT_EQ(GDALRasterIO(GDALGetRasterBand(ds, band), GF_Read, static_cast<int>(col),
                          static_cast<int>(row), static_cast<int>(w), static_cast<int>(h),
-                         out.data(), static_cast<int>(w), static_cast<int>(h), GDT_Byte, 0, 0),
+                         out.data(), static_cast<int>(w), static_cast<int>(h), GDT_Float64, 0, 0),
             CE_None);
   GDALClose(ds);
   return out;
+}
+
+struct RasterInfo {
+  int width = 0, height = 0;
+  std::optional<double> nodata;
+};
+
+RasterInfo GdalInfo(const std::string& path) {
+  GDALAllRegister();
+  RasterInfo info;
+  GDALDatasetH ds = GDALOpen(path.c_str(), GA_ReadOnly);
+  EXPECT_NE(ds, nullptr) << path;
+  if (!ds) return info;
+  info.width = GDALGetRasterXSize(ds);
+  info.height = GDALGetRasterYSize(ds);
+  int has = 0;
+  const double nodata = GDALGetRasterNoDataValue(GDALGetRasterBand(ds, 1), &has);
+  if (has) info.nodata = nodata;
+  GDALClose(ds);
+  return info;
+}
+
+// The C++ loader over `store` in record order, normalized, with x validity masks when asked.
+std::unique_ptr<Loader> LoaderInOrder(const std::string& store, int64_t batch, bool x_valid) {
+  LoaderOptions o;
+  o.batch_size = batch;
+  o.shuffle = ShuffleMode::kNone;
+  o.validity_mask = x_valid;
+  auto loader = Loader::Open(LocalStorage(), store, o);
+  EXPECT_TRUE(loader.ok()) << loader.status().ToString();
+  return loader.ok() ? std::move(loader).value() : nullptr;
+}
+
+// Every record of a single-channel store through the C++ loader (normalized, validity masks),
+// checked pixel by pixel against band 1 of `path` read by GDAL: x_valid is 1 exactly inside the
+// raster where GDAL's value is not its nodata, x is 0 wherever it is 0. Returns the invalid count.
+int64_t ExpectLoaderValidityEqualsGdal(const std::string& store, const std::string& path) {
+  const RasterInfo info = GdalInfo(path);
+  std::unique_ptr<Loader> loader = LoaderInOrder(store, 1, true);
+  if (!loader) return 0;
+  auto opened = Store::Open(LocalStorage(), store);
+  EXPECT_TRUE(opened.ok());
+  if (!opened.ok()) return 0;
+  Batch b;
+  int64_t invalid = 0;
+  while (*loader->Next(&b)) {
+    auto record = (*opened)->Read(b.indices[0]);
+    EXPECT_TRUE(record.ok());
+    if (!record.ok()) return invalid;
+    const auto& w = record->meta.at("window");
+    const int64_t row = w[0], col = w[1], h = w[2], wd = w[3];
+    const int64_t in_h = std::min<int64_t>(h, info.height - row);
+    const int64_t in_w = std::min<int64_t>(wd, info.width - col);
+    const auto truth = GdalRead(path, 1, row, col, in_h, in_w);
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t c = 0; c < wd; ++c) {
+        const bool inside = r < in_h && c < in_w;
+        const bool valid = inside && !(info.nodata && truth[r * in_w + c] == *info.nodata);
+        const size_t at = static_cast<size_t>(r * wd + c);
+        EXPECT_EQ(b.x_valid[at], valid ? 1 : 0)
+            << store << " record " << b.indices[0] << " row " << row + r << " col " << col + c;
+        if (!valid) {
+          EXPECT_EQ(b.x[at], 0.0f);
+        }
+        invalid += !valid;
+      }
+  }
+  return invalid;
 }
 
 // A u8 label aligned with RGB.byte.tif: class band1 / 64 (0..3), nodata 255 where band 1 is
@@ -173,9 +244,10 @@ TEST_F(LabelStore, IntegerNodataInXAndYIsInvalidInTheLoaderWhereGdalReadsIt) {
   EXPECT_EQ(aug_invalid_y, invalid_y);
 }
 
-TEST_F(LabelStore, RegressLossOnAU8LabelWithNodataIsSane) {
-  // The reproduction: with the 255s fed as targets the loss was near 2500.
-  CommandResult r = RunCommand(CliPath() + " train --store " + store_ +
+// Four vit-regress steps on `store` (labels 0..3 with nodata): an untrained model's squared error
+// stays below 3^2 + a margin only when the nodata targets are skipped.
+void ExpectRegressLossSkipsNodataTargets(const std::string& store) {
+  CommandResult r = RunCommand(CliPath() + " train --store " + store +
                                " --model vit-regress --max-steps 4 --batch 8 --depth 2 --dim 64 "
                                "--heads 2 --json - 2>/dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -187,11 +259,95 @@ TEST_F(LabelStore, RegressLossOnAU8LabelWithNodataIsSane) {
     if (j.is_discarded() || j.value("type", "") != "step") continue;
     ++steps;
     const double loss = j.at("loss");
-    // Labels are 0..3: an untrained model's squared error stays below 3^2 + a margin.
     EXPECT_GT(loss, 0.0);
     EXPECT_LT(loss, 12.0) << line;
   }
   EXPECT_EQ(steps, 4) << r.output;
+}
+
+TEST_F(LabelStore, RegressLossOnAU8LabelWithNodataIsSane) {
+  // The reproduction: with the 255s fed as targets the loss was near 2500.
+  ExpectRegressLossSkipsNodataTargets(store_);
+}
+
+// The u8 label (nodata 255) stored as float (--y-dtype f32): its nodata becomes NaN, invalid in
+// y_valid exactly where GDAL reads 255 (the manifest records no float nodata: NaN marks them), and
+// vit-regress skips those targets: its loss stays at the scale of the classes 0..3.
+TEST_F(LabelStore, FloatLabelDtypeKeepsLabelNodataInvalidAndOutOfTheLoss) {
+  const std::string store = tmp_->Sub("lab_f32");
+  CommandResult r = Cli("ingest geotiff --no-progress " + Raster() + " --label " + label_ +
+                        " --out " + store + " --tile 64,64 --y-dtype f32");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto opened = Store::Open(LocalStorage(), store);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  const Manifest& m = (*opened)->manifest();
+  EXPECT_EQ(m.FindField("y")->dtype, DType::kF32);
+  EXPECT_EQ(m.attrs.at("ingest").at("nodata").at("y"), nlohmann::json::array({nullptr}));
+  EXPECT_EQ(m.attrs.at("ingest").at("source_nodata").at("y"),
+            nlohmann::json::array({static_cast<double>(kLabelNodata)}));
+  const ChannelStats& y_stats = m.FindField("y")->stats[0];
+  EXPECT_LE(y_stats.max, 3.0);  // the 255s are outside the statistics
+  const float y_mean = static_cast<float>(y_stats.mean);
+  const float y_inv_std = static_cast<float>(1.0 / y_stats.std());
+  std::unique_ptr<Loader> loader = LoaderInOrder(store, 16, false);
+  ASSERT_TRUE(loader);
+  Batch b;
+  int64_t invalid_y = 0;
+  while (*loader->Next(&b)) {
+    for (int64_t s = 0; s < b.size; ++s) {
+      auto record = (*opened)->Read(b.indices[s]);
+      ASSERT_TRUE(record.ok());
+      const auto& w = record->meta.at("window");
+      const auto labels = GdalRead(label_, 1, w[0], w[1], 64, 64);
+      for (int64_t i = 0; i < 64 * 64; ++i) {
+        const bool valid = labels[i] != kLabelNodata;
+        ASSERT_EQ(b.y_valid[s * 4096 + i], valid ? 1 : 0) << "record " << b.indices[s];
+        // A float y on x's grid is normalized like x, with its own statistics.
+        ASSERT_EQ(b.y[s * 4096 + i],
+                  valid ? (static_cast<float>(labels[i]) - y_mean) * y_inv_std : 0.0f);
+        invalid_y += !valid;
+      }
+    }
+  }
+  EXPECT_GT(invalid_y, 0);
+  ExpectRegressLossSkipsNodataTargets(store);
+}
+
+// The "loss_targets" of the first `tilestage train` step on `store` (vit-mae, batch 8, store
+// order, patch 8, mask ratio 0.75): the valid pixels of the masked patches it averaged over.
+double FirstMaeStepTargets(const std::string& store) {
+  CommandResult r = RunCommand(CliPath() + " train --store " + store +
+                               " --model vit-mae --max-steps 1 --batch 8 --shuffle none --patch 8 "
+                               "--mask-ratio 0.75 --depth 1 --dim 32 --heads 2 --json - "
+                               "2>/dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("type", "") == "step") return j.at("loss_targets");
+  }
+  ADD_FAILURE() << "no step record: " << r.output;
+  return 0.0;
+}
+
+// tilestage train --model vit-mae asks the loader for x's validity: on a padded store its loss
+// averages over fewer pixels than the masked patches hold (the first batch, in store order,
+// holds a tile that is 3 columns of Landsat and 61 of padding); on a store without invalid
+// pixels, over all of them: 8 samples x 48 masked patches of 64 pixels.
+TEST(ModelInput, MaeTrainingLeavesPaddedPixelsOutOfTheLoss) {
+  const std::string path = SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B1.TIF");
+  TempDir tmp;
+  for (const char* edge : {"pad", "shift"}) {
+    CommandResult r = Cli("ingest geotiff --no-progress " + path + " --out " + tmp.Sub(edge) +
+                          " --tile 64,64 --edge " + edge);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  const double full = 8.0 * 48 * 64;
+  EXPECT_EQ(FirstMaeStepTargets(tmp.Sub("shift")), full);
+  const double padded = FirstMaeStepTargets(tmp.Sub("pad"));
+  EXPECT_GT(padded, 0.0);
+  EXPECT_LT(padded, full);
 }
 
 TEST(ModelInput, StatisticsExcludeNodataAsGdalComputesThem) {
@@ -217,6 +373,80 @@ TEST(ModelInput, StatisticsExcludeNodataAsGdalComputesThem) {
     EXPECT_EQ(s.max, mx);
   }
   GDALClose(ds);
+}
+
+// A float raster with nodata stored as integers (--dtype), tiles padded past its edge: the
+// nodata pixels (-3.4e38, which no integer type holds) and the padding are stored as the dtype's
+// recorded nodata value, invalid in the loader where GDAL reads nodata or nothing, and outside the
+// statistics. They used to become -32768 or 0 and reach the model as data.
+TEST(ModelInput, IntegerDtypeOfAFloatRasterKeepsNodataAndPaddingInvalid) {
+  const std::string path = SharedData("geotiff/float_raster_with_nodata.tif");  // 13x12 f32
+  const RasterInfo info = GdalInfo(path);
+  ASSERT_TRUE(info.nodata);
+  const auto all = GdalRead(path, 1, 0, 0, info.height, info.width);
+  uint64_t valid = 0;
+  for (double v : all) valid += v != *info.nodata;
+  ASSERT_GT(valid, 0u);
+  ASSERT_LT(valid, all.size());
+  TempDir tmp;
+  for (const auto& [dtype, stored_nodata] :
+       std::vector<std::pair<std::string, double>>{{"i16", -32768.0}, {"u8", 255.0}}) {
+    const std::string out = tmp.Sub(dtype);
+    CommandResult r = Cli("ingest geotiff --no-progress " + path + " --out " + out +
+                          " --tile 8,8 --edge pad --dtype " + dtype);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto m = ReadManifest(*LocalStorage(), out);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(m->attrs.at("ingest").at("nodata").at("x"), nlohmann::json::array({stored_nodata}));
+    EXPECT_EQ(m->attrs.at("ingest").at("source_nodata").at("x")[0].get<double>(), *info.nodata);
+    // --edge pad: every pixel lies in exactly one tile, so the counts are the raster's.
+    const ChannelStats& st = m->FindField("x")->stats[0];
+    EXPECT_EQ(st.count, valid) << dtype;
+    EXPECT_EQ(st.min, 0.0) << dtype;  // 0 and 0.25 round to 0; nothing near the nodata
+    EXPECT_EQ(st.max, 0.0) << dtype;
+    const int64_t invalid = ExpectLoaderValidityEqualsGdal(out, path);
+    EXPECT_EQ(static_cast<uint64_t>(invalid), st.total - valid) << dtype;
+  }
+}
+
+// An integer raster without nodata (Landsat 8 band 1, u16) in padded tiles: the padding is stored
+// as the type's maximum, recorded as nodata and invalid in the loader; statistics equal GDAL's
+// over the raster. Stored as u8, valid values would saturate into that nodata value: refused.
+TEST(ModelInput, PaddedIntegerStoreWithoutNodataMarksPaddingInvalidAndRefusesCollisions) {
+  const std::string path = SharedData("geotiff/landsat8/LC08_L1TP_016037_20170813_B1.TIF");
+  ASSERT_FALSE(GdalInfo(path).nodata);
+  TempDir tmp;
+  CommandResult r = Cli("ingest geotiff --no-progress " + path + " --out " + tmp.Sub("s") +
+                        " --tile 64,64 --edge pad");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto m = ReadManifest(*LocalStorage(), tmp.Sub("s"));
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->attrs.at("ingest").at("nodata").at("x"), nlohmann::json::array({65535.0}));
+  EXPECT_EQ(m->attrs.at("ingest").at("source_nodata").at("x"), nlohmann::json::array({nullptr}));
+  GDALAllRegister();
+  GDALDatasetH ds = GDALOpen(path.c_str(), GA_ReadOnly);
+  ASSERT_NE(ds, nullptr);
+  double mn, mx, mean, sd;
+  ASSERT_EQ(GDALComputeRasterStatistics(GDALGetRasterBand(ds, 1), FALSE, &mn, &mx, &mean, &sd,
+                                        nullptr, nullptr),
+            CE_None);
+  const RasterInfo info = GdalInfo(path);
+  GDALClose(ds);
+  const ChannelStats& st = m->FindField("x")->stats[0];
+  EXPECT_EQ(st.count, static_cast<uint64_t>(info.width) * info.height);
+  EXPECT_NEAR(st.mean, mean, 1e-9 * mean);
+  EXPECT_NEAR(st.std(), sd, 1e-9 * sd);
+  EXPECT_EQ(st.max, mx);
+  const int64_t invalid = ExpectLoaderValidityEqualsGdal(tmp.Sub("s"), path);
+  EXPECT_EQ(static_cast<uint64_t>(invalid), st.total - st.count);
+  EXPECT_GT(invalid, 0);
+
+  r = Cli("ingest geotiff --no-progress " + path + " --out " + tmp.Sub("u8") +
+          " --tile 64,64 --edge pad --dtype u8");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(Contains(r.output, "channel 0, row ")) << r.output;
+  EXPECT_TRUE(Contains(r.output, "is stored as u8 255")) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(tmp.Sub("u8") + "/manifest.json"));
 }
 
 // The pure-numpy reader with normalize=True gives the loader's float32 values and masks bit for

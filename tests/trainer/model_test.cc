@@ -34,7 +34,8 @@ ModelConfig TinyConfig(Objective objective) {
 }
 
 void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y,
-                               const std::vector<uint8_t>& y_valid = {}) {
+                               const std::vector<uint8_t>& y_valid = {},
+                               const std::vector<uint8_t>& x_valid = {}) {
   auto model_or = VitModel::Create(config);
   ASSERT_TRUE(model_or.ok()) << model_or.status().ToString();
   VitModel& model = **model_or;
@@ -45,8 +46,11 @@ void ExpectModelGradientsMatch(const ModelConfig& config, std::vector<float> y,
   const int64_t batch = 3;
   std::vector<float> x =
       RandomVector(batch * config.in_channels * config.height * config.width, 11);
+  for (size_t i = 0; i < x_valid.size(); ++i)
+    if (!x_valid[i]) x[i] = 0.0f;  // as the loader delivers pixels without data
   std::vector<uint64_t> ids = {7, 1000, 42};
   BatchView view{batch, x, y, ids, 2, y_valid};
+  view.x_valid = x_valid;
   auto loss = [&] {
     auto r = model.Forward(view, 99);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -218,12 +222,13 @@ struct Pass {
 
 Pass RunPass(const ModelConfig& c, int64_t batch, const std::vector<float>& x,
              const std::vector<float>& y, const std::vector<uint8_t>& y_valid,
-             const std::vector<uint64_t>& ids, double targets_per_rank = 0.0) {
+             const std::vector<uint64_t>& ids, double targets_per_rank = 0.0,
+             const std::vector<uint8_t>& x_valid = {}) {
   auto model = VitModel::Create(c);
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   if (!model.ok()) return {};
   (*model)->InitParams(3);
-  auto r = (*model)->Forward({batch, x, y, ids, 0, y_valid, targets_per_rank}, 0);
+  auto r = (*model)->Forward({batch, x, y, ids, 0, y_valid, targets_per_rank, x_valid}, 0);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   if (!r.ok()) return {};
   (*model)->params().ZeroGrads();
@@ -343,6 +348,154 @@ TEST(ModelTest, MaskedDenseRegressGradientsMatchFiniteDifferences) {
   std::vector<uint8_t> valid(3 * 24, 1);
   for (size_t i = 1; i < valid.size(); i += 4) valid[i] = 0;
   ExpectModelGradientsMatch(c, RandomVector(3 * 24, 3), valid);
+}
+
+// x of `batch` TinyConfig samples with every 5th pixel and all of sample 1's first channel
+// invalid (0, as the loader delivers them), and the validity.
+std::pair<std::vector<float>, std::vector<uint8_t>> XWithHoles(const ModelConfig& c, int64_t batch,
+                                                               uint64_t seed) {
+  const int64_t per = c.in_channels * c.height * c.width;
+  std::vector<float> x = RandomVector(batch * per, seed);
+  std::vector<uint8_t> valid(x.size(), 1);
+  for (size_t i = 0; i < valid.size(); i += 5) valid[i] = 0;
+  if (batch > 1) std::fill_n(valid.begin() + per, c.height * c.width, uint8_t{0});
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!valid[i]) x[i] = 0.0f;
+  return {x, valid};
+}
+
+// The MAE loss computed here from the model's reconstruction and mask: per masked patch, targets
+// normalized over its valid pixels, squared errors of the valid pixels, averaged over all of them.
+TEST(ModelTest, MaeLossAveragesOverTheValidPixelsOfMaskedPatches) {
+  const ModelConfig c = TinyConfig(Objective::kMae);
+  const int64_t batch = 3, p = c.patch, gh = c.height / p, gw = c.width / p;
+  const int64_t tokens = gh * gw, p_len = c.in_channels * p * p;
+  auto [x, valid] = XWithHoles(c, batch, 61);
+  const std::vector<uint64_t> ids = {4, 5, 6};
+  auto model = VitModel::Create(c);
+  ASSERT_TRUE(model.ok());
+  (*model)->InitParams(3);
+  BatchView view{batch, x, {}, ids, 0};
+  view.x_valid = valid;
+  auto r = (*model)->Forward(view, 0);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::span<const float> pred = (*model)->reconstruction();
+  const std::span<const uint8_t> masked = (*model)->token_mask();
+  ASSERT_EQ(pred.size(), size_t(batch * tokens * p_len));
+  double sq = 0.0, count = 0.0;
+  int64_t skipped = 0;  // invalid pixels of masked patches
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < tokens; ++t) {
+      if (!masked[b * tokens + t]) continue;
+      std::vector<double> v;
+      std::vector<int64_t> at;  // index into the patch row (channel, ky, kx order)
+      for (int64_t ch = 0; ch < c.in_channels; ++ch)
+        for (int64_t ky = 0; ky < p; ++ky)
+          for (int64_t kx = 0; kx < p; ++kx) {
+            const int64_t i = ((b * c.in_channels + ch) * c.height + (t / gw) * p + ky) * c.width +
+                              (t % gw) * p + kx;
+            if (!valid[i]) {
+              ++skipped;
+              continue;
+            }
+            v.push_back(x[i]);
+            at.push_back((ch * p + ky) * p + kx);
+          }
+      if (v.empty()) continue;
+      double mean = 0.0, var = 0.0;
+      for (double e : v) mean += e;
+      mean /= double(v.size());
+      for (double e : v) var += (e - mean) * (e - mean);
+      var /= double(v.size());
+      for (size_t k = 0; k < v.size(); ++k) {
+        const double target = float((v[k] - mean) / std::sqrt(var + 1e-6));
+        const double e = double(pred[(b * tokens + t) * p_len + at[k]]) - target;
+        sq += e * e;
+        count += 1.0;
+      }
+    }
+  ASSERT_GT(skipped, 0);
+  EXPECT_NEAR(r->loss, sq / count, 1e-6 * sq / count);
+  auto targets = (*model)->MaeTargets(view, 0);
+  ASSERT_TRUE(targets.ok());
+  EXPECT_EQ(*targets, count);
+}
+
+// What sits under an invalid pixel of a masked patch (seen by no encoder, only a target) changes
+// neither the MAE loss nor its gradients; without the mask such a sentinel changes the loss; an
+// all-valid mask is no mask.
+TEST(ModelTest, MaeSkipsInvalidPixels) {
+  const ModelConfig c = TinyConfig(Objective::kMae);
+  auto [x, valid] = XWithHoles(c, 3, 62);
+  const std::vector<uint64_t> ids = {0, 1, 2};
+  auto model = VitModel::Create(c);
+  ASSERT_TRUE(model.ok());
+  (*model)->InitParams(3);
+  ASSERT_TRUE((*model)->Forward({3, x, {}, ids, 0}, 0).ok());  // RunPass's masks
+  const std::vector<uint8_t> masked((*model)->token_mask().begin(), (*model)->token_mask().end());
+  const int64_t p = c.patch, gw = c.width / p, tokens = (c.height / p) * gw;
+  std::vector<float> sentinel = x;
+  int64_t planted = 0;
+  for (size_t i = 0; i < valid.size(); ++i) {
+    const int64_t b = int64_t(i) / (c.in_channels * c.height * c.width);
+    const int64_t row = (int64_t(i) / c.width) % c.height, col = int64_t(i) % c.width;
+    if (!valid[i] && masked[b * tokens + (row / p) * gw + col / p]) {
+      sentinel[i] = 255.0f;
+      ++planted;
+    }
+  }
+  ASSERT_GT(planted, 0);
+  const Pass a = RunPass(c, 3, x, {}, {}, ids, 0.0, valid);
+  const Pass b = RunPass(c, 3, sentinel, {}, {}, ids, 0.0, valid);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.grads, b.grads);
+  EXPECT_GT(a.loss, 0.0);
+  EXPECT_NE(RunPass(c, 3, sentinel, {}, {}, ids).loss, a.loss);
+  const std::vector<uint8_t> all(x.size(), 1);
+  EXPECT_EQ(RunPass(c, 3, x, {}, {}, ids, 0.0, all).loss, RunPass(c, 3, x, {}, {}, ids).loss);
+}
+
+TEST(ModelTest, MaskedMaeGradientsMatchFiniteDifferences) {
+  const ModelConfig c = TinyConfig(Objective::kMae);
+  std::vector<uint8_t> valid(3 * c.in_channels * c.height * c.width, 1);
+  for (size_t i = 2; i < valid.size(); i += 3) valid[i] = 0;
+  ExpectModelGradientsMatch(c, {}, {}, valid);
+}
+
+// Two ranks whose halves of the batch hold different numbers of valid pixels average to the
+// one-rank MAE loss and gradients with the job-wide divisor (MaeTargets summed over the ranks).
+TEST(ModelTest, MaeRanksWithUnevenValidPixelsAverageToTheWholeBatchWithTheJobWideDivisor) {
+  const ModelConfig c = TinyConfig(Objective::kMae);
+  const int64_t xe = c.in_channels * c.height * c.width;
+  auto [x, valid] = XWithHoles(c, 4, 63);  // sample 1 has a whole channel missing
+  auto model = VitModel::Create(c);
+  ASSERT_TRUE(model.ok());
+  auto targets = [&](int64_t first) {
+    const std::vector<float> xs = Slice(x, xe, first, 2);
+    const std::vector<uint8_t> vs(valid.begin() + first * xe, valid.begin() + (first + 2) * xe);
+    const std::vector<uint64_t> ids = {uint64_t(first), uint64_t(first + 1)};
+    BatchView view{2, xs, {}, ids, 0};
+    view.x_valid = vs;
+    auto t = (*model)->MaeTargets(view, 0);
+    EXPECT_TRUE(t.ok());
+    return t.ok() ? *t : 0.0;
+  };
+  const double t0 = targets(0), t1 = targets(2);
+  ASSERT_NE(t0, t1);
+  const Pass whole = RunPass(c, 4, x, {}, {}, {0, 1, 2, 3}, 0.0, valid);
+  auto half = [&](int64_t first, double per_rank) {
+    const std::vector<uint8_t> v(valid.begin() + first * xe, valid.begin() + (first + 2) * xe);
+    return RunPass(c, 2, Slice(x, xe, first, 2), {}, {}, {uint64_t(first), uint64_t(first + 1)},
+                   per_rank, v);
+  };
+  const Pass r0 = half(0, (t0 + t1) / 2), r1 = half(2, (t0 + t1) / 2);
+  EXPECT_NEAR((r0.loss + r1.loss) / 2, whole.loss, 1e-6 * whole.loss);
+  for (size_t i = 0; i < whole.grads.size(); ++i)
+    ASSERT_NEAR((r0.grads[i] + r1.grads[i]) / 2, whole.grads[i],
+                1e-6 + 1e-4 * std::abs(whole.grads[i]))
+        << i;
+  const Pass own0 = half(0, 0.0), own1 = half(2, 0.0);
+  EXPECT_GT(std::abs((own0.loss + own1.loss) / 2 - whole.loss), 1e-4 * whole.loss);
 }
 
 // TinyConfig's classifier over three classes, initialized.

@@ -31,9 +31,12 @@ void AddIngestOptions(CLI::App* cmd, IngestArgs* args, const std::string& defaul
   cmd->add_option("--dtype", args->dtype,
                   "Store x as this dtype (u8 i8 u16 i16 u32 i32 f32 f64); default: native. "
                   "Float output turns invalid values into NaN; integer output rounds and "
-                  "saturates");
+                  "saturates, and stores invalid pixels (NaN, nodata, padding) as the source's "
+                  "nodata when the dtype holds it, else the dtype's max (unsigned) or min "
+                  "(signed), recorded as the nodata; a valid value that would become it is an "
+                  "error");
   cmd->add_option("--y-dtype", args->y_dtype,
-                  "Store the target/label field y as this dtype; default: native");
+                  "Store the target/label field y as this dtype (as --dtype); default: native");
   cmd->add_option("--codec", args->codec, "none, lz4, zstd[:LEVEL], each optionally +shuffle")
       ->capture_default_str();
   cmd->add_option("--shard-size", args->shard_size, "Target shard size (e.g. 64MiB)")
