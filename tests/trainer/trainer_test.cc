@@ -449,10 +449,11 @@ TEST(SafetensorsTest, TruncatedHeaderIsDataLoss) {
 
 // A safetensors file with `header` as its JSON header and `data` as its data section.
 std::vector<uint8_t> SafetensorsBytes(const std::string& header, const std::vector<uint8_t>& data) {
-  std::vector<uint8_t> bytes(8);
+  std::vector<uint8_t> bytes(8 + header.size() + data.size());
   for (int i = 0; i < 8; ++i) bytes[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  bytes.insert(bytes.end(), data.begin(), data.end());
+  std::copy(header.begin(), header.end(), bytes.begin() + 8);
+  std::copy(data.begin(), data.end(),
+            bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header.size()));
   return bytes;
 }
 
