@@ -17,7 +17,8 @@ namespace tilestage::bench {
 Status ShiftNetcdfTime(const std::string& path, double offset);
 
 // `files` themselves when copies <= 1; otherwise `copies` copies of each into dir (created),
-// named <stem>_<k><ext>, copy k of a .nc file shifted k steps on. IOError names the file.
+// named <stem>_<k><ext>, copy k of a .nc file shifted k steps on; other files are hard links
+// where the file system allows (else copies). IOError names the file.
 Result<std::vector<std::string>> CopyInputs(const std::vector<std::string>& files, int copies,
                                             const std::string& dir);
 

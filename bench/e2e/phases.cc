@@ -39,29 +39,40 @@ std::vector<std::string> IngestResult::AllInputs() const {
   return all;
 }
 
-Result<IngestResult> RunIngestPhase(const E2eRunContext& ctx) {
+std::vector<std::string> IngestArgv(const E2eRunContext& ctx, size_t modality) {
   const E2eConfig& c = ctx.config;
-  const std::string data = ctx.root + "/examples/data";
-  const std::array<std::string, 3> sources = {data + "/geotiff/RGB.byte.tif",
-                                              data + "/netcdf/era5_1995-07-14T12.nc",
-                                              data + "/hdf5/bitshuffle.h5"};
   const std::string threads = std::to_string(c.threads);
   const std::string tile = std::to_string(c.geotiff_tile);
-  const std::array<std::vector<std::string>, 3> args = {{
-      {ctx.exe, "ingest", "geotiff", "--out", ctx.out + "/stores/geotiff", "--tile",
-       tile + "," + tile, "--min-valid", "0.5", "--codec", "zstd", "--threads", threads, "--json"},
-      {ctx.exe, "ingest", "netcdf", "--out", ctx.out + "/stores/netcdf", "--vars", c.netcdf_vars,
-       "--codec", "zstd", "--threads", threads, "--json"},
-      {ctx.exe, "ingest", "hdf5", "--out", ctx.out + "/stores/hdf5", "--dataset",
-       "/entry/data/data", "--tile", c.hdf5_tile, "--codec", "zstd", "--threads", threads,
-       "--json"},
-  }};
+  const std::string store = ctx.out + "/stores/" + kIngestModalities[modality];
+  std::vector<std::string> argv = {ctx.exe, "ingest", kIngestModalities[modality], "--out", store};
+  if (modality == 0) {
+    argv = Concat(std::move(argv), {"--tile", tile + "," + tile, "--min-valid", "0.5"});
+    if (!c.geotiff_dtype.empty()) argv = Concat(std::move(argv), {"--dtype", c.geotiff_dtype});
+  } else if (modality == 1) {
+    argv = Concat(std::move(argv), {"--vars", c.netcdf_vars});
+  } else {
+    argv = Concat(std::move(argv), {"--dataset", "/entry/data/data", "--tile", c.hdf5_tile});
+  }
+  return Concat(std::move(argv), {"--codec", c.codec, "--threads", threads, "--json"});
+}
+
+std::vector<std::string> IngestSources(const E2eRunContext& ctx) {
+  const std::string data = ctx.root + "/examples/data";
+  return {data + "/geotiff/RGB.byte.tif", data + "/netcdf/era5_1995-07-14T12.nc",
+          data + "/hdf5/bitshuffle.h5"};
+}
+
+Result<IngestResult> RunIngestPhase(const E2eRunContext& ctx) {
+  const E2eConfig& c = ctx.config;
+  const std::vector<std::string> sources = IngestSources(ctx);
+  std::array<std::vector<std::string>, 3> args;
+  for (size_t i = 0; i < args.size(); ++i) args[i] = IngestArgv(ctx, i);
   IngestResult result;
   for (size_t i = 0; i < kIngestModalities.size(); ++i) {
     const std::string name = kIngestModalities[i];
     IngestFigures& fig = result.modality[i];
-    TS_ASSIGN_OR_RETURN(fig.inputs,
-                        CopyInputs({sources[i]}, c.copies, ctx.out + "/inputs/" + name));
+    const int copies = i == 0 ? c.GeotiffCopies() : c.copies;
+    TS_ASSIGN_OR_RETURN(fig.inputs, CopyInputs({sources[i]}, copies, ctx.out + "/inputs/" + name));
   }
   for (size_t i = 0; i < kIngestModalities.size(); ++i) {
     const std::string name = kIngestModalities[i];
@@ -92,7 +103,9 @@ Result<PeerIngestResult> RunPeerIngestPhase(const E2eRunContext& ctx, const Inge
     const std::string name = kIngestModalities[i];
     ctx.progress.Line("peer: ingest " + name);
     std::vector<std::string> argv = {"/usr/bin/python3", ctx.PeersScript(), name};
-    argv = Concat(Concat(std::move(argv), options[i]), ingest.modality[i].inputs);
+    std::vector<std::string> inputs = ingest.modality[i].inputs;
+    if (c.peer_copies > 0 && inputs.size() > size_t(c.peer_copies)) inputs.resize(c.peer_copies);
+    argv = Concat(Concat(std::move(argv), options[i]), inputs);
     TS_ASSIGN_OR_RETURN(result.modality[i], RunJsonStep(ctx, "peer_ingest_" + name, argv));
   }
   return result;
@@ -125,6 +138,21 @@ Result<StagingResult> RunStagingPhase(const E2eRunContext& ctx, MlLogger& log) {
                     FormatFixed(result.seconds, 4) + " s (stager), " + FormatFixed(p.wall_s, 2) +
                     " s with mpirun start-up");
   return result;
+}
+
+Result<double> ForwardFlopsPerSample(const E2eConfig& c, const std::vector<int64_t>& x_shape) {
+  if (x_shape.size() != 3) return InvalidArgument("expected a C,H,W tile shape");
+  trainer::ModelConfig mc;
+  mc.objective = trainer::Objective::kMae;
+  mc.dim = c.dim;
+  mc.depth = c.depth;
+  mc.heads = c.heads;
+  mc.patch = c.patch;
+  mc.in_channels = x_shape[0];
+  mc.height = x_shape[1];
+  mc.width = x_shape[2];
+  TS_ASSIGN_OR_RETURN(auto model, trainer::VitModel::Create(mc));
+  return model->ForwardFlopsPerSample();
 }
 
 Result<TrainResult> RunTrainPhase(const E2eRunContext& ctx, const StagingResult& staging,
@@ -163,17 +191,8 @@ Result<TrainResult> RunTrainPhase(const E2eRunContext& ctx, const StagingResult&
   const TrainFigures& f = result.figures;
   result.allreduce_bytes = double(f.steps) * double(f.params) * 4.0;
   if (f.x_shape.size() == 3) {
-    trainer::ModelConfig mc;
-    mc.objective = trainer::Objective::kMae;
-    mc.dim = c.dim;
-    mc.depth = c.depth;
-    mc.heads = c.heads;
-    mc.patch = c.patch;
-    mc.in_channels = f.x_shape[0];
-    mc.height = f.x_shape[1];
-    mc.width = f.x_shape[2];
-    auto model = trainer::VitModel::Create(mc);
-    if (model.ok()) result.flops_per_sample = 3.0 * (*model)->ForwardFlopsPerSample();
+    auto forward = ForwardFlopsPerSample(c, f.x_shape);
+    if (forward.ok()) result.flops_per_sample = 3.0 * *forward;
   }
   return result;
 }
@@ -236,7 +255,7 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
   if (x.size() == 3) {
     ctx.progress.Line("peer: PyTorch training step (same ViT encoder)");
     // Option and value side by side.
-  // clang-format off
+    // clang-format off
     TS_ASSIGN_OR_RETURN(result.peer_train, RunJsonStep(ctx, "peer_train", {
         "/usr/bin/python3", ctx.root + "/bench/trainer/torch_vit.py", "bench",
         "--dim", std::to_string(c.dim), "--depth", std::to_string(c.depth),

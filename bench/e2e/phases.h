@@ -59,6 +59,11 @@ struct IngestResult {
   std::array<IngestFigures, 3> modality;  // in kIngestModalities' order
   std::vector<std::string> AllInputs() const;
 };
+// The ingest command of modality i (kIngestModalities' order) without its input files, writing
+// <out>/stores/<modality> with the config's tile, dtype and codec.
+std::vector<std::string> IngestArgv(const E2eRunContext& ctx, size_t modality);
+// The real files of examples/data each modality ingests (copies of them for bigger presets).
+std::vector<std::string> IngestSources(const E2eRunContext& ctx);
 Result<IngestResult> RunIngestPhase(const E2eRunContext& ctx);
 
 // The Python peers' --json outputs, in kIngestModalities' order.
@@ -82,6 +87,8 @@ struct TrainResult {
   double allreduce_bytes = 0;   // fp32 gradients, every step
   Json step;                    // {"records": [...]} every JSON record training printed
 };
+// The forward FLOPs per sample of the vit-mae model the run trains, on tiles of x_shape (C, H, W).
+Result<double> ForwardFlopsPerSample(const E2eConfig& config, const std::vector<int64_t>& x_shape);
 Result<TrainResult> RunTrainPhase(const E2eRunContext& ctx, const StagingResult& staging,
                                   MlLogger& log);
 
@@ -92,7 +99,7 @@ Result<Json> RunCopyPeerPhase(const E2eRunContext& ctx);
 struct LoaderResult {
   Json load;  // `tilestage load --json` on the staged store, no compute
   std::optional<Json> peer_loader, peer_train;  // with peers only
-  std::optional<Json> python_loader;  // with peers: the tilestage Python package's Loader
+  std::optional<Json> python_loader;            // with peers: the tilestage Python package's Loader
 };
 // The loader's throughput, and with peers the same loader through the Python package, PyTorch's
 // DataLoader on the same store and PyTorch's training step with the same encoder.

@@ -29,6 +29,24 @@ TEST(E2eConfig, PresetsScaleUp) {
   EXPECT_EQ(tiny->stall_rounds, 3);
 }
 
+TEST(E2eConfig, DemoKeysOverrideAndGeotiffCopiesFallBackToCopies) {
+  TempDir dir;
+  E2eConfig c = *PresetE2eConfig("small");
+  EXPECT_EQ(c.GeotiffCopies(), 1);
+  ASSERT_TRUE(ApplyE2eConfigFile(WriteConfig(dir, R"({"copies": 3, "codec": "lz4",
+                                                     "geotiff_dtype": "float32",
+                                                     "peer_copies": 2})"),
+                                 &c)
+                  .ok());
+  EXPECT_EQ(c.GeotiffCopies(), 3);
+  EXPECT_EQ(c.codec, "lz4");
+  EXPECT_EQ(c.geotiff_dtype, "float32");
+  EXPECT_EQ(c.peer_copies, 2);
+  E2eConfig demo = *PresetE2eConfig("demo");
+  EXPECT_GT(demo.GeotiffCopies(), demo.copies);
+  EXPECT_FALSE(ApplyE2eConfigFile(WriteConfig(dir, R"({"geotiff_copies": -1})"), &demo).ok());
+}
+
 TEST(E2eConfig, UnknownPresetIsNamed) {
   auto r = PresetE2eConfig("huge");
   ASSERT_FALSE(r.ok());

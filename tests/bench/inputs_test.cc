@@ -4,6 +4,7 @@
 #include <netcdf.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "tests/common/test_util.h"
 
@@ -58,6 +59,20 @@ TEST(Inputs, NetcdfWithoutTimeIsIOErrorNamingTheFile) {
   EXPECT_EQ(s.code(), StatusCode::kIOError);
   EXPECT_NE(s.message().find(path), std::string::npos) << s.ToString();
   EXPECT_NE(s.message().find("time variable"), std::string::npos);
+}
+
+TEST(Inputs, CopiesOfAFileLeftAsItIsAreHardLinks) {
+  TempDir dir;
+  const std::string src = dir.Sub("scene.tif");
+  { std::ofstream(src) << "tiff bytes"; }
+  auto copies = CopyInputs({src}, 3, dir.Sub("out"));
+  ASSERT_TRUE(copies.ok()) << copies.status().ToString();
+  ASSERT_EQ(copies->size(), 3u);
+  for (const auto& c : *copies) EXPECT_TRUE(std::filesystem::equivalent(c, src)) << c;
+  EXPECT_EQ(std::filesystem::hard_link_count(src), 4u);
+  // Run again over the same directory: the links are replaced, not refused.
+  ASSERT_TRUE(CopyInputs({src}, 3, dir.Sub("out")).ok());
+  EXPECT_EQ(std::filesystem::hard_link_count(src), 4u);
 }
 
 TEST(Inputs, MissingSourceIsIOErrorNamingIt) {

@@ -1,7 +1,7 @@
 // tilestage bench e2e: the whole path on real data in one run, as the MLPerf HPC data-staging
 // analysis measures it, beside the tools users run today and the machine's limits.
 //
-//   tilestage bench e2e [--preset tiny|small|medium] [--config FILE] [--out DIR] [--np 2]
+//   tilestage bench e2e [--preset tiny|small|medium|demo] [--config FILE] [--out DIR] [--np 2]
 //                       [--no-peers]
 //
 // The run itself is bench/e2e/e2e_run.h (phases, limits, results document, report); this file
@@ -53,7 +53,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
       "e2e",
       "End to end on real data: ingest, stage (mpirun), train + eval (mpirun), peers, "
       "limits, data stalls; writes mllog.txt, results.json and the report");
-  cmd->add_option("--preset", args->preset, "tiny, small or medium")->capture_default_str();
+  cmd->add_option("--preset", args->preset, "tiny, small, medium or demo")->capture_default_str();
   cmd->add_option("--config", args->config, "JSON object overriding the preset's settings");
   cmd->add_option("--out", args->out, "Output directory (its earlier e2e outputs are replaced)")
       ->capture_default_str();
