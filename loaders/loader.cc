@@ -175,7 +175,8 @@ void NormalizeInto(const FieldView& field, const ChannelNorm& norm, float* out, 
 void MarkValidInto(const FieldView& field, const ChannelNorm& norm, uint8_t* mask) {
   const int64_t channels = static_cast<int64_t>(norm.nodata.size());
   const int64_t size = static_cast<int64_t>(DTypeSize(field.dtype));
-  const int64_t per_channel = static_cast<int64_t>(field.data.size()) / size / std::max<int64_t>(channels, 1);
+  const int64_t per_channel =
+      static_cast<int64_t>(field.data.size()) / size / std::max<int64_t>(channels, 1);
   VisitDType(field.dtype, [&](auto tag) {
     using T = decltype(tag);
     for (int64_t c = 0; c < channels; ++c) {
@@ -516,8 +517,8 @@ Status Loader::Impl::Init(const std::string& dir) {
   // Memory: prefetch queued batches plus the caller's, then as many in-flight samples as fit.
   const uint64_t x_value = o.keep_stored_dtype ? DTypeSize(x_dtype_) : sizeof(float);
   const uint64_t y_value = o.keep_stored_dtype && has_y_ ? DTypeSize(y_dtype_) : sizeof(float);
-  const uint64_t x_bytes = static_cast<uint64_t>(ShapeElements(x_out_shape_)) *
-                           (x_value + (o.validity_mask ? 1 : 0));
+  const uint64_t x_bytes =
+      static_cast<uint64_t>(ShapeElements(x_out_shape_)) * (x_value + (o.validity_mask ? 1 : 0));
   const uint64_t y_bytes =
       has_y_ ? static_cast<uint64_t>(ShapeElements(y_out_shape_)) * (y_value + 1) : 0;
   const uint64_t batch_bytes = batch * (x_bytes + y_bytes + sizeof(uint64_t) + 1);
@@ -870,8 +871,7 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   }
   item->scratch.resize(static_cast<size_t>(ShapeElements(x_in_shape_)));
   item->scratch_mask.resize(mask_out ? item->scratch.size() : 0);
-  NormalizeInto(*x, x_norm_, item->scratch.data(),
-                mask_out ? item->scratch_mask.data() : nullptr);
+  NormalizeInto(*x, x_norm_, item->scratch.data(), mask_out ? item->scratch_mask.data() : nullptr);
   Timed(kNormalize, t0);
 
   t0 = Clock::now();
@@ -942,7 +942,8 @@ void Loader::Impl::DeliverStored(const FieldView& x, const FieldView* y, Item* i
   if (!y) return;
   const int64_t ye = ShapeElements(y_out_shape_);
   deliver(*y, y_norm_, y_spatial_ ? y_in_shape_[0] : 1, y_spatial_,
-          b.y_stored.data() + item->slot * ye * DTypeSize(y->dtype), b.y_valid.data() + item->slot * ye);
+          b.y_stored.data() + item->slot * ye * DTypeSize(y->dtype),
+          b.y_valid.data() + item->slot * ye);
 }
 
 Result<std::optional<bool>> Loader::Impl::Next(Batch* batch,

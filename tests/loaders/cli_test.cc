@@ -82,7 +82,8 @@ TEST(LoadCli, ReadBatchesSumsEveryNormalizedValueOfEveryEpoch) {
     for (auto& c : m["fields"][0]["stats"]) c["mean"] = c["mean"].get<double>() - 1.0;
     std::ofstream(path) << m.dump();
   }
-  auto r = RunCommand(CliPath() + " load " + store + " --batch 10 --epochs 2 --read-batches --json");
+  auto r =
+      RunCommand(CliPath() + " load " + store + " --batch 10 --epochs 2 --read-batches --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = JsonFrom(r.output);
   // The direct computation: every record's x normalized with the manifest's statistics, twice.

@@ -574,8 +574,7 @@ constexpr DType kEveryDtype[] = {DType::kU8,  DType::kI8,  DType::kU16, DType::k
 
 // What the ingest records: one value (or null) per channel of x, and the label nodata.
 void RecordPlantedNodata(Fixture& f, DType dtype) {
-  f.manifest.attrs["ingest"]["nodata"] = {{"x", {PlantedSentinel(dtype), nullptr, 0}},
-                                          {"y", {3}}};
+  f.manifest.attrs["ingest"]["nodata"] = {{"x", {PlantedSentinel(dtype), nullptr, 0}}, {"y", {3}}};
   ASSERT_TRUE(WriteManifest(*LocalStorage(), f.dir, f.manifest).ok());
 }
 
