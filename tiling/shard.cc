@@ -558,6 +558,7 @@ Result<uint64_t> ShardReader::HashFile() const { return HashWholeFile(*file_); }
 Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const {
   // Blocks that fit in a core's L2 cache, so that the record checks reread cached bytes.
   constexpr uint64_t kBlockBytes = 1 << 20;
+  constexpr uint64_t kReadAheadBytes = 4 * kBlockBytes;
   std::vector<uint64_t> by_offset(index_.size());
   uint64_t largest = 0;
   for (uint64_t i = 0; i < by_offset.size(); ++i) {
@@ -580,6 +581,8 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
     const uint64_t new_hi = std::min({size, lo + buf.size(), std::max(end, hi + kBlockBytes)});
     const std::span<uint8_t> fresh(buf.data() + (hi - lo), new_hi - hi);
     TS_RETURN_IF_ERROR(file_->ReadAt(hi, fresh));
+    // The device fetches the next blocks while this one is hashed and checked.
+    file_->WillRead(new_hi, kReadAheadBytes);
     file_hash.Update(fresh);
     hi = new_hi;
     return Status::Ok();

@@ -98,6 +98,10 @@ class LocalReadableFile final : public ReadableFile {
       return TruncatedRead(path_, offset, out.size(), size_);
     return Status::Ok();
   }
+  void WillRead(uint64_t offset, uint64_t length) const override {
+    ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                    POSIX_FADV_WILLNEED);
+  }
 
  private:
   std::string path_;

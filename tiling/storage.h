@@ -27,6 +27,9 @@ class ReadableFile {
   // Reads exactly out.size() bytes at offset. Reading past the end is DataLoss naming the path
   // and the range ("truncated").
   virtual Status ReadAt(uint64_t offset, std::span<uint8_t> out) const = 0;
+  // A hint that [offset, offset + length) is read soon, so that a file on a device can fetch it
+  // while the caller works on what it has (readers that go front to back in large blocks).
+  virtual void WillRead(uint64_t offset, uint64_t length) const {}
 };
 
 // A file that becomes visible at its path only when Commit() succeeds. Destroying it without a
