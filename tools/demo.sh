@@ -23,7 +23,7 @@ peers=()
 /usr/bin/python3 -c 'import torch, xarray, h5py' 2>/dev/null || peers=(--no-peers)
 command -v gdal_retile.py >/dev/null || peers=(--no-peers)
 start=$(date +%s)
-# Measured: 257-259 s on a 2-core VM shared with other jobs (see the README).
+# Measured: 144 s on an idle 2-core VM, 257-259 s on one shared with other jobs (see the README).
 echo "== tilestage demo: expect 2.5 minutes on 2 idle cores, up to 5 when shared; it writes about 4 GB to $out (the"
 echo "   1.3 GB store, its staged copy and the cp peer's) and 1.3 GB to /dev/shm for a moment"
 "$bin" bench e2e --preset demo --out "$out" "${peers[@]}"
