@@ -453,6 +453,36 @@ std::string E2eReportMarkdown(const E2eResults& r) {
   return os.str();
 }
 
+namespace {
+
+// How a stage's bars are scaled: linear, or logarithmic when its rates span more than a decade
+// (ingest against a raw read's limit can differ 100-fold: linear bars would hide the smaller).
+struct StageScale {
+  bool log = false;
+  double max = 0, floor = 0;  // log: a decade below the smallest rate is width 0
+  double Fraction(double rate) const {
+    if (max <= 0 || rate <= 0) return 0;
+    if (!log) return rate / max;
+    return std::log10(rate / floor) / std::log10(max / floor);
+  }
+};
+
+StageScale ScaleOf(const StageResult& s) {
+  std::vector<double> rates = {s.tilestage.rate};
+  if (s.peer) rates.push_back(s.peer->rate);
+  if (s.limit) rates.push_back(s.limit->rate);
+  StageScale scale;
+  scale.max = *std::max_element(rates.begin(), rates.end());
+  double min = scale.max;
+  for (double r : rates)
+    if (r > 0) min = std::min(min, r);
+  scale.log = min > 0 && scale.max > 10 * min;
+  scale.floor = min / 10;
+  return scale;
+}
+
+}  // namespace
+
 std::string StagesSvg(const std::vector<StageResult>& stages) {
   constexpr int kWidth = 760, kLabelW = 200, kBarMaxW = 380, kBarH = 14, kTop = 50;
   int height = kTop + 20;
@@ -462,17 +492,16 @@ std::string StagesSvg(const std::vector<StageResult>& stages) {
                          {kColorLimit, "physical limit"}});
   double y = kTop + 10;
   for (const StageResult& s : stages) {
-    double max_rate = s.tilestage.rate;
-    if (s.peer) max_rate = std::max(max_rate, s.peer->rate);
-    if (s.limit) max_rate = std::max(max_rate, s.limit->rate);
+    const StageScale scale = ScaleOf(s);
     std::string heading = s.name + " (" + s.unit + ")";
     if (s.vs_peer) heading += "  " + Fmt(*s.vs_peer, "%.2fx") + " vs " + s.peer->name;
     if (s.of_limit) heading += "  " + Fmt(*s.of_limit * 100, "%.0f%%") + " of limit";
     if (s.fixed_cost_scale) heading += "  (fixed-cost scale)";
+    if (scale.log) heading += "  (log scale)";
     out += Text(10, y + 10, heading);
     y += 16;
     auto bar = [&](const Measure& m, const char* color) {
-      const double w = max_rate > 0 ? kBarMaxW * m.rate / max_rate : 0;
+      const double w = kBarMaxW * scale.Fraction(m.rate);
       const std::string label = m.name + ": " + Fmt(m.rate, "%.4g") + " " + s.unit;
       out += Text(kLabelW - 6, y + kBarH - 3, m.name, "end");
       out += Rect(kLabelW, y, w, kBarH - 2, color, label);

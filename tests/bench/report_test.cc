@@ -296,6 +296,48 @@ TEST(E2eReport, StagesMeasuredInUnderASecondAreMarkedFixedCostScale) {
             std::string::npos);
 }
 
+// The widths of the bars drawn after `heading` (its stage's tilestage, peer and limit bars).
+std::vector<double> BarWidthsAfter(const std::string& svg, const std::string& heading, int bars) {
+  std::vector<double> widths;
+  size_t at = svg.find(heading);
+  for (int i = 0; i < bars && at != std::string::npos; ++i) {
+    at = svg.find("width=\"", svg.find("<rect", at));
+    widths.push_back(std::stod(svg.substr(at + 7)));
+  }
+  return widths;
+}
+
+TEST(E2eReport, StageRatesSpanningMoreThanADecadeAreDrawnOnALogScale) {
+  Json j = SmallResults();
+  // Staging: 2 GB/s against a limit of 3 (linear); ingest: 0.1 against a limit of 100.
+  j["stages"].push_back({{"name", "ingest geotiff"},
+                         {"unit", "GB/s"},
+                         {"tilestage", {{"rate", 0.1}}},
+                         {"peer", {{"name", "gdal_retile.py"}, {"rate", 0.01}}},
+                         {"limit", {{"name", "raw read"}, {"rate", 100.0}}}});
+  auto r = E2eResultsFromJson(j, "results.json");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string svg = StagesSvg(r->stages);
+  // Only the ingest row spans more than a decade (staging 0.8-3, loader 100-250, training
+  // 120-150).
+  const size_t log_note = svg.find("(log scale)");
+  ASSERT_NE(log_note, std::string::npos) << svg;
+  EXPECT_EQ(svg.find("(log scale)", log_note + 1), std::string::npos) << svg;
+  EXPECT_GT(log_note, svg.find("ingest geotiff (GB/s)")) << svg;
+  // Linear: widths in proportion to 2, 0.8 and 3 GB/s (380 px for the largest).
+  const auto linear = BarWidthsAfter(svg, "staging (GB/s)", 3);
+  ASSERT_EQ(linear.size(), 3u);
+  EXPECT_NEAR(linear[0], 380 * 2.0 / 3.0, 0.1);
+  EXPECT_NEAR(linear[1], 380 * 0.8 / 3.0, 0.1);
+  EXPECT_NEAR(linear[2], 380.0, 0.1);
+  // Log: 0.01 is a decade above the floor (0.001), 0.1 two, 100 five: widths 1/5, 2/5 and 5/5.
+  const auto log = BarWidthsAfter(svg, "ingest geotiff (GB/s)", 3);
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_NEAR(log[0], 380 * 2.0 / 5.0, 0.1);
+  EXPECT_NEAR(log[1], 380 * 1.0 / 5.0, 0.1);
+  EXPECT_NEAR(log[2], 380.0, 0.1);
+}
+
 TEST(E2eReport, StackedBarsStartPastTheLongestLabelAndColourEachPartApart) {
   const std::string label(60, 'w');
   const std::string svg = StackedBarsSvg(
