@@ -31,6 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/e2e/page_cache.h"
 #include "loaders/loader.h"
 #include "tiling/store.h"
 
@@ -41,13 +42,11 @@ using tilestage::Batch;
 using tilestage::Loader;
 using tilestage::LoaderOptions;
 
-// Drops the files' pages from the page cache (clean pages go at once).
-void Evict(const std::vector<std::string>& files) {
-  for (const auto& f : files) {
-    const int fd = ::open(f.c_str(), O_RDONLY);
-    if (fd < 0) continue;
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    ::close(fd);
+void EvictOrExit(const std::vector<std::string>& files) {
+  const tilestage::Status evicted = tilestage::bench::EvictFromPageCache(files);
+  if (!evicted.ok()) {
+    std::cerr << evicted.ToString() << "\n";
+    std::exit(1);
   }
 }
 
@@ -157,9 +156,9 @@ int main(int argc, char** argv) {
   if (!cold) RawRead(files, threads, block_bytes, &raw_bytes);  // warm the page cache
   double raw_best = 1e30, first_best = 1e30, steady_best = 1e30;
   for (int r = 0; r < repeats; ++r) {
-    if (cold) Evict(files);
+    if (cold) EvictOrExit(files);
     raw_best = std::min(raw_best, RawRead(files, threads, block_bytes, &raw_bytes));
-    if (cold) Evict(files);
+    if (cold) EvictOrExit(files);
     const auto seconds = LoadEpochs(store, threads, batch, epochs, &load_bytes, &samples);
     first_best = std::min(first_best, seconds[0]);
     for (size_t e = 1; e < seconds.size(); ++e) steady_best = std::min(steady_best, seconds[e]);
