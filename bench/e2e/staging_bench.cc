@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 
@@ -254,12 +253,10 @@ Status WriteStrategyLog(const std::string& path, const StagingBench& b,
   return Status::Ok();
 }
 
+// Whole or not at all, as the e2e report's files are written.
 Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return IOError("cannot write ", path);
-  return Status::Ok();
+  return LocalStorage()->WriteAtomic(
+      path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }
 
 std::string Seconds(double s) { return FormatFixed(s, s < 10 ? 3 : 1) + " s"; }
