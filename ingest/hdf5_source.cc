@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "ingest/hdf5_frame_reader.h"
+#include "ingest/nodata_values.h"
 
 namespace tilestage::ingest {
 namespace {
@@ -67,25 +68,15 @@ class BufferPool {
   size_t capacity_;
 };
 
-// NaN for float frames, the dtype's maximum for integer ones.
-double MaskFill(DType dtype) {
-  return VisitDType(dtype, [](auto zero) -> double {
-    using T = decltype(zero);
-    if constexpr (std::is_floating_point_v<T>)
-      return std::numeric_limits<double>::quiet_NaN();
-    else
-      return static_cast<double>(std::numeric_limits<T>::max());
-  });
-}
-
-// Writes MaskFill into the pixels `valid` marks 0 in frames [n, h, w]: valid is one [h, w] for
+// Writes the dtype's DefaultNodata (NaN for float frames, the maximum of unsigned ones) into the
+// pixels `valid` marks 0 in frames [n, h, w]: valid is one [h, w] for
 // every frame, or [n, h, w], one per frame.
 void FillMasked(const Array& valid, Array* frames) {
   const size_t plane = static_cast<size_t>(frames->shape[1] * frames->shape[2]);
   const size_t valid_stride = valid.data.size() == plane ? 0 : plane;
   VisitDType(frames->dtype, [&](auto zero) {
     using T = decltype(zero);
-    const T fill = static_cast<T>(MaskFill(frames->dtype));
+    const T fill = static_cast<T>(DefaultNodata(frames->dtype));
     T* v = reinterpret_cast<T*>(frames->data.data());
     const size_t n = frames->data.size() / sizeof(T) / plane;
     for (size_t f = 0; f < n; ++f, v += plane) {
@@ -340,7 +331,7 @@ Status Hdf5Source::Init(const Hdf5SourceOptions& options) {
                              : scale == FrameScale::kSqrt ? "sqrt(" + channel + ")"
                                                           : channel};
   // Masked pixels hold a value that says so by itself (see Hdf5SourceOptions::mask).
-  if (any_mask) schema_.x.nodata = {MaskFill(schema_.x.dtype)};
+  if (any_mask) schema_.x.nodata = {DefaultNodata(schema_.x.dtype)};
   if (!options.targets.empty()) {
     FieldInfo y;
     y.dtype = DType::kF32;

@@ -30,8 +30,9 @@ struct Hdf5SourceOptions {
   // Pixel mask in each file (nonzero = invalid): [H, W] for every frame, or one per frame with
   // the frames' shape ([N,H,W], [Ny,Nx,H,W]); empty: discover it (NXmx pixel_mask, CXI
   // mask_shared/mask); "none": use none. Masked pixels are invalid: NaN in float output, and in
-  // integer output the dtype's maximum, recorded as the channel's nodata (detectors already
-  // write it for gap and overflow pixels: Eiger's 0xFFFFFFFF).
+  // integer output the dtype's maximum (minimum for signed types, as every ingest picks nodata),
+  // recorded as the channel's nodata (detectors already write the maximum for gap and overflow
+  // pixels: Eiger's 0xFFFFFFFF).
   std::string mask;
   // Per-frame targets [N,h,w] in each file, stacked as the channels of y (named by the last path
   // component); their h x w must equal the transformed frame size.

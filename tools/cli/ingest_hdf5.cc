@@ -50,8 +50,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--mask", args->mask,
                   "Pixel mask [H,W], nonzero = invalid (e.g. /entry/instrument/detector/"
                   "pixel_mask); default: NXmx pixel_mask or CXI mask_shared/mask when present; "
-                  "'none': no mask. Masked pixels become NaN (float) or the dtype's maximum, "
-                  "recorded as nodata");
+                  "'none': no mask. Masked pixels become NaN (float) or the dtype's maximum "
+                  "(minimum if signed), recorded as nodata");
   cmd->add_option("--target", args->targets,
                   "Target datasets [N,h,w] (e.g. amplitude,phase) stacked as channels of y")
       ->delimiter(',');
