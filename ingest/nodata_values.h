@@ -1,14 +1,10 @@
-// The values that mark missing pixels in stored fields: which nodata values a dtype can hold, and
-// the one tilestage picks when a field needs one and has none. Plain functions: thread-safe.
+// The nodata value tilestage picks when a stored field needs one and has none (which values a
+// dtype can hold is tiling's RepresentsExactly). Plain functions: thread-safe.
 #pragma once
 
 #include "tiling/dtype.h"
 
 namespace tilestage::ingest {
-
-// True when `value` is a value of `dtype`: for float types one in range (or NaN, or infinite),
-// compared after a cast; for integer types one in range and integral.
-bool RepresentsExactly(DType dtype, double value);
 
 // The nodata value tilestage picks for an integer field that has none but must mark pixels
 // invalid (masked, padded, NaN converted to integers): the end of the type's range farthest from

@@ -67,22 +67,14 @@ Result<ChannelNorm> MakeNorm(const std::string& dir, const Manifest& manifest,
   return norm;
 }
 
-// The stored value of type T that marks a missing pixel: a float nodata is compared after a cast
-// to T (as GDAL compares float pixels and as the ingest did), an integer type matches only a
+// The stored value of type T that marks a missing pixel: a float nodata in range is compared after
+// a cast to T (as GDAL compares float pixels and as the ingest did), an integer type matches only a
 // nodata value it represents exactly. NaN needs no nodata: it is always invalid.
 template <typename T>
 std::optional<T> NodataAs(std::optional<double> nodata) {
-  if (!nodata || std::isnan(*nodata)) return std::nullopt;
-  if constexpr (std::is_floating_point_v<T>) {
-    return static_cast<T>(*nodata);
-  } else {
-    if (*nodata < static_cast<double>(std::numeric_limits<T>::lowest()) ||
-        *nodata > static_cast<double>(std::numeric_limits<T>::max()))
-      return std::nullopt;
-    const T value = static_cast<T>(*nodata);
-    if (static_cast<double>(value) != *nodata) return std::nullopt;
-    return value;
-  }
+  if (!nodata || std::isnan(*nodata) || !RepresentsExactly(DTypeOf<T>(), *nodata))
+    return std::nullopt;
+  return static_cast<T>(*nodata);
 }
 
 // Converts `count` consecutive values of one channel (raw little-endian bytes of dtype T, not

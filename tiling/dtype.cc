@@ -1,5 +1,9 @@
 #include "tiling/dtype.h"
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
 namespace tilestage {
 
 size_t DTypeSize(DType dtype) {
@@ -54,5 +58,18 @@ Result<DType> DTypeFromCode(uint8_t code) {
 }
 
 bool IsFloat(DType dtype) { return dtype == DType::kF32 || dtype == DType::kF64; }
+
+bool RepresentsExactly(DType dtype, double value) {
+  return VisitDType(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if constexpr (std::is_floating_point_v<T>)
+      return !(std::abs(value) > static_cast<double>(std::numeric_limits<T>::max())) ||
+             std::isinf(value);
+    else
+      return value >= static_cast<double>(std::numeric_limits<T>::lowest()) &&
+             value <= static_cast<double>(std::numeric_limits<T>::max()) &&
+             static_cast<double>(static_cast<T>(value)) == value;
+  });
+}
 
 }  // namespace tilestage

@@ -23,6 +23,10 @@ Result<DType> ParseDType(std::string_view name);
 // The DType code as stored in a record (1..8); rejects anything else.
 Result<DType> DTypeFromCode(uint8_t code);
 bool IsFloat(DType dtype);
+// True when `value` is a value of `dtype`: for float types one in range (or NaN, or infinite),
+// compared after a cast; for integer types one in range and integral. Which nodata values a
+// field can hold and match.
+bool RepresentsExactly(DType dtype, double value);
 
 template <typename T>
 constexpr DType DTypeOf();
