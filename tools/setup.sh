@@ -21,7 +21,9 @@ packages=(
   python3-torch python3-cftime
 )
 if [[ ${1:-} == --bench ]]; then
-  packages+=(python3-xarray python3-netcdf4 python3-dask python3-h5py python3-matplotlib)
+  # libopenblas0-pthread: the PyTorch training peer runs on it (chosen per process, not system-wide).
+  packages+=(python3-xarray python3-netcdf4 python3-dask python3-h5py python3-matplotlib
+             libopenblas0-pthread)
 fi
 
 missing=()

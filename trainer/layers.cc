@@ -193,32 +193,48 @@ void Attention::Init(ParamStore& store, const std::string& name, int64_t dim, in
   proj_.Init(store, name + ".proj", dim, dim);
 }
 
+// Flash-attention style: each head's T x T probabilities are never held whole. Rows of queries
+// go in blocks of kAttentionRows, whose scores against every key ([rows, T], 256 KB at 1,024
+// tokens) stay in cache through the softmax and the product with V; forward keeps only each
+// row's log-sum-exp, and backward recomputes the block's probabilities from it. The blocks of a
+// head run in order on one thread, so dK and dV sum in the same order whatever the thread count.
+namespace {
+constexpr int64_t kAttentionRows = 64;
+}  // namespace
+
 void Attention::Forward(const ParamStore& store, const float* x, int64_t batch, int64_t tokens,
                         float* y) {
   const int64_t rows = batch * tokens, d = dim_, hd = dim_ / heads_, t = tokens;
   const float scale = 1.0f / std::sqrt(float(hd));
   qkv_out_.resize(rows * 3 * d);
-  probs_.resize(batch * heads_ * t * t);
+  log_sum_exp_.resize(batch * heads_ * t);
   heads_out_.resize(rows * d);
   qkv_.Forward(store, x, rows, qkv_out_.data());
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, batch * heads_, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
+        std::vector<float> scores(std::min(t, kAttentionRows) * t);
         for (int64_t bh = range.begin(); bh != range.end(); ++bh) {
           const int64_t b = bh / heads_, h = bh % heads_;
           const float* q = qkv_out_.data() + b * t * 3 * d + h * hd;
           const float* k = q + d;
           const float* v = q + 2 * d;
-          float* p = probs_.data() + bh * t * t;
-          // scores = scale * Q K^T, then a row softmax in place.
-          GemmSerial(false, true, t, t, hd, scale, q, 3 * d, k, 3 * d, 0.0f, p, t);
-          for (int64_t i = 0; i < t; ++i) {
-            Eigen::Map<Eigen::ArrayXf> pr(p + i * t, t);
-            pr = (pr - pr.maxCoeff()).exp();
-            pr *= 1.0f / pr.sum();
+          for (int64_t i0 = 0; i0 < t; i0 += kAttentionRows) {
+            const int64_t n = std::min(kAttentionRows, t - i0);
+            // scores = scale * Q K^T, a row softmax in place, then scores V.
+            GemmSerial(false, true, n, t, hd, scale, q + i0 * 3 * d, 3 * d, k, 3 * d, 0.0f,
+                       scores.data(), t);
+            for (int64_t i = 0; i < n; ++i) {
+              Eigen::Map<Eigen::ArrayXf> pr(scores.data() + i * t, t);
+              const float max = pr.maxCoeff();
+              pr = (pr - max).exp();
+              const float sum = pr.sum();
+              pr *= 1.0f / sum;
+              log_sum_exp_[bh * t + i0 + i] = max + std::log(sum);
+            }
+            GemmSerial(false, false, n, hd, t, 1.0f, scores.data(), t, v, 3 * d, 0.0f,
+                       heads_out_.data() + (b * t + i0) * d + h * hd, d);
           }
-          GemmSerial(false, false, t, hd, t, 1.0f, p, t, v, 3 * d, 0.0f,
-                     heads_out_.data() + b * t * d + h * hd, d);
         }
       },
       tbb::simple_partitioner());
@@ -231,11 +247,12 @@ void Attention::Backward(ParamStore& store, const float* x, const float* dy, int
   const float scale = 1.0f / std::sqrt(float(hd));
   d_heads_out_.assign(rows * d, 0.0f);
   d_qkv_.resize(rows * 3 * d);
-  d_scores_.resize(batch * heads_ * t * t);
   proj_.Backward(store, heads_out_.data(), dy, rows, d_heads_out_.data());
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, batch * heads_, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
+        const int64_t block = std::min(t, kAttentionRows);
+        std::vector<float> probs(block * t), d_scores(block * t);
         for (int64_t bh = range.begin(); bh != range.end(); ++bh) {
           const int64_t b = bh / heads_, h = bh % heads_;
           const int64_t base = b * t * 3 * d + h * hd;
@@ -245,22 +262,35 @@ void Attention::Backward(ParamStore& store, const float* x, const float* dy, int
           float* dq = d_qkv_.data() + base;
           float* dk = dq + d;
           float* dv = dq + 2 * d;
-          const float* p = probs_.data() + bh * t * t;
-          float* ds = d_scores_.data() + bh * t * t;
           const float* dout = d_heads_out_.data() + b * t * d + h * hd;
-          // dV = P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dP * P)) * scale.
-          GemmSerial(true, false, t, hd, t, 1.0f, p, t, dout, d, 0.0f, dv, 3 * d);
-          GemmSerial(false, true, t, t, hd, 1.0f, dout, d, v, 3 * d, 0.0f, ds, t);
-          for (int64_t i = 0; i < t; ++i) {
-            const float* pr = p + i * t;
-            float* dsr = ds + i * t;
-            float dot = 0.0f;
-            for (int64_t j = 0; j < t; ++j) dot += pr[j] * dsr[j];
-            for (int64_t j = 0; j < t; ++j) dsr[j] = pr[j] * (dsr[j] - dot) * scale;
+          for (int64_t i0 = 0; i0 < t; i0 += kAttentionRows) {
+            const int64_t n = std::min(kAttentionRows, t - i0);
+            const float accumulate = i0 == 0 ? 0.0f : 1.0f;  // dK, dV sum over the row blocks
+            const float* qi = q + i0 * 3 * d;
+            const float* douti = dout + i0 * d;
+            // P = exp(scale * Q K^T - log-sum-exp), as forward computed it.
+            GemmSerial(false, true, n, t, hd, scale, qi, 3 * d, k, 3 * d, 0.0f, probs.data(), t);
+            for (int64_t i = 0; i < n; ++i) {
+              Eigen::Map<Eigen::ArrayXf> pr(probs.data() + i * t, t);
+              pr = (pr - log_sum_exp_[bh * t + i0 + i]).exp();
+            }
+            // dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dP * P)) * scale.
+            GemmSerial(true, false, t, hd, n, 1.0f, probs.data(), t, douti, d, accumulate, dv,
+                       3 * d);
+            GemmSerial(false, true, n, t, hd, 1.0f, douti, d, v, 3 * d, 0.0f, d_scores.data(), t);
+            for (int64_t i = 0; i < n; ++i) {
+              const float* pr = probs.data() + i * t;
+              float* dsr = d_scores.data() + i * t;
+              float dot = 0.0f;
+              for (int64_t j = 0; j < t; ++j) dot += pr[j] * dsr[j];
+              for (int64_t j = 0; j < t; ++j) dsr[j] = pr[j] * (dsr[j] - dot) * scale;
+            }
+            // dQ = dS K; dK += dS^T Q.
+            GemmSerial(false, false, n, hd, t, 1.0f, d_scores.data(), t, k, 3 * d, 0.0f,
+                       dq + i0 * 3 * d, 3 * d);
+            GemmSerial(true, false, t, hd, n, 1.0f, d_scores.data(), t, qi, 3 * d, accumulate, dk,
+                       3 * d);
           }
-          // dQ = dS K; dK = dS^T Q.
-          GemmSerial(false, false, t, hd, t, 1.0f, ds, t, k, 3 * d, 0.0f, dq, 3 * d);
-          GemmSerial(true, false, t, hd, t, 1.0f, ds, t, q, 3 * d, 0.0f, dk, 3 * d);
         }
       },
       tbb::simple_partitioner());

@@ -57,7 +57,9 @@ void GeluForward(const float* x, int64_t n, float* y);
 void GeluBackward(const float* x, const float* dy, int64_t n, float* dx);  // dx +=
 
 // Multi-head self-attention over `tokens` tokens per sample: qkv Linear(D, 3D), softmax(QK^T /
-// sqrt(hd)) V per head, output projection Linear(D, D).
+// sqrt(hd)) V per head, output projection Linear(D, D). Blocked over query rows so that no
+// head's whole T x T score matrix is materialized (it would not fit in cache at 1,024 tokens);
+// backward recomputes the probabilities from each row's log-sum-exp.
 class Attention {
  public:
   void Init(ParamStore& store, const std::string& name, int64_t dim, int64_t heads);
@@ -68,7 +70,7 @@ class Attention {
  private:
   int64_t dim_ = 0, heads_ = 0;
   Linear qkv_, proj_;
-  std::vector<float> qkv_out_, probs_, heads_out_, d_heads_out_, d_qkv_, d_scores_;
+  std::vector<float> qkv_out_, log_sum_exp_, heads_out_, d_heads_out_, d_qkv_;
 };
 
 class Mlp {

@@ -97,7 +97,7 @@ Json E2eStageRows(const E2ePhaseResults& r) {
                        {"unit", "samples/s"},
                        {"tilestage", Json{{"rate", t.figures.samples_per_s}}}};
   if (r.loader.peer_train) {
-    training["peer"] = Json{{"name", "PyTorch (same encoder, classify head)"},
+    training["peer"] = Json{{"name", "PyTorch+OpenBLAS (same MAE)"},
                             {"rate", r.loader.peer_train->value("samples_per_s", 0.0)}};
   }
   stages.push_back(training);

@@ -26,6 +26,16 @@ Result<Json> RunJsonStep(const E2eRunContext& ctx, const std::string& step,
   return j;
 }
 
+// Debian's OpenBLAS (libopenblas0-pthread, tools/setup.sh --bench): its libblas.so.3, which a
+// PyTorch peer loads first through LD_LIBRARY_PATH, whatever the system's BLAS alternative.
+std::string OpenBlasDir() {
+#if defined(__aarch64__)
+  return "/usr/lib/aarch64-linux-gnu/openblas-pthread";
+#else
+  return "/usr/lib/x86_64-linux-gnu/openblas-pthread";
+#endif
+}
+
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -249,21 +259,39 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
                      staging.staged, "--batch", std::to_string(c.loader_batch), "--threads",
                      std::to_string(c.threads), "--package-dir", package_dir.string()}));
   }
-  // PyTorch's training step with the same encoder shape (a classification head: the peer
-  // script has no MAE), same threads per process, same per-rank batch.
+  // PyTorch's training step on the same MAE (bench/trainer/torch_vit.py: same parameters and
+  // FLOPs, checked below), on OpenBLAS chosen for its process only, same ranks (DDP over gloo
+  // under torchrun), threads per rank and global batch.
   const std::vector<int64_t>& x = train.figures.x_shape;
-  if (x.size() == 3) {
-    ctx.progress.Line("peer: PyTorch training step (same ViT encoder)");
+  if (x.size() == 3 && x[1] == x[2]) {
+    ctx.progress.Line("peer: PyTorch+OpenBLAS training step (same MAE, " + std::to_string(c.np) +
+                      " rank(s))");
+    std::vector<std::string> argv = {
+        "/usr/bin/env", "LD_LIBRARY_PATH=" + OpenBlasDir(),
+        "OPENBLAS_NUM_THREADS=" + std::to_string(c.threads), "/usr/bin/python3"};
+    if (c.np > 1) {
+      argv.insert(argv.end(), {"-m", "torch.distributed.run", "--nproc_per_node",
+                               std::to_string(c.np)});
+    }
     // Option and value side by side.
     // clang-format off
-    TS_ASSIGN_OR_RETURN(result.peer_train, RunJsonStep(ctx, "peer_train", {
-        "/usr/bin/python3", ctx.root + "/bench/trainer/torch_vit.py", "bench",
+    argv.insert(argv.end(), {
+        ctx.root + "/bench/trainer/torch_vit.py", "bench", "--objective", "mae",
         "--dim", std::to_string(c.dim), "--depth", std::to_string(c.depth),
         "--heads", std::to_string(c.heads), "--patch", std::to_string(c.patch),
         "--size", std::to_string(x[1]), "--channels", std::to_string(x[0]),
         "--batch", std::to_string(c.batch), "--steps", "4", "--warmup", "1",
-        "--threads", std::to_string(c.threads * c.np)}));
+        "--threads", std::to_string(c.threads)});
     // clang-format on
+    TS_ASSIGN_OR_RETURN(result.peer_train, RunJsonStep(ctx, "peer_train", argv));
+    const int64_t peer_params = result.peer_train->value("parameters", int64_t{0});
+    const double peer_flops = result.peer_train->value("forward_flops_per_sample", 0.0);
+    if (peer_params != train.figures.params || 3.0 * peer_flops != train.flops_per_sample) {
+      return Internal("peer_train: the PyTorch model has ", peer_params, " parameters and ",
+                      peer_flops, " forward FLOPs per sample, the trained one ",
+                      train.figures.params, " and ", train.flops_per_sample / 3.0,
+                      ": not the same model, no ratio");
+    }
   }
   return result;
 }

@@ -102,7 +102,7 @@ struct LoaderResult {
   std::optional<Json> python_loader;            // with peers: the tilestage Python package's Loader
 };
 // The loader's throughput, and with peers the same loader through the Python package, PyTorch's
-// DataLoader on the same store and PyTorch's training step with the same encoder.
+// DataLoader on the same store and PyTorch training the same MAE (on OpenBLAS).
 Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResult& staging,
                                     const TrainResult& train);
 

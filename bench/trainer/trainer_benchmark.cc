@@ -1,8 +1,10 @@
-// Trainer benchmark: training throughput of a ViT, its achieved GFLOP/s next to the GEMM rate
-// measured in the same process, the share of the gradient allreduce hidden behind backward
-// (under mpirun -np N: the same steps with --allreduce overlap and blocking), and, with --store,
+// Trainer benchmark: training throughput of a ViT (the MAE by default, or the classifier), its
+// achieved GFLOP/s next to the GEMM rate measured in the same process, the share of the step
+// spent in attention's token-by-token products (QK^T, softmax, PV and their backward, timed on
+// the layer alone at the step's shapes), the share of the gradient allreduce hidden behind
+// backward (under mpirun -np N: the same steps with each --allreduce mode), and, with --store,
 // the data stall when the staging loader feeds the trainer. Prints a table and one JSON line.
-// Measures only: no assertions. Run through bench/trainer/run_trainer_bench.sh for the PyTorch
+// Measures only: no assertions. Run through bench/trainer/run_trainer_bench.py for the PyTorch
 // comparison.
 #include <tbb/global_control.h>
 
@@ -16,6 +18,7 @@
 #include "tiling/comm/mpi_env.h"
 #include "tiling/synth.h"
 #include "trainer/gemm.h"
+#include "trainer/layers.h"
 #include "trainer/loader_source.h"
 #include "trainer/trainer.h"
 
@@ -32,6 +35,7 @@ struct Args {
   int threads = 2;
   int64_t batch = 32, steps = 8, warmup = 2;
   int64_t dim = 192, depth = 12, heads = 3, patch = 8, size = 64, channels = 3, classes = 10;
+  Objective objective = Objective::kMae;
   std::string store;
   std::string modes = "overlap,blocking";
 };
@@ -62,6 +66,14 @@ Args Parse(int argc, char** argv) {
       a.channels = std::stoll(v);
     else if (k == "--classes")
       a.classes = std::stoll(v);
+    else if (k == "--objective") {
+      auto objective = ParseObjective("vit-" + v);
+      if (!objective.ok()) {
+        std::cerr << objective.status().ToString() << "\n";
+        std::exit(2);
+      }
+      a.objective = *objective;
+    }
     else if (k == "--store")
       a.store = v;
     else if (k == "--modes")
@@ -91,6 +103,43 @@ double MeasureGemm(int64_t m, int64_t n, int64_t k) {
   return 2.0 * double(m) * double(n) * double(k) * reps / (t1 - t0) / 1e9;
 }
 
+// Milliseconds of attention's token-by-token part (QK^T, softmax, PV and their backward) for
+// `layers` attention layers over [batch, tokens, dim]: the whole layer's forward and backward,
+// less those of its qkv and output projections alone. Best of 3.
+double AttentionCoreMs(int64_t batch, int64_t tokens, int64_t dim, int64_t heads, int64_t layers) {
+  ParamStore store;
+  Attention attention;
+  attention.Init(store, "attn", dim, heads);
+  Linear qkv, proj;
+  qkv.Init(store, "qkv", dim, 3 * dim);
+  proj.Init(store, "proj", dim, dim);
+  store.Finalize();
+  store.Initialize(1);
+  const int64_t rows = batch * tokens;
+  std::vector<float> x(rows * dim), y(rows * dim), dx(rows * dim), q(rows * 3 * dim);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(2.0 * CounterUniform(3, 4, i) - 1.0);
+  auto best_of_3 = [](const auto& fn) {
+    double best = 1e300;
+    for (int i = 0; i < 3; ++i) {
+      const double t0 = Now();
+      fn();
+      best = std::min(best, Now() - t0);
+    }
+    return best;
+  };
+  const double whole = best_of_3([&] {
+    attention.Forward(store, x.data(), batch, tokens, y.data());
+    attention.Backward(store, x.data(), x.data(), batch, tokens, dx.data());
+  });
+  const double projections = best_of_3([&] {
+    qkv.Forward(store, x.data(), rows, q.data());
+    proj.Forward(store, x.data(), rows, y.data());
+    qkv.Backward(store, x.data(), q.data(), rows, dx.data());
+    proj.Backward(store, x.data(), x.data(), rows, dx.data());
+  });
+  return std::max(0.0, whole - projections) * 1e3 * double(layers);
+}
+
 std::shared_ptr<InMemoryData> RandomData(const Args& a, int64_t count) {
   auto d = std::make_shared<InMemoryData>();
   d->x_shape = {a.channels, a.size, a.size};
@@ -104,15 +153,17 @@ std::shared_ptr<InMemoryData> RandomData(const Args& a, int64_t count) {
 
 TrainerConfig Config(const Args& a, AllreduceMode mode, int64_t local_batch) {
   TrainerConfig c;
-  c.model.objective = Objective::kClassify;
+  c.model.objective = a.objective;
   c.model.dim = a.dim;
   c.model.depth = a.depth;
   c.model.heads = a.heads;
   c.model.patch = a.patch;
   c.model.in_channels = a.channels;
   c.model.height = c.model.width = a.size;
-  c.model.classes = a.classes;
-  c.model.y_shape = {1};
+  if (a.objective == Objective::kClassify) {
+    c.model.classes = a.classes;
+    c.model.y_shape = {1};
+  }
   c.adamw.lr = 1e-4;
   c.epochs = 1;
   c.allreduce = mode;
@@ -205,9 +256,32 @@ int main(int argc, char** argv) {
   out["sgemm_gflops_1024"] = gemm_square;
   out["sgemm_shape"] = {a.batch * tokens, 4 * a.dim, a.dim};
 
-  auto model = VitModel::Create(Config(a, AllreduceMode::kOverlap, 1).model);
+  const ModelConfig model_config = Config(a, AllreduceMode::kOverlap, 1).model;
+  auto model = VitModel::Create(model_config);
+  if (!model.ok()) {
+    std::cerr << model.status().ToString() << "\n";
+    return 2;
+  }
   const double train_flops_per_sample = 3.0 * (*model)->ForwardFlopsPerSample();
   out["train_gflop_per_sample"] = train_flops_per_sample / 1e9;
+  out["forward_flops_per_sample"] = (*model)->ForwardFlopsPerSample();
+  out["parameters"] = (*model)->params().total();
+  out["objective"] = ObjectiveName(a.objective);
+  out["tokens"] = tokens;
+  // The encoder sees MAE's kept tokens only; the decoder sees them all.
+  const int64_t local_batch = a.batch / world;
+  double attention_ms = 0;
+  if (rank == 0) {
+    const bool mae = a.objective == Objective::kMae;
+    const int64_t encoder_tokens =
+        mae ? int64_t(tokens * (1.0 - model_config.mask_ratio)) : tokens;
+    attention_ms = AttentionCoreMs(local_batch, encoder_tokens, a.dim, a.heads, a.depth);
+    if (mae) {
+      attention_ms += AttentionCoreMs(local_batch, tokens, model_config.decoder_dim,
+                                      model_config.decoder_heads, model_config.decoder_depth);
+    }
+  }
+  comm.Barrier().ok();
 
   std::vector<std::string> modes;
   if (world == 1) {
@@ -219,6 +293,8 @@ int main(int argc, char** argv) {
   for (const std::string& m : modes) {
     RunResult r = RunSteps(a, comm, *ParseAllreduceMode(m), nullptr);
     out[m] = {{"samples_per_s", r.samples_per_s},
+              {"attention_core_ms", attention_ms},
+              {"attention_share", attention_ms / r.compute_ms},
               {"step_ms", r.step_ms},
               {"compute_ms", r.compute_ms},
               {"allreduce_ms", r.allreduce_ms},
@@ -227,9 +303,9 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       std::printf(
           "%-9s ranks %d: %7.2f samples/s  step %8.1f ms  compute %8.1f ms  allreduce "
-          "%6.1f ms (exposed %6.1f)  %6.1f GFLOP/s\n",
+          "%6.1f ms (exposed %6.1f)  %6.1f GFLOP/s  attention %4.1f%% of compute\n",
           m.c_str(), world, r.samples_per_s, r.step_ms, r.compute_ms, r.allreduce_ms, r.exposed_ms,
-          r.samples_per_s * train_flops_per_sample / 1e9);
+          r.samples_per_s * train_flops_per_sample / 1e9, 100.0 * attention_ms / r.compute_ms);
     }
   }
   if (world > 1 && out.contains("overlap") && out.contains("blocking")) {

@@ -73,9 +73,9 @@ void ExpectTwoRanksMatchOne(AllreduceMode mode) {
   }
   // Float sums in another order (two half-batch means, then the average) differ by rounding,
   // which Adam's normalization amplifies for gradients near zero (an update is ~lr whatever the
-  // gradient's size); 3e-4 is a sixth of one lr = 2e-3 step, while the weights moved by > 1e-2
+  // gradient's size); 5e-4 is a quarter of one lr = 2e-3 step, while the weights moved by > 1e-2
   // (checked below, so the comparison is not vacuous).
-  EXPECT_LT(max_diff, 3e-4) << "largest parameter " << max_abs;
+  EXPECT_LT(max_diff, 5e-4) << "largest parameter " << max_abs;
   std::vector<float> init;
   {
     auto t = Trainer::Create(Config(mode), single.get(), LocalStorage());

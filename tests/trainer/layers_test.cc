@@ -157,6 +157,74 @@ TEST(LayersTest, AttentionRowsAreConvexCombinationsOfValues) {
   }
 }
 
+// 130 tokens: two full blocks of query rows and a partial one, so dK and dV sum across blocks.
+TEST(LayersTest, AttentionGradientsMatchFiniteDifferencesAcrossQueryRowBlocks) {
+  ParamStore store;
+  Attention attn;
+  attn.Init(store, "attn", 4, 2);
+  store.Finalize();
+  const int64_t batch = 1, tokens = 130, rows = batch * tokens;
+  LayerHarness h{&store, rows * 4, rows * 4,
+                 [&](const float* x, float* y) { attn.Forward(store, x, batch, tokens, y); },
+                 [&](const float* x, const float* dy, float* dx) {
+                   attn.Backward(store, x, dy, batch, tokens, dx);
+                 }};
+  h.ExpectGradientsMatch(8, /*param_stride=*/1, /*input_stride=*/5);
+}
+
+// The blocked layer against softmax(QK^T / sqrt(hd)) V computed directly, in double, with whole
+// score rows: 150 tokens span three blocks of query rows.
+TEST(LayersTest, BlockedAttentionEqualsDirectSoftmaxOverManyTokens) {
+  const int64_t dim = 8, heads = 2, hd = dim / heads, batch = 2, tokens = 150;
+  ParamStore store;
+  Attention attn;
+  attn.Init(store, "attn", dim, heads);
+  store.Finalize();
+  store.Initialize(3);
+  for (size_t i = 0; i < store.params().size(); ++i)
+    store.params()[i] += 0.1f * float(std::sin(double(i) * 1.3));
+  const std::vector<float> x = RandomVector(batch * tokens * dim, 4, 2.0f);
+  std::vector<float> y(x.size());
+  attn.Forward(store, x.data(), batch, tokens, y.data());
+
+  auto param = [&](const char* name) { return store.params().data() + store.Find(name)->offset; };
+  const float *wqkv = param("attn.qkv.weight"), *bqkv = param("attn.qkv.bias");
+  const float *wproj = param("attn.proj.weight"), *bproj = param("attn.proj.bias");
+  for (int64_t b = 0; b < batch; ++b) {
+    // qkv[t][j] for j in [0, 3 dim): q, k, v side by side, heads contiguous within each.
+    std::vector<std::vector<double>> qkv(tokens, std::vector<double>(3 * dim));
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t j = 0; j < 3 * dim; ++j) {
+        double acc = bqkv[j];
+        for (int64_t i = 0; i < dim; ++i) acc += double(wqkv[j * dim + i]) * x[(b * tokens + t) * dim + i];
+        qkv[t][j] = acc;
+      }
+    for (int64_t t = 0; t < tokens; ++t) {
+      std::vector<double> heads_out(dim, 0.0);
+      for (int64_t h = 0; h < heads; ++h) {
+        std::vector<double> p(tokens);
+        double max = -1e300, sum = 0.0;
+        for (int64_t s2 = 0; s2 < tokens; ++s2) {
+          double dot = 0.0;
+          for (int64_t i = 0; i < hd; ++i) dot += qkv[t][h * hd + i] * qkv[s2][dim + h * hd + i];
+          p[s2] = dot / std::sqrt(double(hd));
+          max = std::max(max, p[s2]);
+        }
+        for (double& v : p) sum += (v = std::exp(v - max));
+        for (int64_t s2 = 0; s2 < tokens; ++s2)
+          for (int64_t i = 0; i < hd; ++i)
+            heads_out[h * hd + i] += p[s2] / sum * qkv[s2][2 * dim + h * hd + i];
+      }
+      for (int64_t j = 0; j < dim; ++j) {
+        double want = bproj[j];
+        for (int64_t i = 0; i < dim; ++i) want += double(wproj[j * dim + i]) * heads_out[i];
+        ASSERT_NEAR(y[(b * tokens + t) * dim + j], want, 1e-5 * (1.0 + std::abs(want)))
+            << "sample " << b << " token " << t << " feature " << j;
+      }
+    }
+  }
+}
+
 TEST(LayersTest, MlpGradientsMatchFiniteDifferences) {
   ParamStore store;
   Mlp mlp;
