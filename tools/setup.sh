@@ -21,7 +21,8 @@ packages=(
   python3-torch python3-cftime
 )
 if [[ ${1:-} == --bench ]]; then
-  # libopenblas0-pthread: the PyTorch training peer runs on it (chosen per process, not system-wide).
+  # libopenblas0-pthread: the PyTorch training peer loads it through LD_LIBRARY_PATH (installing it
+  # also makes it the libblas.so.3 alternative Debian picks by default).
   packages+=(python3-xarray python3-netcdf4 python3-dask python3-h5py python3-matplotlib
              libopenblas0-pthread)
 fi

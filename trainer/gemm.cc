@@ -6,16 +6,21 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
 namespace tilestage::trainer {
 namespace generic {
 #include "trainer/gemm_kernel.inc"
+#include "trainer/softmax_kernel.inc"
 }  // namespace generic
 namespace avx2 {
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void SoftmaxRows(float* scores, int64_t n, int64_t t, float* lse);
+void SoftmaxFromLogSumExp(float* scores, int64_t n, int64_t t, const float* lse);
+void SoftmaxBackward(const float* probs, float* d_scores, int64_t n, int64_t t, float scale);
 }  // namespace avx2
 
 namespace {
@@ -23,23 +28,34 @@ namespace {
 using KernelFn = void (*)(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t);
 
-KernelFn PickKernel() {
+// One build of every kernel, chosen together.
+struct Kernels {
+  KernelFn gemm;
+  void (*softmax_rows)(float*, int64_t, int64_t, float*);
+  void (*softmax_from_lse)(float*, int64_t, int64_t, const float*);
+  void (*softmax_backward)(const float*, float*, int64_t, int64_t, float);
+};
+
+Kernels PickKernels() {
 #if defined(__x86_64__) && defined(TILESTAGE_HAVE_AVX2_KERNEL)
   // TILESTAGE_GEMM=generic forces the portable build (for comparisons).
   const char* force = std::getenv("TILESTAGE_GEMM");
   const bool forced_generic = force != nullptr && std::string(force) == "generic";
   __builtin_cpu_init();
   if (!forced_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    return &avx2::Gemm;
+    return {&avx2::Gemm, &avx2::SoftmaxRows, &avx2::SoftmaxFromLogSumExp, &avx2::SoftmaxBackward};
   }
 #endif
-  return &generic::GemmKernel;
+  return {&generic::GemmKernel, &generic::SoftmaxRowsKernel, &generic::SoftmaxFromLogSumExpKernel,
+          &generic::SoftmaxBackwardKernel};
 }
 
-KernelFn Kernel() {
-  static const KernelFn kernel = PickKernel();
-  return kernel;
+const Kernels& Chosen() {
+  static const Kernels kernels = PickKernels();
+  return kernels;
 }
+
+KernelFn Kernel() { return Chosen().gemm; }
 
 // Chunk length along the split dimension: a function of the sizes only, so the partition (and
 // thus every rounding) is the same whatever the thread count.
@@ -96,6 +112,18 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
         },
         tbb::simple_partitioner());
   }
+}
+
+void SoftmaxRows(float* scores, int64_t n, int64_t t, float* lse) {
+  Chosen().softmax_rows(scores, n, t, lse);
+}
+
+void SoftmaxFromLogSumExp(float* scores, int64_t n, int64_t t, const float* lse) {
+  Chosen().softmax_from_lse(scores, n, t, lse);
+}
+
+void SoftmaxBackward(const float* probs, float* d_scores, int64_t n, int64_t t, float scale) {
+  Chosen().softmax_backward(probs, d_scores, n, t, scale);
 }
 
 }  // namespace tilestage::trainer

@@ -22,6 +22,15 @@ void GemmSerial(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                 int64_t ldc);
 
+// Attention's row softmax, built and chosen with the GEMM kernel (its exp vectorized as wide as
+// the CPU allows), on n rows of t floats on the calling thread:
+//  - SoftmaxRows: each row of scores becomes its softmax; lse[i] = the row's log-sum-exp;
+//  - SoftmaxFromLogSumExp: the same softmax from the scores and lse (exp(score - lse[i]));
+//  - SoftmaxBackward: d_scores (dP on entry) becomes scale * P * (dP - rowsum(dP * P)).
+void SoftmaxRows(float* scores, int64_t n, int64_t t, float* lse);
+void SoftmaxFromLogSumExp(float* scores, int64_t n, int64_t t, const float* lse);
+void SoftmaxBackward(const float* probs, float* d_scores, int64_t n, int64_t t, float scale);
+
 // Which kernel build runs: "eigen-avx2-fma" when the CPU supports it (a separately compiled
 // copy of the kernel, picked at run time), else "eigen-generic".
 std::string GemmKernelName();

@@ -194,12 +194,24 @@ void Attention::Init(ParamStore& store, const std::string& name, int64_t dim, in
 }
 
 // Flash-attention style: each head's T x T probabilities are never held whole. Rows of queries
-// go in blocks of kAttentionRows, whose scores against every key ([rows, T], 256 KB at 1,024
-// tokens) stay in cache through the softmax and the product with V; forward keeps only each
-// row's log-sum-exp, and backward recomputes the block's probabilities from it. The blocks of a
-// head run in order on one thread, so dK and dV sum in the same order whatever the thread count.
+// go in blocks whose scores against every key (at most 512 KB: 128 rows at 1,024 tokens) stay in
+// a core's L2 cache through the softmax and the product with V; forward keeps only each row's
+// log-sum-exp, and backward recomputes the block's probabilities from it. The blocks of a head run
+// in order on one thread, so dK and dV sum in the same order whatever the thread count.
 namespace {
-constexpr int64_t kAttentionRows = 64;
+constexpr int64_t kScoreBlockFloats = int64_t{1} << 17;
+
+int64_t QueryRowsPerBlock(int64_t tokens) {
+  return std::clamp<int64_t>(kScoreBlockFloats / tokens, 16, 256);
+}
+
+// A block of scores, one pair per thread, kept between calls: allocating 256 KB per task would
+// map fresh pages (and fault them in) every time.
+std::vector<float>& ScoresBuffer(int which, int64_t floats) {
+  thread_local std::vector<float> buffers[2];
+  if (int64_t(buffers[which].size()) < floats) buffers[which].resize(floats);
+  return buffers[which];
+}
 }  // namespace
 
 void Attention::Forward(const ParamStore& store, const float* x, int64_t batch, int64_t tokens,
@@ -213,25 +225,19 @@ void Attention::Forward(const ParamStore& store, const float* x, int64_t batch, 
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, batch * heads_, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
-        std::vector<float> scores(std::min(t, kAttentionRows) * t);
+        const int64_t block = std::min(t, QueryRowsPerBlock(t));
+        std::vector<float>& scores = ScoresBuffer(0, block * t);
         for (int64_t bh = range.begin(); bh != range.end(); ++bh) {
           const int64_t b = bh / heads_, h = bh % heads_;
           const float* q = qkv_out_.data() + b * t * 3 * d + h * hd;
           const float* k = q + d;
           const float* v = q + 2 * d;
-          for (int64_t i0 = 0; i0 < t; i0 += kAttentionRows) {
-            const int64_t n = std::min(kAttentionRows, t - i0);
+          for (int64_t i0 = 0; i0 < t; i0 += block) {
+            const int64_t n = std::min(block, t - i0);
             // scores = scale * Q K^T, a row softmax in place, then scores V.
             GemmSerial(false, true, n, t, hd, scale, q + i0 * 3 * d, 3 * d, k, 3 * d, 0.0f,
                        scores.data(), t);
-            for (int64_t i = 0; i < n; ++i) {
-              Eigen::Map<Eigen::ArrayXf> pr(scores.data() + i * t, t);
-              const float max = pr.maxCoeff();
-              pr = (pr - max).exp();
-              const float sum = pr.sum();
-              pr *= 1.0f / sum;
-              log_sum_exp_[bh * t + i0 + i] = max + std::log(sum);
-            }
+            SoftmaxRows(scores.data(), n, t, log_sum_exp_.data() + bh * t + i0);
             GemmSerial(false, false, n, hd, t, 1.0f, scores.data(), t, v, 3 * d, 0.0f,
                        heads_out_.data() + (b * t + i0) * d + h * hd, d);
           }
@@ -251,8 +257,9 @@ void Attention::Backward(ParamStore& store, const float* x, const float* dy, int
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, batch * heads_, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
-        const int64_t block = std::min(t, kAttentionRows);
-        std::vector<float> probs(block * t), d_scores(block * t);
+        const int64_t block = std::min(t, QueryRowsPerBlock(t));
+        std::vector<float>& probs = ScoresBuffer(0, block * t);
+        std::vector<float>& d_scores = ScoresBuffer(1, block * t);
         for (int64_t bh = range.begin(); bh != range.end(); ++bh) {
           const int64_t b = bh / heads_, h = bh % heads_;
           const int64_t base = b * t * 3 * d + h * hd;
@@ -263,28 +270,19 @@ void Attention::Backward(ParamStore& store, const float* x, const float* dy, int
           float* dk = dq + d;
           float* dv = dq + 2 * d;
           const float* dout = d_heads_out_.data() + b * t * d + h * hd;
-          for (int64_t i0 = 0; i0 < t; i0 += kAttentionRows) {
-            const int64_t n = std::min(kAttentionRows, t - i0);
+          for (int64_t i0 = 0; i0 < t; i0 += block) {
+            const int64_t n = std::min(block, t - i0);
             const float accumulate = i0 == 0 ? 0.0f : 1.0f;  // dK, dV sum over the row blocks
             const float* qi = q + i0 * 3 * d;
             const float* douti = dout + i0 * d;
             // P = exp(scale * Q K^T - log-sum-exp), as forward computed it.
             GemmSerial(false, true, n, t, hd, scale, qi, 3 * d, k, 3 * d, 0.0f, probs.data(), t);
-            for (int64_t i = 0; i < n; ++i) {
-              Eigen::Map<Eigen::ArrayXf> pr(probs.data() + i * t, t);
-              pr = (pr - log_sum_exp_[bh * t + i0 + i]).exp();
-            }
+            SoftmaxFromLogSumExp(probs.data(), n, t, log_sum_exp_.data() + bh * t + i0);
             // dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dP * P)) * scale.
             GemmSerial(true, false, t, hd, n, 1.0f, probs.data(), t, douti, d, accumulate, dv,
                        3 * d);
             GemmSerial(false, true, n, t, hd, 1.0f, douti, d, v, 3 * d, 0.0f, d_scores.data(), t);
-            for (int64_t i = 0; i < n; ++i) {
-              const float* pr = probs.data() + i * t;
-              float* dsr = d_scores.data() + i * t;
-              float dot = 0.0f;
-              for (int64_t j = 0; j < t; ++j) dot += pr[j] * dsr[j];
-              for (int64_t j = 0; j < t; ++j) dsr[j] = pr[j] * (dsr[j] - dot) * scale;
-            }
+            SoftmaxBackward(probs.data(), d_scores.data(), n, t, scale);
             // dQ = dS K; dK += dS^T Q.
             GemmSerial(false, false, n, hd, t, 1.0f, d_scores.data(), t, k, 3 * d, 0.0f,
                        dq + i0 * 3 * d, 3 * d);

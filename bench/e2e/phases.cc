@@ -260,8 +260,7 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
                      std::to_string(c.threads), "--package-dir", package_dir.string()}));
   }
   // PyTorch's training step on the same MAE (bench/trainer/torch_vit.py: same parameters and
-  // FLOPs, checked below), on OpenBLAS chosen for its process only, same ranks (DDP over gloo
-  // under torchrun), threads per rank and global batch.
+  // FLOPs, checked below), on OpenBLAS chosen for its process only, same ranks (DDP over gloo), threads per rank and global batch.
   const std::vector<int64_t>& x = train.figures.x_shape;
   if (x.size() == 3 && x[1] == x[2]) {
     ctx.progress.Line("peer: PyTorch+OpenBLAS training step (same MAE, " + std::to_string(c.np) +
@@ -269,10 +268,6 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
     std::vector<std::string> argv = {
         "/usr/bin/env", "LD_LIBRARY_PATH=" + OpenBlasDir(),
         "OPENBLAS_NUM_THREADS=" + std::to_string(c.threads), "/usr/bin/python3"};
-    if (c.np > 1) {
-      argv.insert(argv.end(), {"-m", "torch.distributed.run", "--nproc_per_node",
-                               std::to_string(c.np)});
-    }
     // Option and value side by side.
     // clang-format off
     argv.insert(argv.end(), {
@@ -281,7 +276,7 @@ Result<LoaderResult> RunLoaderPhase(const E2eRunContext& ctx, const StagingResul
         "--heads", std::to_string(c.heads), "--patch", std::to_string(c.patch),
         "--size", std::to_string(x[1]), "--channels", std::to_string(x[0]),
         "--batch", std::to_string(c.batch), "--steps", "4", "--warmup", "1",
-        "--threads", std::to_string(c.threads)});
+        "--threads", std::to_string(c.threads), "--ranks", std::to_string(c.np)});
     // clang-format on
     TS_ASSIGN_OR_RETURN(result.peer_train, RunJsonStep(ctx, "peer_train", argv));
     const int64_t peer_params = result.peer_train->value("parameters", int64_t{0});

@@ -10,8 +10,8 @@ cores, alternating the contenders:
     (bench/trainer/torch_vit.py: the MAE with its decoder and masking), same threads, same
     global batch; the peer reports the BLAS it loaded, and its parameter and FLOP counts must
     equal tilestage's or the run stops;
-  - both again data parallel over 2 ranks x THREADS/2 threads (mpirun; torchrun with DDP over
-    gloo), tilestage with each allreduce mode;
+  - both again data parallel over 2 ranks x THREADS/2 threads (mpirun; DDP over gloo),
+    tilestage with each allreduce mode;
   - with --reference-blas, PyTorch on Debian's netlib reference BLAS as a second line;
   - for the first configuration, tilestage fed by the staging loader from a `tilestage synth`
     store: the data stall per step.
@@ -43,7 +43,6 @@ LIBDIR = "/usr/lib/" + (sysconfig.get_config_var("MULTIARCH") or "x86_64-linux-g
 OPENBLAS = LIBDIR + "/openblas-pthread"
 REFERENCE_BLAS = LIBDIR + "/blas:" + LIBDIR + "/lapack"
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2"]
-TORCHRUN = ["/usr/bin/python3", "-m", "torch.distributed.run", "--nproc_per_node", "2"]
 
 
 def last_json(cmd, env=None):
@@ -84,7 +83,7 @@ def run_config(a, name):
         "tilestage_2ranks": lambda: last_json(
             MPIRUN + [trainer, "--threads", str(half), "--modes", "overlap,blocking"] + model),
         "pytorch_openblas_2ranks": lambda: last_json(
-            TORCHRUN + peer[1:] + ["--threads", str(half)], blas_env(OPENBLAS, half)),
+            peer + ["--ranks", "2", "--threads", str(half)], blas_env(OPENBLAS, half)),
     }
     if a.reference_blas:
         contenders["pytorch_reference_1rank"] = lambda: last_json(

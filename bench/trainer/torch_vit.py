@@ -284,16 +284,28 @@ def bench_config(a):
 
 
 def cmd_bench(a):
-    """Under torchrun (WORLD_SIZE set): DistributedDataParallel over gloo, each rank a slice of
-    the global batch, as the trainer's data parallel."""
+    """--ranks N > 1: N processes (torch.multiprocessing), DistributedDataParallel over gloo, each
+    rank a slice of the global batch, as the trainer's data parallel; rank 0 prints."""
+    if a.ranks == 1:
+        bench_rank(0, a)
+        return
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(s.getsockname()[1]))
+    torch.multiprocessing.spawn(bench_rank, args=(a,), nprocs=a.ranks)
+
+
+def bench_rank(rank, a):
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     cfg = bench_config(a)
     model = build(cfg)
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    world = a.ranks
     step_model = model
     if world > 1:
         import torch.distributed as dist
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", rank=rank, world_size=world)
         step_model = torch.nn.parallel.DistributedDataParallel(model)
     local_batch = a.batch // world
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
@@ -343,7 +355,7 @@ def main():
     for name, default in [("dim", 192), ("depth", 12), ("heads", 3), ("patch", 8), ("size", 64),
                           ("channels", 3), ("classes", 10), ("batch", 32), ("steps", 5),
                           ("warmup", 1), ("threads", 2), ("decoder_dim", 128),
-                          ("decoder_depth", 1), ("decoder_heads", 4)]:
+                          ("decoder_depth", 1), ("decoder_heads", 4), ("ranks", 1)]:
         b.add_argument("--" + name.replace("_", "-"), type=int, default=default)
     b.add_argument("--mlp-ratio", type=float, default=4.0)
     b.add_argument("--mask-ratio", type=float, default=0.75)
