@@ -7,7 +7,10 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 
 #include "trainer/gemm.h"
 
@@ -206,11 +209,23 @@ int64_t QueryRowsPerBlock(int64_t tokens) {
 }
 
 // A block of scores, one pair per thread, kept between calls: allocating 256 KB per task would
-// map fresh pages (and fault them in) every time.
-std::vector<float>& ScoresBuffer(int which, int64_t floats) {
-  thread_local std::vector<float> buffers[2];
-  if (int64_t(buffers[which].size()) < floats) buffers[which].resize(floats);
-  return buffers[which];
+// map fresh pages (and fault them in) every time. 64-byte aligned whichever thread owns it:
+// Eigen's vectorized row sums start at the first aligned element, so the order of a row's sum
+// (and its rounding) must not depend on the thread that ran the head.
+float* ScoresBuffer(int which, int64_t floats) {
+  struct Buffer {
+    std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
+    int64_t floats = 0;
+  };
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[which];
+  if (b.floats < floats) {
+    const size_t bytes = (size_t(floats) * sizeof(float) + 63) / 64 * 64;
+    b.data.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (b.data == nullptr) throw std::bad_alloc();
+    b.floats = floats;
+  }
+  return b.data.get();
 }
 }  // namespace
 
@@ -226,7 +241,7 @@ void Attention::Forward(const ParamStore& store, const float* x, int64_t batch, 
       tbb::blocked_range<int64_t>(0, batch * heads_, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
         const int64_t block = std::min(t, QueryRowsPerBlock(t));
-        std::vector<float>& scores = ScoresBuffer(0, block * t);
+        float* scores = ScoresBuffer(0, block * t);
         for (int64_t bh = range.begin(); bh != range.end(); ++bh) {
           const int64_t b = bh / heads_, h = bh % heads_;
           const float* q = qkv_out_.data() + b * t * 3 * d + h * hd;
@@ -236,9 +251,9 @@ void Attention::Forward(const ParamStore& store, const float* x, int64_t batch, 
             const int64_t n = std::min(block, t - i0);
             // scores = scale * Q K^T, a row softmax in place, then scores V.
             GemmSerial(false, true, n, t, hd, scale, q + i0 * 3 * d, 3 * d, k, 3 * d, 0.0f,
-                       scores.data(), t);
-            SoftmaxRows(scores.data(), n, t, log_sum_exp_.data() + bh * t + i0);
-            GemmSerial(false, false, n, hd, t, 1.0f, scores.data(), t, v, 3 * d, 0.0f,
+                       scores, t);
+            SoftmaxRows(scores, n, t, log_sum_exp_.data() + bh * t + i0);
+            GemmSerial(false, false, n, hd, t, 1.0f, scores, t, v, 3 * d, 0.0f,
                        heads_out_.data() + (b * t + i0) * d + h * hd, d);
           }
         }
@@ -258,8 +273,8 @@ void Attention::Backward(ParamStore& store, const float* x, const float* dy, int
       tbb::blocked_range<int64_t>(0, batch * heads_, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
         const int64_t block = std::min(t, QueryRowsPerBlock(t));
-        std::vector<float>& probs = ScoresBuffer(0, block * t);
-        std::vector<float>& d_scores = ScoresBuffer(1, block * t);
+        float* probs = ScoresBuffer(0, block * t);
+        float* d_scores = ScoresBuffer(1, block * t);
         for (int64_t bh = range.begin(); bh != range.end(); ++bh) {
           const int64_t b = bh / heads_, h = bh % heads_;
           const int64_t base = b * t * 3 * d + h * hd;
@@ -276,17 +291,17 @@ void Attention::Backward(ParamStore& store, const float* x, const float* dy, int
             const float* qi = q + i0 * 3 * d;
             const float* douti = dout + i0 * d;
             // P = exp(scale * Q K^T - log-sum-exp), as forward computed it.
-            GemmSerial(false, true, n, t, hd, scale, qi, 3 * d, k, 3 * d, 0.0f, probs.data(), t);
-            SoftmaxFromLogSumExp(probs.data(), n, t, log_sum_exp_.data() + bh * t + i0);
+            GemmSerial(false, true, n, t, hd, scale, qi, 3 * d, k, 3 * d, 0.0f, probs, t);
+            SoftmaxFromLogSumExp(probs, n, t, log_sum_exp_.data() + bh * t + i0);
             // dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dP * P)) * scale.
-            GemmSerial(true, false, t, hd, n, 1.0f, probs.data(), t, douti, d, accumulate, dv,
+            GemmSerial(true, false, t, hd, n, 1.0f, probs, t, douti, d, accumulate, dv,
                        3 * d);
-            GemmSerial(false, true, n, t, hd, 1.0f, douti, d, v, 3 * d, 0.0f, d_scores.data(), t);
-            SoftmaxBackward(probs.data(), d_scores.data(), n, t, scale);
+            GemmSerial(false, true, n, t, hd, 1.0f, douti, d, v, 3 * d, 0.0f, d_scores, t);
+            SoftmaxBackward(probs, d_scores, n, t, scale);
             // dQ = dS K; dK += dS^T Q.
-            GemmSerial(false, false, n, hd, t, 1.0f, d_scores.data(), t, k, 3 * d, 0.0f,
+            GemmSerial(false, false, n, hd, t, 1.0f, d_scores, t, k, 3 * d, 0.0f,
                        dq + i0 * 3 * d, 3 * d);
-            GemmSerial(true, false, t, hd, n, 1.0f, d_scores.data(), t, qi, 3 * d, accumulate, dk,
+            GemmSerial(true, false, t, hd, n, 1.0f, d_scores, t, qi, 3 * d, accumulate, dk,
                        3 * d);
           }
         }

@@ -35,7 +35,7 @@ struct TrainJobOptions {
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;
   bool resume = false;
-  std::string allreduce = "overlap";
+  std::string allreduce = "auto";
   double bucket_mib = 4.0;
   int64_t checksum_every = 50;
   std::string json;   // JSONL records appended to this file; "-": `out`

@@ -23,7 +23,7 @@ nlohmann::json TrainerConfig::ToJson() const {
           {"parallel", {{"world_size", world_size}, {"batch_per_rank", batch_size}}},
           {"epochs", epochs},
           {"max_steps", max_steps},
-          {"allreduce", allreduce == AllreduceMode::kOverlap ? "overlap" : "blocking"}};
+          {"allreduce", AllreduceModeName(allreduce)}};
 }
 
 Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config, Communicator* comm,
@@ -273,7 +273,11 @@ Result<Trainer::EpochEnd> Trainer::TrainEpoch(BatchSource& train, const RunPlan&
 Result<StepRecord> Trainer::TrainStep(const TrainBatch& batch, const RunPlan& plan) {
   ParamStore& params = model_->params();
   params.ZeroGrads();
-  sync_->BeginStep();
+  const bool was_chosen = !sync_->choice().empty();
+  TS_RETURN_IF_ERROR(sync_->BeginStep());
+  if (!was_chosen && !sync_->choice().empty() && comm_->rank() == 0 && config_.progress) {
+    *config_.progress << sync_->choice() << "\n";
+  }
   BatchView view{batch.size, batch.x, batch.y, batch.indices, batch.epoch, batch.y_valid};
   view.x_valid = batch.x_valid;
   TS_ASSIGN_OR_RETURN(view.targets_per_rank, TargetsPerRank(batch, view));
@@ -300,6 +304,7 @@ Result<StepRecord> Trainer::TrainStep(const TrainBatch& batch, const RunPlan& pl
   rec.loss_targets = view.targets_per_rank * comm_->size();
   rec.allreduce_ms = sync_->comm_ms();
   rec.allreduce_exposed_ms = sync_->exposed_ms();
+  rec.allreduce_mode = AllreduceModeName(sync_->active_mode());
   return rec;
 }
 
@@ -316,6 +321,7 @@ Status Trainer::AfterStep(const StepRecord& rec, BatchSource& train, const RunPl
         {"compute_ms", rec.compute_ms},
         {"allreduce_ms", rec.allreduce_ms},
         {"allreduce_exposed_ms", rec.allreduce_exposed_ms},
+        {"allreduce", rec.allreduce_mode},
         {"step_ms", rec.step_ms}});
   if (comm_->rank() == 0 && config_.progress != nullptr && config_.log_every > 0 &&
       (step_ % config_.log_every == 0 || step_ == plan.total_steps)) {

@@ -43,7 +43,7 @@ struct TrainerConfig {
   AdamWConfig adamw;
   int64_t epochs = 1;
   uint64_t seed = 0;
-  AllreduceMode allreduce = AllreduceMode::kOverlap;
+  AllreduceMode allreduce = AllreduceMode::kAuto;
   int64_t bucket_floats = int64_t{1} << 20;
   int64_t checksum_every = 50;   // steps; 0: never
   std::string checkpoint_dir;    // empty: no checkpoints
@@ -84,6 +84,7 @@ struct StepRecord {
   double grad_norm = 0.0;
   double stall_ms = 0.0, compute_ms = 0.0, allreduce_ms = 0.0, allreduce_exposed_ms = 0.0;
   double step_ms = 0.0;
+  const char* allreduce_mode = "";  // the mode this step's gradients were averaged with
   double samples_per_s = 0.0;  // global
 };
 

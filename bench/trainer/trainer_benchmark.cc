@@ -38,7 +38,8 @@ struct Args {
   int64_t dim = 192, depth = 12, heads = 3, patch = 8, size = 64, channels = 3, classes = 10;
   Objective objective = Objective::kMae;
   std::string store;
-  std::string modes = "overlap,blocking";
+  std::string modes = "overlap,blocking,auto";
+  int64_t bucket_floats = int64_t{1} << 20;
 };
 
 Args Parse(int argc, char** argv) {
@@ -77,6 +78,8 @@ Args Parse(int argc, char** argv) {
     }
     else if (k == "--store")
       a.store = v;
+    else if (k == "--bucket-floats")
+      a.bucket_floats = std::stoll(v);
     else if (k == "--modes")
       a.modes = v;
     else {
@@ -173,6 +176,7 @@ TrainerConfig Config(const Args& a, AllreduceMode mode, int64_t local_batch) {
   c.adamw.lr = 1e-4;
   c.epochs = 1;
   c.allreduce = mode;
+  c.bucket_floats = a.bucket_floats;
   c.batch_size = local_batch;
   c.checksum_every = 0;
   return c;
@@ -181,11 +185,14 @@ TrainerConfig Config(const Args& a, AllreduceMode mode, int64_t local_batch) {
 struct RunResult {
   double samples_per_s = 0, step_ms = 0, compute_ms = 0, allreduce_ms = 0, exposed_ms = 0,
          stall_ms = 0;
+  std::string mode_used;  // the mode of the last step (auto: the one it kept)
 };
 
 RunResult RunSteps(const Args& a, Communicator& comm, AllreduceMode mode, BatchSource* source) {
   const int64_t local = a.batch / comm.size();
-  const int64_t total = a.warmup + a.steps;
+  // Auto's trial (steps 2-7) is part of its warm-up: the timed steps run the mode it kept.
+  const int64_t warmup = mode == AllreduceMode::kAuto ? std::max<int64_t>(a.warmup, 7) : a.warmup;
+  const int64_t total = warmup + a.steps;
   std::unique_ptr<BatchSource> owned;
   if (source == nullptr) {
     owned = NewInMemoryBatchSource(RandomData(a, a.batch * total), local, comm.rank(), comm.size(),
@@ -207,7 +214,7 @@ RunResult RunSteps(const Args& a, Communicator& comm, AllreduceMode mode, BatchS
   const auto& steps = (*trainer)->steps();
   auto median = [&](double StepRecord::*field) {
     std::vector<double> v;
-    for (size_t i = a.warmup; i < steps.size(); ++i) v.push_back(steps[i].*field);
+    for (size_t i = warmup; i < steps.size(); ++i) v.push_back(steps[i].*field);
     std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
     return v[v.size() / 2];
   };
@@ -222,6 +229,7 @@ RunResult RunSteps(const Args& a, Communicator& comm, AllreduceMode mode, BatchS
   comm.AllreduceSum(std::span<double>(all)).ok();
   r.step_ms = *std::max_element(all.begin(), all.end());
   r.samples_per_s = double(a.batch) / (r.step_ms / 1e3);
+  r.mode_used = steps.back().allreduce_mode;
   return r;
 }
 
@@ -296,6 +304,7 @@ int main(int argc, char** argv) {
   for (const std::string& m : modes) {
     RunResult r = RunSteps(a, comm, *ParseAllreduceMode(m), nullptr);
     out[m] = {{"samples_per_s", r.samples_per_s},
+              {"mode_used", r.mode_used},
               {"attention_core_ms", attention_ms},
               {"attention_share", attention_ms / r.compute_ms},
               {"step_ms", r.step_ms},

@@ -52,7 +52,7 @@ CLI::Option* AddTrainOptions(CLI::App* cmd, TrainArgs* all_args) {
                   "Checkpoint every N steps (always at epoch ends)");
   cmd->add_flag("--resume", args->resume,
                 "Continue from the latest checkpoint in --checkpoint-dir");
-  cmd->add_option("--allreduce", args->allreduce, "overlap (buckets during backward) or blocking")
+  cmd->add_option("--allreduce", args->allreduce, "auto (tries both on steps 2-7, keeps the faster), overlap (buckets during backward) or blocking")
       ->capture_default_str();
   cmd->add_option("--bucket-mib", args->bucket_mib, "Gradient bucket size")->capture_default_str();
   cmd->add_option("--checksum-every", args->checksum_every,
