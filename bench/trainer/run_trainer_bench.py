@@ -13,7 +13,8 @@ cores, alternating the contenders:
   - both again data parallel over 2 ranks x THREADS/2 threads (mpirun; DDP over gloo),
     tilestage with each allreduce mode (overlap, blocking, and auto, the default, which tries
     both and keeps the faster: it must not lose to either);
-  - with --reference-blas, PyTorch on Debian's netlib reference BLAS as a second line;
+  - with --reference-blas, for the first configuration, PyTorch on Debian's netlib reference BLAS
+    as a second line;
   - for the first configuration, tilestage fed by the staging loader from a `tilestage synth`
     store: the data stall per step.
 Prints the load average before and after and warns when other processes used the cores.
@@ -69,7 +70,8 @@ def run_config(a, name):
     trainer = os.path.join(a.build, "bench/trainer/trainer_bench")
     peer = ["/usr/bin/python3", os.path.join(HERE, "torch_vit.py"), "bench"] + model
     loader_fed = []
-    if name == a.configs.split(",")[0]:
+    first = name == a.configs.split(",")[0]
+    if first:
         store = os.path.join(a.out, "store")
         subprocess.run(["rm", "-rf", store], check=True)
         subprocess.run([os.path.join(a.build, "tools/tilestage"), "synth", "--out", store,
@@ -82,11 +84,12 @@ def run_config(a, name):
         "pytorch_openblas_1rank": lambda: last_json(
             peer + ["--threads", str(a.threads)], blas_env(OPENBLAS, a.threads)),
         "tilestage_2ranks": lambda: last_json(
-            MPIRUN + [trainer, "--threads", str(half), "--modes", "overlap,blocking,auto"] + model),
+            MPIRUN + [trainer, "--threads", str(half), "--modes", "overlap,blocking,auto",
+                      "--repeats", "2"] + model),
         "pytorch_openblas_2ranks": lambda: last_json(
             peer + ["--ranks", "2", "--threads", str(half)], blas_env(OPENBLAS, half)),
     }
-    if a.reference_blas:
+    if a.reference_blas and first:
         contenders["pytorch_reference_1rank"] = lambda: last_json(
             peer + ["--threads", str(a.threads), "--steps", "1"],
             blas_env(REFERENCE_BLAS, a.threads))
@@ -174,7 +177,7 @@ def report(result, threads):
               f"{100 * lf['stall_fraction']:.2f}% of the step")
     for k, v in ratios.items():
         mark = "ok" if v >= targets[k] else "BELOW TARGET"
-        print(f"  {k:40s} {v:6.2f}  (target >= {targets[k]}) {mark}")
+        print(f"  {k:40s} {v:6.3f}  (target >= {targets[k]}) {mark}")
     result["ratios"] = ratios
 
 
@@ -185,7 +188,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--objective", default="mae", choices=["mae", "classify"])
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--reference-blas", action="store_true")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
