@@ -1,5 +1,6 @@
 #include "bench/e2e/e2e_run.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -75,6 +76,7 @@ Result<E2eResults> RunE2eBenchmark(const E2eConfig& config, const E2eRunPaths& p
     return InvalidArgument("--out ", paths.out, ": refusing to use /");
   }
   E2eRunContext ctx{config, paths.out, paths.root, paths.exe, Progress()};
+  const CoreUseWatch watch;
   TS_RETURN_IF_ERROR(PrepareOutDir(ctx.out, ctx.StepsDir()));
   ctx.progress.Line("tilestage bench e2e --preset " + config.preset + " -> " + ctx.out + " (np " +
                     std::to_string(config.np) + (config.peers ? ", with peers" : ", no peers") +
@@ -96,7 +98,21 @@ Result<E2eResults> RunE2eBenchmark(const E2eConfig& config, const E2eRunPaths& p
   if (analysis.runs.size() != 1) {
     return DataLoss(mllog, ": expected one run, found ", analysis.runs.size());
   }
-  const Json results = E2eResultsJson(r, SystemInfo(), Provenance(ctx, paths, r.ingest),
+  Json end_system = SystemInfo();
+  const Json& core_use = end_system["core_use"] = watch.Finish();
+  char load[200];
+  std::snprintf(load, sizeof(load),
+                "load average before %s, after %s; other processes used %.1f CPU s in %.0f s "
+                "(%.2f cores)",
+                core_use["load_average_before"].get<std::string>().c_str(),
+                core_use["load_average_after"].get<std::string>().c_str(),
+                core_use["others_cpu_s"].get<double>(), core_use["wall_s"].get<double>(),
+                core_use["others_cores"].get<double>());
+  ctx.progress.Line(load);
+  if (!core_use["warning"].is_null()) {
+    ctx.progress.Line("WARNING: " + core_use["warning"].get<std::string>());
+  }
+  const Json results = E2eResultsJson(r, end_system, Provenance(ctx, paths, r.ingest),
                                       TimeToTrainResultsJson(analysis.runs[0]), config.peers);
   const std::string results_path = ctx.out + "/results.json";
   {

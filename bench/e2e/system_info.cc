@@ -1,14 +1,17 @@
 #include "bench/e2e/system_info.h"
 
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <thread>
 
 #include "trainer/gemm.h"
@@ -22,6 +25,33 @@ namespace {
 std::string ReadTextFile(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Busy CPU seconds of the whole machine: user, nice, system, irq, softirq and steal in /proc/stat.
+double BusyCpuSeconds() {
+  std::istringstream cpu(ReadTextFile("/proc/stat"));
+  std::string label;
+  double v[8] = {};
+  cpu >> label;
+  for (double& x : v) cpu >> x;
+  return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / double(sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds of this process and of its children that have been waited for.
+double OwnCpuSeconds() {
+  double total = 0;
+  for (int who : {RUSAGE_SELF, RUSAGE_CHILDREN}) {
+    rusage u{};
+    getrusage(who, &u);
+    total += double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+             double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  }
+  return total;
+}
+
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // The value of the first line of `path` that starts with `prefix`, or "".
@@ -73,6 +103,33 @@ Json SystemInfo() {
   j["gemm_kernel"] = trainer::GemmKernelName();
   j["load_average"] = ReadTextFile("/proc/loadavg").substr(0, 14);
   return j;
+}
+
+CoreUseWatch::CoreUseWatch()
+    : load_before_(ReadTextFile("/proc/loadavg").substr(0, 14)),
+      busy_s_(BusyCpuSeconds()),
+      own_s_(OwnCpuSeconds()),
+      wall_s_(WallSeconds()) {}
+
+Json CoreUseWatch::Finish() const {
+  const double wall = WallSeconds() - wall_s_;
+  const double others = std::max(0.0, (BusyCpuSeconds() - busy_s_) - (OwnCpuSeconds() - own_s_));
+  const double cores = wall > 0 ? others / wall : 0.0;
+  Json warning = nullptr;
+  if (cores > 0.1) {
+    char text[200];
+    std::snprintf(text, sizeof(text),
+                  "other processes used %.2f cores on average while the benchmark ran: its "
+                  "figures and ratios are not those of a quiet machine",
+                  cores);
+    warning = text;
+  }
+  return Json{{"load_average_before", load_before_},
+              {"load_average_after", ReadTextFile("/proc/loadavg").substr(0, 14)},
+              {"others_cpu_s", others},
+              {"wall_s", wall},
+              {"others_cores", cores},
+              {"warning", warning}};
 }
 
 std::string NowUtc() {

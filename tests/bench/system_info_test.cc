@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/common/test_util.h"
 
@@ -48,6 +53,27 @@ TEST(SystemInfo, NamesTheMachine) {
 TEST(SystemInfo, CommandFirstLineIsTheFirstLineOrEmpty) {
   EXPECT_EQ(CommandFirstLine({"printf", "'first\\nsecond\\n'"}), "first");
   EXPECT_EQ(NowUtc().size(), 20u);
+}
+
+// A child this process does not wait for counts as another process: spinning a core for a
+// second while the watch runs must show as other CPU time, with the warning.
+TEST(SystemInfo, CoreUseWatchWarnsWhenAnotherProcessBusiesACore) {
+  const CoreUseWatch watch;
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    volatile uint64_t spins = 0;
+    while (std::chrono::steady_clock::now() < end) spins = spins + 1;
+    _exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const Json use = watch.Finish();
+  waitpid(child, nullptr, 0);
+  EXPECT_GE(use["others_cpu_s"].get<double>(), 0.5) << use.dump();
+  EXPECT_GE(use["wall_s"].get<double>(), 1.0) << use.dump();
+  EXPECT_TRUE(use["warning"].is_string()) << use.dump();
+  EXPECT_FALSE(use["load_average_before"].get<std::string>().empty());
 }
 
 }  // namespace
