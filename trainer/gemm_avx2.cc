@@ -1,6 +1,7 @@
-// The GEMM and softmax kernels compiled with -mavx2 -mfma (see trainer/CMakeLists.txt), entered only when the
-// CPU reports both features. Eigen's namespace is renamed for this translation unit so that its
-// template instances, built with AVX2 code, cannot be chosen by the linker for generic callers.
+// The GEMM and softmax kernels compiled with -mavx2 -mfma (see trainer/CMakeLists.txt), entered
+// only when the CPU reports both features. Eigen's namespace is renamed for this translation unit
+// so that its template instances, built with AVX2 code, cannot be chosen by the linker for generic
+// callers.
 #define Eigen tilestage_eigen_avx2
 #include <Eigen/Core>
 #include <cmath>

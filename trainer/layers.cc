@@ -211,7 +211,8 @@ int64_t QueryRowsPerBlock(int64_t tokens) {
 // A block of scores, one pair per thread, kept between calls: allocating 256 KB per task would
 // map fresh pages (and fault them in) every time. 64-byte aligned whichever thread owns it:
 // Eigen's vectorized row sums start at the first aligned element, so the order of a row's sum
-// (and its rounding) must not depend on the thread that ran the head.
+// (and its rounding) must not depend on the thread that ran the head. A task holds its thread's
+// buffers only while it runs serial code (no TBB wait), so no other task can take them meanwhile.
 float* ScoresBuffer(int which, int64_t floats) {
   struct Buffer {
     std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
