@@ -1,9 +1,7 @@
 #include "ingest/driver.h"
 
-#include <tbb/enumerable_thread_specific.h>
-#include <tbb/global_control.h>
 #include <tbb/info.h>
-#include <tbb/parallel_pipeline.h>
+#include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -287,13 +285,14 @@ std::string ShardPrefix(const RankInfo& world) {
   return prefix;
 }
 
-// Removes this writer's shard files after a failure so no partial data lingers.
+// Removes this rank's shard files (those of all its lanes) after a failure so no partial data
+// lingers.
 void RemoveOwnShards(Storage& storage, const std::string& dir, const std::string& prefix) {
   auto names = storage.List(dir);
   if (!names.ok()) return;
-  const std::string start = prefix + "shard-";
   for (const auto& name : *names)
-    if (name.rfind(start, 0) == 0 && name.find(kShardSuffix) != std::string::npos)
+    if (name.starts_with(prefix) && name.find("shard-", prefix.size()) != std::string::npos &&
+        name.find(kShardSuffix) != std::string::npos)
       (void)storage.Remove(JoinPath(dir, name));
 }
 
@@ -327,8 +326,8 @@ struct UnitResult {
   Status status;
   int64_t item = 0;
   std::vector<EncodedRecord> records;
-  std::vector<std::vector<ChannelStats>> x_stats;  // per kept tile
-  std::vector<std::vector<ChannelStats>> y_stats;
+  std::vector<ChannelStats> x_stats;  // of the unit's kept tiles, merged in window order
+  std::vector<ChannelStats> y_stats;
   uint64_t considered = 0;
   uint64_t dropped = 0;
   uint64_t raw_bytes = 0;
@@ -366,6 +365,8 @@ class LocalRun {
 
   void ProcessUnit(const Unit& unit, ThreadState& ts, UnitResult* out) {
     out->item = unit.item;
+    out->x_stats.resize(source_.schema().x.channels());
+    if (source_.schema().y) out->y_stats.resize(source_.schema().y->channels());
     if (!ts.reader && ts.open_status.ok()) {
       auto reader = source_.OpenReader();
       if (reader.ok())
@@ -434,7 +435,7 @@ class LocalRun {
         if (x_in_place) std::swap(x_tile, ts.data.x);
         continue;
       }
-      out->x_stats.push_back(std::move(x_stats));
+      MergeChannelStats(out->x_stats, x_stats);
       out->raw_bytes += x_tile.ByteSize();
       bool y_in_place = false;
       if (schema.y) {
@@ -456,7 +457,8 @@ class LocalRun {
           out->status = s;
           return;
         }
-        out->y_stats.push_back(
+        MergeChannelStats(
+            out->y_stats,
             ComputeChannelStats(y_tile, ts.y_valid.empty() ? nullptr : ts.y_valid.data()));
         out->raw_bytes += y_tile.ByteSize();
       }
@@ -502,76 +504,98 @@ class LocalRun {
     return Status::Ok();
   }
 
-  LocalResult Run(StoreWriter& writer, Progress& progress, int threads) {
-    LocalResult result;
+  // The rank's units are split into `lanes` contiguous runs, each cut, encoded and written by one
+  // thread into shards of its own (prefix "lNNN-" after the rank's), so no thread waits for
+  // another's writes or shard hashes. The records in shard order are the units' order and the
+  // statistics are merged per unit and then in unit order, so neither depends on the lane count;
+  // the shard files do, deterministically.
+  LocalResult Run(const std::string& dir, const StoreWriterOptions& writer_options,
+                  Progress& progress, int lanes) {
     std::vector<Unit> units;
     for (int64_t item = range_.begin; item < range_.end; ++item)
       for (size_t g = 0; g < plans_[item].size(); ++g) units.push_back({item, g});
+    lanes = static_cast<int>(std::clamp<size_t>(units.size(), 1, std::max(lanes, 1)));
+    std::vector<UnitResult> tallies(units.size());  // everything but the records, per unit
+    std::vector<LaneResult> lane_results(lanes);
+    std::atomic<bool> failed{false};
+    tbb::task_arena arena(lanes);
+    arena.execute([&] {
+      tbb::parallel_for(0, lanes, [&](int lane) {
+        const size_t begin = units.size() * lane / lanes;
+        const size_t end = units.size() * (lane + 1) / lanes;
+        StoreWriterOptions lane_options = writer_options;
+        if (lanes > 1) lane_options.shard_prefix += LanePrefix(lane);
+        lane_results[lane] =
+            RunLane(dir, lane_options, units, begin, end, tallies, progress, failed);
+      });
+    });
+
+    LocalResult result;
+    for (LaneResult& lane : lane_results) {
+      if (!lane.status.ok() && result.status.ok()) result.status = lane.status;
+      result.shards.insert(result.shards.end(), lane.shards.begin(), lane.shards.end());
+    }
+    if (!result.status.ok()) return result;
     for (int64_t item = range_.begin; item < range_.end; ++item) {
       result.tiles_per_item[item] = 0;
       result.x_stats[item] = std::vector<ChannelStats>(source_.schema().x.channels());
       if (source_.schema().y)
         result.y_stats[item] = std::vector<ChannelStats>(source_.schema().y->channels());
     }
-    tbb::enumerable_thread_specific<ThreadState> states;
-    size_t next = 0;
-    bool failed = false;
-    tbb::task_arena arena(threads);
-    arena.execute([&] {
-      tbb::parallel_pipeline(
-          static_cast<size_t>(std::max(2, 2 * threads)),
-          tbb::make_filter<void, Unit>(tbb::filter_mode::serial_in_order,
-                                       [&](tbb::flow_control& fc) -> Unit {
-                                         if (next >= units.size() || failed) {
-                                           fc.stop();
-                                           return {};
-                                         }
-                                         return units[next++];
-                                       }) &
-              tbb::make_filter<Unit, std::shared_ptr<UnitResult>>(
-                  tbb::filter_mode::parallel,
-                  [&](const Unit& unit) {
-                    auto out = std::make_shared<UnitResult>();
-                    ProcessUnit(unit, states.local(), out.get());
-                    return out;
-                  }) &
-              tbb::make_filter<std::shared_ptr<UnitResult>, void>(
-                  tbb::filter_mode::serial_in_order, [&](std::shared_ptr<UnitResult> r) {
-                    if (failed) return;
-                    if (!r->status.ok()) {
-                      result.status = r->status;
-                      failed = true;
-                      return;
-                    }
-                    uint64_t stored = 0;
-                    for (const auto& rec : r->records) {
-                      if (Status s = writer.AppendEncoded(rec); !s.ok()) {
-                        result.status = s;
-                        failed = true;
-                        return;
-                      }
-                      stored += rec.stored.size();
-                    }
-                    // Tile order within the item: units arrive in order, tiles within a unit
-                    // are in window order.
-                    auto& xs = result.x_stats[r->item];
-                    for (const auto& t : r->x_stats) MergeChannelStats(xs, t);
-                    if (source_.schema().y) {
-                      auto& ys = result.y_stats[r->item];
-                      for (const auto& t : r->y_stats) MergeChannelStats(ys, t);
-                    }
-                    result.tiles_per_item[r->item] += r->records.size();
-                    result.considered += r->considered;
-                    result.dropped += r->dropped;
-                    result.written += r->records.size();
-                    result.raw_bytes += r->raw_bytes;
-                    progress.Add(r->considered, r->raw_bytes);
-                  }));
-    });
+    for (const UnitResult& unit : tallies) {
+      MergeChannelStats(result.x_stats[unit.item], unit.x_stats);
+      if (source_.schema().y) MergeChannelStats(result.y_stats[unit.item], unit.y_stats);
+      result.tiles_per_item[unit.item] += unit.considered - unit.dropped;
+      result.considered += unit.considered;
+      result.dropped += unit.dropped;
+      result.written += unit.considered - unit.dropped;
+      result.raw_bytes += unit.raw_bytes;
+    }
     return result;
   }
 
  private:
+  struct LaneResult {
+    Status status;
+    std::vector<ShardEntry> shards;
+  };
+
+  static std::string LanePrefix(int lane) {
+    char prefix[16];
+    std::snprintf(prefix, sizeof prefix, "l%03d-", lane);
+    return prefix;
+  }
+
+  // Units [begin, end) in order through one writer; each unit's tally (without its records) goes
+  // to tallies[unit]. Stops early, without an error of its own, once another lane has failed.
+  LaneResult RunLane(const std::string& dir, const StoreWriterOptions& writer_options,
+                     const std::vector<Unit>& units, size_t begin, size_t end,
+                     std::vector<UnitResult>& tallies, Progress& progress,
+                     std::atomic<bool>& failed) {
+    LaneResult lane;
+    auto writer = StoreWriter::Create(options_.storage, dir, writer_options);
+    if (!writer.ok()) lane.status = writer.status();
+    ThreadState ts;
+    for (size_t u = begin; u < end && lane.status.ok() && !failed; ++u) {
+      UnitResult& unit = tallies[u];
+      ProcessUnit(units[u], ts, &unit);
+      lane.status = unit.status;
+      for (size_t r = 0; r < unit.records.size() && lane.status.ok(); ++r)
+        lane.status = (*writer)->AppendEncoded(unit.records[r]);
+      unit.records = {};
+      progress.Add(unit.considered, unit.raw_bytes);
+    }
+    if (lane.status.ok() && !failed) {
+      auto shards = (*writer)->Close();
+      if (shards.ok())
+        lane.shards = std::move(shards).value();
+      else
+        lane.status = shards.status();
+    }
+    if (!lane.status.ok()) failed = true;
+    return lane;
+  }
+
   const Source& source_;
   const DriverOptions& options_;
   const std::vector<std::vector<std::vector<Region>>>& plans_;
@@ -780,26 +804,13 @@ RankReport WriteRankShards(const Source& source, const DriverOptions& options,
   writer_options.codec = options.codec;
   writer_options.shard_target_bytes = options.shard_target_bytes;
   writer_options.shard_prefix = plan.shard_prefix;
-  LocalResult local;
-  auto writer = StoreWriter::Create(options.storage, write_dir, writer_options);
-  if (!writer.ok()) {
-    local.status = writer.status();
-  } else {
-    int64_t tile_rows = options.tile.height;
-    if (options.tile.whole_item)
-      for (int64_t i = plan.range.begin; i < plan.range.end; ++i)
-        tile_rows = std::max(tile_rows, source.item(i).height);
-    source.PrepareReads(tile_rows, plan.threads);
-    LocalRun run(source, options, plan.windows, plan.range, plan.x, plan.y);
-    local = run.Run(**writer, progress, plan.threads);
-    if (local.status.ok()) {
-      auto shards = (*writer)->Close();
-      if (shards.ok())
-        local.shards = std::move(shards).value();
-      else
-        local.status = shards.status();
-    }
-  }
+  int64_t tile_rows = options.tile.height;
+  if (options.tile.whole_item)
+    for (int64_t i = plan.range.begin; i < plan.range.end; ++i)
+      tile_rows = std::max(tile_rows, source.item(i).height);
+  source.PrepareReads(tile_rows, plan.threads);
+  LocalRun run(source, options, plan.windows, plan.range, plan.x, plan.y);
+  LocalResult local = run.Run(write_dir, writer_options, progress, plan.threads);
   progress.Finish();
   if (Status s = hashing.Finish(local.status.ok(), &local.sources); !s.ok()) local.status = s;
   return MakeRankReport(source, plan.range, std::move(local));

@@ -4,16 +4,18 @@
 // whole item), applies the validity filter (--min-valid), converts the dtype if asked, computes
 // per-channel statistics over valid values only, encodes records and writes shards.
 //
-// Parallelism: a TBB pipeline per process. Work units are one row of windows of one item (or one
-// whole item); readers are opened one per worker thread (Source::OpenReader), reading, cutting,
-// statistics and encoding run in parallel, and records are appended in unit order; the source
-// files are hashed for the provenance on one more thread meanwhile. Under MPI
-// (MPI initialized by the caller) ranks take contiguous blocks of items (ingest/mpi_split.h), each
-// writes its own shards ("rNNNN-shard-*.tss"), and rank 0 gathers shard lists, statistics and
-// source hashes and writes the one manifest. Statistics are merged in a fixed order (tiles of an
-// item in tile order, then items in item order), and records are stored in item order for any
-// rank count, so the same input gives the same tiles, the same record order and bit-identical
-// statistics for any thread count and rank count; only shard boundaries depend on the rank count.
+// Parallelism: lanes. Work units are one row of windows of one item (or one whole item); a
+// process splits its units into one contiguous run per thread, and each such lane reads (its own
+// Source::OpenReader), cuts, computes statistics, encodes and writes its records into shards of
+// its own ("lNNN-shard-*.tss"), so writing and shard hashing scale with the threads instead of
+// being one serialized stage; the source files are hashed for the provenance on one more thread
+// meanwhile. Under MPI (MPI initialized by the caller) ranks take contiguous blocks of items
+// (ingest/mpi_split.h), each writes its own shards ("rNNNN-[lNNN-]shard-*.tss"), and rank 0
+// gathers shard lists, statistics and source hashes and writes the one manifest, listing shards
+// in rank, lane and shard order = item order. Statistics are merged in a fixed order (tiles of a
+// unit in window order, units in unit order, items in item order), so the same input gives the
+// same tiles, the same record order and bit-identical statistics for any thread count and rank
+// count; only the shard files depend on the thread and rank counts (deterministically).
 //
 // Failure: when any rank fails (a read error, a full disk...) no manifest is written, every rank
 // removes the shards it wrote, and all ranks return the first error (lowest rank). A store is

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
+#include <string>
 
 #include "tests/common/test_util.h"
 #include "tiling/checksum.h"
@@ -162,30 +164,59 @@ TEST(Driver, TilesEqualDirectCutAndStatisticsMatchDirectComputation) {
 }
 
 TEST(Driver, SameRecordsAndBitIdenticalStatisticsForAnyThreadCount) {
-  testing::TempDir a, b;
   MemorySource source({{40, 33}, {25, 64}, {17, 17}, {64, 9}});
-  auto one = RunIngest(source, Options(a.path(), 1));
-  auto four = RunIngest(source, Options(b.path(), 4));
-  ASSERT_TRUE(one.ok() && four.ok());
-  auto sa = Store::Open(LocalStorage(), a.path());
-  auto sb = Store::Open(LocalStorage(), b.path());
-  ASSERT_TRUE(sa.ok() && sb.ok());
-  ASSERT_EQ((*sa)->size(), (*sb)->size());
-  for (uint64_t i = 0; i < (*sa)->size(); ++i) {
-    auto ra = (*sa)->Read(i);
-    auto rb = (*sb)->Read(i);
-    ASSERT_TRUE(ra.ok() && rb.ok());
-    EXPECT_EQ(ra->fields[0].array.data, rb->fields[0].array.data);
-    EXPECT_EQ(ra->meta, rb->meta);
-  }
-  const auto& fa = (*sa)->manifest().fields;
-  const auto& fb = (*sb)->manifest().fields;
-  for (size_t f = 0; f < fa.size(); ++f)
-    for (size_t c = 0; c < fa[f].stats.size(); ++c) {
-      EXPECT_EQ(fa[f].stats[c].mean, fb[f].stats[c].mean);  // bit-identical, not just close
-      EXPECT_EQ(fa[f].stats[c].m2, fb[f].stats[c].m2);
-      EXPECT_EQ(fa[f].stats[c].count, fb[f].stats[c].count);
+  testing::TempDir one_dir;
+  ASSERT_TRUE(RunIngest(source, Options(one_dir.path(), 1)).ok());
+  auto one = Store::Open(LocalStorage(), one_dir.path());
+  ASSERT_TRUE(one.ok());
+  for (int threads : {2, 4}) {
+    SCOPED_TRACE(StrCat(threads, " threads"));
+    testing::TempDir dir;
+    ASSERT_TRUE(RunIngest(source, Options(dir.path(), threads)).ok());
+    auto many = Store::Open(LocalStorage(), dir.path());
+    ASSERT_TRUE(many.ok());
+    // Each thread wrote shards of its own lane, listed in lane order.
+    std::set<std::string> lanes;
+    for (const auto& s : (*many)->manifest().shards)
+      lanes.insert(s.file.substr(0, s.file.find("shard-")));
+    EXPECT_EQ(lanes.size(), static_cast<size_t>(threads));
+    ASSERT_EQ((*one)->size(), (*many)->size());
+    for (uint64_t i = 0; i < (*one)->size(); ++i) {
+      auto ra = (*one)->Read(i);
+      auto rb = (*many)->Read(i);
+      ASSERT_TRUE(ra.ok() && rb.ok());
+      EXPECT_EQ(ra->fields[0].array.data, rb->fields[0].array.data);
+      EXPECT_EQ(ra->fields[1].array.data, rb->fields[1].array.data);
+      EXPECT_EQ(ra->meta, rb->meta);
     }
+    const auto& fa = (*one)->manifest().fields;
+    const auto& fb = (*many)->manifest().fields;
+    for (size_t f = 0; f < fa.size(); ++f)
+      for (size_t c = 0; c < fa[f].stats.size(); ++c) {
+        EXPECT_EQ(fa[f].stats[c].mean, fb[f].stats[c].mean);  // bit-identical, not just close
+        EXPECT_EQ(fa[f].stats[c].m2, fb[f].stats[c].m2);
+        EXPECT_EQ(fa[f].stats[c].count, fb[f].stats[c].count);
+        EXPECT_EQ(fa[f].stats[c].min, fb[f].stats[c].min);
+        EXPECT_EQ(fa[f].stats[c].max, fb[f].stats[c].max);
+      }
+  }
+}
+
+TEST(Driver, FailureInOneLaneRemovesTheShardsEveryLaneFinished) {
+  testing::TempDir dir;
+  // Lane 1 (items 2 and 3) finishes 16 KiB shards of item 2 before item 3 fails.
+  MemorySource source({{64, 64}, {64, 64}, {64, 64}, {64, 64}}, /*fail_item=*/3);
+  DriverOptions o = Options(dir.path(), 2);
+  o.codec = *ParseCodec("none");
+  auto summary = RunIngest(source, o);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_EQ(summary.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(summary.status().message().find("item3: cannot read row"), std::string::npos)
+      << summary.status().ToString();
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    ADD_FAILURE() << "left behind: " << e.path();
+  VerifyReport report;
+  EXPECT_EQ(VerifyStore(*LocalStorage(), dir.path(), &report).code(), StatusCode::kNotFound);
 }
 
 TEST(Driver, SourceHashesInTheProvenanceEqualAOneShotHashOfEachFile) {

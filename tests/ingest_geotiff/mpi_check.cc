@@ -1,7 +1,8 @@
-// Run under `mpirun -np 2`: every process first ingests the inputs alone (before MPI_Init, so the
-// driver sees a single rank), then all ranks ingest them together; rank 0 checks that both
-// stores hold the same records in the same order with bit-identical statistics, and that the
-// 2-rank store has one manifest listing both ranks' shards. Exit code 0 on success.
+// Run under `mpirun -np 2`: every process first ingests the inputs alone with one thread (before
+// MPI_Init, so the driver sees a single rank and one lane), then all ranks ingest them together
+// with two threads each; rank 0 checks that both stores hold the same records in the same order
+// with bit-identical statistics, and that the 2-rank store has one manifest listing the shards of
+// both lanes of both ranks. Exit code 0 on success.
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
@@ -9,6 +10,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
+#include <string>
 
 #include "ingest/driver.h"
 #include "ingest/geotiff_source.h"
@@ -31,7 +34,7 @@ int failures = 0;
     }                                             \
   } while (0)
 
-ts::Result<ti::IngestSummary> IngestInto(const std::string& out) {
+ts::Result<ti::IngestSummary> IngestInto(const std::string& out, int threads) {
   ti::GeoTiffOptions g;
   for (const char* f : {"geotiff/RGB.byte.tif", "geotiff/shade.tif", "geotiff/world.byte.tif",
                         "geotiff/goes.tif", "geotiff/RGBA.uint16.tif"})
@@ -45,7 +48,7 @@ ts::Result<ti::IngestSummary> IngestInto(const std::string& out) {
   o.x_dtype = ts::DType::kF32;  // mixes u8 and u16 scenes into one schema
   o.codec = *ts::ParseCodec("zstd");
   o.shard_target_bytes = 1 << 20;
-  o.threads = 2;
+  o.threads = threads;
   return ti::RunIngest(*source, o);
 }
 
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
   const std::string work = argv[1];
   std::filesystem::create_directories(work);
   const std::string one = work + "/one-" + std::to_string(::getpid());
-  auto single = IngestInto(one);  // MPI not initialized yet: one rank
+  auto single = IngestInto(one, 1);  // MPI not initialized yet: one rank, one lane
   CHECK(single.ok(), "%s", single.status().ToString().c_str());
 
   MPI_Init(&argc, &argv);
@@ -69,7 +72,7 @@ int main(int argc, char** argv) {
   const std::string two = work + "/two";
   if (rank == 0) std::filesystem::remove_all(two);
   MPI_Barrier(MPI_COMM_WORLD);
-  auto multi = IngestInto(two);
+  auto multi = IngestInto(two, 2);  // two ranks of two lanes each
   CHECK(multi.ok(), "%s", multi.status().ToString().c_str());
   CHECK(size == 2, "run me with mpirun -np 2 (size %d)", size);
   if (rank == 0 && single.ok() && multi.ok()) {
@@ -84,12 +87,11 @@ int main(int argc, char** argv) {
             (unsigned long long)(*b)->size());
       CHECK((*b)->size() > 50, "too few records to mean anything: %llu",
             (unsigned long long)(*b)->size());
-      bool r0 = false, r1 = false;
-      for (const auto& s : mb.shards) {
-        r0 |= s.file.rfind("r0000-", 0) == 0;
-        r1 |= s.file.rfind("r0001-", 0) == 0;
-      }
-      CHECK(r0 && r1, "the 2-rank store lists shards of both ranks");
+      std::set<std::string> writers;  // rank and lane of each shard
+      for (const auto& s : mb.shards) writers.insert(s.file.substr(0, s.file.find("shard-")));
+      CHECK(writers ==
+                std::set<std::string>({"r0000-l000-", "r0000-l001-", "r0001-l000-", "r0001-l001-"}),
+            "the 2-rank store lists shards of both lanes of both ranks");
       for (uint64_t i = 0; i < std::min((*a)->size(), (*b)->size()); ++i) {
         auto sa = (*a)->Read(i);
         auto sb = (*b)->Read(i);
