@@ -1,12 +1,17 @@
-// PrepareSingletonMpi: which Open MPI defaults a process outside any launcher gets, and that a
-// launcher's or the user's own settings are left alone.
+// PrepareMpiStartup: which Open MPI defaults a process outside any launcher and the ranks of a
+// one-node mpirun run get, and that other launchers, several nodes, and the user's or the site's
+// own settings are left alone.
 #include "tiling/comm/mpi_env.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
+
+#include "tests/common/test_util.h"
 
 namespace tilestage {
 namespace {
@@ -14,15 +19,28 @@ namespace {
 // Saves, clears and restores the variables these tests touch.
 class MpiEnvTest : public ::testing::Test {
  protected:
-  static constexpr const char* kNames[] = {
-      "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
-      "PMI_FD", "OMPI_MCA_ess_singleton_isolated", "OMPI_MCA_pml"};
+  static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_SIZE",
+                                           "OMPI_COMM_WORLD_RANK",
+                                           "PMIX_RANK",
+                                           "PMI_RANK",
+                                           "PMI_SIZE",
+                                           "PMI_FD",
+                                           "OMPI_MCA_ess_singleton_isolated",
+                                           "OMPI_MCA_pml",
+                                           "OMPI_MCA_btl",
+                                           "OMPI_COMM_WORLD_LOCAL_SIZE",
+                                           "OMPI_MCA_mca_base_param_files",
+                                           "TILESTAGE_MPI_DEFAULTS",
+                                           "OMPI_MCA_orte_tmpdir_base",
+                                           "TMPDIR"};
   void SetUp() override {
     for (const char* n : kNames) {
       const char* v = std::getenv(n);
       saved_.push_back(v ? std::optional<std::string>(v) : std::nullopt);
       ::unsetenv(n);
     }
+    // No parameter file of this machine's Open MPI (or the user's) decides the tests.
+    ::setenv("OMPI_MCA_mca_base_param_files", files_.Sub("none.conf").c_str(), 1);
   }
   void TearDown() override {
     for (size_t i = 0; i < saved_.size(); ++i) {
@@ -35,29 +53,72 @@ class MpiEnvTest : public ::testing::Test {
     return v ? v : "<unset>";
   }
   std::vector<std::optional<std::string>> saved_;
+  testing::TempDir files_;
 };
 
-TEST_F(MpiEnvTest, OutsideALauncherSetsIsolatedSingletonAndOb1) {
+TEST_F(MpiEnvTest, OutsideALauncherSetsIsolatedSingletonOb1AndASessionBaseOfItsOwn) {
+  ::setenv("TMPDIR", files_.path().c_str(), 1);
   EXPECT_FALSE(StartedByMpiLauncher());
-  const auto set = PrepareSingletonMpi();
+  const MpiStartup startup = PrepareMpiStartup();
   EXPECT_EQ(Get("OMPI_MCA_ess_singleton_isolated"), "1");
   EXPECT_EQ(Get("OMPI_MCA_pml"), "ob1");
-  EXPECT_EQ(set, (std::vector<std::string>{"OMPI_MCA_ess_singleton_isolated=1",
-                                           "OMPI_MCA_pml=ob1"}));
+  ASSERT_TRUE(startup.own_session_base.starts_with(files_.Sub("tilestage-mpi-")))
+      << startup.own_session_base;
+  EXPECT_TRUE(std::filesystem::is_directory(startup.own_session_base));
+  EXPECT_EQ(Get("OMPI_MCA_orte_tmpdir_base"), startup.own_session_base);
+  EXPECT_EQ(startup.set,
+            (std::vector<std::string>{"OMPI_MCA_ess_singleton_isolated=1", "OMPI_MCA_pml=ob1",
+                                      "OMPI_MCA_orte_tmpdir_base=" + startup.own_session_base}));
+  // A second singleton (another process: the variable unset again) gets another base.
+  ::unsetenv("OMPI_MCA_orte_tmpdir_base");
+  EXPECT_NE(PrepareMpiStartup().own_session_base, startup.own_session_base);
 }
 
 TEST_F(MpiEnvTest, UserSettingIsNotOverridden) {
   ::setenv("OMPI_MCA_pml", "ucx", 1);
-  const auto set = PrepareSingletonMpi();
+  ::setenv("OMPI_MCA_orte_tmpdir_base", "/scratch/mine", 1);
+  EXPECT_EQ(PrepareMpiStartup().set,
+            (std::vector<std::string>{"OMPI_MCA_ess_singleton_isolated=1"}));
   EXPECT_EQ(Get("OMPI_MCA_pml"), "ucx");
-  EXPECT_EQ(set, (std::vector<std::string>{"OMPI_MCA_ess_singleton_isolated=1"}));
+  EXPECT_EQ(Get("OMPI_MCA_orte_tmpdir_base"), "/scratch/mine");
 }
 
-TEST_F(MpiEnvTest, UnderOpenMpiMpirunNothingIsSet) {
+TEST_F(MpiEnvTest, MpirunWithEveryRankOnThisNodeSetsSharedMemoryTransports) {
   ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
   EXPECT_TRUE(StartedByMpiLauncher());
-  EXPECT_TRUE(PrepareSingletonMpi().empty());
+  EXPECT_EQ(PrepareMpiStartup().set, (std::vector<std::string>{"OMPI_MCA_pml=ob1"}));
+  EXPECT_EQ(Get("OMPI_MCA_pml"), "ob1");
   EXPECT_EQ(Get("OMPI_MCA_ess_singleton_isolated"), "<unset>");
+}
+
+TEST_F(MpiEnvTest, MpirunOverSeveralNodesKeepsTheSiteTransports) {
+  ::setenv("OMPI_COMM_WORLD_SIZE", "8", 1);
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4", 1);
+  EXPECT_TRUE(PrepareMpiStartup().set.empty());
+  EXPECT_EQ(Get("OMPI_MCA_pml"), "<unset>");
+}
+
+TEST_F(MpiEnvTest, AParameterFileChoiceIsNotOverriddenButAnExclusionLeavesItOpen) {
+  ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+  const std::string conf = files_.Sub("site.conf");
+  std::ofstream(conf) << "# the site's choice\n  pml = ucx\nbtl_tcp_if_include = eth0\n";
+  ::setenv("OMPI_MCA_mca_base_param_files", conf.c_str(), 1);
+  EXPECT_TRUE(PrepareMpiStartup().set.empty());
+  EXPECT_EQ(Get("OMPI_MCA_pml"), "<unset>");
+  std::ofstream(conf) << "pml = ^ob1,cm\n";  // excludes what we would choose
+  EXPECT_TRUE(PrepareMpiStartup().set.empty());
+  std::ofstream(conf) << "pml= ^ucx\n";  // Debian's: only excludes UCX
+  EXPECT_EQ(PrepareMpiStartup().set, (std::vector<std::string>{"OMPI_MCA_pml=ob1"}));
+}
+
+TEST_F(MpiEnvTest, DefaultsOffSetsNothing) {
+  ::setenv("TILESTAGE_MPI_DEFAULTS", "off", 1);
+  EXPECT_TRUE(PrepareMpiStartup().set.empty());
+  ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+  EXPECT_TRUE(PrepareMpiStartup().set.empty());
   EXPECT_EQ(Get("OMPI_MCA_pml"), "<unset>");
 }
 
@@ -65,7 +126,7 @@ TEST_F(MpiEnvTest, UnderAPmiLauncherNothingIsSet) {
   for (const char* name : {"PMIX_RANK", "PMI_RANK"}) {
     ::setenv(name, "0", 1);
     EXPECT_TRUE(StartedByMpiLauncher()) << name;
-    EXPECT_TRUE(PrepareSingletonMpi().empty()) << name;
+    EXPECT_TRUE(PrepareMpiStartup().set.empty()) << name;
     EXPECT_EQ(Get("OMPI_MCA_pml"), "<unset>") << name;
     ::unsetenv(name);
   }

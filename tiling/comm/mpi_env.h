@@ -1,12 +1,19 @@
-// Start-up settings for MPI in a process that no launcher (mpirun, mpiexec, srun) started.
+// Start-up settings for Open MPI, chosen for where the ranks run.
 //
-// Such a process is an MPI "singleton". Open MPI 4 then, by default, forks a supporting daemon
-// (so that the singleton could later MPI_Comm_spawn) and opens the UCX point-to-point layer:
-// together about 0.35 s of the ~0.45 s a `tilestage stage` run on a tiny store takes here. A
-// singleton talks only to itself, so neither is needed: PrepareSingletonMpi sets Open MPI's MCA
-// defaults for that case (isolated singleton, ob1 point-to-point layer) before MPI_Init. It never
-// overrides a value the user set, and does nothing under a launcher. Other MPI implementations
-// ignore OMPI_MCA_* variables.
+// A process that no launcher (mpirun, mpiexec, srun) started is an MPI "singleton". Open MPI 4
+// then, by default, forks a supporting daemon (so that the singleton could later MPI_Comm_spawn)
+// and opens the UCX point-to-point layer: together about 0.35 s of the ~0.45 s a `tilestage
+// stage` run on a tiny store takes here. A singleton talks only to itself, so neither is needed.
+// Under Open MPI's mpirun with every rank on this node, choosing the point-to-point layer (UCX, or
+// the cm layer's network libraries where a site excludes UCX, as Debian's does) costs 0.2 s of
+// MPI_Init's 0.26 s (`mpirun -np 2`, 2 ranks on one node): ob1 over shared memory is all such
+// ranks need. PrepareMpiStartup sets Open MPI's MCA defaults for both cases (singleton: isolated,
+// pml ob1; one node: pml ob1) before MPI_Init. It never overrides a choice the user or the site
+// made (an OMPI_MCA_* variable, which is also how mpirun passes its --mca options, or a line in
+// Open MPI's parameter files; a file line that only excludes other components, "pml = ^ucx",
+// leaves the choice open), leaves runs over several nodes and other launchers alone, and does
+// nothing at all with TILESTAGE_MPI_DEFAULTS=off.
+// Other MPI implementations ignore OMPI_MCA_* variables.
 //
 // MpiSession initializes MPI for a command and finalizes it at the end; the command then talks
 // to the other ranks only through a Communicator (communicator.h).
@@ -17,6 +24,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tiling/status.h"
@@ -27,9 +35,16 @@ namespace tilestage {
 // PMI launcher such as MPICH's hydra or srun --mpi=pmix|pmi2).
 bool StartedByMpiLauncher();
 
-// Outside a launcher, sets the MCA defaults above (only those not already set) and returns the
-// "NAME=value" pairs it set; under a launcher, sets nothing and returns an empty list.
-std::vector<std::string> PrepareSingletonMpi();
+struct MpiStartup {
+  std::vector<std::string> set;  // the "NAME=value" pairs set, in order
+  // An isolated singleton's own session directory base (orte_tmpdir_base), created here so that
+  // concurrent singletons do not share one; whoever calls MPI_Init removes it after MPI_Finalize.
+  std::string own_session_base;
+};
+
+// Sets the MCA defaults above for a singleton or a one-node mpirun run (only those neither the
+// environment nor a parameter file sets).
+MpiStartup PrepareMpiStartup();
 
 // MPI for the lifetime of a command. Every Communicator over MPI must be destroyed before it.
 class MpiSession {
@@ -38,17 +53,19 @@ class MpiSession {
     kAlways,          // also a process outside any launcher (an MPI singleton)
     kUnderLauncher,   // only when StartedByMpiLauncher(); otherwise MPI stays uninitialized
   };
-  // Initializes MPI (MPI_THREAD_FUNNELED) unless it already is, with PrepareSingletonMpi's
+  // Initializes MPI (MPI_THREAD_FUNNELED) unless it already is, with PrepareMpiStartup's
   // settings first. IOError with MPI's message when MPI_Init_thread fails.
   static Result<std::unique_ptr<MpiSession>> Start(When when = When::kAlways);
-  // Finalizes MPI when Start initialized it.
+  // Finalizes MPI when Start initialized it, and removes the singleton's session base.
   ~MpiSession();
   MpiSession(const MpiSession&) = delete;
   MpiSession& operator=(const MpiSession&) = delete;
 
  private:
-  explicit MpiSession(bool initialized_here) : initialized_here_(initialized_here) {}
+  MpiSession(bool initialized_here, std::string own_session_base)
+      : initialized_here_(initialized_here), own_session_base_(std::move(own_session_base)) {}
   bool initialized_here_;
+  std::string own_session_base_;
 };
 
 }  // namespace tilestage
