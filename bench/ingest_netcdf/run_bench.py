@@ -222,16 +222,21 @@ def main():
     results["read_paths"] = json.loads(out)
     results["read_paths"]["load_average"] = os.getloadavg()[0]
 
-    # Context, not a peer: writing the decoded output once (dd from /dev/zero to the output file
-    # system) is what any ingest that stores its samples pays on top of the read.
+    # Writing the decoded output once (dd from /dev/zero to the output file system) is what any
+    # ingest that stores its samples pays on top of the read; on a disk file system, where
+    # tilestage fsyncs every shard, dd fsyncs too.
     out_bytes = results["tilestage_none"]["output"]["raw_bytes"]
     dd_out = os.path.join(args.out_dir, "dd-write.bin")
+    fs_type = subprocess.run(["stat", "-f", "-c", "%T", args.out_dir], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    on_disk = fs_type not in ("tmpfs", "ramfs")
+    results["out_fs"] = fs_type
 
     def make_dd():
         if os.path.exists(dd_out):
             os.remove(dd_out)
-        return ["dd", "if=/dev/zero", f"of={dd_out}", "bs=1M", f"count={out_bytes >> 20}",
-                "status=none"]
+        return (["dd", "if=/dev/zero", f"of={dd_out}", "bs=1M", f"count={out_bytes >> 20}",
+                 "status=none"] + (["conv=fsync"] if on_disk else []))
     best("dd_write", make_dd, lambda out: {})
     os.remove(dd_out)
 
@@ -254,7 +259,7 @@ def main():
              ("tilestage --library-reads", "tilestage_library_none"),
              ("tilestage (zstd)", "tilestage_zstd"),
              ("tilestage (zstd+shuffle)", "tilestage_zstd_shuffle"), ("python xarray", "python"),
-             ("dd write (context)", "dd_write")]
+             ("dd write" + (" conv=fsync" if on_disk else ""), "dd_write")]
     py = results["python"]
     for name, key in names:
         r = results[key]
@@ -293,19 +298,23 @@ def main():
         for threads, r in sorted(results["read_paths"][path].items(), key=lambda kv: int(kv[0])):
             print(f"  {path:<8} {threads} thread(s) {r['seconds']:>7.3f} s "
                   f"{r['mb_per_s']:>8.0f} MB/s  {raw_s / r['seconds']:.2f}x the raw rate")
-    # Bounds for any ingest that reads the variables (at the raw read's cost) and writes the
-    # decoded output once (at dd's cost), doing nothing else, on this machine's cores.
+    # The bound for any ingest that reads the variables (at the raw read's cost) and writes the
+    # decoded output once (at dd's cost), doing nothing else: on tmpfs both spread over the cores;
+    # on a disk the larger of the read and dd's write with fsync (the device works meanwhile).
     raw_wall, dd_wall = results["raw"]["wall_s"], results["dd_write"]["wall_s"]
     cores = os.cpu_count() or 1
-    bounds = {"all_cores": max(raw_wall, dd_wall / cores, (raw_wall + dd_wall) / cores),
-              "one_writer": max(dd_wall, (raw_wall + dd_wall) / cores)}
-    results["bounds_s"] = bounds
-    print(f"bounds (read at the raw cost + write once at dd's cost, nothing else, {cores} cores): "
-          f"writes spread over all cores {bounds['all_cores']:.2f} s = "
-          f"{raw_wall / bounds['all_cores']:.2f} of raw; one writer at a time (tilestage appends "
-          f"records in order) {bounds['one_writer']:.2f} s = "
-          f"{raw_wall / bounds['one_writer']:.2f} of raw")
-    print("goal: >= 5x python, >= 0.70 of raw (by wall time)")
+    bound = max(raw_wall, dd_wall) if on_disk else (raw_wall + dd_wall) / cores
+    results["bound_s"] = bound
+    how = (f"max(raw {raw_wall:.2f}, dd conv=fsync {dd_wall:.2f})" if on_disk else
+           f"(raw {raw_wall:.2f} + dd {dd_wall:.2f}) / {cores} cores")
+    print(f"read + write bound on {fs_type}: {how} = {bound:.3f} s")
+    for codec in ["none", "zstd_shuffle"]:
+        r = results[f"tilestage_{codec}"]
+        results["ratios"][codec]["fraction_of_bound_wall"] = bound / r["wall_s"]
+        print(f"  tilestage ({codec}) {r['wall_s']:.3f} s: {bound / r['wall_s']:.2f} of the bound"
+              + ("  (target >= 0.80)" if codec == "none" else
+                 f"  (the codec costs {r['wall_s'] - results['tilestage_none']['wall_s']:+.3f} s)"))
+    print("goals: >= 5x python; --codec none >= 0.80 of the read + write bound (by wall time)")
     print(json.dumps(results["ratios"]))
     with open(os.path.join(args.work, "results.json"), "w") as fh:
         json.dump(results, fh, indent=2)
