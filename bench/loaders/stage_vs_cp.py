@@ -29,25 +29,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from load_watch import LoadWatch  # noqa: E402
+from page_cache import evict, warm  # noqa: E402
 
-MIB = 1 << 20
 MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2"]
-
-
-def evict(paths):
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def warm(paths):
-    for path in paths:
-        with open(path, "rb") as f:
-            while f.read(16 * MIB):
-                pass
 
 
 def make_store(tilestage, workdir, megabytes, shard_mib):

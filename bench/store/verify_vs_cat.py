@@ -20,15 +20,8 @@ import sys
 import time
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
-
-def evict(paths):
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from page_cache import evict  # noqa: E402
 
 
 def timed(cmd, cold, files):
