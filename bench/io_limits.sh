@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Every benchmark of the I/O path against its limit, one after another in one run: ingest (NetCDF
-# on tmpfs and on the disk, GeoTIFF u8 and u16 DEFLATE at 8192^2) against the read + write bound
-# and gdal_retile.py, staging against cp -r (sizes, shard sizes, one process and mpirun -np 2,
-# fsync or not, warm and cold), verify against cat, the loader against the raw read (warm and
-# cold). Each prints its own table; all of it also lands in OUT/*.txt and *.json.
+# Every benchmark of the I/O path against its limit, one after another in one run: ingest
+# (NetCDF on tmpfs and on the disk, GeoTIFF u8 and u16 DEFLATE at 8192^2, an HDF5 detector stack)
+# against the read + write bound, gdal_retile.py and h5py; staging against cp -r (sizes, shard
+# sizes, one process and mpirun -np 2, fsync or not, warm and cold); verify against cat; the
+# loader against the raw read (warm and cold). Each prints its own table; all of it also lands in
+# OUT/*.txt and *.json.
 #
 #   bench/io_limits.sh [--build DIR] [--work DIR]      (about 8 minutes on 2 cores)
 #
@@ -25,7 +26,7 @@ TS="$BUILD/tools/tilestage"
 OUT="$WORK/io-limits-$(date -u +%Y%m%dT%H%M%S)"
 mkdir -p "$OUT"
 cmake --build "$BUILD" --target tilestage netcdf_raw_read netcdf_read_paths \
-  ingest_geotiff_gdal_read loaders_loader_vs_raw_benchmark >/dev/null
+  ingest_geotiff_gdal_read hdf5_stack_tool loaders_loader_vs_raw_benchmark >/dev/null
 run() {  # NAME COMMAND...: runs, shows and keeps the output
   local name="$1"; shift
   echo "=== $name: $*" | tee "$OUT/$name.txt"
@@ -41,6 +42,8 @@ rm -rf /dev/shm/tsbench-nc-out "$WORK/nc-out"
 run geotiff $PY bench/ingest_geotiff/run_benchmark.py --build "$BUILD" --work /dev/shm/tsbench-geo \
   --size 8192 --u16-size 8192 --repeat 3 --json "$OUT/geotiff.json"
 rm -rf /dev/shm/tsbench-geo
+run hdf5 $PY bench/ingest_hdf5/run_bench.py --build "$BUILD" --work "$WORK/h5" --frames 4096 \
+  --repeats 2
 run staging $PY bench/loaders/stage_vs_cp.py --tilestage "$TS" --workdir "$WORK" --rounds 3 --cold \
   --json "$OUT/staging.json"
 STORE="$WORK/load-20000"
