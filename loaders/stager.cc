@@ -805,6 +805,8 @@ Result<StageReport> StageStore(Communicator& comm, const StageOptions& options_i
   NodeStageReport mine;
   const int node = static_cast<int>(ids[0]);
   if (leader) status = NodeStager(*leaders, node, report.nodes, options).Run(&mine);
+  // The other ranks of a node wait without taking a core from its leader's copying threads.
+  TS_RETURN_IF_ERROR(IdleBarrier(comm));
   status = AgreeStatus(comm, status.ok() ? status
                                          : status.WithContext(StrCat("rank ", rank, " (node ",
                                                                      node, ")")));

@@ -4,13 +4,21 @@
 // hold for any rank count. Both implementations are checked in the same process: the
 // single-process one stays size 1 under mpirun.
 #include <gtest/gtest.h>
+#include <time.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "tests/common/test_util.h"
 #include "tiling/comm/communicator.h"
 #include "tiling/comm/mpi_env.h"
 #include "tiling/comm/mpi_status.h"
@@ -181,6 +189,31 @@ TYPED_TEST(CommunicatorConformanceTest, RootOutsideTheCommunicatorIsInvalidArgum
   }
 }
 
+TYPED_TEST(CommunicatorConformanceTest, IdleBarrierWaitsForTheLastRankWithoutSpinning) {
+  // Rank 0 arrives last, after writing a file: every rank sees the file once the barrier returns,
+  // and a rank that waited used little CPU doing so (a spinning wait would use all of it).
+  std::optional<testing::TempDir> rank0_dir;
+  std::string dir;
+  if (this->rank() == 0) dir = rank0_dir.emplace().path();
+  ASSERT_TRUE(this->comm().BroadcastBytes(&dir, 0).ok());
+  const std::string marker = dir + "/arrived";
+  timespec cpu_before{}, cpu_after{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_before);
+  if (this->rank() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::ofstream(marker) << "here";
+  }
+  ASSERT_TRUE(IdleBarrier(this->comm()).ok());
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu_after);
+  EXPECT_TRUE(std::filesystem::exists(marker));
+  const double cpu_s = static_cast<double>(cpu_after.tv_sec - cpu_before.tv_sec) +
+                       1e-9 * static_cast<double>(cpu_after.tv_nsec - cpu_before.tv_nsec);
+  if (this->rank() != 0) {
+    EXPECT_LT(cpu_s, 0.1) << "rank " << this->rank() << " spun while waiting";
+  }
+  ASSERT_TRUE(this->comm().Barrier().ok());  // no rank looks at the file once rank 0 removes it
+}
+
 TYPED_TEST(CommunicatorConformanceTest, AgreeStatusIsOkWhenEveryRankIsOk) {
   EXPECT_TRUE(AgreeStatus(this->comm(), Status::Ok()).ok());
 }
@@ -261,6 +294,22 @@ TEST(WorldCommunicator, IsTheMpiWorldWhileMpiRuns) {
 }
 
 }  // namespace
+
+// Prints each failed assertion of a rank whose progress lines are silenced, naming the rank.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& result) override {
+    if (!result.failed()) return;
+    std::fprintf(stderr, "[rank %d] %s:%d: Failure\n%s\n", rank_,
+                 result.file_name() ? result.file_name() : "?", result.line_number(),
+                 result.message());
+  }
+
+ private:
+  int rank_;
+};
+
 }  // namespace tilestage
 
 // MPI for the whole run (a singleton outside mpirun); the process fails when any rank failed.
@@ -276,9 +325,10 @@ int main(int argc, char** argv) {
     auto world = tilestage::NewMpiCommunicator();
     if (!world.ok()) return 1;
     if ((*world)->rank() != 0) {
-      // One rank's progress lines are enough; failures still print from every rank.
+      // One rank's progress lines are enough; the other ranks print only their failures.
       auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
       delete listeners.Release(listeners.default_result_printer());
+      listeners.Append(new tilestage::FailurePrinter((*world)->rank()));
     }
     std::vector<int64_t> any_failed = {RUN_ALL_TESTS() != 0 ? -1 : 0};
     if (!(*world)->AllreduceMin(any_failed).ok()) return 1;

@@ -1,7 +1,9 @@
 #include "tiling/comm/communicator.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <limits>
+#include <thread>
 
 #include "tiling/comm/checks.h"
 
@@ -66,6 +68,16 @@ Status AgreeStatus(Communicator& comm, const Status& mine) {
   TS_RETURN_IF_ERROR(comm.BroadcastBytes(&packed, static_cast<int>(first)));
   if (packed.empty()) return Internal("AgreeStatus: rank ", first, " sent no status");
   return Status(static_cast<StatusCode>(packed[0]), packed.substr(1));
+}
+
+Status IdleBarrier(Communicator& comm) {
+  float arrived = 1.0f;  // outlives the request: returned only once it completed
+  TS_ASSIGN_OR_RETURN(const int request, comm.StartAllreduceSum(std::span<float>(&arrived, 1)));
+  while (true) {
+    TS_ASSIGN_OR_RETURN(const bool done, comm.Test(request));
+    if (done) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 Result<int> CountNodes(Communicator& comm) {

@@ -71,6 +71,11 @@ Result<std::unique_ptr<Communicator>> NewWorldCommunicator();
 // Collective: every rank learns the status of the lowest-ranked rank whose `mine` failed (its
 // code and message), or Ok when none failed, so all ranks leave a phase together with one error.
 Status AgreeStatus(Communicator& comm, const Status& mine);
+// Collective: a barrier for ranks with nothing to do until the others arrive. It waits on a
+// non-blocking allreduce, testing it every millisecond and sleeping in between, so a waiting
+// rank leaves its core to the ranks still working: a blocking MPI collective spins on its core,
+// which on a full node is a core taken from them.
+Status IdleBarrier(Communicator& comm);
 // Collective: the number of nodes (shared-memory domains) the communicator's ranks run on.
 Result<int> CountNodes(Communicator& comm);
 
