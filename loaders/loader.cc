@@ -2,9 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>

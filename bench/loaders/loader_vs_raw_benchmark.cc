@@ -21,9 +21,10 @@
 // Measures, never asserts.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
+
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>

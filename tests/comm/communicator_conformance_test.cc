@@ -4,7 +4,7 @@
 // hold for any rank count. Both implementations are checked in the same process: the
 // single-process one stays size 1 under mpirun.
 #include <gtest/gtest.h>
-#include <time.h>
+#include <time.h>  // clock_gettime
 
 #include <chrono>
 #include <cstdio>
