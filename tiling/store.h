@@ -25,7 +25,8 @@ struct StoreWriterOptions {
   CodecSpec codec;
   uint64_t shard_target_bytes = 256ull << 20;
   uint32_t alignment = kDefaultAlignment;
-  // Shard files are named <prefix>shard-NNNNN.tss; MPI ranks use distinct prefixes ("r0001-").
+  // Shard files are named <prefix>shard-NNNNN.tss; MPI ranks and ingest lanes use distinct
+  // prefixes ("r0001-", "l001-", "r0001-l001-").
   std::string shard_prefix;
 };
 
