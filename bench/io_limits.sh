@@ -6,7 +6,7 @@
 # loader against the raw read (warm and cold). Each prints its own table; all of it also lands in
 # OUT/*.txt and *.json.
 #
-#   bench/io_limits.sh [--build DIR] [--work DIR]      (about 8 minutes on 2 cores)
+#   bench/io_limits.sh [--build DIR] [--work DIR]      (about 12 minutes on 2 cores)
 #
 # Run it on a quiet machine: every contender of one benchmark runs in the same minute, but a
 # compile beside it moves the ratios.
