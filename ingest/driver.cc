@@ -976,8 +976,11 @@ Result<IngestSummary> RunIngest(const Source& source, const DriverOptions& optio
   TS_ASSIGN_OR_RETURN(const std::string write_dir, PrepareOutput(world, options));
 
   const RankReport report = WriteRankShards(source, options, world, plan, write_dir);
-  // One gather of everything rank 0 needs; every rank reaches it, failed or not.
-  auto gathered = GatherToRoot(world, EncodeRankReport(report));
+  // One gather of everything rank 0 needs; every rank reaches it, failed or not. Ranks that
+  // finish first wait for it without spinning a core the others on their node still use.
+  Status arrived = IdleBarrier(*world.comm);
+  auto gathered = arrived.ok() ? GatherToRoot(world, EncodeRankReport(report))
+                               : Result<std::vector<std::string>>(arrived);
   if (!gathered.ok()) {
     RemoveOwnShards(*options.storage, write_dir, plan.shard_prefix);
     return gathered.status();
