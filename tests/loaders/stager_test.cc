@@ -228,6 +228,50 @@ TEST(Stage, CorruptByteInALaterPieceOfALargeShardIsCaught) {
   }
 }
 
+// One shard and more threads than shards: the threads without a shard hash the copier's landed
+// pieces behind it; the result must not depend on who hashed which piece.
+TEST(Stage, OneShardHashedBehindItsCopierIsByteForByteAndACorruptByteIsCaught) {
+  TempDir tmp;
+  const std::string src = tmp.Sub("src");
+  testing::SynthStoreSpec spec;
+  spec.samples = 40;
+  spec.shape = {3, 128, 128};  // 192 KiB per record: one shard of 7.5 MiB, eight pieces
+  spec.shard_target_bytes = 64 << 20;
+  const Manifest manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
+  ASSERT_EQ(manifest.shards.size(), 1u);
+  const std::string shard = manifest.shards[0].file;
+  for (int threads : {1, 4}) {
+    const std::string dst = tmp.Sub("dst" + std::to_string(threads));
+    StageOptions o;
+    o.from = src;
+    o.to = dst;
+    o.mode = StageMode::kReplicate;
+    o.threads = threads;
+    auto report = Stage(o);
+    ASSERT_TRUE(report.ok()) << threads << " threads: " << report.status().ToString();
+    EXPECT_EQ(Slurp(JoinPath(dst, shard)), Slurp(JoinPath(src, shard))) << threads;
+  }
+  testing::FlipByte(JoinPath(src, shard), manifest.shards[0].bytes - 1000);  // in the last piece
+  for (int threads : {1, 4}) {
+    const std::string dst = tmp.Sub("bad" + std::to_string(threads));
+    StageOptions o;
+    o.from = src;
+    o.to = dst;
+    o.mode = StageMode::kReplicate;
+    o.threads = threads;
+    auto report = Stage(o);
+    ASSERT_FALSE(report.ok()) << threads << " threads";
+    EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(report.status().message().find(JoinPath(src, shard)), std::string::npos)
+        << report.status().ToString();
+    for (const auto& name : Names(dst)) {
+      EXPECT_NE(name, shard) << threads << " threads";
+      EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+      EXPECT_NE(name, "manifest.json");
+    }
+  }
+}
+
 TEST(Stage, SourceShardLongerThanTheManifestSaysIsDataLoss) {
   StageFixture f;
   const std::string bad = JoinPath(f.src, f.manifest.shards[1].file);
