@@ -240,26 +240,24 @@ TEST(Stage, OneShardHashedBehindItsCopierIsByteForByteAndACorruptByteIsCaught) {
   const Manifest manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
   ASSERT_EQ(manifest.shards.size(), 1u);
   const std::string shard = manifest.shards[0].file;
-  for (int threads : {1, 4}) {
-    const std::string dst = tmp.Sub("dst" + std::to_string(threads));
+  auto options = [&](const std::string& dst, int threads) {
     StageOptions o;
     o.from = src;
     o.to = dst;
     o.mode = StageMode::kReplicate;
     o.threads = threads;
-    auto report = Stage(o);
+    return o;
+  };
+  for (int threads : {1, 4}) {
+    const std::string dst = tmp.Sub("dst" + std::to_string(threads));
+    auto report = Stage(options(dst, threads));
     ASSERT_TRUE(report.ok()) << threads << " threads: " << report.status().ToString();
     EXPECT_EQ(Slurp(JoinPath(dst, shard)), Slurp(JoinPath(src, shard))) << threads;
   }
   testing::FlipByte(JoinPath(src, shard), manifest.shards[0].bytes - 1000);  // in the last piece
   for (int threads : {1, 4}) {
     const std::string dst = tmp.Sub("bad" + std::to_string(threads));
-    StageOptions o;
-    o.from = src;
-    o.to = dst;
-    o.mode = StageMode::kReplicate;
-    o.threads = threads;
-    auto report = Stage(o);
+    auto report = Stage(options(dst, threads));
     ASSERT_FALSE(report.ok()) << threads << " threads";
     EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
     EXPECT_NE(report.status().message().find(JoinPath(src, shard)), std::string::npos)
