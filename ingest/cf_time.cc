@@ -377,4 +377,30 @@ std::string FormatIso(const CivilTime& t) {
   return buf;
 }
 
+Result<int64_t> ParseLeadDuration(const std::string& text) {
+  char* end = nullptr;
+  const double n = std::strtod(text.c_str(), &end);
+  const std::string unit = end ? std::string(end) : "";
+  static const std::pair<const char*, int64_t> kUnits[] = {{"s", 1000},     {"min", 60000},
+                                                           {"m", 60000},    {"h", 3600000},
+                                                           {"d", 86400000}, {"w", 7 * 86400000LL}};
+  if (end != text.c_str() && n > 0 && std::isfinite(n)) {
+    for (const auto& [name, ms] : kUnits) {
+      const double total = n * static_cast<double>(ms);
+      if (unit == name && total == std::floor(total)) return static_cast<int64_t>(total);
+    }
+  }
+  return InvalidArgument("--lead '", text,
+                         "': expected a number of time steps (4) or a positive duration with a "
+                         "unit s, min, h, d or w (6h, 1d, 30min)");
+}
+
+std::string FormatDurationMs(int64_t ms) {
+  static const std::pair<const char*, int64_t> kUnits[] = {
+      {"d", 86400000}, {"h", 3600000}, {"min", 60000}, {"s", 1000}};
+  for (const auto& [name, unit] : kUnits)
+    if (ms % unit == 0) return StrCat(ms / unit, name);
+  return StrCat(ms, "ms");
+}
+
 }  // namespace tilestage::ingest

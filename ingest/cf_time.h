@@ -62,4 +62,10 @@ inline std::string InstantToIso(Calendar calendar, int64_t instant_ms) {
   return FormatIso(CivilFromInstant(calendar, instant_ms));
 }
 
+// "6h", "1d", "30min", "90s", "2w" in milliseconds; InvalidArgument naming the text otherwise
+// (months and years have no fixed length, so they are not durations here).
+Result<int64_t> ParseLeadDuration(const std::string& text);
+// 21600000 -> "6h", in the largest unit that divides it.
+std::string FormatDurationMs(int64_t ms);
+
 }  // namespace tilestage::ingest

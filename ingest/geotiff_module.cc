@@ -1,14 +1,8 @@
-// The entry point of libtilestage_gdal.so: the GeoTIFF source (geotiff_source.cc) as a module
-// that `tilestage ingest geotiff` loads when it runs (tools/cli/ingest_geotiff.cc). GDAL and the
-// ~110 libraries it pulls in take about 60 ms to load and initialize; linked into the executable,
-// every other command (a NetCDF ingest, a stage, a load) paid that at start-up.
-#include "ingest/geotiff_source.h"
+// The entry point of libtilestage_gdal.so (ingest/modules.h): the GeoTIFF source.
+#include "ingest/modules.h"
 
-namespace {
-using OpenFn = tilestage::Result<std::unique_ptr<tilestage::ingest::Source>> (*)(
-    const tilestage::ingest::GeoTiffOptions&);
-}  // namespace
-
-extern "C" __attribute__((visibility("default"))) OpenFn TilestageGeoTiffOpenSource() {
-  return &tilestage::ingest::OpenGeoTiffSource;
+extern "C" __attribute__((visibility("default"))) const tilestage::ingest::GeoTiffModule*
+TilestageGeoTiffModule() {
+  static constexpr tilestage::ingest::GeoTiffModule kModule{&tilestage::ingest::OpenGeoTiffSource};
+  return &kModule;
 }

@@ -39,10 +39,4 @@ struct NetcdfSourceOptions {
 // a lead as long as the series or longer is InvalidArgument naming the lead and the step count.
 Result<std::unique_ptr<Source>> OpenNetcdfSource(const NetcdfSourceOptions& options);
 
-// "6h", "1d", "30min", "90s", "2w" in milliseconds; InvalidArgument naming the text otherwise
-// (months and years have no fixed length, so they are not durations here).
-Result<int64_t> ParseLeadDuration(const std::string& text);
-// 21600000 -> "6h", in the largest unit that divides it.
-std::string FormatDurationMs(int64_t ms);
-
 }  // namespace tilestage::ingest

@@ -1,42 +1,16 @@
 #include "bench/e2e/inputs.h"
 
-#include <netcdf.h>
-
 #include <algorithm>
 #include <filesystem>
+
+#include "ingest/modules.h"
 
 namespace tilestage::bench {
 
 namespace fs = std::filesystem;
 
-Status ShiftNetcdfTime(const std::string& path, double offset) {
-  int nc = 0, var = 0, ndims = 0;
-  int rc = nc_open(path.c_str(), NC_WRITE, &nc);
-  if (rc != NC_NOERR) return IOError("nc_open ", path, ": ", nc_strerror(rc));
-  size_t len = 1;  // a scalar time variable holds one value
-  rc = nc_inq_varid(nc, "time", &var);
-  if (rc == NC_NOERR) rc = nc_inq_varndims(nc, var, &ndims);
-  std::vector<int> dims(size_t(std::max(ndims, 0)));
-  if (rc == NC_NOERR && ndims > 0) rc = nc_inq_vardimid(nc, var, dims.data());
-  for (int d : dims) {
-    size_t n = 0;
-    if (rc == NC_NOERR) rc = nc_inq_dimlen(nc, d, &n);
-    len *= n;
-  }
-  std::vector<double> t(len);
-  if (rc == NC_NOERR && len > 0) rc = nc_get_var_double(nc, var, t.data());
-  for (double& v : t) v += offset * double(len);
-  if (rc == NC_NOERR && len > 0) rc = nc_put_var_double(nc, var, t.data());
-  const int close_rc = nc_close(nc);
-  if (rc != NC_NOERR || close_rc != NC_NOERR) {
-    return IOError(
-        path, ": cannot shift the time variable: ", nc_strerror(rc != NC_NOERR ? rc : close_rc));
-  }
-  return Status::Ok();
-}
-
 Result<std::vector<std::string>> CopyInputs(const std::vector<std::string>& files, int copies,
-                                            const std::string& dir) {
+                                            const std::string& dir, const std::string& module_dir) {
   if (copies <= 1) return files;
   std::vector<std::string> out;
   std::error_code ec;
@@ -57,7 +31,11 @@ Result<std::vector<std::string>> CopyInputs(const std::vector<std::string>& file
         fs::copy_file(f, dst, fs::copy_options::overwrite_existing, ec);
       }
       if (ec) return IOError("copy ", f, " to ", dst, ": ", ec.message());
-      if (p.extension() == ".nc" && k > 0) TS_RETURN_IF_ERROR(ShiftNetcdfTime(dst, double(k)));
+      if (p.extension() == ".nc" && k > 0) {
+        TS_ASSIGN_OR_RETURN(const ingest::FormatsModule* formats,
+                            ingest::LoadFormatsModule(module_dir));
+        TS_RETURN_IF_ERROR(formats->shift_netcdf_time(dst, double(k)));
+      }
       out.push_back(dst);
     }
   }

@@ -82,7 +82,8 @@ Result<IngestResult> RunIngestPhase(const E2eRunContext& ctx) {
     const std::string name = kIngestModalities[i];
     IngestFigures& fig = result.modality[i];
     const int copies = i == 0 ? c.GeotiffCopies() : c.copies;
-    TS_ASSIGN_OR_RETURN(fig.inputs, CopyInputs({sources[i]}, copies, ctx.out + "/inputs/" + name));
+    TS_ASSIGN_OR_RETURN(fig.inputs, CopyInputs({sources[i]}, copies, ctx.out + "/inputs/" + name,
+                                               fs::path(ctx.exe).parent_path().string()));
   }
   for (size_t i = 0; i < kIngestModalities.size(); ++i) {
     const std::string name = kIngestModalities[i];

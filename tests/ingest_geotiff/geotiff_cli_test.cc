@@ -131,32 +131,3 @@ TEST(GeoTiffCli, JsonSummaryReportsDroppedTiles) {
 
 }  // namespace
 }  // namespace tilestage
-
-namespace tilestage {
-namespace {
-
-// GDAL is a module loaded by `ingest geotiff` only: other commands start without it.
-TEST(GeoTiffCli, OtherCommandsDoNotLoadGdal) {
-  auto r = testing::RunCommand("LD_DEBUG=libs " + testing::CliPath() + " --version");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("libnetcdf"), std::string::npos) << "LD_DEBUG shows no libraries";
-  EXPECT_EQ(r.output.find("libgdal"), std::string::npos);
-}
-
-TEST(GeoTiffCli, MissingGdalModuleIsAClearErrorNamingIt) {
-  testing::TempDir dir;
-  // The executable alone, without the module that is built beside it.
-  const std::string exe = dir.Sub("tilestage");
-  std::filesystem::copy_file(testing::CliPath(), exe);
-  std::filesystem::permissions(exe, std::filesystem::perms::owner_exec,
-                               std::filesystem::perm_options::add);
-  auto r = testing::RunCommand(exe + " ingest geotiff --out " + dir.Sub("store") + " " +
-                               testing::SharedData("geotiff/RGB.byte.tif"));
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find(dir.Sub("libtilestage_gdal.so")), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("GeoTIFF support is not available"), std::string::npos) << r.output;
-  EXPECT_FALSE(std::filesystem::exists(dir.Sub("store") + "/manifest.json"));
-}
-
-}  // namespace
-}  // namespace tilestage

@@ -337,3 +337,44 @@ TEST(Cli, VerifyDirectoryWithoutManifestFails) {
 
 }  // namespace
 }  // namespace tilestage
+
+namespace tilestage {
+namespace {
+
+// The format libraries are modules loaded by the ingests only (ingest/modules.h): every other
+// command starts without GDAL, netCDF-C, HDF5 or libtiff.
+TEST(CliModules, CommandsOtherThanIngestLoadNoFormatLibrary) {
+  auto r = RunCommand("LD_DEBUG=libs " + testing::CliPath() + " --version");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("libmpi")) << "LD_DEBUG shows no libraries";
+  for (const char* lib : {"libgdal", "libnetcdf", "libhdf5", "libtiff"})
+    EXPECT_THAT(r.output, Not(HasSubstr(lib)));
+}
+
+TEST(CliModules, MissingModuleIsAClearErrorNamingIt) {
+  TempDir dir;
+  // The executable alone, without the modules built beside it.
+  const std::string exe = dir.Sub("tilestage");
+  std::filesystem::copy_file(testing::CliPath(), exe);
+  std::filesystem::permissions(exe, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  const std::string nc = testing::SourceDir() + "/examples/data/netcdf/era5_1995-07-14T12.nc";
+  const struct {
+    std::string command, module, message;
+  } cases[] = {
+      {"ingest geotiff " + testing::SharedData("geotiff/RGB.byte.tif"), "libtilestage_gdal.so",
+       "GeoTIFF support is not available"},
+      {"ingest netcdf --vars t2m " + nc, "libtilestage_formats.so",
+       "NetCDF, HDF5 and TIFF-stack support is not available"},
+  };
+  for (const auto& c : cases) {
+    auto r = RunCommand(exe + " " + c.command + " --out " + dir.Sub("store"));
+    EXPECT_NE(r.exit_code, 0) << c.command;
+    EXPECT_THAT(r.output, HasSubstr(dir.Sub(c.module))) << c.command;
+    EXPECT_THAT(r.output, HasSubstr(c.message)) << c.command;
+    EXPECT_FALSE(std::filesystem::exists(dir.Sub("store/manifest.json"))) << c.command;
+  }
+}
+
+}  // namespace
+}  // namespace tilestage

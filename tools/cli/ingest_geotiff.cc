@@ -1,14 +1,8 @@
 // tilestage ingest geotiff: satellite scenes (any GDAL raster) to a tile store.
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <climits>
 #include <cstdlib>
-#include <filesystem>
 
-#include "ingest/geotiff_source.h"
 #include "ingest/input_files.h"
+#include "ingest/modules.h"
 #include "tools/cli/ingest_common.h"
 
 namespace tilestage::cli {
@@ -46,31 +40,6 @@ Result<std::pair<double, double>> ParseRes(const std::string& text) {
   return std::make_pair(x, y);
 }
 
-// OpenGeoTiffSource from the GDAL module (ingest/geotiff_module.cc) beside this executable,
-// loaded on first use so that commands without GDAL do not pay for loading it.
-using OpenGeoTiffFn =
-    Result<std::unique_ptr<ingest::Source>> (*)(const ingest::GeoTiffOptions& options);
-
-Result<OpenGeoTiffFn> LoadGeoTiffModule() {
-  char exe[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return ErrnoStatus("readlink", "/proc/self/exe", errno);
-  const std::string path =
-      (std::filesystem::path(std::string(exe, static_cast<size_t>(n))).parent_path() /
-       "libtilestage_gdal.so")
-          .string();
-  // RTLD_LOCAL: the module's own copies of tilestage code stay out of the global namespace.
-  void* module = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!module)
-    return FailedPrecondition("GeoTIFF support is not available: cannot load ", path, " (",
-                              ::dlerror(), "); it is built with tilestage and must stay beside it");
-  using EntryFn = OpenGeoTiffFn (*)();
-  auto entry = reinterpret_cast<EntryFn>(::dlsym(module, "TilestageGeoTiffOpenSource"));
-  if (!entry)
-    return FailedPrecondition(path, ": no TilestageGeoTiffOpenSource (", ::dlerror(), ")");
-  return entry();
-}
-
 Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args) {
   ingest::GeoTiffOptions options;
   TS_ASSIGN_OR_RETURN(options.files, ingest::ExpandGlobs(args.files));
@@ -88,8 +57,9 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args) {
     if (dtype.ok()) options.store_dtype = *dtype;  // a bad name is reported with the options
   }
   TS_ASSIGN_OR_RETURN(options.labels, ingest::ExpandGlobs(args.labels));
-  TS_ASSIGN_OR_RETURN(OpenGeoTiffFn open, LoadGeoTiffModule());
-  return open(options);
+  TS_ASSIGN_OR_RETURN(const std::string dir, ingest::ExecutableDir());
+  TS_ASSIGN_OR_RETURN(const ingest::GeoTiffModule* gdal, ingest::LoadGeoTiffModule(dir));
+  return gdal->open_geotiff(options);
 }
 
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {

@@ -1,7 +1,7 @@
 // tilestage ingest hdf5: diffraction frames (NeXus/NXmx, CXI, any dataset) into a tile store.
 #include <malloc.h>
 
-#include "ingest/hdf5_source.h"
+#include "ingest/modules.h"
 #include "tools/cli/ingest_common.h"
 
 namespace tilestage::cli {
@@ -33,7 +33,9 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const Hdf5Args& args) {
       ingest::FrameTransform::Parse(args.crop, args.bin, args.log1p, args.sqrt, args.clip_min);
   TS_ASSIGN_OR_RETURN(options.transform, std::move(transform));
   TS_ASSIGN_OR_RETURN(options.batch_bytes, ParseByteSize(args.batch_size));
-  return ingest::OpenHdf5Source(options);
+  TS_ASSIGN_OR_RETURN(const std::string dir, ingest::ExecutableDir());
+  TS_ASSIGN_OR_RETURN(const ingest::FormatsModule* formats, ingest::LoadFormatsModule(dir));
+  return formats->open_hdf5(options);
 }
 
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {

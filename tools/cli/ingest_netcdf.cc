@@ -7,7 +7,7 @@
 #endif
 
 #include "ingest/input_files.h"
-#include "ingest/netcdf_source.h"
+#include "ingest/modules.h"
 #include "tools/cli/ingest_common.h"
 
 namespace tilestage::cli {
@@ -75,7 +75,9 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const NetcdfArgs& args) {
   }
   options.time_stride = args.time_stride;
   options.latitude_weights = args.lat_weights;
-  return ingest::OpenNetcdfSource(options);
+  TS_ASSIGN_OR_RETURN(const std::string dir, ingest::ExecutableDir());
+  TS_ASSIGN_OR_RETURN(const ingest::FormatsModule* formats, ingest::LoadFormatsModule(dir));
+  return formats->open_netcdf(options);
 }
 
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {

@@ -1,5 +1,5 @@
 // tilestage ingest tiff-stack: multi-page TIFF detector stacks (one frame per page).
-#include "ingest/tiff_stack_source.h"
+#include "ingest/modules.h"
 #include "tools/cli/ingest_common.h"
 
 namespace tilestage::cli {
@@ -21,7 +21,9 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const TiffStackArgs& args) {
   auto transform =
       ingest::FrameTransform::Parse(args.crop, args.bin, args.log1p, args.sqrt, args.clip_min);
   TS_ASSIGN_OR_RETURN(options.transform, std::move(transform));
-  return ingest::OpenTiffStackSource(options);
+  TS_ASSIGN_OR_RETURN(const std::string dir, ingest::ExecutableDir());
+  TS_ASSIGN_OR_RETURN(const ingest::FormatsModule* formats, ingest::LoadFormatsModule(dir));
+  return formats->open_tiff_stack(options);
 }
 
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
