@@ -311,6 +311,42 @@ TEST(ChannelStatsKernel, IntegerFastPathMatchesWelford) {
     ExpectMatchesWelford(fast[c], Welford<uint16_t>(v, c * 15, (c + 1) * 15, valid.data()), 1e-9);
 }
 
+// The 8- and 16-bit kernel sums in 32-bit lanes per chunk of 2^16 values: the type's extremes
+// over several chunks, masked and not, must come out exact.
+TEST(ChannelStatsKernel, SmallIntegerExtremesOverSeveralChunksAreExact) {
+  const int64_t n = 3 * 65536 + 6;
+  Array top(DType::kU16, {1, 1, n});
+  for (auto& x : top.As<uint16_t>()) x = 65535;
+  std::vector<uint8_t> every_seventh_invalid(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) every_seventh_invalid[i] = i % 7 != 0;
+  for (const uint8_t* mask : {static_cast<const uint8_t*>(nullptr),
+                              static_cast<const uint8_t*>(every_seventh_invalid.data())}) {
+    const ChannelStats s = ComputeChannelStats(top, mask)[0];
+    EXPECT_EQ(s.count, mask ? static_cast<uint64_t>(n - (n + 6) / 7) : static_cast<uint64_t>(n));
+    EXPECT_EQ(s.mean, 65535.0);
+    EXPECT_EQ(s.m2, 0.0);
+    EXPECT_EQ(s.min, 65535.0);
+    EXPECT_EQ(s.max, 65535.0);
+  }
+  // Alternating lowest and highest: mean -1/2, every squared deviation ((max - min) / 2)^2.
+  auto alternate = [&](auto zero, DType dtype) {
+    using T = decltype(zero);
+    Array a(dtype, {1, 1, n});
+    auto v = a.As<T>();
+    for (int64_t i = 0; i < n; ++i)
+      v[i] = i % 2 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::lowest();
+    const ChannelStats s = ComputeChannelStats(a, nullptr)[0];
+    const double half_range =
+        (double(std::numeric_limits<T>::max()) - double(std::numeric_limits<T>::lowest())) / 2;
+    EXPECT_EQ(s.mean, -0.5) << DTypeName(dtype);
+    EXPECT_EQ(s.m2, double(n) * half_range * half_range) << DTypeName(dtype);
+    EXPECT_EQ(s.min, double(std::numeric_limits<T>::lowest())) << DTypeName(dtype);
+    EXPECT_EQ(s.max, double(std::numeric_limits<T>::max())) << DTypeName(dtype);
+  };
+  alternate(int16_t{}, DType::kI16);
+  alternate(int8_t{}, DType::kI8);
+}
+
 TEST(ChannelStatsKernel, ByteFastPathMatchesWelfordOnLargeTiles) {
   // More values than one 32-bit accumulation chunk, all 255 at the end (the overflow edge).
   Array a(DType::kU8, {2, 300, 300});
