@@ -5,7 +5,9 @@
 // (a stage, a load, a verify) paid for loading them at start-up. Tests link the sources' static
 // libraries (tilestage::geotiff, tilestage::ingest_formats) directly instead.
 //
-// Thread-safety: loading is thread-safe (dlopen is); a module, once loaded, stays loaded.
+// Thread-safety: LoadFormatsModule is thread-safe (dlopen is). LoadGeoTiffModule sets
+// OPENBLAS_NUM_THREADS when unset (see there), so call it before other threads read the
+// environment, as the CLI does. A module, once loaded, stays loaded.
 #pragma once
 
 #include <memory>

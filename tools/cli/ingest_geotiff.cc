@@ -40,7 +40,8 @@ Result<std::pair<double, double>> ParseRes(const std::string& text) {
   return std::make_pair(x, y);
 }
 
-Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args) {
+Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args,
+                                                   const ingest::GeoTiffModule& gdal) {
   ingest::GeoTiffOptions options;
   TS_ASSIGN_OR_RETURN(options.files, ingest::ExpandGlobs(args.files));
   TS_ASSIGN_OR_RETURN(options.bands, ParseBands(args.bands));
@@ -57,9 +58,12 @@ Result<std::unique_ptr<ingest::Source>> MakeSource(const GeoTiffArgs& args) {
     if (dtype.ok()) options.store_dtype = *dtype;  // a bad name is reported with the options
   }
   TS_ASSIGN_OR_RETURN(options.labels, ingest::ExpandGlobs(args.labels));
+  return gdal.open_geotiff(options);
+}
+
+Result<const ingest::GeoTiffModule*> LoadGdal() {
   TS_ASSIGN_OR_RETURN(const std::string dir, ingest::ExecutableDir());
-  TS_ASSIGN_OR_RETURN(const ingest::GeoTiffModule* gdal, ingest::LoadGeoTiffModule(dir));
-  return gdal->open_geotiff(options);
+  return ingest::LoadGeoTiffModule(dir);
 }
 
 TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
@@ -92,7 +96,14 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "Label raster stored as field y, warped onto each scene's grid (nearest); one "
                   "for all scenes or one per scene");
   cmd->callback([args, exit_code] {
-    *exit_code = RunIngestCommand(args->common, "geotiff", [args] { return MakeSource(*args); });
+    // Loaded before MPI starts threads of its own: loading it may set an environment variable.
+    auto gdal = LoadGdal();
+    if (!gdal.ok()) {
+      *exit_code = Report(gdal.status());
+      return;
+    }
+    *exit_code =
+        RunIngestCommand(args->common, "geotiff", [&] { return MakeSource(*args, **gdal); });
   });
 });
 
