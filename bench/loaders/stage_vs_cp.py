@@ -72,7 +72,8 @@ def measure_fixed_cost(tilestage, workdir, rounds):
     dst = os.path.join(workdir, "dst-tiny")
     stage = [tilestage, "stage", "--from", src, "--to", dst, "--mode", "replicate", "--no-sync"]
     best = {}
-    for name, cmd in [("single", stage), ("mpirun", MPIRUN + stage), ("cp", ["cp", "-r", src, dst])]:
+    contenders = [("single", stage), ("mpirun", MPIRUN + stage), ("cp", ["cp", "-r", src, dst])]
+    for name, cmd in contenders:
         runs = []
         for _ in range(max(rounds, 5)):
             shutil.rmtree(dst, ignore_errors=True)
