@@ -40,12 +40,9 @@ Result<const FormatsModule*> LoadFormatsModule(const std::string& dir) {
                                    "NetCDF, HDF5 and TIFF-stack");
 }
 
+void LimitGdalBlasThreads() { ::setenv("OPENBLAS_NUM_THREADS", "1", /*overwrite=*/0); }
+
 Result<const GeoTiffModule*> LoadGeoTiffModule(const std::string& dir) {
-  // Debian's GDAL pulls in OpenBLAS (through Armadillo), which starts a thread per core as it
-  // loads, each spinning in sched_yield for a while; the GeoTIFF source never calls BLAS, and on
-  // a 2-core node the spinning took ~0.07 of the 0.45 CPU s of a 200 MB ingest. A user's own
-  // setting stays.
-  ::setenv("OPENBLAS_NUM_THREADS", "1", /*overwrite=*/0);
   return LoadModule<GeoTiffModule>(dir, "libtilestage_gdal.so", "TilestageGeoTiffModule",
                                    "GeoTIFF");
 }

@@ -5,9 +5,8 @@
 // (a stage, a load, a verify) paid for loading them at start-up. Tests link the sources' static
 // libraries (tilestage::geotiff, tilestage::ingest_formats) directly instead.
 //
-// Thread-safety: LoadFormatsModule is thread-safe (dlopen is). LoadGeoTiffModule sets
-// OPENBLAS_NUM_THREADS when unset (see there), so call it before other threads read the
-// environment, as the CLI does. A module, once loaded, stays loaded.
+// Thread-safety: loading is thread-safe (dlopen is); a module, once loaded, stays loaded.
+// LimitGdalBlasThreads changes the environment: call it before any other thread starts.
 #pragma once
 
 #include <memory>
@@ -43,5 +42,12 @@ Result<std::string> ExecutableDir();
 // a tilestage module of this build.
 Result<const FormatsModule*> LoadFormatsModule(const std::string& dir);
 Result<const GeoTiffModule*> LoadGeoTiffModule(const std::string& dir);
+
+// Sets OPENBLAS_NUM_THREADS=1 unless the user set it, for a later LoadGeoTiffModule: Debian's
+// GDAL pulls in OpenBLAS (through Armadillo), which starts a thread per core as it loads, each
+// spinning in sched_yield for a while; the GeoTIFF source never calls BLAS, and on a 2-core node
+// the spinning took ~0.07 of the 0.45 CPU s of a 200 MB ingest. Not part of loading the module,
+// which `ingest geotiff` does after MPI has started threads of its own.
+void LimitGdalBlasThreads();
 
 }  // namespace tilestage::ingest

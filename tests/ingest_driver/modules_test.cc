@@ -19,8 +19,9 @@ int64_t ThreadCount() {
 }
 
 // GDAL's OpenBLAS would start a spinning thread per core as the module loads.
-TEST(Modules, LoadingTheGdalModuleStartsNoThreads) {
+TEST(Modules, LoadingTheGdalModuleAfterLimitingBlasThreadsStartsNoThreads) {
   ::unsetenv("OPENBLAS_NUM_THREADS");
+  LimitGdalBlasThreads();
   const int64_t before = ThreadCount();
   auto module = LoadGeoTiffModule(ModuleDir());
   ASSERT_TRUE(module.ok()) << module.status().ToString();

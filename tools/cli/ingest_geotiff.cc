@@ -96,14 +96,12 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "Label raster stored as field y, warped onto each scene's grid (nearest); one "
                   "for all scenes or one per scene");
   cmd->callback([args, exit_code] {
-    // Loaded before MPI starts threads of its own: loading it may set an environment variable.
-    auto gdal = LoadGdal();
-    if (!gdal.ok()) {
-      *exit_code = Report(gdal.status());
-      return;
-    }
-    *exit_code =
-        RunIngestCommand(args->common, "geotiff", [&] { return MakeSource(*args, **gdal); });
+    ingest::LimitGdalBlasThreads();  // before MPI starts threads of its own
+    *exit_code = RunIngestCommand(
+        args->common, "geotiff", [args]() -> Result<std::unique_ptr<ingest::Source>> {
+          TS_ASSIGN_OR_RETURN(const ingest::GeoTiffModule* gdal, LoadGdal());
+          return MakeSource(*args, *gdal);
+        });
   });
 });
 
