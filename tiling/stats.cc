@@ -102,42 +102,6 @@ namespace {
 
 // Integer types up to 16 bits: exact integer sums (vectorizable, no per-value division), turned
 // into Welford's (mean, m2) once per tile. Others: two passes in double.
-// Bytes (the commonest imagery): 32-bit accumulators over chunks that cannot overflow them
-// (16384 * 255^2 < 2^32), which the compiler vectorizes without widening to 64 bits.
-ChannelStats ByteStatsAllValid(const uint8_t* v, int64_t n) {
-  ChannelStats s;
-  s.total = static_cast<uint64_t>(n);
-  s.count = static_cast<uint64_t>(n);
-  if (n == 0) return s;
-  uint64_t sum = 0;
-  unsigned __int128 sumsq = 0;
-  uint8_t lo = 255, hi = 0;
-  for (int64_t start = 0; start < n; start += 16384) {
-    const int64_t end = std::min<int64_t>(n, start + 16384);
-    uint32_t sum32 = 0, sq32 = 0;
-    uint8_t lo8 = 255, hi8 = 0;
-    for (int64_t i = start; i < end; ++i) {
-      const uint32_t x = v[i];
-      sum32 += x;
-      sq32 += x * x;
-      lo8 = std::min<uint8_t>(lo8, v[i]);
-      hi8 = std::max<uint8_t>(hi8, v[i]);
-    }
-    sum += sum32;
-    sumsq += sq32;
-    lo = std::min(lo, lo8);
-    hi = std::max(hi, hi8);
-  }
-  const __int128 n128 = n;
-  const __int128 numerator =
-      n128 * static_cast<__int128>(sumsq) - static_cast<__int128>(sum) * static_cast<__int128>(sum);
-  s.mean = static_cast<double>(sum) / static_cast<double>(n);
-  s.m2 = static_cast<double>(numerator) / static_cast<double>(n);
-  s.min = lo;
-  s.max = hi;
-  return s;
-}
-
 // Floats and 32/64-bit integers: sums in double, in 16 independent lanes (four vectors of four)
 // combined in a fixed order at the end, so the result depends only on the values, not on the
 // buffer, the thread count or the instruction set. Written with GCC vector types because the
@@ -357,7 +321,7 @@ TS_AVX2_CLONES ChannelStats I16Stats(const int16_t* v, const uint8_t* valid, int
 template <typename T>
 ChannelStats ChannelStatsOf(const T* v, const uint8_t* valid, int64_t n) {
   if constexpr (std::is_same_v<T, uint8_t>) {
-    return valid ? U8Stats(v, valid, n) : ByteStatsAllValid(v, n);
+    return U8Stats(v, valid, n);
   } else if constexpr (std::is_same_v<T, int8_t>) {
     return I8Stats(v, valid, n);
   } else if constexpr (std::is_same_v<T, uint16_t>) {

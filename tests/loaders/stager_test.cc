@@ -40,6 +40,15 @@ std::vector<std::string> Names(const std::string& dir) {
   return names;
 }
 
+// Replication of `from` into `to`, everything else at its default.
+StageOptions Replicate(const std::string& from, const std::string& to) {
+  StageOptions o;
+  o.from = from;
+  o.to = to;
+  o.mode = StageMode::kReplicate;
+  return o;
+}
+
 struct StageFixture {
   TempDir tmp;
   std::string src = tmp.Sub("src");
@@ -52,10 +61,7 @@ struct StageFixture {
     manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
   }
   StageOptions Options() const {
-    StageOptions o;
-    o.from = src;
-    o.to = dst;
-    o.mode = StageMode::kReplicate;
+    StageOptions o = Replicate(src, dst);
     o.chunk_bytes = 16 << 10;  // several rounds per shard
     return o;
   }
@@ -186,10 +192,7 @@ struct LargeShardFixture {
     manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
   }
   StageOptions Options(bool sync) const {
-    StageOptions o;
-    o.from = src;
-    o.to = dst;
-    o.mode = StageMode::kReplicate;
+    StageOptions o = Replicate(src, dst);
     o.sync = sync;
     return o;
   }
@@ -241,10 +244,7 @@ TEST(Stage, OneShardHashedBehindItsCopierIsByteForByteAndACorruptByteIsCaught) {
   ASSERT_EQ(manifest.shards.size(), 1u);
   const std::string shard = manifest.shards[0].file;
   auto options = [&](const std::string& dst, int threads) {
-    StageOptions o;
-    o.from = src;
-    o.to = dst;
-    o.mode = StageMode::kReplicate;
+    StageOptions o = Replicate(src, dst);
     o.threads = threads;
     return o;
   };
