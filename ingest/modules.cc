@@ -1,10 +1,7 @@
 #include "ingest/modules.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <filesystem>
 
@@ -29,10 +26,10 @@ Result<const Module*> LoadModule(const std::string& dir, const char* file, const
 }  // namespace
 
 Result<std::string> ExecutableDir() {
-  char exe[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return ErrnoStatus("readlink", "/proc/self/exe", errno);
-  return std::filesystem::path(std::string(exe, static_cast<size_t>(n))).parent_path().string();
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return Internal("cannot read /proc/self/exe: ", ec.message());
+  return exe.parent_path().string();
 }
 
 Result<const FormatsModule*> LoadFormatsModule(const std::string& dir) {

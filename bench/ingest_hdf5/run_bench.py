@@ -161,7 +161,8 @@ def main():
                         else "(raw %.2f + dd %.2f) / %d cores" % (best["raw"], best["dd"], cores)),
               bound, best["tilestage_none"], bound / best["tilestage_none"], best["tilestage"],
               bound / best["tilestage"]))
-    print(json.dumps({"frames": args.frames, "bound_s": bound, "out_fs": fs_type, "bytes": raw_bytes, "wall_s": best, "cpu_s": cpu,
+    print(json.dumps({"frames": args.frames, "bound_s": bound, "out_fs": fs_type,
+                      "bytes": raw_bytes, "wall_s": best, "cpu_s": cpu,
                       "mb_s": rate, "ratios": ratios, "load_start": load_start,
                       "load_end": load_end, "command": " ".join(sys.argv),
                       "tilestage_summary": summary}))
