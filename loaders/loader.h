@@ -4,6 +4,10 @@
 //   normalize (float32, per-channel manifest statistics, NaN and nodata -> 0) ->
 //   augment (flips, rot90, crop; seeded per sample) -> collate (serial, in order, into a
 //   recycled batch buffer) -> bounded queue of `prefetch` batches -> Next().
+// Uncompressed records skip the separate verify step: x is normalized piece by piece as each
+// piece is hashed (one read of the record from memory), and the checksum is compared before the
+// sample counts as delivered; a record that is damaged anywhere still fails with the checksum
+// mismatch.
 //
 // Validity: NaN, and in every dtype the channel's nodata value that the ingest recorded in the
 // manifest (FieldNodata: DEM -32768, label 255, Landsat 0 stay in integer stores), are invalid:
@@ -11,8 +15,6 @@
 //
 // Read: shards on the local file system are mapped read-only and records are verified, decoded
 // and normalized straight from the page cache (no copy); other storages are read with pread.
-// float32 fields are normalized into the batch with streaming stores (no read-for-ownership of
-// batch lines that the consumer reads only much later).
 //
 // Order: sample_order.h. The global batch is batch_size * world_size samples; rank r of W takes
 // the r-th part of each global batch. The order is a pure function of (seed, epoch, shard sizes,

@@ -28,8 +28,9 @@ struct Hasher::State {
   ~State() { XXH3_freeState(xxh); }
 };
 
-Hasher::Hasher() : state_(std::make_unique<State>()) { XXH3_64bits_reset(state_->xxh); }
+Hasher::Hasher() : state_(std::make_unique<State>()) { Reset(); }
 Hasher::~Hasher() = default;
+void Hasher::Reset() { XXH3_64bits_reset(state_->xxh); }
 void Hasher::Update(std::span<const uint8_t> bytes) {
   XXH3_64bits_update(state_->xxh, bytes.data(), bytes.size());
 }

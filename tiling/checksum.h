@@ -31,6 +31,7 @@ class Hasher {
   ~Hasher();
   Hasher(const Hasher&) = delete;
   Hasher& operator=(const Hasher&) = delete;
+  void Reset();  // starts a new stream, keeping the state's memory
   void Update(std::span<const uint8_t> bytes);
   uint64_t Digest() const;
 
