@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <set>
 
@@ -399,6 +400,41 @@ TEST(GeoTiffIngest, AnyDtypeTilingAndCompressionReadsLikeGdal) {
     EXPECT_EQ(GdalType(r.store->manifest().FindField("x")->dtype), c.type);
     EXPECT_EQ(ExpectTilesEqualGdal(*r.store, path, {1, 2}), 9u);  // shift: 3 x 3 windows
   }
+}
+
+// Uncompressed rasters are opened with GTIFF_DIRECT_IO (read past GDAL's block cache): tiles
+// equal GDAL's own reads through the cache for pixel- and band-interleaved, tiled and striped
+// files with windows across blocks, and the caller's thread keeps its own setting, set or not.
+TEST(GeoTiffIngest, UncompressedFilesReadDirectlyEqualGdalAndLeaveTheCallersSetting) {
+  TempDir dir;
+  struct Case {
+    GDALDataType type;
+    int bands;
+    std::vector<std::string> creation;
+  };
+  const std::vector<Case> cases = {
+      {GDT_Byte, 3, {"TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32", "INTERLEAVE=PIXEL"}},
+      {GDT_UInt16, 2, {"INTERLEAVE=BAND"}},
+      {GDT_Float32, 2, {"TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16", "INTERLEAVE=BAND"}},
+  };
+  int n = 0;
+  for (const char* callers : {static_cast<const char*>(nullptr), "NO"})
+    for (const auto& c : cases) {
+      SCOPED_TRACE(std::string(GDALGetDataTypeName(c.type)) + (callers ? ", caller NO" : ""));
+      const std::string path = WriteTestTiff(dir.Sub("in" + std::to_string(n) + ".tif"), c.type, 70,
+                                             50, c.bands, c.creation);
+      CPLSetThreadLocalConfigOption("GTIFF_DIRECT_IO", callers);
+      GeoTiffOptions g;
+      g.files = {path};
+      auto r = Ingest(g, dir.Sub("store" + std::to_string(n++)), Tiles(24, 24));
+      const char* after = CPLGetConfigOption("GTIFF_DIRECT_IO", nullptr);
+      EXPECT_EQ(after ? std::string(after) : "unset", callers ? callers : "unset");
+      CPLSetThreadLocalConfigOption("GTIFF_DIRECT_IO", nullptr);
+      ASSERT_TRUE(r.store);
+      std::vector<int> bands(c.bands);
+      std::iota(bands.begin(), bands.end(), 1);
+      EXPECT_EQ(ExpectTilesEqualGdal(*r.store, path, bands), 9u);  // shift: 3 x 3 windows
+    }
 }
 
 TEST(GeoTiffIngest, TileGeotransformLocatesTheWindowAndSceneCrsIsInManifest) {
