@@ -21,7 +21,6 @@
 #include "ingest/nodata_values.h"
 #include "ingest/progress.h"
 #include "ingest/rank_messages.h"
-#include "tiling/checksum.h"
 #include "tiling/manifest.h"
 #include "tiling/shard.h"
 #include "tiling/store.h"
@@ -268,14 +267,6 @@ void MergeItemStats(const std::vector<ChannelStats>& items, std::vector<ChannelS
   for (size_t i = 0; i + channels <= items.size(); i += channels)
     MergeChannelStats(total,
                       std::vector<ChannelStats>(items.begin() + i, items.begin() + i + channels));
-}
-
-// XXH3 of a source file for the provenance. Gives up once `stop` is set (the ingest failed and
-// reports its own error), so a failure does not wait for a large input.
-Result<SourceHash> HashSourceFile(const std::string& path, const std::atomic<bool>& stop) {
-  TS_ASSIGN_OR_RETURN(auto file, LocalStorage()->OpenRead(path));
-  TS_ASSIGN_OR_RETURN(const uint64_t hash, HashWholeFile(*file, &stop));
-  return SourceHash{path, file->size(), hash};
 }
 
 std::string ShardPrefix(const RankInfo& world) {
@@ -734,16 +725,20 @@ Result<IngestPlan> PlanIngest(const Source& source, const DriverOptions& options
 
 // Source files are hashed on a thread of their own while the tiles are cut, so the hashing fills
 // the pipeline's idle moments (serialized library reads, start and end) instead of adding its
-// time after them. One thread is enough: hashing runs at several GB/s.
+// time after them; files hashed before the run (DriverOptions::early_hashes) are taken as they
+// are. One thread is enough: hashing runs at several GB/s. Every failure stops the hashing (the
+// ingest reports its own error), so a failure does not wait for a large input.
 class SourceHashing {
  public:
-  SourceHashing(const Source& source, ItemRange range, bool enabled) {
+  SourceHashing(const Source& source, ItemRange range, bool enabled,
+                std::shared_ptr<EarlySourceHashes> early) {
     if (!enabled) return;
-    hashing_ = std::async(std::launch::async, [this, files = FilesToHash(source, range)] {
+    hashing_ = std::async(std::launch::async, [this, files = FilesToHash(source, range), early] {
       std::vector<Result<SourceHash>> hashes;
       for (const std::string& file : files) {
         if (stop_) break;
-        hashes.push_back(HashSourceFile(file, stop_));
+        std::optional<Result<SourceHash>> hashed = early ? early->Take(file, stop_) : std::nullopt;
+        hashes.push_back(hashed ? std::move(*hashed) : HashSourceFile(file, stop_));
       }
       return hashes;
     });
@@ -799,7 +794,7 @@ RankReport WriteRankShards(const Source& source, const DriverOptions& options,
                            const std::string& write_dir) {
   Progress progress(options.progress && world.rank == 0, options.progress_label,
                     plan.rank_tiles);
-  SourceHashing hashing(source, plan.range, options.hash_sources);
+  SourceHashing hashing(source, plan.range, options.hash_sources, options.early_hashes);
   StoreWriterOptions writer_options;
   writer_options.codec = options.codec;
   writer_options.shard_target_bytes = options.shard_target_bytes;

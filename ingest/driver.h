@@ -9,9 +9,10 @@
 // Source::OpenReader), cuts, computes statistics, encodes and writes its records into shards of
 // its own ("lNNN-shard-*.tss"), so writing and shard hashing scale with the threads instead of
 // being one serialized stage; the source files are hashed for the provenance on one more thread
-// meanwhile. Under MPI (MPI initialized by the caller) ranks take contiguous blocks of items
-// (ingest/mpi_split.h), each writes its own shards ("rNNNN-[lNNN-]shard-*.tss"), and rank 0
-// gathers shard lists, statistics and source hashes and writes the one manifest, listing shards
+// meanwhile (a single-process command starts that before it loads its format library:
+// ingest/source_hashes.h). Under MPI (MPI initialized by the caller) ranks take contiguous blocks
+// of items (ingest/mpi_split.h), each writes its own shards ("rNNNN-[lNNN-]shard-*.tss"), and rank
+// 0 gathers shard lists, statistics and source hashes and writes the one manifest, listing shards
 // in rank, lane and shard order = item order. Statistics are merged in a fixed order (tiles of a
 // unit in window order, units in unit order, items in item order), so the same input gives the
 // same tiles, the same record order and bit-identical statistics for any thread count and rank
@@ -46,6 +47,7 @@
 
 #include "ingest/ingest_windows.h"
 #include "ingest/source.h"
+#include "ingest/source_hashes.h"
 #include "tiling/codec.h"
 #include "tiling/stats.h"
 #include "tiling/storage.h"
@@ -73,6 +75,9 @@ struct DriverOptions {
   std::string progress_label = "ingest";
   std::vector<std::string> command_line;  // provenance
   bool hash_sources = true;               // XXH3 of each input file in the provenance
+  // Input files whose hashing started before the source was opened (single process only:
+  // ingest/source_hashes.h); the others are hashed during the run.
+  std::shared_ptr<EarlySourceHashes> early_hashes;
   bool overwrite = false;  // replace a complete store at `out` (else AlreadyExists)
 };
 

@@ -3,8 +3,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "tiling/checksum.h"
-
 namespace tilestage::ingest {
 namespace {
 
@@ -107,10 +105,6 @@ class Reader {
 };
 
 }  // namespace
-
-nlohmann::json SourceHash::ToJson() const {
-  return {{"path", path}, {"bytes", bytes}, {"xxh3", HashToHex(xxh3)}};
-}
 
 std::string EncodeOutputDecision(const OutputDecision& decision) {
   Writer w;

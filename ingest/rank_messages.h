@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ingest/driver.h"
+#include "ingest/source_hashes.h"
 #include "tiling/manifest.h"
 #include "tiling/stats.h"
 #include "tiling/status.h"
@@ -21,15 +22,6 @@ namespace tilestage::ingest {
 struct OutputDecision {
   Status status;
   std::string dir;
-};
-
-// XXH3 of one source file, for the provenance.
-struct SourceHash {
-  std::string path;
-  uint64_t bytes = 0;
-  uint64_t xxh3 = 0;
-
-  nlohmann::json ToJson() const;
 };
 
 // One rank's part of the ingest: its shards and, per item of its block, tiles and statistics.

@@ -65,4 +65,11 @@ long FileSize(const std::string& path) {
   return static_cast<long>(std::filesystem::file_size(path));
 }
 
+void WriteFile(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
 }  // namespace tilestage::testing

@@ -2,7 +2,9 @@
 // ../shared/data, and running the tilestage CLI. Not thread-safe; one per test.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tilestage::testing {
 
@@ -39,5 +41,7 @@ CommandResult RunCommand(const std::string& command_line);
 void FlipByte(const std::string& path, long offset);  // offset < 0 counts from the end
 void TruncateFile(const std::string& path, long new_size);
 long FileSize(const std::string& path);
+// Creates or replaces a file with these bytes.
+void WriteFile(const std::string& path, const std::vector<uint8_t>& bytes);
 
 }  // namespace tilestage::testing

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <set>
 #include <string>
@@ -226,10 +225,8 @@ TEST(Driver, SourceHashesInTheProvenanceEqualAOneShotHashOfEachFile) {
   std::vector<uint8_t> big_bytes((64u << 20) + 1234), small_bytes(100);
   for (size_t i = 0; i < big_bytes.size(); ++i) big_bytes[i] = static_cast<uint8_t>(i * 31 >> 7);
   for (size_t i = 0; i < small_bytes.size(); ++i) small_bytes[i] = static_cast<uint8_t>(i);
-  for (const auto& [path, bytes] : {std::pair{big, &big_bytes}, std::pair{small, &small_bytes}}) {
-    std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes->data()), bytes->size());
-  }
+  testing::WriteFile(big, big_bytes);
+  testing::WriteFile(small, small_bytes);
   MemorySource source({{16, 16}});
   source.SetFiles({big, small});
   DriverOptions o = Options(dir.Sub("store"), 2);
@@ -244,6 +241,36 @@ TEST(Driver, SourceHashesInTheProvenanceEqualAOneShotHashOfEachFile) {
   EXPECT_EQ(sources[0].at("bytes"), big_bytes.size());
   EXPECT_EQ(sources[0].at("xxh3"), HashToHex(Hash64(big_bytes)));
   EXPECT_EQ(sources[1].at("xxh3"), HashToHex(Hash64(small_bytes)));
+}
+
+// A file changed after its early hash was taken shows the early hash: the driver took it.
+TEST(Driver, TakesEarlySourceHashesAndHashesTheFilesTheyLack) {
+  testing::TempDir dir;
+  const std::string early_file = dir.Sub("early.tif"), late_file = dir.Sub("late.tif");
+  const std::vector<uint8_t> before(5000, 4), after(5000, 5), late(300, 6);
+  testing::WriteFile(early_file, before);
+  testing::WriteFile(late_file, late);
+  auto early = std::make_shared<EarlySourceHashes>(
+      std::vector<std::string>{std::filesystem::relative(early_file).string()});
+  std::atomic<bool> stop{false};
+  ASSERT_TRUE(early->Take(early_file, stop).has_value());  // hashed: now change the file
+  testing::WriteFile(early_file, after);
+
+  MemorySource source({{16, 16}});
+  source.SetFiles({early_file, late_file});
+  DriverOptions o = Options(dir.Sub("store"), 2);
+  o.hash_sources = true;
+  o.early_hashes = early;
+  auto summary = RunIngest(source, o);
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  auto store = Store::Open(LocalStorage(), o.out);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const auto& sources = (*store)->manifest().provenance.at("sources");
+  ASSERT_EQ(sources.size(), 2u);
+  EXPECT_EQ(sources[0].at("path"), early_file);
+  EXPECT_EQ(sources[0].at("xxh3"), HashToHex(Hash64(before)));  // the early hash, not re-read
+  EXPECT_EQ(sources[1].at("path"), late_file);
+  EXPECT_EQ(sources[1].at("xxh3"), HashToHex(Hash64(late)));
 }
 
 TEST(Driver, PadFillsWithNodataAndCountsPaddingAsInvalid) {

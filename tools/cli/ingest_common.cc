@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "ingest/input_files.h"
 #include "tiling/comm/communicator.h"
 #include "tiling/comm/mpi_env.h"
 
@@ -99,6 +100,7 @@ Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args) {
 }
 
 int RunIngestCommand(const IngestArgs& args, const std::string& label,
+                     const std::vector<std::string>& inputs,
                      const std::function<Result<std::unique_ptr<ingest::Source>>()>& make_source) {
   // A plain run (no launcher) needs no MPI at all.
   auto mpi = MpiSession::Start(MpiSession::When::kUnderLauncher);
@@ -110,6 +112,10 @@ int RunIngestCommand(const IngestArgs& args, const std::string& label,
     TS_ASSIGN_OR_RETURN(ingest::DriverOptions options, MakeDriverOptions(args));
     options.progress = options.progress && rank == 0;
     options.progress_label = "ingest " + label;
+    // A pattern that matches nothing is the source's error to report, with its context.
+    auto files = ingest::ExpandGlobs(inputs);
+    if ((*world)->size() == 1 && options.hash_sources && files.ok())
+      options.early_hashes = std::make_shared<ingest::EarlySourceHashes>(std::move(files).value());
     TS_ASSIGN_OR_RETURN(std::unique_ptr<ingest::Source> source, make_source());
     return ingest::RunIngest(*source, options);
   };

@@ -9,7 +9,8 @@
 //   auto args = std::make_shared<IngestArgs>();
 //   AddIngestOptions(cmd, args.get());            // optionally a different default tile
 //   cmd->callback([args, exit_code] {
-//     *exit_code = RunIngestCommand(*args, "geotiff", [&]() -> Result<std::unique_ptr<Source>> {
+//     *exit_code = RunIngestCommand(*args, "geotiff", args->files,
+//                                   [&]() -> Result<std::unique_ptr<Source>> {
 //       ...open the inputs (called after MPI is initialized, on every rank)...
 //     });
 //   });
@@ -51,8 +52,11 @@ Result<ingest::DriverOptions> MakeDriverOptions(const IngestArgs& args);
 
 // Initializes MPI when launched under mpirun (MPI_THREAD_FUNNELED), builds the source with
 // make_source, runs the driver, prints the summary (text, or JSON with --json) on rank 0, and
-// finalizes MPI. Returns the process exit code (errors are printed through Report()).
+// finalizes MPI. Returns the process exit code (errors are printed through Report()). A single
+// process starts hashing `inputs` (the command's input files or globs) for the provenance before
+// make_source loads the format library (ingest/source_hashes.h).
 int RunIngestCommand(const IngestArgs& args, const std::string& label,
+                     const std::vector<std::string>& inputs,
                      const std::function<Result<std::unique_ptr<ingest::Source>>()>& make_source);
 
 }  // namespace tilestage::cli

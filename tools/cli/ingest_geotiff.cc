@@ -98,7 +98,7 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->callback([args, exit_code] {
     ingest::LimitGdalBlasThreads();  // before MPI starts threads of its own
     *exit_code = RunIngestCommand(
-        args->common, "geotiff", [args]() -> Result<std::unique_ptr<ingest::Source>> {
+        args->common, "geotiff", args->files, [args]() -> Result<std::unique_ptr<ingest::Source>> {
           TS_ASSIGN_OR_RETURN(const ingest::GeoTiffModule* gdal, LoadGdal());
           return MakeSource(*args, *gdal);
         });

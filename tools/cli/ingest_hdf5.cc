@@ -71,7 +71,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
     // heap, instead of fresh zero-filled mmap pages each time, saves the kernel's page clearing.
     mallopt(M_MMAP_THRESHOLD, 256 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    *exit_code = RunIngestCommand(args->ingest, "hdf5", [&]() { return MakeSource(*args); });
+    *exit_code =
+        RunIngestCommand(args->ingest, "hdf5", args->files, [&]() { return MakeSource(*args); });
   });
 });
 

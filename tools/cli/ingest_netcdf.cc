@@ -128,7 +128,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
-    *exit_code = RunIngestCommand(args->common, "netcdf", [args] { return MakeSource(*args); });
+    *exit_code =
+        RunIngestCommand(args->common, "netcdf", args->files, [args] { return MakeSource(*args); });
   });
 });
 

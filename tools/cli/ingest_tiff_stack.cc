@@ -39,7 +39,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
   cmd->add_option("--clip-min", args->clip_min, "Raise values below V to V (before log1p/sqrt)");
   cmd->add_option("files", args->files, "Multi-page TIFF files")->required();
   cmd->callback([args, exit_code] {
-    *exit_code = RunIngestCommand(args->ingest, "tiff-stack", [&]() { return MakeSource(*args); });
+    *exit_code = RunIngestCommand(args->ingest, "tiff-stack", args->files,
+                                  [&]() { return MakeSource(*args); });
   });
 });
 

@@ -1,0 +1,71 @@
+#include "ingest/source_hashes.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "tiling/checksum.h"
+#include "tiling/storage.h"
+
+namespace tilestage::ingest {
+
+nlohmann::json SourceHash::ToJson() const {
+  return {{"path", path}, {"bytes", bytes}, {"xxh3", HashToHex(xxh3)}};
+}
+
+Result<SourceHash> HashSourceFile(const std::string& path, const std::atomic<bool>& stop) {
+  TS_ASSIGN_OR_RETURN(auto file, LocalStorage()->OpenRead(path));
+  TS_ASSIGN_OR_RETURN(const uint64_t hash, HashWholeFile(*file, &stop));
+  return SourceHash{path, file->size(), hash};
+}
+
+namespace {
+
+// The same file however a command line or a source spells it (relative or absolute).
+std::string SameFileKey(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+}  // namespace
+
+EarlySourceHashes::EarlySourceHashes(std::vector<std::string> files) {
+  std::set<std::string> seen;
+  for (std::string& f : files)
+    if (seen.insert(SameFileKey(f)).second) files_.push_back(std::move(f));
+  for (const std::string& f : files_) keys_.push_back(SameFileKey(f));
+  hashes_.resize(files_.size());
+  thread_ = std::thread([this] {
+    for (size_t i = 0; i < files_.size() && !stop_; ++i) {
+      Result<SourceHash> hash = HashSourceFile(files_[i], stop_);
+      std::lock_guard lock(mu_);
+      hashes_[i] = std::move(hash);
+      done_.notify_all();
+    }
+  });
+}
+
+EarlySourceHashes::~EarlySourceHashes() {
+  stop_ = true;
+  thread_.join();
+}
+
+std::optional<Result<SourceHash>> EarlySourceHashes::Take(const std::string& path,
+                                                          const std::atomic<bool>& stop) {
+  const auto it = std::find(keys_.begin(), keys_.end(), SameFileKey(path));
+  if (it == keys_.end()) return std::nullopt;
+  const size_t i = static_cast<size_t>(it - keys_.begin());
+  std::unique_lock lock(mu_);
+  // Polled: `stop` belongs to the caller, who cannot notify this condition variable.
+  while (!hashes_[i]) {
+    if (stop) return std::nullopt;
+    done_.wait_for(lock, std::chrono::milliseconds(10));
+  }
+  Result<SourceHash> hash = *hashes_[i];
+  if (hash.ok()) hash->path = path;  // as the caller names it in the provenance
+  return hash;
+}
+
+}  // namespace tilestage::ingest
