@@ -6,7 +6,7 @@
 # loader against the raw read (warm and cold). Each prints its own table; all of it also lands in
 # OUT/*.txt and *.json.
 #
-#   bench/io_limits.sh [--build DIR] [--work DIR]      (about 12 minutes on 2 cores)
+#   bench/io_limits.sh [--build DIR] [--work DIR]      (about 13 minutes on 2 cores)
 #
 # Run it on a quiet machine: every contender of one benchmark runs in the same minute, but a
 # compile beside it moves the ratios.
@@ -49,10 +49,18 @@ run staging $PY bench/loaders/stage_vs_cp.py --tilestage "$TS" --workdir "$WORK"
 STORE="$WORK/load-20000"
 [[ -f "$STORE/manifest.json" ]] || "$TS" synth --out "$STORE" --samples 20000 --shape 3,64,64 \
   --codec none --shard-size 64MiB >/dev/null
+# Records four times larger (3x128x128 float32, 196 KB) for a second loader run.
+BIG="$WORK/load-5000-3x128x128"
+[[ -f "$BIG/manifest.json" ]] || "$TS" synth --out "$BIG" --samples 5000 --shape 3,128,128 \
+  --codec none --shard-size 64MiB >/dev/null
 sync
 run verify_warm $PY bench/store/verify_vs_cat.py --store "$STORE" --tilestage "$TS" --rounds 5
 run verify_cold $PY bench/store/verify_vs_cat.py --store "$STORE" --tilestage "$TS" --rounds 3 --cold
 run loader_warm "$BUILD/bench/loaders/loaders_loader_vs_raw_benchmark" "$STORE" --threads 2 --repeats 3
+# The same loader over the larger records: what is paid per record rather than per byte weighs
+# less.
+run loader_warm_large_records "$BUILD/bench/loaders/loaders_loader_vs_raw_benchmark" "$BIG" \
+  --threads 2 --repeats 3
 run loader_cold "$BUILD/bench/loaders/loaders_loader_vs_raw_benchmark" "$STORE" --threads 2 --repeats 3 \
   --cold
 uptime | tee -a "$OUT/load.txt"
