@@ -44,11 +44,20 @@ EarlySourceHashes::EarlySourceHashes(std::vector<std::string> files) {
       hashes_[i] = std::move(hash);
       done_.notify_all();
     }
+    // The thread ends only when this object does, never while the command is still loading its
+    // format library: a thread that ended during that dlopen made LeakSanitizer's tracer crash at
+    // exit (IngestHdf5Cli.CxiFileTwoRanksStoreTheSameContentAsOne, 1 run in 2).
+    std::unique_lock lock(mu_);
+    done_.wait(lock, [this] { return stop_.load(); });
   });
 }
 
 EarlySourceHashes::~EarlySourceHashes() {
-  stop_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  done_.notify_all();
   thread_.join();
 }
 
