@@ -1,9 +1,7 @@
 #include "ingest/source_hashes.h"
 
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <set>
 
 #include "tiling/checksum.h"
 #include "tiling/storage.h"
@@ -32,10 +30,8 @@ std::string SameFileKey(const std::string& path) {
 }  // namespace
 
 EarlySourceHashes::EarlySourceHashes(std::vector<std::string> files) {
-  std::set<std::string> seen;
   for (std::string& f : files)
-    if (seen.insert(SameFileKey(f)).second) files_.push_back(std::move(f));
-  for (const std::string& f : files_) keys_.push_back(SameFileKey(f));
+    if (index_.emplace(SameFileKey(f), files_.size()).second) files_.push_back(std::move(f));
   hashes_.resize(files_.size());
   thread_ = std::thread([this] {
     for (size_t i = 0; i < files_.size() && !stop_; ++i) {
@@ -63,9 +59,9 @@ EarlySourceHashes::~EarlySourceHashes() {
 
 std::optional<Result<SourceHash>> EarlySourceHashes::Take(const std::string& path,
                                                           const std::atomic<bool>& stop) {
-  const auto it = std::find(keys_.begin(), keys_.end(), SameFileKey(path));
-  if (it == keys_.end()) return std::nullopt;
-  const size_t i = static_cast<size_t>(it - keys_.begin());
+  const auto it = index_.find(SameFileKey(path));
+  if (it == index_.end()) return std::nullopt;
+  const size_t i = it->second;
   std::unique_lock lock(mu_);
   // Polled: `stop` belongs to the caller, who cannot notify this condition variable.
   while (!hashes_[i]) {

@@ -112,10 +112,13 @@ int RunIngestCommand(const IngestArgs& args, const std::string& label,
     TS_ASSIGN_OR_RETURN(ingest::DriverOptions options, MakeDriverOptions(args));
     options.progress = options.progress && rank == 0;
     options.progress_label = "ingest " + label;
-    // A pattern that matches nothing is the source's error to report, with its context.
-    auto files = ingest::ExpandGlobs(inputs);
-    if ((*world)->size() == 1 && options.hash_sources && files.ok())
-      options.early_hashes = std::make_shared<ingest::EarlySourceHashes>(std::move(files).value());
+    if ((*world)->size() == 1 && options.hash_sources) {
+      // A pattern that matches nothing is the source's error to report, with its context.
+      auto files = ingest::ExpandGlobs(inputs);
+      if (files.ok())
+        options.early_hashes =
+            std::make_shared<ingest::EarlySourceHashes>(std::move(files).value());
+    }
     TS_ASSIGN_OR_RETURN(std::unique_ptr<ingest::Source> source, make_source());
     return ingest::RunIngest(*source, options);
   };
