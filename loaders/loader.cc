@@ -36,6 +36,9 @@ constexpr const char* kStageNames[kNumStages] = {"read",      "verify",  "decode
                                                  "normalize", "augment", "collate"};
 constexpr uint64_t kAugmentStream = 0x4155474d454e54ull;  // "AUGMENT"
 constexpr size_t kMaxCorruptExamples = 8;
+// A chunk holds about this many stored bytes (at most kMaxChunkItems samples, at least one).
+constexpr uint64_t kChunkBytes = 256 << 10;
+constexpr uint64_t kMaxChunkItems = 16;
 
 // Per-channel affine normalization (identity where statistics are missing or disabled) and the
 // value that marks a missing pixel in each channel, when the manifest records one.
@@ -289,7 +292,8 @@ struct BatchBuffer {
   uint64_t positions = 0;        // samples of the share this batch covers (skipped included)
 };
 
-// One sample travelling through the pipeline. Items are pooled: their byte buffers are reused.
+// One sample in the pipeline. Items belong to a chunk and are reused with it, byte buffers
+// included.
 struct Item {
   BatchBuffer* buffer = nullptr;
   int64_t slot = 0;
@@ -306,14 +310,24 @@ struct Item {
   Hasher hasher;                  // the record's checksum when it is computed while decoding
   bool checksum_checked = false;  // this record's checksum has been compared with its index entry
   Status status;
+};
+
+// Consecutive samples of one batch that travel through the pipeline together: a TBB hand-off,
+// a clock read and a pool lock cost about as much as checking and converting a few KB, so they
+// are paid per chunk of about kChunkBytes rather than per sample.
+struct Chunk {
+  explicit Chunk(size_t capacity) : items(std::make_unique<Item[]>(capacity)) {}
+  std::unique_ptr<Item[]> items;
+  size_t size = 0;  // items in use
+  std::span<Item> used() { return {items.get(), size}; }
   // Release/acquire at every stage hand-off. TBB already orders the stages; this makes the order
   // visible to ThreadSanitizer, which cannot see inside an uninstrumented libtbb.
   std::atomic<int> handoff{0};
-  Item* Publish() {
+  Chunk* Publish() {
     handoff.fetch_add(1, std::memory_order_release);
     return this;
   }
-  Item* Acquire() {
+  Chunk* Acquire() {
     handoff.load(std::memory_order_acquire);
     return this;
   }
@@ -386,7 +400,9 @@ class Loader::Impl {
   // Uncompressed records are checked while x is normalized (HashWhileNormalizing), in the decode
   // stage; otherwise a verify stage hashes each record before it is decoded.
   bool checksum_in_decode_ = false;
-  uint64_t tokens_ = 0;
+  uint64_t tokens_ = 0;       // samples in flight: chunks_ * chunk_items_
+  uint64_t chunk_items_ = 1;  // samples per chunk
+  uint64_t chunks_ = 0;       // chunks in flight (the pipeline's tokens)
   uint64_t memory_bound_ = 0;
   int threads_ = 0;
   std::unique_ptr<tbb::task_arena> arena_;
@@ -398,23 +414,30 @@ class Loader::Impl {
   // One epoch's pass of the pipeline over `order` from *next: input -> read -> verify -> decode
   // (normalize, augment) -> collate, each stage a step below.
   Status RunPipeline(uint64_t epoch, const std::vector<uint64_t>& order, size_t* next);
-  Item* NextItem(PipelineRun& run, tbb::flow_control& fc);
+  Chunk* NextChunk(PipelineRun& run, tbb::flow_control& fc);
   bool StartBatch(PipelineRun& run);  // false when stopping or no buffer is free
-  Item* ReadItem(Item* item);
-  Item* VerifyItem(Item* item);
-  Item* DecodeItem(Item* item, uint64_t epoch);
-  void CollateItem(PipelineRun& run, Item* item);
+  Chunk* ReadChunk(Chunk* chunk);
+  Chunk* VerifyChunk(Chunk* chunk);
+  Chunk* DecodeChunk(Chunk* chunk, uint64_t epoch);
+  void CollateChunk(PipelineRun& run, Chunk* chunk);
+  void ReadItem(Item& item);
+  void DecodeItem(Item& item, uint64_t epoch);
+  void CollateItem(PipelineRun& run, const Item& item);
   void CloseSkippedHoles(BatchBuffer* buffer) const;
   Status DecodeInto(Item* item, uint64_t epoch);
   Status NormalizeX(Item* item, const FieldView& x, float* out, uint8_t* mask);
   Transform SampleTransform(uint64_t epoch, uint64_t index) const;
   void DeliverStored(const FieldView& x, const FieldView* y, Item* item, uint64_t epoch);
   Status ChecksumError(const Item& item, uint64_t actual) const;
-  void Timed(Stage stage, Clock::time_point since) {
+  // Adds the time since `since` to the stage's busy time and returns now, which starts the next
+  // stage's timing: one clock read per boundary.
+  Clock::time_point Timed(Stage stage, Clock::time_point since, uint64_t items = 1) {
+    const auto now = Clock::now();
     busy_ns_[stage].fetch_add(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count(),
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now - since).count(),
         std::memory_order_relaxed);
-    items_[stage].fetch_add(1, std::memory_order_relaxed);
+    items_[stage].fetch_add(items, std::memory_order_relaxed);
+    return now;
   }
 
   mutable std::mutex position_mu_;
@@ -433,10 +456,10 @@ class Loader::Impl {
   bool running_ = false;
   Status sticky_error_;
 
-  // Item pool (touched by the serial input and collate stages, which may run concurrently).
-  std::mutex item_mu_;
-  std::vector<std::unique_ptr<Item>> items_storage_;
-  std::vector<Item*> free_items_;
+  // Chunk pool (touched by the serial input and collate stages, which may run concurrently).
+  std::mutex chunk_mu_;
+  std::vector<std::unique_ptr<Chunk>> chunks_storage_;
+  std::vector<Chunk*> free_chunks_;
 
   // Statistics.
   std::atomic<uint64_t> busy_ns_[kNumStages] = {};
@@ -569,16 +592,18 @@ Status Loader::Impl::Init(const std::string& dir) {
   const uint64_t y_bytes =
       has_y_ ? static_cast<uint64_t>(ShapeElements(y_out_shape_)) * (y_value + 1) : 0;
   const uint64_t batch_bytes = batch * (x_bytes + y_bytes + sizeof(uint64_t) + 1);
-  uint64_t max_stored = 0, max_raw = 0;
+  uint64_t max_stored = 0, max_raw = 0, total_stored = 0;
   for (size_t s = 0; s < store_->num_shards(); ++s)
     for (uint64_t r = 0; r < store_->shard(s).num_records(); ++r) {
       max_stored = std::max(max_stored, store_->shard(s).entry(r).stored_size);
       max_raw = std::max(max_raw, store_->shard(s).entry(r).raw_size);
+      total_stored += store_->shard(s).entry(r).stored_size;
     }
   const uint64_t scratch = needs_transform_ ? static_cast<uint64_t>(ShapeElements(x_in_shape_)) * 5 +
                                                   (has_y_ ? ShapeElements(y_in_shape_) * 5 : 0)
                                             : 0;
   const uint64_t token_bytes = max_stored + max_raw + scratch + sizeof(Item);
+
   const uint64_t fixed = static_cast<uint64_t>(o.prefetch + 1) * batch_bytes;
   if (o.mem_budget_bytes < fixed + token_bytes)
     return ResourceExhausted("memory budget of ", o.mem_budget_bytes, " bytes is too small: ",
@@ -586,8 +611,13 @@ Status Loader::Impl::Init(const std::string& dir) {
                              " bytes and one sample in flight ", token_bytes,
                              " more; lower --prefetch or --batch, or raise --mem-budget");
   threads_ = o.threads > 0 ? o.threads : tbb::this_task_arena::max_concurrency();
-  const uint64_t useful_tokens = static_cast<uint64_t>(std::max(8, 4 * threads_));
-  tokens_ = std::min(useful_tokens, (o.mem_budget_bytes - fixed) / token_bytes);
+  const uint64_t mean_stored = std::max<uint64_t>(1, total_stored / std::max<uint64_t>(1, total));
+  const uint64_t useful_chunks = static_cast<uint64_t>(std::max(8, 4 * threads_));
+  const uint64_t affordable = (o.mem_budget_bytes - fixed) / token_bytes;
+  chunk_items_ = std::clamp<uint64_t>(kChunkBytes / mean_stored, 1,
+                                      std::min<uint64_t>({kMaxChunkItems, batch, affordable}));
+  chunks_ = std::min(useful_chunks, affordable / chunk_items_);
+  tokens_ = chunks_ * chunk_items_;
   memory_bound_ = fixed + tokens_ * token_bytes;
   arena_ = std::make_unique<tbb::task_arena>(threads_);
 
@@ -595,9 +625,9 @@ Status Loader::Impl::Init(const std::string& dir) {
     buffers_.push_back(std::make_unique<BatchBuffer>());
     free_.push_back(buffers_.back().get());
   }
-  for (uint64_t i = 0; i < tokens_; ++i) {
-    items_storage_.push_back(std::make_unique<Item>());
-    free_items_.push_back(items_storage_.back().get());
+  for (uint64_t i = 0; i < chunks_; ++i) {
+    chunks_storage_.push_back(std::make_unique<Chunk>(chunk_items_));
+    free_chunks_.push_back(chunks_storage_.back().get());
   }
   return Status::Ok();
 }
@@ -670,20 +700,20 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
   run.next = next;
   run.base = share_ - order.size();
   using tbb::filter_mode;
-  const auto input = tbb::make_filter<void, Item*>(
-      filter_mode::serial_in_order, [&](tbb::flow_control& fc) { return NextItem(run, fc); });
-  const auto read = tbb::make_filter<Item*, Item*>(filter_mode::parallel,
-                                                   [&](Item* item) { return ReadItem(item); });
-  const auto verify = tbb::make_filter<Item*, Item*>(filter_mode::parallel,
-                                                     [&](Item* item) { return VerifyItem(item); });
-  const auto decode = tbb::make_filter<Item*, Item*>(
-      filter_mode::parallel, [&](Item* item) { return DecodeItem(item, epoch); });
-  const auto collate = tbb::make_filter<Item*, void>(filter_mode::serial_in_order,
-                                                     [&](Item* item) { CollateItem(run, item); });
+  const auto input = tbb::make_filter<void, Chunk*>(
+      filter_mode::serial_in_order, [&](tbb::flow_control& fc) { return NextChunk(run, fc); });
+  const auto read = tbb::make_filter<Chunk*, Chunk*>(
+      filter_mode::parallel, [&](Chunk* chunk) { return ReadChunk(chunk); });
+  const auto verify = tbb::make_filter<Chunk*, Chunk*>(
+      filter_mode::parallel, [&](Chunk* chunk) { return VerifyChunk(chunk); });
+  const auto decode = tbb::make_filter<Chunk*, Chunk*>(
+      filter_mode::parallel, [&](Chunk* chunk) { return DecodeChunk(chunk, epoch); });
+  const auto collate = tbb::make_filter<Chunk*, void>(
+      filter_mode::serial_in_order, [&](Chunk* chunk) { CollateChunk(run, chunk); });
   if (checksum_in_decode_)
-    tbb::parallel_pipeline(tokens_, input & read & decode & collate);
+    tbb::parallel_pipeline(chunks_, input & read & decode & collate);
   else
-    tbb::parallel_pipeline(tokens_, input & read & verify & decode & collate);
+    tbb::parallel_pipeline(chunks_, input & read & verify & decode & collate);
   // A batch whose input was cut short by an error is incomplete; give its buffer back.
   if (run.current) {
     std::lock_guard lock(mu_);
@@ -692,27 +722,32 @@ Status Loader::Impl::RunPipeline(uint64_t epoch, const std::vector<uint64_t>& or
   return run.error;  // the stages are done: no lock needed
 }
 
-// The input stage: the next record of the order, in the slot after the previous one, in a batch
-// buffer taken from the free list when the last one is full. Stops at the end of the order, on
-// the first error, and when no buffer is free (the consumer stopped).
-Item* Loader::Impl::NextItem(PipelineRun& run, tbb::flow_control& fc) {
+// The input stage: the next records of the order, up to a chunk of them and no further than the
+// end of the current batch, in the slots after the previous ones, in a batch buffer taken from
+// the free list when the last one is full. Stops at the end of the order, on the first error,
+// and when no buffer is free (the consumer stopped).
+Chunk* Loader::Impl::NextChunk(PipelineRun& run, tbb::flow_control& fc) {
   if (run.Failed() || *run.next >= run.order->size() || (!run.current && !StartBatch(run))) {
     fc.stop();
     return nullptr;
   }
-  Item* item;
+  Chunk* chunk;
   {
-    std::lock_guard lock(item_mu_);
-    item = free_items_.back();
-    free_items_.pop_back();
+    std::lock_guard lock(chunk_mu_);
+    chunk = free_chunks_.back();
+    free_chunks_.pop_back();
   }
-  item->buffer = run.current;
-  item->slot = run.slot++;
-  item->index = (*run.order)[(*run.next)++];
-  item->last_in_batch = static_cast<uint64_t>(run.slot) == run.current->positions;
-  item->status = Status::Ok();
-  if (item->last_in_batch) run.current = nullptr;
-  return item->Publish();
+  chunk->size = 0;
+  while (run.current && chunk->size < chunk_items_) {
+    Item& item = chunk->items[chunk->size++];
+    item.buffer = run.current;
+    item.slot = run.slot++;
+    item.index = (*run.order)[(*run.next)++];
+    item.last_in_batch = static_cast<uint64_t>(run.slot) == run.current->positions;
+    item.status = Status::Ok();
+    if (item.last_in_batch) run.current = nullptr;
+  }
+  return chunk->Publish();
 }
 
 bool Loader::Impl::StartBatch(PipelineRun& run) {
@@ -753,90 +788,109 @@ bool Loader::Impl::StartBatch(PipelineRun& run) {
   return true;
 }
 
-Item* Loader::Impl::ReadItem(Item* item) {
-  item->Acquire();
+Chunk* Loader::Impl::ReadChunk(Chunk* chunk) {
+  chunk->Acquire();
   const auto t0 = Clock::now();
-  auto loc = store_->Locate(item->index);
+  for (Item& item : chunk->used()) ReadItem(item);
+  Timed(kRead, t0, chunk->size);
+  return chunk->Publish();
+}
+
+// Locates the record and points item.bytes at it: in the shard's mapping (its first line
+// prefetched, so that the chunk's later records are on their way while the first is decoded), or
+// in item.stored, read with pread.
+void Loader::Impl::ReadItem(Item& item) {
+  auto loc = store_->Locate(item.index);
   if (!loc.ok()) {
-    item->status = loc.status();
-    return item->Publish();
+    item.status = loc.status();
+    return;
   }
-  item->shard = loc->shard;
-  item->record = loc->record;
-  const IndexEntry& e = store_->shard(item->shard).entry(item->record);
+  item.shard = loc->shard;
+  item.record = loc->record;
+  const IndexEntry& e = store_->shard(item.shard).entry(item.record);
   if (!maps_.empty()) {
     // Index extents were validated against the file size when the shard was opened.
-    item->bytes = maps_[item->shard].subspan(e.offset, e.stored_size);
+    item.bytes = maps_[item.shard].subspan(e.offset, e.stored_size);
+    __builtin_prefetch(item.bytes.data());
   } else {
-    item->stored.resize(e.stored_size);
-    item->status = files_[item->shard]->ReadAt(e.offset, item->stored);
-    item->bytes = item->stored;
+    item.stored.resize(e.stored_size);
+    item.status = files_[item.shard]->ReadAt(e.offset, item.stored);
+    item.bytes = item.stored;
   }
   bytes_read_.fetch_add(e.stored_size, std::memory_order_relaxed);
-  Timed(kRead, t0);
-  return item->Publish();
 }
 
-Item* Loader::Impl::VerifyItem(Item* item) {
-  item->Acquire();
-  if (!item->status.ok()) return item->Publish();
+Chunk* Loader::Impl::VerifyChunk(Chunk* chunk) {
+  chunk->Acquire();
   const auto t0 = Clock::now();
-  const IndexEntry& e = store_->shard(item->shard).entry(item->record);
-  const uint64_t actual = Hash64(item->bytes);
-  if (actual != e.checksum) item->status = ChecksumError(*item, actual);
-  Timed(kVerify, t0);
-  return item->Publish();
+  for (Item& item : chunk->used()) {
+    if (!item.status.ok()) continue;
+    const uint64_t actual = Hash64(item.bytes);
+    if (actual != store_->shard(item.shard).entry(item.record).checksum)
+      item.status = ChecksumError(item, actual);
+  }
+  Timed(kVerify, t0, chunk->size);
+  return chunk->Publish();
 }
 
-Item* Loader::Impl::DecodeItem(Item* item, uint64_t epoch) {
-  item->Acquire();
-  if (!item->status.ok()) return item->Publish();
-  item->checksum_checked = !checksum_in_decode_;
-  item->status = DecodeInto(item, epoch);
+Chunk* Loader::Impl::DecodeChunk(Chunk* chunk, uint64_t epoch) {
+  chunk->Acquire();
+  for (Item& item : chunk->used()) DecodeItem(item, epoch);
+  return chunk->Publish();
+}
+
+void Loader::Impl::DecodeItem(Item& item, uint64_t epoch) {
+  if (!item.status.ok()) return;
+  item.checksum_checked = !checksum_in_decode_;
+  item.status = DecodeInto(&item, epoch);
   // A record that failed before its checksum was computed is reported as corrupt when its bytes
   // do not match: the checksum is the better diagnosis than whatever the damaged header said.
-  if (!item->checksum_checked) {
-    const uint64_t actual = Hash64(item->bytes);
-    if (actual != store_->shard(item->shard).entry(item->record).checksum)
-      item->status = ChecksumError(*item, actual);
+  if (!item.checksum_checked) {
+    const uint64_t actual = Hash64(item.bytes);
+    if (actual != store_->shard(item.shard).entry(item.record).checksum)
+      item.status = ChecksumError(item, actual);
   }
-  return item->Publish();
 }
 
-// The collate stage, in input order: records the item's outcome in its batch (a corrupt record
-// skipped or the run's first error), returns the item to the pool, and hands a batch whose last
-// item arrived to the consumer, or back to the free list when the run failed.
-void Loader::Impl::CollateItem(PipelineRun& run, Item* item) {
-  item->Acquire();
+// The collate stage, in input order: records each item's outcome in its batch, returns the chunk
+// to the pool.
+void Loader::Impl::CollateChunk(PipelineRun& run, Chunk* chunk) {
+  chunk->Acquire();
   const auto t0 = Clock::now();
-  BatchBuffer* buffer = item->buffer;
-  if (item->status.ok()) {
-    buffer->slot_ok[item->slot] = 1;
-  } else if (options_.skip_corrupt && item->status.code() == StatusCode::kDataLoss) {
+  for (const Item& item : chunk->used()) CollateItem(run, item);
+  const uint64_t items = chunk->size;
+  {
+    std::lock_guard lock(chunk_mu_);
+    free_chunks_.push_back(chunk);
+  }
+  Timed(kCollate, t0, items);
+}
+
+// Records the item's outcome in its batch (a corrupt record skipped or the run's first error),
+// and hands a batch whose last item arrived to the consumer, or back to the free list when the
+// run failed.
+void Loader::Impl::CollateItem(PipelineRun& run, const Item& item) {
+  BatchBuffer* buffer = item.buffer;
+  if (item.status.ok()) {
+    buffer->slot_ok[item.slot] = 1;
+  } else if (options_.skip_corrupt && item.status.code() == StatusCode::kDataLoss) {
     corrupt_skipped_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(mu_);
     if (corrupt_examples_.size() < kMaxCorruptExamples)
-      corrupt_examples_.push_back(item->status.message());
+      corrupt_examples_.push_back(item.status.message());
   } else {
-    run.Fail(item->status);
+    run.Fail(item.status);
   }
-  const bool last = item->last_in_batch;
-  {
-    std::lock_guard lock(item_mu_);
-    free_items_.push_back(item);
+  if (!item.last_in_batch) return;
+  const bool failed = run.Failed();
+  if (!failed) CloseSkippedHoles(buffer);
+  std::lock_guard lock(mu_);
+  if (failed) {
+    free_.push_back(buffer);
+  } else {
+    ready_.push_back(buffer);
+    cv_.notify_all();
   }
-  if (last) {
-    const bool failed = run.Failed();
-    if (!failed) CloseSkippedHoles(buffer);
-    std::lock_guard lock(mu_);
-    if (failed) {
-      free_.push_back(buffer);
-    } else {
-      ready_.push_back(buffer);
-      cv_.notify_all();
-    }
-  }
-  Timed(kCollate, t0);
 }
 
 // Skipped samples leave holes; closing them keeps the batch dense.
@@ -893,9 +947,8 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   const IndexEntry& e = store_->shard(item->shard).entry(item->record);
   Status parsed = ParseRecordView(item->bytes, e, where(), &item->views, &item->decoded);
   if (!parsed.ok()) return parsed;
-  Timed(kDecode, t0);
+  t0 = Timed(kDecode, t0);
 
-  t0 = Clock::now();
   const FieldView* x = FindView(item->views, "x");
   if (!x) return DataLoss(where(), ": no field 'x'");
   if (x->shape != x_in_shape_ || x->dtype != x_dtype_)
@@ -932,9 +985,8 @@ Status Loader::Impl::DecodeInto(Item* item, uint64_t epoch) {
   item->scratch_mask.resize(mask_out ? item->scratch.size() : 0);
   TS_RETURN_IF_ERROR(
       NormalizeX(item, *x, item->scratch.data(), mask_out ? item->scratch_mask.data() : nullptr));
-  Timed(kNormalize, t0);
+  t0 = Timed(kNormalize, t0);
 
-  t0 = Clock::now();
   const Transform t = SampleTransform(epoch, item->index);
   t.Apply(item->scratch.data(), x_in_shape_[0], x_out);
   if (mask_out) t.Apply(item->scratch_mask.data(), x_in_shape_[0], mask_out);

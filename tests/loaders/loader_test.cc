@@ -583,6 +583,45 @@ TEST(Loader, MemoryBoundStaysUnderBudgetWhateverTheStoreSize) {
   }
 }
 
+// Samples travel through the pipeline in chunks of consecutive samples of one batch; the least
+// budget the loader accepts holds a single sample in flight, so chunks of one. Both give the same
+// batches, whatever batch size cuts the chunks short.
+TEST(Loader, ChunksOfManySamplesGiveTheSameBatchesAsOneSampleAtATime) {
+  Fixture f;
+  LoaderOptions o;
+  o.batch_size = 5;
+  o.seed = 3;
+  o.threads = 2;
+  o.prefetch = 1;
+  auto accepted = [&](uint64_t budget) {
+    LoaderOptions small = o;
+    small.mem_budget_bytes = budget;
+    return Loader::Open(LocalStorage(), f.dir, small).ok();
+  };
+  uint64_t lo = 0, hi = 1 << 20;  // lo refused, hi accepted
+  ASSERT_TRUE(accepted(hi));
+  while (hi - lo > 1) {
+    const uint64_t mid = (lo + hi) / 2;
+    (accepted(mid) ? hi : lo) = mid;
+  }
+  LoaderOptions one = o;
+  one.mem_budget_bytes = hi;
+  auto single = OpenOrDie(f.dir, one);
+  auto chunked = OpenOrDie(f.dir, o);
+  ASSERT_TRUE(single && chunked);
+  EXPECT_EQ(single->stats().tokens_in_flight, 1u);
+  EXPECT_GE(chunked->stats().tokens_in_flight, 5u);
+  for (int e = 0; e < 2; ++e) {
+    const auto a = Epoch(*single), b = Epoch(*chunked);
+    ASSERT_EQ(a.size(), 13u);  // 64 samples in batches of 5, the last one padded
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].indices, b[i].indices);
+      EXPECT_EQ(a[i].x, b[i].x);
+    }
+  }
+}
+
 TEST(Loader, NanBecomesZeroWithValidityMask) {
   SynthStoreSpec spec;
   spec.edit = [](uint64_t index, Sample& s) {
