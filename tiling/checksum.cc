@@ -37,7 +37,9 @@ void Hasher::Update(std::span<const uint8_t> bytes) {
 uint64_t Hasher::Digest() const { return XXH3_64bits_digest(state_->xxh); }
 
 Result<uint64_t> HashWholeFile(const ReadableFile& file, const std::atomic<bool>* stop) {
-  constexpr uint64_t kBlockBytes = 8 << 20;
+  // Blocks that stay in a core's L2 cache between the read and the hash (1 GB cached: 8 MiB
+  // blocks 0.19-0.23 s, 1 MiB 0.17 s on one core).
+  constexpr uint64_t kBlockBytes = 1 << 20;
   const uint64_t size = file.size();
   std::vector<uint8_t> buf(std::min(kBlockBytes, size));
   Hasher hasher;
