@@ -603,7 +603,6 @@ Status Loader::Impl::Init(const std::string& dir) {
                                                   (has_y_ ? ShapeElements(y_in_shape_) * 5 : 0)
                                             : 0;
   const uint64_t token_bytes = max_stored + max_raw + scratch + sizeof(Item);
-
   const uint64_t fixed = static_cast<uint64_t>(o.prefetch + 1) * batch_bytes;
   if (o.mem_budget_bytes < fixed + token_bytes)
     return ResourceExhausted("memory budget of ", o.mem_budget_bytes, " bytes is too small: ",
