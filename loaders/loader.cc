@@ -37,7 +37,7 @@ constexpr const char* kStageNames[kNumStages] = {"read",      "verify",  "decode
 constexpr uint64_t kAugmentStream = 0x4155474d454e54ull;  // "AUGMENT"
 constexpr size_t kMaxCorruptExamples = 8;
 // A chunk holds about this many stored bytes (at most kMaxChunkItems samples, at least one).
-constexpr uint64_t kChunkBytes = 256 << 10;
+constexpr uint64_t kChunkBytes = 1 << 20;
 constexpr uint64_t kMaxChunkItems = 16;
 
 // Per-channel affine normalization (identity where statistics are missing or disabled) and the

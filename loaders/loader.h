@@ -4,7 +4,7 @@
 //   normalize (float32, per-channel manifest statistics, NaN and nodata -> 0) ->
 //   augment (flips, rot90, crop; seeded per sample) -> collate (serial, in order, into a
 //   recycled batch buffer) -> bounded queue of `prefetch` batches -> Next().
-// Samples pass from stage to stage in chunks of consecutive samples of one batch (about 256 KiB
+// Samples pass from stage to stage in chunks of consecutive samples of one batch (about 1 MiB
 // of stored bytes, at most 16 samples), so that the hand-offs are not paid per small record.
 // Uncompressed records skip the separate verify step: x is normalized piece by piece as each
 // piece is hashed (one read of the record from memory), and the checksum is compared before the
