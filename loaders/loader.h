@@ -37,8 +37,8 @@
 // shard and record (skip_corrupt = false), or is dropped from its batch and counted (true): the
 // batch then has fewer samples, batches_per_epoch stays the same on every rank.
 //
-// Thread-safety: one consumer thread calls Next() (or NextUnless()); position(), stats() and the other const
-// accessors may be called from any thread. Internal TBB threads do the work.
+// Thread-safety: one consumer thread calls Next() (or NextUnless()); position(), stats() and the
+// other const accessors may be called from any thread. Internal TBB threads do the work.
 #pragma once
 
 #include <chrono>
