@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "tiling/mllog.h"
@@ -26,7 +27,7 @@ struct Streamed {
 
 // Sixteen partial sums in four SSE registers: as fast as a vectorized torch.sum, so that
 // --read-batches costs what a PyTorch consumer's read costs.
-double SumOf(const std::vector<float>& values) {
+double SumOf(std::span<const float> values) {
   size_t i = 0;
   double sum = 0;
 #if defined(__SSE2__)

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "loaders/batch.h"
 #include "loaders/sample_order.h"
 #include "tiling/status.h"
 
@@ -25,12 +26,12 @@ struct TrainBatch {
   uint64_t index_in_epoch = 0;
   int64_t size = 0;
   std::vector<int64_t> x_shape;  // per sample, [C, H, W]
-  std::vector<float> x;
+  BatchArray<float> x;
   // Per x element: 0 where the pixel held no data (nodata, NaN, padding); empty when all are
   // valid or the source does not deliver it (LoaderBatchSource: with validity_mask).
   std::vector<uint8_t> x_valid;
   std::vector<int64_t> y_shape;  // per sample; empty when the data has no y
-  std::vector<float> y;
+  BatchArray<float> y;
   // Per y element: 0 where the target is missing (nodata, NaN); empty when all are valid.
   std::vector<uint8_t> y_valid;
   std::vector<uint64_t> indices;  // global record index of each sample

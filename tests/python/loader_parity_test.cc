@@ -24,10 +24,10 @@ std::vector<char> ReadBytes(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), {}};
 }
 
-template <typename T>
-void ExpectBytes(const std::string& path, const std::vector<T>& want, const std::string& what) {
+template <typename Array>
+void ExpectBytes(const std::string& path, const Array& want, const std::string& what) {
   const std::vector<char> got = ReadBytes(path);
-  ASSERT_EQ(got.size(), want.size() * sizeof(T)) << what;
+  ASSERT_EQ(got.size(), want.size() * sizeof(want[0])) << what;
   EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size()), 0) << what;
 }
 

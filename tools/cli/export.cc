@@ -55,7 +55,7 @@ Result<std::pair<Array, Array>> LoadNormalized(const ExportArgs& args) {
     return NotFound("store ", args.dir, ": record ", args.record, " has no field 'y'");
   const std::vector<int64_t>& shape = x ? batch.x_shape : batch.y_shape;
   Array values(DType::kF32, shape), valid(DType::kU8, shape);
-  const std::vector<float>& v = x ? batch.x : batch.y;
+  const BatchArray<float>& v = x ? batch.x : batch.y;
   const std::vector<uint8_t>& m = x ? batch.x_valid : batch.y_valid;
   std::copy(v.begin(), v.end(), values.As<float>().begin());
   std::copy(m.begin(), m.end(), valid.As<uint8_t>().begin());

@@ -139,8 +139,8 @@ struct Lease {
   }
 };
 
-template <typename T>
-py::array View(const std::vector<T>& data, std::vector<int64_t> shape, const py::capsule& base,
+template <typename Array>
+py::array View(const Array& data, std::vector<int64_t> shape, const py::capsule& base,
                py::dtype dtype) {
   return py::array(dtype, std::move(shape), {}, data.data(), base);
 }
