@@ -229,10 +229,14 @@ double ValidFraction(const Array& tile, const std::vector<uint8_t>& valid,
   const int64_t channels = NumChannels(tile);
   const int64_t plane = channels ? tile.NumElements() / channels : 0;
   if (plane == 0) return 1.0;
-  // The AND over channels is taken plane by plane: contiguous loops the compiler vectorizes.
-  thread_local std::vector<uint8_t> all;
+  // The AND over channels is taken plane by plane: contiguous loops the compiler vectorizes, as
+  // long as they store through a plain pointer (a byte stored through the vector could alias the
+  // vector's own data pointer, which would then be reloaded every iteration).
+  thread_local std::vector<uint8_t> all_storage;
+  uint8_t* all = nullptr;
   if (!valid.empty()) {
-    all.assign(valid.begin(), valid.begin() + plane);
+    all_storage.assign(valid.begin(), valid.begin() + plane);
+    all = all_storage.data();
     for (int64_t c = 1; c < channels; ++c) {
       const uint8_t* v = valid.data() + c * plane;
       for (int64_t i = 0; i < plane; ++i) all[i] &= v[i];
@@ -241,7 +245,8 @@ double ValidFraction(const Array& tile, const std::vector<uint8_t>& valid,
     bool any_invalid = false;
     for (const ChannelStats& s : stats) any_invalid |= s.count < s.total;
     if (!any_invalid) return 1.0;
-    all.assign(static_cast<size_t>(plane), 1);
+    all_storage.assign(static_cast<size_t>(plane), 1);
+    all = all_storage.data();
     VisitDType(tile.dtype, [&](auto zero) {
       using T = decltype(zero);
       if constexpr (std::is_floating_point_v<T>) {
