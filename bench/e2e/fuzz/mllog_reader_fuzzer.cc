@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
@@ -33,16 +34,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   // The analysis reads files, as `bench analyze` does: one per process, in memory-backed /dev/shm
-  // where there is one.
-  static const std::string path = [] {
-    const std::string dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    return dir + "/mllog_fuzz_" + std::to_string(getpid()) + "/result_0.txt";
+  // where there is one, removed when the process exits.
+  struct ScratchDir {
+    std::filesystem::path dir;
+    bool made = false;
+    ~ScratchDir() {
+      std::error_code ec;
+      if (made) std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static const ScratchDir scratch = [] {
+    ScratchDir d;
+    d.dir = std::filesystem::path(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") /
+            ("mllog_fuzz_" + std::to_string(getpid()));
+    std::error_code ec;
+    d.made = std::filesystem::create_directories(d.dir, ec) || std::filesystem::is_directory(d.dir);
+    return d;
   }();
-  static const bool dir_made = [] {
-    const std::string dir = path.substr(0, path.rfind('/'));
-    return std::system(("mkdir -p " + dir).c_str()) == 0;
-  }();
-  if (!dir_made) return 0;
+  if (!scratch.made) return 0;
+  const std::string path = (scratch.dir / "result_0.txt").string();
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(text.data(), std::streamsize(size));
   auto analysis = AnalyzeMlLogFiles({path}, AnalyzeOptions{});
   if (!analysis.ok()) return 0;
