@@ -9,8 +9,11 @@
 // (default 3), each epoch timed on its own. The first epoch of a fresh Loader also pays for
 // mapping the shards into the process (page-table set-up on first touch) and for first-touching
 // its batch buffers; later epochs are the steady state a training run sees. Reports the best of
-// R for raw, for first epochs and for later epochs, and each loader figure / raw. Both run warm
-// (after one untimed raw pass), so the comparison is page cache to page cache on this machine;
+// R for raw, for first epochs and for later epochs, and each loader figure / raw. Both run warm,
+// so the comparison is page cache to page cache on this machine: the files are evicted, then
+// read back by one untimed raw pass, so that every run starts from the same page cache whatever
+// wrote the store (readahead fills it with large folios; record-sized writes leave 4-64 KiB ones,
+// which cost a fresh mapping ~30 ms per GB of page-table set-up instead of ~5 on this VM);
 // with --cold the shard files' pages are evicted (posix_fadvise DONTNEED) before each raw read
 // and before each fresh Loader's first epoch instead, so both read from the device, as a dataset
 // larger than the node's memory is read; only first epochs are measured then (the pages a Loader
@@ -216,7 +219,10 @@ int main(int argc, char** argv) {
   const std::string codec = (*opened)->manifest().codec.ToString();
 
   uint64_t raw_bytes = 0, load_bytes = 0, samples = 0;
-  if (!cold) RawRead(files, threads, block_bytes, &raw_bytes);  // warm the page cache
+  if (!cold) {
+    EvictOrExit(files);
+    RawRead(files, threads, block_bytes, &raw_bytes);
+  }
   double raw_best = 1e30, first_best = 1e30, steady_best = 1e30;
   double hash_first_best = 1e30, hash_steady_best = 1e30, hash_copy_best = 1e30;
   for (int r = 0; r < repeats; ++r) {
