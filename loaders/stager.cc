@@ -393,6 +393,10 @@ Status CopyLocalShard(LocalShard* s, bool sync, const std::atomic<bool>& cancell
     // madvise and pwrite, which answer EFAULT for them (no SIGBUS).
     void* src_map = ::mmap(nullptr, s->bytes, PROT_READ, MAP_SHARED, s->src, 0);
     if (src_map != MAP_FAILED) s->src_map = static_cast<const uint8_t*>(src_map);
+    // Sequential: a cold source is then read ahead as read() would read it, not only around
+    // each page populated (a cold 268 MB shard took 1.17 s that way, against copy_file_range's
+    // 0.34 s; a 108 MB store's cold staging is now within noise of copy_file_range's).
+    if (s->src_map) ::madvise(src_map, s->bytes, MADV_SEQUENTIAL);
   }
   s->hash = std::make_shared<LandedHash>();
   LandedHash& hash = *s->hash;
