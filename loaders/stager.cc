@@ -190,22 +190,19 @@ struct Landing {
 // Staging between two local directories (one node, no MPI traffic): shards are copied in
 // parallel, one thread per shard, largest first (two threads writing one ext4 file serialize on
 // its inode lock: two threads copying halves of a 108 MB shard took 0.034-0.039 s here, one took
-// 0.031 s). Within a shard, piece by piece of kLocalPieceBytes: each piece is written from a
-// read-only mapping of the source whose pages were mapped in one call first
-// (MADV_POPULATE_READ), so the kernel copies page cache to page cache once and the write is not
-// split at page faults. Whole, aligned 2 MiB writes land in the destination's page cache as
-// large folios (ext4 since Linux 6.16), which the hash below and a loader later map at ~5 ms per
-// GB instead of ~30 ms (copy_file_range, which ext4 carries out through a pipe of 4 KiB pages,
-// leaves small folios; it is also ~8% slower here). The landed bytes are then hashed in order
+// 0.031 s). Within a shard, piece by piece of kLocalPieceBytes: copy_file_range moves the piece
+// in the kernel, page cache to page cache, as cp does; the landed bytes are then hashed in order
 // from a read-only mapping of the temporary file, so the check covers the bytes themselves. While
 // every thread has a shard to copy, each copier hashes its own pieces as they land, still in its
 // CPU cache; a thread left with nothing to copy hashes behind the copiers still running
-// (HashBehind), so the last shards' copies no longer wait for their own hashing. With sync,
-// writeback is started piece by piece (sync_file_range), so the disk works while the copy goes
-// on and the fsync before the rename has little left to wait for. The shard is published
-// (renamed) only when its hash matches the manifest; otherwise its temporary file is removed.
-// Where the source cannot be mapped, copy_file_range, then read/write.
-constexpr uint64_t kLocalPieceBytes = 2 << 20;
+// (HashBehind), so the last shards' copies no longer wait for their own hashing. (Copying through
+// a user-space buffer instead costs two copies, and on this VM copies from user memory ran up to
+// 5x slower than the kernel's.) With sync, writeback is started piece by piece
+// (sync_file_range), so the disk works while the copy goes on and the fsync before the rename
+// has little left to wait for. The shard is published (renamed) only when its hash matches the
+// manifest; otherwise its temporary file is removed. Falls back to read/write where
+// copy_file_range is not supported.
+constexpr uint64_t kLocalPieceBytes = 1 << 20;
 
 Status ReadFull(int fd, const std::string& path, uint64_t offset, uint64_t n, uint8_t* out,
                 uint64_t file_bytes) {
@@ -298,8 +295,7 @@ struct LocalShard {
   const std::string* expected_hash = nullptr;
   uint64_t bytes = 0;
   int src = -1, dst = -1;
-  const uint8_t* map = nullptr;      // of the temporary file
-  const uint8_t* src_map = nullptr;  // of the source; null: copy_file_range or read/write
+  const uint8_t* map = nullptr;  // of the temporary file
   std::shared_ptr<LandedHash> hash;
   HashBehind* behind = nullptr;  // where `hash` is registered
   bool published = false;
@@ -312,39 +308,15 @@ struct LocalShard {
       behind->Remove(hash.get());
     }
     if (map) ::munmap(const_cast<uint8_t*>(map), bytes);
-    if (src_map) ::munmap(const_cast<uint8_t*>(src_map), bytes);
     if (src >= 0) ::close(src);
     if (dst >= 0) ::close(dst);
     if (!published && !tmp_path.empty()) ::unlink(tmp_path.c_str());
   }
 };
 
-// The error for a source shard that could not be read: truncated, or an I/O error.
-Status SourceReadError(const LocalShard& s, int err) {
-  struct stat st;
-  if (::fstat(s.src, &st) == 0 && static_cast<uint64_t>(st.st_size) < s.bytes)
-    return DataLoss("source shard ", s.src_path, ": truncated at ", st.st_size, " of ", s.bytes,
-                    " bytes");
-  return ErrnoStatus("read", s.src_path, err);
-}
-
 // Copies [offset, offset + n) of the shard into the temporary file.
 Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n, bool* kernel_copy,
                       std::vector<uint8_t>* buffer) {
-  if (s->src_map) {
-    const uint8_t* from = s->src_map + offset;
-    // EINVAL: a kernel before 5.14, which has no MADV_POPULATE_READ; the write still works.
-    if (::madvise(const_cast<uint8_t*>(from), n, MADV_POPULATE_READ) != 0 && errno != EINVAL)
-      return SourceReadError(*s, errno);
-    for (uint64_t done = 0; done < n;) {
-      const ssize_t put = ::pwrite(s->dst, from + done, n - done, static_cast<off_t>(offset + done));
-      if (put < 0 && errno == EINTR) continue;
-      if (put < 0 && errno == EFAULT) return SourceReadError(*s, EFAULT);
-      if (put < 0) return ErrnoStatus("write", s->tmp_path, errno);
-      done += static_cast<uint64_t>(put);
-    }
-    return Status::Ok();
-  }
   uint64_t done = 0;
   while (*kernel_copy && done < n) {
     loff_t in = static_cast<loff_t>(offset + done), out = in;
@@ -389,14 +361,6 @@ Status CopyLocalShard(LocalShard* s, bool sync, const std::atomic<bool>& cancell
     // ever touched.
     void* map = ::mmap(nullptr, s->bytes, PROT_READ, MAP_SHARED, s->dst, 0);
     if (map != MAP_FAILED) s->map = static_cast<const uint8_t*>(map);
-    // Pages past the end of a truncated source are never touched here, only handed to
-    // madvise and pwrite, which answer EFAULT for them (no SIGBUS).
-    void* src_map = ::mmap(nullptr, s->bytes, PROT_READ, MAP_SHARED, s->src, 0);
-    if (src_map != MAP_FAILED) s->src_map = static_cast<const uint8_t*>(src_map);
-    // Sequential: a cold source is then read ahead as read() would read it, not only around
-    // each page populated (a cold 268 MB shard took 1.17 s that way, against copy_file_range's
-    // 0.34 s; a 108 MB store's cold staging is now within noise of copy_file_range's).
-    if (s->src_map) ::madvise(src_map, s->bytes, MADV_SEQUENTIAL);
   }
   s->hash = std::make_shared<LandedHash>();
   LandedHash& hash = *s->hash;

@@ -178,7 +178,7 @@ TEST(Stage, CorruptSourceShardIsNamedAndNoCopyIsLeft) {
   EXPECT_EQ(std::count(names.begin(), names.end(), "manifest.json"), 0);
 }
 
-// Shards larger than the local copy's 2 MiB piece: every piece is copied and hashed, in order.
+// Shards larger than the local copy's 1 MiB piece: every piece is copied and hashed, in order.
 struct LargeShardFixture {
   TempDir tmp;
   std::string src = tmp.Sub("src");
@@ -188,7 +188,7 @@ struct LargeShardFixture {
     testing::SynthStoreSpec spec;
     spec.samples = 40;
     spec.shape = {3, 128, 128};  // 192 KiB per record
-    spec.shard_target_bytes = 5 << 20;  // shards of ~5 MiB: several pieces and a partial one
+    spec.shard_target_bytes = 3 << 20;  // shards of ~3 MiB: several pieces and a partial one
     manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
   }
   StageOptions Options(bool sync) const {
@@ -201,7 +201,7 @@ struct LargeShardFixture {
 TEST(Stage, ShardsLargerThanOneCopyPieceAreCopiedByteForByte) {
   LargeShardFixture f;
   ASSERT_GE(f.manifest.shards.size(), 2u);
-  ASSERT_GT(f.manifest.shards[0].bytes, 4u << 20);
+  ASSERT_GT(f.manifest.shards[0].bytes, 2u << 20);
   for (bool sync : {false, true}) {
     std::filesystem::remove_all(f.dst);
     auto report = Stage(f.Options(sync));
@@ -218,8 +218,7 @@ TEST(Stage, ShardsLargerThanOneCopyPieceAreCopiedByteForByte) {
 TEST(Stage, CorruptByteInALaterPieceOfALargeShardIsCaught) {
   LargeShardFixture f;
   const std::string bad = JoinPath(f.src, f.manifest.shards[0].file);
-  ASSERT_GT(f.manifest.shards[0].bytes, (4u << 20) + 12345);
-  testing::FlipByte(bad, (4 << 20) + 12345);  // in the third 2 MiB piece
+  testing::FlipByte(bad, (2 << 20) + 12345);  // in the third 1 MiB piece
   auto report = Stage(f.Options(true));
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
@@ -239,7 +238,7 @@ TEST(Stage, OneShardHashedBehindItsCopierIsByteForByteAndACorruptByteIsCaught) {
   const std::string src = tmp.Sub("src");
   testing::SynthStoreSpec spec;
   spec.samples = 40;
-  spec.shape = {3, 128, 128};  // 192 KiB per record: one shard of 7.5 MiB, four pieces
+  spec.shape = {3, 128, 128};  // 192 KiB per record: one shard of 7.5 MiB, eight pieces
   spec.shard_target_bytes = 64 << 20;
   const Manifest manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
   ASSERT_EQ(manifest.shards.size(), 1u);
@@ -271,7 +270,7 @@ TEST(Stage, OneShardHashedBehindItsCopierIsByteForByteAndACorruptByteIsCaught) {
   }
 }
 
-// The source ends inside the second piece: the copy stops there with an error naming the shard
+// The source ends inside the third piece: the copy stops there with an error naming the shard
 // and where it ends, and neither the shard nor its temporary file is left.
 TEST(Stage, SourceShardShorterThanTheManifestSaysIsDataLossNamingWhereItEnds) {
   LargeShardFixture f;
