@@ -729,7 +729,13 @@ Status NodeStager::WriteNodeManifest() {
                         {"source_shards", manifest_.shards.size()},
                         {"source_records", manifest_.TotalRecords()},
                         {"source_fingerprint", StoreFingerprint(manifest_)}};
-  return WriteManifest(*dst_, dest_, m);
+  if (o_.sync) return WriteManifest(*dst_, dest_, m);
+  // Scratch space: published by rename like the shards, without the two fsyncs (0.5-1 ms).
+  const std::string text = ManifestText(m);
+  TS_ASSIGN_OR_RETURN(auto file, DestFile::Create(*dst_, JoinPath(dest_, kManifestName),
+                                                  /*direct=*/false, /*sync=*/false));
+  TS_RETURN_IF_ERROR(file->Append(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  return file->Commit();
 }
 
 Status NodeStager::Run(NodeStageReport* report) {

@@ -324,8 +324,10 @@ Result<Manifest> Manifest::FromJson(const nlohmann::json& j, const std::string& 
   }
 }
 
+std::string ManifestText(const Manifest& manifest) { return manifest.ToJson().dump(2) + "\n"; }
+
 Status WriteManifest(Storage& storage, const std::string& dir, const Manifest& manifest) {
-  const std::string text = manifest.ToJson().dump(2) + "\n";
+  const std::string text = ManifestText(manifest);
   return storage.WriteAtomic(JoinPath(dir, kManifestName),
                              {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
 }

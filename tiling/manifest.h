@@ -53,6 +53,8 @@ struct Manifest {
   static Result<Manifest> FromJson(const nlohmann::json& j, const std::string& where);
 };
 
+// The bytes of dir/manifest.json, written atomically (and durably) by WriteManifest.
+std::string ManifestText(const Manifest& manifest);
 Status WriteManifest(Storage& storage, const std::string& dir, const Manifest& manifest);
 // NotFound when dir does not exist or holds no manifest (an incomplete or foreign directory).
 Result<Manifest> ReadManifest(Storage& storage, const std::string& dir);

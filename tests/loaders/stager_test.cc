@@ -147,6 +147,25 @@ TEST(Stage, ReplicateCopiesEveryShardByteForByteAndTheCopyVerifies) {
   EXPECT_EQ(staged->fields[0].stats.size(), 3u);  // normalization statistics travel along
 }
 
+// Without sync (scratch space) the manifest is published by rename without fsync: the bytes a
+// synced run writes, and no temporary file left beside it.
+TEST(Stage, NoSyncStagedStoreHasTheSameManifestAsASyncedOne) {
+  StageFixture f;
+  const std::string unsynced = f.dst + "-nosync";
+  StageOptions o = Replicate(f.src, unsynced);
+  o.sync = false;
+  ASSERT_TRUE(Stage(o).ok());
+  ASSERT_TRUE(Stage(f.Options()).ok());
+  auto expected = ReadManifest(*LocalStorage(), f.dst);
+  ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+  expected->attrs["staging"]["to"] = unsynced;  // the one field that names the destination
+  EXPECT_EQ(Slurp(JoinPath(unsynced, "manifest.json")), ManifestText(*expected));
+  for (const auto& name : Names(unsynced)) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+  VerifyReport verify;
+  EXPECT_TRUE(VerifyStore(*LocalStorage(), unsynced, &verify).ok());
+  EXPECT_EQ(verify.records_checked, 96u);
+}
+
 TEST(Stage, SecondRunSkipsShardsAlreadyStagedAndIntact) {
   StageFixture f;
   ASSERT_TRUE(Stage(f.Options()).ok());

@@ -92,8 +92,8 @@ TS_REGISTER_COMMAND([](CLI::App& root, int* exit_code) {
                   "partition: nodes per full copy (default: all nodes hold one copy)");
   cmd->add_flag("--direct-io", args->direct_io, "O_DIRECT reads and writes where supported");
   cmd->add_flag("--no-sync", args->no_sync,
-                "Skip fsync before publishing each shard (scratch space: shards still appear "
-                "only when complete, but a power loss may drop them)");
+                "Skip fsync before publishing each shard and the manifest (scratch space: "
+                "files still appear only when complete, but a power loss may drop them)");
   cmd->add_option("--threads", args->threads, "TBB threads per node (0 = all cores)");
   cmd->add_option("--chunk", args->chunk, "Bytes per node per MPI round (<= 1GiB)")
       ->capture_default_str();
