@@ -87,8 +87,9 @@ class SourceFile {
   std::unique_ptr<ReadableFile> file_;
 };
 
-// Destination shard: published under its name only by Commit (temporary name, fsync, rename),
-// through the Storage seam or with O_DIRECT writes of the aligned part.
+// A destination shard (or, under --no-sync, the manifest): published under its name only by
+// Commit (temporary name, fsync, rename), through the Storage seam or with O_DIRECT writes of the
+// aligned part.
 class DestFile {
  public:
   // Through the Storage seam (always synced), or with raw POSIX calls on the local file system
