@@ -157,6 +157,30 @@ TEST(Loader, ThreadCountDoesNotChangeBatches) {
   EXPECT_EQ(one, run(4));
 }
 
+TEST(Loader, StatisticsCountEveryRecordOnceWhateverTheThreadCount) {
+  Fixture f;
+  auto store = Store::Open(LocalStorage(), f.dir);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  uint64_t stored_bytes = 0;
+  for (size_t s = 0; s < (*store)->num_shards(); ++s)
+    for (uint64_t r = 0; r < (*store)->shard(s).num_records(); ++r)
+      stored_bytes += (*store)->shard(s).entry(r).stored_size;
+  for (int threads : {1, 2, 4}) {
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.threads = threads;
+    auto loader = OpenOrDie(f.dir, o);
+    for (int e = 0; e < 2; ++e) Epoch(*loader);
+    const LoaderStats stats = loader->stats();
+    EXPECT_EQ(stats.bytes_read, 2 * stored_bytes) << threads << " threads";
+    for (const auto& stage : stats.stages) {
+      if (stage.name == "read" || stage.name == "decode" || stage.name == "collate") {
+        EXPECT_EQ(stage.items, 2 * f.spec.samples) << stage.name << ", " << threads << " threads";
+      }
+    }
+  }
+}
+
 TEST(Loader, InterruptedWaitConsumesNothingAndLoadingContinues) {
   Fixture f;
   LoaderOptions o;
