@@ -3,7 +3,11 @@
 // `mpirun -np 2` (size 2); every expectation is computed from rank() and size(), so the same tests
 // hold for any rank count. Both implementations are checked in the same process: the
 // single-process one stays size 1 under mpirun.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <time.h>  // clock_gettime
 
 #include <chrono>
@@ -291,6 +295,30 @@ TEST(WorldCommunicator, IsTheMpiWorldWhileMpiRuns) {
   int size = 0;
   ASSERT_EQ(MPI_Comm_size(MPI_COMM_WORLD, &size), MPI_SUCCESS);
   EXPECT_EQ((*world)->size(), size);
+}
+
+// Under mpirun, the rank's connections to the node's PMIx server (loopback TCP with Open MPI 4.1
+// and PMIx 4) send without Nagle's delay, which held MPI_Finalize's fence back by 40 ms.
+TEST(MpiSession, ConnectionsToTheLocalLauncherSendWithoutDelay) {
+  int loopback = 0, without_delay = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    sockaddr_in peer{};
+    socklen_t size = sizeof peer;
+    char text[INET_ADDRSTRLEN] = "";
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &size) != 0 ||
+        peer.sin_family != AF_INET || !::inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text) ||
+        !std::string(text).starts_with("127."))
+      continue;
+    ++loopback;
+    int on = 0;
+    size = sizeof on;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &size) == 0 && on) ++without_delay;
+  }
+  EXPECT_EQ(without_delay, loopback);
+  if (StartedByMpiLauncher()) {
+    EXPECT_GE(loopback, 1) << "no connection to the launcher found";
+  }
 }
 
 }  // namespace

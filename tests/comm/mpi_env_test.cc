@@ -3,7 +3,12 @@
 // own settings are left alone.
 #include "tiling/comm/mpi_env.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -130,6 +135,40 @@ TEST_F(MpiEnvTest, UnderAPmiLauncherNothingIsSet) {
     EXPECT_EQ(Get("OMPI_MCA_pml"), "<unset>") << name;
     ::unsetenv(name);
   }
+}
+
+bool NoDelay(int fd) {
+  int on = 0;
+  socklen_t size = sizeof on;
+  EXPECT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &size), 0) << "fd " << fd;
+  return on != 0;
+}
+
+// Both ends of a TCP connection over 127.0.0.1 (as a rank and the node's PMIx server hold) get
+// TCP_NODELAY; a local (AF_UNIX) socket pair and a listening socket are left alone.
+TEST(SendWithoutDelay, SetsNoDelayOnBothEndsOfALoopbackTcpConnectionOnly) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), size), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), size), 0);
+  const int server = ::accept(listener, nullptr, nullptr);
+  ASSERT_GE(server, 0);
+  int local[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, local), 0);
+  ASSERT_FALSE(NoDelay(client));
+  ASSERT_FALSE(NoDelay(server));
+
+  EXPECT_GE(SendWithoutDelayOnLoopbackConnections(), 2);
+  EXPECT_TRUE(NoDelay(client));
+  EXPECT_TRUE(NoDelay(server));
+  EXPECT_FALSE(NoDelay(listener));
+  for (int fd : {client, server, listener, local[0], local[1]}) ::close(fd);
 }
 
 }  // namespace

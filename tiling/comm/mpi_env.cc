@@ -1,6 +1,10 @@
 #include "tiling/comm/mpi_env.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>  // mkdtemp
+#include <sys/socket.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -64,6 +68,24 @@ bool FileLeavesChoice(const std::string& file_value, const std::string& ours) {
   return true;
 }
 
+bool DefaultsTurnedOff() {
+  const char* choice = std::getenv("TILESTAGE_MPI_DEFAULTS");
+  return choice && std::string(choice) == "off";
+}
+
+bool IsLoopback(const sockaddr_storage& peer) {
+  if (peer.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(peer);
+    return (ntohl(v4.sin_addr.s_addr) >> 24) == 127;
+  }
+  if (peer.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    return IN6_IS_ADDR_LOOPBACK(&v6.sin6_addr) ||
+           (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr) && v6.sin6_addr.s6_addr[12] == 127);
+  }
+  return false;
+}
+
 bool AllRanksOnThisNode() {
   const char* size = std::getenv("OMPI_COMM_WORLD_SIZE");
   const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
@@ -74,9 +96,7 @@ bool AllRanksOnThisNode() {
 
 MpiStartup PrepareMpiStartup() {
   MpiStartup startup;
-  if (const char* choice = std::getenv("TILESTAGE_MPI_DEFAULTS");
-      choice && std::string(choice) == "off")
-    return startup;
+  if (DefaultsTurnedOff()) return startup;
   std::vector<std::pair<std::string, std::string>> defaults;
   if (!StartedByMpiLauncher()) {
     // isolated: no supporting daemon (it only serves MPI_Comm_spawn, which tilestage never
@@ -115,6 +135,29 @@ MpiStartup PrepareMpiStartup() {
   return startup;
 }
 
+int SendWithoutDelayOnLoopbackConnections() {
+  int changed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    int type = 0;
+    socklen_t type_size = sizeof type;
+    sockaddr_storage peer{};
+    socklen_t peer_size = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_size) != 0 || type != SOCK_STREAM ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0 || !IsLoopback(peer))
+      continue;
+    const int one = 1;
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++changed;
+  }
+  return changed;
+}
+
 Result<std::unique_ptr<MpiSession>> MpiSession::Start(When when) {
   int initialized = 0;
   TS_RETURN_IF_ERROR(comm_internal::MpiStatus(MPI_Initialized(&initialized), "MPI_Initialized"));
@@ -128,6 +171,7 @@ Result<std::unique_ptr<MpiSession>> MpiSession::Start(When when) {
   TS_RETURN_IF_ERROR(comm_internal::MpiStatus(
       MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread"));
   session->initialized_here_ = true;
+  if (StartedByMpiLauncher() && !DefaultsTurnedOff()) SendWithoutDelayOnLoopbackConnections();
   if (provided < MPI_THREAD_FUNNELED)
     return FailedPrecondition("MPI_Init_thread: the MPI library provides thread level ", provided,
                               ", tilestage needs MPI_THREAD_FUNNELED");
