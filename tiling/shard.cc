@@ -573,6 +573,7 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
   // largest record, allocated (and zeroed) once.
   std::vector<uint8_t> buf(std::min(size, largest + kBlockBytes));
   uint64_t lo = 0, hi = 0;
+  uint64_t advised = 0;  // the device was told of the bytes before this
   // Reads on from hi to at least `end`, keeping the bytes from `keep` on.
   auto read_to = [&](uint64_t end, uint64_t keep) -> Status {
     keep = std::clamp(keep, lo, hi);
@@ -581,8 +582,15 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
     const uint64_t new_hi = std::min({size, lo + buf.size(), std::max(end, hi + kBlockBytes)});
     const std::span<uint8_t> fresh(buf.data() + (hi - lo), new_hi - hi);
     TS_RETURN_IF_ERROR(file_->ReadAt(hi, fresh));
-    // The device fetches the next blocks while this one is hashed and checked.
-    file_->WillRead(new_hi, kReadAheadBytes);
+    // The device fetches the next blocks while this one is hashed and checked. Each byte is
+    // announced once: announcing a range walks the page cache for every page in it, which took a
+    // quarter of a warm verify's time when the 4 MiB ahead were announced again at every block.
+    const uint64_t ahead = std::min(size, new_hi + kReadAheadBytes);
+    if (ahead > std::max(advised, new_hi)) {
+      const uint64_t from = std::max(advised, new_hi);
+      file_->WillRead(from, ahead - from);
+      advised = ahead;
+    }
     file_hash.Update(fresh);
     hi = new_hi;
     return Status::Ok();

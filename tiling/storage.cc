@@ -4,6 +4,7 @@
 #include <stdio.h>  // renameat2
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -83,6 +84,23 @@ Status TruncatedRead(const std::string& path, uint64_t offset, size_t n, uint64_
 
 // ---------------------------------------------------------------- local file system
 
+}  // namespace
+
+bool WhollyInPageCache(int fd, uint64_t size) {
+  constexpr long kCachestat = 451;  // the same number on every architecture
+  struct {
+    uint64_t offset = 0, length = 0;  // length 0: to the end of the file
+  } range;
+  struct {
+    uint64_t cache, dirty, writeback, evicted, recently_evicted;
+  } stat{};
+  if (::syscall(kCachestat, fd, &range, &stat, 0) != 0) return false;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  return stat.cache >= (size + page - 1) / page;
+}
+
+namespace {
+
 class LocalReadableFile final : public ReadableFile {
  public:
   LocalReadableFile(std::string path, int fd, uint64_t size)
@@ -98,15 +116,24 @@ class LocalReadableFile final : public ReadableFile {
       return TruncatedRead(path_, offset, out.size(), size_);
     return Status::Ok();
   }
+  // A file wholly in the page cache (asked once) has nothing to fetch, and announcing a range
+  // walks the page cache page by page: a tenth of a warm `verify`'s time.
   void WillRead(uint64_t offset, uint64_t length) const override {
-    ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
-                    POSIX_FADV_WILLNEED);
+    int cached = wholly_cached_.load(std::memory_order_relaxed);
+    if (cached < 0) {
+      cached = WhollyInPageCache(fd_, size_) ? 1 : 0;
+      wholly_cached_.store(cached, std::memory_order_relaxed);
+    }
+    if (cached == 0)
+      ::posix_fadvise(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                      POSIX_FADV_WILLNEED);
   }
 
  private:
   std::string path_;
   int fd_;
   uint64_t size_;
+  mutable std::atomic<int> wholly_cached_{-1};  // -1 not asked yet, else 0 or 1
 };
 
 }  // namespace

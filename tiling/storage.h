@@ -70,8 +70,12 @@ class Storage {
   Status WriteAtomic(const std::string& path, std::span<const uint8_t> bytes);
 };
 
-// The process-wide local file system. Paths are ordinary file-system paths.
+// The process-wide local file system. Paths are ordinary file-system paths. Its files skip
+// WillRead hints when the whole file is already in the page cache (WhollyInPageCache).
 std::shared_ptr<Storage> LocalStorage();
+// Whether every page of the open file `fd` of `size` bytes is in the page cache, by cachestat(2)
+// (Linux 6.5): one walk over the file's cached folios. False where the kernel lacks the call.
+bool WhollyInPageCache(int fd, uint64_t size);
 // A fresh, empty in-memory storage.
 std::shared_ptr<Storage> NewMemoryStorage();
 

@@ -1,7 +1,10 @@
 // One conformance suite for every Storage implementation (local directory, in-memory, and the
 // fault-injecting wrapper with no faults), plus the fault wrapper's injected failures.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -361,6 +364,36 @@ TEST(TemporaryName, RecognisesOnlyTheWritersPatternForThatFile) {
   for (const char* name : {"a.tss", "a.tss.tmp-keep", "a.tss.tmp-1-", "a.tss.tmp--1",
                            "a.tss.tmp-1-2x", "a.tss.tmp-1", "ba.tss.tmp-1-2", "a.tss.tmp-1-2/x"})
     EXPECT_FALSE(IsTemporaryNameOf(name, "a.tss")) << name;
+}
+
+// Pages of the file in the page cache, by mincore over a mapping of it.
+size_t ResidentPages(int fd, size_t size) {
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  EXPECT_NE(map, MAP_FAILED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> in_core((size + page - 1) / page);
+  EXPECT_EQ(::mincore(map, size, in_core.data()), 0);
+  ::munmap(map, size);
+  return static_cast<size_t>(
+      std::count_if(in_core.begin(), in_core.end(), [](unsigned char c) { return c & 1; }));
+}
+
+// Against mincore: a file just written is wholly cached; once its pages are dropped (where the
+// file system can drop them: not on tmpfs) it is not, and each answer agrees with mincore's.
+TEST(WhollyInPageCache, AgreesWithMincoreBeforeAndAfterThePagesAreDropped) {
+  testing::TempDir tmp;
+  const std::string path = tmp.Sub("file");
+  const std::vector<uint8_t> bytes = Pattern(3 << 20, 5);
+  ASSERT_TRUE(LocalStorage()->WriteAtomic(path, bytes).ok());
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const size_t pages = (bytes.size() + ::sysconf(_SC_PAGESIZE) - 1) / ::sysconf(_SC_PAGESIZE);
+  ASSERT_EQ(ResidentPages(fd, bytes.size()), pages);
+  EXPECT_TRUE(WhollyInPageCache(fd, bytes.size()));
+
+  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+  EXPECT_EQ(WhollyInPageCache(fd, bytes.size()), ResidentPages(fd, bytes.size()) == pages);
+  ::close(fd);
 }
 
 }  // namespace
