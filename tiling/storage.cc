@@ -75,16 +75,7 @@ Status Storage::RemoveAll(const std::string& path) {
   return Unimplemented("remove ", path, " recursively: this storage cannot");
 }
 
-namespace {
-
-Status TruncatedRead(const std::string& path, uint64_t offset, size_t n, uint64_t size) {
-  return DataLoss(path, ": truncated: cannot read ", n, " bytes at offset ", offset,
-                  " of a ", size, "-byte file");
-}
-
 // ---------------------------------------------------------------- local file system
-
-}  // namespace
 
 bool WhollyInPageCache(int fd, uint64_t size) {
   constexpr long kCachestat = 451;  // the same number on every architecture
@@ -100,6 +91,11 @@ bool WhollyInPageCache(int fd, uint64_t size) {
 }
 
 namespace {
+
+Status TruncatedRead(const std::string& path, uint64_t offset, size_t n, uint64_t size) {
+  return DataLoss(path, ": truncated: cannot read ", n, " bytes at offset ", offset,
+                  " of a ", size, "-byte file");
+}
 
 class LocalReadableFile final : public ReadableFile {
  public:

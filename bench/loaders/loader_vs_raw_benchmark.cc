@@ -106,7 +106,7 @@ double RawRead(const std::vector<std::string>& files, int threads, uint64_t bloc
 // the same mappings; seconds[2] XXH3 of every record and a copy of its bytes into a ring of
 // `batch`-record buffers as many as the Loader keeps (what any loader that checks every record
 // and hands its values over in batches moves, with nothing converted), same mappings; seconds[3]
-// that again over fresh mappings and a freshly allocated ring (what a first epoch must do).
+// that again over fresh mappings and a freshly mapped ring (what a first epoch must do).
 // before_fresh runs before each pass over fresh mappings (the cold run evicts the shards there).
 std::vector<double> HashRecords(const tilestage::Store& store, int threads, int64_t batch,
                                 const std::function<void()>& before_fresh) {

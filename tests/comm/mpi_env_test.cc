@@ -1,6 +1,6 @@
 // PrepareMpiStartup: which Open MPI defaults a process outside any launcher and the ranks of a
 // one-node mpirun run get, and that other launchers, several nodes, and the user's or the site's
-// own settings are left alone.
+// own settings are left alone; and which sockets SendWithoutDelayOnLoopbackConnections changes.
 #include "tiling/comm/mpi_env.h"
 
 #include <arpa/inet.h>
