@@ -464,7 +464,8 @@ class Loader::Impl {
 
   // Statistics, counted per pipeline thread, each thread's counters in their own cache lines:
   // shared counters, added to for every record by both threads of a 2-core node, kept one line
-  // moving between the cores (6% of a later epoch's time, in one `lock add`). stats() adds them.
+  // moving between the cores (about 5% of a later epoch's time, in one `lock add`). stats() adds
+  // them.
   struct alignas(64) ThreadStats {
     std::atomic<uint64_t> busy_ns[kNumStages] = {};
     std::atomic<uint64_t> items[kNumStages] = {};

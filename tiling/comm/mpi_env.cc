@@ -6,6 +6,7 @@
 #include <stdlib.h>  // mkdtemp
 #include <sys/socket.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -139,12 +140,9 @@ int SendWithoutDelayOnLoopbackConnections() {
   int changed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+    const std::string name = entry.path().filename().string();
     int fd = -1;
-    try {
-      fd = std::stoi(entry.path().filename().string());
-    } catch (const std::exception&) {
-      continue;
-    }
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
     int type = 0;
     socklen_t type_size = sizeof type;
     sockaddr_storage peer{};
