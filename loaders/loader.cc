@@ -1,9 +1,6 @@
 #include "loaders/loader.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
-
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
@@ -506,17 +503,13 @@ Status Loader::Impl::Init(const std::string& dir) {
   }
   if (storage_.get() == LocalStorage().get()) {
     for (size_t s = 0; s < files_.size(); ++s) {
-      const int fd = ::open(files_[s]->path().c_str(), O_RDONLY | O_CLOEXEC);
-      const size_t size = files_[s]->size();
-      void* map = (fd >= 0 && size > 0) ? ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0)
-                                        : MAP_FAILED;
-      if (fd >= 0) ::close(fd);
-      if (map == MAP_FAILED) {
+      auto map = MapForReading(files_[s]->path(), files_[s]->size());
+      if (!map.ok()) {
         for (auto m : maps_) ::munmap(const_cast<uint8_t*>(m.data()), m.size());
         maps_.clear();
         break;  // fall back to pread for every shard
       }
-      maps_.push_back({static_cast<const uint8_t*>(map), size});
+      maps_.push_back(*map);
     }
   }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -88,6 +89,18 @@ bool WhollyInPageCache(int fd, uint64_t size) {
   if (::syscall(kCachestat, fd, &range, &stat, 0) != 0) return false;
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   return stat.cache >= (size + page - 1) / page;
+}
+
+Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);
+  if (map == MAP_FAILED) return ErrnoStatus("map", path, map_errno);
+  // Advice only: a kernel without transparent huge pages maps small pages, as without it.
+  ::madvise(map, size, MADV_HUGEPAGE);
+  return std::span<const uint8_t>(static_cast<const uint8_t*>(map), size);
 }
 
 namespace {

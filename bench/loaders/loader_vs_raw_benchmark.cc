@@ -29,10 +29,9 @@
 // Measures, never asserts.
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
-
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -40,14 +39,14 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "bench/e2e/page_cache.h"
 #include "loaders/loader.h"
 #include "tiling/checksum.h"
+#include "tiling/storage.h"
 #include "tiling/store.h"
 
 namespace {
@@ -123,17 +122,15 @@ std::vector<double> HashRecords(const tilestage::Store& store, int threads, int6
     before_fresh();  // after the unmapping: mapped pages cannot be evicted
     for (size_t s = 0; s < store.num_shards(); ++s) {
       const tilestage::ShardReader& shard = store.shard(s);
-      const int fd = ::open(shard.path().c_str(), O_RDONLY);
-      void* map = ::mmap(nullptr, shard.file_size(), PROT_READ, MAP_SHARED, fd, 0);
-      ::close(fd);
-      if (map == MAP_FAILED) {
-        std::perror("mmap");
+      // Mapped as the Loader maps it (huge-page advice included).
+      auto map = tilestage::MapForReading(shard.path(), shard.file_size());
+      if (!map.ok()) {
+        std::cerr << map.status().ToString() << "\n";
         std::exit(1);
       }
-      maps.emplace_back(map, shard.file_size());
+      maps.emplace_back(const_cast<uint8_t*>(map->data()), map->size());
       for (uint64_t r = 0; r < shard.num_records(); ++r)
-        records.push_back(
-            {static_cast<const uint8_t*>(map) + shard.entry(r).offset, shard.entry(r).stored_size});
+        records.push_back({map->data() + shard.entry(r).offset, shard.entry(r).stored_size});
     }
   };
   map_shards();

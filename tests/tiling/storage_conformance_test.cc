@@ -6,7 +6,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -394,6 +396,49 @@ TEST(WhollyInPageCache, AgreesWithMincoreBeforeAndAfterThePagesAreDropped) {
   ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
   EXPECT_EQ(WhollyInPageCache(fd, bytes.size()), ResidentPages(fd, bytes.size()) == pages);
   ::close(fd);
+}
+
+// The VmFlags line of the mapping that starts at `address`, from /proc/self/smaps; empty when
+// there is none.
+std::string VmFlagsOf(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool found = false;
+  while (std::getline(smaps, line)) {
+    const size_t dash = line.find('-');
+    if (!found && dash != std::string::npos && line.find(' ') > dash &&
+        std::strtoull(line.substr(0, dash).c_str(), nullptr, 16) ==
+            reinterpret_cast<uintptr_t>(address))
+      found = true;
+    else if (found && line.rfind("VmFlags:", 0) == 0)
+      return line;
+  }
+  return "";
+}
+
+// The mapping holds the file's bytes and carries the huge-page advice (VmFlags "hg") that lets
+// the kernel bring uncached pages in as 2 MiB folios and map them whole; a file that cannot be
+// mapped, missing or empty, is an error naming it.
+TEST(MapForReading, MapsTheFileAdvisedForHugePagesAndNamesAFileItCannotMap) {
+  testing::TempDir tmp;
+  const std::string path = tmp.Sub("file");
+  const std::vector<uint8_t> bytes = Pattern(3 << 20, 7);
+  ASSERT_TRUE(LocalStorage()->WriteAtomic(path, bytes).ok());
+  auto map = MapForReading(path, bytes.size());
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  EXPECT_TRUE(std::equal(map->begin(), map->end(), bytes.begin(), bytes.end()));
+  if (std::filesystem::exists("/sys/kernel/mm/transparent_hugepage")) {  // a kernel with THP
+    EXPECT_THAT(VmFlagsOf(map->data()), HasSubstr(" hg"));
+  }
+  ::munmap(const_cast<uint8_t*>(map->data()), map->size());
+
+  auto missing = MapForReading(tmp.Sub("missing"), 4096);
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr(tmp.Sub("missing")));
+  ASSERT_TRUE(LocalStorage()->WriteAtomic(tmp.Sub("empty"), {}).ok());
+  auto empty = MapForReading(tmp.Sub("empty"), 0);
+  EXPECT_FALSE(empty.ok());
+  EXPECT_THAT(empty.status().message(), HasSubstr(tmp.Sub("empty")));
 }
 
 }  // namespace
