@@ -191,19 +191,20 @@ struct Landing {
 // Staging between two local directories (one node, no MPI traffic): shards are copied in
 // parallel, one thread per shard, largest first (two threads writing one ext4 file serialize on
 // its inode lock: two threads copying halves of a 108 MB shard took 0.034-0.039 s here, one took
-// 0.031 s). Within a shard, piece by piece of kLocalPieceBytes: copy_file_range moves the piece
-// in the kernel, page cache to page cache, as cp does; the landed bytes are then hashed in order
+// 0.031 s). Within a shard, piece by piece of kLocalPieceBytes: each piece is read into a buffer
+// and written with one pwrite at a 2 MiB boundary, so that the page cache holds the staged shard
+// in 2 MiB folios, each mapped by one page-table entry (copy_file_range, as cp uses, lands it
+// through a pipe in 4 KiB pages, which cost an entry and a first-touch fault each when mapped:
+// on the 2-core VM the hash of the landed pieces below, and the first epoch of a Loader on the
+// staged store, ran 3-5x slower over such pages). The landed bytes are then hashed in order
 // from a read-only mapping of the temporary file, so the check covers the bytes themselves. While
 // every thread has a shard to copy, each copier hashes its own pieces as they land, still in its
 // CPU cache; a thread left with nothing to copy hashes behind the copiers still running
-// (HashBehind), so the last shards' copies no longer wait for their own hashing. (Copying through
-// a user-space buffer instead costs two copies, and on this VM copies from user memory ran up to
-// 5x slower than the kernel's.) With sync, writeback is started piece by piece
-// (sync_file_range), so the disk works while the copy goes on and the fsync before the rename
-// has little left to wait for. The shard is published (renamed) only when its hash matches the
-// manifest; otherwise its temporary file is removed. Falls back to read/write where
-// copy_file_range is not supported.
-constexpr uint64_t kLocalPieceBytes = 1 << 20;
+// (HashBehind), so the last shards' copies no longer wait for their own hashing. With sync,
+// writeback is started piece by piece (sync_file_range), so the disk works while the copy goes on
+// and the fsync before the rename has little left to wait for. The shard is published (renamed)
+// only when its hash matches the manifest; otherwise its temporary file is removed.
+constexpr uint64_t kLocalPieceBytes = 2 << 20;
 
 Status ReadFull(int fd, const std::string& path, uint64_t offset, uint64_t n, uint8_t* out,
                 uint64_t file_bytes) {
@@ -315,32 +316,12 @@ struct LocalShard {
   }
 };
 
-// Copies [offset, offset + n) of the shard into the temporary file.
-Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n, bool* kernel_copy,
-                      std::vector<uint8_t>* buffer) {
-  uint64_t done = 0;
-  while (*kernel_copy && done < n) {
-    loff_t in = static_cast<loff_t>(offset + done), out = in;
-    const ssize_t k = ::copy_file_range(s->src, &in, s->dst, &out, n - done, 0);
-    if (k > 0) {
-      done += static_cast<uint64_t>(k);
-      continue;
-    }
-    if (k == 0)
-      return DataLoss("source shard ", s->src_path, ": truncated at ", offset + done, " of ",
-                      s->bytes, " bytes");
-    if (errno == EINTR) continue;
-    if (errno != EXDEV && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
-      return ErrnoStatus("copy to", s->tmp_path, errno);
-    *kernel_copy = false;
-  }
-  if (done == n) return Status::Ok();
-  buffer->resize(n - done);
-  TS_RETURN_IF_ERROR(ReadFull(s->src, s->src_path, offset + done, n - done, buffer->data(),
-                              s->bytes));
-  for (uint64_t w = 0; w < n - done;) {
-    const ssize_t put = ::pwrite(s->dst, buffer->data() + w, n - done - w,
-                                 static_cast<off_t>(offset + done + w));
+// Copies [offset, offset + n) of the shard into the temporary file through *buffer.
+Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n, std::vector<uint8_t>* buffer) {
+  buffer->resize(n);
+  TS_RETURN_IF_ERROR(ReadFull(s->src, s->src_path, offset, n, buffer->data(), s->bytes));
+  for (uint64_t w = 0; w < n;) {
+    const ssize_t put = ::pwrite(s->dst, buffer->data() + w, n - w, static_cast<off_t>(offset + w));
     if (put < 0 && errno == EINTR) continue;
     if (put < 0) return ErrnoStatus("write", s->tmp_path, errno);
     w += static_cast<uint64_t>(put);
@@ -372,12 +353,11 @@ Status CopyLocalShard(LocalShard* s, bool sync, const std::atomic<bool>& cancell
   s->behind = &behind;
   behind.Add(s->hash);
 
-  bool kernel_copy = true;
   std::vector<uint8_t> buffer;
   for (uint64_t offset = 0; offset < s->bytes; offset += kLocalPieceBytes) {
     if (cancelled) return Status::Ok();
     const uint64_t n = std::min(kLocalPieceBytes, s->bytes - offset);
-    TS_RETURN_IF_ERROR(CopyLocalPiece(s, offset, n, &kernel_copy, &buffer));
+    TS_RETURN_IF_ERROR(CopyLocalPiece(s, offset, n, &buffer));
     hash.landed.store(offset + n, std::memory_order_release);
     if (!behind.HelperWaiting()) {
       std::unique_lock lock(hash.mu, std::try_to_lock);
