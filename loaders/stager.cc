@@ -316,12 +316,15 @@ struct LocalShard {
   }
 };
 
-// Copies [offset, offset + n) of the shard into the temporary file through *buffer.
-Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n, std::vector<uint8_t>* buffer) {
-  buffer->resize(n);
-  TS_RETURN_IF_ERROR(ReadFull(s->src, s->src_path, offset, n, buffer->data(), s->bytes));
+// Copies [offset, offset + n <= kLocalPieceBytes) of the shard into the temporary file through
+// the calling thread's buffer, reused for every piece and shard it copies and never zero-filled
+// (a zeroed buffer per shard cost its memset and first-touch faults each time: 9% of staging a
+// 108 MB store).
+Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n) {
+  thread_local const auto buffer = std::make_unique_for_overwrite<uint8_t[]>(kLocalPieceBytes);
+  TS_RETURN_IF_ERROR(ReadFull(s->src, s->src_path, offset, n, buffer.get(), s->bytes));
   for (uint64_t w = 0; w < n;) {
-    const ssize_t put = ::pwrite(s->dst, buffer->data() + w, n - w, static_cast<off_t>(offset + w));
+    const ssize_t put = ::pwrite(s->dst, buffer.get() + w, n - w, static_cast<off_t>(offset + w));
     if (put < 0 && errno == EINTR) continue;
     if (put < 0) return ErrnoStatus("write", s->tmp_path, errno);
     w += static_cast<uint64_t>(put);
@@ -353,11 +356,10 @@ Status CopyLocalShard(LocalShard* s, bool sync, const std::atomic<bool>& cancell
   s->behind = &behind;
   behind.Add(s->hash);
 
-  std::vector<uint8_t> buffer;
   for (uint64_t offset = 0; offset < s->bytes; offset += kLocalPieceBytes) {
     if (cancelled) return Status::Ok();
     const uint64_t n = std::min(kLocalPieceBytes, s->bytes - offset);
-    TS_RETURN_IF_ERROR(CopyLocalPiece(s, offset, n, &buffer));
+    TS_RETURN_IF_ERROR(CopyLocalPiece(s, offset, n));
     hash.landed.store(offset + n, std::memory_order_release);
     if (!behind.HelperWaiting()) {
       std::unique_lock lock(hash.mu, std::try_to_lock);
