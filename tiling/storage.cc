@@ -98,7 +98,7 @@ Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t
   const int map_errno = errno;
   ::close(fd);
   if (map == MAP_FAILED) return ErrnoStatus("map", path, map_errno);
-  // Advice only: a kernel without transparent huge pages maps small pages, as without it.
+  // Advice only: on a kernel without transparent huge pages the mapping works with small pages.
   ::madvise(map, size, MADV_HUGEPAGE);
   return std::span<const uint8_t>(static_cast<const uint8_t*>(map), size);
 }
