@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <numeric>
+#include <span>
 
 #include "ingest/hdf5_util.h"
 #include "tiling/codec.h"
@@ -127,7 +128,7 @@ uint64_t Padded4(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
 
 class ClassicHeaderParser {
  public:
-  explicit ClassicHeaderParser(std::vector<uint8_t> bytes) : b_(std::move(bytes)) {}
+  explicit ClassicHeaderParser(std::span<const uint8_t> bytes) : b_(bytes) {}
 
   // nullopt when the header cannot be parsed from the bytes at hand (netCDF-C then reports its
   // own errors, and reads stay on the library path).
@@ -240,7 +241,7 @@ class ClassicHeaderParser {
     return true;
   }
 
-  std::vector<uint8_t> b_;
+  std::span<const uint8_t> b_;
   size_t pos_ = 0;
   int version_ = 0;
 };
@@ -263,7 +264,9 @@ bool IsClassicFormat(const std::string& format) {
   return format == "classic" || format == "64bit_offset" || format == "cdf5";
 }
 
-// Headers are small; 16 MiB covers files with very many variables and attributes.
+// Headers are small: nearly all fit the first read. A header the first read does not hold is read
+// again with twice the bytes, up to 16 MiB (files with very many variables and attributes).
+constexpr uint64_t kFirstClassicHeaderBytes = 64 << 10;
 constexpr uint64_t kMaxClassicHeaderBytes = 16ull << 20;
 
 // The netCDF-3 header of the file at path, read and checked before netCDF-C sees it: netCDF-C
@@ -276,28 +279,37 @@ constexpr uint64_t kMaxClassicHeaderBytes = 16ull << 20;
 Result<std::optional<NcClassicHeader>> ReadClassicHeader(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::optional<NcClassicHeader>();
+  const struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st;
+  const uint64_t file_bytes = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   std::vector<uint8_t> bytes;
-  int64_t got = -1;
-  if (::fstat(fd, &st) == 0) {
-    bytes.resize(std::min<uint64_t>(static_cast<uint64_t>(st.st_size), kMaxClassicHeaderBytes));
-    got = PreadFull(fd, bytes.data(), bytes.size(), 0);
-  }
-  const int err = errno;
-  ::close(fd);
-  if (got < 0) return ErrnoStatus("read", path, err);
-  bytes.resize(static_cast<size_t>(got));
+  // The first min(n, file size) bytes into `bytes`; false (errno set) when the read fails.
+  const auto read_first = [&](uint64_t n) {
+    bytes.resize(std::min(n, file_bytes));
+    const int64_t got = PreadFull(fd, bytes.data(), bytes.size(), 0);
+    if (got < 0) return false;
+    bytes.resize(static_cast<size_t>(got));
+    return true;
+  };
+  if (!read_first(kFirstClassicHeaderBytes)) return ErrnoStatus("read", path, errno);
   const auto at = [&](size_t i) { return i < bytes.size() ? bytes[i] : 0; };
   const bool classic =
       at(0) == 'C' && at(1) == 'D' && at(2) == 'F' && (at(3) == 1 || at(3) == 2 || at(3) == 5);
   const bool streaming =
       at(3) != 5 && at(4) == 0xFF && at(5) == 0xFF && at(6) == 0xFF && at(7) == 0xFF;
   if (!classic || streaming) return std::optional<NcClassicHeader>();
-  const size_t available = bytes.size();
-  auto header = ClassicHeaderParser(std::move(bytes)).Parse();
+  std::optional<NcClassicHeader> header = ClassicHeaderParser(bytes).Parse();
+  for (uint64_t n = 2 * kFirstClassicHeaderBytes;
+       !header && bytes.size() < file_bytes && n <= kMaxClassicHeaderBytes; n *= 2) {
+    if (!read_first(n)) return ErrnoStatus("read", path, errno);
+    header = ClassicHeaderParser(bytes).Parse();
+  }
   if (!header) {
     return DataLoss(path, ": damaged netCDF-3 header: a name, count, length, type or dimension ",
-                    "in its first ", available, " bytes is not what the format allows");
+                    "in its first ", bytes.size(), " bytes is not what the format allows");
   }
   return header;
 }

@@ -125,6 +125,27 @@ TEST_P(DirectAllFormats, RecordVariablesOnAnUnlimitedTimeEqualTheLibraryPath) {
   ExpectDirectEqualsLibrary({path}, {"t2m", "t", "sp"}, !netcdf4);
 }
 
+// A netCDF-3 header larger than the first read of it (64 KiB): here a 300 KB global attribute,
+// as files with very many variables and attributes have. It is read again with more bytes, still
+// parses, and the data behind it reads directly.
+TEST(NetcdfDirect, Netcdf3HeaderLargerThanTheFirstReadStillParses) {
+  for (int format : {0, NC_64BIT_OFFSET, NC_64BIT_DATA}) {
+    TempDir tmp;
+    FixtureSpec spec;
+    spec.format = format;
+    const std::string path = tmp.Sub("big-header.nc");
+    ASSERT_TRUE(testing::WriteFixture(path, spec));
+    int ncid = -1;
+    ASSERT_EQ(nc_open(path.c_str(), NC_WRITE, &ncid), NC_NOERR);
+    ASSERT_EQ(nc_redef(ncid), NC_NOERR);
+    const std::string history(300000, 'h');
+    ASSERT_EQ(nc_put_att_text(ncid, NC_GLOBAL, "history", history.size(), history.data()),
+              NC_NOERR);
+    ASSERT_EQ(nc_close(ncid), NC_NOERR);
+    ExpectDirectEqualsLibrary({path}, {"t2m", "t"}, true);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, DirectAllFormats,
                          ::testing::Values(0, NC_64BIT_OFFSET, NC_64BIT_DATA, NC_NETCDF4,
                                            NC_NETCDF4 | NC_CLASSIC_MODEL),
