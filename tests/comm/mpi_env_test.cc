@@ -37,6 +37,7 @@ class MpiEnvTest : public ::testing::Test {
                                            "OMPI_MCA_mca_base_param_files",
                                            "TILESTAGE_MPI_DEFAULTS",
                                            "OMPI_MCA_orte_tmpdir_base",
+                                           "HWLOC_COMPONENTS",
                                            "TMPDIR"};
   void SetUp() override {
     for (const char* n : kNames) {
@@ -71,8 +72,10 @@ TEST_F(MpiEnvTest, OutsideALauncherSetsIsolatedSingletonOb1AndASessionBaseOfItsO
       << startup.own_session_base;
   EXPECT_TRUE(std::filesystem::is_directory(startup.own_session_base));
   EXPECT_EQ(Get("OMPI_MCA_orte_tmpdir_base"), startup.own_session_base);
+  EXPECT_EQ(Get("HWLOC_COMPONENTS"), "-pci,-linuxio");
   EXPECT_EQ(startup.set,
             (std::vector<std::string>{"OMPI_MCA_ess_singleton_isolated=1", "OMPI_MCA_pml=ob1",
+                                      "HWLOC_COMPONENTS=-pci,-linuxio",
                                       "OMPI_MCA_orte_tmpdir_base=" + startup.own_session_base}));
   // A second singleton (another process: the variable unset again) gets another base.
   ::unsetenv("OMPI_MCA_orte_tmpdir_base");
@@ -86,14 +89,25 @@ TEST_F(MpiEnvTest, UserSettingIsNotOverridden) {
             (std::vector<std::string>{"OMPI_MCA_ess_singleton_isolated=1"}));
   EXPECT_EQ(Get("OMPI_MCA_pml"), "ucx");
   EXPECT_EQ(Get("OMPI_MCA_orte_tmpdir_base"), "/scratch/mine");
+  EXPECT_EQ(Get("HWLOC_COMPONENTS"), "<unset>");  // UCX may place itself by the I/O topology
+}
+
+TEST_F(MpiEnvTest, UserHwlocComponentsAreKept) {
+  ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+  ::setenv("HWLOC_COMPONENTS", "-gl", 1);
+  EXPECT_EQ(PrepareMpiStartup().set, (std::vector<std::string>{"OMPI_MCA_pml=ob1"}));
+  EXPECT_EQ(Get("HWLOC_COMPONENTS"), "-gl");
 }
 
 TEST_F(MpiEnvTest, MpirunWithEveryRankOnThisNodeSetsSharedMemoryTransports) {
   ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
   ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
   EXPECT_TRUE(StartedByMpiLauncher());
-  EXPECT_EQ(PrepareMpiStartup().set, (std::vector<std::string>{"OMPI_MCA_pml=ob1"}));
+  EXPECT_EQ(PrepareMpiStartup().set,
+            (std::vector<std::string>{"OMPI_MCA_pml=ob1", "HWLOC_COMPONENTS=-pci,-linuxio"}));
   EXPECT_EQ(Get("OMPI_MCA_pml"), "ob1");
+  EXPECT_EQ(Get("HWLOC_COMPONENTS"), "-pci,-linuxio");
   EXPECT_EQ(Get("OMPI_MCA_ess_singleton_isolated"), "<unset>");
 }
 
@@ -102,6 +116,7 @@ TEST_F(MpiEnvTest, MpirunOverSeveralNodesKeepsTheSiteTransports) {
   ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4", 1);
   EXPECT_TRUE(PrepareMpiStartup().set.empty());
   EXPECT_EQ(Get("OMPI_MCA_pml"), "<unset>");
+  EXPECT_EQ(Get("HWLOC_COMPONENTS"), "<unset>");
 }
 
 TEST_F(MpiEnvTest, AParameterFileChoiceIsNotOverriddenButAnExclusionLeavesItOpen) {
@@ -115,7 +130,8 @@ TEST_F(MpiEnvTest, AParameterFileChoiceIsNotOverriddenButAnExclusionLeavesItOpen
   std::ofstream(conf) << "pml = ^ob1,cm\n";  // excludes what we would choose
   EXPECT_TRUE(PrepareMpiStartup().set.empty());
   std::ofstream(conf) << "pml= ^ucx\n";  // Debian's: only excludes UCX
-  EXPECT_EQ(PrepareMpiStartup().set, (std::vector<std::string>{"OMPI_MCA_pml=ob1"}));
+  EXPECT_EQ(PrepareMpiStartup().set,
+            (std::vector<std::string>{"OMPI_MCA_pml=ob1", "HWLOC_COMPONENTS=-pci,-linuxio"}));
 }
 
 TEST_F(MpiEnvTest, DefaultsOffSetsNothing) {

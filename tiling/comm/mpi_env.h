@@ -8,11 +8,13 @@
 // the cm layer's network libraries where a site excludes UCX, as Debian's does) costs 0.2 s of
 // MPI_Init's 0.26 s (`mpirun -np 2`, 2 ranks on one node): ob1 over shared memory is all such
 // ranks need. PrepareMpiStartup sets Open MPI's MCA defaults for both cases (singleton: isolated,
-// pml ob1; one node: pml ob1) before MPI_Init. It never overrides a choice the user or the site
-// made (an OMPI_MCA_* variable, which is also how mpirun passes its --mca options, or a line in
-// Open MPI's parameter files; a file line that only excludes other components, "pml = ^ucx",
-// leaves the choice open), leaves runs over several nodes and other launchers alone, and does
-// nothing at all with TILESTAGE_MPI_DEFAULTS=off.
+// pml ob1; one node: pml ob1) before MPI_Init, and where it chose ob1, HWLOC_COMPONENTS without
+// hwloc's PCI and Linux I/O discovery, which only places network transports. It never
+// overrides a choice the user or the site made (an OMPI_MCA_* variable, which is also how mpirun
+// passes its --mca options, the user's HWLOC_COMPONENTS, or a line in Open MPI's parameter files;
+// a file line that only excludes other components, "pml = ^ucx", leaves the choice open), leaves
+// runs over several nodes and other launchers alone, and does nothing at all with
+// TILESTAGE_MPI_DEFAULTS=off.
 // Other MPI implementations ignore OMPI_MCA_* variables.
 //
 // Under a launcher, once MPI has started, MpiSession also turns Nagle's algorithm off on the
