@@ -46,9 +46,10 @@ struct StageOptions {
   StageMode mode = StageMode::kPartition;
   int group = 0;  // partition: nodes per full copy (0 = all nodes); replicate needs 0 or 1
   bool direct_io = false;  // O_DIRECT reads and writes where the file system allows it
-  // fsync each shard and the manifest (and their directory) before publishing them. Off: the
-  // renames still make them appear only when complete, but a power loss may lose them; for
-  // scratch space wiped per job.
+  // Make each shard and the manifest durable before publishing them (fsync; a copy between two
+  // local directories syncs the file system once for all its shards), and their directory after.
+  // Off: the renames still make them appear only when complete, but a power loss may lose them;
+  // for scratch space wiped per job.
   bool sync = true;
   int threads = 0;         // TBB threads per node leader (0 = TBB default)
   uint64_t chunk_bytes = 64ull << 20;  // per node and round, at most kMaxStageChunkBytes

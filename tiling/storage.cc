@@ -157,6 +157,16 @@ Status FsyncDirectoryOf(const std::string& path) {
   return Status::Ok();
 }
 
+Status SyncFileSystemOf(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open directory", dir, errno);
+  const int synced = ::syncfs(fd);
+  const int sync_errno = errno;
+  ::close(fd);
+  if (synced != 0) return ErrnoStatus("sync the file system of", dir, sync_errno);
+  return Status::Ok();
+}
+
 namespace {
 
 class LocalWritableFile final : public WritableFile {

@@ -108,6 +108,10 @@ int64_t PreadFull(int fd, void* out, uint64_t bytes, uint64_t offset);
 
 // fsync(2) of the directory holding `path`, so that a rename into it is durable.
 Status FsyncDirectoryOf(const std::string& path);
+// syncfs(2) of the file system holding the directory `dir`: every file written there so far is
+// durable (one journal commit for all of them, where an fsync each waits for one each). An error
+// naming `dir` when it cannot be opened or the file system reports a write error.
+Status SyncFileSystemOf(const std::string& dir);
 
 // "a/b" from ("a", "b"); keeps b when it is absolute.
 std::string JoinPath(const std::string& a, const std::string& b);

@@ -197,7 +197,49 @@ TEST(Stage, CorruptSourceShardIsNamedAndNoCopyIsLeft) {
   EXPECT_EQ(std::count(names.begin(), names.end(), "manifest.json"), 0);
 }
 
-// Shards larger than the local copy's 1 MiB piece: every piece is copied and hashed, in order.
+// The local copy publishes its shards together after the last copy ends (one syncfs for all of
+// them with sync): the shards copied before another failed its check are still published, so a
+// rerun after the source is repaired copies only that one.
+TEST(Stage, CorruptShardOfALocalCopyLeavesTheShardsCopiedBeforeItPublishedForTheRerun) {
+  for (bool sync : {true, false}) {
+    StageFixture f;
+    ASSERT_GE(f.manifest.shards.size(), 3u);
+    // One thread copies largest first; the smallest shard (the last of equals) comes last.
+    size_t last = 0;
+    for (size_t s = 0; s < f.manifest.shards.size(); ++s)
+      if (f.manifest.shards[s].bytes <= f.manifest.shards[last].bytes) last = s;
+    const std::string bad = JoinPath(f.src, f.manifest.shards[last].file);
+    testing::FlipByte(bad, 4200);
+    StageOptions o = f.Options();
+    o.sync = sync;
+    o.threads = 1;
+    auto report = Stage(o);
+    ASSERT_FALSE(report.ok()) << sync;
+    EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
+    EXPECT_NE(report.status().message().find(bad), std::string::npos) << report.status().ToString();
+    const auto names = Names(f.dst);
+    for (size_t s = 0; s < f.manifest.shards.size(); ++s) {
+      const std::string& file = f.manifest.shards[s].file;
+      if (s == last) {
+        EXPECT_EQ(std::count(names.begin(), names.end(), file), 0) << file;
+      } else {
+        EXPECT_EQ(Slurp(JoinPath(f.dst, file)), Slurp(JoinPath(f.src, file))) << file;
+      }
+    }
+    for (const auto& name : names) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+    EXPECT_EQ(std::count(names.begin(), names.end(), "manifest.json"), 0);
+
+    testing::FlipByte(bad, 4200);  // repaired
+    auto rerun = Stage(o);
+    ASSERT_TRUE(rerun.ok()) << rerun.status().ToString();
+    EXPECT_EQ(rerun->node_reports[0].shards_skipped, f.manifest.shards.size() - 1);
+    EXPECT_EQ(rerun->node_reports[0].shards_written, 1u);
+    VerifyReport verify;
+    EXPECT_TRUE(VerifyStore(*LocalStorage(), f.dst, &verify).ok());
+  }
+}
+
+// Shards larger than the local copy's 2 MiB piece: every piece is copied and hashed, in order.
 struct LargeShardFixture {
   TempDir tmp;
   std::string src = tmp.Sub("src");
@@ -237,7 +279,7 @@ TEST(Stage, ShardsLargerThanOneCopyPieceAreCopiedByteForByte) {
 TEST(Stage, CorruptByteInALaterPieceOfALargeShardIsCaught) {
   LargeShardFixture f;
   const std::string bad = JoinPath(f.src, f.manifest.shards[0].file);
-  testing::FlipByte(bad, (2 << 20) + 12345);  // in the third 1 MiB piece
+  testing::FlipByte(bad, (2 << 20) + 12345);  // in the second 2 MiB piece
   auto report = Stage(f.Options(true));
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
@@ -250,9 +292,9 @@ TEST(Stage, CorruptByteInALaterPieceOfALargeShardIsCaught) {
   }
 }
 
-// One shard and more threads than shards: the threads without a shard hash the copier's landed
-// pieces behind it; the result must not depend on who hashed which piece.
-TEST(Stage, OneShardHashedBehindItsCopierIsByteForByteAndACorruptByteIsCaught) {
+// One shard and more threads than shards: the copy and the check of its hash must not depend on
+// how many threads are idle beside the copier.
+TEST(Stage, OneShardWithMoreThreadsThanShardsIsByteForByteAndACorruptByteIsCaught) {
   TempDir tmp;
   const std::string src = tmp.Sub("src");
   testing::SynthStoreSpec spec;

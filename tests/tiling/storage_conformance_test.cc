@@ -441,5 +441,14 @@ TEST(MapForReading, MapsTheFileAdvisedForHugePagesAndNamesAFileItCannotMap) {
   EXPECT_THAT(empty.status().message(), HasSubstr(tmp.Sub("empty")));
 }
 
+TEST(SyncFileSystemOf, SyncsAnExistingDirectoryAndNamesOneThatIsMissing) {
+  testing::TempDir tmp;
+  EXPECT_TRUE(SyncFileSystemOf(tmp.path()).ok());
+  const std::string missing = tmp.Sub("no-such-dir");
+  const Status status = SyncFileSystemOf(missing);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find(missing), std::string::npos) << status.ToString();
+}
+
 }  // namespace
 }  // namespace tilestage
