@@ -4,7 +4,12 @@
 // THREADS threads. Next to netcdf_raw_read (plain nc_get_vara, one call per variable and step)
 // this shows what each read path costs before the rest of the ingest (statistics, cutting,
 // writing) starts. Each configuration runs `rounds` times alternately; the best is kept.
-// Prints one JSON line: {"bytes", "steps", "library": {"1": {"seconds", "mb_per_s"}, ...}, ...}.
+// Beside the reads, on one thread, the ingest's other duties on the same data, each alone: the
+// source files' XXH3 (HashSourceFile, the provenance every store records), unpacking the raw
+// steps (Decode: scale/offset, missing values to NaN) and the channel statistics of the decoded
+// steps (ComputeChannelStats).
+// Prints one JSON line: {"bytes", "steps", "library": {"1": {"seconds", "mb_per_s"}, ...}, ...,
+// "duties": {"source_hash_s", "decode_s", "stats_s"}}.
 //
 // usage: netcdf_read_paths VAR[,VAR...] THREADS ROUNDS FILE...
 #include <tbb/enumerable_thread_specific.h>
@@ -15,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -22,6 +28,8 @@
 #include <vector>
 
 #include "ingest/netcdf_dataset.h"
+#include "ingest/source_hashes.h"
+#include "tiling/stats.h"
 
 namespace {
 
@@ -50,6 +58,48 @@ double ReadAll(const NetcdfDataset& ds, int threads, uint64_t* bytes) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (failed) std::exit(1);
   *bytes = total;
+  return seconds;
+}
+
+double SecondsOf(const std::function<void()>& work) {
+  const auto t0 = std::chrono::steady_clock::now();
+  work();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void ExitOnError(const tilestage::Status& s) {
+  if (s.ok()) return;
+  std::fprintf(stderr, "%s\n", s.ToString().c_str());
+  std::exit(1);
+}
+
+// Seconds of each duty beyond the read, on the calling thread: {source_hash_s, decode_s, stats_s}.
+std::map<std::string, double> Duties(const NetcdfDataset& ds,
+                                     const std::vector<std::string>& files) {
+  const std::atomic<bool> stop{false};
+  std::map<std::string, double> seconds;
+  seconds["source_hash_s"] = SecondsOf([&] {
+    for (const std::string& f : files)
+      ExitOnError(tilestage::ingest::HashSourceFile(f, stop).status());
+  });
+  std::vector<NetcdfDataset::RawStep> raw(ds.steps().size());
+  for (size_t step = 0; step < raw.size(); ++step)
+    ExitOnError(ds.ReadRaw(step, NetcdfDataset::Window{}, &raw[step]));
+  tilestage::Array decoded;
+  std::vector<uint64_t> valid;
+  seconds["decode_s"] = SecondsOf([&] {
+    for (const auto& r : raw) ExitOnError(ds.Decode(r, &decoded, &valid));
+  });
+  // Statistics of each step just decoded, still in the CPU cache as in the ingest.
+  size_t channels = 0;
+  const double decode_and_stats_s = SecondsOf([&] {
+    for (const auto& r : raw) {
+      ExitOnError(ds.Decode(r, &decoded, &valid));
+      channels += tilestage::ComputeChannelStats(decoded).size();
+    }
+  });
+  seconds["stats_s"] = decode_and_stats_s - seconds["decode_s"];
+  if (channels == 0) std::exit(1);
   return seconds;
 }
 
@@ -90,6 +140,13 @@ int main(int argc, char** argv) {
       }
     }
   }
+  std::map<std::string, double> duties;
+  for (int round = 0; round < rounds; ++round) {
+    for (const auto& [name, seconds] : Duties(*datasets["direct"], request.files)) {
+      if (!duties.count(name) || seconds < duties[name]) duties[name] = seconds;
+    }
+  }
+  out["duties"] = duties;
   for (const auto& [key, seconds] : best) {
     const std::string path = key.substr(0, key.find('/'));
     const std::string t = key.substr(key.find('/') + 1);
