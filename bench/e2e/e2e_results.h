@@ -22,7 +22,7 @@ struct E2ePhaseResults {
   std::optional<PeerIngestResult> peer_ingest;  // with peers only
   StagingResult staging;
   TrainResult train;
-  Json peer_cp;
+  Json peer_staging;  // RunStagingPeerPhase
   LoaderResult loader;
   DataStallResult stalls;
 };

@@ -84,7 +84,7 @@ Result<E2eResults> RunE2eBenchmark(const E2eConfig& config, const E2eRunPaths& p
   const Json system = SystemInfo();
   E2ePhaseResults r;
   TS_RETURN_IF_ERROR(RunLoggedPhases(ctx, system, &r));
-  TS_ASSIGN_OR_RETURN(r.peer_cp, RunCopyPeerPhase(ctx));
+  TS_ASSIGN_OR_RETURN(r.peer_staging, RunStagingPeerPhase(ctx));
   TS_ASSIGN_OR_RETURN(r.limits.read,
                       MeasureReadLimits(FilesUnder(r.staging.staged), r.ingest.AllInputs()));
   TS_ASSIGN_OR_RETURN(r.loader, RunLoaderPhase(ctx, r.staging, r.train));
