@@ -244,7 +244,7 @@ Status CheckRecordDecodes(std::span<const uint8_t> stored, const IndexEntry& ent
                           std::vector<std::vector<uint8_t>>* scratch) {
   RecordHeader header;
   TS_RETURN_IF_ERROR(ParseRecordHeader(stored, stored.size(), entry, where, &header, fields));
-  TS_RETURN_IF_ERROR(ParseBoundedJson(header.meta, where + ": metadata").status());
+  TS_RETURN_IF_ERROR(CheckBoundedJson(header.meta, "metadata").WithContext(where));
   return LocatePayloads(stored, entry, where, fields, scratch);
 }
 
@@ -597,6 +597,7 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
   };
   std::vector<FieldView> fields;  // reused across records, like the loader's
   std::vector<std::vector<uint8_t>> scratch;
+  std::string where;  // reused too: an allocation per record showed in a warm verify's profile
   for (uint64_t i : by_offset) {
     const IndexEntry& e = index_[i];
     const uint64_t end = e.offset + e.stored_size;
@@ -608,7 +609,7 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
                                    HashToHex(e.checksum), ", computed ", HashToHex(actual), ")"));
       continue;
     }
-    const std::string where = StrCat("shard ", path(), ": record ", i);
+    where.assign("shard ").append(path()).append(": record ").append(std::to_string(i));
     if (Status decoded = CheckRecordDecodes(stored, e, where, &fields, &scratch); !decoded.ok())
       problems->push_back(decoded);
   }

@@ -136,5 +136,26 @@ TEST(BoundedJson, NestingAtTheBoundReadsAndOneDeeperIsRefused) {
   EXPECT_EQ(deeper.status().message(), "x: nested more than 64 levels deep");
 }
 
+TEST(BoundedJson, CheckGivesTheParsersVerdictOnTheSameBytes) {
+  const std::vector<std::string> documents = {"{\"a\": [1, 2.5, \"x\", null, true]}",
+                                              "{\"a\": [1, 2,, 3]}",
+                                              "[1] 2",
+                                              "",
+                                              "{\"a\":",
+                                              testing::DeeplyNested(kMaxJsonDepth),
+                                              testing::DeeplyNested(kMaxJsonDepth + 1)};
+  for (const std::string& text : documents) {
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(text.data()),
+                                         text.size());
+    const Status checked = CheckBoundedJson(bytes, "x");
+    const Status parsed = ParseBoundedJson(bytes, "x").status();
+    EXPECT_EQ(checked.code(), parsed.code()) << text;
+    EXPECT_EQ(checked.message(), parsed.message()) << text;
+    if (text.size() < 100) {  // nlohmann's own verdict where the depth bound does not apply
+      EXPECT_EQ(checked.ok(), nlohmann::json::accept(text)) << text;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tilestage

@@ -6,6 +6,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "tests/common/test_util.h"
@@ -266,6 +267,44 @@ TEST(Shard, RecordMetadataNestedBeyondTheBoundIsDataLossNamingTheRecord) {
   EXPECT_EQ(decoded.status().code(), StatusCode::kDataLoss);
   EXPECT_EQ(decoded.status().message(),
             "shard /d.tss: record 0: metadata: nested more than 64 levels deep");
+}
+
+TEST(Shard, VerifyNamesTheRecordWhoseMetadataIsNotJsonThoughItsChecksumMatches) {
+  auto storage = NewMemoryStorage();
+  auto writer = ShardWriter::Create(*storage, "/v.tss");
+  ASSERT_TRUE(writer.ok());
+  std::string broken_meta;
+  for (int i = 0; i < 2; ++i) {
+    Sample s = MixedSample(i);
+    s.meta = {{"name", "tile"}};
+    auto rec = EncodeRecord(s, {});
+    ASSERT_TRUE(rec.ok());
+    if (i == 1) {  // a writer's bug, not a flipped byte: the checksum covers the broken text
+      const std::string key = "\"name\":";
+      auto at = std::search(rec->stored.begin(), rec->stored.end(), key.begin(), key.end());
+      ASSERT_NE(at, rec->stored.end());
+      at[key.size() - 1] = ';';
+      broken_meta = "{\"name\";\"tile\"}";
+      rec->checksum = Xxh3(rec->stored.data(), rec->stored.size());
+    }
+    ASSERT_TRUE((*writer)->Append(*rec).ok());
+  }
+  ASSERT_TRUE((*writer)->Finish().ok());
+  size_t bad_byte = 0;
+  try {
+    ADD_FAILURE() << "parsed " << nlohmann::json::parse(broken_meta);
+  } catch (const nlohmann::json::parse_error& e) {
+    bad_byte = e.byte;
+  }
+  ASSERT_GT(bad_byte, 0u);
+  auto reader = ShardReader::Open(*storage, "/v.tss");
+  ASSERT_TRUE(reader.ok());
+  std::vector<Status> problems;
+  ASSERT_TRUE((*reader)->VerifyRecords(&problems).ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].code(), StatusCode::kDataLoss);
+  EXPECT_EQ(problems[0].message(),
+            "shard /v.tss: record 1: metadata: not valid JSON at byte " + std::to_string(bad_byte));
 }
 
 TEST(Shard, UncompressedRecordWithHeaderLargerThanFourKiBReadsBack) {
