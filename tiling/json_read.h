@@ -23,8 +23,8 @@ inline constexpr int kMaxJsonDepth = 64;
 // levels deep") when the bytes are not one JSON value of bounded depth.
 Result<nlohmann::json> ParseBoundedJson(std::span<const uint8_t> bytes, const std::string& where);
 Result<nlohmann::json> ParseBoundedJson(const std::string& text, const std::string& where);
-// The same errors as ParseBoundedJson for the same bytes, without allocating: what `verify` checks
-// of every record's metadata.
+// The same errors as ParseBoundedJson for the same bytes, without building the value (no
+// allocation per key or value): what `verify` checks of every record's metadata.
 Status CheckBoundedJson(std::span<const uint8_t> bytes, const std::string& where);
 
 }  // namespace tilestage

@@ -7,9 +7,9 @@
 //          with evaluation (vit-mae) under mpirun on the staged store [RunTrainPhase]; both log
 //          their events into the run's mllog;
 //   after: staging again beside cp of the store (staging peer) [RunStagingPeerPhase], loader
-//   throughput beside PyTorch
-//          [RunLoaderPhase], the Python ingest peers [RunPeerIngestPhase] and the DS-Analyzer
-//          differential runs, repeated [RunDataStallPhase].
+//          throughput beside PyTorch [RunLoaderPhase], the Python ingest peers
+//          [RunPeerIngestPhase] and the DS-Analyzer differential runs, repeated
+//          [RunDataStallPhase].
 //
 // Thread-safety: the phases of one run are sequential (each reads earlier results and they
 // measure the same machine); E2eRunContext is read-only during a phase apart from its progress
