@@ -10,6 +10,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <thread>
 
 #include "loaders/stage_plan.h"
 #include "tests/common/test_util.h"
@@ -355,6 +356,44 @@ TEST(Stage, SourceShardShorterThanTheManifestSaysIsDataLossNamingWhereItEnds) {
       EXPECT_NE(name, "manifest.json");
     }
   }
+}
+
+// The stager maps the source shard: a source cut short while it is copied must end the copy with
+// an error naming it, not kill the process with SIGBUS. The cut lands once the temporary copy
+// exists; should the whole copy have ended by then, the stage succeeds with the intact bytes.
+TEST(Stage, SourceShardTruncatedWhileItIsCopiedIsDataLossNotACrash) {
+  TempDir tmp;
+  const std::string src = tmp.Sub("src"), dst = tmp.Sub("dst");
+  testing::SynthStoreSpec spec;
+  spec.samples = 256;
+  spec.shape = {3, 128, 128};  // one shard of 48 MiB: 24 copy pieces
+  spec.shard_target_bytes = 64 << 20;
+  const Manifest manifest = testing::WriteSynthStore(LocalStorage(), src, spec);
+  ASSERT_EQ(manifest.shards.size(), 1u);
+  const std::string shard = JoinPath(src, manifest.shards[0].file);
+  StageOptions options = Replicate(src, dst);
+  options.sync = false;
+  Result<StageReport> report = Internal("not run");
+  std::thread stager([&] { report = Stage(options); });
+  const auto copy_started = [&] {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dst, ec))
+      if (entry.path().filename().string().find(".tmp-") != std::string::npos) return true;
+    return false;
+  };
+  while (!copy_started() && !std::filesystem::exists(JoinPath(dst, "manifest.json"))) {
+  }
+  std::filesystem::resize_file(shard, 1 << 20);
+  stager.join();
+  if (report.ok()) {
+    GTEST_LOG_(INFO) << "the copy ended before the cut";
+    return;
+  }
+  EXPECT_EQ(report.status().code(), StatusCode::kDataLoss) << report.status().ToString();
+  EXPECT_NE(report.status().message().find(shard), std::string::npos) << report.status().ToString();
+  EXPECT_NE(report.status().message().find("truncated"), std::string::npos)
+      << report.status().ToString();
+  for (const auto& name : Names(dst)) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
 }
 
 TEST(Stage, SourceShardLongerThanTheManifestSaysIsDataLoss) {
