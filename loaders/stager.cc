@@ -245,21 +245,6 @@ struct LocalShard {
   }
 };
 
-Status TruncatedWhileCopied(const std::string& path, uint64_t offset, uint64_t n, uint64_t bytes) {
-  return DataLoss(path, ": truncated while it was copied, within the ", n, " bytes at offset ",
-                  offset, " of ", bytes);
-}
-
-// Faults in [p, p + n), the bytes at `offset` of the mapped file `path`: where the file has been
-// cut short since, an error naming it instead of the SIGBUS that touching the bytes would raise.
-Status Populate(const uint8_t* p, uint64_t n, const std::string& path, uint64_t offset,
-                uint64_t bytes) {
-  if (::madvise(const_cast<uint8_t*>(p), n, MADV_POPULATE_READ) == 0) return Status::Ok();
-  if (errno == EINVAL) return Status::Ok();  // before Linux 5.14: the reads fault the pages in
-  if (errno == EFAULT) return TruncatedWhileCopied(path, offset, n, bytes);
-  return ErrnoStatus("read", path, errno);
-}
-
 // Opens and maps the source shard after checking that its size is the manifest's (its hash
 // covers `bytes` bytes only, so a longer source is corrupt too).
 Status MapLocalSource(LocalShard* s) {
@@ -286,16 +271,16 @@ Status MapLocalSource(LocalShard* s) {
 // bytes to the shard's hash.
 Status CopyLocalPiece(LocalShard* s, uint64_t offset, uint64_t n) {
   const uint8_t* piece = s->src.bytes.data() + offset;
-  TS_RETURN_IF_ERROR(Populate(piece, n, s->src_path, offset, s->bytes));
+  TS_RETURN_IF_ERROR(PopulateMapped({piece, n}, s->src_path, offset));
   for (uint64_t w = 0; w < n;) {
     const ssize_t put = ::pwrite(s->dst, piece + w, n - w, static_cast<off_t>(offset + w));
     if (put < 0 && errno == EINTR) continue;
-    if (put < 0 && errno == EFAULT) return TruncatedWhileCopied(s->src_path, offset, n, s->bytes);
+    if (put < 0 && errno == EFAULT) return TruncatedWhileMapped(s->src_path, offset, n);
     if (put < 0) return ErrnoStatus("write", s->tmp_path, errno);
     w += static_cast<uint64_t>(put);
   }
   const uint8_t* landed = s->landed.bytes.data() + offset;
-  TS_RETURN_IF_ERROR(Populate(landed, n, s->tmp_path, offset, s->bytes));
+  TS_RETURN_IF_ERROR(PopulateMapped({landed, n}, s->tmp_path, offset));
   s->hasher.Update({landed, n});
   return Status::Ok();
 }

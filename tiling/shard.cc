@@ -555,7 +555,8 @@ Status ShardReader::ReadUncompressedInto(uint64_t i, Sample* sample,
 
 Result<uint64_t> ShardReader::HashFile() const { return HashWholeFile(*file_); }
 
-Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const {
+Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems,
+                                            std::span<const uint8_t> mapped) const {
   // Blocks that fit in a core's L2 cache, so that the record checks reread cached bytes.
   constexpr uint64_t kBlockBytes = 1 << 20;
   constexpr uint64_t kReadAheadBytes = 4 * kBlockBytes;
@@ -568,14 +569,27 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
   std::sort(by_offset.begin(), by_offset.end(),
             [&](uint64_t a, uint64_t b) { return index_[a].offset < index_[b].offset; });
   const uint64_t size = file_size();
+  if (!mapped.empty() && mapped.size() != size)
+    return Internal("shard ", path(), ": mapped ", mapped.size(), " bytes of a ", size,
+                    "-byte file");
   Hasher file_hash;
-  // The file's bytes [lo, hi); every byte is read and hashed once. Room for a block after the
-  // largest record, allocated (and zeroed) once.
-  std::vector<uint8_t> buf(std::min(size, largest + kBlockBytes));
+  // The file's bytes [lo, hi) are at window + (offset - lo); every byte is read and hashed once.
+  // Read, they sit in a buffer with room for a block after the largest record, allocated (and
+  // zeroed) once; mapped, the window is the whole file.
+  std::vector<uint8_t> buf(mapped.empty() ? std::min(size, largest + kBlockBytes) : 0);
+  const uint8_t* window = mapped.empty() ? buf.data() : mapped.data();
   uint64_t lo = 0, hi = 0;
   uint64_t advised = 0;  // the device was told of the bytes before this
+  auto map_to = [&](uint64_t end) -> Status {
+    const uint64_t new_hi = std::min(size, std::max(end, hi + kBlockBytes));
+    TS_RETURN_IF_ERROR(PopulateMapped(mapped.subspan(hi, new_hi - hi), path(), hi));
+    file_hash.Update(mapped.subspan(hi, new_hi - hi));
+    hi = new_hi;
+    return Status::Ok();
+  };
   // Reads on from hi to at least `end`, keeping the bytes from `keep` on.
   auto read_to = [&](uint64_t end, uint64_t keep) -> Status {
+    if (!mapped.empty()) return map_to(end);
     keep = std::clamp(keep, lo, hi);
     std::memmove(buf.data(), buf.data() + (keep - lo), hi - keep);
     lo = keep;
@@ -602,7 +616,7 @@ Result<uint64_t> ShardReader::VerifyRecords(std::vector<Status>* problems) const
     const IndexEntry& e = index_[i];
     const uint64_t end = e.offset + e.stored_size;
     while (end > hi) TS_RETURN_IF_ERROR(read_to(end, e.offset));
-    const std::span<const uint8_t> stored(buf.data() + (e.offset - lo), e.stored_size);
+    const std::span<const uint8_t> stored(window + (e.offset - lo), e.stored_size);
     const uint64_t actual = Hash64(stored);
     if (actual != e.checksum) {
       problems->push_back(DataLoss("shard ", path(), ": record ", i, ": checksum mismatch (stored ",

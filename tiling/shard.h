@@ -163,8 +163,11 @@ class ShardReader {
   // Reads the file once, front to back in blocks, and from the same bytes while they are in
   // cache computes the whole-file hash and checks every record's checksum and decoding. Each
   // damaged record is appended to *problems (DataLoss naming shard and record). Returns the
-  // whole-file hash, or the error that stopped the read.
-  Result<uint64_t> VerifyRecords(std::vector<Status>* problems) const;
+  // whole-file hash, or the error that stopped the read. `mapped`, when not empty, is the whole
+  // file mapped by the caller (MapForReading): its pages are hashed where they are, with no copy,
+  // each block populated first so that a file cut short since it was opened is an error.
+  Result<uint64_t> VerifyRecords(std::vector<Status>* problems,
+                                 std::span<const uint8_t> mapped = {}) const;
 
  private:
   ShardReader() = default;

@@ -103,6 +103,20 @@ Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t
   return std::span<const uint8_t>(static_cast<const uint8_t*>(map), size);
 }
 
+Status TruncatedWhileMapped(const std::string& path, uint64_t offset, uint64_t n) {
+  return DataLoss(path, ": truncated while it was read: the ", n, " bytes at offset ", offset,
+                  " are gone");
+}
+
+Status PopulateMapped(std::span<const uint8_t> bytes, const std::string& path, uint64_t offset) {
+  if (bytes.empty()) return Status::Ok();
+  void* start = const_cast<uint8_t*>(bytes.data());
+  if (::madvise(start, bytes.size(), MADV_POPULATE_READ) == 0 || errno == EINVAL)
+    return Status::Ok();
+  if (errno == EFAULT) return TruncatedWhileMapped(path, offset, bytes.size());
+  return ErrnoStatus("read", path, errno);
+}
+
 namespace {
 
 Status TruncatedRead(const std::string& path, uint64_t offset, size_t n, uint64_t size) {

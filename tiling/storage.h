@@ -82,6 +82,14 @@ bool WhollyInPageCache(int fd, uint64_t size);
 // An error naming the path when it cannot be opened or mapped (an empty file cannot be mapped).
 // The caller unmaps with munmap.
 Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t size);
+// Faults in `bytes`, part of a read-only mapping of the local file `path` that starts at `offset`
+// of the file, so that a file cut short since it was mapped is an error (TruncatedWhileMapped)
+// rather than the SIGBUS that touching the vanished bytes raises; another failed read is an
+// IOError naming the path. Before Linux 5.14 (no MADV_POPULATE_READ) it does nothing: the bytes
+// are faulted in when they are touched.
+Status PopulateMapped(std::span<const uint8_t> bytes, const std::string& path, uint64_t offset);
+// DataLoss: the `n` bytes at `offset` of the mapped file `path` are gone (it was truncated).
+Status TruncatedWhileMapped(const std::string& path, uint64_t offset, uint64_t n);
 // A fresh, empty in-memory storage.
 std::shared_ptr<Storage> NewMemoryStorage();
 

@@ -1,5 +1,7 @@
 #include "tiling/store.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -153,7 +155,9 @@ struct ShardVerdict {
 };
 
 // One shard against its manifest entry: presence, size, record count, then one pass over the
-// file for its hash and every record.
+// file for its hash and every record. A local file is read through a mapping (MapForReading),
+// where the checks hash the page cache's own pages: reading it into a buffer made a copy of every
+// byte, 36% of a warm verify's time.
 ShardVerdict VerifyShard(Storage& storage, const std::string& dir, const ShardEntry& entry) {
   ShardVerdict v;
   const std::string path = JoinPath(dir, entry.file);
@@ -177,7 +181,11 @@ ShardVerdict VerifyShard(Storage& storage, const std::string& dir, const ShardEn
     v.problems.push_back(DataLoss("shard ", path, ": ", shard.num_records(),
                                   " records, manifest says ", entry.records));
   std::vector<Status> record_problems;
-  auto hash = shard.VerifyRecords(&record_problems);
+  std::span<const uint8_t> mapped;  // empty: read through the storage (also where mapping fails)
+  if (&storage == LocalStorage().get())
+    if (auto map = MapForReading(path, shard.file_size()); map.ok()) mapped = *map;
+  auto hash = shard.VerifyRecords(&record_problems, mapped);
+  if (!mapped.empty()) ::munmap(const_cast<uint8_t*>(mapped.data()), mapped.size());
   if (!hash.ok()) {
     v.problems.push_back(hash.status());
   } else if (HashToHex(*hash) != entry.hash) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #define XXH_INLINE_ALL
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -305,6 +306,45 @@ TEST(Shard, VerifyNamesTheRecordWhoseMetadataIsNotJsonThoughItsChecksumMatches) 
   EXPECT_EQ(problems[0].code(), StatusCode::kDataLoss);
   EXPECT_EQ(problems[0].message(),
             "shard /v.tss: record 1: metadata: not valid JSON at byte " + std::to_string(bad_byte));
+}
+
+// verify hashes a local shard through a mapping of it (MapForReading) and any other through reads
+// into a buffer: both give the file's hash and name the same damaged record, here one whose
+// byte lies in the third 1 MiB block.
+TEST(Shard, VerifyRecordsMappedGivesTheSameHashAndProblemsAsRead) {
+  testing::TempDir tmp;
+  const std::string path = tmp.Sub("m.tss");
+  auto writer = ShardWriter::Create(*LocalStorage(), path);
+  ASSERT_TRUE(writer.ok());
+  for (uint64_t i = 0; i < 24; ++i) {  // 24 records of 192 KiB
+    auto rec = EncodeRecord(MakeSynthSample({{3, 128, 128}, DType::kF32, 5, 0}, i), {});
+    ASSERT_TRUE(rec.ok());
+    ASSERT_TRUE((*writer)->Append(*rec).ok());
+  }
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto before = ShardReader::Open(*LocalStorage(), path);
+  ASSERT_TRUE(before.ok());
+  const IndexEntry damaged = (*before)->entry(13);
+  ASSERT_GT(damaged.offset, 2u << 20);
+  testing::FlipByte(path, static_cast<long>(damaged.offset + damaged.stored_size / 2));
+  auto reader = ShardReader::Open(*LocalStorage(), path);
+  ASSERT_TRUE(reader.ok());
+  const auto file_hash = (*reader)->HashFile();
+  ASSERT_TRUE(file_hash.ok());
+  std::vector<Status> read_problems, mapped_problems;
+  const auto read_hash = (*reader)->VerifyRecords(&read_problems);
+  auto map = MapForReading(path, (*reader)->file_size());
+  ASSERT_TRUE(map.ok()) << map.status().ToString();
+  const auto mapped_hash = (*reader)->VerifyRecords(&mapped_problems, *map);
+  ::munmap(const_cast<uint8_t*>(map->data()), map->size());
+  ASSERT_TRUE(read_hash.ok()) << read_hash.status().ToString();
+  ASSERT_TRUE(mapped_hash.ok()) << mapped_hash.status().ToString();
+  EXPECT_EQ(*read_hash, *file_hash);
+  EXPECT_EQ(*mapped_hash, *file_hash);
+  ASSERT_EQ(read_problems.size(), 1u);
+  ASSERT_EQ(mapped_problems.size(), 1u);
+  EXPECT_THAT(mapped_problems[0].message(), HasSubstr(path + ": record 13: checksum mismatch"));
+  EXPECT_EQ(mapped_problems[0].message(), read_problems[0].message());
 }
 
 TEST(Shard, UncompressedRecordWithHeaderLargerThanFourKiBReadsBack) {
