@@ -191,23 +191,22 @@ struct Landing {
 // its inode lock: two threads copying halves of a 108 MB shard took 0.034-0.039 s here, one took
 // 0.031 s). The source shard is mapped, and piece by piece of kLocalPieceBytes each piece is
 // written from the mapping with one pwrite at a 2 MiB boundary, then hashed where it landed,
-// through a mapping of the temporary file: one copy of every byte, as cp's copy_file_range makes
-// (reading into a buffer first made two: `stage --no-sync` of a 108 MB shard took 0.053 s that
-// way against 0.044 s mapped, and a 2.17 GB store 0.58-0.59 s against 0.45-0.50 s, warm), the
-// check covers the bytes as they landed, and the
-// page cache holds the staged shard in 2 MiB folios, each mapped by one page-table entry
-// (copy_file_range lands it through a pipe in 4 KiB pages, which cost an entry and a first-touch
-// fault each when mapped: on the 2-core VM the first epoch of a Loader on the staged store ran
-// 3-5x slower over such pages). Each mapped piece is populated (MADV_POPULATE_READ) before it is
-// touched, and a pwrite from a piece that vanished fails with EFAULT, so a
-// source cut short while it is copied is an error naming it, not a SIGBUS. A copied shard whose
-// hash matches the manifest stays under its temporary name until every copy has ended; then,
-// with sync, one syncfs makes all of them durable at once, and they are published (renamed),
-// also when another shard failed. A file's own fsync waits for a journal commit of its own: 68
-// shards of 32 MiB took 1.9-2.2 s to stage with one fsync each against 1.4-1.5 s with one
-// syncfs, and cp -r && sync 1.9-2.0 s. With sync, writeback is also started piece by piece
-// (sync_file_range), so the disk works while the copy goes on. A shard that fails its check, or
-// is cut short by another shard's error, has its temporary file removed.
+// through a mapping of the temporary file. That is one copy of every byte, as cp's
+// copy_file_range makes (reading into a buffer first made two: `stage --no-sync` of a 108 MB
+// shard took 0.053 s that way against 0.044 s mapped, and a 2.17 GB store 0.58-0.59 s against
+// 0.45-0.50 s, warm); the check covers the bytes as they landed; and the page cache holds the
+// staged shard in 2 MiB folios, each mapped by one page-table entry (copy_file_range lands it
+// through a pipe in 4 KiB pages, which cost an entry and a first-touch fault each when mapped: on
+// the 2-core VM the first epoch of a Loader on the staged store ran 3-5x slower over such pages).
+// Each mapped piece is populated (PopulateMapped) before it is touched, and a pwrite from a piece
+// that vanished fails with EFAULT, so a source cut short while it is copied is an error naming
+// it, not a SIGBUS. A copied shard whose hash matches the manifest stays under its temporary name
+// until every copy has ended; then, with sync, one syncfs makes all of them durable at once, and
+// they are published (renamed), also when another shard failed. A file's own fsync waits for a
+// journal commit of its own: 68 shards of 32 MiB took 1.9-2.2 s to stage with one fsync each
+// against 1.4-1.5 s with one syncfs, and cp -r && sync 1.9-2.0 s. With sync, writeback is also
+// started piece by piece (sync_file_range), so the disk works while the copy goes on. A shard
+// that fails its check, or is cut short by another shard's error, has its temporary file removed.
 constexpr uint64_t kLocalPieceBytes = 2 << 20;
 
 // A read-only shared mapping of a file's first bytes, unmapped when reset or destroyed.
