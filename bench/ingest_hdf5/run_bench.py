@@ -113,8 +113,10 @@ def main():
     # The read + write bound: the input read at the raw library rate, and the decoded output
     # written once by dd (with fsync on a disk, as tilestage syncs every shard; spread over the
     # cores on tmpfs).
-    fs_type = subprocess.run(["stat", "-f", "-c", "%T", args.work], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    # df names the type of the mount that holds the path (stat -f reports ext4 as "ext2/ext3",
+    # whose magic it shares; findmnt lists every mount stacked on the path's mount point).
+    fs_type = subprocess.run(["df", "--output=fstype", args.work], capture_output=True, text=True,
+                             check=True).stdout.split()[-1]
     on_disk = fs_type not in ("tmpfs", "ramfs")
     dd_out = os.path.join(args.work, "dd-write.bin")
     for rep in range(args.repeats):

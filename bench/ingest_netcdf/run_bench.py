@@ -227,8 +227,10 @@ def main():
     # tilestage fsyncs every shard, dd fsyncs too.
     out_bytes = results["tilestage_none"]["output"]["raw_bytes"]
     dd_out = os.path.join(args.out_dir, "dd-write.bin")
-    fs_type = subprocess.run(["stat", "-f", "-c", "%T", args.out_dir], capture_output=True,
-                             text=True, check=True).stdout.strip()
+    # df names the type of the mount that holds the path (stat -f reports ext4 as "ext2/ext3",
+    # whose magic it shares; findmnt lists every mount stacked on the path's mount point).
+    fs_type = subprocess.run(["df", "--output=fstype", args.out_dir], capture_output=True, text=True,
+                             check=True).stdout.split()[-1]
     on_disk = fs_type not in ("tmpfs", "ramfs")
     results["out_fs"] = fs_type
 
