@@ -106,8 +106,11 @@ def measure_store(tilestage, src, dst, rounds, cold):
     if cold:
         contenders["cat"] = (["cat"] + files, False)
     times = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, (cmd, sync_after) in contenders.items():
+    for round_index in range(rounds):
+        order = list(contenders.items())
+        if round_index % 2:
+            order.reverse()  # each contender runs after a different one every other round
+        for name, (cmd, sync_after) in order:
             shutil.rmtree(dst, ignore_errors=True)
             subprocess.run(["sync"], check=True)
             if cold:
