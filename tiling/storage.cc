@@ -91,7 +91,8 @@ bool WhollyInPageCache(int fd, uint64_t size) {
   return stat.cache >= (size + page - 1) / page;
 }
 
-Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t size) {
+Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t size,
+                                               bool huge_pages) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open", path, errno);
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
@@ -99,7 +100,7 @@ Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t
   ::close(fd);
   if (map == MAP_FAILED) return ErrnoStatus("map", path, map_errno);
   // Advice only: on a kernel without transparent huge pages the mapping works with small pages.
-  ::madvise(map, size, MADV_HUGEPAGE);
+  if (huge_pages) ::madvise(map, size, MADV_HUGEPAGE);
   return std::span<const uint8_t>(static_cast<const uint8_t*>(map), size);
 }
 

@@ -76,12 +76,14 @@ std::shared_ptr<Storage> LocalStorage();
 // Whether every page of the open file `fd` of `size` bytes is in the page cache, by cachestat(2)
 // (Linux 6.5): one walk over the file's cached folios. False where the kernel lacks the call.
 bool WhollyInPageCache(int fd, uint64_t size);
-// Maps the first `size` bytes of the local file `path` read-only and shared, advised for huge
-// pages: pages read into the page cache through the mapping then come in 2 MiB folios that one
-// page-table entry maps, where small folios cost an entry and a first-touch fault each 4 KiB.
-// An error naming the path when it cannot be opened or mapped (an empty file cannot be mapped).
-// The caller unmaps with munmap.
-Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t size);
+// Maps the first `size` bytes of the local file `path` read-only and shared, by default advised
+// for huge pages: pages read into the page cache through the mapping then come in 2 MiB folios
+// that one page-table entry maps, where small folios cost an entry and a first-touch fault each
+// 4 KiB. The bytes may reach past the file's end for a file still being written (touch only what
+// it holds). An error naming the path when it cannot be opened or mapped (an empty `size`
+// cannot be mapped). The caller unmaps with munmap.
+Result<std::span<const uint8_t>> MapForReading(const std::string& path, uint64_t size,
+                                               bool huge_pages = true);
 // Faults in `bytes`, part of a read-only mapping of the local file `path` that starts at `offset`
 // of the file, so that a file cut short since it was mapped is an error (TruncatedWhileMapped)
 // rather than the SIGBUS that touching the vanished bytes raises; another failed read is an
